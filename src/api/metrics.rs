@@ -1,0 +1,62 @@
+//! `/metrics` in the Prometheus text format.
+
+use super::Api;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use warp::hyper::{Body, Response};
+
+pub fn render(api: &Api) -> Response<Body> {
+    let mut s = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            s,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "pinless_calls_live",
+        "gauge",
+        "Calls held, transferring or bridged.",
+        api.registry.len() as u64,
+    );
+    metric(
+        "pinless_hold_streams",
+        "gauge",
+        "Hold-music streams being paced.",
+        api.pacer.streams.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_hold_packets_sent_total",
+        "counter",
+        "Hold-music RTP packets sent.",
+        api.pacer.packets_sent.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_hold_send_errors_total",
+        "counter",
+        "Hold-music RTP sends that failed.",
+        api.pacer.send_errors.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_pacer_late_slots_total",
+        "counter",
+        "Pacer slots served more than 5 ms late.",
+        api.pacer.late_slots.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_relay_packets_total",
+        "counter",
+        "RTP packets relayed between caller and room.",
+        api.relay.relayed.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_rtp_foreign_dropped_total",
+        "counter",
+        "RTP packets dropped for coming from an unlatched source.",
+        api.relay.dropped_foreign.load(Ordering::Relaxed),
+    );
+    Response::builder()
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Body::from(s))
+        .unwrap_or_default()
+}

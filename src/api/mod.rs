@@ -1,0 +1,134 @@
+//! The HTTP API (warp). Routing is done here by hand on the normalised
+//! path (repeated slashes collapsed, as clients build URLs by appending to
+//! a base that may end in `/`), so that every error has the same JSON
+//! shape. Handlers validate and authenticate, then call into `call`.
+
+mod auth;
+mod calls;
+mod metrics;
+mod reply;
+mod update;
+
+use crate::call::Registry;
+use crate::media::RelayStats;
+use crate::media::pacer::PacerStats;
+use bytes::{Buf, Bytes};
+use futures_util::StreamExt;
+use reply::{error, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
+use warp::hyper::Response;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the API handlers share.
+pub struct Api {
+    pub registry: Registry,
+    pub call_domain: String,
+    pub tokens: Vec<String>,
+    pub pacer: Arc<PacerStats>,
+    pub relay: Arc<RelayStats>,
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for the API on {addr}: {reason}")]
+pub struct ApiError {
+    pub addr: SocketAddr,
+    pub reason: String,
+}
+
+/// Binds `addr` and serves until `shutdown` resolves. Returns the bound
+/// address and the server future to spawn.
+pub fn serve(
+    api: Arc<Api>,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ApiError> {
+    let routes = warp::method()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::stream())
+        .then(
+            move |method: Method, path: warp::path::FullPath, auth: Option<String>, body| {
+                let api = api.clone();
+                async move {
+                    let body = match read_body(body).await {
+                        Ok(b) => b,
+                        Err(resp) => return resp,
+                    };
+                    dispatch(&api, method, path.as_str(), auth.as_deref(), body).await
+                }
+            },
+        );
+    warp::serve(routes)
+        .try_bind_with_graceful_shutdown(addr, shutdown)
+        .map_err(|e| ApiError {
+            addr,
+            reason: e.to_string(),
+        })
+}
+
+/// Reads a body up to `MAX_BODY`; a larger one gets 413 at once.
+async fn read_body<S, B>(mut stream: S) -> Result<Bytes, Response<warp::hyper::Body>>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk =
+            chunk.map_err(|_| error(StatusCode::BAD_REQUEST, "body could not be read"))?;
+        if out.len() + chunk.remaining() > MAX_BODY {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body larger than 65536 bytes",
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+async fn dispatch(
+    api: &Api,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Bytes,
+) -> Response<warp::hyper::Body> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Health and metrics answer without a token.
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) | (&Method::GET, ["readyz"]) => {
+            return json(StatusCode::OK, &serde_json::json!({ "status": "ok" }));
+        }
+        (&Method::GET, ["metrics"]) => return metrics::render(api),
+        _ => {}
+    }
+    let known = matches!(
+        segments.as_slice(),
+        ["v1", "dialin", "pinlessCallUpdate"] | ["v1", "calls"] | ["v1", "calls", _]
+    );
+    if !known {
+        return error(StatusCode::NOT_FOUND, "no such endpoint");
+    }
+    if !auth::authorized(&api.tokens, auth) {
+        return error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
+    }
+    match (method, segments.as_slice()) {
+        (Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => update::handle(api, &body).await,
+        (Method::GET, ["v1", "calls"]) => calls::list(api),
+        (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
+        (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
+        _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+    }
+}

@@ -1,0 +1,37 @@
+//! Calls: the sans-IO state machine (`machine`), the registry the API
+//! reads (`registry`), and the per-call driver task that runs the machine
+//! against SIP, media and webhooks (`driver`). `entries` matches an INVITE
+//! to its `[[dialin]]` entry.
+
+pub mod driver;
+pub mod entries;
+pub mod machine;
+pub mod registry;
+
+pub use entries::{Entries, Entry};
+pub use machine::{Machine, State, Transfer, UpdateRefused};
+pub use registry::{CallHandle, Registry};
+
+/// Id of a held call (`callId` in the webhook and API): a UUID, not the
+/// SIP Call-ID, so that it reveals nothing of the carrier's signalling.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct CallId(pub String);
+
+impl CallId {
+    pub fn new() -> Self {
+        CallId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl Default for CallId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,124 @@
+use super::*;
+
+fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_toml_with_env(
+        text,
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        false,
+    )
+}
+
+const ENTRY: &str = r#"
+[[dialin]]
+name_prefix = "support"
+sip_uri = "sip:support@127.0.0.1"
+room_creation_api = "http://127.0.0.1:9000/dialin"
+open = true
+"#;
+
+#[test]
+fn every_contract_key_parses() {
+    let text = r#"
+[node]
+call_domain = "node-a"
+state_dir = "./state"
+[sip]
+udp = "127.0.0.1:5060"
+tcp = "127.0.0.1:5060"
+tls = ""
+tls_cert = ""
+tls_key = ""
+public_host = "127.0.0.1"
+[media]
+public_ip = "127.0.0.1"
+rtp_port_min = 20000
+rtp_port_max = 29999
+[api]
+listen = "127.0.0.1:8080"
+bearer_tokens = ["dev-token"]
+[hold]
+music = "assets/hold.flac"
+max_hold_secs = 600
+[[dialin]]
+name_prefix = "support"
+phone_number = "+15551230000"
+sip_uri = "sip:support@127.0.0.1"
+room_creation_api = "http://127.0.0.1:9000/dialin"
+hmac = "c2VjcmV0LWtleS1mb3ItdGVzdHM="
+allowed_cidrs = ["203.0.113.0/24"]
+credentials = [{ username = "joe", password = "pw" }]
+open = false
+[limits]
+max_calls = 5000
+invites_per_sec_per_ip = 50
+"#;
+    let c = load(text, &[]).unwrap();
+    assert_eq!(c.node.call_domain.as_deref(), Some("node-a"));
+    assert_eq!(c.dialin.len(), 1);
+    assert_eq!(c.dialin[0].credentials[0].username, "joe");
+    assert_eq!(c.limits.invites_per_sec_per_ip, 50);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = load("[sip]\nudpp = \"127.0.0.1:5060\"\n", &[]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("udpp") && msg.contains("sip"), "{msg}");
+}
+
+#[test]
+fn bad_value_is_named() {
+    let err = load("[api]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("api.listen"), "{err}");
+    let err = load("[media]\nrtp_port_min = \"x\"\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("media.rtp_port_min"), "{err}");
+}
+
+#[test]
+fn env_overrides_nest_and_type() {
+    let c = load(
+        ENTRY,
+        &[
+            ("PINLESS_API__LISTEN", "127.0.0.1:9090"),
+            ("PINLESS_API__BEARER_TOKENS", r#"["a","b"]"#),
+            ("PINLESS_LIMITS__MAX_CALLS", "7"),
+            ("PINLESS_DIALIN__0__ANSWER_DELAY_MS", "250"),
+            ("OTHER_VAR", "ignored"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.api.listen, "127.0.0.1:9090");
+    assert_eq!(c.api.bearer_tokens, vec!["a", "b"]);
+    assert_eq!(c.limits.max_calls, 7);
+    assert_eq!(c.dialin[0].answer_delay_ms, 250);
+}
+
+#[test]
+fn env_override_with_unknown_key_fails() {
+    let err = load(ENTRY, &[("PINLESS_API__LISTN", "x")]).unwrap_err();
+    assert!(err.to_string().contains("listn"), "{err}");
+}
+
+#[test]
+fn builtin_defaults_are_valid_and_take_a_call() {
+    let c = Config::from_toml_with_env("", std::iter::empty(), true).unwrap();
+    assert_eq!(c.dialin.len(), 1);
+    assert_eq!(c.api.listen, "127.0.0.1:8080");
+}
+
+#[test]
+fn duplicate_numbers_and_bad_numbers_are_refused() {
+    let two = format!("{ENTRY}{}", ENTRY.replace("support", "sales"));
+    let err = load(&two.replace("sip:sales@", "sip:support@"), &[]).unwrap_err();
+    assert!(err.to_string().contains("dialin[1].sip_uri"), "{err}");
+    let err = load(&format!("{ENTRY}phone_number = \"5551234\"\n"), &[]).unwrap_err();
+    assert!(err.to_string().contains("dialin[0].phone_number"), "{err}");
+}
+
+#[test]
+fn cidr_parsing() {
+    assert!(parse_cidr("203.0.113.0/24").is_some());
+    assert!(parse_cidr("::1").is_some());
+    assert!(parse_cidr("203.0.113.0/33").is_none());
+    assert!(parse_cidr("nope").is_none());
+}

@@ -1,0 +1,165 @@
+//! Checks run once at load time, so that a bad config stops the gateway
+//! before it binds anything, with the key and the reason.
+
+use super::Config;
+use std::path::PathBuf;
+
+/// Why a configuration was refused. Every variant names the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    /// The file is not valid TOML.
+    #[error("config is not valid TOML: {reason}")]
+    Syntax { reason: String },
+    /// A key has a bad value or is unknown.
+    #[error("config key `{key}`: {reason}")]
+    Key { key: String, reason: String },
+    /// An environment override could not be applied.
+    #[error("environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+}
+
+impl ConfigError {
+    pub(crate) fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Semantic checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        Config::optional_addr("sip.udp", &self.sip.udp)?;
+        Config::optional_addr("sip.tcp", &self.sip.tcp)?;
+        Config::optional_addr("sip.tls", &self.sip.tls)?;
+        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() && self.sip.tls.is_empty() {
+            return Err(ConfigError::key("sip", "every SIP transport is disabled"));
+        }
+        if !self.sip.tls.is_empty() && (self.sip.tls_cert.is_empty() || self.sip.tls_key.is_empty())
+        {
+            return Err(ConfigError::key(
+                "sip.tls",
+                "tls needs tls_cert and tls_key",
+            ));
+        }
+        if self.sip.public_host.is_empty() {
+            return Err(ConfigError::key("sip.public_host", "must not be empty"));
+        }
+        self.media
+            .public_ip
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?;
+        if self.media.rtp_port_min == 0 || self.media.rtp_port_min > self.media.rtp_port_max {
+            return Err(ConfigError::key(
+                "media.rtp_port_min",
+                "must be non-zero and not above rtp_port_max",
+            ));
+        }
+        if self.media.rtp_port_max - self.media.rtp_port_min < 3 {
+            return Err(ConfigError::key(
+                "media.rtp_port_max",
+                "the range holds fewer than 4 ports",
+            ));
+        }
+        Config::optional_addr("api.listen", &self.api.listen)?
+            .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?;
+        if self.hold.max_hold_secs == 0 {
+            return Err(ConfigError::key("hold.max_hold_secs", "must be at least 1"));
+        }
+        if self.limits.max_calls == 0 {
+            return Err(ConfigError::key("limits.max_calls", "must be at least 1"));
+        }
+        if self.limits.invites_per_sec_per_ip == 0 {
+            return Err(ConfigError::key(
+                "limits.invites_per_sec_per_ip",
+                "must be at least 1",
+            ));
+        }
+        self.validate_dialin()
+    }
+
+    fn validate_dialin(&self) -> Result<(), ConfigError> {
+        let mut seen_numbers = std::collections::HashSet::new();
+        let mut seen_users = std::collections::HashSet::new();
+        let mut seen_names = std::collections::HashSet::new();
+        for (i, entry) in self.dialin.iter().enumerate() {
+            let key = |field: &str| format!("dialin[{i}].{field}");
+            if entry.name_prefix.is_empty()
+                || !entry
+                    .name_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::key(
+                    key("name_prefix"),
+                    "must be non-empty letters, digits, '-' or '_'",
+                ));
+            }
+            if !seen_names.insert(entry.name_prefix.clone()) {
+                return Err(ConfigError::key(
+                    key("name_prefix"),
+                    "used by another entry",
+                ));
+            }
+            if entry.phone_number.is_none() && entry.sip_uri.is_none() {
+                return Err(ConfigError::key(
+                    key("phone_number"),
+                    "an entry needs a phone_number or a sip_uri to match calls",
+                ));
+            }
+            if let Some(number) = &entry.phone_number {
+                let digits = number.strip_prefix('+').unwrap_or("");
+                if digits.is_empty()
+                    || !digits.chars().all(|c| c.is_ascii_digit())
+                    || digits.len() > 15
+                {
+                    return Err(ConfigError::key(
+                        key("phone_number"),
+                        "must be E.164, like +15551230000",
+                    ));
+                }
+                if !seen_numbers.insert(number.clone()) {
+                    return Err(ConfigError::key(
+                        key("phone_number"),
+                        "used by another entry",
+                    ));
+                }
+            }
+            if let Some(uri) = &entry.sip_uri {
+                let user = crate::sip::uri_user(uri).ok_or_else(|| {
+                    ConfigError::key(key("sip_uri"), "must be a sip: URI with a user part")
+                })?;
+                if !seen_users.insert(user.to_string()) {
+                    return Err(ConfigError::key(
+                        key("sip_uri"),
+                        "user part used by another entry",
+                    ));
+                }
+            }
+            let webhook = &entry.room_creation_api;
+            if !(webhook.starts_with("http://") || webhook.starts_with("https://")) {
+                return Err(ConfigError::key(
+                    key("room_creation_api"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if let Some(secret) = &entry.hmac {
+                crate::webhook::decode_secret(secret)
+                    .map_err(|reason| ConfigError::key(key("hmac"), reason))?;
+            }
+            for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
+                crate::config::parse_cidr(cidr).ok_or_else(|| {
+                    ConfigError::key(
+                        key(&format!("allowed_cidrs[{j}]")),
+                        "not a CIDR range like 203.0.113.0/24",
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+}

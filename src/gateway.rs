@@ -1,0 +1,185 @@
+//! Wires the layers together: loads the hold music, starts media, SIP, the
+//! API, and the loop that hands each new INVITE to a call driver.
+
+use crate::api::{self, Api, ApiError};
+use crate::call::driver::{self, Ctx};
+use crate::call::{Entries, Registry};
+use crate::config::{Config, ConfigError};
+use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
+use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
+use crate::webhook::{self, RetryPolicy, SecretError};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Why the gateway could not start. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Sip(#[from] StackError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// `state_dir` could not be used.
+    #[error("node.state_dir {path}: {reason}")]
+    State { path: String, reason: String },
+}
+
+/// A running gateway. Dropping it does not stop it; call `shutdown`.
+pub struct Gateway {
+    pub sip_udp: Option<SocketAddr>,
+    pub sip_tcp: Option<SocketAddr>,
+    pub api: SocketAddr,
+    pub call_domain: String,
+    pub registry: Registry,
+    stop: watch::Sender<bool>,
+}
+
+impl Gateway {
+    /// Starts everything the config describes.
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let call_domain = call_domain(&config)?;
+        let entries = Arc::new(Entries::load(&config.dialin, &config.node.state_dir)?);
+        let music = HoldLoop::load(&config.hold.music)?;
+        let ip = config
+            .media
+            .public_ip
+            .parse()
+            .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?;
+        let media = MediaEngine::start(
+            music,
+            ip,
+            config.media.rtp_port_min,
+            config.media.rtp_port_max,
+        )?;
+        let (stack, invites) = Stack::start(StackConfig {
+            udp: Config::optional_addr("sip.udp", &config.sip.udp)?,
+            tcp: Config::optional_addr("sip.tcp", &config.sip.tcp)?,
+            public_host: config.sip.public_host.clone(),
+            invite_queue: 1024,
+        })
+        .await?;
+        let registry = Registry::default();
+        let ctx = Arc::new(Ctx {
+            stack: stack.clone(),
+            webhooks: webhook::Sender::new(RetryPolicy::default()),
+            registry: registry.clone(),
+            call_domain: call_domain.clone(),
+            max_hold: Duration::from_secs(config.hold.max_hold_secs),
+            room_ring_timeout: Duration::from_secs(30),
+            media,
+        });
+        let api_state = Arc::new(Api {
+            registry: registry.clone(),
+            call_domain: call_domain.clone(),
+            tokens: config.api.bearer_tokens.clone(),
+            pacer: ctx.media.pacer_stats().clone(),
+            relay: ctx.media.relay_stats().clone(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let api_addr = Config::optional_addr("api.listen", &config.api.listen)?
+            .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?;
+        let mut api_stop = stopped.clone();
+        let (api_bound, server) = api::serve(api_state, api_addr, async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        })?;
+        tokio::spawn(server);
+        tokio::spawn(accept_loop(
+            ctx,
+            entries,
+            invites,
+            config.limits.max_calls,
+            stopped,
+        ));
+        tracing::info!(
+            udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), api = %api_bound, %call_domain,
+            "pinless is up"
+        );
+        Ok(Gateway {
+            sip_udp: stack.udp_addr(),
+            sip_tcp: stack.tcp_addr(),
+            api: api_bound,
+            call_domain,
+            registry,
+            stop,
+        })
+    }
+
+    /// Stops taking new calls and stops the API.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(
+    ctx: Arc<Ctx>,
+    entries: Arc<Entries>,
+    mut invites: mpsc::Receiver<IncomingInvite>,
+    max_calls: usize,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let invite = tokio::select! {
+            i = invites.recv() => match i { Some(i) => i, None => return },
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let info = &invite.info;
+        let user = info.to_user.as_deref().or(info.request_user.as_deref());
+        let Some(entry) = user.and_then(|u| entries.find(u)) else {
+            tracing::info!(to = %info.to_uri, from = %info.source, "INVITE matches no dial-in entry: 404");
+            invite.reject(404, None, &[]).await;
+            continue;
+        };
+        if ctx.registry.len() >= max_calls {
+            tracing::warn!(max_calls, "at capacity: 503");
+            invite
+                .reject(503, None, &[("Retry-After", "5".into())])
+                .await;
+            continue;
+        }
+        tokio::spawn(driver::run(ctx.clone(), entry, invite));
+    }
+}
+
+/// The node's `callDomain`: configured, or generated once into
+/// `state_dir/call_domain` and read back on every start.
+fn call_domain(config: &Config) -> Result<String, StartError> {
+    if let Some(d) = &config.node.call_domain {
+        return Ok(d.clone());
+    }
+    let dir = &config.node.state_dir;
+    let path = dir.join("call_domain");
+    let err = |e: std::io::Error| StartError::State {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        Ok(_) => Err(StartError::State {
+            path: path.display().to_string(),
+            reason: "file is empty; delete it to generate a new call domain".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            write_file(dir, &path, &id).map_err(err)?;
+            Ok(id)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn write_file(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,26 @@
+//! pinless: a pinless dial-in hold-and-transfer SIP gateway.
+//!
+//! Map of the crate, one direction of dependency, top to bottom:
+//!
+//! - [`gateway`]: wires everything together; `Gateway::start` is the entry
+//!   point that `main.rs` and the tests call.
+//! - [`api`] (warp): the HTTP API. Validates, authenticates, then calls
+//!   into `call`.
+//! - [`webhook`]: signing (pure) and delivery with retries.
+//! - [`call`]: the call registry and the sans-IO call state machine; one
+//!   driver task per call runs the machine and performs its actions.
+//! - [`sip`]: the SIP stack on ezk: incoming INVITEs, outgoing room legs,
+//!   dialogs, SDP.
+//! - [`media`]: hold music, the RTP pacer thread, the relay.
+//! - [`config`]: the one configuration struct, loaded and validated once.
+
+pub mod api;
+pub mod call;
+pub mod config;
+pub mod gateway;
+pub mod media;
+pub mod sip;
+pub mod webhook;
+
+pub use config::Config;
+pub use gateway::{Gateway, StartError};

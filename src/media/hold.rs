@@ -1,0 +1,217 @@
+//! The hold-music loop: decoded once at start-up (any format symphonia
+//! reads, any rate or channel count), mixed to mono, resampled to 8 kHz
+//! and pre-encoded to PCMU and PCMA 20 ms frames shared by every call.
+//! Per call, playing hold music is then a copy of 160 bytes per packet.
+
+use super::g711::Law;
+use super::rtp::SAMPLES_PER_PACKET;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::errors::Error as SymErr;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+const OUT_RATE: u32 = 8000;
+const FRAME: usize = SAMPLES_PER_PACKET as usize;
+/// Half-width, in input samples at the cut-off scale, of the resampling
+/// kernel. 16 keeps the stop-band well down for hold music.
+const TAPS: i64 = 16;
+
+/// Why the hold music could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error("hold.music {path}: cannot open: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("hold.music {path}: cannot decode: {reason}")]
+    Decode { path: PathBuf, reason: String },
+    #[error("hold.music {path}: no audio in the file")]
+    Empty { path: PathBuf },
+}
+
+/// The encoded loop, shared by all calls.
+#[derive(Debug, Clone)]
+pub struct HoldLoop {
+    pcmu: Arc<[u8]>,
+    pcma: Arc<[u8]>,
+    frames: u32,
+}
+
+impl HoldLoop {
+    /// Decodes `path` and prepares the loop.
+    pub fn load(path: &Path) -> Result<HoldLoop, HoldError> {
+        let (mono, rate) = decode_mono(path)?;
+        if mono.is_empty() || rate == 0 {
+            return Err(HoldError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Self::from_samples(&mono, rate))
+    }
+
+    /// Builds the loop from mono samples in [-1, 1] at `rate` Hz.
+    pub fn from_samples(mono: &[f32], rate: u32) -> HoldLoop {
+        let pcm = resample_loop(mono, rate);
+        let encode = |law: Law| -> Arc<[u8]> { pcm.iter().map(|s| law.encode(*s)).collect() };
+        HoldLoop {
+            frames: (pcm.len() / FRAME) as u32,
+            pcmu: encode(Law::Mu),
+            pcma: encode(Law::A),
+        }
+    }
+
+    /// Number of 20 ms frames in the loop (at least one).
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// Frame `index` (taken modulo the loop) in the given law: 160 bytes.
+    pub fn frame(&self, law: Law, index: u32) -> &[u8] {
+        let start = (index % self.frames) as usize * FRAME;
+        let all = match law {
+            Law::Mu => &self.pcmu,
+            Law::A => &self.pcma,
+        };
+        &all[start..start + FRAME]
+    }
+}
+
+fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
+    let err_open = |reason: String| HoldError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let err_decode = |reason: String| HoldError::Decode {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err_open(e.to_string()))?;
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| err_open(e.to_string()))?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| err_decode("no audio track".into()))?;
+    let track_id = track.id;
+    let mut rate = track.codec_params.sample_rate.unwrap_or(0);
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| err_decode(e.to_string()))?;
+
+    let mut mono = Vec::new();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            Err(SymErr::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymErr::ResetRequired) => break,
+            Err(e) => return Err(err_decode(e.to_string())),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(d) => d,
+            // A corrupt packet is skipped, as players do.
+            Err(SymErr::DecodeError(_)) => continue,
+            Err(e) => return Err(err_decode(e.to_string())),
+        };
+        let spec = *decoded.spec();
+        rate = spec.rate;
+        let channels = spec.channels.count().max(1);
+        let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        buf.copy_interleaved_ref(decoded);
+        for frame in buf.samples().chunks(channels) {
+            mono.push(frame.iter().sum::<f32>() / channels as f32);
+        }
+    }
+    Ok((mono, rate))
+}
+
+/// Resamples a loop to 8 kHz with a windowed-sinc kernel, wrapping around
+/// the ends so the loop stays seamless, and stretches it by a fraction of
+/// a percent so that it holds a whole number of 20 ms frames.
+fn resample_loop(input: &[f32], rate: u32) -> Vec<i16> {
+    let n_in = input.len() as i64;
+    let ideal = input.len() as f64 * OUT_RATE as f64 / rate as f64;
+    let n_out = ((ideal / FRAME as f64).round().max(1.0) as usize) * FRAME;
+    let step = n_in as f64 / n_out as f64; // input samples per output sample
+    // Low-pass at 0.45 of the lower of the two rates.
+    let cutoff = 0.45 * (OUT_RATE.min(rate) as f64) / rate as f64; // cycles per input sample
+    let half = (TAPS as f64 / (2.0 * cutoff)).ceil() as i64;
+    let peak = input.iter().fold(0f32, |m, s| m.max(s.abs())).max(1e-9);
+    // Normalise so that quiet files still sound on a phone, loud ones don't clip.
+    let gain = (0.7 / peak as f64).min(8.0);
+    (0..n_out)
+        .map(|i| {
+            let t = i as f64 * step;
+            let centre = t.floor() as i64;
+            let mut acc = 0.0;
+            for k in centre - half..=centre + half {
+                let d = t - k as f64;
+                let x = 2.0 * cutoff * d;
+                let sinc = if x.abs() < 1e-12 {
+                    1.0
+                } else {
+                    (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
+                };
+                let w = 0.5 + 0.5 * (std::f64::consts::PI * d / (half as f64 + 1.0)).cos();
+                acc += input[k.rem_euclid(n_in) as usize] as f64 * 2.0 * cutoff * sinc * w;
+            }
+            (acc * gain * 32767.0).clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tone_keeps_its_pitch_and_level_across_rates() {
+        for rate in [8000u32, 16000, 44100, 48000] {
+            let n = rate as usize; // one second
+            let tone: Vec<f32> = (0..n)
+                .map(|i| (2.0 * std::f32::consts::PI * 400.0 * i as f32 / rate as f32).sin() * 0.5)
+                .collect();
+            let out = resample_loop(&tone, rate);
+            assert_eq!(out.len(), 8000, "rate {rate}");
+            // Count zero crossings: 400 Hz → 800 per second.
+            let crossings = out.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+            assert!((790..=810).contains(&crossings), "rate {rate}: {crossings}");
+            let peak = out.iter().map(|s| (*s as i32).abs()).max().unwrap();
+            assert!(peak > 20000 && peak < 24500, "rate {rate}: peak {peak}");
+        }
+    }
+
+    #[test]
+    fn bundled_music_decodes_to_whole_frames() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/hold.flac");
+        let hold = HoldLoop::load(&path).unwrap();
+        assert!(hold.frames() >= 50 * 10, "at least ten seconds");
+        let f = hold.frame(Law::Mu, 123);
+        assert_eq!(f.len(), 160);
+        assert!(f.iter().any(|b| *b != 0xFF), "not silence");
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = HoldLoop::load(Path::new("/nonexistent/hold.flac")).unwrap_err();
+        assert!(err.to_string().contains("hold.music"));
+    }
+}

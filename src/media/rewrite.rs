@@ -1,0 +1,174 @@
+//! Sans-IO header rewriting for the room → caller direction, so that the
+//! caller sees one continuous stream (SSRC, sequence, timestamp) across
+//! the switch from hold music to the room, and across a room that changes
+//! its own SSRC.
+
+use super::pacer::StreamState;
+use super::rtp::{Header, SAMPLES_PER_PACKET};
+use std::time::Instant;
+
+/// Maps incoming room headers onto the caller's outgoing stream.
+#[derive(Debug, Clone)]
+pub struct Rewriter {
+    ssrc: u32,
+    /// Where the caller's stream continues from if a (re)base happens now.
+    resume: Resume,
+    base: Option<Base>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    next_sequence: u16,
+    /// Timestamp of the last packet sent to the caller, and when it left.
+    last: Option<(u32, Instant)>,
+    next_timestamp: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Base {
+    in_ssrc: u32,
+    in_sequence: u16,
+    in_timestamp: u32,
+    out_sequence: u16,
+    out_timestamp: u32,
+}
+
+impl Rewriter {
+    /// Continues the stream the pacer left at `state`.
+    pub fn new(state: StreamState) -> Self {
+        Self {
+            ssrc: state.ssrc,
+            resume: Resume {
+                next_sequence: state.next_sequence,
+                last: state
+                    .last_sent
+                    .map(|at| (state.next_timestamp.wrapping_sub(SAMPLES_PER_PACKET), at)),
+                next_timestamp: state.next_timestamp,
+            },
+            base: None,
+        }
+    }
+
+    /// The header to send to the caller for a room packet with header `h`
+    /// received at `now`. The payload type is left for the caller to set.
+    pub fn rewrite(&mut self, h: &Header, now: Instant) -> Header {
+        let base = match self.base {
+            Some(b) if b.in_ssrc == h.ssrc => b,
+            _ => {
+                // First packet, or the room changed SSRC: continue from where
+                // the caller's stream stands, advancing the timestamp by the
+                // time that passed so the caller's jitter buffer stays sane.
+                let out_timestamp = match self.resume.last {
+                    Some((ts, at)) => {
+                        let elapsed = now.saturating_duration_since(at).as_millis() as u32;
+                        ts.wrapping_add(elapsed.max(20) * 8)
+                    }
+                    None => self.resume.next_timestamp,
+                };
+                let b = Base {
+                    in_ssrc: h.ssrc,
+                    in_sequence: h.sequence,
+                    in_timestamp: h.timestamp,
+                    out_sequence: self.resume.next_sequence,
+                    out_timestamp,
+                };
+                self.base = Some(b);
+                return self.emit(h, b, true, now);
+            }
+        };
+        self.emit(h, base, h.marker, now)
+    }
+
+    fn emit(&mut self, h: &Header, b: Base, marker: bool, now: Instant) -> Header {
+        let sequence = b
+            .out_sequence
+            .wrapping_add(h.sequence.wrapping_sub(b.in_sequence));
+        let timestamp = b
+            .out_timestamp
+            .wrapping_add(h.timestamp.wrapping_sub(b.in_timestamp));
+        // Only move forward: a late packet must not pull the resume point back.
+        let ahead = sequence.wrapping_sub(self.resume.next_sequence) < 0x8000;
+        if ahead {
+            self.resume.next_sequence = sequence.wrapping_add(1);
+            self.resume.last = Some((timestamp, now));
+        }
+        Header {
+            marker,
+            payload_type: h.payload_type,
+            sequence,
+            timestamp,
+            ssrc: self.ssrc,
+        }
+    }
+
+    /// Where the caller's stream stands, to hand back to the pacer.
+    pub fn state(&self) -> StreamState {
+        StreamState {
+            ssrc: self.ssrc,
+            next_sequence: self.resume.next_sequence,
+            next_timestamp: self
+                .resume
+                .last
+                .map(|(ts, _)| ts.wrapping_add(SAMPLES_PER_PACKET))
+                .unwrap_or(self.resume.next_timestamp),
+            last_sent: self.resume.last.map(|(_, at)| at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn room(seq: u16, ts: u32, ssrc: u32) -> Header {
+        Header {
+            marker: false,
+            payload_type: 0,
+            sequence: seq,
+            timestamp: ts,
+            ssrc,
+        }
+    }
+
+    #[test]
+    fn continues_the_hold_stream() {
+        let t0 = Instant::now();
+        let state = StreamState {
+            ssrc: 42,
+            next_sequence: 1000,
+            next_timestamp: 16_000,
+            last_sent: Some(t0),
+        };
+        let mut r = Rewriter::new(state);
+        let a = r.rewrite(&room(60_000, 9_999_000, 7), t0 + Duration::from_millis(20));
+        assert_eq!(
+            (a.ssrc, a.sequence, a.timestamp, a.marker),
+            (42, 1000, 16_000, true)
+        );
+        let b = r.rewrite(&room(60_001, 9_999_160, 7), t0 + Duration::from_millis(40));
+        assert_eq!((b.sequence, b.timestamp, b.marker), (1001, 16_160, false));
+        // Sequence wrap on the room side maps straight through.
+        let mut r2 = Rewriter::new(state);
+        r2.rewrite(&room(65_535, 0, 7), t0);
+        assert_eq!(r2.rewrite(&room(0, 160, 7), t0).sequence, 1001);
+    }
+
+    #[test]
+    fn a_new_room_ssrc_rebases_without_a_jump_back() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::new(StreamState {
+            ssrc: 1,
+            next_sequence: 10,
+            next_timestamp: 1600,
+            last_sent: None,
+        });
+        r.rewrite(&room(500, 80_000, 7), t0);
+        let x = r.rewrite(&room(501, 80_160, 7), t0 + Duration::from_millis(20));
+        let y = r.rewrite(&room(3, 40, 8), t0 + Duration::from_millis(100));
+        assert_eq!(y.sequence, x.sequence.wrapping_add(1));
+        assert_eq!(y.timestamp, x.timestamp + 80 * 8);
+        assert!(y.marker);
+        assert_eq!(r.state().next_sequence, y.sequence.wrapping_add(1));
+    }
+}

@@ -1,0 +1,279 @@
+//! One call's media, driven by a small task on the media runtime: it
+//! latches the caller's real RTP source (NAT), and once bridged relays RTP
+//! both ways (PCMU↔PCMA converted, telephone-events passed through with
+//! their payload type mapped), keeping the caller's stream continuous.
+
+use super::g711::{Law, transcode};
+use super::pacer::{NewStream, Pacer, StreamState};
+use super::ports::RtpSocket;
+use super::rewrite::Rewriter;
+use super::rtp;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// What one leg negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegCodec {
+    pub law: Law,
+    pub payload_type: u8,
+    /// RFC 4733 telephone-event payload type, if the leg offered it.
+    pub event_payload_type: Option<u8>,
+}
+
+/// Relay counters, for `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub relayed: AtomicU64,
+    pub dropped_foreign: AtomicU64,
+}
+
+enum Command {
+    Bridge {
+        room: RtpSocket,
+        remote: SocketAddr,
+        codec: LegCodec,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The handle the call driver holds. Dropping it stops the call's media
+/// within a pacer slot (1 ms) and frees its ports.
+pub struct CallMedia {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+pub(super) struct Start {
+    pub id: u64,
+    pub caller: RtpSocket,
+    pub remote: SocketAddr,
+    pub codec: LegCodec,
+    pub pacer: Pacer,
+    pub ssrc: u32,
+    pub stats: Arc<RelayStats>,
+}
+
+impl CallMedia {
+    pub(super) fn start(rt: &tokio::runtime::Handle, s: Start) -> std::io::Result<CallMedia> {
+        let sender = Arc::new(s.caller.socket.try_clone()?);
+        s.pacer.add(NewStream {
+            id: s.id,
+            socket: sender,
+            remote: s.remote,
+            law: s.codec.law,
+            payload_type: s.codec.payload_type,
+            state: StreamState {
+                ssrc: s.ssrc,
+                next_sequence: rand::random(),
+                next_timestamp: rand::random(),
+                last_sent: None,
+            },
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        rt.spawn(run(s, rx));
+        Ok(CallMedia { tx })
+    }
+
+    /// Switches the caller from music to the room: the pacer lets go of the
+    /// stream and relaying starts. Resolves once the switch is done.
+    pub async fn bridge(&self, room: RtpSocket, remote: SocketAddr, codec: LegCodec) -> bool {
+        let (done, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Bridge {
+            room,
+            remote,
+            codec,
+            done,
+        });
+        sent.is_ok() && rx.await.is_ok()
+    }
+}
+
+struct Bridge {
+    socket: Arc<UdpSocket>,
+    remote: SocketAddr,
+    latched: bool,
+    codec: LegCodec,
+    rewriter: Rewriter,
+}
+
+async fn recv_from_room(
+    bridge: &Option<Bridge>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match bridge {
+        Some(b) => b.socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(s: Start, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let Ok(caller) = UdpSocket::from_std(s.caller.socket) else {
+        s.pacer.remove(s.id).await;
+        return;
+    };
+    let caller_codec = s.codec;
+    let mut remote = s.remote;
+    let mut latched = false;
+    let mut held = true;
+    let mut bridge: Option<Bridge> = None;
+    let mut from_caller = [0u8; 2048];
+    let mut from_room = [0u8; 2048];
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Command::Bridge { room, remote: room_remote, codec, done }) => {
+                    let Ok(socket) = UdpSocket::from_std(room.socket) else { continue };
+                    let state = if held { s.pacer.remove(s.id).await } else { None };
+                    held = false;
+                    let state = state.unwrap_or(StreamState {
+                        ssrc: s.ssrc,
+                        next_sequence: rand::random(),
+                        next_timestamp: rand::random(),
+                        last_sent: None,
+                    });
+                    bridge = Some(Bridge {
+                        socket: Arc::new(socket),
+                        remote: room_remote,
+                        latched: false,
+                        codec,
+                        rewriter: Rewriter::new(state),
+                    });
+                    let _ = done.send(());
+                }
+                None => break,
+            },
+            got = caller.recv_from(&mut from_caller) => {
+                let Ok((n, src)) = got else { continue };
+                if !latched {
+                    // Latch to where the caller really sends from (NAT);
+                    // from then on, RTP from anyone else is dropped.
+                    latched = true;
+                    if src != remote {
+                        remote = src;
+                        if held {
+                            s.pacer.set_remote(s.id, src);
+                        }
+                    }
+                } else if src != remote {
+                    s.stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Some(b) = &bridge {
+                    let packet = &mut from_caller[..n];
+                    if map_payload(packet, caller_codec, b.codec) {
+                        let _ = b.socket.send_to(packet, b.remote).await;
+                        s.stats.relayed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            got = recv_from_room(&bridge, &mut from_room) => {
+                let Ok((n, src)) = got else { continue };
+                let Some(b) = bridge.as_mut() else { continue };
+                if !b.latched {
+                    b.latched = true;
+                    b.remote = src;
+                } else if src != b.remote {
+                    s.stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let packet = &mut from_room[..n];
+                let Some((header, _)) = rtp::parse(packet) else { continue };
+                if !map_payload(packet, b.codec, caller_codec) {
+                    continue;
+                }
+                let mut out = b.rewriter.rewrite(&header, Instant::now());
+                out.payload_type = packet[1] & 0x7F;
+                out.rewrite(packet);
+                let _ = caller.send_to(packet, remote).await;
+                s.stats.relayed.fetch_add(1, Ordering::Relaxed);
+            },
+        }
+    }
+    if held {
+        s.pacer.remove(s.id).await;
+    }
+}
+
+/// Rewrites `packet`'s payload type (and payload, for audio in another
+/// law) from leg `from` to leg `to`. Returns false for packets to drop:
+/// not RTP, or a payload type the other leg did not negotiate.
+fn map_payload(packet: &mut [u8], from: LegCodec, to: LegCodec) -> bool {
+    let Some((header, payload)) = rtp::parse(packet) else {
+        return false;
+    };
+    let pt = if header.payload_type == from.payload_type {
+        transcode(&mut packet[payload], from.law, to.law);
+        to.payload_type
+    } else if Some(header.payload_type) == from.event_payload_type {
+        match to.event_payload_type {
+            Some(pt) => pt,
+            None => return false,
+        }
+    } else if let Some(law) = Law::from_payload_type(header.payload_type) {
+        // A static G.711 type the leg did not pick but sent anyway.
+        transcode(&mut packet[payload], law, to.law);
+        to.payload_type
+    } else {
+        return false;
+    };
+    packet[1] = (packet[1] & 0x80) | pt;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::g711::{alaw_encode, ulaw_decode, ulaw_encode};
+
+    fn packet(pt: u8, payload: &[u8]) -> Vec<u8> {
+        let mut head = [0u8; rtp::HEADER_LEN];
+        rtp::Header {
+            marker: false,
+            payload_type: pt,
+            sequence: 1,
+            timestamp: 2,
+            ssrc: 3,
+        }
+        .write(&mut head);
+        [&head[..], payload].concat()
+    }
+
+    const MU: LegCodec = LegCodec {
+        law: Law::Mu,
+        payload_type: 0,
+        event_payload_type: Some(101),
+    };
+    const A: LegCodec = LegCodec {
+        law: Law::A,
+        payload_type: 8,
+        event_payload_type: Some(96),
+    };
+
+    #[test]
+    fn audio_is_transcoded_and_events_remapped() {
+        let mut p = packet(0, &[ulaw_encode(1000), ulaw_encode(-1000)]);
+        assert!(map_payload(&mut p, MU, A));
+        assert_eq!(p[1] & 0x7F, 8);
+        let via = |s: i16| alaw_encode(ulaw_decode(ulaw_encode(s)));
+        assert_eq!(&p[12..], &[via(1000), via(-1000)][..]);
+        let mut e = packet(101, &[5, 0x80, 0, 160]);
+        assert!(map_payload(&mut e, MU, A));
+        assert_eq!(e[1] & 0x7F, 96);
+        assert_eq!(&e[12..], &[5, 0x80, 0, 160]);
+    }
+
+    #[test]
+    fn unknown_or_unnegotiated_types_are_dropped() {
+        let mut p = packet(18, &[1, 2]);
+        assert!(!map_payload(&mut p, MU, A));
+        let no_events = LegCodec {
+            event_payload_type: None,
+            ..A
+        };
+        let mut e = packet(101, &[5, 0x80, 0, 160]);
+        assert!(!map_payload(&mut e, MU, no_events));
+    }
+}

@@ -1,0 +1,223 @@
+//! An established leg (a confirmed dialog), whichever side began it: it
+//! answers what the peer sends inside the dialog and can hang up.
+
+use super::layer::{DialogKey, Inbound, Shared, reply};
+use bytes::Bytes;
+use ezk_sip_core::Endpoint;
+use ezk_sip_core::transaction::Accepted;
+use ezk_sip_core::transaction::consts::{T1, T2};
+use ezk_sip_core::transport::TargetTransportInfo;
+use ezk_sip_core::{IncomingRequest, Request};
+use ezk_sip_types::uri::SipUri;
+use ezk_sip_types::{Method, Name, StatusCode};
+use rand::Rng;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A random tag for From/To headers.
+pub(crate) fn random_tag() -> String {
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect()
+}
+
+/// What happened on a leg that its owner must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// The peer hung up (its BYE was answered 200).
+    Bye,
+    /// Our 2xx was never acknowledged: the dialog is dead.
+    AckTimeout,
+}
+
+pub(crate) struct LegSetup {
+    pub endpoint: Endpoint,
+    pub shared: Arc<Shared>,
+    pub key: DialogKey,
+    /// Our side, printed (`<sip:…>;tag=…`): From of our requests.
+    pub local_from: String,
+    /// Their side, printed with tag: To of our requests.
+    pub remote_to: String,
+    pub remote_target: SipUri,
+    pub route_set: Vec<String>,
+    /// Last CSeq we used.
+    pub cseq: u32,
+    pub target: TargetTransportInfo,
+    pub contact: String,
+    /// What we answer a re-INVITE with: media stays as it is.
+    pub local_sdp: String,
+    pub rx: mpsc::UnboundedReceiver<Inbound>,
+}
+
+/// A confirmed dialog with a peer.
+pub struct Leg {
+    s: LegSetup,
+    ack_tx: Option<oneshot::Sender<()>>,
+    ended: bool,
+}
+
+impl Leg {
+    pub(crate) fn new(setup: LegSetup) -> Self {
+        Self {
+            s: setup,
+            ack_tx: None,
+            ended: false,
+        }
+    }
+
+    /// Call-ID of this leg's dialog.
+    pub fn call_id(&self) -> &str {
+        &self.s.key.call_id
+    }
+
+    /// A receiver that fires when the ACK of our 2xx arrives.
+    pub(crate) fn expect_ack(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.ack_tx = Some(tx);
+        rx
+    }
+
+    /// Waits for the next event the owner must act on. Everything else in
+    /// the dialog (ACK, re-INVITE refreshes, INFO, OPTIONS…) is answered
+    /// here. After `Bye` or `AckTimeout` it never resolves again.
+    pub async fn next_event(&mut self) -> LegEvent {
+        loop {
+            if self.ended {
+                std::future::pending::<()>().await;
+            }
+            let Some(inbound) = self.s.rx.recv().await else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let request = match inbound {
+                Inbound::AckTimeout => {
+                    self.ended = true;
+                    return LegEvent::AckTimeout;
+                }
+                Inbound::Request(r) => r,
+            };
+            match request.line.method {
+                Method::ACK => {
+                    if let Some(tx) = self.ack_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Method::BYE => {
+                    self.ended = true;
+                    reply(&self.s.endpoint, request, 200, None).await;
+                    return LegEvent::Bye;
+                }
+                Method::INVITE => self.answer_reinvite(request).await,
+                Method::INFO | Method::OPTIONS | Method::UPDATE | Method::NOTIFY => {
+                    reply(&self.s.endpoint, request, 200, None).await
+                }
+                _ => reply(&self.s.endpoint, request, 405, None).await,
+            }
+        }
+    }
+
+    /// A re-INVITE (session refresh, hold/unhold): answer with the SDP we
+    /// already gave; media keeps flowing where it flows.
+    async fn answer_reinvite(&mut self, mut request: IncomingRequest) {
+        let endpoint = self.s.endpoint.clone();
+        let mut response = endpoint.create_response(&request, StatusCode::OK, None);
+        response
+            .msg
+            .headers
+            .insert(Name::CONTACT, self.s.contact.clone());
+        response
+            .msg
+            .headers
+            .insert(Name::CONTENT_TYPE, "application/sdp");
+        response.msg.body = Bytes::from(self.s.local_sdp.clone().into_bytes());
+        let reliable = !request.tp_info.transport.is_udp();
+        let tsx = endpoint.create_server_inv_tsx(&mut request);
+        match tsx.respond_success(response).await {
+            Ok(accepted) => {
+                let ack = self.expect_ack();
+                if let Some(tx) = self.s.shared.dialogs.get(&self.s.key).map(|t| t.clone()) {
+                    spawn_2xx_retransmit(accepted, reliable, ack, tx);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "re-INVITE answer not sent"),
+        }
+    }
+
+    fn request(&mut self, method: Method) -> Request {
+        self.s.cseq = self.s.cseq.wrapping_add(1);
+        let mut request = Request::new(method.clone(), self.s.remote_target.clone());
+        let h = &mut request.headers;
+        h.insert(Name::FROM, self.s.local_from.clone());
+        h.insert(Name::TO, self.s.remote_to.clone());
+        h.insert(Name::CALL_ID, self.s.key.call_id.clone());
+        h.insert(Name::CSEQ, format!("{} {method}", self.s.cseq));
+        h.insert(Name::MAX_FORWARDS, "70");
+        for route in &self.s.route_set {
+            h.insert(Name::ROUTE, route.clone());
+        }
+        request
+    }
+
+    /// Hangs up: sends BYE in the background and forgets the dialog. The
+    /// BYE's own transaction retransmits it over UDP.
+    pub fn hangup(mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let request = self.request(Method::BYE);
+        let endpoint = self.s.endpoint.clone();
+        let mut target = TargetTransportInfo {
+            via_host_port: self.s.target.via_host_port.clone(),
+            transport: self.s.target.transport.clone(),
+        };
+        tokio::spawn(async move {
+            match endpoint.send_request(request, &mut target).await {
+                Ok(mut tsx) => {
+                    if let Err(e) = tsx.receive_final().await {
+                        tracing::debug!(error = %e, "BYE not answered");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "BYE not sent"),
+            }
+        });
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        self.s.shared.dialogs.remove(&self.s.key);
+    }
+}
+
+/// Retransmits our 2xx over UDP (T1, doubling to T2) until the ACK comes;
+/// after 64·T1 without one, tells the leg its dialog is dead.
+pub(crate) fn spawn_2xx_retransmit(
+    mut accepted: Accepted,
+    reliable: bool,
+    mut ack: oneshot::Receiver<()>,
+    leg: mpsc::UnboundedSender<Inbound>,
+) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + T1 * 64;
+        let mut interval = T1;
+        loop {
+            let wait = if reliable { T1 * 64 } else { interval };
+            tokio::select! {
+                // The ACK came, or the leg is gone and nobody waits for it.
+                _ = &mut ack => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = leg.send(Inbound::AckTimeout);
+                return;
+            }
+            if !reliable {
+                let _ = accepted.retransmit().await;
+                interval = (interval * 2).min(T2);
+            }
+        }
+    });
+}

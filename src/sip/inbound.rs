@@ -1,0 +1,282 @@
+//! An INVITE we received: 100 Trying is sent on arrival; the application
+//! then rings, rejects or answers it. A CANCEL before the answer is
+//! reported through `cancelled()`; the owner then answers 487.
+
+use super::dialog::{Leg, LegSetup, random_tag, spawn_2xx_retransmit};
+use super::headers::custom_headers;
+use super::layer::{DialogKey, Shared};
+use super::stack::Stack;
+use bytes::Bytes;
+use bytesstr::BytesStr;
+use ezk_sip_core::transaction::ServerInvTsx;
+use ezk_sip_core::transport::{OutgoingResponse, TargetTransportInfo};
+use ezk_sip_core::{Endpoint, IncomingRequest};
+use ezk_sip_types::header::typed::{Contact, FromTo, Routing};
+use ezk_sip_types::print::AppendCtx;
+use ezk_sip_types::uri::SipUriUserPart;
+use ezk_sip_types::{Name, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the application needs to know of an incoming INVITE.
+#[derive(Debug, Clone)]
+pub struct InviteInfo {
+    /// Where the INVITE came from (IP and port).
+    pub source: SocketAddr,
+    /// "udp" or "tcp".
+    pub transport: &'static str,
+    pub call_id: String,
+    /// The To URI as text, and its user part.
+    pub to_uri: String,
+    pub to_user: Option<String>,
+    /// The From URI as text, and its user part.
+    pub from_uri: String,
+    pub from_user: Option<String>,
+    /// User part of the Request-URI.
+    pub request_user: Option<String>,
+    /// `X-…` and `User-to-User` headers, in order, as received.
+    pub custom_headers: Vec<(String, String)>,
+    /// Every header as received (name, value), for tests and tracing.
+    pub all_headers: Vec<(String, String)>,
+    /// The SDP offer (may be empty).
+    pub sdp: Bytes,
+}
+
+/// An INVITE not yet answered.
+pub struct IncomingInvite {
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+    request: IncomingRequest,
+    /// Taken when the final response goes out.
+    tsx: Option<ServerInvTsx>,
+    local_tag: String,
+    branch: String,
+    cancel_rx: oneshot::Receiver<()>,
+    cancelled: bool,
+    pub info: InviteInfo,
+}
+
+impl IncomingInvite {
+    /// Takes a new INVITE off the wire: sends 100 Trying and registers it
+    /// for CANCEL. Gives the request back if it lacks what a dialog needs.
+    pub(crate) async fn new(
+        endpoint: Endpoint,
+        shared: Arc<Shared>,
+        mut request: IncomingRequest,
+    ) -> Result<Self, Box<IncomingRequest>> {
+        if request.headers.get_named::<Contact>().is_err() {
+            return Err(Box::new(request));
+        }
+        let info = info_of(&request);
+        let branch = request.tsx_key.branch().to_string();
+        let mut tsx = endpoint.create_server_inv_tsx(&mut request);
+        let mut trying = endpoint.create_response(&request, StatusCode::TRYING, None);
+        if let Err(e) = tsx.respond_provisional(&mut trying).await {
+            tracing::debug!(error = %e, "100 Trying not sent");
+        }
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        shared.pending.insert(branch.clone(), cancel_tx);
+        Ok(Self {
+            endpoint,
+            shared,
+            request,
+            tsx: Some(tsx),
+            local_tag: random_tag(),
+            branch,
+            cancel_rx,
+            cancelled: false,
+            info,
+        })
+    }
+
+    /// Resolves when the caller CANCELs (or at once if it already has).
+    pub async fn cancelled(&mut self) {
+        if self.cancelled {
+            return;
+        }
+        if (&mut self.cancel_rx).await.is_ok() {
+            self.cancelled = true;
+        } else {
+            std::future::pending::<()>().await
+        }
+    }
+
+    fn response(
+        &self,
+        stack: Option<&Stack>,
+        code: u16,
+        reason: Option<&'static str>,
+    ) -> OutgoingResponse {
+        let mut r = self.endpoint.create_response(
+            &self.request,
+            StatusCode::from(code),
+            reason.map(BytesStr::from_static),
+        );
+        let tag = self.local_tag.clone();
+        let _ = r.msg.headers.edit(Name::TO, |to: &mut FromTo| {
+            if to.tag.is_none() {
+                to.tag = Some(tag.into());
+            }
+        });
+        if let Some(stack) = stack {
+            let _ = self
+                .request
+                .headers
+                .clone_into(&mut r.msg.headers, Name::RECORD_ROUTE);
+            r.msg.headers.insert(
+                Name::CONTACT,
+                stack.contact_for(&self.request.tp_info.transport),
+            );
+        }
+        r
+    }
+
+    /// Sends 180 Ringing.
+    pub async fn ring(&mut self, stack: &Stack) {
+        let mut r = self.response(Some(stack), 180, None);
+        let Some(tsx) = self.tsx.as_mut() else { return };
+        if let Err(e) = tsx.respond_provisional(&mut r).await {
+            tracing::debug!(error = %e, "180 Ringing not sent");
+        }
+    }
+
+    /// Answers with a final error (4xx–6xx), with extra headers.
+    pub async fn reject(self, code: u16, reason: Option<&'static str>, headers: &[(&str, String)]) {
+        let mut r = self.response(None, code, reason);
+        for (name, value) in headers {
+            r.msg.headers.insert(name.to_string(), value.clone());
+        }
+        self.finish_failure(r).await;
+    }
+
+    /// 503 Service Unavailable with Retry-After, when we are overloaded.
+    pub(crate) async fn reject_busy(self) {
+        self.reject(503, None, &[("Retry-After", "5".to_string())])
+            .await;
+    }
+
+    async fn finish_failure(mut self, response: OutgoingResponse) {
+        self.shared.pending.remove(&self.branch);
+        let Some(tsx) = self.tsx.take() else { return };
+        tokio::spawn(async move {
+            if let Err(e) = tsx.respond_failure(response).await {
+                tracing::debug!(error = %e, "final error response not acknowledged");
+            }
+        });
+    }
+
+    /// Answers 200 OK with `sdp` and returns the established leg. Over UDP
+    /// the 200 is retransmitted until the ACK arrives; without one after
+    /// 32 s the leg reports `LegEvent::AckTimeout`.
+    pub async fn accept(mut self, stack: &Stack, sdp: String) -> Result<Leg, ezk_sip_core::Error> {
+        let Some(tsx) = self.tsx.take() else {
+            return Err(ezk_sip_core::Error::RequestTimedOut);
+        };
+        self.shared.pending.remove(&self.branch);
+        let mut response = self.response(Some(stack), 200, None);
+        response
+            .msg
+            .headers
+            .insert(Name::CONTENT_TYPE, "application/sdp");
+        response.msg.body = Bytes::from(sdp.clone().into_bytes());
+
+        let request = &self.request;
+        let remote_from = request.base_headers.from.default_print_ctx().to_string();
+        let mut local = request.base_headers.to.clone();
+        local.tag = Some(self.local_tag.clone().into());
+        let remote_target = request
+            .headers
+            .get_named::<Contact>()
+            .map(|c| c.uri.uri)
+            .unwrap_or_else(|_| request.line.uri.clone());
+        let route_set: Vec<String> = request
+            .headers
+            .get::<Vec<Routing>>(Name::RECORD_ROUTE)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.default_print_ctx().to_string())
+            .collect();
+        let transport = request.tp_info.transport.clone();
+        let destination = transport
+            .connection_remote()
+            .unwrap_or(request.tp_info.source);
+        let reliable = !transport.is_udp();
+        let key = DialogKey {
+            call_id: self.info.call_id.clone(),
+            local_tag: self.local_tag.clone(),
+        };
+        // Register before the 200 leaves, so the ACK finds us.
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared.dialogs.insert(key.clone(), tx.clone());
+        let mut leg = Leg::new(LegSetup {
+            endpoint: self.endpoint.clone(),
+            shared: self.shared.clone(),
+            key,
+            local_from: local.default_print_ctx().to_string(),
+            remote_to: remote_from,
+            remote_target,
+            route_set,
+            cseq: rand::random::<u16>() as u32,
+            target: TargetTransportInfo {
+                via_host_port: None,
+                transport: Some((transport, destination)),
+            },
+            contact: stack.contact_for(&self.request.tp_info.transport),
+            local_sdp: sdp,
+            rx,
+        });
+        let accepted = tsx.respond_success(response).await?;
+        let ack_rx = leg.expect_ack();
+        spawn_2xx_retransmit(accepted, reliable, ack_rx, tx);
+        Ok(leg)
+    }
+}
+
+impl Drop for IncomingInvite {
+    fn drop(&mut self) {
+        self.shared.pending.remove(&self.branch);
+    }
+}
+
+fn user_of(part: &SipUriUserPart) -> Option<String> {
+    match part {
+        SipUriUserPart::Empty => None,
+        SipUriUserPart::User(u) => Some(u.to_string()),
+        SipUriUserPart::UserPw(u) => Some(u.user.to_string()),
+    }
+}
+
+fn info_of(request: &IncomingRequest) -> InviteInfo {
+    let to = &request.base_headers.to.uri.uri;
+    let from = &request.base_headers.from.uri.uri;
+    let uri_text = |u: &ezk_sip_types::uri::SipUri| {
+        let mut u = u.clone();
+        // Parameters and headers are not part of the address users see.
+        u.uri_params = Default::default();
+        u.header_params = Default::default();
+        u.default_print_ctx().to_string()
+    };
+    let all_headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_print_str().to_string(), v.to_string()))
+        .collect();
+    InviteInfo {
+        source: request.tp_info.source,
+        transport: if request.tp_info.transport.is_udp() {
+            "udp"
+        } else {
+            "tcp"
+        },
+        call_id: request.base_headers.call_id.0.to_string(),
+        to_uri: uri_text(to),
+        to_user: user_of(&to.user_part),
+        from_uri: uri_text(from),
+        from_user: user_of(&from.user_part),
+        request_user: user_of(&request.line.uri.user_part),
+        custom_headers: custom_headers(&all_headers),
+        all_headers,
+        sdp: request.body.clone(),
+    }
+}

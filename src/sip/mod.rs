@@ -1,0 +1,53 @@
+//! SIP on top of ezk-sip-core's transports and transactions. Dialogs are
+//! handled here rather than by ezk-sip-ua, so that pinless controls every
+//! byte that matters for interop (To-tags, CANCEL branches, 2xx
+//! retransmission and ACK), and so that the same code serves the gateway,
+//! its tests' phones and rooms, and the examples.
+//!
+//! - `stack`: the endpoint, listening sockets, Contact building.
+//! - `layer`: routes each request outside a transaction: new INVITEs,
+//!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
+//! - `inbound`: an INVITE we received (ring, reject, answer).
+//! - `outbound`: an INVITE we send (progress, CANCEL, ACK).
+//! - `dialog`: an established leg either way (BYE out, BYE/re-INVITE in).
+//! - `sdp`: offers and answers for G.711 + telephone-event.
+//! - `headers`: custom (`X-…`, `User-to-User`) header handling.
+
+mod dialog;
+pub mod headers;
+mod inbound;
+mod layer;
+mod outbound;
+pub mod sdp;
+mod stack;
+
+pub use dialog::{Leg, LegEvent};
+pub use inbound::{IncomingInvite, InviteInfo};
+pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
+pub use stack::{Stack, StackConfig, StackError};
+
+/// The user part of a `sip:` / `sips:` URI string (`support` in
+/// `sip:support@host`), or `None` if it has none.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let (user, host) = rest.split_once('@')?;
+    let user = user.split(';').next().unwrap_or(user);
+    if user.is_empty() || host.is_empty() {
+        None
+    } else {
+        Some(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uri_user_parts() {
+        assert_eq!(super::uri_user("sip:support@127.0.0.1"), Some("support"));
+        assert_eq!(super::uri_user("sips:+1555@h;transport=tls"), Some("+1555"));
+        assert_eq!(super::uri_user("sip:127.0.0.1"), None);
+        assert_eq!(super::uri_user("tel:+1555"), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! SDP for G.711 audio with RFC 4733 telephone-events: reading a peer's
+//! offer or answer (with ezk-sdp-types), choosing the codec, and writing
+//! ours (plain text: four media lines need no builder).
+
+use crate::media::{Law, LegCodec};
+use bytesstr::BytesStr;
+use ezk_sdp_types::{MediaType, SessionDescription, TaggedAddress, TransportProtocol};
+use std::net::{IpAddr, SocketAddr};
+
+/// Payload type we offer for telephone-event.
+pub const EVENT_PAYLOAD_TYPE: u8 = 101;
+
+/// Why an SDP body cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// Not parseable as SDP (or empty).
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// No active RTP/AVP audio stream with an IP address.
+    #[error("no usable audio stream in SDP")]
+    NoAudio,
+    /// Audio, but neither PCMU nor PCMA.
+    #[error("no common codec (PCMU or PCMA needed)")]
+    NoCommonCodec,
+}
+
+/// What the peer's SDP says about its audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerMedia {
+    /// Where to send RTP.
+    pub addr: SocketAddr,
+    /// G.711 payloads in the peer's order of preference.
+    pub codecs: Vec<(u8, Law)>,
+    pub event_payload_type: Option<u8>,
+}
+
+impl PeerMedia {
+    /// The codec to use: the peer's first G.711 choice.
+    pub fn choose(&self) -> LegCodec {
+        let (payload_type, law) = self.codecs[0];
+        LegCodec {
+            law,
+            payload_type,
+            event_payload_type: self.event_payload_type,
+        }
+    }
+}
+
+/// Reads the first active audio stream of an SDP body.
+pub fn parse(body: &[u8]) -> Result<PeerMedia, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed("not UTF-8".into()))?;
+    if text.trim().is_empty() {
+        return Err(SdpError::Malformed("empty body".into()));
+    }
+    let sdp = SessionDescription::parse(&BytesStr::from(text))
+        .map_err(|e| SdpError::Malformed(e.to_string()))?;
+    for m in &sdp.media_descriptions {
+        if m.media.media_type != MediaType::Audio
+            || m.media.port == 0
+            || m.media.proto != TransportProtocol::RtpAvp
+        {
+            continue;
+        }
+        let Some(conn) = m.connection.as_ref().or(sdp.connection.as_ref()) else {
+            continue;
+        };
+        let ip: IpAddr = match &conn.address {
+            TaggedAddress::IP4(ip) => (*ip).into(),
+            TaggedAddress::IP6(ip) => (*ip).into(),
+            _ => continue,
+        };
+        let mut codecs = Vec::new();
+        let mut event = None;
+        for &pt in &m.media.fmts {
+            let map = m.rtpmap.iter().find(|r| r.payload == pt);
+            let name = map.map(|r| r.encoding.to_ascii_uppercase());
+            let rate = map.map(|r| r.clock_rate).unwrap_or(8000);
+            match (pt, name.as_deref()) {
+                (_, Some("PCMU")) if rate == 8000 => codecs.push((pt, Law::Mu)),
+                (_, Some("PCMA")) if rate == 8000 => codecs.push((pt, Law::A)),
+                (0, None) => codecs.push((0, Law::Mu)),
+                (8, None) => codecs.push((8, Law::A)),
+                (_, Some("TELEPHONE-EVENT")) if rate == 8000 && event.is_none() => event = Some(pt),
+                _ => {}
+            }
+        }
+        if codecs.is_empty() {
+            return Err(SdpError::NoCommonCodec);
+        }
+        return Ok(PeerMedia {
+            addr: SocketAddr::new(ip, m.media.port),
+            codecs,
+            event_payload_type: event,
+        });
+    }
+    Err(SdpError::NoAudio)
+}
+
+fn head(ip: IpAddr, session: u64) -> String {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=pinless {session} {session} IN {family} {ip}\r\ns=pinless\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
+    )
+}
+
+/// Our answer: the chosen codec (and telephone-event if the peer has it).
+pub fn answer(ip: IpAddr, port: u16, codec: LegCodec) -> String {
+    let mut s = head(ip, rand::random::<u32>() as u64);
+    let pt = codec.payload_type;
+    match codec.event_payload_type {
+        Some(te) => {
+            s += &format!("m=audio {port} RTP/AVP {pt} {te}\r\n");
+            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.law.encoding_name());
+            s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
+        }
+        None => {
+            s += &format!("m=audio {port} RTP/AVP {pt}\r\n");
+            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.law.encoding_name());
+        }
+    }
+    s += "a=ptime:20\r\na=sendrecv\r\n";
+    s
+}
+
+/// Our offer: PCMU, PCMA and telephone-event.
+pub fn offer(ip: IpAddr, port: u16) -> String {
+    let te = EVENT_PAYLOAD_TYPE;
+    let mut s = head(ip, rand::random::<u32>() as u64);
+    s += &format!("m=audio {port} RTP/AVP 0 8 {te}\r\n");
+    s += "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+    s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
+    s += "a=ptime:20\r\na=sendrecv\r\n";
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
+
+    #[test]
+    fn callers_order_is_kept_and_events_found() {
+        let p = parse(OFFER.as_bytes()).unwrap();
+        assert_eq!(p.addr, "10.0.0.1:4000".parse().unwrap());
+        assert_eq!(p.codecs, vec![(8, Law::A), (0, Law::Mu)]);
+        let c = p.choose();
+        assert_eq!(
+            (c.law, c.payload_type, c.event_payload_type),
+            (Law::A, 8, Some(96))
+        );
+    }
+
+    #[test]
+    fn no_common_codec_and_no_audio() {
+        let g722 = OFFER
+            .replace("8 0 96", "9")
+            .replace("a=rtpmap:96 telephone-event/8000\r\n", "");
+        assert_eq!(parse(g722.as_bytes()), Err(SdpError::NoCommonCodec));
+        let video = OFFER.replace("m=audio", "m=video");
+        assert_eq!(parse(video.as_bytes()), Err(SdpError::NoAudio));
+        assert!(matches!(parse(b"garbage"), Err(SdpError::Malformed(_))));
+        assert!(matches!(parse(b""), Err(SdpError::Malformed(_))));
+    }
+
+    #[test]
+    fn our_sdp_parses_back() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let o = parse(offer(ip, 20000).as_bytes()).unwrap();
+        assert_eq!(o.codecs, vec![(0, Law::Mu), (8, Law::A)]);
+        assert_eq!(o.event_payload_type, Some(101));
+        let a = parse(answer(ip, 20002, o.choose()).as_bytes()).unwrap();
+        assert_eq!(a.addr.port(), 20002);
+        assert_eq!(a.codecs, vec![(0, Law::Mu)]);
+    }
+}

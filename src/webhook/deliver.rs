@@ -1,0 +1,151 @@
+//! Webhook delivery: POST a signed JSON body, retrying with exponential
+//! backoff while it can still matter. Every attempt is reported to the
+//! caller of `deliver` (the call driver puts it in the call's timeline).
+
+use super::sign::sign;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled after each failure.
+    pub first_backoff: Duration,
+    /// Ceiling of the doubling.
+    pub max_backoff: Duration,
+    /// A receiver slower than this for one attempt counts as failed.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            attempt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver answered with this HTTP status.
+    Status(u16),
+    /// No answer: connection refused, reset, or timed out.
+    Error(String),
+}
+
+impl AttemptOutcome {
+    fn ok(&self) -> bool {
+        matches!(self, AttemptOutcome::Status(200..=299))
+    }
+
+    /// Worth another try: network trouble, 408, 429 and 5xx. Any other 4xx
+    /// (say 401 for a signature the app rejects) will not change by waiting.
+    fn retryable(&self) -> bool {
+        match self {
+            AttemptOutcome::Error(_) => true,
+            AttemptOutcome::Status(s) => *s == 408 || *s == 429 || *s >= 500,
+        }
+    }
+}
+
+/// One attempt, as reported while delivery goes on.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub number: u32,
+    pub outcome: AttemptOutcome,
+    pub elapsed: Duration,
+}
+
+/// The final result of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered { attempts: u32 },
+    Failed { attempts: u32, last: AttemptOutcome },
+}
+
+/// Posts signed webhooks. Cheap to clone; shares one connection pool.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+impl Sender {
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(policy.attempt_timeout)
+                .user_agent(concat!("pinless/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            policy,
+        }
+    }
+
+    /// Delivers `body` to `url`, signed with `key`. `id` is the
+    /// `webhook-id`, the same across retries; each attempt is re-signed
+    /// with the time it is sent. `report` sees every attempt as it ends.
+    pub async fn deliver(
+        &self,
+        url: &str,
+        key: &[u8],
+        id: &str,
+        body: &[u8],
+        mut report: impl FnMut(&Attempt),
+    ) -> Delivery {
+        let mut backoff = self.policy.first_backoff;
+        let mut number = 0;
+        loop {
+            number += 1;
+            let started = std::time::Instant::now();
+            let outcome = self.attempt(url, key, id, body).await;
+            report(&Attempt {
+                number,
+                outcome: outcome.clone(),
+                elapsed: started.elapsed(),
+            });
+            if outcome.ok() {
+                return Delivery::Delivered { attempts: number };
+            }
+            if !outcome.retryable() || number >= self.policy.max_attempts {
+                return Delivery::Failed {
+                    attempts: number,
+                    last: outcome,
+                };
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+
+    async fn attempt(&self, url: &str, key: &[u8], id: &str, body: &[u8]) -> AttemptOutcome {
+        let headers = sign(key, id, unix_ms(), body);
+        let mut request = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers.pairs() {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
+            Err(e) if e.is_timeout() => AttemptOutcome::Error("timed out".into()),
+            Err(e) if e.is_connect() => AttemptOutcome::Error("connection failed".into()),
+            Err(e) => AttemptOutcome::Error(e.to_string()),
+        }
+    }
+}
+
+/// Wall-clock Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,117 @@
+//! Webhook secrets: decoding a configured one, or generating one once and
+//! keeping it in `state_dir`, readable only by its owner. A kept secret is
+//! never regenerated silently: an unreadable or corrupt file is an error.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a secret could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The secret file exists but could not be read or is not valid base64.
+    #[error("secret file {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    /// The secret file could not be written.
+    #[error("cannot write secret file {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+}
+
+/// Decodes a base64 secret (standard alphabet; a `whsec_` prefix, as
+/// Standard Webhooks libraries print it, is accepted). Needs ≥ 16 bytes.
+pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
+    let text = text.trim();
+    let text = text.strip_prefix("whsec_").unwrap_or(text);
+    let key = STANDARD
+        .decode(text)
+        .map_err(|e| format!("not valid base64 ({e})"))?;
+    if key.len() < 16 {
+        return Err(format!(
+            "decodes to {} bytes; at least 16 are needed",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+/// The secret kept for entry `name` in `dir`, created (32 random bytes) on
+/// first use. Returns the base64 text and the file's path (for the log:
+/// the log names the file, never the secret).
+pub fn load_or_create_secret(dir: &Path, name: &str) -> Result<(String, PathBuf), SecretError> {
+    let path = dir.join(format!("hmac-{name}.key"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            decode_secret(&text).map_err(|reason| SecretError::Corrupt {
+                path: path.clone(),
+                reason,
+            })?;
+            Ok((text.trim().to_string(), path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut key);
+            let text = STANDARD.encode(key);
+            write_private(&path, &text).map_err(|e| SecretError::Write {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok((text, path))
+        }
+        Err(e) => Err(SecretError::Corrupt {
+            path,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Writes `text` to `path` with mode 0600, atomically (temp file + rename),
+/// creating the directory if needed.
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_then_kept() {
+        let dir = std::env::temp_dir().join(format!("pinless-secret-{}", uuid::Uuid::new_v4()));
+        let (a, path) = load_or_create_secret(&dir, "support").unwrap();
+        let (b, _) = load_or_create_secret(&dir, "support").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(decode_secret(&a).unwrap().len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "!!not base64").unwrap();
+        assert!(load_or_create_secret(&dir, "support").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn short_or_bad_secrets_are_refused() {
+        assert!(decode_secret("c2hvcnQ=").is_err());
+        assert!(decode_secret("***").is_err());
+        assert!(decode_secret("whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=").is_ok());
+    }
+}
