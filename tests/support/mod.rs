@@ -1,0 +1,135 @@
+//! Test harness: a gateway on loopback ports, a real HTTP webhook
+//! receiver, and a phone and a room built on pinless's own SIP code.
+#![allow(dead_code)]
+
+pub mod peers;
+pub mod webhook_rx;
+
+use pinless::{Config, Gateway};
+use std::time::Duration;
+
+pub use peers::{Phone, Room, RtpPeer};
+pub use webhook_rx::{Hook, WebhookReceiver};
+
+/// A started gateway plus what tests need to reach it.
+pub struct TestGateway {
+    pub gw: Gateway,
+    pub http: reqwest::Client,
+    pub state_dir: std::path::PathBuf,
+}
+
+pub const TOKEN: &str = "test-token";
+pub const SECRET: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==";
+
+impl TestGateway {
+    /// A gateway with one open entry `support` whose webhook is `hook_url`;
+    /// `extra` is appended to the entry (e.g. `answer_delay_ms = 2000`).
+    pub async fn start(hook_url: &str, extra: &str) -> TestGateway {
+        let state_dir = std::env::temp_dir().join(format!("pinless-test-{}", uuid::Uuid::new_v4()));
+        let toml = format!(
+            r#"
+[node]
+state_dir = "{state}"
+[sip]
+udp = "127.0.0.1:0"
+tcp = "127.0.0.1:0"
+[api]
+listen = "127.0.0.1:0"
+bearer_tokens = ["{TOKEN}"]
+[hold]
+music = "{music}"
+[[dialin]]
+name_prefix = "support"
+sip_uri = "sip:support@127.0.0.1"
+phone_number = "+15551230000"
+room_creation_api = "{hook_url}"
+hmac = "{SECRET}"
+open = true
+{extra}
+"#,
+            state = state_dir.display(),
+            music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac"),
+        );
+        let config =
+            Config::from_toml_with_env(&toml, std::iter::empty(), false).expect("test config");
+        let gw = Gateway::start(config).await.expect("gateway starts");
+        TestGateway {
+            gw,
+            http: reqwest::Client::new(),
+            state_dir,
+        }
+    }
+
+    pub fn sip_uri(&self, user: &str, tcp: bool) -> String {
+        if tcp {
+            format!("sip:{user}@{};transport=tcp", self.gw.sip_tcp.unwrap())
+        } else {
+            format!("sip:{user}@{}", self.gw.sip_udp.unwrap())
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gw.api)
+    }
+
+    /// POSTs a pinlessCallUpdate; returns status and JSON body.
+    pub async fn update(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(self.url("/v1/dialin/pinlessCallUpdate"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("API reachable");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get_call(&self, id: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(self.url(&format!("/v1/calls/{id}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("API reachable");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls a call until `pred` holds on its JSON, or panics after `within`.
+    pub async fn wait_call(
+        &self,
+        id: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, call) = self.get_call(id).await;
+            if pred(&call) {
+                return call;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("call never reached the expected state: {call:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.gw.shutdown();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Awaits `f` for at most `secs` seconds.
+pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs}s waiting for {what}"),
+    }
+}

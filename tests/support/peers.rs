@@ -1,0 +1,204 @@
+//! A phone and a room built on pinless's own SIP code, with real RTP.
+
+use pinless::media::rtp::{self, HEADER_LEN, Header};
+use pinless::sip::sdp::{self, PeerMedia};
+use pinless::sip::{Dialing, IncomingInvite, Leg, OutboundRequest, Stack, StackConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// A received RTP packet.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub header: Header,
+    pub payload: Vec<u8>,
+    pub at: Instant,
+    pub from: SocketAddr,
+}
+
+/// One RTP endpoint on 127.0.0.1.
+pub struct RtpPeer {
+    pub socket: Arc<UdpSocket>,
+    pub addr: SocketAddr,
+}
+
+impl RtpPeer {
+    pub async fn new() -> RtpPeer {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        RtpPeer {
+            socket: Arc::new(socket),
+            addr,
+        }
+    }
+
+    /// Every RTP packet received during `d`.
+    pub async fn collect(&self, d: Duration) -> Vec<Packet> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + d;
+        let mut buf = [0u8; 2048];
+        while let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await
+        {
+            if let Some((header, range)) = rtp::parse(&buf[..n]) {
+                out.push(Packet {
+                    header,
+                    payload: buf[range].to_vec(),
+                    at: Instant::now(),
+                    from,
+                });
+            }
+        }
+        out
+    }
+
+    /// Drops whatever is queued on the socket.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 2048];
+        while self.socket.try_recv_from(&mut buf).is_ok() {}
+    }
+
+    /// Sends `count` packets of `payload_byte` × 160 every 20 ms to `to`.
+    pub fn send_pattern(
+        &self,
+        to: SocketAddr,
+        payload_type: u8,
+        payload_byte: u8,
+        count: u16,
+    ) -> tokio::task::JoinHandle<()> {
+        let socket = self.socket.clone();
+        tokio::spawn(async move {
+            let ssrc = rand::random();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for i in 0..count {
+                tick.tick().await;
+                let mut head = [0u8; HEADER_LEN];
+                Header {
+                    marker: i == 0,
+                    payload_type,
+                    sequence: 100 + i,
+                    timestamp: 1000 + i as u32 * 160,
+                    ssrc,
+                }
+                .write(&mut head);
+                let mut packet = head.to_vec();
+                packet.extend(std::iter::repeat_n(payload_byte, 160));
+                let _ = socket.send_to(&packet, to).await;
+            }
+        })
+    }
+}
+
+async fn stack() -> (Stack, mpsc::Receiver<IncomingInvite>) {
+    Stack::start(StackConfig {
+        udp: Some("127.0.0.1:0".parse().unwrap()),
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        public_host: "127.0.0.1".into(),
+        invite_queue: 16,
+    })
+    .await
+    .expect("test stack starts")
+}
+
+/// A caller.
+pub struct Phone {
+    pub stack: Stack,
+    pub rtp: RtpPeer,
+    _invites: mpsc::Receiver<IncomingInvite>,
+}
+
+impl Phone {
+    pub async fn new() -> Phone {
+        let (stack, invites) = stack().await;
+        Phone {
+            stack,
+            rtp: RtpPeer::new().await,
+            _invites: invites,
+        }
+    }
+
+    /// Calls `target` offering PCMU, PCMA and telephone-event.
+    pub fn dial(&self, target: &str, headers: &[(&str, &str)]) -> Dialing {
+        self.dial_sdp(
+            target,
+            headers,
+            sdp::offer(self.rtp.addr.ip(), self.rtp.addr.port()),
+        )
+    }
+
+    pub fn dial_sdp(&self, target: &str, headers: &[(&str, &str)], offer: String) -> Dialing {
+        Dialing::start(
+            &self.stack,
+            OutboundRequest {
+                target: target.to_string(),
+                from: "sip:+15557654321@127.0.0.1".into(),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+                sdp: offer,
+                ring_timeout: Duration::from_secs(10),
+            },
+        )
+    }
+
+    /// Dials and expects an answer: the leg and the gateway's media.
+    pub async fn call(&self, target: &str, headers: &[(&str, &str)]) -> (Leg, PeerMedia) {
+        let mut dialing = self.dial(target, headers);
+        match super::within(10, "the gateway to answer", dialing.outcome()).await {
+            pinless::sip::DialOutcome::Answered { leg, sdp: body } => {
+                (leg, sdp::parse(&body).expect("answer SDP"))
+            }
+            other => panic!("call not answered: {other:?}"),
+        }
+    }
+}
+
+/// A room that answers (or refuses) INVITEs on request.
+pub struct Room {
+    pub stack: Stack,
+    pub rtp: RtpPeer,
+    invites: mpsc::Receiver<IncomingInvite>,
+}
+
+impl Room {
+    pub async fn new() -> Room {
+        let (stack, invites) = stack().await;
+        Room {
+            stack,
+            rtp: RtpPeer::new().await,
+            invites,
+        }
+    }
+
+    pub fn uri(&self, user: &str, tcp: bool) -> String {
+        if tcp {
+            format!(
+                "sip:{user}@{};transport=tcp",
+                self.stack.tcp_addr().unwrap()
+            )
+        } else {
+            format!("sip:{user}@{}", self.stack.udp_addr().unwrap())
+        }
+    }
+
+    pub async fn next_invite(&mut self) -> IncomingInvite {
+        super::within(10, "an INVITE at the room", self.invites.recv())
+            .await
+            .expect("room stack running")
+    }
+
+    /// Answers with the first codec of the offer; returns the leg and
+    /// where the gateway wants the room's RTP.
+    pub async fn answer(&self, invite: IncomingInvite) -> (Leg, PeerMedia) {
+        let offer = sdp::parse(&invite.info.sdp).expect("gateway's offer parses");
+        let answer = sdp::answer(self.rtp.addr.ip(), self.rtp.addr.port(), offer.choose());
+        let leg = invite
+            .accept(&self.stack, answer)
+            .await
+            .expect("room answers");
+        (leg, offer)
+    }
+}
