@@ -1,0 +1,137 @@
+//! The reference customer app: receives pinless's incoming-call webhook,
+//! rejects a bad signature with 401, and transfers the caller to a room.
+//!
+//! ```text
+//! cargo run --example router -- --room sip:room@127.0.0.1:5070 \
+//!     [--listen 127.0.0.1:9000] [--api http://127.0.0.1:8080] [--token dev-token] \
+//!     [--hmac BASE64 | --hmac-file state/hmac-support.key]
+//! ```
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warp::Filter;
+use warp::http::StatusCode;
+
+struct Args {
+    listen: SocketAddr,
+    api: String,
+    token: String,
+    key: Vec<u8>,
+    room: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut listen = "127.0.0.1:9000".to_string();
+    let mut api = "http://127.0.0.1:8080".to_string();
+    let mut token = "dev-token".to_string();
+    let mut hmac = None;
+    let mut room = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => listen = value()?,
+            "--api" => api = value()?,
+            "--token" => token = value()?,
+            "--hmac" => hmac = Some(value()?),
+            "--hmac-file" => {
+                let path = value()?;
+                hmac = Some(std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?);
+            }
+            "--room" => room = Some(value()?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let hmac = hmac
+        .unwrap_or_else(|| std::fs::read_to_string("state/hmac-support.key").unwrap_or_default());
+    let key = pinless::webhook::decode_secret(&hmac).map_err(|e| format!("--hmac: {e}"))?;
+    Ok(Args {
+        listen: listen
+            .parse()
+            .map_err(|_| format!("--listen {listen}: not IP:port"))?,
+        api: api.trim_end_matches('/').to_string(),
+        token,
+        key,
+        room: room.ok_or("--room sip:room@host is required")?,
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn on_webhook(
+    args: Arc<Args>,
+    ts: Option<String>,
+    sig: Option<String>,
+    body: Bytes,
+) -> warp::reply::WithStatus<String> {
+    let reply = |code: StatusCode, text: &str| warp::reply::with_status(text.to_string(), code);
+    let (Some(ts), Some(sig)) = (ts, sig) else {
+        return reply(StatusCode::UNAUTHORIZED, "unsigned");
+    };
+    let Ok(ts_ms) = ts.parse::<u64>() else {
+        return reply(StatusCode::UNAUTHORIZED, "bad timestamp");
+    };
+    let expect = pinless::webhook::pinless_signature(&args.key, ts_ms, &body);
+    if !constant_time_eq(expect.as_bytes(), sig.as_bytes()) {
+        eprintln!("router: bad signature, rejected");
+        return reply(StatusCode::UNAUTHORIZED, "bad signature");
+    }
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return reply(StatusCode::BAD_REQUEST, "not JSON");
+    };
+    if event.get("Test").is_some() {
+        return reply(StatusCode::OK, "verified");
+    }
+    println!(
+        "router: call {} from {} to {}",
+        event["callId"], event["From"], event["To"]
+    );
+    let update = serde_json::json!({
+        "callId": event["callId"],
+        "callDomain": event["callDomain"],
+        "sipUri": args.room,
+        "headers": { "X-Routed-By": "router-example" },
+    });
+    let args2 = args.clone();
+    // Answer the webhook at once; transfer right after.
+    tokio::spawn(async move {
+        let url = format!("{}/v1/dialin/pinlessCallUpdate", args2.api);
+        match reqwest::Client::new()
+            .post(url)
+            .bearer_auth(&args2.token)
+            .json(&update)
+            .send()
+            .await
+        {
+            Ok(r) => println!("router: pinlessCallUpdate → {}", r.status()),
+            Err(e) => eprintln!("router: pinlessCallUpdate failed: {e}"),
+        }
+    });
+    reply(StatusCode::OK, "ok")
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            eprintln!("router: {e}");
+            std::process::exit(2);
+        }
+    };
+    let state = args.clone();
+    let route = warp::post()
+        .and(warp::header::optional::<String>("x-pinless-timestamp"))
+        .and(warp::header::optional::<String>("x-pinless-signature"))
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .then(move |ts, sig, body| on_webhook(state.clone(), ts, sig, body));
+    println!(
+        "router: webhooks on http://{}, rooms → {}",
+        args.listen, args.room
+    );
+    warp::serve(route).run(args.listen).await;
+}
