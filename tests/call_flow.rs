@@ -433,3 +433,94 @@ async fn webhook_failures_are_retried_while_the_caller_hears_music() {
         .count();
     assert_eq!(attempts, 3);
 }
+
+#[tokio::test]
+async fn music_stops_within_40ms_of_a_hangup_from_either_side() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+
+    // The caller hangs up while held.
+    let phone = Phone::new().await;
+    let (caller, _) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let call_id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(phone.rtp.collect(Duration::from_millis(200)).await.len() >= 8);
+    let bye_at = std::time::Instant::now();
+    caller.hangup();
+    let late = phone.rtp.collect(Duration::from_millis(300)).await;
+    if let Some(last) = late.last() {
+        assert!(
+            last.at - bye_at < Duration::from_millis(40),
+            "RTP went on {:?} after BYE",
+            last.at - bye_at
+        );
+    }
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "ended")
+        .await;
+
+    // The app hangs up (DELETE): the caller gets BYE and the music stops.
+    let phone = Phone::new().await;
+    let (mut caller, _) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let call_id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = gw
+        .http
+        .delete(gw.url(&format!("/v1/calls/{call_id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        within(5, "BYE at the caller", caller.next_event()).await,
+        LegEvent::Bye
+    );
+    let bye_seen = std::time::Instant::now();
+    let late = phone.rtp.collect(Duration::from_millis(300)).await;
+    if let Some(last) = late.last() {
+        assert!(
+            last.at - bye_seen < Duration::from_millis(40),
+            "RTP went on after BYE"
+        );
+    }
+    let ended = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "ended")
+        .await;
+    assert_eq!(ended["endReason"], "api_hangup");
+    assert_eq!(gw.gw.registry.len(), 0);
+}
+
+/// OPTIONS answered 200, and every final response carries a To-tag.
+#[tokio::test]
+async fn options_is_answered_with_a_to_tag() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let target = gw.gw.sip_udp.unwrap();
+    let msg = format!(
+        "OPTIONS sip:support@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt1;rport\r\n\
+From: <sip:probe@{me}>;tag=p1\r\nTo: <sip:support@{target}>\r\nCall-ID: opt-1@test\r\n\
+CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(msg.as_bytes(), target).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = within(5, "OPTIONS response", sock.recv_from(&mut buf))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("SIP/2.0 200"), "{text}");
+    let to = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .unwrap();
+    assert!(to.contains(";tag="), "To-tag on the 200: {to}");
+    assert!(
+        text.contains("INVITE") && text.to_ascii_lowercase().contains("allow"),
+        "Allow lists INVITE: {text}"
+    );
+}

@@ -89,7 +89,7 @@ impl Layer for PinlessLayer {
                 let mut response = endpoint.create_response(&request, StatusCode::OK, None);
                 response.msg.headers.insert_named(endpoint.allowed());
                 response.msg.headers.insert(Name::ACCEPT, "application/sdp");
-                respond(endpoint, request.take(), response).await;
+                respond(endpoint, request.take(), with_to_tag(response)).await;
             }
             (_, Some(tag)) => {
                 let key = key_of(&request, &tag);
