@@ -45,9 +45,15 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         Ok(o) => o,
         Err(e) => {
             tracing::info!(error = %e, from = %invite.info.source, "INVITE refused: 488");
-            invite
-                .reject(488, None, &[("Warning", format!("399 pinless \"{e}\""))])
-                .await;
+            // The parser's message may quote the offer: keep it one clean line.
+            let text: String = e
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_control() && *c != '"')
+                .take(120)
+                .collect();
+            let warning = format!("399 pinless \"{text}\"");
+            invite.reject(488, None, &[("Warning", warning)]).await;
             return;
         }
     };
