@@ -9,7 +9,6 @@ use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
 use crate::webhook::{self, RetryPolicy, SecretError};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -156,8 +155,7 @@ fn call_domain(config: &Config) -> Result<String, StartError> {
     if let Some(d) = &config.node.call_domain {
         return Ok(d.clone());
     }
-    let dir = &config.node.state_dir;
-    let path = dir.join("call_domain");
+    let path = config.node.state_dir.join("call_domain");
     let err = |e: std::io::Error| StartError::State {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -170,16 +168,9 @@ fn call_domain(config: &Config) -> Result<String, StartError> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = uuid::Uuid::new_v4().to_string();
-            write_file(dir, &path, &id).map_err(err)?;
+            webhook::write_private(&path, &id).map_err(err)?;
             Ok(id)
         }
         Err(e) => Err(err(e)),
     }
-}
-
-fn write_file(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
 }
