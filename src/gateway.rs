@@ -3,11 +3,11 @@
 
 use crate::api::{self, Api, ApiError};
 use crate::call::driver::{self, Ctx};
-use crate::call::{Entries, Registry};
+use crate::call::{Entries, EntryError, Registry};
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
-use crate::webhook::{self, RetryPolicy, SecretError};
+use crate::webhook::{self, RetryPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub enum StartError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
-    Secret(#[from] SecretError),
+    Entry(#[from] EntryError),
     /// `state_dir` could not be used.
     #[error("node.state_dir {path}: {reason}")]
     State { path: String, reason: String },
@@ -47,7 +47,11 @@ impl Gateway {
     /// Starts everything the config describes.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let call_domain = call_domain(&config)?;
-        let entries = Arc::new(Entries::load(&config.dialin, &config.node.state_dir)?);
+        let entries = Arc::new(Entries::load(
+            &config.dialin,
+            &config.node.state_dir,
+            Duration::from_secs(config.hold.max_hold_secs),
+        )?);
         let music = HoldLoop::load(&config.hold.music)?;
         let ip = config
             .media
@@ -68,13 +72,13 @@ impl Gateway {
         })
         .await?;
         let registry = Registry::default();
+        let webhooks = webhook::Sender::new(RetryPolicy::default());
         let ctx = Arc::new(Ctx {
             stack: stack.clone(),
-            webhooks: webhook::Sender::new(RetryPolicy::default()),
+            events: webhooks.with_policy(RetryPolicy::events()),
+            webhooks,
             registry: registry.clone(),
             call_domain: call_domain.clone(),
-            max_hold: Duration::from_secs(config.hold.max_hold_secs),
-            room_ring_timeout: Duration::from_secs(30),
             media,
         });
         let api_state = Arc::new(Api {

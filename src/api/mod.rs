@@ -18,7 +18,7 @@ use reply::{error, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::Filter;
-use warp::http::{Method, StatusCode};
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::hyper::Response;
 
 /// Largest request body accepted, in bytes.
@@ -50,17 +50,17 @@ pub fn serve(
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ApiError> {
     let routes = warp::method()
         .and(warp::path::full())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            move |method: Method, path: warp::path::FullPath, auth: Option<String>, body| {
+            move |method: Method, path: warp::path::FullPath, headers: HeaderMap, body| {
                 let api = api.clone();
                 async move {
                     let body = match read_body(body).await {
                         Ok(b) => b,
                         Err(resp) => return resp,
                     };
-                    dispatch(&api, method, path.as_str(), auth.as_deref(), body).await
+                    dispatch(&api, method, path.as_str(), &headers, body).await
                 }
             },
         );
@@ -102,9 +102,10 @@ async fn dispatch(
     api: &Api,
     method: Method,
     path: &str,
-    auth: Option<&str>,
+    headers: &HeaderMap,
     body: Bytes,
 ) -> Response<warp::hyper::Body> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     // Health and metrics answer without a token.
     match (&method, segments.as_slice()) {
@@ -116,19 +117,25 @@ async fn dispatch(
     }
     let known = matches!(
         segments.as_slice(),
-        ["v1", "dialin", "pinlessCallUpdate"] | ["v1", "calls"] | ["v1", "calls", _]
+        ["v1", "dialin", "pinlessCallUpdate"]
+            | ["v1", "calls"]
+            | ["v1", "calls", _]
+            | ["v1", "calls", _, "hold"]
     );
     if !known {
         return error(StatusCode::NOT_FOUND, "no such endpoint");
     }
-    if !auth::authorized(&api.tokens, auth) {
+    if !auth::authorized(&api.tokens, header("authorization")) {
         return error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
     }
     match (method, segments.as_slice()) {
-        (Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => update::handle(api, &body).await,
+        (Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => {
+            update::handle(api, &body, header("idempotency-key")).await
+        }
         (Method::GET, ["v1", "calls"]) => calls::list(api),
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
+        (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
     }
 }

@@ -3,25 +3,26 @@
 //! is under way (never waiting for the room).
 
 use super::Api;
+use super::calls::ask;
 use super::reply::{error, json};
-use crate::call::CallId;
 use crate::call::driver::DriverMsg;
+use crate::call::{Mode, TransferRequest};
 use crate::sip::headers;
 use serde_json::Value;
-use std::time::Duration;
-use tokio::sync::oneshot;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
-const FIELDS: [&str; 4] = ["callId", "callDomain", "sipUri", "headers"];
+const FIELDS: [&str; 6] = ["callId", "callDomain", "sipUri", "sipUris", "headers", "mode"];
+
+/// Longest `sipUris` list accepted.
+const MAX_TARGETS: usize = 10;
 
 /// A validated update.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Update {
     pub call_id: String,
     pub call_domain: String,
-    pub sip_uri: String,
-    pub headers: Vec<(String, String)>,
+    pub transfer: TransferRequest,
 }
 
 /// Parses and checks the body; the error names the field.
@@ -34,24 +35,51 @@ pub fn parse(body: &[u8]) -> Result<Update, String> {
     if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(format!("{unknown}: unknown field"));
     }
-    let string = |name: &str| -> Result<String, String> {
-        match obj.get(name) {
+    let string = |name: &str, v: Option<&Value>| -> Result<String, String> {
+        match v {
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
             Some(Value::String(_)) => Err(format!("{name}: must not be empty")),
             Some(_) => Err(format!("{name}: must be a string")),
             None => Err(format!("{name}: required")),
         }
     };
-    let call_id = string("callId")?;
-    let call_domain = string("callDomain")?;
-    let sip_uri = string("sipUri")?;
-    if crate::sip::uri_user(&sip_uri).is_none()
-        || sip_uri.parse::<ezk_sip_types::uri::SipUri>().is_err()
-    {
-        return Err(
-            "sipUri: must be a sip: or sips: URI with a user part, like sip:room@host".into(),
-        );
+    let call_id = string("callId", obj.get("callId"))?;
+    let call_domain = string("callDomain", obj.get("callDomain"))?;
+    let targets = match (obj.get("sipUri"), obj.get("sipUris")) {
+        (Some(_), Some(_)) => return Err("sipUris: give sipUri or sipUris, not both".into()),
+        (None, None) => return Err("sipUri: required (or sipUris, a list)".into()),
+        (Some(one), None) => vec![string("sipUri", Some(one))?],
+        (None, Some(Value::Array(list))) if !list.is_empty() && list.len() <= MAX_TARGETS => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| string(&format!("sipUris[{i}]"), Some(v)))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, Some(_)) => {
+            return Err(format!(
+                "sipUris: must be a list of 1 to {MAX_TARGETS} SIP URIs"
+            ));
+        }
+    };
+    for (i, uri) in targets.iter().enumerate() {
+        if crate::sip::uri_user(uri).is_none()
+            || uri.parse::<ezk_sip_types::uri::SipUri>().is_err()
+        {
+            let field = if obj.contains_key("sipUri") {
+                "sipUri".to_string()
+            } else {
+                format!("sipUris[{i}]")
+            };
+            return Err(format!(
+                "{field}: must be a sip: or sips: URI with a user part, like sip:room@host"
+            ));
+        }
     }
+    let mode = match obj.get("mode") {
+        None | Some(Value::Null) => Mode::Bridge,
+        Some(Value::String(m)) if m == "bridge" => Mode::Bridge,
+        Some(Value::String(m)) if m == "refer" => Mode::Refer,
+        Some(_) => return Err("mode: must be \"bridge\" or \"refer\"".into()),
+    };
     let mut extra = Vec::new();
     match obj.get("headers") {
         None | Some(Value::Null) => {}
@@ -69,44 +97,49 @@ pub fn parse(body: &[u8]) -> Result<Update, String> {
     Ok(Update {
         call_id,
         call_domain,
-        sip_uri,
-        headers: extra,
+        transfer: TransferRequest {
+            targets,
+            headers: extra,
+            mode,
+        },
     })
 }
 
-pub async fn handle(api: &Api, body: &[u8]) -> Response<Body> {
-    let update = match parse(body) {
-        Ok(u) => u,
+/// Checks an `Idempotency-Key` header value.
+fn check_key(key: Option<&str>) -> Result<Option<String>, String> {
+    match key {
+        None => Ok(None),
+        Some(k) if !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()) => {
+            Ok(Some(k.to_string()))
+        }
+        Some(_) => Err("Idempotency-Key: must be 1 to 255 printable ASCII characters".into()),
+    }
+}
+
+pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Response<Body> {
+    let (update, key) = match parse(body).and_then(|u| Ok((u, check_key(key)?))) {
+        Ok(v) => v,
         Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
     };
     if update.call_domain != api.call_domain {
         return error(StatusCode::NOT_FOUND, "unknown callDomain");
     }
-    let Some(call) = api.registry.get(&CallId(update.call_id.clone())) else {
-        if let Some(ended) = api.registry.snapshot(&CallId(update.call_id.clone())) {
-            return error(
-                StatusCode::CONFLICT,
-                &format!("call is {:?}", ended.state).to_lowercase(),
-            );
-        }
-        return error(StatusCode::NOT_FOUND, "unknown callId");
-    };
-    let (reply, answer) = oneshot::channel();
-    let msg = DriverMsg::Update {
-        transfer_to: update.sip_uri.clone(),
-        headers: update.headers,
+    let first = update.transfer.targets[0].clone();
+    let request = update.transfer;
+    let answer = ask(api, &update.call_id, |reply| DriverMsg::Update {
+        request,
+        key,
         reply,
-    };
-    if call.tx.send(msg).is_err() {
-        return error(StatusCode::CONFLICT, "call is ended");
-    }
-    match tokio::time::timeout(Duration::from_secs(2), answer).await {
-        Ok(Ok(Ok(()))) => json(
+    })
+    .await;
+    match answer {
+        // A duplicate gets the very answer the first one got.
+        Ok(Ok(_)) => json(
             StatusCode::OK,
-            &serde_json::json!({ "status": "transferring", "callId": update.call_id, "sipUri": update.sip_uri }),
+            &serde_json::json!({ "status": "transferring", "callId": update.call_id, "sipUri": first }),
         ),
-        Ok(Ok(Err(refused))) => error(StatusCode::CONFLICT, &refused.to_string()),
-        _ => error(StatusCode::CONFLICT, "call is ended"),
+        Ok(Err(refused)) => error(StatusCode::CONFLICT, &refused.to_string()),
+        Err(response) => response,
     }
 }
 
@@ -133,12 +166,29 @@ mod tests {
             e(r#"{"callId":"c","callDomain":"d","sipUri":"sip:a@b","extra":1}"#)
                 .starts_with("extra")
         );
+        let both = r#"{"callId":"c","callDomain":"d","sipUri":"sip:a@b","sipUris":["sip:a@b"]}"#;
+        assert!(e(both).starts_with("sipUris"));
+        assert!(e(r#"{"callId":"c","callDomain":"d","sipUris":[]}"#).starts_with("sipUris"));
+        assert!(
+            e(r#"{"callId":"c","callDomain":"d","sipUris":["sip:a@b","x"]}"#)
+                .starts_with("sipUris[1]")
+        );
+        assert!(
+            e(r#"{"callId":"c","callDomain":"d","sipUri":"sip:a@b","mode":"x"}"#)
+                .starts_with("mode")
+        );
+        assert!(check_key(Some("bad key")).is_err());
+        assert_eq!(check_key(Some("k-1")), Ok(Some("k-1".into())));
     }
 
     #[test]
     fn good_body() {
         let u = parse(br#"{"callId":"c","callDomain":"d","sipUri":"sip:room@127.0.0.1:5070;transport=tcp","headers":{"X-A":"1"}}"#).unwrap();
-        assert_eq!(u.sip_uri, "sip:room@127.0.0.1:5070;transport=tcp");
-        assert_eq!(u.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(u.transfer.targets, ["sip:room@127.0.0.1:5070;transport=tcp"]);
+        assert_eq!(u.transfer.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(u.transfer.mode, Mode::Bridge);
+        let u = parse(br#"{"callId":"c","callDomain":"d","sipUris":["sip:a@h","sip:b@h"],"mode":"refer"}"#).unwrap();
+        assert_eq!(u.transfer.targets, ["sip:a@h", "sip:b@h"]);
+        assert_eq!(u.transfer.mode, Mode::Refer);
     }
 }

@@ -1,10 +1,14 @@
 //! One task per call: answers the INVITE, starts hold music and the
 //! webhook, then runs the call's machine against what happens (SIP legs,
-//! the room INVITE, API requests, timers) and performs its actions.
+//! room INVITEs, REFER, API requests, timers) and performs its actions.
+//! Everything the machine writes to the timeline is also published to the
+//! entry's events webhook.
 
 use super::CallId;
 use super::entries::Entry;
-use super::machine::{Action, Input, Machine, Parties, Transfer, UpdateRefused};
+use super::events::EventSink;
+use super::machine::{Accepted, Action, Input, Machine, Parties, Transfer, UpdateRefused};
+use super::plan::TransferRequest;
 use super::registry::{CallHandle, Registry, lock};
 use crate::media::{CallMedia, MediaEngine, RtpSocket};
 use crate::sip::headers::to_json_map;
@@ -12,27 +16,35 @@ use crate::sip::{
     DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, Stack, sdp,
 };
 use crate::webhook::{self, AttemptOutcome, Delivery};
+use serde_json::json;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// What the rest of the gateway shares with call drivers.
 pub struct Ctx {
     pub stack: Stack,
     pub media: MediaEngine,
+    /// Incoming-call webhooks.
     pub webhooks: webhook::Sender,
+    /// Call events (shorter retries).
+    pub events: webhook::Sender,
     pub registry: Registry,
     pub call_domain: String,
-    pub max_hold: Duration,
-    /// How long a room may ring before we give up on it.
-    pub room_ring_timeout: Duration,
 }
 
 /// Messages to a call's driver.
 pub enum DriverMsg {
     Update {
-        transfer_to: String,
-        headers: Vec<(String, String)>,
+        request: TransferRequest,
+        /// The `Idempotency-Key` header, if any.
+        key: Option<String>,
+        reply: oneshot::Sender<Result<Accepted, UpdateRefused>>,
+    },
+    /// `POST /v1/calls/{id}/hold`.
+    Hold {
         reply: oneshot::Sender<Result<(), UpdateRefused>>,
     },
     Hangup,
@@ -101,18 +113,25 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         Some(u) if u.starts_with('+') => u.clone(),
         _ => uri.to_string(),
     };
+    let (caller_headers, dropped) = entry.headers.apply(&info.custom_headers);
     let parties = Parties {
         call_id: id.0.clone(),
         call_domain: ctx.call_domain.clone(),
         from: party(&info.from_user, &info.from_uri),
         to: party(&info.to_user, &info.to_uri),
         entry: entry.name.clone(),
-        caller_headers: info.custom_headers.clone(),
+        caller_headers,
     };
-    let machine = Arc::new(Mutex::new(Machine::answered(
-        parties.clone(),
-        webhook::unix_ms(),
-    )));
+    let now = webhook::unix_ms();
+    let mut m = Machine::answered(parties.clone(), entry.policy.clone(), now);
+    if !dropped.is_empty() {
+        let names: Vec<_> = dropped
+            .iter()
+            .map(|d| json!({ "name": d.name, "why": d.why }))
+            .collect();
+        m.log(now, "headers.dropped", json!(names));
+    }
+    let machine = Arc::new(Mutex::new(m));
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.registry.insert(
         id.clone(),
@@ -122,40 +141,71 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         },
     );
     tracing::info!(call = %id, entry = %entry.name, from = %parties.from, to = %parties.to, "call held");
-    let webhook_task = tokio::spawn(send_webhook(
-        ctx.clone(),
-        entry.clone(),
-        parties,
-        info.custom_headers.clone(),
-        tx,
-    ));
-
+    let events = entry.events_url.as_ref().map(|url| {
+        EventSink::start(
+            ctx.events.clone(),
+            url.clone(),
+            entry.key.clone(),
+            id.0.clone(),
+            ctx.call_domain.clone(),
+        )
+    });
     let mut call = Call {
         ctx: ctx.clone(),
+        entry,
         id: id.clone(),
         machine,
         caller: Some(caller_leg),
         room: None,
         dialing: None,
+        refer: None,
+        retry_at: None,
+        announce_until: None,
         media,
         caller_from: info.from_uri.clone(),
+        parties,
+        tx,
+        webhook_task: None,
+        events,
+        published: 0,
     };
+    call.post_webhook();
+    call.publish();
     call.run(rx).await;
-    webhook_task.abort();
+    call.publish();
+    if let Some(task) = call.webhook_task.take() {
+        task.abort();
+    }
     ctx.registry.finish(&id);
     tracing::info!(call = %id, "call ended");
 }
 
+/// A REFER under way: its answer, then a deadline for the final NOTIFY.
+struct Referring {
+    answer: Option<oneshot::Receiver<Option<u16>>>,
+    deadline: Instant,
+}
+
 struct Call {
     ctx: Arc<Ctx>,
+    entry: Arc<Entry>,
     id: CallId,
     machine: Arc<Mutex<Machine>>,
     caller: Option<Leg>,
     room: Option<Leg>,
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
+    refer: Option<Referring>,
+    retry_at: Option<Instant>,
+    announce_until: Option<Instant>,
     media: CallMedia,
     caller_from: String,
+    parties: Parties,
+    tx: mpsc::UnboundedSender<DriverMsg>,
+    webhook_task: Option<tokio::task::JoinHandle<()>>,
+    events: Option<EventSink>,
+    /// Timeline entries already handed to `events`.
+    published: usize,
 }
 
 async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
@@ -172,40 +222,65 @@ async fn dial_outcome(d: &mut Option<(Dialing, RtpSocket)>) -> DialOutcome {
     }
 }
 
+/// The REFER's final answer, once; then pending until the NOTIFY deadline.
+async fn refer_answer(r: &mut Option<Referring>) -> Option<Option<u16>> {
+    match r {
+        Some(Referring {
+            answer: Some(rx), ..
+        }) => {
+            let code = rx.await.unwrap_or(None);
+            if let Some(r) = r.as_mut() {
+                r.answer = None;
+            }
+            Some(code)
+        }
+        Some(Referring { deadline, .. }) => {
+            tokio::time::sleep_until(*deadline).await;
+            None
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Call {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) {
-        let hold_deadline = tokio::time::Instant::now() + self.ctx.max_hold;
         loop {
-            let held = !matches!(lock(&self.machine).state, super::State::Bridged);
+            let hold_deadline = lock(&self.machine).hold_deadline().map(|at| {
+                Instant::now() + Duration::from_millis(at.saturating_sub(webhook::unix_ms()))
+            });
             let actions = tokio::select! {
-                event = next_leg_event(&mut self.caller) => {
-                    self.caller = None; // its dialog is over either way
-                    tracing::debug!(call = %self.id, ?event, "caller leg ended");
-                    self.step(Input::CallerHungUp)
-                }
+                event = next_leg_event(&mut self.caller) => self.caller_event(event),
                 event = next_leg_event(&mut self.room) => {
                     self.room = None;
                     tracing::debug!(call = %self.id, ?event, "room leg ended");
                     self.step(Input::RoomHungUp)
                 }
                 outcome = dial_outcome(&mut self.dialing) => self.room_outcome(outcome).await,
+                answer = refer_answer(&mut self.refer) => self.refer_answered(answer),
                 msg = rx.recv() => match msg {
-                    Some(DriverMsg::Update { transfer_to, headers, reply }) => {
-                        let result = lock(&self.machine).request_transfer(transfer_to, headers, webhook::unix_ms());
-                        let (ack, actions) = match result {
-                            Ok(a) => (Ok(()), a),
-                            Err(e) => (Err(e), vec![]),
-                        };
-                        let _ = reply.send(ack);
-                        actions
-                    }
-                    Some(DriverMsg::Hangup) => self.step(Input::HangupRequested),
-                    Some(DriverMsg::Webhook(input)) => self.step(input),
+                    Some(msg) => self.message(msg),
                     None => self.step(Input::HangupRequested),
                 },
-                _ = tokio::time::sleep_until(hold_deadline), if held => self.step(Input::HoldTimeout),
+                _ = sleep_until(self.retry_at) => {
+                    self.retry_at = None;
+                    self.step(Input::RetryDue)
+                }
+                _ = sleep_until(self.announce_until) => {
+                    self.announce_until = None;
+                    self.step(Input::AnnouncementDone)
+                }
+                _ = sleep_until(hold_deadline) => self.step(Input::HoldTimeout),
             };
-            if self.perform(actions) {
+            let finished = self.perform(actions).await;
+            self.publish();
+            if finished {
                 return;
             }
         }
@@ -215,15 +290,112 @@ impl Call {
         lock(&self.machine).handle(input, webhook::unix_ms())
     }
 
-    /// Performs actions; true when the call is finished.
-    fn perform(&mut self, actions: Vec<Action>) -> bool {
+    fn message(&mut self, msg: DriverMsg) -> Vec<Action> {
+        let now = webhook::unix_ms();
+        match msg {
+            DriverMsg::Update {
+                request,
+                key,
+                reply,
+            } => {
+                let result = lock(&self.machine).request_transfer(request, key, now);
+                let (answer, actions) = match result {
+                    Ok((accepted, actions)) => (Ok(accepted), actions),
+                    Err(e) => (Err(e), vec![]),
+                };
+                let _ = reply.send(answer);
+                actions
+            }
+            DriverMsg::Hold { reply } => {
+                let result = lock(&self.machine).request_hold(now);
+                let (answer, actions) = match result {
+                    Ok(actions) => (Ok(()), actions),
+                    Err(e) => (Err(e), vec![]),
+                };
+                let _ = reply.send(answer);
+                actions
+            }
+            DriverMsg::Hangup => self.step(Input::HangupRequested),
+            DriverMsg::Webhook(input) => self.step(input),
+        }
+    }
+
+    fn caller_event(&mut self, event: LegEvent) -> Vec<Action> {
+        match event {
+            LegEvent::ReferProgress(code) if code < 200 => vec![],
+            LegEvent::ReferProgress(code) if self.refer.is_some() => {
+                self.refer = None;
+                if code < 300 {
+                    self.step(Input::ReferSucceeded)
+                } else {
+                    self.step(Input::ReferFailed {
+                        code: Some(code),
+                        reason: "the caller's side could not reach the target".into(),
+                    })
+                }
+            }
+            LegEvent::ReferProgress(_) => vec![],
+            LegEvent::Bye | LegEvent::AckTimeout => {
+                self.caller = None; // its dialog is over either way
+                tracing::debug!(call = %self.id, ?event, "caller leg ended");
+                self.step(Input::CallerHungUp)
+            }
+        }
+    }
+
+    fn refer_answered(&mut self, answer: Option<Option<u16>>) -> Vec<Action> {
+        match answer {
+            // 2xx: wait for the NOTIFY that says how the call went.
+            Some(Some(code)) if (200..300).contains(&code) => vec![],
+            Some(code) => {
+                self.refer = None;
+                self.step(Input::ReferFailed {
+                    code,
+                    reason: "REFER refused or not answered".into(),
+                })
+            }
+            None => {
+                self.refer = None;
+                self.step(Input::ReferFailed {
+                    code: None,
+                    reason: "no final NOTIFY in time".into(),
+                })
+            }
+        }
+    }
+
+    /// Performs actions (and those their failures lead to); true when the
+    /// call is finished.
+    async fn perform(&mut self, actions: Vec<Action>) -> bool {
+        let mut queue = VecDeque::from(actions);
         let mut finished = false;
-        for action in actions {
+        while let Some(action) = queue.pop_front() {
             match action {
-                Action::StartTransfer(t) => self.start_transfer(t),
+                Action::Dial(t) => {
+                    if let Err(input) = self.start_dial(t) {
+                        queue.extend(self.step(input));
+                    }
+                }
+                Action::Refer(t) => match self.caller.as_mut() {
+                    Some(leg) => {
+                        self.refer = Some(Referring {
+                            answer: Some(leg.refer(&t.target, &t.headers)),
+                            deadline: Instant::now() + t.ring_timeout,
+                        });
+                    }
+                    None => queue.extend(self.step(Input::ReferFailed {
+                        code: None,
+                        reason: "caller leg gone".into(),
+                    })),
+                },
+                Action::RetryIn(after) => self.retry_at = Some(Instant::now() + after),
                 // Dropping `Dialing` CANCELs the INVITE; its task ACKs and
                 // BYEs a 2xx that crosses the CANCEL.
-                Action::CancelTransfer => self.dialing = None,
+                Action::CancelTransfer => {
+                    self.dialing = None;
+                    self.retry_at = None;
+                    self.refer = None;
+                }
                 Action::HangupCaller => {
                     if let Some(l) = self.caller.take() {
                         l.hangup();
@@ -234,33 +406,40 @@ impl Call {
                         l.hangup();
                     }
                 }
+                Action::ResumeHold => {
+                    self.media.play(self.ctx.media.music()).await;
+                }
+                Action::PostWebhook => self.post_webhook(),
+                Action::PlayAnnouncement => match self.entry.announcement.clone() {
+                    Some(a) => {
+                        let length = Duration::from_millis(u64::from(a.frames()) * 20);
+                        self.media.play(a).await;
+                        self.announce_until = Some(Instant::now() + length);
+                    }
+                    None => queue.extend(self.step(Input::AnnouncementDone)),
+                },
                 Action::Finish => finished = true,
             }
         }
         finished
     }
 
-    fn start_transfer(&mut self, t: Transfer) {
-        let socket = match self.ctx.media.allocate() {
-            Ok(s) => s,
-            Err(e) => {
-                let actions = self.step(Input::RoomFailed {
-                    code: None,
-                    reason: e.to_string(),
-                });
-                self.perform(actions);
-                return;
-            }
-        };
+    /// Starts a room INVITE; on failure, the input to feed the machine.
+    fn start_dial(&mut self, t: Transfer) -> Result<(), Input> {
+        let socket = self.ctx.media.allocate().map_err(|e| Input::RoomFailed {
+            code: None,
+            reason: e.to_string(),
+        })?;
         let request = OutboundRequest {
             target: t.target,
             from: self.caller_from.clone(),
             headers: t.headers,
             sdp: sdp::offer(self.ctx.media.public_ip(), socket.port),
-            ring_timeout: self.ctx.room_ring_timeout,
+            ring_timeout: t.ring_timeout,
         };
         tracing::info!(call = %self.id, target = %request.target, "transferring");
         self.dialing = Some((Dialing::start(&self.ctx.stack, request), socket));
+        Ok(())
     }
 
     async fn room_outcome(&mut self, outcome: DialOutcome) -> Vec<Action> {
@@ -276,7 +455,11 @@ impl Call {
                         .bridge(socket, answer.addr, answer.choose())
                         .await
                     {
-                        self.room = Some(leg);
+                        // Make before break: the caller is on the new room
+                        // already; only now does the old one go.
+                        if let Some(old) = self.room.replace(leg) {
+                            old.hangup();
+                        }
                         Input::RoomAnswered
                     } else {
                         leg.hangup();
@@ -294,9 +477,33 @@ impl Call {
             DialOutcome::Failed(e) => failed(None, e.to_string()),
         };
         if let Input::RoomFailed { code, reason } = &input {
-            tracing::info!(call = %self.id, ?code, %reason, "transfer failed; caller stays on hold");
+            tracing::info!(call = %self.id, ?code, %reason, "transfer attempt failed");
         }
         self.step(input)
+    }
+
+    /// Posts the incoming-call webhook (again, after a room hung up on a
+    /// caller whose entry returns it to hold).
+    fn post_webhook(&mut self) {
+        if let Some(old) = self.webhook_task.take() {
+            old.abort();
+        }
+        self.webhook_task = Some(tokio::spawn(send_webhook(
+            self.ctx.clone(),
+            self.entry.clone(),
+            self.parties.clone(),
+            self.tx.clone(),
+        )));
+    }
+
+    /// Hands new timeline entries to the events webhook.
+    fn publish(&mut self) {
+        let Some(sink) = &self.events else { return };
+        let m = lock(&self.machine);
+        if self.published < m.timeline.len() {
+            sink.publish(&m.timeline[self.published..]);
+            self.published = m.timeline.len();
+        }
     }
 }
 
@@ -305,7 +512,6 @@ async fn send_webhook(
     ctx: Arc<Ctx>,
     entry: Arc<Entry>,
     p: Parties,
-    headers: Vec<(String, String)>,
     tx: mpsc::UnboundedSender<DriverMsg>,
 ) {
     let body = serde_json::json!({
@@ -313,7 +519,7 @@ async fn send_webhook(
         "From": p.from,
         "callId": p.call_id,
         "callDomain": p.call_domain,
-        "sipHeaders": to_json_map(&headers),
+        "sipHeaders": to_json_map(&p.caller_headers),
     });
     let body = body.to_string().into_bytes();
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());

@@ -1,43 +1,93 @@
 //! The call state machine, without I/O: inputs and the time go in,
-//! actions come out, and every step is written to the call's timeline.
+//! actions come out, and every step is written to the call's timeline
+//! (which the events webhook and `GET /v1/calls/{id}` both read).
 //!
 //! ```text
-//!  Held ──update──▶ Transferring ──room 2xx──▶ Bridged
-//!   ▲                  │ room error/timeout
-//!   └──────────────────┘
-//!  any state ──hang-up (either side, API, hold timeout)──▶ Ended
+//!            ┌──────── update ────────┐           update (another room)
+//!            ▼                        │          ┌─────────────┐
+//!   Held ──update──▶ Transferring ──room 2xx──▶ Bridged ◀──────┘
+//!    ▲  ▲               │ every target failed,     │
+//!    │  └───────────────┘ or deadline (back to     │ POST …/hold, or the room
+//!    │                    where the caller was)    │ hangs up and the entry
+//!    └─────────────────────────────────────────────┘ says "hold"
+//!  Held ──hold timeout──▶ Announcing ──▶ Ended   (or a transfer to
+//!                                                  timeout_sip_uri)
+//!  any state ──hang-up (caller, room, API)──▶ Ended
 //! ```
+//! A transfer from Bridged is make-before-break: the caller keeps the old
+//! room until the new one answers, and keeps it if the new one fails.
 
+use super::plan::{Mode, Next, Plan, TransferRequest};
+use crate::config::OnRoomHangup;
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
-    /// Answered, hearing hold music, waiting for an update.
+    /// Answered, hearing hold music, no transfer under way.
     Held,
-    /// A room INVITE is under way; the caller still hears music.
+    /// A transfer is under way; the caller hears music, or the room it is
+    /// being moved away from.
     Transferring,
     /// Audio flows between caller and room.
     Bridged,
+    /// Hold timed out; the announcement plays, then the call ends.
+    Announcing,
     /// Over; both legs released.
     Ended,
 }
 
-/// A transfer the app asked for.
+/// How a call behaves, from its `[[dialin]]` entry (fixed at answer time:
+/// later changes to the entry do not touch calls already held).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub transfer_timeout: Duration,
+    pub max_hold: Duration,
+    pub on_room_hangup: OnRoomHangup,
+    pub on_hold_timeout: HoldTimeout,
+    /// Longest a room may ring on one attempt.
+    pub ring_cap: Duration,
+}
+
+/// What a hold timeout does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldTimeout {
+    /// Hang up, after the announcement if there is one.
+    Hangup { announce: bool },
+    /// Transfer to this URI.
+    Transfer(String),
+}
+
+/// One room INVITE (or REFER) to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     pub target: String,
-    /// Headers for the room INVITE: the caller's custom headers, then the
+    /// The caller's custom headers (after the entry's policy), then the
     /// update's.
     pub headers: Vec<(String, String)>,
+    pub ring_timeout: Duration,
 }
 
-/// Why an update was refused (409).
+/// Why an update or hold request was refused (409).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("call is {0:?}; only a held call can be transferred")]
-pub struct UpdateRefused(pub State);
+#[error("{reason}")]
+pub struct UpdateRefused {
+    pub state: State,
+    pub reason: String,
+}
+
+/// How an accepted update was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// A transfer started.
+    Started,
+    /// The same update was already taken (same Idempotency-Key, or the same
+    /// target while its transfer is under way or done): nothing new starts.
+    Duplicate,
+}
 
 /// What happened, as the driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,25 +103,42 @@ pub enum Input {
     /// The room answered 2xx and media now flows through the bridge.
     RoomAnswered,
     /// The room INVITE failed: a SIP code, or none for no answer/transport.
-    RoomFailed {
-        code: Option<u16>,
-        reason: String,
-    },
+    RoomFailed { code: Option<u16>, reason: String },
+    /// The backoff asked for by `Action::RetryIn` is over.
+    RetryDue,
+    /// The caller's side accepted our REFER and reported the target's 2xx.
+    ReferSucceeded,
+    /// REFER was refused, or the caller's side reported a failure.
+    ReferFailed { code: Option<u16>, reason: String },
     CallerHungUp,
     RoomHungUp,
     /// `DELETE /v1/calls/{id}`.
     HangupRequested,
     HoldTimeout,
+    /// The hold-timeout announcement has played.
+    AnnouncementDone,
 }
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    StartTransfer(Transfer),
-    /// Stop the room INVITE under way (CANCEL).
+    /// INVITE a room; the caller stays where it is until it answers.
+    Dial(Transfer),
+    /// Ask the caller's side to call the target itself.
+    Refer(Transfer),
+    /// Feed `Input::RetryDue` after this long.
+    RetryIn(Duration),
+    /// Stop the room INVITE, REFER or backoff under way.
     CancelTransfer,
     HangupCaller,
+    /// Hang up the room the caller is bridged to.
     HangupRoom,
+    /// The room is gone: hold music again, continuing the caller's stream.
+    ResumeHold,
+    /// Post the incoming-call webhook again (a room hung up on a caller
+    /// whose entry says "hold").
+    PostWebhook,
+    PlayAnnouncement,
     /// Release media, leave the registry: the call is over.
     Finish,
 }
@@ -85,6 +152,9 @@ pub struct Event {
     #[serde(skip_serializing_if = "Value::is_null")]
     pub detail: Value,
 }
+
+/// Idempotency keys remembered per call.
+const KEYS_KEPT: usize = 32;
 
 /// The machine and everything `GET /v1/calls/{id}` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -101,15 +171,37 @@ pub struct Machine {
     pub bridged_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<u64>,
-    /// The room URI of the transfer under way or done.
+    /// The room of the transfer under way, or the one the caller is with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<&'static str>,
     pub transfer_attempts: u32,
+    /// Time spent on hold music and bridged, so far (ms).
+    pub hold_ms: u64,
+    pub talk_ms: u64,
+    /// The caller's custom headers, as the entry's policy passed them.
+    pub sip_headers: Value,
     pub timeline: Vec<Event>,
     #[serde(skip)]
     caller_headers: Vec<(String, String)>,
+    #[serde(skip)]
+    policy: Policy,
+    #[serde(skip)]
+    plan: Option<Plan>,
+    /// True while the transfer under way is the hold-timeout one.
+    #[serde(skip)]
+    timeout_transfer: bool,
+    /// The room the caller is bridged to.
+    #[serde(skip)]
+    room: Option<String>,
+    /// Since when the caller hears music (None when bridged or timed out).
+    #[serde(skip)]
+    held_since: Option<u64>,
+    #[serde(skip)]
+    bridged_since: Option<u64>,
+    #[serde(skip)]
+    keys: Vec<(String, TransferRequest)>,
 }
 
 /// Who the call is from and to, as the webhook shows them.
@@ -125,7 +217,7 @@ pub struct Parties {
 
 impl Machine {
     /// A call just answered and put on hold at `now` (Unix ms).
-    pub fn answered(p: Parties, now: u64) -> Self {
+    pub fn answered(p: Parties, policy: Policy, now: u64) -> Self {
         let mut m = Machine {
             call_id: p.call_id,
             call_domain: p.call_domain,
@@ -139,43 +231,147 @@ impl Machine {
             target: None,
             end_reason: None,
             transfer_attempts: 0,
+            hold_ms: 0,
+            talk_ms: 0,
+            sip_headers: Value::Object(crate::sip::headers::to_json_map(&p.caller_headers)),
             timeline: Vec::new(),
             caller_headers: p.caller_headers,
+            policy,
+            plan: None,
+            timeout_transfer: false,
+            room: None,
+            held_since: Some(now),
+            bridged_since: None,
+            keys: Vec::new(),
         };
         m.log(now, "call.held", Value::Null);
         m
     }
 
-    fn log(&mut self, at: u64, event: &'static str, detail: Value) {
+    pub(crate) fn log(&mut self, at: u64, event: &'static str, detail: Value) {
         self.timeline.push(Event { at, event, detail });
     }
 
-    /// The app asks to transfer the call to `target` with `extra` headers.
+    /// When the hold timeout fires (Unix ms), if the caller is on hold.
+    pub fn hold_deadline(&self) -> Option<u64> {
+        let since = self.held_since?;
+        if self.timeout_transfer || self.state == State::Announcing {
+            return None;
+        }
+        Some(since + self.policy.max_hold.as_millis() as u64)
+    }
+
+    fn refuse(&mut self, now: u64, reason: String) -> UpdateRefused {
+        self.log(
+            now,
+            "update.refused",
+            json!({ "reason": reason, "state": self.state }),
+        );
+        UpdateRefused {
+            state: self.state,
+            reason,
+        }
+    }
+
+    /// The app asks to move the call (`pinlessCallUpdate`).
     pub fn request_transfer(
         &mut self,
-        target: String,
-        extra: Vec<(String, String)>,
+        request: TransferRequest,
+        key: Option<String>,
         now: u64,
-    ) -> Result<Vec<Action>, UpdateRefused> {
-        if self.state != State::Held {
-            self.log(
-                now,
-                "update.refused",
-                json!({ "sipUri": target, "state": self.state }),
-            );
-            return Err(UpdateRefused(self.state));
+    ) -> Result<(Accepted, Vec<Action>), UpdateRefused> {
+        if matches!(self.state, State::Ended | State::Announcing) {
+            let reason = format!("call is {}", state_name(self.state));
+            return Err(self.refuse(now, reason));
         }
+        if let Some(k) = &key {
+            if let Some((_, earlier)) = self.keys.iter().find(|(seen, _)| seen == k) {
+                if *earlier == request {
+                    return Ok((Accepted::Duplicate, vec![]));
+                }
+                let reason = "Idempotency-Key already used for a different update".to_string();
+                return Err(self.refuse(now, reason));
+            }
+        }
+        let duplicate = match &self.plan {
+            Some(plan) => {
+                let same = plan.request.targets == request.targets
+                    && plan.request.mode == request.mode;
+                if !same {
+                    let reason = format!("a transfer to {} is under way", plan.current());
+                    return Err(self.refuse(now, reason));
+                }
+                true
+            }
+            None => request.targets.len() == 1 && self.room.as_ref() == request.targets.first(),
+        };
+        if let Some(k) = key {
+            if self.keys.len() >= KEYS_KEPT {
+                self.keys.remove(0);
+            }
+            self.keys.push((k, request.clone()));
+        }
+        if duplicate {
+            return Ok((Accepted::Duplicate, vec![]));
+        }
+        self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
+        self.timeout_transfer = false;
         self.state = State::Transferring;
+        Ok((Accepted::Started, self.attempt(now)))
+    }
+
+    /// `POST /v1/calls/{id}/hold`: back to music from wherever the call is.
+    pub fn request_hold(&mut self, now: u64) -> Result<Vec<Action>, UpdateRefused> {
+        if matches!(self.state, State::Ended | State::Announcing) {
+            let reason = format!("call is {}", state_name(self.state));
+            return Err(self.refuse(now, reason));
+        }
+        let mut actions = Vec::new();
+        if self.plan.take().is_some() {
+            actions.push(Action::CancelTransfer);
+        }
+        self.timeout_transfer = false;
+        if self.room.is_some() {
+            actions.push(Action::HangupRoom);
+            actions.push(Action::ResumeHold);
+            self.leave_room(now);
+        }
+        if self.state != State::Held {
+            self.to_hold(now, "api");
+        }
+        Ok(actions)
+    }
+
+    /// Starts the next attempt of the plan.
+    fn attempt(&mut self, now: u64) -> Vec<Action> {
+        let Some(plan) = self.plan.as_mut() else {
+            return vec![];
+        };
+        plan.attempts += 1;
+        plan.waiting = false;
+        let target = plan.current().to_string();
+        let refer = !plan.refer_done;
+        let mut headers = self.caller_headers.clone();
+        headers.extend(plan.request.headers.iter().cloned());
+        let transfer = Transfer {
+            target: target.clone(),
+            headers,
+            ring_timeout: plan.ring_timeout(now, self.policy.ring_cap),
+        };
+        let attempt = plan.attempts;
         self.transfer_attempts += 1;
         self.target = Some(target.clone());
+        let mode = if refer { Mode::Refer } else { Mode::Bridge };
         self.log(
             now,
             "call.transfer_started",
-            json!({ "sipUri": target, "attempt": self.transfer_attempts }),
+            json!({ "sipUri": target, "attempt": attempt, "mode": mode }),
         );
-        let mut headers = self.caller_headers.clone();
-        headers.extend(extra);
-        Ok(vec![Action::StartTransfer(Transfer { target, headers })])
+        if refer {
+            vec![Action::Refer(transfer)]
+        } else {
+            vec![Action::Dial(transfer)]
+        }
     }
 
     /// Feeds one input; returns what the driver must do.
@@ -183,6 +379,7 @@ impl Machine {
         if self.state == State::Ended {
             return vec![];
         }
+        let transferring = self.plan.as_ref().is_some_and(|p| !p.waiting);
         match input {
             Input::WebhookAttempt {
                 number,
@@ -200,166 +397,220 @@ impl Machine {
                 self.log(now, "webhook.failed", Value::Null);
                 vec![]
             }
-            Input::RoomAnswered if self.state == State::Transferring => {
-                self.state = State::Bridged;
-                self.bridged_at = Some(now);
-                self.log(now, "call.bridged", json!({ "sipUri": self.target }));
-                vec![]
+            Input::RoomAnswered if transferring => self.bridged(now),
+            Input::RoomFailed { code, reason } if transferring => {
+                self.attempt_failed(code, reason, now)
             }
-            Input::RoomFailed { code, reason } if self.state == State::Transferring => {
-                self.state = State::Held;
+            Input::RetryDue if self.plan.as_ref().is_some_and(|p| p.waiting) => self.attempt(now),
+            Input::ReferSucceeded if transferring => {
+                // The caller's side is with the target now: nothing to cancel.
+                self.plan = None;
+                self.log(now, "call.referred", json!({ "sipUri": self.target }));
+                self.end(now, "referred", true)
+            }
+            Input::ReferFailed { code, reason } if transferring => {
+                let attempt = self.plan.as_ref().map(|p| p.attempts);
                 self.log(
                     now,
-                    "call.transfer_failed",
-                    json!({ "sipUri": self.target, "code": code, "reason": reason, "attempt": self.transfer_attempts }),
+                    "call.refer_failed",
+                    json!({ "sipUri": self.target, "code": code, "reason": reason, "attempt": attempt }),
                 );
-                self.log(now, "call.returned_to_hold", Value::Null);
-                vec![]
+                if let Some(p) = self.plan.as_mut() {
+                    p.refer_done = true;
+                }
+                self.attempt(now)
             }
-            Input::RoomAnswered | Input::RoomFailed { .. } => vec![],
+            Input::RoomAnswered
+            | Input::RoomFailed { .. }
+            | Input::RetryDue
+            | Input::ReferSucceeded
+            | Input::ReferFailed { .. } => vec![],
             Input::CallerHungUp => self.end(now, "caller_hangup", false),
-            Input::RoomHungUp if self.state == State::Bridged => self.end(now, "room_hangup", true),
+            Input::RoomHungUp if self.room.is_some() => self.room_hung_up(now),
             Input::RoomHungUp => vec![],
             Input::HangupRequested => self.end(now, "api_hangup", true),
-            Input::HoldTimeout if matches!(self.state, State::Held | State::Transferring) => {
-                self.log(now, "call.hold_timeout", Value::Null);
+            Input::HoldTimeout if self.hold_deadline().is_some() => self.hold_timed_out(now),
+            Input::HoldTimeout => vec![],
+            Input::AnnouncementDone if self.state == State::Announcing => {
                 self.end(now, "hold_timeout", true)
             }
-            Input::HoldTimeout => vec![],
+            Input::AnnouncementDone => vec![],
         }
+    }
+
+    fn bridged(&mut self, now: u64) -> Vec<Action> {
+        let plan = self.plan.take();
+        let target = plan.as_ref().map(|p| p.current().to_string());
+        let replaced = self.room.take();
+        if let Some(since) = self.held_since.take() {
+            self.hold_ms += now.saturating_sub(since);
+        }
+        self.bridged_since.get_or_insert(now);
+        self.timeout_transfer = false;
+        self.state = State::Bridged;
+        self.bridged_at = Some(now);
+        self.room = target.clone();
+        self.target = target.clone();
+        self.log(
+            now,
+            "call.bridged",
+            json!({ "sipUri": target, "attempt": plan.map(|p| p.attempts), "replaced": replaced }),
+        );
+        vec![]
+    }
+
+    fn attempt_failed(&mut self, code: Option<u16>, reason: String, now: u64) -> Vec<Action> {
+        let Some(plan) = self.plan.as_mut() else {
+            return vec![];
+        };
+        let target = plan.current().to_string();
+        let attempt = plan.attempts;
+        let next = plan.failed(code, now);
+        let detail = |last: bool| {
+            json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last })
+        };
+        match next {
+            Next::Try(_) => {
+                self.log(now, "call.transfer_failed", detail(false));
+                self.attempt(now)
+            }
+            Next::Wait(after) => {
+                self.log(now, "call.transfer_failed", detail(false));
+                vec![Action::RetryIn(after)]
+            }
+            Next::GiveUp(why) => {
+                let mut d = detail(true);
+                d["gaveUp"] = why.into();
+                self.log(now, "call.transfer_failed", d);
+                self.plan = None;
+                if self.timeout_transfer {
+                    return self.end(now, "hold_timeout", true);
+                }
+                if self.room.is_some() {
+                    // Make before break: the caller never left its room.
+                    self.state = State::Bridged;
+                    self.target = self.room.clone();
+                } else {
+                    self.to_hold(now, "transfer_failed");
+                }
+                vec![]
+            }
+        }
+    }
+
+    fn room_hung_up(&mut self, now: u64) -> Vec<Action> {
+        if self.policy.on_room_hangup == OnRoomHangup::End {
+            return self.end(now, "room_hangup", true);
+        }
+        self.leave_room(now);
+        let mut actions = vec![Action::ResumeHold];
+        if self.plan.is_none() {
+            // Nobody is moving this caller: ask the app again.
+            actions.push(Action::PostWebhook);
+            self.to_hold(now, "room_hangup");
+        } else {
+            self.held_since = Some(now);
+            self.log(
+                now,
+                "call.returned_to_hold",
+                json!({ "reason": "room_hangup" }),
+            );
+        }
+        actions
+    }
+
+    fn hold_timed_out(&mut self, now: u64) -> Vec<Action> {
+        self.log(
+            now,
+            "call.hold_timeout",
+            json!({ "afterMs": self.policy.max_hold.as_millis() as u64 }),
+        );
+        let mut actions = Vec::new();
+        if self.plan.take().is_some() {
+            actions.push(Action::CancelTransfer);
+        }
+        match self.policy.on_hold_timeout.clone() {
+            HoldTimeout::Hangup { announce: false } => {
+                actions.extend(self.end(now, "hold_timeout", true));
+            }
+            HoldTimeout::Hangup { announce: true } => {
+                self.state = State::Announcing;
+                actions.push(Action::PlayAnnouncement);
+            }
+            HoldTimeout::Transfer(uri) => {
+                let request = TransferRequest {
+                    targets: vec![uri],
+                    headers: vec![],
+                    mode: Mode::Bridge,
+                };
+                self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
+                self.timeout_transfer = true;
+                self.state = State::Transferring;
+                actions.extend(self.attempt(now));
+            }
+        }
+        actions
+    }
+
+    /// The caller is no longer with a room: count its talk time.
+    fn leave_room(&mut self, now: u64) {
+        self.room = None;
+        if let Some(since) = self.bridged_since.take() {
+            self.talk_ms += now.saturating_sub(since);
+        }
+    }
+
+    fn to_hold(&mut self, now: u64, reason: &'static str) {
+        self.state = State::Held;
+        self.held_since.get_or_insert(now);
+        self.log(now, "call.returned_to_hold", json!({ "reason": reason }));
     }
 
     fn end(&mut self, now: u64, reason: &'static str, hangup_caller: bool) -> Vec<Action> {
         let mut actions = Vec::new();
-        match self.state {
-            State::Transferring => actions.push(Action::CancelTransfer),
-            State::Bridged if reason != "room_hangup" => actions.push(Action::HangupRoom),
-            _ => {}
+        if self.plan.take().is_some() {
+            actions.push(Action::CancelTransfer);
+        }
+        if self.room.is_some() && reason != "room_hangup" {
+            actions.push(Action::HangupRoom);
         }
         if hangup_caller {
             actions.push(Action::HangupCaller);
         }
         actions.push(Action::Finish);
+        self.leave_room(now);
+        if let Some(since) = self.held_since.take() {
+            self.hold_ms += now.saturating_sub(since);
+        }
         self.state = State::Ended;
         self.ended_at = Some(now);
         self.end_reason = Some(reason);
-        self.log(now, "call.ended", json!({ "reason": reason }));
+        let by = match reason {
+            "caller_hangup" | "referred" => "caller",
+            "room_hangup" => "room",
+            "api_hangup" => "api",
+            _ => "gateway",
+        };
+        self.log(
+            now,
+            "call.ended",
+            json!({ "reason": reason, "by": by, "holdMs": self.hold_ms, "talkMs": self.talk_ms }),
+        );
         actions
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn held() -> Machine {
-        Machine::answered(
-            Parties {
-                call_id: "c1".into(),
-                call_domain: "d".into(),
-                from: "+15550001".into(),
-                to: "sip:support@gw".into(),
-                entry: "support".into(),
-                caller_headers: vec![("X-Lang".into(), "de".into())],
-            },
-            1_000,
-        )
-    }
-
-    #[test]
-    fn transfer_then_bridge_then_caller_hangs_up() {
-        let mut m = held();
-        let a = m
-            .request_transfer(
-                "sip:room@r".into(),
-                vec![("X-Id".into(), "7".into())],
-                2_000,
-            )
-            .unwrap();
-        assert_eq!(
-            a,
-            vec![Action::StartTransfer(Transfer {
-                target: "sip:room@r".into(),
-                headers: vec![("X-Lang".into(), "de".into()), ("X-Id".into(), "7".into())],
-            })]
-        );
-        assert_eq!(m.state, State::Transferring);
-        assert_eq!(
-            m.request_transfer("sip:x@y".into(), vec![], 2_100),
-            Err(UpdateRefused(State::Transferring))
-        );
-        assert!(m.handle(Input::RoomAnswered, 3_000).is_empty());
-        assert_eq!((m.state, m.bridged_at), (State::Bridged, Some(3_000)));
-        let a = m.handle(Input::CallerHungUp, 9_000);
-        assert_eq!(a, vec![Action::HangupRoom, Action::Finish]);
-        assert_eq!(
-            (m.state, m.ended_at, m.end_reason),
-            (State::Ended, Some(9_000), Some("caller_hangup"))
-        );
-        assert!(
-            m.handle(Input::RoomHungUp, 9_001).is_empty(),
-            "nothing after the end"
-        );
-    }
-
-    #[test]
-    fn failed_room_returns_to_hold_and_retry_works() {
-        let mut m = held();
-        m.request_transfer("sip:busy@r".into(), vec![], 2_000)
-            .unwrap();
-        m.handle(
-            Input::RoomFailed {
-                code: Some(486),
-                reason: "Busy Here".into(),
-            },
-            2_500,
-        );
-        assert_eq!(m.state, State::Held);
-        let failed = m
-            .timeline
-            .iter()
-            .find(|e| e.event == "call.transfer_failed")
-            .unwrap();
-        assert_eq!(failed.detail["code"], 486);
-        assert_eq!(failed.at, 2_500);
-        assert!(m.request_transfer("sip:ok@r".into(), vec![], 3_000).is_ok());
-        assert_eq!(m.transfer_attempts, 2);
-    }
-
-    #[test]
-    fn hangups_while_transferring_cancel_the_room() {
-        let mut m = held();
-        m.request_transfer("sip:room@r".into(), vec![], 2_000)
-            .unwrap();
-        assert_eq!(
-            m.handle(Input::CallerHungUp, 2_100),
-            vec![Action::CancelTransfer, Action::Finish]
-        );
-
-        let mut m = held();
-        m.request_transfer("sip:room@r".into(), vec![], 2_000)
-            .unwrap();
-        assert_eq!(
-            m.handle(Input::HoldTimeout, 600_000),
-            vec![Action::CancelTransfer, Action::HangupCaller, Action::Finish]
-        );
-    }
-
-    #[test]
-    fn room_hangup_ends_a_bridged_call_and_api_hangup_ends_any() {
-        let mut m = held();
-        m.request_transfer("sip:room@r".into(), vec![], 2_000)
-            .unwrap();
-        m.handle(Input::RoomAnswered, 2_100);
-        assert_eq!(
-            m.handle(Input::RoomHungUp, 5_000),
-            vec![Action::HangupCaller, Action::Finish]
-        );
-        let mut m = held();
-        assert_eq!(
-            m.handle(Input::HangupRequested, 5_000),
-            vec![Action::HangupCaller, Action::Finish]
-        );
-        assert!(m.timeline.iter().any(|e| e.event == "call.ended"));
+/// The state as the API spells it.
+pub fn state_name(s: State) -> &'static str {
+    match s {
+        State::Held => "held",
+        State::Transferring => "transferring",
+        State::Bridged => "bridged",
+        State::Announcing => "announcing",
+        State::Ended => "ended",
     }
 }
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,15 +1,21 @@
 //! Calls: the sans-IO state machine (`machine`), the registry the API
 //! reads (`registry`), and the per-call driver task that runs the machine
-//! against SIP, media and webhooks (`driver`). `entries` matches an INVITE
-//! to its `[[dialin]]` entry.
+//! against SIP, media and webhooks (`driver`). `plan` is one transfer's
+//! targets, retries and deadline; `entries` matches an INVITE to its
+//! `[[dialin]]` entry, whose `header_policy` filters the caller's headers;
+//! `events` posts the timeline to the entry's `events_url`.
 
 pub mod driver;
 pub mod entries;
+pub mod events;
+pub mod header_policy;
 pub mod machine;
+pub mod plan;
 pub mod registry;
 
-pub use entries::{Entries, Entry};
-pub use machine::{Machine, State, Transfer, UpdateRefused};
+pub use entries::{Entries, Entry, EntryError};
+pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
+pub use plan::{Mode, TransferRequest};
 pub use registry::{CallHandle, Registry};
 
 /// Id of a held call (`callId` in the webhook and API): a UUID, not the

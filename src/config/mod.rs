@@ -3,6 +3,7 @@
 //! once. Every key of CONTRACT.md parses; an unknown key is an error that
 //! names it.
 
+mod dialin;
 mod env;
 mod validate;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use dialin::{Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, OnRoomHangup};
 pub use validate::ConfigError;
 
 /// Everything the gateway reads at start-up.
@@ -77,38 +79,6 @@ pub struct HoldConfig {
     pub music: PathBuf,
     /// How long a caller may stay on hold before the call is ended.
     pub max_hold_secs: u64,
-}
-
-/// One `[[dialin]]` entry: which calls it takes and where its webhook goes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DialinEntry {
-    pub name_prefix: String,
-    /// Matched against the INVITE's To user (E.164).
-    pub phone_number: Option<String>,
-    /// Static SIP URI, matched on its user part.
-    pub sip_uri: Option<String>,
-    /// The incoming-call webhook.
-    pub room_creation_api: String,
-    /// Base64 webhook signing key; generated once into `state_dir` if absent.
-    pub hmac: Option<String>,
-    #[serde(default)]
-    pub allowed_cidrs: Vec<String>,
-    #[serde(default)]
-    pub credentials: Vec<Credential>,
-    #[serde(default)]
-    pub open: bool,
-    /// Ring (180) this long before answering; 0 answers at once.
-    #[serde(default)]
-    pub answer_delay_ms: u64,
-}
-
-/// A digest username and password accepted for an entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credential {
-    pub username: String,
-    pub password: String,
 }
 
 /// `[limits]`: protection against overload.
@@ -200,7 +170,7 @@ impl Default for Config {
                 allowed_cidrs: vec![],
                 credentials: vec![],
                 open: true,
-                answer_delay_ms: 0,
+                ..DialinEntry::default()
             }],
             limits: LimitsConfig::default(),
         }

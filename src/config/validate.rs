@@ -140,8 +140,7 @@ impl Config {
                     ));
                 }
             }
-            let webhook = &entry.room_creation_api;
-            if !(webhook.starts_with("http://") || webhook.starts_with("https://")) {
+            if !is_http_url(&entry.room_creation_api) {
                 return Err(ConfigError::key(
                     key("room_creation_api"),
                     "must be an http:// or https:// URL",
@@ -151,6 +150,7 @@ impl Config {
                 crate::webhook::decode_secret(secret)
                     .map_err(|reason| ConfigError::key(key("hmac"), reason))?;
             }
+            validate_call_policy(entry, &key)?;
             for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
                 crate::config::parse_cidr(cidr).ok_or_else(|| {
                     ConfigError::key(
@@ -162,4 +162,70 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// Transfer, hold-timeout, events and header-policy keys of one entry.
+fn validate_call_policy(
+    entry: &super::DialinEntry,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    use super::HoldTimeoutAction;
+    if entry.transfer_timeout_secs == 0 {
+        return Err(ConfigError::key(
+            key("transfer_timeout_secs"),
+            "must be at least 1",
+        ));
+    }
+    if entry.max_hold_secs == Some(0) {
+        return Err(ConfigError::key(key("max_hold_secs"), "must be at least 1"));
+    }
+    match (&entry.hold_timeout_action, &entry.timeout_sip_uri) {
+        (HoldTimeoutAction::Transfer, None) => {
+            return Err(ConfigError::key(
+                key("timeout_sip_uri"),
+                "hold_timeout_action = \"transfer\" needs a timeout_sip_uri",
+            ));
+        }
+        (_, Some(uri)) if crate::sip::uri_user(uri).is_none() => {
+            return Err(ConfigError::key(
+                key("timeout_sip_uri"),
+                "must be a sip: or sips: URI with a user part",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(url) = &entry.events_url {
+        if !is_http_url(url) {
+            return Err(ConfigError::key(
+                key("events_url"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+    }
+    let policy = &entry.header_policy;
+    for (j, name) in policy.allow.iter().enumerate() {
+        let bare = name.strip_suffix('*').unwrap_or(name);
+        if bare.is_empty() || bare.contains('*') {
+            return Err(ConfigError::key(
+                key(&format!("header_policy.allow[{j}]")),
+                "a header name, optionally ending in * (like X-Customer-*)",
+            ));
+        }
+    }
+    for (from, to) in &policy.rename {
+        crate::sip::headers::check(to, "").map_err(|e| {
+            ConfigError::key(key(&format!("header_policy.rename.{from}")), e.to_string())
+        })?;
+    }
+    if policy.max_value_bytes == 0 || policy.max_value_bytes > 8192 {
+        return Err(ConfigError::key(
+            key("header_policy.max_value_bytes"),
+            "must be between 1 and 8192",
+        ));
+    }
+    Ok(())
 }

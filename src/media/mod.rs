@@ -104,6 +104,11 @@ impl MediaEngine {
         )?)
     }
 
+    /// The hold music every held call hears.
+    pub fn music(&self) -> Arc<HoldLoop> {
+        self.pacer.music().clone()
+    }
+
     pub fn pacer_stats(&self) -> &Arc<pacer::PacerStats> {
         self.pacer.stats()
     }

@@ -45,6 +45,8 @@ pub struct PacerStats {
 /// A stream to start: one held call's music towards `remote`.
 pub struct NewStream {
     pub id: u64,
+    /// What it plays, looped: the hold music, or an announcement.
+    pub source: Arc<HoldLoop>,
     pub socket: Arc<UdpSocket>,
     pub remote: SocketAddr,
     pub law: Law,
@@ -64,18 +66,28 @@ enum Command {
 pub struct Pacer {
     tx: mpsc::Sender<Command>,
     stats: Arc<PacerStats>,
+    music: Arc<HoldLoop>,
 }
 
 impl Pacer {
-    /// Starts the pacer thread for `music`.
+    /// Starts the pacer thread; `music` is what held calls hear.
     pub fn start(music: HoldLoop) -> std::io::Result<Pacer> {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(PacerStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("pinless-pacer".into())
-            .spawn(move || run(rx, music, thread_stats))?;
-        Ok(Pacer { tx, stats })
+            .spawn(move || run(rx, thread_stats))?;
+        Ok(Pacer {
+            tx,
+            stats,
+            music: Arc::new(music),
+        })
+    }
+
+    /// The hold music, shared by every held call.
+    pub fn music(&self) -> &Arc<HoldLoop> {
+        &self.music
     }
 
     pub fn stats(&self) -> &Arc<PacerStats> {
@@ -102,6 +114,7 @@ impl Pacer {
 
 struct Stream {
     id: u64,
+    source: Arc<HoldLoop>,
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
     law: Law,
@@ -156,7 +169,7 @@ impl Slots {
     }
 }
 
-fn run(rx: mpsc::Receiver<Command>, music: HoldLoop, stats: Arc<PacerStats>) {
+fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>) {
     let mut slots = Slots {
         slots: std::array::from_fn(|_| Vec::new()),
         index: HashMap::new(),
@@ -170,6 +183,7 @@ fn run(rx: mpsc::Receiver<Command>, music: HoldLoop, stats: Arc<PacerStats>) {
             match rx.try_recv() {
                 Ok(Command::Add(n)) => slots.add(Stream {
                     id: n.id,
+                    source: n.source,
                     socket: n.socket,
                     remote: n.remote,
                     law: n.law,
@@ -217,7 +231,7 @@ fn run(rx: mpsc::Receiver<Command>, music: HoldLoop, stats: Arc<PacerStats>) {
             }
             .write(&mut header);
             packet[..HEADER_LEN].copy_from_slice(&header);
-            packet[HEADER_LEN..].copy_from_slice(music.frame(s.law, s.frame));
+            packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.law, s.frame));
             match s.socket.send_to(&packet, s.remote) {
                 Ok(_) => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
                 Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
@@ -225,7 +239,7 @@ fn run(rx: mpsc::Receiver<Command>, music: HoldLoop, stats: Arc<PacerStats>) {
             s.first = false;
             s.sequence = s.sequence.wrapping_add(1);
             s.timestamp = s.timestamp.wrapping_add(SAMPLES_PER_PACKET);
-            s.frame = (s.frame + 1) % music.frames();
+            s.frame = (s.frame + 1) % s.source.frames();
             s.last_sent = Some(sent_at);
         }
         tick += 1;

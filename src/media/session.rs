@@ -4,6 +4,7 @@
 //! their payload type mapped), keeping the caller's stream continuous.
 
 use super::g711::{Law, transcode};
+use super::hold::HoldLoop;
 use super::pacer::{NewStream, Pacer, StreamState};
 use super::ports::RtpSocket;
 use super::rewrite::Rewriter;
@@ -38,6 +39,11 @@ enum Command {
         codec: LegCodec,
         done: oneshot::Sender<()>,
     },
+    /// Stop relaying; the pacer plays `source` to the caller again.
+    Play {
+        source: Arc<HoldLoop>,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The handle the call driver holds. Dropping it stops the call's media
@@ -61,7 +67,8 @@ impl CallMedia {
         let sender = Arc::new(s.caller.socket.try_clone()?);
         s.pacer.add(NewStream {
             id: s.id,
-            socket: sender,
+            source: s.pacer.music().clone(),
+            socket: sender.clone(),
             remote: s.remote,
             law: s.codec.law,
             payload_type: s.codec.payload_type,
@@ -73,7 +80,7 @@ impl CallMedia {
             },
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        rt.spawn(run(s, rx));
+        rt.spawn(run(s, sender, rx));
         Ok(CallMedia { tx })
     }
 
@@ -87,6 +94,15 @@ impl CallMedia {
             codec,
             done,
         });
+        sent.is_ok() && rx.await.is_ok()
+    }
+
+    /// Plays `source` (looped) to the caller from where its stream stands,
+    /// whether it was hearing music, another source, or a room (which is
+    /// let go). Resolves once the pacer has the stream.
+    pub async fn play(&self, source: Arc<HoldLoop>) -> bool {
+        let (done, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Play { source, done });
         sent.is_ok() && rx.await.is_ok()
     }
 }
@@ -109,8 +125,25 @@ async fn recv_from_room(
     }
 }
 
-async fn run(s: Start, mut rx: mpsc::UnboundedReceiver<Command>) {
-    let Ok(caller) = UdpSocket::from_std(s.caller.socket) else {
+/// Where the caller's outgoing stream stands, taking it from the pacer
+/// (when `held`) or from the bridge being let go; `held` becomes false.
+async fn stream_state(s: &Start, held: &mut bool, bridge: Option<Bridge>) -> StreamState {
+    let from_pacer = if *held { s.pacer.remove(s.id).await } else { None };
+    *held = false;
+    from_pacer
+        .or(bridge.map(|b| b.rewriter.state()))
+        .unwrap_or(StreamState {
+            ssrc: s.ssrc,
+            next_sequence: rand::random(),
+            next_timestamp: rand::random(),
+            last_sent: None,
+        })
+}
+
+/// `sender` is the caller socket as the pacer uses it (a clone).
+async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let socket = &s.caller.socket;
+    let Ok(caller) = socket.try_clone().and_then(UdpSocket::from_std) else {
         s.pacer.remove(s.id).await;
         return;
     };
@@ -126,14 +159,9 @@ async fn run(s: Start, mut rx: mpsc::UnboundedReceiver<Command>) {
             cmd = rx.recv() => match cmd {
                 Some(Command::Bridge { room, remote: room_remote, codec, done }) => {
                     let Ok(socket) = UdpSocket::from_std(room.socket) else { continue };
-                    let state = if held { s.pacer.remove(s.id).await } else { None };
-                    held = false;
-                    let state = state.unwrap_or(StreamState {
-                        ssrc: s.ssrc,
-                        next_sequence: rand::random(),
-                        next_timestamp: rand::random(),
-                        last_sent: None,
-                    });
+                    // From music, or from another room (a re-transfer):
+                    // either way the caller's stream continues.
+                    let state = stream_state(&s, &mut held, bridge.take()).await;
                     bridge = Some(Bridge {
                         socket: Arc::new(socket),
                         remote: room_remote,
@@ -141,6 +169,20 @@ async fn run(s: Start, mut rx: mpsc::UnboundedReceiver<Command>) {
                         codec,
                         rewriter: Rewriter::new(state),
                     });
+                    let _ = done.send(());
+                }
+                Some(Command::Play { source, done }) => {
+                    let state = stream_state(&s, &mut held, bridge.take()).await;
+                    s.pacer.add(NewStream {
+                        id: s.id,
+                        source,
+                        socket: sender.clone(),
+                        remote,
+                        law: caller_codec.law,
+                        payload_type: caller_codec.payload_type,
+                        state,
+                    });
+                    held = true;
                     let _ = done.send(());
                 }
                 None => break,

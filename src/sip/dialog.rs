@@ -30,6 +30,9 @@ pub enum LegEvent {
     Bye,
     /// Our 2xx was never acknowledged: the dialog is dead.
     AckTimeout,
+    /// A NOTIFY about our REFER: the status line of the sipfrag (RFC 3515),
+    /// i.e. how the peer's call to the target is going.
+    ReferProgress(u16),
 }
 
 pub(crate) struct LegSetup {
@@ -110,7 +113,14 @@ impl Leg {
                     return LegEvent::Bye;
                 }
                 Method::INVITE => self.answer_reinvite(request).await,
-                Method::INFO | Method::OPTIONS | Method::UPDATE | Method::NOTIFY => {
+                Method::NOTIFY => {
+                    let progress = refer_progress(&request);
+                    reply(&self.s.endpoint, request, 200, None).await;
+                    if let Some(code) = progress {
+                        return LegEvent::ReferProgress(code);
+                    }
+                }
+                Method::INFO | Method::OPTIONS | Method::UPDATE => {
                     reply(&self.s.endpoint, request, 200, None).await
                 }
                 _ => reply(&self.s.endpoint, request, 405, None).await,
@@ -158,6 +168,45 @@ impl Leg {
             h.insert(Name::ROUTE, route.clone());
         }
         request
+    }
+
+    /// Asks the peer to call `target` itself (RFC 3515 REFER); `headers`
+    /// ride in the Refer-To URI, for peers that copy them into their
+    /// INVITE. Resolves to the REFER's final status (None: no answer).
+    /// Progress then arrives as `LegEvent::ReferProgress`.
+    pub fn refer(
+        &mut self,
+        target: &str,
+        headers: &[(String, String)],
+    ) -> oneshot::Receiver<Option<u16>> {
+        let mut request = self.request(Method::REFER);
+        let h = &mut request.headers;
+        h.insert(Name::REFER_TO, format!("<{}>", uri_with_headers(target, headers)));
+        h.insert("Referred-By", self.s.local_from.clone());
+        h.insert(Name::CONTACT, self.s.contact.clone());
+        let endpoint = self.s.endpoint.clone();
+        let mut target = TargetTransportInfo {
+            via_host_port: self.s.target.via_host_port.clone(),
+            transport: self.s.target.transport.clone(),
+        };
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let code = match endpoint.send_request(request, &mut target).await {
+                Ok(mut tsx) => match tsx.receive_final().await {
+                    Ok(response) => Some(response.line.code.into_u16()),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "REFER not answered");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "REFER not sent");
+                    None
+                }
+            };
+            let _ = tx.send(code);
+        });
+        rx
     }
 
     /// Hangs up: sends BYE in the background and forgets the dialog. The
@@ -220,4 +269,60 @@ pub(crate) fn spawn_2xx_retransmit(
             }
         }
     });
+}
+
+/// The sipfrag status code of a NOTIFY for a REFER subscription, if it is one.
+fn refer_progress(request: &IncomingRequest) -> Option<u16> {
+    let event = request.headers.get_raw(&Name::EVENT).next()?;
+    if !event.trim().to_ascii_lowercase().starts_with("refer") {
+        return None;
+    }
+    let body = std::str::from_utf8(&request.body).ok()?;
+    let line = body.lines().next()?.trim();
+    let rest = line.strip_prefix("SIP/2.0 ")?;
+    rest.get(..3)?.parse().ok()
+}
+
+/// `target` with `headers` appended as URI headers (`?X-A=1&X-B=2`),
+/// escaped as RFC 3261 §25.1 asks of `hname` and `hvalue`.
+fn uri_with_headers(target: &str, headers: &[(String, String)]) -> String {
+    fn escape(text: &str) -> String {
+        let mut out = String::new();
+        for b in text.bytes() {
+            let c = b as char;
+            if c.is_ascii_alphanumeric() || "-_.!~*'()[]/:+$".contains(c) {
+                out.push(c);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    if headers.is_empty() {
+        return target.to_string();
+    }
+    let query: Vec<String> = headers
+        .iter()
+        .map(|(n, v)| format!("{}={}", escape(n), escape(v)))
+        .collect();
+    let sep = if target.contains('?') { '&' } else { '?' };
+    format!("{target}{sep}{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_with_headers;
+
+    #[test]
+    fn refer_to_carries_escaped_headers() {
+        let h = vec![
+            ("X-Lang".to_string(), "de".to_string()),
+            ("X-Note".to_string(), "a b&c=d".to_string()),
+        ];
+        assert_eq!(
+            uri_with_headers("sip:room@r:5070", &h),
+            "sip:room@r:5070?X-Lang=de&X-Note=a%20b%26c%3Dd"
+        );
+        assert_eq!(uri_with_headers("sip:room@r", &[]), "sip:room@r");
+    }
 }

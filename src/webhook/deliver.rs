@@ -29,6 +29,19 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// For call events: they matter while the call is fresh, and later
+    /// events queue behind earlier ones, so give up sooner (≈7.5 s).
+    pub fn events() -> Self {
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(4),
+            attempt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// What one attempt gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -83,6 +96,14 @@ impl Sender {
                 .user_agent(concat!("pinless/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
+            policy,
+        }
+    }
+
+    /// The same connection pool with another retry policy.
+    pub fn with_policy(&self, policy: RetryPolicy) -> Self {
+        Self {
+            client: self.client.clone(),
             policy,
         }
     }

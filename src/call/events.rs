@@ -1,0 +1,73 @@
+//! The events webhook: the call's timeline, as it grows, posted signed to
+//! the entry's `events_url`, one event after another and in order (a
+//! receiver never sees `call.ended` before `call.bridged`). Each event has
+//! its own `webhook-id`, kept across its retries.
+
+use super::machine::Event;
+use crate::webhook::{self, Delivery};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// Timeline events that are published; the rest (webhook attempts,
+/// refused updates) stay in `GET /v1/calls/{id}` only.
+pub const PUBLISHED: [&str; 9] = [
+    "call.held",
+    "call.transfer_started",
+    "call.transfer_failed",
+    "call.bridged",
+    "call.returned_to_hold",
+    "call.hold_timeout",
+    "call.referred",
+    "call.refer_failed",
+    "call.ended",
+];
+
+/// Where a call's events go. Dropping it lets the queue drain, then the
+/// delivery task ends.
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    call_id: String,
+    call_domain: String,
+}
+
+impl EventSink {
+    /// Starts the delivery task for one call.
+    pub fn start(
+        sender: webhook::Sender,
+        url: String,
+        key: Vec<u8>,
+        call_id: String,
+        call_domain: String,
+    ) -> EventSink {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let call = call_id.clone();
+        tokio::spawn(async move {
+            while let Some(body) = rx.recv().await {
+                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+                let result = sender.deliver(&url, &key, &id, &body, |_| {}).await;
+                if let Delivery::Failed { attempts, last } = result {
+                    tracing::warn!(%call, attempts, ?last, "call event not delivered");
+                }
+            }
+        });
+        EventSink {
+            tx,
+            call_id,
+            call_domain,
+        }
+    }
+
+    /// Queues the published ones among `events`.
+    pub fn publish(&self, events: &[Event]) {
+        for e in events.iter().filter(|e| PUBLISHED.contains(&e.event)) {
+            let body = json!({
+                "type": e.event,
+                "timestamp": e.at,
+                "callId": self.call_id,
+                "callDomain": self.call_domain,
+                "data": if e.detail.is_null() { json!({}) } else { e.detail.clone() },
+            });
+            let _ = self.tx.send(body.to_string().into_bytes());
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! One transfer request as it is carried out, without I/O: the targets in
+//! turn, a room that is not ready yet (404/408/480/5xx or no answer) tried
+//! again with backoff, all within a deadline. The update that started it
+//! answered 200 long ago; absorbing the room's readiness race is ours.
+
+use std::time::Duration;
+
+/// How the caller is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// pinless INVITEs the room and relays media (B2BUA).
+    Bridge,
+    /// pinless asks the caller's side to call the room itself (REFER),
+    /// and falls back to the bridge when that is refused or fails.
+    Refer,
+}
+
+/// What an update asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRequest {
+    /// Tried in order; never empty.
+    pub targets: Vec<String>,
+    /// The update's own headers, added after the caller's.
+    pub headers: Vec<(String, String)>,
+    pub mode: Mode,
+}
+
+/// First wait after every target has failed once, doubled up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What to do after an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Try this target now.
+    Try(String),
+    /// Every target failed this round: wait, then start over.
+    Wait(Duration),
+    /// No target is left, or the deadline has passed.
+    GiveUp(&'static str),
+}
+
+/// A transfer under way.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub request: TransferRequest,
+    /// Targets still worth trying (a hard refusal like 486 or 603 removes one).
+    live: Vec<String>,
+    /// Index in `live` of the target being tried.
+    index: usize,
+    /// Unix ms after which no new attempt starts.
+    pub deadline: u64,
+    backoff: Duration,
+    /// Attempts made under this plan.
+    pub attempts: u32,
+    /// REFER was tried (or is not wanted): the next attempt is a bridge.
+    pub refer_done: bool,
+    /// Waiting for a backoff timer rather than for a room.
+    pub waiting: bool,
+}
+
+/// SIP answers that mean "not ready yet" rather than "no".
+pub fn retryable(code: Option<u16>) -> bool {
+    match code {
+        None => true,
+        Some(c) => matches!(c, 404 | 408 | 480 | 500 | 502 | 503 | 504),
+    }
+}
+
+impl Plan {
+    pub fn new(request: TransferRequest, now: u64, timeout: Duration) -> Plan {
+        Plan {
+            live: request.targets.clone(),
+            refer_done: request.mode == Mode::Bridge,
+            request,
+            index: 0,
+            deadline: now + timeout.as_millis() as u64,
+            backoff: FIRST_BACKOFF,
+            attempts: 0,
+            waiting: false,
+        }
+    }
+
+    /// The target being tried (or about to be).
+    pub fn current(&self) -> &str {
+        self.live
+            .get(self.index)
+            .or(self.request.targets.first())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// How long the next room may ring: what is left before the deadline,
+    /// at most `cap`, at least one second.
+    pub fn ring_timeout(&self, now: u64, cap: Duration) -> Duration {
+        let left = Duration::from_millis(self.deadline.saturating_sub(now));
+        left.min(cap).max(Duration::from_secs(1))
+    }
+
+    /// The attempt at `current()` failed with `code` at `now`.
+    pub fn failed(&mut self, code: Option<u16>, now: u64) -> Next {
+        if retryable(code) {
+            self.index += 1;
+        } else if self.index < self.live.len() {
+            self.live.remove(self.index);
+        }
+        if self.live.is_empty() {
+            return Next::GiveUp("every target refused the call");
+        }
+        if now >= self.deadline {
+            return Next::GiveUp("transfer_timeout_secs reached");
+        }
+        if self.index < self.live.len() {
+            return Next::Try(self.live[self.index].clone());
+        }
+        self.index = 0;
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if now + wait.as_millis() as u64 >= self.deadline {
+            return Next::GiveUp("transfer_timeout_secs reached");
+        }
+        self.waiting = true;
+        Next::Wait(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(targets: &[&str]) -> Plan {
+        Plan::new(
+            TransferRequest {
+                targets: targets.iter().map(|t| t.to_string()).collect(),
+                headers: vec![],
+                mode: Mode::Bridge,
+            },
+            0,
+            Duration::from_secs(30),
+        )
+    }
+
+    #[test]
+    fn a_room_not_ready_is_retried_with_growing_backoff() {
+        let mut p = plan(&["sip:a@r"]);
+        assert_eq!(p.failed(Some(480), 10), Next::Wait(Duration::from_millis(250)));
+        assert_eq!(p.current(), "sip:a@r");
+        assert_eq!(p.failed(Some(404), 300), Next::Wait(Duration::from_millis(500)));
+        assert_eq!(p.failed(None, 900), Next::Wait(Duration::from_secs(1)));
+        assert_eq!(p.failed(Some(503), 2000), Next::Wait(Duration::from_secs(2)));
+        assert_eq!(p.failed(Some(503), 4100), Next::Wait(Duration::from_secs(2)));
+        assert_eq!(
+            p.failed(Some(408), 28_500),
+            Next::GiveUp("transfer_timeout_secs reached")
+        );
+    }
+
+    #[test]
+    fn targets_are_tried_in_turn_and_a_hard_no_removes_one() {
+        let mut p = plan(&["sip:a@r", "sip:b@r", "sip:c@r"]);
+        assert_eq!(p.failed(Some(480), 1), Next::Try("sip:b@r".into()));
+        assert_eq!(p.failed(Some(486), 2), Next::Try("sip:c@r".into()));
+        assert!(matches!(p.failed(Some(503), 3), Next::Wait(_)));
+        assert_eq!(p.current(), "sip:a@r");
+        assert_eq!(p.failed(Some(603), 300), Next::Try("sip:c@r".into()));
+        assert_eq!(
+            p.failed(Some(403), 301),
+            Next::GiveUp("every target refused the call")
+        );
+    }
+
+    #[test]
+    fn ring_timeout_is_bounded_by_the_deadline() {
+        let p = plan(&["sip:a@r"]);
+        let cap = Duration::from_secs(20);
+        assert_eq!(p.ring_timeout(0, cap), cap);
+        assert_eq!(p.ring_timeout(25_000, cap), Duration::from_secs(5));
+        assert_eq!(p.ring_timeout(40_000, cap), Duration::from_secs(1));
+    }
+}

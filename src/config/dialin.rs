@@ -1,0 +1,140 @@
+//! `[[dialin]]` entries: which calls an entry takes, where its webhooks go,
+//! who may call it, and how its calls behave when transfers fail, rooms hang
+//! up or the caller waits too long.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// One `[[dialin]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialinEntry {
+    pub name_prefix: String,
+    /// Matched against the INVITE's To user (E.164).
+    pub phone_number: Option<String>,
+    /// Static SIP URI, matched on its user part.
+    pub sip_uri: Option<String>,
+    /// The incoming-call webhook.
+    pub room_creation_api: String,
+    /// Base64 webhook signing key; generated once into `state_dir` if absent.
+    pub hmac: Option<String>,
+    #[serde(default)]
+    pub allowed_cidrs: Vec<String>,
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+    #[serde(default)]
+    pub open: bool,
+    /// Ring (180) this long before answering; 0 answers at once.
+    #[serde(default)]
+    pub answer_delay_ms: u64,
+    /// How long one update may keep retrying rooms that are not ready
+    /// (404/408/480/5xx or no answer) before the caller goes back to hold.
+    #[serde(default = "default_transfer_timeout_secs")]
+    pub transfer_timeout_secs: u64,
+    /// What a room's hang-up does to a bridged caller.
+    #[serde(default)]
+    pub on_room_hangup: OnRoomHangup,
+    /// Overrides `[hold].max_hold_secs` for this entry's calls.
+    pub max_hold_secs: Option<u64>,
+    /// What happens when a caller has been on hold for `max_hold_secs`.
+    #[serde(default)]
+    pub hold_timeout_action: HoldTimeoutAction,
+    /// Played once before hanging up on a hold timeout (any format the
+    /// hold music accepts). None: hang up at once.
+    pub timeout_announcement: Option<PathBuf>,
+    /// Where `hold_timeout_action = "transfer"` sends the caller.
+    pub timeout_sip_uri: Option<String>,
+    /// Signed call events (`call.held`, `call.bridged`, …) go here.
+    pub events_url: Option<String>,
+    /// Which of the caller's headers cross into the webhook and room INVITE.
+    #[serde(default)]
+    pub header_policy: HeaderPolicyConfig,
+}
+
+/// A digest username and password accepted for an entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+/// `on_room_hangup`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRoomHangup {
+    /// The call ends: the caller gets BYE.
+    #[default]
+    End,
+    /// The caller goes back to hold music and a new webhook is posted.
+    Hold,
+}
+
+/// `hold_timeout_action`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldTimeoutAction {
+    /// Play `timeout_announcement` (if set), then hang up.
+    #[default]
+    Hangup,
+    /// Transfer to `timeout_sip_uri`.
+    Transfer,
+}
+
+/// `[dialin.header_policy]`: what of the caller's `X-` / `User-to-User`
+/// headers this entry passes on. Applied as the call arrives, so the
+/// webhook, the call record and every room INVITE see the same headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderPolicyConfig {
+    /// Header names passed on (case-insensitive; a trailing `*` matches a
+    /// prefix, like `X-Customer-*`). Empty: every custom header.
+    pub allow: Vec<String>,
+    /// Renames applied after the allow list, e.g. `{ "X-Lang" = "X-Caller-Lang" }`.
+    pub rename: BTreeMap<String, String>,
+    /// A header whose value is longer is dropped (and the drop logged).
+    pub max_value_bytes: usize,
+    /// Headers beyond this many bytes in all (names and values) are dropped.
+    pub max_total_bytes: usize,
+}
+
+fn default_transfer_timeout_secs() -> u64 {
+    30
+}
+
+impl Default for HeaderPolicyConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            rename: BTreeMap::new(),
+            max_value_bytes: 1024,
+            max_total_bytes: 8192,
+        }
+    }
+}
+
+impl Default for DialinEntry {
+    /// Empty names and URLs: for building entries in code, not for use as is.
+    fn default() -> Self {
+        Self {
+            name_prefix: String::new(),
+            phone_number: None,
+            sip_uri: None,
+            room_creation_api: String::new(),
+            hmac: None,
+            allowed_cidrs: Vec::new(),
+            credentials: Vec::new(),
+            open: false,
+            answer_delay_ms: 0,
+            transfer_timeout_secs: default_transfer_timeout_secs(),
+            on_room_hangup: OnRoomHangup::End,
+            max_hold_secs: None,
+            hold_timeout_action: HoldTimeoutAction::Hangup,
+            timeout_announcement: None,
+            timeout_sip_uri: None,
+            events_url: None,
+            header_policy: HeaderPolicyConfig::default(),
+        }
+    }
+}
