@@ -12,7 +12,14 @@ use serde_json::Value;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
-const FIELDS: [&str; 6] = ["callId", "callDomain", "sipUri", "sipUris", "headers", "mode"];
+const FIELDS: [&str; 6] = [
+    "callId",
+    "callDomain",
+    "sipUri",
+    "sipUris",
+    "headers",
+    "mode",
+];
 
 /// Longest `sipUris` list accepted.
 const MAX_TARGETS: usize = 10;
@@ -61,8 +68,7 @@ pub fn parse(body: &[u8]) -> Result<Update, String> {
         }
     };
     for (i, uri) in targets.iter().enumerate() {
-        if crate::sip::uri_user(uri).is_none()
-            || uri.parse::<ezk_sip_types::uri::SipUri>().is_err()
+        if crate::sip::uri_user(uri).is_none() || uri.parse::<ezk_sip_types::uri::SipUri>().is_err()
         {
             let field = if obj.contains_key("sipUri") {
                 "sipUri".to_string()
@@ -184,10 +190,19 @@ mod tests {
     #[test]
     fn good_body() {
         let u = parse(br#"{"callId":"c","callDomain":"d","sipUri":"sip:room@127.0.0.1:5070;transport=tcp","headers":{"X-A":"1"}}"#).unwrap();
-        assert_eq!(u.transfer.targets, ["sip:room@127.0.0.1:5070;transport=tcp"]);
-        assert_eq!(u.transfer.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(
+            u.transfer.targets,
+            ["sip:room@127.0.0.1:5070;transport=tcp"]
+        );
+        assert_eq!(
+            u.transfer.headers,
+            vec![("X-A".to_string(), "1".to_string())]
+        );
         assert_eq!(u.transfer.mode, Mode::Bridge);
-        let u = parse(br#"{"callId":"c","callDomain":"d","sipUris":["sip:a@h","sip:b@h"],"mode":"refer"}"#).unwrap();
+        let u = parse(
+            br#"{"callId":"c","callDomain":"d","sipUris":["sip:a@h","sip:b@h"],"mode":"refer"}"#,
+        )
+        .unwrap();
         assert_eq!(u.transfer.targets, ["sip:a@h", "sip:b@h"]);
         assert_eq!(u.transfer.mode, Mode::Refer);
     }

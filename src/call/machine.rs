@@ -103,13 +103,19 @@ pub enum Input {
     /// The room answered 2xx and media now flows through the bridge.
     RoomAnswered,
     /// The room INVITE failed: a SIP code, or none for no answer/transport.
-    RoomFailed { code: Option<u16>, reason: String },
+    RoomFailed {
+        code: Option<u16>,
+        reason: String,
+    },
     /// The backoff asked for by `Action::RetryIn` is over.
     RetryDue,
     /// The caller's side accepted our REFER and reported the target's 2xx.
     ReferSucceeded,
     /// REFER was refused, or the caller's side reported a failure.
-    ReferFailed { code: Option<u16>, reason: String },
+    ReferFailed {
+        code: Option<u16>,
+        reason: String,
+    },
     CallerHungUp,
     RoomHungUp,
     /// `DELETE /v1/calls/{id}`.
@@ -295,8 +301,8 @@ impl Machine {
         }
         let duplicate = match &self.plan {
             Some(plan) => {
-                let same = plan.request.targets == request.targets
-                    && plan.request.mode == request.mode;
+                let same =
+                    plan.request.targets == request.targets && plan.request.mode == request.mode;
                 if !same {
                     let reason = format!("a transfer to {} is under way", plan.current());
                     return Err(self.refuse(now, reason));
@@ -466,9 +472,7 @@ impl Machine {
         let target = plan.current().to_string();
         let attempt = plan.attempts;
         let next = plan.failed(code, now);
-        let detail = |last: bool| {
-            json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last })
-        };
+        let detail = |last: bool| json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last });
         match next {
             Next::Try(_) => {
                 self.log(now, "call.transfer_failed", detail(false));

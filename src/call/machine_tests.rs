@@ -89,7 +89,8 @@ fn transfer_then_bridge_then_caller_hangs_up() {
 #[test]
 fn a_room_not_ready_is_retried_until_it_answers() {
     let mut m = held();
-    m.request_transfer(to(&["sip:room@r"]), None, 2_000).unwrap();
+    m.request_transfer(to(&["sip:room@r"]), None, 2_000)
+        .unwrap();
     assert_eq!(
         m.handle(fail(480), 2_010),
         vec![Action::RetryIn(Duration::from_millis(250))]
@@ -153,9 +154,13 @@ fn duplicates_are_absorbed_and_conflicts_refused() {
         Ok((Accepted::Duplicate, vec![]))
     );
     // Same key, other body; other target while transferring: 409.
-    let e = m.request_transfer(to(&["sip:b@r"]), key, 2_003).unwrap_err();
+    let e = m
+        .request_transfer(to(&["sip:b@r"]), key, 2_003)
+        .unwrap_err();
     assert!(e.reason.contains("Idempotency-Key"), "{e}");
-    let e = m.request_transfer(to(&["sip:b@r"]), None, 2_004).unwrap_err();
+    let e = m
+        .request_transfer(to(&["sip:b@r"]), None, 2_004)
+        .unwrap_err();
     assert!(e.reason.contains("under way"), "{e}");
     m.handle(Input::RoomAnswered, 2_500);
     // Already there: a late duplicate does not add the caller twice.
@@ -177,7 +182,10 @@ fn retransfer_is_make_before_break() {
     assert_eq!(m.hold_deadline(), None, "the caller is not on hold");
     // The new room refuses: the caller stays with the old one.
     assert!(m.handle(fail(486), 5_100).is_empty());
-    assert_eq!((m.state, m.target.as_deref()), (State::Bridged, Some("sip:a@r")));
+    assert_eq!(
+        (m.state, m.target.as_deref()),
+        (State::Bridged, Some("sip:a@r"))
+    );
     m.request_transfer(to(&["sip:b@r"]), None, 6_000).unwrap();
     assert!(m.handle(Input::RoomAnswered, 6_100).is_empty());
     let bridged = m.timeline.last().unwrap();
@@ -199,7 +207,11 @@ fn hold_request_from_anywhere() {
         Ok(vec![Action::HangupRoom, Action::ResumeHold])
     );
     assert_eq!((m.state, m.talk_ms), (State::Held, 1_000));
-    assert_eq!(m.hold_deadline(), Some(4_100 + 600_000), "hold timer restarts");
+    assert_eq!(
+        m.hold_deadline(),
+        Some(4_100 + 600_000),
+        "hold timer restarts"
+    );
     m.handle(Input::HangupRequested, 5_000);
     assert!(m.request_hold(5_001).is_err());
 }

@@ -144,12 +144,24 @@ mod tests {
     #[test]
     fn a_room_not_ready_is_retried_with_growing_backoff() {
         let mut p = plan(&["sip:a@r"]);
-        assert_eq!(p.failed(Some(480), 10), Next::Wait(Duration::from_millis(250)));
+        assert_eq!(
+            p.failed(Some(480), 10),
+            Next::Wait(Duration::from_millis(250))
+        );
         assert_eq!(p.current(), "sip:a@r");
-        assert_eq!(p.failed(Some(404), 300), Next::Wait(Duration::from_millis(500)));
+        assert_eq!(
+            p.failed(Some(404), 300),
+            Next::Wait(Duration::from_millis(500))
+        );
         assert_eq!(p.failed(None, 900), Next::Wait(Duration::from_secs(1)));
-        assert_eq!(p.failed(Some(503), 2000), Next::Wait(Duration::from_secs(2)));
-        assert_eq!(p.failed(Some(503), 4100), Next::Wait(Duration::from_secs(2)));
+        assert_eq!(
+            p.failed(Some(503), 2000),
+            Next::Wait(Duration::from_secs(2))
+        );
+        assert_eq!(
+            p.failed(Some(503), 4100),
+            Next::Wait(Duration::from_secs(2))
+        );
         assert_eq!(
             p.failed(Some(408), 28_500),
             Next::GiveUp("transfer_timeout_secs reached")

@@ -128,7 +128,11 @@ async fn recv_from_room(
 /// Where the caller's outgoing stream stands, taking it from the pacer
 /// (when `held`) or from the bridge being let go; `held` becomes false.
 async fn stream_state(s: &Start, held: &mut bool, bridge: Option<Bridge>) -> StreamState {
-    let from_pacer = if *held { s.pacer.remove(s.id).await } else { None };
+    let from_pacer = if *held {
+        s.pacer.remove(s.id).await
+    } else {
+        None
+    };
     *held = false;
     from_pacer
         .or(bridge.map(|b| b.rewriter.state()))

@@ -181,7 +181,10 @@ impl Leg {
     ) -> oneshot::Receiver<Option<u16>> {
         let mut request = self.request(Method::REFER);
         let h = &mut request.headers;
-        h.insert(Name::REFER_TO, format!("<{}>", uri_with_headers(target, headers)));
+        h.insert(
+            Name::REFER_TO,
+            format!("<{}>", uri_with_headers(target, headers)),
+        );
         h.insert("Referred-By", self.s.local_from.clone());
         h.insert(Name::CONTACT, self.s.contact.clone());
         let endpoint = self.s.endpoint.clone();

@@ -74,11 +74,44 @@ open = true
 
     /// POSTs a pinlessCallUpdate; returns status and JSON body.
     pub async fn update(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self
+        self.update_with_key(body, None).await
+    }
+
+    /// POSTs a pinlessCallUpdate with an optional `Idempotency-Key`.
+    pub async fn update_with_key(
+        &self,
+        body: serde_json::Value,
+        key: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
             .http
             .post(self.url("/v1/dialin/pinlessCallUpdate"))
             .bearer_auth(TOKEN)
-            .json(&body)
+            .json(&body);
+        if let Some(k) = key {
+            request = request.header("Idempotency-Key", k);
+        }
+        let r = request.send().await.expect("API reachable");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// An update body for `call_id` on this node with `fields` merged in
+    /// (`sipUri` or `sipUris`, `headers`, `mode`).
+    pub fn update_body(&self, call_id: &str, fields: serde_json::Value) -> serde_json::Value {
+        let mut body = serde_json::json!({ "callId": call_id, "callDomain": self.gw.call_domain });
+        if let (Some(b), serde_json::Value::Object(f)) = (body.as_object_mut(), fields) {
+            b.extend(f);
+        }
+        body
+    }
+
+    /// POSTs with the bearer token to `path` (no body).
+    pub async fn post(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .expect("API reachable");
@@ -116,6 +149,71 @@ open = true
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A caller held at a fresh gateway: the most common start of a test.
+pub struct HeldCall {
+    pub gw: TestGateway,
+    pub hooks: WebhookReceiver,
+    pub phone: Phone,
+    pub caller: pinless::sip::Leg,
+    /// Where the gateway sends the caller's RTP from.
+    pub media: pinless::sip::sdp::PeerMedia,
+    pub call_id: String,
+    /// The incoming-call webhook as received.
+    pub hook: Hook,
+}
+
+/// Starts a gateway (`extra` appended to its entry), calls it over UDP
+/// with `headers`, and waits for the webhook.
+pub async fn held_call(extra: &str, headers: &[(&str, &str)]) -> HeldCall {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), extra).await;
+    let phone = Phone::new().await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), headers).await;
+    let hook = hooks.next().await;
+    let call_id = hook.json()["callId"]
+        .as_str()
+        .expect("callId in webhook")
+        .to_string();
+    HeldCall {
+        gw,
+        hooks,
+        phone,
+        caller,
+        media,
+        call_id,
+        hook,
+    }
+}
+
+impl HeldCall {
+    /// Sends an update for this call with `fields` (see `update_body`).
+    pub async fn update(&self, fields: serde_json::Value) -> (u16, serde_json::Value) {
+        self.gw
+            .update(self.gw.update_body(&self.call_id, fields))
+            .await
+    }
+
+    /// Polls this call until `pred` holds (5 s at most).
+    pub async fn wait(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        self.gw
+            .wait_call(&self.call_id, Duration::from_secs(5), pred)
+            .await
+    }
+
+    /// The names of the call's timeline events, in order.
+    pub async fn events(&self) -> Vec<String> {
+        let (_, call) = self.gw.get_call(&self.call_id).await;
+        call["timeline"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|e| e["event"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
