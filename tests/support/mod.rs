@@ -1,6 +1,6 @@
 //! Test harness: a gateway on loopback ports, a real HTTP webhook
 //! receiver, and a phone and a room built on pinless's own SIP code.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod peers;
 pub mod webhook_rx;
