@@ -1,10 +1,13 @@
 //! The reference customer app: receives pinless's incoming-call webhook,
-//! rejects a bad signature with 401, and transfers the caller to a room.
+//! rejects a bad signature with 401, and transfers the caller to a room
+//! (or, for a two-site overflow, to another pinless node's static URI),
+//! adding `--header` values to the room INVITE.
 //!
 //! ```text
 //! cargo run --example router -- --room sip:room@127.0.0.1:5070 \
 //!     [--listen 127.0.0.1:9000] [--api http://127.0.0.1:8080] [--token dev-token] \
-//!     [--hmac BASE64 | --hmac-file state/hmac-support.key]
+//!     [--hmac BASE64 | --hmac-file state/hmac-support.key] \
+//!     [--header X-Lang=de ...] [--refer]
 //! ```
 
 use bytes::Bytes;
@@ -19,6 +22,8 @@ struct Args {
     token: String,
     key: Vec<u8>,
     room: String,
+    headers: serde_json::Map<String, serde_json::Value>,
+    refer: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -27,6 +32,9 @@ fn parse_args() -> Result<Args, String> {
     let mut token = "dev-token".to_string();
     let mut hmac = None;
     let mut room = None;
+    let mut headers = serde_json::Map::new();
+    headers.insert("X-Routed-By".into(), "router-example".into());
+    let mut refer = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -40,6 +48,14 @@ fn parse_args() -> Result<Args, String> {
                 hmac = Some(std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?);
             }
             "--room" => room = Some(value()?),
+            "--header" => {
+                let pair = value()?;
+                let (name, v) = pair
+                    .split_once('=')
+                    .ok_or(format!("--header {pair}: expected NAME=VALUE"))?;
+                headers.insert(name.to_string(), v.into());
+            }
+            "--refer" => refer = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -54,6 +70,8 @@ fn parse_args() -> Result<Args, String> {
         token,
         key,
         room: room.ok_or("--room sip:room@host is required")?,
+        headers,
+        refer,
     })
 }
 
@@ -93,7 +111,8 @@ async fn on_webhook(
         "callId": event["callId"],
         "callDomain": event["callDomain"],
         "sipUri": args.room,
-        "headers": { "X-Routed-By": "router-example" },
+        "headers": args.headers,
+        "mode": if args.refer { "refer" } else { "bridge" },
     });
     let args2 = args.clone();
     // Answer the webhook at once; transfer right after.

@@ -122,3 +122,35 @@ fn cidr_parsing() {
     assert!(parse_cidr("203.0.113.0/33").is_none());
     assert!(parse_cidr("nope").is_none());
 }
+
+#[test]
+fn shipped_config_files_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let mut checked = 0;
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            load(&text, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "pinless.toml and the two-site pair");
+}
+
+#[test]
+fn call_policy_keys_are_checked() {
+    let with = |extra: &str| load(&format!("{ENTRY}{extra}\n"), &[]);
+    let c = with("on_room_hangup = \"hold\"\ntransfer_timeout_secs = 5").unwrap();
+    assert_eq!(c.dialin[0].on_room_hangup, OnRoomHangup::Hold);
+    let e = with("hold_timeout_action = \"transfer\"").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].timeout_sip_uri"), "{e}");
+    let e = with("on_room_hangup = \"park\"").unwrap_err();
+    assert!(e.to_string().contains("on_room_hangup"), "{e}");
+    let e = with("events_url = \"ftp://x\"").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].events_url"), "{e}");
+    let e = with("header_policy = { allow = [\"X-*-Id\"] }").unwrap_err();
+    assert!(e.to_string().contains("header_policy.allow[0]"), "{e}");
+    let e = with("header_policy = { rename = { \"X-A\" = \"Via\" } }").unwrap_err();
+    assert!(e.to_string().contains("header_policy.rename.X-A"), "{e}");
+}
