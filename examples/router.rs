@@ -103,6 +103,11 @@ async fn on_webhook(
     if event.get("Test").is_some() {
         return reply(StatusCode::OK, "verified");
     }
+    // A call event (when events_url points here too): log it, nothing to do.
+    if let Some(kind) = event.get("type") {
+        println!("router: event {kind} for call {}", event["callId"]);
+        return reply(StatusCode::OK, "ok");
+    }
     println!(
         "router: call {} from {} to {}",
         event["callId"], event["From"], event["To"]

@@ -13,7 +13,11 @@ use support::*;
 async fn overflow_from_site_a_to_site_b_keeps_headers_and_audio() {
     let site_a = held_call(
         "",
-        &[("X-Customer-Id", "42"), ("X-Internal", "site-a-only")],
+        &[
+            ("X-Customer-Id", "42"),
+            ("X-Internal", "site-a-only"),
+            ("X-Lang", "en"),
+        ],
     )
     .await;
     assert_eq!(
@@ -38,7 +42,7 @@ async fn overflow_from_site_a_to_site_b_keeps_headers_and_audio() {
     let at_b = hooks_b.next().await.json();
     assert_eq!(at_b["From"], "+15557654321", "the original caller");
     let headers = at_b["sipHeaders"].as_object().unwrap();
-    assert_eq!(headers["X-Lang"], "de");
+    assert_eq!(headers["X-Lang"], "de", "A's app re-set it: one value");
     assert_eq!(headers["X-Customer-Id"], "42");
     assert!(
         !headers.contains_key("X-Internal"),

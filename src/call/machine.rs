@@ -66,7 +66,7 @@ pub enum HoldTimeout {
 pub struct Transfer {
     pub target: String,
     /// The caller's custom headers (after the entry's policy), then the
-    /// update's.
+    /// update's, which replace the caller's of the same name.
     pub headers: Vec<(String, String)>,
     pub ring_timeout: Duration,
 }
@@ -357,8 +357,16 @@ impl Machine {
         plan.waiting = false;
         let target = plan.current().to_string();
         let refer = !plan.refer_done;
-        let mut headers = self.caller_headers.clone();
-        headers.extend(plan.request.headers.iter().cloned());
+        // The app's headers win over the caller's of the same name, so a
+        // value re-set at every hop does not pile up.
+        let app = &plan.request.headers;
+        let mut headers: Vec<(String, String)> = self
+            .caller_headers
+            .iter()
+            .filter(|(n, _)| !app.iter().any(|(a, _)| a.eq_ignore_ascii_case(n)))
+            .cloned()
+            .collect();
+        headers.extend(app.iter().cloned());
         let transfer = Transfer {
             target: target.clone(),
             headers,

@@ -87,6 +87,18 @@ fn transfer_then_bridge_then_caller_hangs_up() {
 }
 
 #[test]
+fn the_apps_headers_replace_the_callers_of_the_same_name() {
+    let mut m = held();
+    let mut req = to(&["sip:room@r"]);
+    req.headers = vec![("x-lang".into(), "fr".into())];
+    let (_, a) = m.request_transfer(req, None, 2_000).unwrap();
+    let Action::Dial(t) = &a[0] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(t.headers, vec![("x-lang".to_string(), "fr".to_string())]);
+}
+
+#[test]
 fn a_room_not_ready_is_retried_until_it_answers() {
     let mut m = held();
     m.request_transfer(to(&["sip:room@r"]), None, 2_000)
