@@ -290,14 +290,15 @@ impl Machine {
             let reason = format!("call is {}", state_name(self.state));
             return Err(self.refuse(now, reason));
         }
-        if let Some(k) = &key {
-            if let Some((_, earlier)) = self.keys.iter().find(|(seen, _)| seen == k) {
-                if *earlier == request {
-                    return Ok((Accepted::Duplicate, vec![]));
-                }
-                let reason = "Idempotency-Key already used for a different update".to_string();
-                return Err(self.refuse(now, reason));
+        let earlier = key
+            .as_ref()
+            .and_then(|k| self.keys.iter().find(|(seen, _)| seen == k));
+        if let Some((_, earlier)) = earlier {
+            if *earlier == request {
+                return Ok((Accepted::Duplicate, vec![]));
             }
+            let reason = "Idempotency-Key already used for a different update".to_string();
+            return Err(self.refuse(now, reason));
         }
         let duplicate = match &self.plan {
             Some(plan) => {
@@ -343,7 +344,7 @@ impl Machine {
             self.leave_room(now);
         }
         if self.state != State::Held {
-            self.to_hold(now, "api");
+            self.back_to_hold(now, "api");
         }
         Ok(actions)
     }
@@ -503,7 +504,7 @@ impl Machine {
                     self.state = State::Bridged;
                     self.target = self.room.clone();
                 } else {
-                    self.to_hold(now, "transfer_failed");
+                    self.back_to_hold(now, "transfer_failed");
                 }
                 vec![]
             }
@@ -519,7 +520,7 @@ impl Machine {
         if self.plan.is_none() {
             // Nobody is moving this caller: ask the app again.
             actions.push(Action::PostWebhook);
-            self.to_hold(now, "room_hangup");
+            self.back_to_hold(now, "room_hangup");
         } else {
             self.held_since = Some(now);
             self.log(
@@ -572,7 +573,7 @@ impl Machine {
         }
     }
 
-    fn to_hold(&mut self, now: u64, reason: &'static str) {
+    fn back_to_hold(&mut self, now: u64, reason: &'static str) {
         self.state = State::Held;
         self.held_since.get_or_insert(now);
         self.log(now, "call.returned_to_hold", json!({ "reason": reason }));

@@ -198,13 +198,15 @@ fn validate_call_policy(
         }
         _ => {}
     }
-    if let Some(url) = &entry.events_url {
-        if !is_http_url(url) {
-            return Err(ConfigError::key(
-                key("events_url"),
-                "must be an http:// or https:// URL",
-            ));
-        }
+    if entry
+        .events_url
+        .as_deref()
+        .is_some_and(|url| !is_http_url(url))
+    {
+        return Err(ConfigError::key(
+            key("events_url"),
+            "must be an http:// or https:// URL",
+        ));
     }
     let policy = &entry.header_policy;
     for (j, name) in policy.allow.iter().enumerate() {
