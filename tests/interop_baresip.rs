@@ -113,12 +113,7 @@ async fn refer_moves_a_baresip_caller_to_the_room_directly() {
         .wait_call(&call_id, Duration::from_secs(10), |c| c["state"] == "ended")
         .await;
     assert_eq!(state["endReason"], "referred", "{state:#}");
-    let events: Vec<_> = state["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap().to_string())
-        .collect();
+    let events = event_names(&state);
     assert!(events.contains(&"call.referred".to_string()), "{events:?}");
     assert!(
         !events.contains(&"call.bridged".to_string()),

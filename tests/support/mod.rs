@@ -206,14 +206,7 @@ impl HeldCall {
     /// The names of the call's timeline events, in order.
     pub async fn events(&self) -> Vec<String> {
         let (_, call) = self.gw.get_call(&self.call_id).await;
-        call["timeline"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|e| e["event"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        event_names(&call)
     }
 }
 
@@ -222,6 +215,25 @@ impl Drop for TestGateway {
         self.gw.shutdown();
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
+}
+
+/// Every event name in a call's timeline (`GET /v1/calls/{id}`), in order.
+pub fn event_names(call: &serde_json::Value) -> Vec<String> {
+    timeline(call)
+        .filter_map(|e| e["event"].as_str().map(String::from))
+        .collect()
+}
+
+/// The `detail` of every `name` event in a call's timeline, in order.
+pub fn details(call: &serde_json::Value, name: &str) -> Vec<serde_json::Value> {
+    timeline(call)
+        .filter(|e| e["event"] == name)
+        .map(|e| e["detail"].clone())
+        .collect()
+}
+
+fn timeline(call: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    call["timeline"].as_array().into_iter().flatten()
 }
 
 /// Awaits `f` for at most `secs` seconds.
