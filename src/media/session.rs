@@ -127,17 +127,19 @@ async fn recv_from_room(
 
 /// Where the caller's outgoing stream stands, taking it from the pacer
 /// (when `held`) or from the bridge being let go; `held` becomes false.
-async fn stream_state(s: &Start, held: &mut bool, bridge: Option<Bridge>) -> StreamState {
-    let from_pacer = if *held {
-        s.pacer.remove(s.id).await
-    } else {
-        None
-    };
+async fn stream_state(
+    pacer: &Pacer,
+    id: u64,
+    ssrc: u32,
+    held: &mut bool,
+    bridge: Option<Bridge>,
+) -> StreamState {
+    let from_pacer = if *held { pacer.remove(id).await } else { None };
     *held = false;
     from_pacer
         .or(bridge.map(|b| b.rewriter.state()))
         .unwrap_or(StreamState {
-            ssrc: s.ssrc,
+            ssrc,
             next_sequence: rand::random(),
             next_timestamp: rand::random(),
             last_sent: None,
@@ -146,13 +148,19 @@ async fn stream_state(s: &Start, held: &mut bool, bridge: Option<Bridge>) -> Str
 
 /// `sender` is the caller socket as the pacer uses it (a clone).
 async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::UnboundedReceiver<Command>) {
-    let socket = &s.caller.socket;
-    let Ok(caller) = socket.try_clone().and_then(UdpSocket::from_std) else {
-        s.pacer.remove(s.id).await;
+    let Start {
+        id,
+        caller,
+        mut remote,
+        codec: caller_codec,
+        pacer,
+        ssrc,
+        stats,
+    } = s;
+    let Ok(caller) = UdpSocket::from_std(caller.socket) else {
+        pacer.remove(id).await;
         return;
     };
-    let caller_codec = s.codec;
-    let mut remote = s.remote;
     let mut latched = false;
     let mut held = true;
     let mut bridge: Option<Bridge> = None;
@@ -165,7 +173,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     let Ok(socket) = UdpSocket::from_std(room.socket) else { continue };
                     // From music, or from another room (a re-transfer):
                     // either way the caller's stream continues.
-                    let state = stream_state(&s, &mut held, bridge.take()).await;
+                    let state = stream_state(&pacer, id, ssrc, &mut held, bridge.take()).await;
                     bridge = Some(Bridge {
                         socket: Arc::new(socket),
                         remote: room_remote,
@@ -176,9 +184,9 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     let _ = done.send(());
                 }
                 Some(Command::Play { source, done }) => {
-                    let state = stream_state(&s, &mut held, bridge.take()).await;
-                    s.pacer.add(NewStream {
-                        id: s.id,
+                    let state = stream_state(&pacer, id, ssrc, &mut held, bridge.take()).await;
+                    pacer.add(NewStream {
+                        id,
                         source,
                         socket: sender.clone(),
                         remote,
@@ -200,18 +208,18 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     if src != remote {
                         remote = src;
                         if held {
-                            s.pacer.set_remote(s.id, src);
+                            pacer.set_remote(id, src);
                         }
                     }
                 } else if src != remote {
-                    s.stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 if let Some(b) = &bridge {
                     let packet = &mut from_caller[..n];
                     if map_payload(packet, caller_codec, b.codec) {
                         let _ = b.socket.send_to(packet, b.remote).await;
-                        s.stats.relayed.fetch_add(1, Ordering::Relaxed);
+                        stats.relayed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             },
@@ -222,7 +230,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     b.latched = true;
                     b.remote = src;
                 } else if src != b.remote {
-                    s.stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let packet = &mut from_room[..n];
@@ -234,12 +242,12 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                 out.payload_type = packet[1] & 0x7F;
                 out.rewrite(packet);
                 let _ = caller.send_to(packet, remote).await;
-                s.stats.relayed.fetch_add(1, Ordering::Relaxed);
+                stats.relayed.fetch_add(1, Ordering::Relaxed);
             },
         }
     }
     if held {
-        s.pacer.remove(s.id).await;
+        pacer.remove(id).await;
     }
 }
 
