@@ -252,60 +252,49 @@ async fn room_hangup_ends_the_caller_over_tcp() {
 
 #[tokio::test]
 async fn a_busy_room_leaves_the_caller_on_hold_and_a_retry_succeeds() {
-    let mut hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start(&hooks.url(), "").await;
-    let phone = Phone::new().await;
+    let call = held_call("", &[]).await;
     let mut room = Room::new().await;
-    let (_caller, _) = phone.call(&gw.sip_uri("support", false), &[]).await;
-    let call_id = hooks.next().await.json()["callId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let room_udp = room.stack.udp_addr().unwrap();
-    let update = |user: &str| json!({"callId": call_id, "callDomain": gw.gw.call_domain, "sipUri": format!("sip:{user}@{room_udp}")});
-
-    assert_eq!(gw.update(update("busy")).await.0, 200);
+    let status = call
+        .update(json!({ "sipUri": room.uri("busy", false) }))
+        .await
+        .0;
+    assert_eq!(status, 200);
     room.next_invite().await.reject(486, None, &[]).await;
-    let call = gw
-        .wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "held")
-        .await;
-    let failed = details(&call, "call.transfer_failed");
-    assert_eq!(failed[0]["code"], 486, "{call:#}");
-    phone.rtp.drain();
-    let music = phone.rtp.collect(Duration::from_millis(1000)).await;
+    let state = call.wait(|c| c["state"] == "held").await;
+    let failed = details(&state, "call.transfer_failed");
+    assert_eq!(failed[0]["code"], 486, "{state:#}");
+    call.phone.rtp.drain();
+    let music = call.phone.rtp.collect(Duration::from_millis(1000)).await;
     assert_hold_music(&music, Law::Mu);
 
-    assert_eq!(gw.update(update("good")).await.0, 200);
+    let status = call
+        .update(json!({ "sipUri": room.uri("good", false) }))
+        .await
+        .0;
+    assert_eq!(status, 200);
     let invite = room.next_invite().await;
     let (_room_leg, _) = room.answer(invite).await;
-    let call = gw
-        .wait_call(&call_id, Duration::from_secs(5), |c| {
-            c["state"] == "bridged"
-        })
-        .await;
-    assert_eq!(call["transferAttempts"], 2);
+    let state = call.wait(|c| c["state"] == "bridged").await;
+    assert_eq!(state["transferAttempts"], 2);
 }
 
 #[tokio::test]
 async fn caller_hanging_up_mid_transfer_cancels_the_room_invite() {
-    let mut hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start(&hooks.url(), "").await;
-    let phone = Phone::new().await;
+    let call = held_call("", &[]).await;
     let mut room = Room::new().await;
-    let (caller, _) = phone.call(&gw.sip_uri("support", false), &[]).await;
-    let call_id = hooks.next().await.json()["callId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    gw.update(json!({"callId": call_id, "callDomain": gw.gw.call_domain, "sipUri": room.uri("slow", false)})).await;
+    call.update(json!({ "sipUri": room.uri("slow", false) }))
+        .await;
     let mut invite = room.next_invite().await;
     invite.ring(&room.stack).await;
-    caller.hangup();
+    call.caller.hangup();
     within(5, "CANCEL at the room", invite.cancelled()).await;
     invite.reject(487, None, &[]).await;
-    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "ended")
+    call.gw
+        .wait_call(&call.call_id, Duration::from_secs(5), |c| {
+            c["state"] == "ended"
+        })
         .await;
-    assert_eq!(gw.gw.registry.len(), 0);
+    assert_eq!(call.gw.gw.registry.len(), 0);
 }
 
 #[tokio::test]

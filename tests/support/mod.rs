@@ -86,14 +86,11 @@ open = true
         let mut request = self
             .http
             .post(self.url("/v1/dialin/pinlessCallUpdate"))
-            .bearer_auth(TOKEN)
             .json(&body);
         if let Some(k) = key {
             request = request.header("Idempotency-Key", k);
         }
-        let r = request.send().await.expect("API reachable");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+        send(request).await
     }
 
     /// An update body for `call_id` on this node with `fields` merged in
@@ -108,27 +105,11 @@ open = true
 
     /// POSTs with the bearer token to `path` (no body).
     pub async fn post(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("API reachable");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+        send(self.http.post(self.url(path))).await
     }
 
     pub async fn get_call(&self, id: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(self.url(&format!("/v1/calls/{id}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("API reachable");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+        send(self.http.get(self.url(&format!("/v1/calls/{id}")))).await
     }
 
     /// Polls a call until `pred` holds on its JSON, or panics after `within`.
@@ -150,6 +131,17 @@ open = true
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Sends an API request with the test token: status and JSON body.
+async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = request
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("API reachable");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// A caller held at a fresh gateway: the most common start of a test.
