@@ -12,6 +12,8 @@
 //! - [`sip`]: the SIP stack on ezk: incoming INVITEs, outgoing room legs,
 //!   dialogs, SDP.
 //! - [`media`]: hold music, the RTP pacer thread, the relay.
+//! - [`store`]: durable state in SQLite (`state_dir/pinless.db`): the
+//!   node's id, API-made dial-in entries and their secrets, call records.
 //! - [`config`]: the one configuration struct, loaded and validated once.
 
 pub mod api;
@@ -20,6 +22,7 @@ pub mod config;
 pub mod gateway;
 pub mod media;
 pub mod sip;
+pub mod store;
 pub mod webhook;
 
 pub use config::Config;

@@ -2,12 +2,12 @@
 //! who may call it, and how its calls behave when transfers fail, rooms hang
 //! up or the caller waits too long.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One `[[dialin]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DialinEntry {
     pub name_prefix: String,
@@ -53,7 +53,7 @@ pub struct DialinEntry {
 }
 
 /// A digest username and password accepted for an entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     pub username: String,
@@ -61,7 +61,7 @@ pub struct Credential {
 }
 
 /// `on_room_hangup`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnRoomHangup {
     /// The call ends: the caller gets BYE.
@@ -72,7 +72,7 @@ pub enum OnRoomHangup {
 }
 
 /// `hold_timeout_action`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HoldTimeoutAction {
     /// Play `timeout_announcement` (if set), then hang up.
@@ -85,7 +85,7 @@ pub enum HoldTimeoutAction {
 /// `[dialin.header_policy]`: what of the caller's `X-` / `User-to-User`
 /// headers this entry passes on. Applied as the call arrives, so the
 /// webhook, the call record and every room INVITE see the same headers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeaderPolicyConfig {
     /// Header names passed on (case-insensitive; a trailing `*` matches a

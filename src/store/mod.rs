@@ -1,0 +1,131 @@
+//! Durable state in one SQLite file, `state_dir/pinless.db` (operators can
+//! read it with `sqlite3`): the node's `call_domain`, dial-in entries made
+//! through the API with their secrets, and a record of every finished call.
+//!
+//! Crash safety: WAL journal with `synchronous = FULL`, so a change is on
+//! disk before the API acknowledges it and `kill -9` loses nothing
+//! acknowledged. The schema is versioned (`PRAGMA user_version`, see
+//! `schema`); a database from a newer pinless, or one that fails SQLite's
+//! integrity check, is refused at start-up, never replaced.
+
+mod entries;
+mod records;
+mod schema;
+
+pub use entries::{StoredEntry, StoredKeys};
+pub use records::RecordQuery;
+
+use rusqlite::{Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// File name of the database inside `state_dir`.
+pub const FILE: &str = "pinless.db";
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be opened or created.
+    #[error("database {path}: cannot open: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// The file is not a usable SQLite database. It is left as it is.
+    #[error(
+        "database {path} is corrupt or not a pinless database ({reason}); it was left untouched: restore a backup or move it away"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    /// Written by a newer pinless; this one does not know its schema.
+    #[error(
+        "database {path} has schema version {found}, newer than this pinless understands ({supported}); run a newer pinless or restore a backup"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    /// A query failed.
+    #[error("database: {0}")]
+    Sql(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e.to_string())
+    }
+}
+
+/// The database handle. Statements are short; callers on the async
+/// runtime use `tokio::task::spawn_blocking` for writes on hot paths.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `state_dir/pinless.db`, checks it and brings its
+    /// schema up to date.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let path = state_dir.join(FILE);
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(state_dir).map_err(|e| open_err(&e))?;
+        let conn = Connection::open(&path).map_err(|e| open_err(&e))?;
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        // The first read tells a non-database file (SQLITE_NOTADB).
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: check,
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(corrupt)?;
+        let mut conn = conn;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A value of the `node` table.
+    pub fn node_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM node WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a value of the `node` table unless it is already set; returns
+    /// the value that is kept.
+    pub fn node_value_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO node (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            [key, value],
+        )?;
+        Ok(conn.query_row("SELECT value FROM node WHERE key = ?1", [key], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
