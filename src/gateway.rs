@@ -1,12 +1,13 @@
 //! Wires the layers together: loads the hold music, starts media, SIP, the
 //! API, and the loop that hands each new INVITE to a call driver.
 
-use crate::api::{self, Api, ApiError};
+use crate::api::{self, Api, ApiError, Provisioning};
 use crate::call::driver::{self, Ctx};
-use crate::call::{Entries, EntryError, Registry};
+use crate::call::{EntryBook, EntryError, Registry, config_entries};
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
+use crate::store::{Store, StoreError};
 use crate::webhook::{self, RetryPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub enum StartError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Entry(#[from] EntryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// `state_dir` could not be used.
     #[error("node.state_dir {path}: {reason}")]
     State { path: String, reason: String },
@@ -46,12 +49,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts everything the config describes.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        let call_domain = call_domain(&config)?;
-        let entries = Arc::new(Entries::load(
-            &config.dialin,
-            &config.node.state_dir,
-            Duration::from_secs(config.hold.max_hold_secs),
-        )?);
+        let store = Arc::new(Store::open(&config.node.state_dir)?);
+        let call_domain = call_domain(&config, &store)?;
+        let max_hold = Duration::from_secs(config.hold.max_hold_secs);
+        let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
+        let entries = EntryBook::new(fixed, &store.entries()?, max_hold)?;
         let music = HoldLoop::load(&config.hold.music)?;
         let ip = config
             .media
@@ -75,18 +77,33 @@ impl Gateway {
         let webhooks = webhook::Sender::new(RetryPolicy::default());
         let ctx = Arc::new(Ctx {
             stack: stack.clone(),
+            store: store.clone(),
             events: webhooks.with_policy(RetryPolicy::events()),
             webhooks,
             registry: registry.clone(),
             call_domain: call_domain.clone(),
             media,
         });
+        // Static URIs handed out by the provisioning API name this node's
+        // SIP port unless it is the default.
+        let port = stack.udp_addr().or(stack.tcp_addr()).map(|a| a.port());
+        let sip_host = match port {
+            Some(p) if p != 5060 => format!("{}:{p}", config.sip.public_host),
+            _ => config.sip.public_host.clone(),
+        };
         let api_state = Arc::new(Api {
             registry: registry.clone(),
             call_domain: call_domain.clone(),
             tokens: config.api.bearer_tokens.clone(),
             pacer: ctx.media.pacer_stats().clone(),
             relay: ctx.media.relay_stats().clone(),
+            provisioning: Provisioning {
+                store: store.clone(),
+                entries: entries.clone(),
+                config_entries: config.dialin.clone(),
+                verifier: ctx.webhooks.with_policy(RetryPolicy::verification()),
+                sip_host,
+            },
         });
         let (stop, stopped) = watch::channel(false);
         let api_addr = Config::optional_addr("api.listen", &config.api.listen)?
@@ -125,7 +142,7 @@ impl Gateway {
 
 async fn accept_loop(
     ctx: Arc<Ctx>,
-    entries: Arc<Entries>,
+    entries: EntryBook,
     mut invites: mpsc::Receiver<IncomingInvite>,
     max_calls: usize,
     mut stopped: watch::Receiver<bool>,
@@ -137,7 +154,7 @@ async fn accept_loop(
         };
         let info = &invite.info;
         let user = info.to_user.as_deref().or(info.request_user.as_deref());
-        let Some(entry) = user.and_then(|u| entries.find(u)) else {
+        let Some(entry) = user.and_then(|u| entries.snapshot().find(u)) else {
             tracing::info!(to = %info.to_uri, from = %info.source, "INVITE matches no dial-in entry: 404");
             invite.reject(404, None, &[]).await;
             continue;
@@ -153,28 +170,32 @@ async fn accept_loop(
     }
 }
 
-/// The node's `callDomain`: configured, or generated once into
-/// `state_dir/call_domain` and read back on every start.
-fn call_domain(config: &Config) -> Result<String, StartError> {
+/// The node's `callDomain`: configured, or generated once and kept in the
+/// database. A `state_dir/call_domain` file left by an earlier release is
+/// taken over, so the node keeps its id across the upgrade.
+fn call_domain(config: &Config, store: &Store) -> Result<String, StartError> {
     if let Some(d) = &config.node.call_domain {
         return Ok(d.clone());
     }
-    let path = config.node.state_dir.join("call_domain");
-    let err = |e: std::io::Error| StartError::State {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
-        Ok(_) => Err(StartError::State {
-            path: path.display().to_string(),
-            reason: "file is empty; delete it to generate a new call domain".into(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = uuid::Uuid::new_v4().to_string();
-            webhook::write_private(&path, &id).map_err(err)?;
-            Ok(id)
-        }
-        Err(e) => Err(err(e)),
+    if let Some(d) = store.node_value("call_domain")? {
+        return Ok(d);
     }
+    let legacy = config.node.state_dir.join("call_domain");
+    let id = match std::fs::read_to_string(&legacy) {
+        Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+        Ok(_) => {
+            return Err(StartError::State {
+                path: legacy.display().to_string(),
+                reason: "file is empty; delete it to generate a new call domain".into(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => uuid::Uuid::new_v4().to_string(),
+        Err(e) => {
+            return Err(StartError::State {
+                path: legacy.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    Ok(store.node_value_or_insert("call_domain", &id)?)
 }

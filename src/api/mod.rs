@@ -6,6 +6,8 @@
 mod auth;
 mod calls;
 mod metrics;
+mod provision;
+mod records;
 mod reply;
 mod update;
 
@@ -14,6 +16,7 @@ use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
+pub use provision::Provisioning;
 use reply::{error, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +34,7 @@ pub struct Api {
     pub tokens: Vec<String>,
     pub pacer: Arc<PacerStats>,
     pub relay: Arc<RelayStats>,
+    pub provisioning: Provisioning,
 }
 
 /// Why the API could not start.
@@ -50,17 +54,29 @@ pub fn serve(
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ApiError> {
     let routes = warp::method()
         .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            move |method: Method, path: warp::path::FullPath, headers: HeaderMap, body| {
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  body| {
                 let api = api.clone();
                 async move {
                     let body = match read_body(body).await {
                         Ok(b) => b,
                         Err(resp) => return resp,
                     };
-                    dispatch(&api, method, path.as_str(), &headers, body).await
+                    let request = Request {
+                        method,
+                        path: path.as_str(),
+                        query: &query,
+                        headers: &headers,
+                        body,
+                    };
+                    dispatch(&api, request).await
                 }
             },
         );
@@ -98,13 +114,23 @@ where
     Ok(Bytes::from(out))
 }
 
-async fn dispatch(
-    api: &Api,
+/// One HTTP request, as the handlers see it.
+struct Request<'a> {
     method: Method,
-    path: &str,
-    headers: &HeaderMap,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a HeaderMap,
     body: Bytes,
-) -> Response<warp::hyper::Body> {
+}
+
+async fn dispatch(api: &Api, r: Request<'_>) -> Response<warp::hyper::Body> {
+    let Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    } = r;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     // Health and metrics answer without a token.
@@ -121,6 +147,10 @@ async fn dispatch(
             | ["v1", "calls"]
             | ["v1", "calls", _]
             | ["v1", "calls", _, "hold"]
+            | ["v1", "domain-dialin-config"]
+            | ["v1", "domain-dialin-config", _]
+            | ["v1", "domain-dialin-config", _, "rotate-hmac"]
+            | ["v1", "call-records"]
     );
     if !known {
         return error(StatusCode::NOT_FOUND, "no such endpoint");
@@ -136,6 +166,17 @@ async fn dispatch(
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
+        (Method::POST, ["v1", "domain-dialin-config"]) => api.provisioning.create(&body).await,
+        (Method::GET, ["v1", "domain-dialin-config"]) => api.provisioning.list().await,
+        (Method::GET, ["v1", "domain-dialin-config", id]) => api.provisioning.get(id).await,
+        (Method::PUT, ["v1", "domain-dialin-config", id]) => {
+            api.provisioning.replace(id, &body).await
+        }
+        (Method::DELETE, ["v1", "domain-dialin-config", id]) => api.provisioning.delete(id).await,
+        (Method::POST, ["v1", "domain-dialin-config", id, "rotate-hmac"]) => {
+            api.provisioning.rotate(id, &body).await
+        }
+        (Method::GET, ["v1", "call-records"]) => records::list(api, query).await,
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
     }
 }

@@ -15,6 +15,7 @@ use crate::sip::headers::to_json_map;
 use crate::sip::{
     DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, Stack, sdp,
 };
+use crate::store::Store;
 use crate::webhook::{self, AttemptOutcome, Delivery};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -26,6 +27,8 @@ use tokio::time::Instant;
 /// What the rest of the gateway shares with call drivers.
 pub struct Ctx {
     pub stack: Stack,
+    /// Where finished calls are recorded.
+    pub store: Arc<Store>,
     pub media: MediaEngine,
     /// Incoming-call webhooks.
     pub webhooks: webhook::Sender,
@@ -145,7 +148,7 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         EventSink::start(
             ctx.events.clone(),
             url.clone(),
-            entry.key.clone(),
+            entry.keys.clone(),
             id.0.clone(),
             ctx.call_domain.clone(),
         )
@@ -176,7 +179,17 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
     if let Some(task) = call.webhook_task.take() {
         task.abort();
     }
-    ctx.registry.finish(&id);
+    if let Some(record) = ctx.registry.finish(&id) {
+        let store = ctx.store.clone();
+        let error = match tokio::task::spawn_blocking(move || store.record_call(&record)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = error {
+            tracing::warn!(call = %id, %error, "call record not written");
+        }
+    }
     tracing::info!(call = %id, "call ended");
 }
 
@@ -525,7 +538,7 @@ async fn send_webhook(
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let result = ctx
         .webhooks
-        .deliver(&entry.webhook_url, &entry.key, &id, &body, |a| {
+        .deliver(&entry.webhook_url, &entry.keys, &id, &body, |a| {
             let (status, error) = match &a.outcome {
                 AttemptOutcome::Status(s) => (Some(*s), None),
                 AttemptOutcome::Error(e) => (None, Some(e.clone())),

@@ -1,15 +1,22 @@
-//! `[[dialin]]` entries ready for matching: by E.164 number and by the
-//! user part of the static SIP URI, with each entry's signing key, call
-//! policy, header policy and hold-timeout announcement.
+//! Dial-in entries ready for matching: by E.164 number and by the user part
+//! of the static SIP URI, each with its signing keys, call policy, header
+//! policy and hold-timeout announcement.
+//!
+//! Entries come from the config file (fixed for the process) and from the
+//! provisioning API (stored, changed at runtime). `EntryBook` holds the
+//! current set as an immutable snapshot that is swapped whole on a change:
+//! the next INVITE sees the new set, and calls already held keep the
+//! `Arc<Entry>` they were matched with.
 
 use super::header_policy::HeaderPolicy;
 use super::machine::{HoldTimeout, Policy};
 use crate::config::{DialinEntry, HoldTimeoutAction};
 use crate::media::HoldLoop;
-use crate::webhook::{SecretError, decode_secret, load_or_create_secret};
+use crate::store::StoredEntry;
+use crate::webhook::{SecretError, SigningKeys, decode_secret, load_or_create_secret};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Longest a room may ring on one transfer attempt.
@@ -18,11 +25,17 @@ const RING_CAP: Duration = Duration::from_secs(30);
 /// One entry, resolved.
 #[derive(Debug)]
 pub struct Entry {
+    /// `config:<name_prefix>` for entries of the config file, else the
+    /// provisioning API's id.
+    pub id: String,
     pub name: String,
+    pub phone_number: Option<String>,
+    /// User part of the static SIP URI.
+    pub sip_user: Option<String>,
     pub webhook_url: String,
     pub events_url: Option<String>,
-    /// HMAC key (decoded), for both webhooks.
-    pub key: Vec<u8>,
+    /// Signing keys, for both webhooks.
+    pub keys: SigningKeys,
     pub answer_delay: Duration,
     pub policy: Policy,
     pub headers: HeaderPolicy,
@@ -30,82 +43,134 @@ pub struct Entry {
     pub announcement: Option<Arc<HoldLoop>>,
 }
 
-/// Why the entries could not be made ready.
+/// Why an entry could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// The announcement file could not be decoded.
+    /// A field is unusable (announcement file, stored secret).
     #[error("config key `{key}`: {reason}")]
-    Announcement { key: String, reason: String },
+    Field { key: String, reason: String },
 }
 
-/// All entries, indexed for matching an INVITE.
+impl Entry {
+    /// Resolves `c`; `key` names its fields in errors (`dialin[0]`, `config`).
+    /// `max_hold` is `[hold].max_hold_secs`, which an entry may override.
+    pub fn resolve(
+        id: String,
+        c: &DialinEntry,
+        keys: SigningKeys,
+        max_hold: Duration,
+        key: &str,
+    ) -> Result<Entry, EntryError> {
+        let announcement = match &c.timeout_announcement {
+            Some(path) => Some(Arc::new(HoldLoop::load(path).map_err(|e| {
+                EntryError::Field {
+                    key: format!("{key}.timeout_announcement"),
+                    reason: e.to_string(),
+                }
+            })?)),
+            None => None,
+        };
+        let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
+            (HoldTimeoutAction::Transfer, Some(uri)) => HoldTimeout::Transfer(uri.clone()),
+            _ => HoldTimeout::Hangup {
+                announce: announcement.is_some(),
+            },
+        };
+        Ok(Entry {
+            id,
+            name: c.name_prefix.clone(),
+            phone_number: c.phone_number.clone(),
+            sip_user: c
+                .sip_uri
+                .as_deref()
+                .and_then(crate::sip::uri_user)
+                .map(String::from),
+            webhook_url: c.room_creation_api.clone(),
+            events_url: c.events_url.clone(),
+            keys,
+            answer_delay: Duration::from_millis(c.answer_delay_ms),
+            policy: Policy {
+                transfer_timeout: Duration::from_secs(c.transfer_timeout_secs),
+                max_hold: c.max_hold_secs.map(Duration::from_secs).unwrap_or(max_hold),
+                on_room_hangup: c.on_room_hangup,
+                on_hold_timeout,
+                ring_cap: RING_CAP,
+            },
+            headers: HeaderPolicy::new(&c.header_policy),
+            announcement,
+        })
+    }
+
+    /// Resolves an API-made entry with its stored secrets.
+    pub fn from_stored(s: &StoredEntry, max_hold: Duration) -> Result<Entry, EntryError> {
+        let bad = |reason: String| EntryError::Field {
+            key: format!("entry {}: hmac", s.id),
+            reason,
+        };
+        let current = decode_secret(&s.keys.hmac).map_err(bad)?;
+        let previous = match &s.keys.previous {
+            Some((text, until)) => Some((decode_secret(text).map_err(bad)?, *until)),
+            None => None,
+        };
+        let keys = SigningKeys { current, previous };
+        Entry::resolve(s.id.clone(), &s.config, keys, max_hold, "config")
+    }
+}
+
+/// Resolves the config file's entries; secrets missing from the file are
+/// generated once into `state_dir` (the log names the file).
+pub fn config_entries(
+    config: &[DialinEntry],
+    state_dir: &Path,
+    max_hold: Duration,
+) -> Result<Vec<Arc<Entry>>, EntryError> {
+    let mut out = Vec::new();
+    for (i, c) in config.iter().enumerate() {
+        let key = match &c.hmac {
+            // Validated at config load; a failure here cannot happen.
+            Some(text) => decode_secret(text).unwrap_or_default(),
+            None => {
+                let (text, path) = load_or_create_secret(state_dir, &c.name_prefix)?;
+                tracing::info!(entry = %c.name_prefix, file = %path.display(), "webhook secret kept in file");
+                decode_secret(&text).unwrap_or_default()
+            }
+        };
+        let id = format!("config:{}", c.name_prefix);
+        let entry = Entry::resolve(
+            id,
+            c,
+            SigningKeys::single(key),
+            max_hold,
+            &format!("dialin[{i}]"),
+        )?;
+        out.push(Arc::new(entry));
+    }
+    Ok(out)
+}
+
+/// One set of entries, indexed for matching an INVITE.
 #[derive(Debug, Default)]
 pub struct Entries {
     by_number: HashMap<String, Arc<Entry>>,
     by_user: HashMap<String, Arc<Entry>>,
+    all: Vec<Arc<Entry>>,
 }
 
 impl Entries {
-    /// Resolves configured entries; secrets missing from the config are
-    /// generated once into `state_dir` (the log names the file).
-    /// `max_hold` is `[hold].max_hold_secs`, which an entry may override.
-    pub fn load(
-        config: &[DialinEntry],
-        state_dir: &Path,
-        max_hold: Duration,
-    ) -> Result<Entries, EntryError> {
+    pub fn new(all: Vec<Arc<Entry>>) -> Entries {
         let mut entries = Entries::default();
-        for (i, c) in config.iter().enumerate() {
-            let key = match &c.hmac {
-                // Validated at config load; a failure here cannot happen.
-                Some(text) => decode_secret(text).unwrap_or_default(),
-                None => {
-                    let (text, path) = load_or_create_secret(state_dir, &c.name_prefix)?;
-                    tracing::info!(entry = %c.name_prefix, file = %path.display(), "webhook secret kept in file");
-                    decode_secret(&text).unwrap_or_default()
-                }
-            };
-            let announcement = match &c.timeout_announcement {
-                Some(path) => Some(Arc::new(HoldLoop::load(path).map_err(|e| {
-                    EntryError::Announcement {
-                        key: format!("dialin[{i}].timeout_announcement"),
-                        reason: e.to_string(),
-                    }
-                })?)),
-                None => None,
-            };
-            let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
-                (HoldTimeoutAction::Transfer, Some(uri)) => HoldTimeout::Transfer(uri.clone()),
-                _ => HoldTimeout::Hangup {
-                    announce: announcement.is_some(),
-                },
-            };
-            let entry = Arc::new(Entry {
-                name: c.name_prefix.clone(),
-                webhook_url: c.room_creation_api.clone(),
-                events_url: c.events_url.clone(),
-                key,
-                answer_delay: Duration::from_millis(c.answer_delay_ms),
-                policy: Policy {
-                    transfer_timeout: Duration::from_secs(c.transfer_timeout_secs),
-                    max_hold: c.max_hold_secs.map(Duration::from_secs).unwrap_or(max_hold),
-                    on_room_hangup: c.on_room_hangup,
-                    on_hold_timeout,
-                    ring_cap: RING_CAP,
-                },
-                headers: HeaderPolicy::new(&c.header_policy),
-                announcement,
-            });
-            if let Some(n) = &c.phone_number {
-                entries.by_number.insert(n.clone(), entry.clone());
+        for e in &all {
+            if let Some(n) = &e.phone_number {
+                entries.by_number.insert(n.clone(), e.clone());
             }
-            if let Some(user) = c.sip_uri.as_deref().and_then(crate::sip::uri_user) {
-                entries.by_user.insert(user.to_string(), entry.clone());
+            if let Some(u) = &e.sip_user {
+                entries.by_user.insert(u.clone(), e.clone());
             }
         }
-        Ok(entries)
+        entries.all = all;
+        entries
     }
 
     /// The entry for a call to `user` (To user part, else Request-URI's).
@@ -120,5 +185,90 @@ impl Entries {
             format!("+{user}")
         };
         self.by_number.get(&number).cloned()
+    }
+
+    /// What makes `c` clash with an entry other than `except`: the same
+    /// phone number or the same static SIP URI user.
+    pub fn conflict(&self, c: &DialinEntry, except: Option<&str>) -> Option<String> {
+        let user = c.sip_uri.as_deref().and_then(crate::sip::uri_user);
+        self.all
+            .iter()
+            .filter(|e| Some(e.id.as_str()) != except)
+            .find_map(|e| {
+                if c.phone_number.is_some() && e.phone_number == c.phone_number {
+                    Some(format!(
+                        "phone_number {} is taken by entry {}",
+                        e.phone_number.as_deref().unwrap_or(""),
+                        e.id
+                    ))
+                } else if user.is_some() && e.sip_user.as_deref() == user {
+                    Some(format!(
+                        "sip_uri user {} is taken by entry {}",
+                        user.unwrap_or(""),
+                        e.id
+                    ))
+                } else {
+                    None
+                }
+            })
+    }
+}
+
+/// The entries in force, swapped whole when the provisioning API changes
+/// one. Cheap to clone.
+#[derive(Clone)]
+pub struct EntryBook {
+    fixed: Arc<Vec<Arc<Entry>>>,
+    current: Arc<RwLock<Arc<Entries>>>,
+    max_hold: Duration,
+}
+
+impl EntryBook {
+    /// The config file's entries plus `stored` (from the database).
+    pub fn new(
+        fixed: Vec<Arc<Entry>>,
+        stored: &[StoredEntry],
+        max_hold: Duration,
+    ) -> Result<EntryBook, EntryError> {
+        let book = EntryBook {
+            fixed: Arc::new(fixed),
+            current: Arc::new(RwLock::new(Arc::new(Entries::default()))),
+            max_hold,
+        };
+        book.rebuild(stored)?;
+        Ok(book)
+    }
+
+    /// The set in force now.
+    pub fn snapshot(&self) -> Arc<Entries> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn max_hold(&self) -> Duration {
+        self.max_hold
+    }
+
+    /// Replaces the API-made part of the set with `stored`.
+    pub fn rebuild(&self, stored: &[StoredEntry]) -> Result<(), EntryError> {
+        let mut entries = Entries::new(self.fixed.iter().cloned().collect());
+        for s in stored {
+            // The API refuses clashes; one here means the config file
+            // changed under a stored entry.
+            if let Some(clash) = entries.conflict(&s.config, None) {
+                return Err(EntryError::Field {
+                    key: format!("entry {}", s.id),
+                    reason: format!("{clash}; change the config file or delete the entry"),
+                });
+            }
+            let mut all = std::mem::take(&mut entries.all);
+            all.push(Arc::new(Entry::from_stored(s, self.max_hold)?));
+            entries = Entries::new(all);
+        }
+        let entries = Arc::new(entries);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! its own `webhook-id`, kept across its retries.
 
 use super::machine::Event;
-use crate::webhook::{self, Delivery};
+use crate::webhook::{self, Delivery, SigningKeys};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -35,7 +35,7 @@ impl EventSink {
     pub fn start(
         sender: webhook::Sender,
         url: String,
-        key: Vec<u8>,
+        keys: SigningKeys,
         call_id: String,
         call_domain: String,
     ) -> EventSink {
@@ -44,7 +44,7 @@ impl EventSink {
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {
                 let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-                let result = sender.deliver(&url, &key, &id, &body, |_| {}).await;
+                let result = sender.deliver(&url, &keys, &id, &body, |_| {}).await;
                 if let Delivery::Failed { attempts, last } = result {
                     tracing::warn!(%call, attempts, ?last, "call event not delivered");
                 }

@@ -13,7 +13,7 @@ pub mod machine;
 pub mod plan;
 pub mod registry;
 
-pub use entries::{Entries, Entry, EntryError};
+pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
 pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
 pub use plan::{Mode, TransferRequest};
 pub use registry::{CallHandle, Registry};

@@ -52,16 +52,16 @@ impl Registry {
         self.live.is_empty()
     }
 
-    /// Moves a call from live to ended.
-    pub fn finish(&self, id: &CallId) {
-        if let Some((_, handle)) = self.live.remove(id) {
-            let snapshot = lock(&handle.machine).clone();
-            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-            if ended.len() >= ENDED_KEPT {
-                ended.pop_front();
-            }
-            ended.push_back(snapshot);
+    /// Moves a call from live to ended; returns its final state.
+    pub fn finish(&self, id: &CallId) -> Option<Machine> {
+        let (_, handle) = self.live.remove(id)?;
+        let snapshot = lock(&handle.machine).clone();
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() >= ENDED_KEPT {
+            ended.pop_front();
         }
+        ended.push_back(snapshot.clone());
+        Some(snapshot)
     }
 
     /// A copy of a call's state, live or recently ended.

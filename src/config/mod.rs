@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use dialin::{Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, OnRoomHangup};
-pub use validate::ConfigError;
+pub use validate::{ConfigError, validate_entry};
 
 /// Everything the gateway reads at start-up.
 #[derive(Debug, Clone, Deserialize)]

@@ -88,40 +88,14 @@ impl Config {
         let mut seen_names = std::collections::HashSet::new();
         for (i, entry) in self.dialin.iter().enumerate() {
             let key = |field: &str| format!("dialin[{i}].{field}");
-            if entry.name_prefix.is_empty()
-                || !entry
-                    .name_prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(ConfigError::key(
-                    key("name_prefix"),
-                    "must be non-empty letters, digits, '-' or '_'",
-                ));
-            }
+            validate_entry(entry, &key)?;
             if !seen_names.insert(entry.name_prefix.clone()) {
                 return Err(ConfigError::key(
                     key("name_prefix"),
                     "used by another entry",
                 ));
             }
-            if entry.phone_number.is_none() && entry.sip_uri.is_none() {
-                return Err(ConfigError::key(
-                    key("phone_number"),
-                    "an entry needs a phone_number or a sip_uri to match calls",
-                ));
-            }
             if let Some(number) = &entry.phone_number {
-                let digits = number.strip_prefix('+').unwrap_or("");
-                if digits.is_empty()
-                    || !digits.chars().all(|c| c.is_ascii_digit())
-                    || digits.len() > 15
-                {
-                    return Err(ConfigError::key(
-                        key("phone_number"),
-                        "must be E.164, like +15551230000",
-                    ));
-                }
                 if !seen_numbers.insert(number.clone()) {
                     return Err(ConfigError::key(
                         key("phone_number"),
@@ -129,10 +103,7 @@ impl Config {
                     ));
                 }
             }
-            if let Some(uri) = &entry.sip_uri {
-                let user = crate::sip::uri_user(uri).ok_or_else(|| {
-                    ConfigError::key(key("sip_uri"), "must be a sip: URI with a user part")
-                })?;
+            if let Some(user) = entry.sip_uri.as_deref().and_then(crate::sip::uri_user) {
                 if !seen_users.insert(user.to_string()) {
                     return Err(ConfigError::key(
                         key("sip_uri"),
@@ -140,28 +111,69 @@ impl Config {
                     ));
                 }
             }
-            if !is_http_url(&entry.room_creation_api) {
-                return Err(ConfigError::key(
-                    key("room_creation_api"),
-                    "must be an http:// or https:// URL",
-                ));
-            }
-            if let Some(secret) = &entry.hmac {
-                crate::webhook::decode_secret(secret)
-                    .map_err(|reason| ConfigError::key(key("hmac"), reason))?;
-            }
-            validate_call_policy(entry, &key)?;
-            for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
-                crate::config::parse_cidr(cidr).ok_or_else(|| {
-                    ConfigError::key(
-                        key(&format!("allowed_cidrs[{j}]")),
-                        "not a CIDR range like 203.0.113.0/24",
-                    )
-                })?;
-            }
         }
         Ok(())
     }
+}
+
+/// Checks one dial-in entry on its own (the config file's, or one sent to
+/// the provisioning API); `key` turns a field name into the key the error
+/// names (`dialin[0].phone_number`, `config.phone_number`).
+pub fn validate_entry(
+    entry: &super::DialinEntry,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if entry.name_prefix.is_empty()
+        || !entry
+            .name_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::key(
+            key("name_prefix"),
+            "must be non-empty letters, digits, '-' or '_'",
+        ));
+    }
+    if entry.phone_number.is_none() && entry.sip_uri.is_none() {
+        return Err(ConfigError::key(
+            key("phone_number"),
+            "an entry needs a phone_number or a sip_uri to match calls",
+        ));
+    }
+    if let Some(number) = &entry.phone_number {
+        let digits = number.strip_prefix('+').unwrap_or("");
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.len() > 15 {
+            return Err(ConfigError::key(
+                key("phone_number"),
+                "must be E.164, like +15551230000",
+            ));
+        }
+    }
+    if let Some(uri) = &entry.sip_uri {
+        crate::sip::uri_user(uri).ok_or_else(|| {
+            ConfigError::key(key("sip_uri"), "must be a sip: URI with a user part")
+        })?;
+    }
+    if !is_http_url(&entry.room_creation_api) {
+        return Err(ConfigError::key(
+            key("room_creation_api"),
+            "must be an http:// or https:// URL",
+        ));
+    }
+    if let Some(secret) = &entry.hmac {
+        crate::webhook::decode_secret(secret)
+            .map_err(|reason| ConfigError::key(key("hmac"), reason))?;
+    }
+    validate_call_policy(entry, key)?;
+    for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
+        crate::config::parse_cidr(cidr).ok_or_else(|| {
+            ConfigError::key(
+                key(&format!("allowed_cidrs[{j}]")),
+                "not a CIDR range like 203.0.113.0/24",
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -2,7 +2,7 @@
 //! backoff while it can still matter. Every attempt is reported to the
 //! caller of `deliver` (the call driver puts it in the call's timeline).
 
-use super::sign::sign;
+use super::sign::{SigningKeys, sign};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How hard to try.
@@ -30,6 +30,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// For the `{"Test":"test"}` verification of a saved entry: one
+    /// attempt, answered within the API call.
+    pub fn verification() -> Self {
+        Self {
+            max_attempts: 1,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_millis(500),
+            attempt_timeout: Duration::from_secs(5),
+        }
+    }
+
     /// For call events: they matter while the call is fresh, and later
     /// events queue behind earlier ones, so give up sooner (≈7.5 s).
     pub fn events() -> Self {
@@ -114,7 +125,7 @@ impl Sender {
     pub async fn deliver(
         &self,
         url: &str,
-        key: &[u8],
+        keys: &SigningKeys,
         id: &str,
         body: &[u8],
         mut report: impl FnMut(&Attempt),
@@ -124,7 +135,7 @@ impl Sender {
         loop {
             number += 1;
             let started = std::time::Instant::now();
-            let outcome = self.attempt(url, key, id, body).await;
+            let outcome = self.attempt(url, keys, id, body).await;
             report(&Attempt {
                 number,
                 outcome: outcome.clone(),
@@ -144,8 +155,14 @@ impl Sender {
         }
     }
 
-    async fn attempt(&self, url: &str, key: &[u8], id: &str, body: &[u8]) -> AttemptOutcome {
-        let headers = sign(key, id, unix_ms(), body);
+    async fn attempt(
+        &self,
+        url: &str,
+        keys: &SigningKeys,
+        id: &str,
+        body: &[u8],
+    ) -> AttemptOutcome {
+        let headers = sign(keys, id, unix_ms(), body);
         let mut request = self
             .client
             .post(url)

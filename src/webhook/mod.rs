@@ -7,6 +7,5 @@ mod secret;
 mod sign;
 
 pub use deliver::{Attempt, AttemptOutcome, Delivery, RetryPolicy, Sender, unix_ms};
-pub(crate) use secret::write_private;
 pub use secret::{SecretError, decode_secret, load_or_create_secret};
-pub use sign::{SignedHeaders, pinless_signature, sign, standard_signature};
+pub use sign::{SignedHeaders, SigningKeys, pinless_signature, sign, standard_signature};

@@ -1,0 +1,442 @@
+//! The provisioning API, in the shape of Daily's `domain-dialin-config`:
+//! create, list, read, replace and delete dial-in entries at runtime, and
+//! rotate an entry's secret with a grace period. Entries are stored before
+//! the answer is sent and apply to the next INVITE; calls already held
+//! keep the entry they were matched with.
+
+use super::reply::{error, json};
+use crate::call::{Entry, EntryBook};
+use crate::config::{DialinEntry, validate_entry};
+use crate::store::{Store, StoredEntry, StoredKeys};
+use crate::webhook::{self, AttemptOutcome, Delivery, unix_ms};
+use base64::Engine;
+use rand::RngCore;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use warp::http::StatusCode;
+use warp::hyper::{Body, Response};
+
+/// What the provisioning endpoints share.
+pub struct Provisioning {
+    pub store: Arc<Store>,
+    pub entries: EntryBook,
+    /// The config file's entries: listed, never changed through the API.
+    pub config_entries: Vec<DialinEntry>,
+    /// Posts the `{"Test":"test"}` verification (one attempt).
+    pub verifier: webhook::Sender,
+    /// Host (and port) of static SIP URIs handed out.
+    pub sip_host: String,
+}
+
+/// Serialises writes, so that two requests cannot both pass the conflict
+/// check for the same number.
+static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const MASK: &str = "********";
+const TYPE: &str = "pinless_dialin";
+/// How long a rotated-out secret still signs, unless the request says.
+const DEFAULT_GRACE_SECS: u64 = 3600;
+
+type Reply = Response<Body>;
+
+fn internal(e: impl std::fmt::Display) -> Reply {
+    tracing::error!(error = %e, "provisioning failed");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "storage failed; nothing was changed",
+    )
+}
+
+/// Runs a store call off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Reply> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn new_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+/// Parses a body `{"type":"pinless_dialin","config":{…}}` (or the fields
+/// flat beside `type`) into an entry; errors name the field.
+pub fn parse_entry(body: &[u8]) -> Result<DialinEntry, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let Value::Object(mut obj) = value else {
+        return Err("body must be a JSON object".into());
+    };
+    match obj.remove("type") {
+        Some(Value::String(t)) if t == TYPE => {}
+        Some(_) => return Err(format!("type: must be \"{TYPE}\"")),
+        None => return Err(format!("type: required, \"{TYPE}\"")),
+    }
+    let (prefix, mut fields) = match obj.remove("config") {
+        Some(Value::Object(c)) if obj.is_empty() => ("config.", c),
+        Some(Value::Object(_)) => {
+            let extra = obj.keys().next().cloned().unwrap_or_default();
+            return Err(format!(
+                "{extra}: give the fields inside config or flat, not both"
+            ));
+        }
+        Some(_) => return Err("config: must be an object".into()),
+        None => ("", obj),
+    };
+    fields
+        .entry("name_prefix")
+        .or_insert_with(|| Value::String("dialin".into()));
+    let entry: DialinEntry = serde_path_to_error::deserialize(Value::Object(fields))
+        .map_err(|e| format!("{prefix}{}: {}", e.path(), e.inner()))?;
+    let key = |field: &str| format!("{prefix}{field}");
+    validate_entry(&entry, &key).map_err(|e| match e {
+        crate::config::ConfigError::Key { key, reason } => format!("{key}: {reason}"),
+        other => other.to_string(),
+    })?;
+    Ok(entry)
+}
+
+/// An entry as the API shows it; secrets masked unless `show_hmac`.
+fn view(
+    id: &str,
+    source: &str,
+    config: &DialinEntry,
+    hmac: Option<&str>,
+    times: Option<(u64, u64)>,
+) -> Value {
+    let mut c = serde_json::to_value(config).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = c.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+        obj.insert("hmac".into(), Value::String(hmac.unwrap_or(MASK).into()));
+        if let Some(Value::Array(creds)) = obj.get_mut("credentials") {
+            for cred in creds.iter_mut() {
+                cred["password"] = Value::String(MASK.into());
+            }
+        }
+    }
+    let mut out = json!({ "id": id, "type": TYPE, "source": source, "config": c });
+    if let Some((created, updated)) = times {
+        out["createdAt"] = created.into();
+        out["updatedAt"] = updated.into();
+    }
+    out
+}
+
+fn stored_view(s: &StoredEntry, hmac: Option<&str>) -> Value {
+    view(
+        &s.id,
+        "api",
+        &s.config,
+        hmac,
+        Some((s.created_at, s.updated_at)),
+    )
+}
+
+impl Provisioning {
+    fn config_entry(&self, id: &str) -> Option<&DialinEntry> {
+        let name = id.strip_prefix("config:")?;
+        self.config_entries.iter().find(|c| c.name_prefix == name)
+    }
+
+    /// Makes `stored` ready (announcement, secrets) and checks it against
+    /// every other entry: a 400 or 409 to send back, or nothing.
+    fn check(&self, stored: &StoredEntry) -> Result<(), Reply> {
+        let snapshot = self.entries.snapshot();
+        if let Some(clash) = snapshot.conflict(&stored.config, Some(&stored.id)) {
+            return Err(error(StatusCode::CONFLICT, &clash));
+        }
+        Entry::from_stored(stored, self.entries.max_hold())
+            .map(|_| ())
+            .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
+    }
+
+    /// Re-reads the stored entries into the set in force.
+    async fn apply(&self) -> Result<(), Reply> {
+        let store = self.store.clone();
+        let stored = blocking(move || store.entries()).await?;
+        self.entries.rebuild(&stored).map_err(internal)
+    }
+
+    /// Posts `{"Test":"test"}` signed to the entry's webhook; its outcome
+    /// goes in the answer and never undoes the save.
+    async fn verify(&self, s: &StoredEntry) -> Value {
+        let keys = match Entry::from_stored(s, self.entries.max_hold()) {
+            Ok(e) => e.keys,
+            Err(e) => return json!({ "status": null, "error": e.to_string() }),
+        };
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let body = br#"{"Test":"test"}"#;
+        let url = &s.config.room_creation_api;
+        match self.verifier.deliver(url, &keys, &id, body, |_| {}).await {
+            Delivery::Delivered { .. } => json!({ "status": 200 }),
+            Delivery::Failed {
+                last: AttemptOutcome::Status(code),
+                ..
+            } => json!({ "status": code }),
+            Delivery::Failed {
+                last: AttemptOutcome::Error(e),
+                ..
+            } => json!({ "status": null, "error": e }),
+        }
+    }
+
+    pub async fn create(&self, body: &[u8]) -> Reply {
+        let mut config = match parse_entry(body) {
+            Ok(c) => c,
+            Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+        };
+        let generated = config.hmac.is_none();
+        let hmac = config.hmac.take().unwrap_or_else(new_secret);
+        let id = uuid::Uuid::new_v4().to_string();
+        if config.sip_uri.is_none() {
+            let tag = &id[..8];
+            config.sip_uri = Some(format!(
+                "sip:{}-{tag}@{}",
+                config.name_prefix, self.sip_host
+            ));
+        }
+        let now = unix_ms();
+        let stored = StoredEntry {
+            id,
+            config,
+            keys: StoredKeys {
+                hmac: hmac.clone(),
+                previous: None,
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        let _write = WRITES.lock().await;
+        if let Err(reply) = self.check(&stored) {
+            return reply;
+        }
+        let (store, row) = (self.store.clone(), stored.clone());
+        if let Err(reply) = blocking(move || store.insert_entry(&row)).await {
+            return reply;
+        }
+        if let Err(reply) = self.apply().await {
+            return reply;
+        }
+        drop(_write);
+        tracing::info!(entry = %stored.id, name = %stored.config.name_prefix, "dial-in entry created");
+        let mut out = stored_view(&stored, generated.then_some(hmac.as_str()));
+        out["verification"] = self.verify(&stored).await;
+        json(StatusCode::OK, &out)
+    }
+
+    pub async fn list(&self) -> Reply {
+        let store = self.store.clone();
+        let stored = match blocking(move || store.entries()).await {
+            Ok(s) => s,
+            Err(reply) => return reply,
+        };
+        let mut out: Vec<Value> = self
+            .config_entries
+            .iter()
+            .map(|c| {
+                view(
+                    &format!("config:{}", c.name_prefix),
+                    "config",
+                    c,
+                    None,
+                    None,
+                )
+            })
+            .collect();
+        out.extend(stored.iter().map(|s| stored_view(s, None)));
+        json(
+            StatusCode::OK,
+            &json!({ "data": out, "total_count": out.len() }),
+        )
+    }
+
+    async fn stored(&self, id: &str) -> Result<StoredEntry, Reply> {
+        let (store, key) = (self.store.clone(), id.to_string());
+        match blocking(move || store.entry(&key)).await? {
+            Some(s) => Ok(s),
+            None => Err(error(StatusCode::NOT_FOUND, "unknown dial-in entry id")),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Reply {
+        if let Some(c) = self.config_entry(id) {
+            return json(StatusCode::OK, &view(id, "config", c, None, None));
+        }
+        match self.stored(id).await {
+            Ok(s) => json(StatusCode::OK, &stored_view(&s, None)),
+            Err(reply) => reply,
+        }
+    }
+
+    fn from_file(&self, id: &str) -> Option<Reply> {
+        self.config_entry(id).map(|_| {
+            error(
+                StatusCode::CONFLICT,
+                "entry is defined in the config file; change it there",
+            )
+        })
+    }
+
+    pub async fn replace(&self, id: &str, body: &[u8]) -> Reply {
+        if let Some(reply) = self.from_file(id) {
+            return reply;
+        }
+        let mut config = match parse_entry(body) {
+            Ok(c) => c,
+            Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+        };
+        let _write = WRITES.lock().await;
+        let mut stored = match self.stored(id).await {
+            Ok(s) => s,
+            Err(reply) => return reply,
+        };
+        // A secret changes only when one is given, and then at once.
+        let new_hmac = config.hmac.take().filter(|h| *h != stored.keys.hmac);
+        if config.sip_uri.is_none() {
+            config.sip_uri = stored.config.sip_uri.clone();
+        }
+        let now = unix_ms();
+        stored.config = config;
+        stored.updated_at = now;
+        if let Some(h) = &new_hmac {
+            stored.keys = StoredKeys {
+                hmac: h.clone(),
+                previous: None,
+            };
+        }
+        if let Err(reply) = self.check(&stored) {
+            return reply;
+        }
+        let (store, row, key) = (self.store.clone(), stored.clone(), new_hmac.clone());
+        let saved = blocking(move || {
+            let found = store.update_entry(&row.id, &row.config, now)?;
+            if let Some(h) = key {
+                store.rotate_entry(&row.id, &h, now, now)?;
+            }
+            Ok(found)
+        })
+        .await;
+        match saved {
+            Ok(true) => {}
+            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown dial-in entry id"),
+            Err(reply) => return reply,
+        }
+        if let Err(reply) = self.apply().await {
+            return reply;
+        }
+        drop(_write);
+        let mut out = stored_view(&stored, None);
+        out["verification"] = self.verify(&stored).await;
+        json(StatusCode::OK, &out)
+    }
+
+    pub async fn delete(&self, id: &str) -> Reply {
+        if let Some(reply) = self.from_file(id) {
+            return reply;
+        }
+        let _write = WRITES.lock().await;
+        let (store, key) = (self.store.clone(), id.to_string());
+        match blocking(move || store.delete_entry(&key)).await {
+            Ok(true) => {}
+            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown dial-in entry id"),
+            Err(reply) => return reply,
+        }
+        if let Err(reply) = self.apply().await {
+            return reply;
+        }
+        json(StatusCode::OK, &json!({ "id": id, "deleted": true }))
+    }
+
+    /// `POST …/{id}/rotate-hmac`, body `{"grace_secs": N}` (optional): a
+    /// new secret, returned once; the old one keeps signing for the grace.
+    pub async fn rotate(&self, id: &str, body: &[u8]) -> Reply {
+        if let Some(reply) = self.from_file(id) {
+            return reply;
+        }
+        let grace = match parse_grace(body) {
+            Ok(g) => g,
+            Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+        };
+        let _write = WRITES.lock().await;
+        let hmac = new_secret();
+        let now = unix_ms();
+        let until = now + grace * 1000;
+        let (store, key, secret) = (self.store.clone(), id.to_string(), hmac.clone());
+        match blocking(move || store.rotate_entry(&key, &secret, until, now)).await {
+            Ok(true) => {}
+            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown dial-in entry id"),
+            Err(reply) => return reply,
+        }
+        if let Err(reply) = self.apply().await {
+            return reply;
+        }
+        drop(_write);
+        tracing::info!(entry = %id, grace_secs = grace, "webhook secret rotated");
+        match self.stored(id).await {
+            Ok(s) => {
+                let mut out = stored_view(&s, Some(&hmac));
+                out["previousValidUntil"] = until.into();
+                json(StatusCode::OK, &out)
+            }
+            Err(reply) => reply,
+        }
+    }
+}
+
+fn parse_grace(body: &[u8]) -> Result<u64, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DEFAULT_GRACE_SECS);
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let Value::Object(obj) = value else {
+        return Err("body must be a JSON object".into());
+    };
+    if let Some(unknown) = obj.keys().find(|k| *k != "grace_secs") {
+        return Err(format!("{unknown}: unknown field"));
+    }
+    match obj.get("grace_secs") {
+        None => Ok(DEFAULT_GRACE_SECS),
+        Some(v) => v
+            .as_u64()
+            .filter(|g| *g <= 30 * 86_400)
+            .ok_or_else(|| "grace_secs: must be a whole number of seconds, at most 30 days".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_nested_or_flat_and_errors_name_the_field() {
+        let nested = br#"{"type":"pinless_dialin","config":{"phone_number":"+15550001111","room_creation_api":"http://h/x"}}"#;
+        let e = parse_entry(nested).unwrap();
+        assert_eq!(e.phone_number.as_deref(), Some("+15550001111"));
+        assert_eq!(e.name_prefix, "dialin");
+        let flat = br#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":"http://h/x","name_prefix":"a"}"#;
+        assert_eq!(parse_entry(flat).unwrap().name_prefix, "a");
+        let err = |b: &str| parse_entry(b.as_bytes()).unwrap_err();
+        assert!(err(r#"{"config":{}}"#).starts_with("type"));
+        assert!(err(r#"{"type":"x"}"#).starts_with("type"));
+        assert!(
+            err(r#"{"type":"pinless_dialin","config":{"phone_number":"555","room_creation_api":"http://h"}}"#)
+                .starts_with("config.phone_number"),
+        );
+        assert!(
+            err(r#"{"type":"pinless_dialin","config":{"sip_uri":"sip:a@h","room_creation_api":"http://h","bogus":1}}"#)
+                .contains("bogus"),
+        );
+        assert!(
+            err(r#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":7}"#)
+                .starts_with("room_creation_api"),
+        );
+        assert!(parse_grace(b"").is_ok());
+        assert!(parse_grace(br#"{"grace_secs":-1}"#).is_err());
+    }
+}
