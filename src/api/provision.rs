@@ -4,6 +4,10 @@
 //! the answer is sent and apply to the next INVITE; calls already held
 //! keep the entry they were matched with.
 
+// Helpers return `Err(reply)`: the HTTP answer itself, built once per
+// request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use super::reply::{error, json};
 use crate::call::{Entry, EntryBook};
 use crate::config::{DialinEntry, validate_entry};
@@ -273,7 +277,7 @@ impl Provisioning {
         }
     }
 
-    fn from_file(&self, id: &str) -> Option<Reply> {
+    fn refuse_file_entry(&self, id: &str) -> Option<Reply> {
         self.config_entry(id).map(|_| {
             error(
                 StatusCode::CONFLICT,
@@ -283,7 +287,7 @@ impl Provisioning {
     }
 
     pub async fn replace(&self, id: &str, body: &[u8]) -> Reply {
-        if let Some(reply) = self.from_file(id) {
+        if let Some(reply) = self.refuse_file_entry(id) {
             return reply;
         }
         let mut config = match parse_entry(body) {
@@ -336,7 +340,7 @@ impl Provisioning {
     }
 
     pub async fn delete(&self, id: &str) -> Reply {
-        if let Some(reply) = self.from_file(id) {
+        if let Some(reply) = self.refuse_file_entry(id) {
             return reply;
         }
         let _write = WRITES.lock().await;
@@ -355,7 +359,7 @@ impl Provisioning {
     /// `POST …/{id}/rotate-hmac`, body `{"grace_secs": N}` (optional): a
     /// new secret, returned once; the old one keeps signing for the grace.
     pub async fn rotate(&self, id: &str, body: &[u8]) -> Reply {
-        if let Some(reply) = self.from_file(id) {
+        if let Some(reply) = self.refuse_file_entry(id) {
             return reply;
         }
         let grace = match parse_grace(body) {

@@ -95,21 +95,19 @@ impl Config {
                     "used by another entry",
                 ));
             }
-            if let Some(number) = &entry.phone_number {
-                if !seen_numbers.insert(number.clone()) {
-                    return Err(ConfigError::key(
-                        key("phone_number"),
-                        "used by another entry",
-                    ));
-                }
+            let number = entry.phone_number.clone();
+            if number.is_some_and(|n| !seen_numbers.insert(n)) {
+                return Err(ConfigError::key(
+                    key("phone_number"),
+                    "used by another entry",
+                ));
             }
-            if let Some(user) = entry.sip_uri.as_deref().and_then(crate::sip::uri_user) {
-                if !seen_users.insert(user.to_string()) {
-                    return Err(ConfigError::key(
-                        key("sip_uri"),
-                        "user part used by another entry",
-                    ));
-                }
+            let user = entry.sip_uri.as_deref().and_then(crate::sip::uri_user);
+            if user.is_some_and(|u| !seen_users.insert(u.to_string())) {
+                return Err(ConfigError::key(
+                    key("sip_uri"),
+                    "user part used by another entry",
+                ));
             }
         }
         Ok(())

@@ -16,6 +16,8 @@ pub struct TestGateway {
     pub gw: Gateway,
     pub http: reqwest::Client,
     pub state_dir: std::path::PathBuf,
+    /// Remove `state_dir` when dropped (not for restart tests).
+    owns_state: bool,
 }
 
 pub const TOKEN: &str = "test-token";
@@ -26,6 +28,13 @@ impl TestGateway {
     /// `extra` is appended to the entry (e.g. `answer_delay_ms = 2000`).
     pub async fn start(hook_url: &str, extra: &str) -> TestGateway {
         let state_dir = std::env::temp_dir().join(format!("pinless-test-{}", uuid::Uuid::new_v4()));
+        let mut gw = Self::start_in(&state_dir, hook_url, extra).await;
+        gw.owns_state = true;
+        gw
+    }
+
+    /// Like `start`, keeping its state in `state_dir` (left in place).
+    pub async fn start_in(state_dir: &std::path::Path, hook_url: &str, extra: &str) -> TestGateway {
         let toml = format!(
             r#"
 [node]
@@ -56,7 +65,8 @@ open = true
         TestGateway {
             gw,
             http: reqwest::Client::new(),
-            state_dir,
+            state_dir: state_dir.to_path_buf(),
+            owns_state: false,
         }
     }
 
@@ -106,6 +116,20 @@ open = true
     /// POSTs with the bearer token to `path` (no body).
     pub async fn post(&self, path: &str) -> (u16, serde_json::Value) {
         send(self.http.post(self.url(path))).await
+    }
+
+    /// Any API request with the bearer token and an optional JSON body.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        send(request).await
     }
 
     pub async fn get_call(&self, id: &str) -> (u16, serde_json::Value) {
@@ -205,7 +229,9 @@ impl HeldCall {
 impl Drop for TestGateway {
     fn drop(&mut self) {
         self.gw.shutdown();
-        let _ = std::fs::remove_dir_all(&self.state_dir);
+        if self.owns_state {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
     }
 }
 

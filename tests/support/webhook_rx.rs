@@ -25,6 +25,42 @@ impl Hook {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("webhook body is JSON")
     }
+
+    /// Whether the pinless-style signature in `header` (`X-Pinless-Signature`
+    /// or `X-Pinless-Signature-Previous`) verifies with base64 `secret`.
+    pub fn pinless_verifies(&self, header: &str, secret: &str) -> bool {
+        use base64::Engine;
+        use hmac::Mac;
+        let (Some(ts), Some(sig)) = (self.header("X-Pinless-Timestamp"), self.header(header))
+        else {
+            return false;
+        };
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(secret)
+            .expect("secret is base64");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(ts.as_bytes());
+        mac.update(b".");
+        mac.update(&self.body);
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()) == sig
+    }
+
+    /// Whether the Standard Webhooks signature verifies with `secret`,
+    /// checked by the standard's own library.
+    pub fn standard_verifies(&self, secret: &str) -> bool {
+        let mut headers = http::HeaderMap::new();
+        for (n, v) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(n.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        standardwebhooks::Webhook::new(secret)
+            .map(|w| w.verify(&self.body, &headers).is_ok())
+            .unwrap_or(false)
+    }
 }
 
 pub struct WebhookReceiver {
