@@ -1,6 +1,7 @@
 //! Crash safety of the real binary: `kill -9` while entries are being
 //! provisioned loses none that the API acknowledged, and the database
-//! opens cleanly afterwards.
+//! opens cleanly afterwards; a database that is not one stops the start
+//! with a clear message and is left untouched.
 
 mod support;
 
@@ -42,11 +43,11 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
     .await
 }
 
-#[tokio::test]
-async fn kill_9_during_writes_loses_nothing_acknowledged() {
+/// Writes a config for the binary in a fresh directory: API on `port`,
+/// SIP on free ports, state in `dir/state`. Returns (dir, config file).
+fn setup(port: u16) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("pinless-crash-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_tcp_port();
+    std::fs::create_dir_all(dir.join("state")).unwrap();
     let config = dir.join("pinless.toml");
     std::fs::write(
         &config,
@@ -59,6 +60,34 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
         ),
     )
     .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn a_corrupt_database_stops_the_start_and_is_left_alone() {
+    let (dir, config) = setup(free_tcp_port());
+    let db = dir.join("state").join("pinless.db");
+    let garbage = b"this is not a database, but someone's data".repeat(200);
+    std::fs::write(&db, &garbage).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pinless"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("the pinless binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on a corrupt database");
+    assert!(
+        stderr.contains("pinless.db") && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), garbage, "left untouched");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn kill_9_during_writes_loses_nothing_acknowledged() {
+    let port = free_tcp_port();
+    let (dir, config) = setup(port);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut child = start(&config);

@@ -337,3 +337,42 @@ async fn a_restart_keeps_entries_secrets_call_domain_and_records() {
     assert!(!event_names(&record).is_empty());
     let _ = std::fs::remove_dir_all(state);
 }
+
+#[tokio::test]
+async fn a_change_applies_to_the_next_call_and_not_to_calls_already_held() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let mut rx = WebhookReceiver::start(&[]).await;
+    let (_, made) = create(
+        &gw,
+        json!({ "sip_uri": "sip:desk@127.0.0.1", "room_creation_api": rx.url() }),
+    )
+    .await;
+    rx.next().await;
+    let id = made["id"].as_str().unwrap();
+    let phone = Phone::new().await;
+    let (mut held, _) = phone.call(&gw.sip_uri("desk", false), &[]).await;
+    rx.next().await;
+
+    // Now every new call to this entry is hung up after one second.
+    let shorter = json!({ "type": "pinless_dialin", "config": {
+        "sip_uri": "sip:desk@127.0.0.1", "room_creation_api": rx.url(), "max_hold_secs": 1 } });
+    assert_eq!(
+        gw.api(Method::PUT, &format!("{CONFIG}/{id}"), Some(shorter))
+            .await
+            .0,
+        200
+    );
+    rx.next().await;
+    let phone2 = Phone::new().await;
+    let (mut next, _) = phone2.call(&gw.sip_uri("desk", false), &[]).await;
+    assert_eq!(
+        within(4, "the new call's hold timeout", next.next_event()).await,
+        pinless::sip::LegEvent::Bye
+    );
+    let still = tokio::time::timeout(Duration::from_millis(300), held.next_event()).await;
+    assert!(
+        still.is_err(),
+        "the call held before the change kept its settings"
+    );
+}
