@@ -119,12 +119,15 @@ async fn an_entry_made_by_the_api_takes_a_call_at_once() {
     let hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), "").await;
     let mut sales_rx = WebhookReceiver::start(&[]).await;
-    let (_, made) = create(
+    let quiet = gw.state_dir.join("quiet.wav");
+    silent_wav(&quiet, 1.0);
+    let (status, made) = create(
         &gw,
         json!({ "sip_uri": "sip:sales@127.0.0.1", "room_creation_api": sales_rx.url(),
-                "header_policy": { "allow": ["X-Lang"] } }),
+                "header_policy": { "allow": ["X-Lang"] }, "hold_music": quiet }),
     )
     .await;
+    assert_eq!(status, 200, "{made}");
     let secret = made["config"]["hmac"].as_str().unwrap().to_string();
     sales_rx.next().await; // the verification
     let phone = Phone::new().await;

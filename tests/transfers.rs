@@ -297,26 +297,6 @@ async fn refer_refused_by_the_caller_falls_back_to_the_bridge() {
     answering.abort();
 }
 
-/// Writes a WAV file of `secs` seconds of silence (8 kHz, 16-bit mono).
-fn silent_wav(path: &std::path::Path, secs: f32) {
-    let samples = (8000.0 * secs) as u32;
-    let mut w = Vec::new();
-    w.extend(b"RIFF");
-    w.extend((36 + samples * 2).to_le_bytes());
-    w.extend(b"WAVEfmt ");
-    w.extend(16u32.to_le_bytes());
-    w.extend(1u16.to_le_bytes()); // PCM
-    w.extend(1u16.to_le_bytes()); // mono
-    w.extend(8000u32.to_le_bytes());
-    w.extend(16000u32.to_le_bytes());
-    w.extend(2u16.to_le_bytes());
-    w.extend(16u16.to_le_bytes());
-    w.extend(b"data");
-    w.extend((samples * 2).to_le_bytes());
-    w.resize(w.len() + samples as usize * 2, 0);
-    std::fs::write(path, w).unwrap();
-}
-
 #[tokio::test]
 async fn hold_timeout_plays_the_announcement_then_hangs_up() {
     let wav = std::env::temp_dir().join(format!("pinless-bye-{}.wav", uuid::Uuid::new_v4()));

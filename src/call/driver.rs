@@ -102,7 +102,8 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
             return;
         }
     };
-    let media = match ctx.media.hold(socket, offer.addr, codec) {
+    let music = entry.music.clone().unwrap_or_else(|| ctx.media.music());
+    let media = match ctx.media.hold(socket, offer.addr, codec, music) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "no media for answered call; hanging up");
@@ -420,7 +421,9 @@ impl Call {
                     }
                 }
                 Action::ResumeHold => {
-                    self.media.play(self.ctx.media.music()).await;
+                    let music = self.entry.music.clone();
+                    let music = music.unwrap_or_else(|| self.ctx.media.music());
+                    self.media.play(music).await;
                 }
                 Action::PostWebhook => self.post_webhook(),
                 Action::PlayAnnouncement => match self.entry.announcement.clone() {

@@ -41,6 +41,8 @@ pub struct Entry {
     pub headers: HeaderPolicy,
     /// Played before hanging up on a hold timeout.
     pub announcement: Option<Arc<HoldLoop>>,
+    /// This entry's own hold music (else `[hold].music`).
+    pub music: Option<Arc<HoldLoop>>,
 }
 
 /// Why an entry could not be made ready.
@@ -63,15 +65,19 @@ impl Entry {
         max_hold: Duration,
         key: &str,
     ) -> Result<Entry, EntryError> {
-        let announcement = match &c.timeout_announcement {
-            Some(path) => Some(Arc::new(HoldLoop::load(path).map_err(|e| {
-                EntryError::Field {
-                    key: format!("{key}.timeout_announcement"),
-                    reason: e.to_string(),
-                }
-            })?)),
-            None => None,
+        let load = |field: &str, path: &Option<std::path::PathBuf>| match path {
+            Some(p) => {
+                HoldLoop::load(p)
+                    .map(|h| Some(Arc::new(h)))
+                    .map_err(|e| EntryError::Field {
+                        key: format!("{key}.{field}"),
+                        reason: e.to_string(),
+                    })
+            }
+            None => Ok(None),
         };
+        let announcement = load("timeout_announcement", &c.timeout_announcement)?;
+        let music = load("hold_music", &c.hold_music)?;
         let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
             (HoldTimeoutAction::Transfer, Some(uri)) => HoldTimeout::Transfer(uri.clone()),
             _ => HoldTimeout::Hangup {
@@ -100,6 +106,7 @@ impl Entry {
             },
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,
+            music,
         })
     }
 

@@ -28,6 +28,8 @@ pub struct DialinEntry {
     /// Ring (180) this long before answering; 0 answers at once.
     #[serde(default)]
     pub answer_delay_ms: u64,
+    /// Overrides `[hold].music` for this entry's callers.
+    pub hold_music: Option<PathBuf>,
     /// How long one update may keep retrying rooms that are not ready
     /// (404/408/480/5xx or no answer) before the caller goes back to hold.
     #[serde(default = "default_transfer_timeout_secs")]
@@ -127,6 +129,7 @@ impl Default for DialinEntry {
             credentials: Vec::new(),
             open: false,
             answer_delay_ms: 0,
+            hold_music: None,
             transfer_timeout_secs: default_transfer_timeout_secs(),
             on_room_hangup: OnRoomHangup::End,
             max_hold_secs: None,

@@ -81,13 +81,14 @@ impl MediaEngine {
         self.ports.allocate().ok_or(MediaError::NoPorts)
     }
 
-    /// Starts hold music from `socket` towards `remote` (the address in
-    /// the caller's SDP until the caller's own packets show where it is).
+    /// Starts `music` (looped) from `socket` towards `remote` (the address
+    /// in the caller's SDP until the caller's own packets show where it is).
     pub fn hold(
         &self,
         socket: RtpSocket,
         remote: SocketAddr,
         codec: LegCodec,
+        music: Arc<HoldLoop>,
     ) -> Result<CallMedia, MediaError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         Ok(CallMedia::start(
@@ -97,6 +98,7 @@ impl MediaEngine {
                 caller: socket,
                 remote,
                 codec,
+                music,
                 pacer: self.pacer.clone(),
                 ssrc: rand::random(),
                 stats: self.relay_stats.clone(),
@@ -104,7 +106,7 @@ impl MediaEngine {
         )?)
     }
 
-    /// The hold music every held call hears.
+    /// The hold music of `[hold].music`, for entries without their own.
     pub fn music(&self) -> Arc<HoldLoop> {
         self.pacer.music().clone()
     }

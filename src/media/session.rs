@@ -57,6 +57,8 @@ pub(super) struct Start {
     pub caller: RtpSocket,
     pub remote: SocketAddr,
     pub codec: LegCodec,
+    /// What the caller hears first.
+    pub music: Arc<HoldLoop>,
     pub pacer: Pacer,
     pub ssrc: u32,
     pub stats: Arc<RelayStats>,
@@ -67,7 +69,7 @@ impl CallMedia {
         let sender = Arc::new(s.caller.socket.try_clone()?);
         s.pacer.add(NewStream {
             id: s.id,
-            source: s.pacer.music().clone(),
+            source: s.music.clone(),
             socket: sender.clone(),
             remote: s.remote,
             law: s.codec.law,
@@ -153,6 +155,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
         caller,
         mut remote,
         codec: caller_codec,
+        music: _,
         pacer,
         ssrc,
         stats,

@@ -254,6 +254,26 @@ fn timeline(call: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value
     call["timeline"].as_array().into_iter().flatten()
 }
 
+/// Writes a WAV file of `secs` seconds of silence (8 kHz, 16-bit mono).
+pub fn silent_wav(path: &std::path::Path, secs: f32) {
+    let samples = (8000.0 * secs) as u32;
+    let mut w = Vec::new();
+    w.extend(b"RIFF");
+    w.extend((36 + samples * 2).to_le_bytes());
+    w.extend(b"WAVEfmt ");
+    w.extend(16u32.to_le_bytes());
+    w.extend(1u16.to_le_bytes()); // PCM
+    w.extend(1u16.to_le_bytes()); // mono
+    w.extend(8000u32.to_le_bytes());
+    w.extend(16000u32.to_le_bytes());
+    w.extend(2u16.to_le_bytes());
+    w.extend(16u16.to_le_bytes());
+    w.extend(b"data");
+    w.extend((samples * 2).to_le_bytes());
+    w.resize(w.len() + samples as usize * 2, 0);
+    std::fs::write(path, w).unwrap();
+}
+
 /// Awaits `f` for at most `secs` seconds.
 pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(secs), f).await {
