@@ -2,6 +2,7 @@
 //! API, and the loop that hands each new INVITE to a call driver.
 
 use crate::api::{self, Api, ApiError, Provisioning};
+use crate::call::admission::Admission;
 use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, Registry, config_entries};
 use crate::config::{Config, ConfigError};
@@ -91,7 +92,12 @@ impl Gateway {
             Some(p) if p != 5060 => format!("{}:{p}", config.sip.public_host),
             _ => config.sip.public_host.clone(),
         };
+        let admission = Arc::new(Admission::new(
+            config.limits.invites_per_sec_per_ip,
+            &config.sip.public_host,
+        ));
         let api_state = Arc::new(Api {
+            admission: admission.stats.clone(),
             registry: registry.clone(),
             call_domain: call_domain.clone(),
             tokens: config.api.bearer_tokens.clone(),
@@ -117,6 +123,7 @@ impl Gateway {
             ctx,
             entries,
             invites,
+            admission,
             config.limits.max_calls,
             stopped,
         ));
@@ -144,6 +151,7 @@ async fn accept_loop(
     ctx: Arc<Ctx>,
     entries: EntryBook,
     mut invites: mpsc::Receiver<IncomingInvite>,
+    admission: Arc<Admission>,
     max_calls: usize,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -153,6 +161,12 @@ async fn accept_loop(
             _ = stopped.wait_for(|s| *s) => return,
         };
         let info = &invite.info;
+        let now = webhook::unix_ms();
+        if let Err(r) = admission.rate(info.source.ip(), now) {
+            tracing::debug!(source = %info.source, why = r.why, "INVITE refused: {}", r.code);
+            invite.reject(r.code, None, &r.headers).await;
+            continue;
+        }
         let user = info.to_user.as_deref().or(info.request_user.as_deref());
         let Some(entry) = user.and_then(|u| entries.snapshot().find(u)) else {
             tracing::info!(to = %info.to_uri, from = %info.source, "INVITE matches no dial-in entry: 404");
@@ -164,6 +178,16 @@ async fn accept_loop(
             invite
                 .reject(503, None, &[("Retry-After", "5".into())])
                 .await;
+            continue;
+        }
+        if let Err(r) = admission.entry(&entry, info, now) {
+            // A challenge is routine; a refusal is worth an operator's eye.
+            if r.code == 407 {
+                tracing::debug!(source = %info.source, entry = %entry.name, why = r.why, "INVITE challenged: 407");
+            } else {
+                tracing::info!(source = %info.source, entry = %entry.name, why = r.why, "INVITE refused: {}", r.code);
+            }
+            invite.reject(r.code, None, &r.headers).await;
             continue;
         }
         tokio::spawn(driver::run(ctx.clone(), entry, invite));

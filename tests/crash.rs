@@ -103,6 +103,7 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
                         "type": "pinless_dialin",
                         "phone_number": format!("+1555{w}{i:06}"),
                         "room_creation_api": "http://127.0.0.1:9/hook",
+                        "open": true,
                     });
                     let sent = http
                         .post(format!("{base}/v1/domain-dialin-config"))

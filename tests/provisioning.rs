@@ -12,7 +12,12 @@ use support::*;
 
 const CONFIG: &str = "/v1/domain-dialin-config";
 
-async fn create(gw: &TestGateway, config: Value) -> (u16, Value) {
+/// Creates an entry; `open: true` is added unless the config restricts it.
+async fn create(gw: &TestGateway, mut config: Value) -> (u16, Value) {
+    let restricted = config.get("allowed_cidrs").is_some() || config.get("credentials").is_some();
+    if !restricted && config.get("open").is_none() {
+        config["open"] = true.into();
+    }
     gw.api(
         Method::POST,
         CONFIG,
@@ -66,7 +71,7 @@ async fn crud_with_the_signed_verification_request() {
             Method::PUT,
             &format!("{CONFIG}/{id}"),
             Some(json!({ "type": "pinless_dialin", "config": {
-                "phone_number": "+15550009999", "room_creation_api": moved_rx.url() } })),
+                "phone_number": "+15550009999", "room_creation_api": moved_rx.url(), "open": true } })),
         )
         .await;
     assert_eq!(status, 200, "{put}");
@@ -180,7 +185,7 @@ async fn conflicts_and_bad_requests_are_refused() {
     assert_eq!(status, 409, "two API entries with one number");
     // An entry may keep its own number on update.
     let id = first["id"].as_str().unwrap();
-    let same = json!({ "type": "pinless_dialin", "config": { "phone_number": "+15550001234", "room_creation_api": url } });
+    let same = json!({ "type": "pinless_dialin", "config": { "phone_number": "+15550001234", "room_creation_api": url, "open": true } });
     assert_eq!(
         gw.api(Method::PUT, &format!("{CONFIG}/{id}"), Some(same.clone()))
             .await
@@ -359,7 +364,7 @@ async fn a_change_applies_to_the_next_call_and_not_to_calls_already_held() {
 
     // Now every new call to this entry is hung up after one second.
     let shorter = json!({ "type": "pinless_dialin", "config": {
-        "sip_uri": "sip:desk@127.0.0.1", "room_creation_api": rx.url(), "max_hold_secs": 1 } });
+        "sip_uri": "sip:desk@127.0.0.1", "room_creation_api": rx.url(), "max_hold_secs": 1, "open": true } });
     assert_eq!(
         gw.api(Method::PUT, &format!("{CONFIG}/{id}"), Some(shorter))
             .await

@@ -55,6 +55,31 @@ pub fn render(api: &Api) -> Response<Body> {
         "RTP packets dropped for coming from an unlatched source.",
         api.relay.dropped_foreign.load(Ordering::Relaxed),
     );
+    let a = &api.admission;
+    metric(
+        "pinless_invites_rate_limited_total",
+        "counter",
+        "INVITEs refused with 503 for exceeding invites_per_sec_per_ip.",
+        a.rate_limited.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_invites_forbidden_ip_total",
+        "counter",
+        "INVITEs refused with 403: source outside the entry's allowed_cidrs.",
+        a.forbidden_ip.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_invites_challenged_total",
+        "counter",
+        "INVITEs answered 407 with a digest challenge.",
+        a.challenged.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_invites_forbidden_credentials_total",
+        "counter",
+        "INVITEs refused with 403: wrong or unknown digest credentials.",
+        a.forbidden_credentials.load(Ordering::Relaxed),
+    );
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4")
         .body(Body::from(s))

@@ -12,6 +12,7 @@ mod reply;
 mod update;
 
 use crate::call::Registry;
+use crate::call::admission::AdmissionStats;
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
 use bytes::{Buf, Bytes};
@@ -34,6 +35,7 @@ pub struct Api {
     pub tokens: Vec<String>,
     pub pacer: Arc<PacerStats>,
     pub relay: Arc<RelayStats>,
+    pub admission: Arc<AdmissionStats>,
     pub provisioning: Provisioning,
 }
 

@@ -419,11 +419,11 @@ mod tests {
 
     #[test]
     fn bodies_nested_or_flat_and_errors_name_the_field() {
-        let nested = br#"{"type":"pinless_dialin","config":{"phone_number":"+15550001111","room_creation_api":"http://h/x"}}"#;
+        let nested = br#"{"type":"pinless_dialin","config":{"phone_number":"+15550001111","room_creation_api":"http://h/x","open":true}}"#;
         let e = parse_entry(nested).unwrap();
         assert_eq!(e.phone_number.as_deref(), Some("+15550001111"));
         assert_eq!(e.name_prefix, "dialin");
-        let flat = br#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":"http://h/x","name_prefix":"a"}"#;
+        let flat = br#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":"http://h/x","name_prefix":"a","allowed_cidrs":["10.0.0.0/8"]}"#;
         assert_eq!(parse_entry(flat).unwrap().name_prefix, "a");
         let err = |b: &str| parse_entry(b.as_bytes()).unwrap_err();
         assert!(err(r#"{"config":{}}"#).starts_with("type"));
@@ -439,6 +439,11 @@ mod tests {
         assert!(
             err(r#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":7}"#)
                 .starts_with("room_creation_api"),
+        );
+        assert!(
+            err(r#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":"http://h"}"#)
+                .starts_with("open"),
+            "an entry open to anyone must say so"
         );
         assert!(parse_grace(b"").is_ok());
         assert!(parse_grace(br#"{"grace_secs":-1}"#).is_err());

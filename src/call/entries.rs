@@ -43,6 +43,10 @@ pub struct Entry {
     pub announcement: Option<Arc<HoldLoop>>,
     /// This entry's own hold music (else `[hold].music`).
     pub music: Option<Arc<HoldLoop>>,
+    /// Source ranges allowed to call (empty: any).
+    pub allowed: Vec<(std::net::IpAddr, u8)>,
+    /// Digest usernames and passwords (empty: no digest).
+    pub credentials: Vec<(String, String)>,
 }
 
 /// Why an entry could not be made ready.
@@ -107,6 +111,17 @@ impl Entry {
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,
             music,
+            // Validated at load; an unparsable range cannot reach here.
+            allowed: c
+                .allowed_cidrs
+                .iter()
+                .filter_map(|n| crate::config::parse_cidr(n))
+                .collect(),
+            credentials: c
+                .credentials
+                .iter()
+                .map(|cr| (cr.username.clone(), cr.password.clone()))
+                .collect(),
         })
     }
 

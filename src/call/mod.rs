@@ -3,14 +3,17 @@
 //! against SIP, media and webhooks (`driver`). `plan` is one transfer's
 //! targets, retries and deadline; `entries` matches an INVITE to its
 //! `[[dialin]]` entry, whose `header_policy` filters the caller's headers;
-//! `events` posts the timeline to the entry's `events_url`.
+//! `events` posts the timeline to the entry's `events_url`; `admission`
+//! (with `rate`) decides who may call.
 
+pub mod admission;
 pub mod driver;
 pub mod entries;
 pub mod events;
 pub mod header_policy;
 pub mod machine;
 pub mod plan;
+pub mod rate;
 pub mod registry;
 
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};

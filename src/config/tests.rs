@@ -154,3 +154,26 @@ fn call_policy_keys_are_checked() {
     let e = with("header_policy = { rename = { \"X-A\" = \"Via\" } }").unwrap_err();
     assert!(e.to_string().contains("header_policy.rename.X-A"), "{e}");
 }
+
+#[test]
+fn an_entry_open_to_anyone_must_say_so() {
+    let closed = ENTRY.replace("open = true\n", "");
+    let e = load(&closed, &[]).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("dialin[0].open") && text.contains("\"support\""),
+        "{text}"
+    );
+    let restricted = format!("{closed}allowed_cidrs = [\"203.0.113.0/24\"]\n");
+    assert!(load(&restricted, &[]).is_ok());
+    let with_creds =
+        format!("{closed}credentials = [{{ username = \"joe\", password = \"pw\" }}]\n");
+    assert!(load(&with_creds, &[]).is_ok());
+    let empty_pw = format!("{closed}credentials = [{{ username = \"joe\", password = \"\" }}]\n");
+    assert!(
+        load(&empty_pw, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("credentials[0]")
+    );
+}

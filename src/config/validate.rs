@@ -163,6 +163,24 @@ pub fn validate_entry(
             .map_err(|reason| ConfigError::key(key("hmac"), reason))?;
     }
     validate_call_policy(entry, key)?;
+    if entry.allowed_cidrs.is_empty() && entry.credentials.is_empty() && !entry.open {
+        return Err(ConfigError::key(
+            key("open"),
+            format!(
+                "entry \"{}\" has neither allowed_cidrs nor credentials: anyone could call it; \
+                 set open = true to mean that, or restrict it",
+                entry.name_prefix
+            ),
+        ));
+    }
+    for (j, c) in entry.credentials.iter().enumerate() {
+        if c.username.is_empty() || c.password.is_empty() || c.username.contains('"') {
+            return Err(ConfigError::key(
+                key(&format!("credentials[{j}]")),
+                "username and password must be non-empty (no '\"' in the username)",
+            ));
+        }
+    }
     for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
         crate::config::parse_cidr(cidr).ok_or_else(|| {
             ConfigError::key(

@@ -12,8 +12,10 @@
 //! - `dialog`: an established leg either way (BYE out, BYE/re-INVITE in).
 //! - `sdp`: offers and answers for G.711 + telephone-event.
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.
+//! - `digest`: server-side digest authentication (407 challenges).
 
 mod dialog;
+pub mod digest;
 pub mod headers;
 mod inbound;
 mod layer;
