@@ -6,60 +6,9 @@
 mod support;
 
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::sipp::*;
 use support::*;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scenario(name: &str) -> String {
-    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sipp(args: &[&str]) -> Child {
-    Command::new("sipp")
-        .args(args)
-        .args(["-buff_size", "4194304"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp is installed (apt-get install sip-tester); interop tests do not skip")
-}
-
-/// Waits for sipp to exit; its exit code 0 means every call succeeded.
-async fn finished(mut child: Child, what: &str, secs: u64) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            if !status.success() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                eprintln!("{what} exited with {status}: {err}");
-            }
-            return status.success();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish in {secs}s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("pinless-sipp-{}-{name}", uuid::Uuid::new_v4()))
-}
 
 #[tokio::test]
 async fn sipp_caller_is_held_then_bridged_to_a_sipp_echo_room() {
@@ -87,25 +36,7 @@ async fn sipp_caller_is_held_then_bridged_to_a_sipp_echo_room() {
         room_log.to_str().unwrap(),
     ]);
     let gw_addr = gw.gw.sip_udp.unwrap().to_string();
-    let caller_port = free_udp_port().to_string();
-    let caller_media = free_udp_port().to_string();
-    let caller = sipp(&[
-        &gw_addr,
-        "-sf",
-        &scenario("caller.xml"),
-        "-s",
-        "support",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &caller_port,
-        "-mp",
-        &caller_media,
-        "-m",
-        "1",
-        "-timeout",
-        "40",
-    ]);
+    let caller = sipp_call(&gw_addr, "caller.xml", &[]);
 
     let hook = hooks.next().await;
     let body = hook.json();
@@ -154,25 +85,7 @@ async fn sipp_cancel_before_answer_gets_487() {
     let hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), "answer_delay_ms = 5000").await;
     let gw_addr = gw.gw.sip_udp.unwrap().to_string();
-    let port = free_udp_port().to_string();
-    let media = free_udp_port().to_string();
-    let caller = sipp(&[
-        &gw_addr,
-        "-sf",
-        &scenario("cancel.xml"),
-        "-s",
-        "support",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-mp",
-        &media,
-        "-m",
-        "1",
-        "-timeout",
-        "20",
-    ]);
+    let caller = sipp_call(&gw_addr, "cancel.xml", &[]);
     assert!(
         finished(caller, "sipp cancel", 20).await,
         "sipp saw 200 to CANCEL and 487 to INVITE"

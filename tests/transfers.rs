@@ -402,22 +402,6 @@ async fn the_events_webhook_tells_the_whole_call_in_order() {
     assert!(ended["holdMs"].as_u64().unwrap() > 0, "{ended}");
 }
 
-/// A gauge from `/metrics`.
-async fn metric(gw: &TestGateway, name: &str) -> f64 {
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
 #[tokio::test]
 async fn a_caller_leaving_between_retries_stops_them_and_nothing_lingers() {
     let call = held_call("", &[]).await;
@@ -436,6 +420,6 @@ async fn a_caller_leaving_between_retries_stops_them_and_nothing_lingers() {
     assert!(again.is_err(), "a retry went out after the caller left");
     assert_eq!(call.gw.gw.registry.len(), 0);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(metric(&call.gw, "pinless_hold_streams").await, 0.0);
-    assert_eq!(metric(&call.gw, "pinless_calls_live").await, 0.0);
+    assert_eq!(call.gw.metric("pinless_hold_streams").await, 0.0);
+    assert_eq!(call.gw.metric("pinless_calls_live").await, 0.0);
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod peers;
+pub mod raw;
+pub mod sipp;
 pub mod webhook_rx;
 
 use pinless::{Config, Gateway};
@@ -111,6 +113,22 @@ open = true
             b.extend(f);
         }
         body
+    }
+
+    /// A value from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("API reachable")
+            .text()
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
     }
 
     /// POSTs with the bearer token to `path` (no body).

@@ -1,0 +1,139 @@
+//! Who may call, over real SIP on loopback: IP allow lists (403), digest
+//! credentials (407, then success; wrong password 403; replays refused),
+//! and the per-source INVITE rate (503 with Retry-After).
+
+mod support;
+
+use md5::{Digest, Md5};
+use pinless::sip::DialOutcome;
+use std::time::Duration;
+use support::raw::{RawResponse, RawSip};
+use support::*;
+
+#[tokio::test]
+async fn a_source_outside_the_allow_list_gets_403() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), r#"allowed_cidrs = ["203.0.113.0/24"]"#).await;
+    let phone = Phone::new().await;
+    let mut d = phone.dial(&gw.sip_uri("support", false), &[]);
+    assert!(matches!(
+        within(5, "403", d.outcome()).await,
+        DialOutcome::Rejected { code: 403, .. }
+    ));
+    assert_eq!(gw.metric("pinless_invites_forbidden_ip_total").await, 1.0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), hooks.rx.recv())
+            .await
+            .is_err(),
+        "no webhook for a refused call"
+    );
+    drop(gw);
+    let gw = TestGateway::start(&hooks.url(), r#"allowed_cidrs = ["127.0.0.0/8"]"#).await;
+    let (_leg, _) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    hooks.next().await;
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `Proxy-Authorization` for a challenge, computed as RFC 7616 says.
+fn authorization(
+    challenge: &RawResponse,
+    uri: &str,
+    user: &str,
+    password: &str,
+    nc: u32,
+) -> String {
+    let realm = challenge.param("Proxy-Authenticate", "realm").unwrap();
+    let nonce = challenge.param("Proxy-Authenticate", "nonce").unwrap();
+    let h = |s: String| hex(&Md5::digest(s.as_bytes()));
+    let ha1 = h(format!("{user}:{realm}:{password}"));
+    let ha2 = h(format!("INVITE:{uri}"));
+    let nc = format!("{nc:08x}");
+    let response = h(format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}"));
+    format!(
+        "Proxy-Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c0ffee\"\r\n"
+    )
+}
+
+#[tokio::test]
+async fn digest_challenge_then_success_wrong_password_and_replay() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(
+        &hooks.url(),
+        r#"credentials = [{ username = "joe", password = "s3cret" }]"#,
+    )
+    .await;
+    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let wait = Duration::from_secs(5);
+    let uri = format!("sip:support@{}", sip.to);
+
+    sip.send(&sip.invite("support", "auth-1", 1, "")).await;
+    let challenge = sip.response(wait, true).await.expect("an answer");
+    assert_eq!(challenge.code(), 407, "{}", challenge.0);
+    let www = challenge.header("Proxy-Authenticate").expect("a challenge");
+    assert!(
+        www.starts_with("Digest ") && www.contains("qop=\"auth\""),
+        "{www}"
+    );
+
+    // Wrong password: 403, and it is counted.
+    let wrong = authorization(&challenge, &uri, "joe", "guess", 1);
+    sip.send(&sip.invite("support", "auth-2", 2, &wrong)).await;
+    assert_eq!(sip.response(wait, true).await.unwrap().code(), 403);
+    assert_eq!(
+        gw.metric("pinless_invites_forbidden_credentials_total")
+            .await,
+        1.0
+    );
+
+    // Right password: answered, and the app hears of the call.
+    let right = authorization(&challenge, &uri, "joe", "s3cret", 1);
+    sip.send(&sip.invite("support", "auth-3", 3, &right)).await;
+    let ok = sip.response(wait, true).await.unwrap();
+    assert_eq!(ok.code(), 200, "{}", ok.0);
+    hooks.next().await;
+
+    // The same credentials again, on a new call: a replay, challenged anew.
+    sip.send(&sip.invite("support", "auth-4", 4, &right)).await;
+    let replay = sip.response(wait, true).await.unwrap();
+    assert_eq!(replay.code(), 407);
+    let fresh = replay.param("Proxy-Authenticate", "nonce").unwrap();
+    assert_ne!(Some(fresh), challenge.param("Proxy-Authenticate", "nonce"));
+    assert!(gw.metric("pinless_invites_challenged_total").await >= 2.0);
+}
+
+#[tokio::test]
+async fn invites_beyond_the_per_source_rate_get_503() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "\n[limits]\ninvites_per_sec_per_ip = 3").await;
+    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    for i in 0..10 {
+        sip.send(&sip.invite("nobody", &format!("flood-{i}"), 1, ""))
+            .await;
+    }
+    // One answer per call (not ACKed, so retransmitted: keep the first).
+    let mut by_call = std::collections::BTreeMap::new();
+    while let Some(r) = sip.response(Duration::from_millis(800), true).await {
+        if r.code() == 503 {
+            assert_eq!(r.header("Retry-After"), Some("1"), "{}", r.0);
+        }
+        let call = r.header("Call-ID").unwrap_or_default().to_string();
+        by_call.entry(call).or_insert(r.code());
+    }
+    let codes: Vec<u16> = by_call.into_values().collect();
+    let refused = codes.iter().filter(|c| **c == 503).count();
+    let passed = codes.iter().filter(|c| **c == 404).count();
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    assert!(
+        (3..=4).contains(&passed),
+        "the burst of 3 went on: {codes:?}"
+    );
+    assert_eq!(refused, 10 - passed);
+    assert_eq!(
+        gw.metric("pinless_invites_rate_limited_total").await,
+        refused as f64
+    );
+}

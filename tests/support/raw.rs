@@ -1,0 +1,102 @@
+//! SIP written by hand over UDP, for what a well-behaved stack will not
+//! send: digest headers computed here, replays, malformed messages.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// One UDP socket on 127.0.0.1 talking raw SIP to `to`.
+pub struct RawSip {
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    pub to: SocketAddr,
+}
+
+/// A response as text, with header lookup.
+#[derive(Debug, Clone)]
+pub struct RawResponse(pub String);
+
+impl RawResponse {
+    pub fn code(&self) -> u16 {
+        self.0
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// A parameter of a header like `Digest realm="x", nonce="y"`.
+    pub fn param(&self, header: &str, name: &str) -> Option<String> {
+        let h = self.header(header)?;
+        let start = h.find(&format!("{name}="))? + name.len() + 1;
+        let rest = h[start..].trim_start_matches('"');
+        Some(rest.split(['"', ',']).next()?.to_string())
+    }
+}
+
+impl RawSip {
+    pub async fn new(to: SocketAddr) -> RawSip {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        RawSip { socket, local, to }
+    }
+
+    pub async fn send(&self, text: &str) {
+        self.socket.send_to(text.as_bytes(), self.to).await.unwrap();
+    }
+
+    /// The next response within `wait`, skipping provisional ones when
+    /// `final_only`.
+    pub async fn response(&self, wait: Duration, final_only: bool) -> Option<RawResponse> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, _) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("SIP/2.0 ") {
+                continue; // a request (BYE, retransmission…) is not for us here
+            }
+            let r = RawResponse(text);
+            if final_only && r.code() < 200 {
+                continue;
+            }
+            return Some(r);
+        }
+    }
+
+    /// An INVITE to `user` with an SDP offer; `extra` header lines are
+    /// added as given (each ending in CRLF).
+    pub fn invite(&self, user: &str, call_id: &str, cseq: u32, extra: &str) -> String {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            self.local.port() + 2
+        );
+        format!(
+            "INVITE sip:{user}@{to} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15557654321@{local}>;tag=raw{cseq}\r\n\
+             To: <sip:{user}@{to}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\n\
+             Contact: <sip:raw@{local}>\r\n\
+             {extra}\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {len}\r\n\r\n{sdp}",
+            to = self.to,
+            local = self.local,
+            branch = uuid::Uuid::new_v4().simple(),
+            len = sdp.len(),
+        )
+    }
+}
