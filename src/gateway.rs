@@ -7,6 +7,7 @@ use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, Registry, config_entries};
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
+use crate::sip::limits::MessageLimits;
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
 use crate::store::{Store, StoreError};
 use crate::webhook::{self, RetryPolicy};
@@ -119,11 +120,16 @@ impl Gateway {
             let _ = api_stop.wait_for(|s| *s).await;
         })?;
         tokio::spawn(server);
+        let limits = MessageLimits {
+            max_message_bytes: config.limits.max_message_bytes,
+            max_headers: config.limits.max_headers,
+            max_header_line_bytes: config.limits.max_header_line_bytes,
+        };
         tokio::spawn(accept_loop(
             ctx,
             entries,
             invites,
-            admission,
+            (admission, limits),
             config.limits.max_calls,
             stopped,
         ));
@@ -151,7 +157,7 @@ async fn accept_loop(
     ctx: Arc<Ctx>,
     entries: EntryBook,
     mut invites: mpsc::Receiver<IncomingInvite>,
-    admission: Arc<Admission>,
+    (admission, limits): (Arc<Admission>, MessageLimits),
     max_calls: usize,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -161,6 +167,11 @@ async fn accept_loop(
             _ = stopped.wait_for(|s| *s) => return,
         };
         let info = &invite.info;
+        if let Err((code, reason)) = crate::sip::limits::check(info, &limits) {
+            tracing::info!(source = %info.source, reason, "INVITE refused: {code}");
+            invite.reject(code, Some(reason), &[]).await;
+            continue;
+        }
         let now = webhook::unix_ms();
         if let Err(r) = admission.rate(info.source.ip(), now) {
             tracing::debug!(source = %info.source, why = r.why, "INVITE refused: {}", r.code);

@@ -137,3 +137,104 @@ async fn invites_beyond_the_per_source_rate_get_503() {
         refused as f64
     );
 }
+
+#[tokio::test]
+async fn hostile_sip_never_stops_the_gateway() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    // Each variant is a fresh INVITE (own branch and Call-ID), then broken.
+    let fresh = |i: usize| sip.invite("support", &format!("hostile-{i}"), 1, "");
+    let without = |text: String, header: &str| -> String {
+        text.lines()
+            .filter(|l| !l.starts_with(header))
+            .map(|l| format!("{l}\r\n"))
+            .collect()
+    };
+    let hostile: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage bytes", (0..=255u8).cycle().take(1500).collect()),
+        ("truncated", fresh(1).as_bytes()[..200].to_vec()),
+        ("no Call-ID", without(fresh(2), "Call-ID").into_bytes()),
+        ("no CSeq", without(fresh(3), "CSeq").into_bytes()),
+        ("no Via", without(fresh(4), "Via").into_bytes()),
+        (
+            "Content-Length too big",
+            fresh(5)
+                .replace("Content-Length: ", "Content-Length: 9999")
+                .into_bytes(),
+        ),
+        (
+            "Content-Length negative",
+            fresh(6)
+                .replace("Content-Length: ", "Content-Length: -")
+                .into_bytes(),
+        ),
+        (
+            "bad CSeq",
+            fresh(7)
+                .replace("CSeq: 1 INVITE", "CSeq: banana")
+                .into_bytes(),
+        ),
+        (
+            "bad Via",
+            fresh(8)
+                .replace("Via: SIP/2.0/UDP", "Via: SIP/9.9/XYZ")
+                .into_bytes(),
+        ),
+        ("blank lines", b"\r\n\r\n".to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for (_, datagram) in &hostile {
+        sip.socket.send_to(datagram, sip.to).await.unwrap();
+    }
+    // A BYE for a dialog that does not exist is answered 481.
+    let bye = format!(
+        "BYE sip:support@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@{local}>;tag=x\r\nTo: <sip:support@{to}>;tag=nope\r\n\
+         Call-ID: no-such-dialog\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
+        to = sip.to,
+        local = sip.local
+    );
+    sip.send(&bye).await;
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(r) = sip.response(Duration::from_millis(700), true).await {
+        let call = r.header("Call-ID").unwrap_or_default().to_string();
+        answers.entry(call).or_insert(r.code());
+    }
+    println!("answers to hostile messages: {answers:?}");
+    assert_eq!(answers.get("no-such-dialog"), Some(&481), "{answers:?}");
+    assert!(
+        answers.values().all(|c| *c >= 400),
+        "nothing hostile was accepted: {answers:?}"
+    );
+    // Still taking calls, and nothing half-made lingers.
+    let phone = Phone::new().await;
+    let (_leg, _) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    hooks.next().await;
+    assert_eq!(gw.gw.registry.len(), 1, "only the good call is live");
+}
+
+#[tokio::test]
+async fn oversized_messages_and_too_many_headers_are_refused() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let huge: String = (0..10)
+        .map(|i| format!("X-Big{i}: {}\r\n", "a".repeat(2_000)))
+        .collect();
+    sip.send(&sip.invite("support", "huge", 1, &huge)).await;
+    let many: String = (0..100).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    sip.send(&sip.invite("support", "many", 1, &many)).await;
+    let long_line = format!("X-Long: {}\r\n", "b".repeat(5_000));
+    sip.send(&sip.invite("support", "long", 1, &long_line))
+        .await;
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(r) = sip.response(Duration::from_millis(700), true).await {
+        let call = r.header("Call-ID").unwrap_or_default().to_string();
+        answers.entry(call).or_insert(r.code());
+    }
+    assert_eq!(answers.get("huge"), Some(&513), "{answers:?}");
+    assert_eq!(answers.get("many"), Some(&400), "{answers:?}");
+    assert_eq!(answers.get("long"), Some(&400), "{answers:?}");
+    assert_eq!(gw.gw.registry.len(), 0);
+}

@@ -89,6 +89,12 @@ pub struct LimitsConfig {
     pub max_calls: usize,
     /// INVITEs per second per source address; beyond it 503 + Retry-After.
     pub invites_per_sec_per_ip: u32,
+    /// An INVITE larger than this (headers and body) gets 513.
+    pub max_message_bytes: usize,
+    /// An INVITE with more headers gets 400.
+    pub max_headers: usize,
+    /// An INVITE with a longer header line gets 400.
+    pub max_header_line_bytes: usize,
 }
 
 impl Default for NodeConfig {
@@ -146,6 +152,9 @@ impl Default for LimitsConfig {
         Self {
             max_calls: 5000,
             invites_per_sec_per_ip: 50,
+            max_message_bytes: 16 * 1024,
+            max_headers: 64,
+            max_header_line_bytes: 4096,
         }
     }
 }

@@ -79,6 +79,14 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let l = &self.limits;
+        if l.max_headers < 8 || l.max_header_line_bytes < 256 || l.max_message_bytes < 2048 {
+            return Err(ConfigError::key(
+                "limits",
+                "max_headers ≥ 8, max_header_line_bytes ≥ 256 and max_message_bytes ≥ 2048, \
+                 or ordinary calls would be refused",
+            ));
+        }
         self.validate_dialin()
     }
 

@@ -13,12 +13,14 @@
 //! - `sdp`: offers and answers for G.711 + telephone-event.
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `digest`: server-side digest authentication (407 challenges).
+//! - `limits`: size limits on an INVITE (513 / 400).
 
 mod dialog;
 pub mod digest;
 pub mod headers;
 mod inbound;
 mod layer;
+pub mod limits;
 mod outbound;
 pub mod sdp;
 mod stack;

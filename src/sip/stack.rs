@@ -46,6 +46,13 @@ pub struct Stack {
 impl Stack {
     /// Binds the configured transports and starts taking requests. New
     /// INVITEs arrive on the returned receiver.
+    ///
+    /// Hostile input and ezk 0.9.2: a message ezk cannot parse is dropped
+    /// without a reply (there is no hook before its parser), and a request
+    /// whose Via parses to nothing makes ezk index an empty list and panic
+    /// inside the task it spawns for that one message. The task dies alone
+    /// (tokio isolates it); the gateway goes on (tests/security.rs sends
+    /// exactly that). What ezk lets through is checked in `limits`.
     pub async fn start(
         config: StackConfig,
     ) -> Result<(Stack, mpsc::Receiver<IncomingInvite>), StackError> {
