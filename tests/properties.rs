@@ -1,0 +1,132 @@
+//! Property tests for what reads untrusted input (SDP, digest headers,
+//! custom headers, INVITE limits) and for the call and transfer state
+//! machines: no input makes them panic, and their invariants hold for any
+//! sequence of events.
+
+use pinless::call::machine::{HoldTimeout, Input, Machine, Parties, Policy, State};
+use pinless::call::plan::{Mode, Next, Plan, TransferRequest};
+use pinless::config::OnRoomHangup;
+use pinless::sip::digest::{DigestAuth, Verdict};
+use pinless::sip::{headers, sdp};
+use proptest::prelude::*;
+use std::time::Duration;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn sdp_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = sdp::parse(&body);
+    }
+
+    #[test]
+    fn sdp_offers_parse_to_a_codec_that_was_offered(
+        port in 1024u16..65000,
+        pts in proptest::collection::vec(prop_oneof![Just(0u8), Just(8u8), Just(18u8), Just(101u8)], 1..5),
+    ) {
+        let list: Vec<String> = pts.iter().map(|p| p.to_string()).collect();
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\na=rtpmap:101 telephone-event/8000\r\n",
+            list.join(" ")
+        );
+        match sdp::parse(body.as_bytes()) {
+            Ok(media) => {
+                prop_assert_eq!(media.addr.port(), port);
+                let chosen = media.choose().payload_type;
+                prop_assert!(pts.contains(&chosen) && (chosen == 0 || chosen == 8));
+            }
+            Err(_) => prop_assert!(!pts.contains(&0) && !pts.contains(&8), "G.711 offered but refused"),
+        }
+    }
+
+    #[test]
+    fn no_forged_digest_header_is_accepted(header in ".{0,300}") {
+        let d = DigestAuth::new("pinless");
+        let v = d.check("INVITE", Some(&header), Some("support"), |_| Some("pw".into()), 1_000);
+        let accepted = matches!(v, Verdict::Ok { .. });
+        prop_assert!(!accepted, "a forged header was accepted: {:?}", header);
+    }
+
+    #[test]
+    fn app_headers_never_carry_line_breaks(name in "[ -~]{1,20}", value in ".{0,40}") {
+        if headers::check(&name, &value).is_ok() {
+            prop_assert!(headers::is_custom(&name));
+            prop_assert!(!value.contains('\r') && !value.contains('\n'));
+            prop_assert!(!name.contains(':') && !name.contains(' '));
+        }
+    }
+
+    #[test]
+    fn a_transfer_plan_always_ends_by_its_deadline(
+        codes in proptest::collection::vec(prop_oneof![Just(None), (100u16..700).prop_map(Some)], 1..200),
+        targets in 1usize..4,
+    ) {
+        let request = TransferRequest {
+            targets: (0..targets).map(|i| format!("sip:r{i}@h")).collect(),
+            headers: vec![],
+            mode: Mode::Bridge,
+        };
+        let mut plan = Plan::new(request, 0, Duration::from_secs(30));
+        let mut now = 0u64;
+        for code in codes {
+            match plan.failed(code, now) {
+                Next::Try(t) => prop_assert!(t.starts_with("sip:r")),
+                Next::Wait(d) => {
+                    prop_assert!(d <= Duration::from_secs(2));
+                    now += d.as_millis() as u64;
+                }
+                Next::GiveUp(_) => return Ok(()),
+            }
+            prop_assert!(now < 30_000 + 2_000, "an attempt was scheduled past the deadline");
+            now += 10;
+        }
+    }
+
+    #[test]
+    fn the_call_machine_survives_any_event_sequence(
+        events in proptest::collection::vec(0u8..14, 0..60),
+    ) {
+        let policy = Policy {
+            transfer_timeout: Duration::from_secs(30),
+            max_hold: Duration::from_secs(600),
+            on_room_hangup: OnRoomHangup::Hold,
+            on_hold_timeout: HoldTimeout::Transfer("sip:overflow@h".into()),
+            ring_cap: Duration::from_secs(30),
+        };
+        let parties = Parties {
+            call_id: "c".into(),
+            call_domain: "d".into(),
+            from: "f".into(),
+            to: "t".into(),
+            entry: "e".into(),
+            caller_headers: vec![],
+        };
+        let mut m = Machine::answered(parties, policy, 0);
+        let mut now = 0;
+        for e in events {
+            now += 100;
+            let was_ended = m.state == State::Ended;
+            let actions = match e {
+                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge }, None, now).map(|(_, a)| a).unwrap_or_default(),
+                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer }, Some("k".into()), now).map(|(_, a)| a).unwrap_or_default(),
+                2 => m.request_hold(now).unwrap_or_default(),
+                3 => m.handle(Input::RoomAnswered, now),
+                4 => m.handle(Input::RoomFailed { code: Some(480), reason: "x".into() }, now),
+                5 => m.handle(Input::RoomFailed { code: Some(603), reason: "x".into() }, now),
+                6 => m.handle(Input::RetryDue, now),
+                7 => m.handle(Input::ReferFailed { code: Some(405), reason: "x".into() }, now),
+                8 => m.handle(Input::ReferSucceeded, now),
+                9 => m.handle(Input::RoomHungUp, now),
+                10 => m.handle(Input::HoldTimeout, now),
+                11 => m.handle(Input::CallerHungUp, now),
+                12 => m.handle(Input::HangupRequested, now),
+                _ => m.handle(Input::AnnouncementDone, now),
+            };
+            if was_ended {
+                prop_assert!(actions.is_empty(), "an ended call acted: {actions:?}");
+                prop_assert_eq!(m.state, State::Ended);
+            }
+            prop_assert!(m.hold_ms + m.talk_ms <= now, "more time counted than passed");
+        }
+    }
+}
