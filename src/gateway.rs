@@ -8,6 +8,7 @@ use crate::call::{EntryBook, EntryError, Registry, config_entries};
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
 use crate::sip::limits::MessageLimits;
+use crate::sip::tls;
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
 use crate::store::{Store, StoreError};
 use crate::webhook::{self, RetryPolicy};
@@ -42,6 +43,7 @@ pub enum StartError {
 pub struct Gateway {
     pub sip_udp: Option<SocketAddr>,
     pub sip_tcp: Option<SocketAddr>,
+    pub sip_tls: Option<SocketAddr>,
     pub api: SocketAddr,
     pub call_domain: String,
     pub registry: Registry,
@@ -71,6 +73,8 @@ impl Gateway {
         let (stack, invites) = Stack::start(StackConfig {
             udp: Config::optional_addr("sip.udp", &config.sip.udp)?,
             tcp: Config::optional_addr("sip.tcp", &config.sip.tcp)?,
+            tls: tls_listener(&config)?,
+            tls_connector: Some(tls_connector(&config)?),
             public_host: config.sip.public_host.clone(),
             invite_queue: 1024,
         })
@@ -134,12 +138,13 @@ impl Gateway {
             stopped,
         ));
         tracing::info!(
-            udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), api = %api_bound, %call_domain,
+            udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), tls = ?stack.tls_addr(), api = %api_bound, %call_domain,
             "pinless is up"
         );
         Ok(Gateway {
             sip_udp: stack.udp_addr(),
             sip_tcp: stack.tcp_addr(),
+            sip_tls: stack.tls_addr(),
             api: api_bound,
             call_domain,
             registry,
@@ -203,6 +208,26 @@ async fn accept_loop(
         }
         tokio::spawn(driver::run(ctx.clone(), entry, invite));
     }
+}
+
+/// The TLS listener of `sip.tls`, with its certificate, if enabled.
+fn tls_listener(
+    config: &Config,
+) -> Result<Option<(SocketAddr, tokio_rustls::TlsAcceptor)>, StartError> {
+    let Some(addr) = Config::optional_addr("sip.tls", &config.sip.tls)? else {
+        return Ok(None);
+    };
+    let (cert, key) = (&config.sip.tls_cert, &config.sip.tls_key);
+    let acceptor = tls::acceptor(cert.as_ref(), key.as_ref())
+        .map_err(|e| ConfigError::key("sip.tls_cert", e.to_string()))?;
+    Ok(Some((addr, acceptor)))
+}
+
+/// The connector for TLS room legs: web PKI roots and `sip.tls_ca`.
+fn tls_connector(config: &Config) -> Result<tokio_rustls::TlsConnector, StartError> {
+    let ca = Some(config.sip.tls_ca.as_str()).filter(|c| !c.is_empty());
+    Ok(tls::connector(ca.map(std::path::Path::new))
+        .map_err(|e| ConfigError::key("sip.tls_ca", e.to_string()))?)
 }
 
 /// The node's `callDomain`: configured, or generated once and kept in the

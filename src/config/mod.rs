@@ -47,6 +47,9 @@ pub struct SipConfig {
     pub tls: String,
     pub tls_cert: String,
     pub tls_key: String,
+    /// Extra CA certificates (PEM) trusted for room legs over TLS, besides
+    /// the web PKI roots; "" for none.
+    pub tls_ca: String,
     /// Host written in Contact headers and static SIP URIs.
     pub public_host: String,
 }
@@ -114,6 +117,7 @@ impl Default for SipConfig {
             tls: String::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            tls_ca: String::new(),
             public_host: "127.0.0.1".into(),
         }
     }

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 pub struct InviteInfo {
     /// Where the INVITE came from (IP and port).
     pub source: SocketAddr,
-    /// "udp" or "tcp".
+    /// "udp", "tcp" or "tls".
     pub transport: &'static str,
     pub call_id: String,
     /// The To URI as text, and its user part.
@@ -68,7 +68,7 @@ impl IncomingInvite {
         if request.headers.get_named::<Contact>().is_err() {
             return Err(Box::new(request));
         }
-        let info = info_of(&request);
+        let info = info_of(&request, shared.transport_name(&request.tp_info.transport));
         let branch = request.tsx_key.branch().to_string();
         let mut tsx = endpoint.create_server_inv_tsx(&mut request);
         let mut trying = endpoint.create_response(&request, StatusCode::TRYING, None);
@@ -247,7 +247,7 @@ fn user_of(part: &SipUriUserPart) -> Option<String> {
     }
 }
 
-fn info_of(request: &IncomingRequest) -> InviteInfo {
+fn info_of(request: &IncomingRequest, transport: &'static str) -> InviteInfo {
     let to = &request.base_headers.to.uri.uri;
     let from = &request.base_headers.from.uri.uri;
     let uri_text = |u: &ezk_sip_types::uri::SipUri| {
@@ -264,11 +264,7 @@ fn info_of(request: &IncomingRequest) -> InviteInfo {
         .collect();
     InviteInfo {
         source: request.tp_info.source,
-        transport: if request.tp_info.transport.is_udp() {
-            "udp"
-        } else {
-            "tcp"
-        },
+        transport,
         call_id: request.base_headers.call_id.0.to_string(),
         to_uri: uri_text(to),
         to_user: user_of(&to.user_part),

@@ -31,6 +31,9 @@ pub(crate) struct Shared {
     pub dialogs: DashMap<DialogKey, mpsc::UnboundedSender<Inbound>>,
     /// INVITEs not yet answered, by top Via branch, for CANCEL.
     pub pending: DashMap<String, oneshot::Sender<()>>,
+    /// Port of our TLS listener: connections bound to it are TLS (ezk does
+    /// not tell TLS from TCP on a received message).
+    pub tls_port: std::sync::OnceLock<u16>,
 }
 
 impl Shared {
@@ -39,6 +42,18 @@ impl Shared {
             invites,
             dialogs: DashMap::new(),
             pending: DashMap::new(),
+            tls_port: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// "udp", "tcp" or "tls" for a message received on `transport`.
+    pub fn transport_name(&self, transport: &ezk_sip_core::transport::TpHandle) -> &'static str {
+        if transport.is_udp() {
+            "udp"
+        } else if self.tls_port.get() == Some(&transport.bound().port()) {
+            "tls"
+        } else {
+            "tcp"
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `digest`: server-side digest authentication (407 challenges).
 //! - `limits`: size limits on an INVITE (513 / 400).
+//! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
 
 mod dialog;
 pub mod digest;
@@ -24,6 +25,7 @@ pub mod limits;
 mod outbound;
 pub mod sdp;
 mod stack;
+pub mod tls;
 
 pub use dialog::{Leg, LegEvent};
 pub use inbound::{IncomingInvite, InviteInfo};

@@ -8,12 +8,17 @@ use ezk_sip_core::transport::TpHandle;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Where to listen and what to call ourselves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StackConfig {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    /// SIP over TLS: where, and with which certificate (see `tls`).
+    pub tls: Option<(SocketAddr, TlsAcceptor)>,
+    /// For legs we open to `sips:` / `;transport=tls` URIs.
+    pub tls_connector: Option<TlsConnector>,
     /// Host written in Contact headers.
     pub public_host: String,
     /// Longest queue of new INVITEs not yet taken by the application;
@@ -40,6 +45,7 @@ pub struct Stack {
     pub(crate) shared: Arc<Shared>,
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
     public_host: Arc<str>,
 }
 
@@ -84,12 +90,30 @@ impl Stack {
                 })?;
             tcp = Some(addr);
         }
+        let mut tls = None;
+        if let Some((want, acceptor)) = config.tls {
+            let addr = resolve_zero_ports(None, Some(want)).1.unwrap_or(want);
+            builder
+                .listen_rustls(addr, acceptor)
+                .await
+                .map_err(|e| StackError::Bind {
+                    transport: "tls",
+                    addr,
+                    reason: e.to_string(),
+                })?;
+            let _ = shared.tls_port.set(addr.port());
+            tls = Some(addr);
+        }
+        if let Some(connector) = config.tls_connector {
+            builder.use_rustls_connector(connector);
+        }
         let endpoint = builder.build();
         let stack = Stack {
             endpoint,
             shared,
             udp,
             tcp,
+            tls,
             public_host: config.public_host.into(),
         };
         Ok((stack, invites_rx))
@@ -105,14 +129,19 @@ impl Stack {
         self.tcp
     }
 
+    /// The bound TLS address, if TLS is enabled.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+    }
+
     /// The Contact URI for messages on `transport`: our public host and the
     /// port of that transport's listener, so in-dialog requests come back
     /// the way the dialog started.
     pub(crate) fn contact_for(&self, transport: &TpHandle) -> String {
-        let (port, param) = if transport.is_udp() {
-            (self.udp.map(|a| a.port()), "")
-        } else {
-            (self.tcp.map(|a| a.port()), ";transport=tcp")
+        let (port, param) = match self.shared.transport_name(transport) {
+            "udp" => (self.udp.map(|a| a.port()), ""),
+            "tls" => (self.tls.map(|a| a.port()), ";transport=tls"),
+            _ => (self.tcp.map(|a| a.port()), ";transport=tcp"),
         };
         let port = port.unwrap_or_else(|| transport.bound().port());
         format!(
@@ -124,12 +153,17 @@ impl Stack {
     /// A Contact for a request we are about to send over an as yet
     /// unselected transport (the URI tells which).
     pub(crate) fn contact_for_uri(&self, uri: &str) -> String {
-        let tcp = uri.to_ascii_lowercase().contains("transport=tcp");
-        let (port, param) = match (tcp, self.udp, self.tcp) {
-            (true, _, Some(t)) => (t.port(), ";transport=tcp"),
-            (_, Some(u), _) => (u.port(), ""),
-            (_, None, Some(t)) => (t.port(), ";transport=tcp"),
-            (_, None, None) => (5060, ""),
+        let lower = uri.to_ascii_lowercase();
+        let tls = lower.starts_with("sips:") || lower.contains("transport=tls");
+        let tcp = lower.contains("transport=tcp");
+        let (port, param) = match (tls, tcp, self.udp, self.tcp) {
+            (true, ..) if self.tls.is_some() => {
+                (self.tls.map(|a| a.port()).unwrap_or(5061), ";transport=tls")
+            }
+            (_, true, _, Some(t)) => (t.port(), ";transport=tcp"),
+            (_, _, Some(u), _) => (u.port(), ""),
+            (_, _, None, Some(t)) => (t.port(), ";transport=tcp"),
+            (_, _, None, None) => (5060, ""),
         };
         format!(
             "<sip:pinless@{}:{port}{param}>",

@@ -35,8 +35,25 @@ impl TestGateway {
         gw
     }
 
+    /// Like `start`, with `PINLESS_…` environment overrides applied.
+    pub async fn start_with_env(hook_url: &str, extra: &str, env: &[(&str, &str)]) -> TestGateway {
+        let state_dir = std::env::temp_dir().join(format!("pinless-test-{}", uuid::Uuid::new_v4()));
+        let mut gw = Self::start_full(&state_dir, hook_url, extra, env).await;
+        gw.owns_state = true;
+        gw
+    }
+
     /// Like `start`, keeping its state in `state_dir` (left in place).
     pub async fn start_in(state_dir: &std::path::Path, hook_url: &str, extra: &str) -> TestGateway {
+        Self::start_full(state_dir, hook_url, extra, &[]).await
+    }
+
+    async fn start_full(
+        state_dir: &std::path::Path,
+        hook_url: &str,
+        extra: &str,
+        overrides: &[(&str, &str)],
+    ) -> TestGateway {
         let toml = format!(
             r#"
 [node]
@@ -61,8 +78,10 @@ open = true
             state = state_dir.display(),
             music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac"),
         );
-        let config =
-            Config::from_toml_with_env(&toml, std::iter::empty(), false).expect("test config");
+        let vars = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = Config::from_toml_with_env(&toml, vars, false).expect("test config");
         let gw = Gateway::start(config).await.expect("gateway starts");
         TestGateway {
             gw,

@@ -91,10 +91,45 @@ impl RtpPeer {
     }
 }
 
+/// Certificate files for TLS tests: one self-signed certificate for
+/// 127.0.0.1, used by every TLS listener and trusted by every TLS client.
+pub struct TestCert {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TestCert {
+    pub fn new() -> TestCert {
+        let dir = std::env::temp_dir().join(format!("pinless-cert-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("a test certificate");
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+        TestCert { cert, key }
+    }
+}
+
 async fn stack() -> (Stack, mpsc::Receiver<IncomingInvite>) {
+    stack_with(None).await
+}
+
+/// A stack on free loopback ports; with `cert`, also a TLS listener and a
+/// connector that trusts it.
+pub async fn stack_with(cert: Option<&TestCert>) -> (Stack, mpsc::Receiver<IncomingInvite>) {
+    let tls = cert.map(|c| {
+        let acceptor = pinless::sip::tls::acceptor(&c.cert, &c.key).expect("test acceptor");
+        ("127.0.0.1:0".parse().unwrap(), acceptor)
+    });
+    let tls_connector =
+        cert.map(|c| pinless::sip::tls::connector(Some(&c.cert)).expect("test connector"));
     Stack::start(StackConfig {
         udp: Some("127.0.0.1:0".parse().unwrap()),
         tcp: Some("127.0.0.1:0".parse().unwrap()),
+        tls,
+        tls_connector,
         public_host: "127.0.0.1".into(),
         invite_queue: 16,
     })
@@ -111,7 +146,12 @@ pub struct Phone {
 
 impl Phone {
     pub async fn new() -> Phone {
-        let (stack, invites) = stack().await;
+        Self::with(None).await
+    }
+
+    /// A phone that can also call over TLS, trusting `cert`.
+    pub async fn with(cert: Option<&TestCert>) -> Phone {
+        let (stack, invites) = stack_with(cert).await;
         Phone {
             stack,
             rtp: RtpPeer::new().await,
@@ -165,7 +205,12 @@ pub struct Room {
 
 impl Room {
     pub async fn new() -> Room {
-        let (stack, invites) = stack().await;
+        Self::with(None).await
+    }
+
+    /// A room that also listens over TLS with `cert`.
+    pub async fn with(cert: Option<&TestCert>) -> Room {
+        let (stack, invites) = stack_with(cert).await;
         Room {
             stack,
             rtp: RtpPeer::new().await,
