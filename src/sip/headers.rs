@@ -4,8 +4,10 @@
 
 /// True for headers that pinless carries: `X-…` and `User-to-User`.
 pub fn is_custom(name: &str) -> bool {
-    name.len() > 2 && name[..2].eq_ignore_ascii_case("x-")
-        || name.eq_ignore_ascii_case("user-to-user")
+    // Bytes, not a str slice: a name may start with a multi-byte character
+    // (found by the fuzz target: slicing it at 2 panicked).
+    let b = name.as_bytes();
+    b.len() > 2 && b[..2].eq_ignore_ascii_case(b"x-") || name.eq_ignore_ascii_case("user-to-user")
 }
 
 /// The custom headers among `all`, in order.
@@ -84,6 +86,13 @@ mod tests {
         assert_eq!(json["X-Lang"], "de, fr");
         assert_eq!(json["User-to-User"], "abc;encoding=hex");
         assert_eq!(json.len(), 2);
+    }
+
+    #[test]
+    fn names_starting_with_multibyte_characters_are_not_custom() {
+        assert!(!is_custom("\u{FFFD}"));
+        assert!(!is_custom("éé-Lang"));
+        assert!(check("\u{FFFD}", "\u{1c}").is_err());
     }
 
     #[test]
