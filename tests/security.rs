@@ -238,3 +238,108 @@ async fn oversized_messages_and_too_many_headers_are_refused() {
     assert_eq!(answers.get("long"), Some(&400), "{answers:?}");
     assert_eq!(gw.gw.registry.len(), 0);
 }
+
+/// A dialog set up by hand: INVITE with `cseq`, 200, ACK. Returns the
+/// To header of the 200 (with pinless's tag) for in-dialog requests.
+async fn raw_dialog(sip: &RawSip, call_id: &str, cseq: u32) -> String {
+    sip.send(&sip.invite("support", call_id, cseq, "")).await;
+    let ok = sip
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("200");
+    assert_eq!(ok.code(), 200, "{}", ok.0);
+    ok.header("To").expect("To with tag").to_string()
+}
+
+fn in_dialog(sip: &RawSip, method: &str, call_id: &str, to: &str, cseq: u32) -> String {
+    format!(
+        "{method} sip:pinless@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{b}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:+15557654321@{local}>;tag=raw{initial}\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        gw = sip.to,
+        local = sip.local,
+        b = uuid::Uuid::new_v4().simple(),
+        initial = 5,
+    )
+}
+
+#[tokio::test]
+async fn out_of_order_cseq_in_a_dialog_is_refused() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let to = raw_dialog(&sip, "cseq-1", 5).await;
+    hooks.next().await;
+    // An ACK with another CSeq does not confirm the 200: it keeps coming.
+    sip.send(&in_dialog(&sip, "ACK", "cseq-1", &to, 4)).await;
+    let again = sip.response(Duration::from_secs(2), true).await;
+    assert_eq!(again.map(|r| r.code()), Some(200), "200 retransmitted");
+    sip.send(&in_dialog(&sip, "ACK", "cseq-1", &to, 5)).await;
+    // A BYE whose CSeq is not above the INVITE's is out of order.
+    sip.send(&in_dialog(&sip, "BYE", "cseq-1", &to, 3)).await;
+    let refused = loop {
+        let r = sip
+            .response(Duration::from_secs(2), true)
+            .await
+            .expect("an answer");
+        if r.header("CSeq").is_some_and(|c| c.ends_with("BYE")) {
+            break r;
+        }
+    };
+    assert_eq!(refused.code(), 500, "{}", refused.0);
+    assert_eq!(gw.gw.registry.len(), 1, "the call goes on");
+    sip.send(&in_dialog(&sip, "BYE", "cseq-1", &to, 6)).await;
+    let bye_ok = loop {
+        let r = sip
+            .response(Duration::from_secs(2), true)
+            .await
+            .expect("an answer");
+        if r.header("CSeq").is_some_and(|c| c == "6 BYE") {
+            break r;
+        }
+    };
+    assert_eq!(bye_ok.code(), 200);
+    support::within(5, "the call to end", async {
+        while gw.gw.registry.len() != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sdp_without_audio_gets_488() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let video = sip
+        .invite("support", "video-only", 1, "")
+        .replace("m=audio", "m=video")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:0 H261/90000");
+    sip.send(&video).await;
+    let r = sip
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("an answer");
+    assert_eq!(r.code(), 488, "{}", r.0);
+}
+
+#[tokio::test]
+async fn rtp_from_anyone_but_the_latched_caller_is_dropped() {
+    let call = held_call("", &[]).await;
+    let target = call.media.addr;
+    // The caller's first packet latches its address.
+    let _latch = call.phone.rtp.send_pattern(target, 0, 0x10, 3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stranger = RtpPeer::new().await;
+    stranger.send_pattern(target, 0, 0x66, 10).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(call.gw.metric("pinless_rtp_foreign_dropped_total").await >= 10.0);
+    assert!(
+        stranger
+            .collect(Duration::from_millis(200))
+            .await
+            .is_empty(),
+        "the stranger is not sent the caller's music"
+    );
+}

@@ -41,10 +41,9 @@ impl Ports {
         for _ in 0..self.count {
             let n = self.cursor.fetch_add(1, Ordering::Relaxed) % self.count;
             let port = self.first + (n * 2) as u16;
-            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                if socket.set_nonblocking(true).is_ok() {
-                    return Some(RtpSocket { socket, port });
-                }
+            let bound = UdpSocket::bind(SocketAddr::new(self.ip, port));
+            if let Ok(socket) = bound.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+                return Some(RtpSocket { socket, port });
             }
         }
         None

@@ -47,6 +47,9 @@ pub(crate) struct LegSetup {
     pub route_set: Vec<String>,
     /// Last CSeq we used.
     pub cseq: u32,
+    /// Last CSeq the peer used (its INVITE's for a leg it began; 0 when
+    /// unknown): a later request with one not above it is out of order.
+    pub remote_cseq: u32,
     pub target: TargetTransportInfo,
     pub contact: String,
     /// What we answer a re-INVITE with: media stays as it is.
@@ -101,12 +104,26 @@ impl Leg {
                 }
                 Inbound::Request(r) => r,
             };
-            match request.line.method {
-                Method::ACK => {
+            let cseq = request.base_headers.cseq.cseq;
+            if request.line.method == Method::ACK {
+                // An ACK carries its INVITE's CSeq; any other is not ours.
+                if self.s.remote_cseq == 0 || cseq == self.s.remote_cseq {
                     if let Some(tx) = self.ack_tx.take() {
                         let _ = tx.send(());
                     }
+                } else {
+                    tracing::debug!(cseq, "ACK with another CSeq ignored");
                 }
+                continue;
+            }
+            // RFC 3261 §12.2.2: a request whose CSeq is not above the last
+            // one is out of order: 500, and the dialog goes on.
+            if self.s.remote_cseq != 0 && cseq <= self.s.remote_cseq {
+                reply(&self.s.endpoint, request, 500, Some("CSeq Out Of Order")).await;
+                continue;
+            }
+            self.s.remote_cseq = cseq;
+            match request.line.method {
                 Method::BYE => {
                     self.ended = true;
                     reply(&self.s.endpoint, request, 200, None).await;

@@ -218,6 +218,7 @@ impl IncomingInvite {
             remote_target,
             route_set,
             cseq: rand::random::<u16>() as u32,
+            remote_cseq: self.request.base_headers.cseq.cseq,
             target: TargetTransportInfo {
                 via_host_port: None,
                 transport: Some((transport, destination)),

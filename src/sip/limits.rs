@@ -37,10 +37,8 @@ pub fn check(info: &InviteInfo, limits: &MessageLimits) -> Result<(), Refused> {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length") || n == "l")
         .map(|(_, v)| v.trim());
-    if let Some(length) = length {
-        if length.parse::<usize>().ok() != Some(info.sdp.len()) {
-            return Err((400, "Bad Content-Length"));
-        }
+    if length.is_some_and(|l| l.parse::<usize>().ok() != Some(info.sdp.len())) {
+        return Err((400, "Bad Content-Length"));
     }
     Ok(())
 }

@@ -383,6 +383,7 @@ async fn answered(
         remote_target: ack.msg.line.uri.clone(),
         route_set: route_set(response),
         cseq: 1,
+        remote_cseq: 0,
         target: TargetTransportInfo {
             via_host_port: None,
             transport: Some((invite.parts.transport.clone(), invite.parts.destination)),
