@@ -32,10 +32,9 @@ fn start(config: &std::path::Path) -> Child {
 async fn wait_healthy(http: &reqwest::Client, base: &str) {
     support::within(20, "the gateway to come up", async {
         loop {
-            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            let answer = http.get(format!("{base}/healthz")).send().await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -300,7 +300,7 @@ async fn out_of_order_cseq_in_a_dialog_is_refused() {
     };
     assert_eq!(bye_ok.code(), 200);
     support::within(5, "the call to end", async {
-        while gw.gw.registry.len() != 0 {
+        while !gw.gw.registry.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
