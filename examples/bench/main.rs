@@ -14,6 +14,7 @@
 mod proc;
 mod receiver;
 mod scenarios;
+mod sink;
 
 use receiver::{Receiver, Stats};
 use std::path::{Path, PathBuf};
@@ -28,14 +29,20 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let mode = args.next().ok_or("usage: bench hold [--calls N] [--secs T]")?;
+    let mode = args
+        .next()
+        .ok_or("usage: bench hold [--calls N] [--secs T]")?;
     let (mut calls, mut secs) = (1000, 20);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let n: u64 = value.parse().map_err(|_| format!("{flag} {value}: not a number"))?;
+        let n: u64 = value
+            .parse()
+            .map_err(|_| format!("{flag} {value}: not a number"))?;
         match flag.as_str() {
             "--calls" if (1..=4500).contains(&n) => calls = n as u32,
-            "--calls" => return Err("--calls: 1 to 4500 (the RTP port range of the bench config)".into()),
+            "--calls" => {
+                return Err("--calls: 1 to 4500 (the RTP port range of the bench config)".into());
+            }
             "--secs" if n >= 5 => secs = n,
             "--secs" => return Err("--secs: at least 5".into()),
             other => return Err(format!("unknown argument {other}")),
@@ -93,8 +100,11 @@ fn hold_run(
     let ramp = Duration::from_secs_f64(f64::from(args.calls) / f64::from(rate));
     let hold = ramp + Duration::from_secs(args.secs + 6);
     let scenario = dir.join(format!("caller-{name}.xml"));
-    std::fs::write(&scenario, scenarios::caller(rx.addr.port(), hold.as_millis() as u64))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &scenario,
+        scenarios::caller(rx.addr.port(), hold.as_millis() as u64),
+    )
+    .map_err(|e| e.to_string())?;
     let caller_args: Vec<String> = [
         &format!("127.0.0.1:{sip}"),
         "-sf",
@@ -119,8 +129,13 @@ fn hold_run(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut caller = pinned(1, Path::new("sipp"), &caller_args, &dir.join(format!("caller-{name}.log")))
-        .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
+    let mut caller = pinned(
+        1,
+        Path::new("sipp"),
+        &caller_args,
+        &dir.join(format!("caller-{name}.log")),
+    )
+    .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
     let up_by = Instant::now() + ramp + Duration::from_secs(10);
     while rx.ssrcs() < args.calls as usize && Instant::now() < up_by {
         std::thread::sleep(Duration::from_millis(100));
@@ -164,22 +179,24 @@ fn pinless_binary() -> Result<PathBuf, String> {
     if bin.exists() {
         Ok(bin)
     } else {
-        Err(format!("{} not built: run `cargo build --release` first", bin.display()))
+        Err(format!(
+            "{} not built: run `cargo build --release` first",
+            bin.display()
+        ))
     }
 }
 
 fn start_pinless(dir: &Path, sip: u16, calls: u32) -> Result<Child, String> {
     let music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac");
     let config = dir.join("pinless.toml");
-    // The webhook goes to a closed port: one failed attempt per call, then
-    // retries spread over seconds; it does not touch the hold path.
+    let hook = sink::start().map_err(|e| e.to_string())?;
     let text = format!(
         "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n\
          [api]\nlisten = \"127.0.0.1:{api}\"\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
          [media]\nrtp_port_min = 20000\nrtp_port_max = 29999\n\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
-         room_creation_api = \"http://127.0.0.1:9/hook\"\nopen = true\n",
+         room_creation_api = \"http://{hook}/hook\"\nopen = true\n",
         state = dir.join("state").display(),
         api = free_port(),
         max = calls + 100,
@@ -218,7 +235,11 @@ fn start_sipp_server(dir: &Path, sip: u16) -> Result<Child, String> {
 }
 
 fn row(name: &str, a: f64, b: f64, unit: &str) {
-    let ratio = if b > 0.0 { format!("{:.2}", a / b) } else { "-".into() };
+    let ratio = if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    };
     println!("| {name} | {a:.2} {unit} | {b:.2} {unit} | {ratio} |");
 }
 
@@ -232,7 +253,12 @@ fn table(args: &Args, p: &Run, s: &Run) {
     let per_k = |r: &Run| r.cpu_pct * 1000.0 / f64::from(args.calls);
     row("calls up", p.calls_up as f64, s.calls_up as f64, "");
     row("CPU per 1,000 held calls", per_k(p), per_k(s), "% core");
-    row("memory per held call", p.rss_per_call_kib, s.rss_per_call_kib, "KiB");
+    row(
+        "memory per held call",
+        p.rss_per_call_kib,
+        s.rss_per_call_kib,
+        "KiB",
+    );
     for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
         row(
             &format!("interval deviation {label}"),
@@ -247,9 +273,19 @@ fn table(args: &Args, p: &Run, s: &Run) {
         s.stats.jitter.quantile(0.99) / 1000.0,
         "ms",
     );
-    row("packets received", p.stats.packets as f64, s.stats.packets as f64, "");
+    row(
+        "packets received",
+        p.stats.packets as f64,
+        s.stats.packets as f64,
+        "",
+    );
     row("packets lost", p.stats.lost as f64, s.stats.lost as f64, "");
-    row("RTP after BYE (1 s)", p.after_bye as f64, s.after_bye as f64, "packets");
+    row(
+        "RTP after BYE (1 s)",
+        p.after_bye as f64,
+        s.after_bye as f64,
+        "packets",
+    );
     println!(
         "\nstreams seen: {} / {}; interval samples: {} / {}",
         p.stats.streams,
@@ -276,7 +312,14 @@ fn main() {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let rx = Receiver::start().map_err(|e| e.to_string())?;
         let sip = free_port();
-        let p = hold_run("pinless", start_pinless(&dir, sip, args.calls)?, sip, &rx, &args, &dir)?;
+        let p = hold_run(
+            "pinless",
+            start_pinless(&dir, sip, args.calls)?,
+            sip,
+            &rx,
+            &args,
+            &dir,
+        )?;
         let sip = free_port();
         let s = hold_run("sipp", start_sipp_server(&dir, sip)?, sip, &rx, &args, &dir)?;
         Ok((p, s))

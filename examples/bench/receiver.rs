@@ -105,8 +105,7 @@ impl Receiver {
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let _ = setsockopt(&socket, sockopt::RcvBufForce, &(32 << 20))
             .or_else(|_| setsockopt(&socket, sockopt::RcvBuf, &(32 << 20)));
-        setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
-            .map_err(std::io::Error::from)?;
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(std::io::Error::from)?;
         let state = Arc::new(Mutex::new(State {
             recording: false,
             streams: HashMap::new(),
@@ -203,8 +202,13 @@ fn receive(socket: UdpSocket, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
                 .iter_mut()
                 .map(|b| [IoSliceMut::new(&mut b[..])])
                 .collect();
-            let Ok(msgs) = recvmmsg(fd, &mut headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None)
-            else {
+            let Ok(msgs) = recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) else {
                 continue; // timeout or interruption
             };
             for (i, msg) in msgs.enumerate() {

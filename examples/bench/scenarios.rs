@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-const ACK_OR_BYE_HEADERS: &str = "      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+const ACK_OR_BYE_HEADERS: &str =
+    "      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:bench@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]";
