@@ -4,7 +4,7 @@
 //! table with both and the ratio.
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example bench -- hold --calls 1000 --secs 20
+//! cargo build --release && cargo run --release --example bench -- hold --calls 1000 --secs 20 [--settle 35]
 //! ```
 //! Modes: `hold` (baseline: sipp's own `rtp_stream` hold player). `cps`,
 //! `relay` and `transfer` are not built yet.
@@ -25,6 +25,9 @@ struct Args {
     mode: String,
     calls: u32,
     secs: u64,
+    /// Wait after every call is up before measuring (SIP transactions of
+    /// the set-up linger for 32 s; `--settle 35` measures without them).
+    settle: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,7 +35,7 @@ fn parse_args() -> Result<Args, String> {
     let mode = args
         .next()
         .ok_or("usage: bench hold [--calls N] [--secs T]")?;
-    let (mut calls, mut secs) = (1000, 20);
+    let (mut calls, mut secs, mut settle) = (1000, 20, 1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let n: u64 = value
@@ -45,10 +48,16 @@ fn parse_args() -> Result<Args, String> {
             }
             "--secs" if n >= 5 => secs = n,
             "--secs" => return Err("--secs: at least 5".into()),
+            "--settle" => settle = n,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Args { mode, calls, secs })
+    Ok(Args {
+        mode,
+        calls,
+        secs,
+        settle,
+    })
 }
 
 fn free_port() -> u16 {
@@ -98,7 +107,7 @@ fn hold_run(
     let rss0 = proc::rss_kib(pid).ok_or("server process gone")?;
     let rate = (args.calls / 5).clamp(10, 400);
     let ramp = Duration::from_secs_f64(f64::from(args.calls) / f64::from(rate));
-    let hold = ramp + Duration::from_secs(args.secs + 6);
+    let hold = ramp + Duration::from_secs(args.secs + args.settle + 5);
     let scenario = dir.join(format!("caller-{name}.xml"));
     std::fs::write(
         &scenario,
@@ -141,7 +150,7 @@ fn hold_run(
         std::thread::sleep(Duration::from_millis(100));
     }
     let calls_up = rx.ssrcs();
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(args.settle));
     rx.record();
     let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
     let t0 = Instant::now();
