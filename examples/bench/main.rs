@@ -288,7 +288,20 @@ fn table(args: &Args, p: &Run, s: &Run) {
         s.stats.packets as f64,
         "",
     );
-    row("packets lost", p.stats.lost as f64, s.stats.lost as f64, "");
+    // 50 packets a second per call: what falls short was sent late or not at all.
+    let expected = f64::from(args.calls) * 50.0 * args.secs as f64;
+    row(
+        "packets on time (received / 50 per s per call)",
+        p.stats.packets as f64 / expected * 100.0,
+        s.stats.packets as f64 / expected * 100.0,
+        "%",
+    );
+    row(
+        "packets lost (sequence gaps)",
+        p.stats.lost as f64,
+        s.stats.lost as f64,
+        "",
+    );
     row(
         "RTP after BYE (1 s)",
         p.after_bye as f64,
