@@ -37,16 +37,7 @@ async fn answer_with_pattern(
 
 /// Waits until the caller receives a packet whose payload is all `byte`.
 async fn caller_hears(phone: &Phone, byte: u8) -> Packet {
-    within(5, "the room's audio at the caller", async {
-        loop {
-            for p in phone.rtp.collect(Duration::from_millis(40)).await {
-                if p.payload.iter().all(|b| *b == byte) {
-                    return p;
-                }
-            }
-        }
-    })
-    .await
+    phone.rtp.hears(byte).await
 }
 
 #[tokio::test]

@@ -159,6 +159,19 @@ impl Provisioning {
             .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
     }
 
+    /// Runs a store write that reports whether the entry existed, then
+    /// puts the stored entries in force: 404 if it did not exist.
+    async fn write(
+        &self,
+        op: impl FnOnce(&Store) -> Result<bool, crate::store::StoreError> + Send + 'static,
+    ) -> Result<(), Reply> {
+        let store = self.store.clone();
+        if !blocking(move || op(&store)).await? {
+            return Err(error(StatusCode::NOT_FOUND, "unknown dial-in entry id"));
+        }
+        self.apply().await
+    }
+
     /// Re-reads the stored entries into the set in force.
     async fn apply(&self) -> Result<(), Reply> {
         let store = self.store.clone();
@@ -316,21 +329,17 @@ impl Provisioning {
         if let Err(reply) = self.check(&stored) {
             return reply;
         }
-        let (store, row, key) = (self.store.clone(), stored.clone(), new_hmac.clone());
-        let saved = blocking(move || {
-            let found = store.update_entry(&row.id, &row.config, now)?;
-            if let Some(h) = key {
-                store.rotate_entry(&row.id, &h, now, now)?;
-            }
-            Ok(found)
-        })
-        .await;
-        match saved {
-            Ok(true) => {}
-            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown dial-in entry id"),
-            Err(reply) => return reply,
-        }
-        if let Err(reply) = self.apply().await {
+        let (row, key) = (stored.clone(), new_hmac.clone());
+        let saved = self
+            .write(move |store| {
+                let found = store.update_entry(&row.id, &row.config, now)?;
+                if let Some(h) = key {
+                    store.rotate_entry(&row.id, &h, now, now)?;
+                }
+                Ok(found)
+            })
+            .await;
+        if let Err(reply) = saved {
             return reply;
         }
         drop(_write);
@@ -344,13 +353,8 @@ impl Provisioning {
             return reply;
         }
         let _write = WRITES.lock().await;
-        let (store, key) = (self.store.clone(), id.to_string());
-        match blocking(move || store.delete_entry(&key)).await {
-            Ok(true) => {}
-            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown dial-in entry id"),
-            Err(reply) => return reply,
-        }
-        if let Err(reply) = self.apply().await {
+        let key = id.to_string();
+        if let Err(reply) = self.write(move |store| store.delete_entry(&key)).await {
             return reply;
         }
         json(StatusCode::OK, &json!({ "id": id, "deleted": true }))
@@ -370,13 +374,11 @@ impl Provisioning {
         let hmac = new_secret();
         let now = unix_ms();
         let until = now + grace * 1000;
-        let (store, key, secret) = (self.store.clone(), id.to_string(), hmac.clone());
-        match blocking(move || store.rotate_entry(&key, &secret, until, now)).await {
-            Ok(true) => {}
-            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown dial-in entry id"),
-            Err(reply) => return reply,
-        }
-        if let Err(reply) = self.apply().await {
+        let (key, secret) = (id.to_string(), hmac.clone());
+        let rotated = self
+            .write(move |store| store.rotate_entry(&key, &secret, until, now))
+            .await;
+        if let Err(reply) = rotated {
             return reply;
         }
         drop(_write);

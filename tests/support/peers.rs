@@ -54,6 +54,20 @@ impl RtpPeer {
         out
     }
 
+    /// Waits (5 s at most) for a packet whose payload is all `byte`.
+    pub async fn hears(&self, byte: u8) -> Packet {
+        super::within(5, &format!("audio 0x{byte:02X}"), async {
+            loop {
+                for p in self.collect(Duration::from_millis(40)).await {
+                    if p.payload.iter().all(|b| *b == byte) {
+                        return p;
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     /// Drops whatever is queued on the socket.
     pub fn drain(&self) {
         let mut buf = [0u8; 2048];
