@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn policy() -> Policy {
     Policy {

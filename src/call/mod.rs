@@ -15,6 +15,7 @@ pub mod machine;
 pub mod plan;
 pub mod rate;
 pub mod registry;
+pub mod steps;
 
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
 pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
