@@ -7,10 +7,13 @@
 //! - [`api`] (warp): the HTTP API. Validates, authenticates, then calls
 //!   into `call`.
 //! - [`webhook`]: signing (pure) and delivery with retries.
-//! - [`call`]: the call registry and the sans-IO call state machine; one
-//!   driver task per call runs the machine and performs its actions.
+//! - [`call`]: the call registry, the sans-IO call state machine and
+//!   transfer plan (retries, targets, idempotency), who may call
+//!   (admission: rate, allow lists, digest), entries and their header
+//!   policy, the events webhook; one driver task per call runs the machine
+//!   and performs its actions.
 //! - [`sip`]: the SIP stack on ezk: incoming INVITEs, outgoing room legs,
-//!   dialogs, SDP.
+//!   dialogs and REFER, SDP, digest, message limits, TLS.
 //! - [`media`]: hold music, the RTP pacer thread, the relay.
 //! - [`store`]: durable state in SQLite (`state_dir/pinless.db`): the
 //!   node's id, API-made dial-in entries and their secrets, call records.

@@ -1,4 +1,5 @@
-//! Calls: the sans-IO state machine (`machine`), the registry the API
+//! Calls: the sans-IO state machine (`machine`, with its inputs and
+//! actions in `steps`), the registry the API
 //! reads (`registry`), and the per-call driver task that runs the machine
 //! against SIP, media and webhooks (`driver`). `plan` is one transfer's
 //! targets, retries and deadline; `entries` matches an INVITE to its
