@@ -102,7 +102,7 @@ impl Leg {
                     self.ended = true;
                     return LegEvent::AckTimeout;
                 }
-                Inbound::Request(r) => r,
+                Inbound::Request(r) => *r,
             };
             let cseq = request.base_headers.cseq.cseq;
             if request.line.method == Method::ACK {
