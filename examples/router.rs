@@ -75,10 +75,6 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn on_webhook(
     args: Arc<Args>,
     ts: Option<String>,
@@ -93,7 +89,7 @@ async fn on_webhook(
         return reply(StatusCode::UNAUTHORIZED, "bad timestamp");
     };
     let expect = pinless::webhook::pinless_signature(&args.key, ts_ms, &body);
-    if !constant_time_eq(expect.as_bytes(), sig.as_bytes()) {
+    if !pinless::ct::eq(expect.as_bytes(), sig.as_bytes()) {
         eprintln!("router: bad signature, rejected");
         return reply(StatusCode::UNAUTHORIZED, "bad signature");
     }

@@ -18,10 +18,12 @@
 //! - [`store`]: durable state in SQLite (`state_dir/pinless.db`): the
 //!   node's id, API-made dial-in entries and their secrets, call records.
 //! - [`config`]: the one configuration struct, loaded and validated once.
+//! - [`ct`]: constant-time comparison of secrets, used wherever one is checked.
 
 pub mod api;
 pub mod call;
 pub mod config;
+pub mod ct;
 pub mod gateway;
 pub mod media;
 pub mod sip;

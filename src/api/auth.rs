@@ -12,15 +12,8 @@ pub fn authorized(tokens: &[String], header: Option<&str>) -> bool {
     };
     // Check every token, whatever matched, to keep the time constant.
     tokens.iter().fold(false, |ok, t| {
-        ok | constant_time_eq(t.as_bytes(), given.as_bytes())
+        ok | crate::ct::eq(t.as_bytes(), given.as_bytes())
     })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -134,10 +134,6 @@ fn expected_response(c: &Credentials, method: &str, password: &str) -> Option<St
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl DigestAuth {
     pub fn new(realm: &str) -> Self {
         let mut key = [0u8; 32];
@@ -177,7 +173,7 @@ impl DigestAuth {
     /// When `nonce` was issued, if we issued it.
     fn issued_at(&self, nonce: &str) -> Option<u64> {
         let (issued, mac) = nonce.split_once('.')?;
-        if !constant_time_eq(self.mac(issued).as_bytes(), mac.as_bytes()) {
+        if !crate::ct::eq(self.mac(issued).as_bytes(), mac.as_bytes()) {
             return None;
         }
         u64::from_str_radix(issued, 16).ok()
@@ -229,7 +225,7 @@ impl DigestAuth {
         let Some(expected) = expected_response(&c, method, &password) else {
             return challenge("unsupported algorithm", false);
         };
-        if !constant_time_eq(expected.as_bytes(), c.response.as_bytes()) {
+        if !crate::ct::eq(expected.as_bytes(), c.response.as_bytes()) {
             return Verdict::Forbidden {
                 why: "wrong password",
             };
