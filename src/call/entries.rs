@@ -177,22 +177,26 @@ pub fn config_entries(
 pub struct Entries {
     by_number: HashMap<String, Arc<Entry>>,
     by_user: HashMap<String, Arc<Entry>>,
-    all: Vec<Arc<Entry>>,
 }
 
 impl Entries {
     pub fn new(all: Vec<Arc<Entry>>) -> Entries {
         let mut entries = Entries::default();
-        for e in &all {
-            if let Some(n) = &e.phone_number {
-                entries.by_number.insert(n.clone(), e.clone());
-            }
-            if let Some(u) = &e.sip_user {
-                entries.by_user.insert(u.clone(), e.clone());
-            }
+        for e in all {
+            entries.push(e);
         }
-        entries.all = all;
         entries
+    }
+
+    /// Adds one entry (a later one with the same number or URI user wins
+    /// the match; callers check `conflict` first).
+    fn push(&mut self, e: Arc<Entry>) {
+        if let Some(n) = &e.phone_number {
+            self.by_number.insert(n.clone(), e.clone());
+        }
+        if let Some(u) = &e.sip_user {
+            self.by_user.insert(u.clone(), e);
+        }
     }
 
     /// The entry for a call to `user` (To user part, else Request-URI's).
@@ -212,27 +216,24 @@ impl Entries {
     /// What makes `c` clash with an entry other than `except`: the same
     /// phone number or the same static SIP URI user.
     pub fn conflict(&self, c: &DialinEntry, except: Option<&str>) -> Option<String> {
+        let other = |e: &&Arc<Entry>| Some(e.id.as_str()) != except;
+        let number = c.phone_number.as_deref();
+        if let Some(e) = number.and_then(|n| self.by_number.get(n)).filter(other) {
+            return Some(format!(
+                "phone_number {} is taken by entry {}",
+                number.unwrap_or(""),
+                e.id
+            ));
+        }
         let user = c.sip_uri.as_deref().and_then(crate::sip::uri_user);
-        self.all
-            .iter()
-            .filter(|e| Some(e.id.as_str()) != except)
-            .find_map(|e| {
-                if c.phone_number.is_some() && e.phone_number == c.phone_number {
-                    Some(format!(
-                        "phone_number {} is taken by entry {}",
-                        e.phone_number.as_deref().unwrap_or(""),
-                        e.id
-                    ))
-                } else if user.is_some() && e.sip_user.as_deref() == user {
-                    Some(format!(
-                        "sip_uri user {} is taken by entry {}",
-                        user.unwrap_or(""),
-                        e.id
-                    ))
-                } else {
-                    None
-                }
-            })
+        if let Some(e) = user.and_then(|u| self.by_user.get(u)).filter(other) {
+            return Some(format!(
+                "sip_uri user {} is taken by entry {}",
+                user.unwrap_or(""),
+                e.id
+            ));
+        }
+        None
     }
 }
 
@@ -285,9 +286,7 @@ impl EntryBook {
                     reason: format!("{clash}; change the config file or delete the entry"),
                 });
             }
-            let mut all = std::mem::take(&mut entries.all);
-            all.push(Arc::new(Entry::from_stored(s, self.max_hold)?));
-            entries = Entries::new(all);
+            entries.push(Arc::new(Entry::from_stored(s, self.max_hold)?));
         }
         let entries = Arc::new(entries);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = entries;
