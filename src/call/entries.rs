@@ -127,18 +127,22 @@ impl Entry {
 
     /// Resolves an API-made entry with its stored secrets.
     pub fn from_stored(s: &StoredEntry, max_hold: Duration) -> Result<Entry, EntryError> {
-        let bad = |reason: String| EntryError::Field {
-            key: format!("entry {}: hmac", s.id),
-            reason,
-        };
-        let current = decode_secret(&s.keys.hmac).map_err(bad)?;
-        let previous = match &s.keys.previous {
-            Some((text, until)) => Some((decode_secret(text).map_err(bad)?, *until)),
-            None => None,
-        };
-        let keys = SigningKeys { current, previous };
-        Entry::resolve(s.id.clone(), &s.config, keys, max_hold, "config")
+        Entry::resolve(s.id.clone(), &s.config, stored_keys(s)?, max_hold, "config")
     }
+}
+
+/// An API-made entry's signing keys, decoded (no other field is touched).
+pub fn stored_keys(s: &StoredEntry) -> Result<SigningKeys, EntryError> {
+    let bad = |reason: String| EntryError::Field {
+        key: format!("entry {}: hmac", s.id),
+        reason,
+    };
+    let current = decode_secret(&s.keys.hmac).map_err(bad)?;
+    let previous = match &s.keys.previous {
+        Some((text, until)) => Some((decode_secret(text).map_err(bad)?, *until)),
+        None => None,
+    };
+    Ok(SigningKeys { current, previous })
 }
 
 /// Resolves the config file's entries; secrets missing from the file are
