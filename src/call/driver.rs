@@ -102,8 +102,10 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
             return;
         }
     };
-    let music = entry.music.clone().unwrap_or_else(|| ctx.media.music());
-    let media = match ctx.media.hold(socket, offer.addr, codec, music) {
+    let media = match ctx
+        .media
+        .hold(socket, offer.addr, codec, hold_music(&ctx, &entry))
+    {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "no media for answered call; hanging up");
@@ -175,8 +177,7 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
     };
     call.post_webhook();
     call.publish();
-    call.run(rx).await;
-    call.publish();
+    call.run(rx).await; // publishes as it goes, the end included
     if let Some(task) = call.webhook_task.take() {
         task.abort();
     }
@@ -192,6 +193,11 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         }
     }
     tracing::info!(call = %id, "call ended");
+}
+
+/// What the entry's callers hear on hold: its own music, else `[hold].music`.
+fn hold_music(ctx: &Ctx, entry: &Entry) -> Arc<crate::media::HoldLoop> {
+    entry.music.clone().unwrap_or_else(|| ctx.media.music())
 }
 
 /// A REFER under way: its answer, then a deadline for the final NOTIFY.
@@ -421,9 +427,7 @@ impl Call {
                     }
                 }
                 Action::ResumeHold => {
-                    let music = self.entry.music.clone();
-                    let music = music.unwrap_or_else(|| self.ctx.media.music());
-                    self.media.play(music).await;
+                    self.media.play(hold_music(&self.ctx, &self.entry)).await;
                 }
                 Action::PostWebhook => self.post_webhook(),
                 Action::PlayAnnouncement => match self.entry.announcement.clone() {
