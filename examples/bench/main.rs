@@ -87,6 +87,8 @@ fn pinned(core: u32, program: &Path, args: &[String], log: &Path) -> std::io::Re
 struct Run {
     name: &'static str,
     cpu_pct: f64,
+    /// What core 0's softirq thread did meanwhile.
+    softirq_pct: f64,
     rss_per_call_kib: f64,
     stats: Stats,
     after_bye: u64,
@@ -153,9 +155,14 @@ fn hold_run(
     std::thread::sleep(Duration::from_secs(args.settle));
     rx.record();
     let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
+    // Work the kernel defers from the server's sends to its softirq thread
+    // is the server's cost too.
+    let softirq = proc::kernel_thread("ksoftirqd/0");
+    let soft0 = softirq.and_then(proc::cpu_secs).unwrap_or(0.0);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(args.secs));
     let cpu1 = proc::cpu_secs(pid).ok_or("server process gone")?;
+    let soft1 = softirq.and_then(proc::cpu_secs).unwrap_or(0.0);
     let elapsed = t0.elapsed().as_secs_f64();
     let rss1 = proc::rss_kib(pid).ok_or("server process gone")?;
     let stats = rx.finish();
@@ -171,6 +178,7 @@ fn hold_run(
     Ok(Run {
         name,
         cpu_pct: (cpu1 - cpu0) / elapsed * 100.0,
+        softirq_pct: (soft1 - soft0) / elapsed * 100.0,
         rss_per_call_kib: (rss1.saturating_sub(rss0)) as f64 / f64::from(args.calls),
         stats,
         after_bye,
@@ -262,6 +270,8 @@ fn table(args: &Args, p: &Run, s: &Run) {
     let per_k = |r: &Run| r.cpu_pct * 1000.0 / f64::from(args.calls);
     row("calls up", p.calls_up as f64, s.calls_up as f64, "");
     row("CPU per 1,000 held calls", per_k(p), per_k(s), "% core");
+    let soft_k = |r: &Run| r.softirq_pct * 1000.0 / f64::from(args.calls);
+    row("  + ksoftirqd/0 meanwhile, per 1,000", soft_k(p), soft_k(s), "% core");
     row(
         "memory per held call",
         p.rss_per_call_kib,
