@@ -14,6 +14,7 @@ use crate::store::{Store, StoreError};
 use crate::webhook::{self, RetryPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -69,6 +70,7 @@ impl Gateway {
             ip,
             config.media.rtp_port_min,
             config.media.rtp_port_max,
+            f64::from(config.limits.pacer_busy_max_pct) / 100.0,
         )?;
         let (stack, invites) = Stack::start(StackConfig {
             udp: Config::optional_addr("sip.udp", &config.sip.udp)?,
@@ -191,8 +193,18 @@ async fn accept_loop(
         };
         if ctx.registry.len() >= max_calls {
             tracing::warn!(max_calls, "at capacity: 503");
+            admission.stats.at_capacity.fetch_add(1, Ordering::Relaxed);
             invite
                 .reject(503, None, &[("Retry-After", "5".into())])
+                .await;
+            continue;
+        }
+        if ctx.media.overloaded() {
+            // The calls already held come first: their audio stays clean.
+            tracing::debug!(source = %info.source, "pacer overloaded: 503");
+            admission.stats.pacer_overloaded.fetch_add(1, Ordering::Relaxed);
+            invite
+                .reject(503, None, &[("Retry-After", "1".into())])
                 .await;
             continue;
         }

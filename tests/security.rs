@@ -1,6 +1,7 @@
 //! Who may call, over real SIP on loopback: IP allow lists (403), digest
 //! credentials (407, then success; wrong password 403; replays refused),
-//! and the per-source INVITE rate (503 with Retry-After).
+//! the per-source INVITE rate (503 with Retry-After), and the capacity
+//! limits (max_calls, a pacer that cannot keep up: 503).
 
 mod support;
 
@@ -342,4 +343,53 @@ async fn rtp_from_anyone_but_the_latched_caller_is_dropped() {
             .is_empty(),
         "the stranger is not sent the caller's music"
     );
+}
+
+#[tokio::test]
+async fn a_pacer_that_cannot_keep_up_refuses_new_calls_not_held_ones() {
+    // A limit of 0 % makes the one held call's sends "too much", which is
+    // what thousands of calls do to a real pacer.
+    let call = held_call("\n[limits]\npacer_busy_max_pct = 0", &[]).await;
+    within(3, "the pacer to report overload", async {
+        while call.gw.metric("pinless_pacer_overloaded").await != 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let sip = RawSip::new(call.gw.gw.sip_udp.unwrap()).await;
+    sip.send(&sip.invite("support", "while-overloaded", 1, "")).await;
+    let refused = sip
+        .response(Duration::from_secs(3), true)
+        .await
+        .expect("an answer");
+    assert_eq!(refused.code(), 503, "{}", refused.0);
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert_eq!(
+        call.gw.metric("pinless_invites_pacer_overloaded_total").await,
+        1.0
+    );
+    // The held caller still hears an unbroken stream.
+    call.phone.rtp.drain();
+    let music = call.phone.rtp.collect(Duration::from_millis(500)).await;
+    assert!(music.len() >= 22, "{} packets in 500 ms", music.len());
+    for w in music.windows(2) {
+        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
+        assert!(w[1].at.duration_since(w[0].at) < Duration::from_millis(40));
+    }
+}
+
+#[tokio::test]
+async fn a_second_caller_beyond_max_calls_gets_503_and_is_counted() {
+    let call = held_call("\n[limits]\nmax_calls = 1", &[]).await;
+    let sip = RawSip::new(call.gw.gw.sip_udp.unwrap()).await;
+    sip.send(&sip.invite("support", "beyond-max", 1, "")).await;
+    let refused = sip
+        .response(Duration::from_secs(3), true)
+        .await
+        .expect("an answer");
+    assert_eq!(refused.code(), 503, "{}", refused.0);
+    assert!(refused.header("Retry-After").is_some());
+    assert_eq!(call.gw.metric("pinless_invites_at_capacity_total").await, 1.0);
+    // With the default pacer limit, a held call is nowhere near overload.
+    assert_eq!(call.gw.metric("pinless_pacer_overloaded").await, 0.0);
 }

@@ -44,6 +44,18 @@ pub fn render(api: &Api) -> Response<Body> {
         api.pacer.late_slots.load(Ordering::Relaxed),
     );
     metric(
+        "pinless_pacer_busy_permille",
+        "gauge",
+        "Share of the last 100 ms the pacer spent sending, in thousandths.",
+        api.pacer.busy_permille.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_pacer_overloaded",
+        "gauge",
+        "1 while new calls are refused because the pacer is not keeping up.",
+        u64::from(api.pacer.overloaded.load(Ordering::Relaxed)),
+    );
+    metric(
         "pinless_relay_packets_total",
         "counter",
         "RTP packets relayed between caller and room.",
@@ -79,6 +91,18 @@ pub fn render(api: &Api) -> Response<Body> {
         "counter",
         "INVITEs refused with 403: wrong or unknown digest credentials.",
         a.forbidden_credentials.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_invites_at_capacity_total",
+        "counter",
+        "INVITEs refused with 503: max_calls reached.",
+        a.at_capacity.load(Ordering::Relaxed),
+    );
+    metric(
+        "pinless_invites_pacer_overloaded_total",
+        "counter",
+        "INVITEs refused with 503 while the pacer was not keeping up.",
+        a.pacer_overloaded.load(Ordering::Relaxed),
     );
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4")

@@ -20,6 +20,10 @@ pub struct AdmissionStats {
     pub forbidden_ip: AtomicU64,
     pub challenged: AtomicU64,
     pub forbidden_credentials: AtomicU64,
+    /// 503: `max_calls` reached.
+    pub at_capacity: AtomicU64,
+    /// 503: the hold-music pacer is not keeping up.
+    pub pacer_overloaded: AtomicU64,
 }
 
 /// What to answer an INVITE that may not go on.

@@ -92,6 +92,10 @@ pub struct LimitsConfig {
     pub max_calls: usize,
     /// INVITEs per second per source address; beyond it 503 + Retry-After.
     pub invites_per_sec_per_ip: u32,
+    /// Share of its time (percent) the hold-music pacer may spend sending
+    /// before new INVITEs get 503 + Retry-After; they also do while it runs
+    /// late. 100 leaves only lateness.
+    pub pacer_busy_max_pct: u8,
     /// An INVITE larger than this (headers and body) gets 513.
     pub max_message_bytes: usize,
     /// An INVITE with more headers gets 400.
@@ -156,6 +160,7 @@ impl Default for LimitsConfig {
         Self {
             max_calls: 5000,
             invites_per_sec_per_ip: 50,
+            pacer_busy_max_pct: 80,
             max_message_bytes: 16 * 1024,
             max_headers: 64,
             max_header_line_bytes: 4096,

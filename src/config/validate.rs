@@ -70,6 +70,12 @@ impl Config {
         if self.hold.max_hold_secs == 0 {
             return Err(ConfigError::key("hold.max_hold_secs", "must be at least 1"));
         }
+        if self.limits.pacer_busy_max_pct > 100 {
+            return Err(ConfigError::key(
+                "limits.pacer_busy_max_pct",
+                "a percentage: 0 to 100",
+            ));
+        }
         if self.limits.max_calls == 0 {
             return Err(ConfigError::key("limits.max_calls", "must be at least 1"));
         }

@@ -3,11 +3,13 @@
 //! - `g711`, `rtp`, `rewrite`: pure codecs and header arithmetic.
 //! - `hold`: decode the music once, pre-encode 20 ms frames.
 //! - `pacer`: one OS thread that sends every held call's packets on time.
+//! - `load`: whether the pacer keeps up (new calls get 503 when it does not).
 //! - `session`: one call's media task (latching, relay) on the media runtime.
 //! - `ports`: RTP port allocation.
 
 pub mod g711;
 pub mod hold;
+pub mod load;
 pub mod pacer;
 pub mod ports;
 pub mod rewrite;
@@ -52,8 +54,9 @@ impl MediaEngine {
         public_ip: IpAddr,
         port_min: u16,
         port_max: u16,
+        pacer_busy_limit: f64,
     ) -> Result<Self, MediaError> {
-        let pacer = pacer::Pacer::start(music)?;
+        let pacer = pacer::Pacer::start(music, pacer_busy_limit)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -109,6 +112,12 @@ impl MediaEngine {
     /// The hold music of `[hold].music`, for entries without their own.
     pub fn music(&self) -> Arc<HoldLoop> {
         self.pacer.music().clone()
+    }
+
+    /// True while the pacer cannot take more streams without audio
+    /// suffering (see `load`).
+    pub fn overloaded(&self) -> bool {
+        self.pacer.stats().overloaded.load(Ordering::Relaxed)
     }
 
     pub fn pacer_stats(&self) -> &Arc<pacer::PacerStats> {

@@ -7,11 +7,12 @@
 
 use super::g711::Law;
 use super::hold::HoldLoop;
+use super::load::LoadGauge;
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -40,6 +41,10 @@ pub struct PacerStats {
     /// Slots processed more than 5 ms after their deadline.
     pub late_slots: AtomicU64,
     pub streams: AtomicU64,
+    /// Share of the last window the pacer spent sending, in thousandths.
+    pub busy_permille: AtomicU64,
+    /// The last window's verdict (see `load`): new calls get 503 while set.
+    pub overloaded: AtomicBool,
 }
 
 /// A stream to start: one held call's music towards `remote`.
@@ -70,14 +75,16 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// Starts the pacer thread; `music` is what held calls hear.
-    pub fn start(music: HoldLoop) -> std::io::Result<Pacer> {
+    /// Starts the pacer thread; `music` is what held calls hear. Beyond
+    /// `busy_limit` (share of its time spent sending, 0.0–1.0) it reports
+    /// itself overloaded.
+    pub fn start(music: HoldLoop, busy_limit: f64) -> std::io::Result<Pacer> {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(PacerStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("pinless-pacer".into())
-            .spawn(move || run(rx, thread_stats))?;
+            .spawn(move || run(rx, thread_stats, LoadGauge::new(busy_limit)))?;
         Ok(Pacer {
             tx,
             stats,
@@ -169,7 +176,7 @@ impl Slots {
     }
 }
 
-fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>) {
+fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge) {
     let mut slots = Slots {
         slots: std::array::from_fn(|_| Vec::new()),
         index: HashMap::new(),
@@ -219,6 +226,7 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>) {
             stats.late_slots.fetch_add(1, Ordering::Relaxed);
         }
         let sent_at = Instant::now();
+        let lateness = sent_at.saturating_duration_since(deadline);
         let slot = (tick % SLOTS as u64) as usize;
         for s in slots.slots[slot].iter_mut() {
             let mut header = [0u8; HEADER_LEN];
@@ -241,6 +249,27 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>) {
             s.timestamp = s.timestamp.wrapping_add(SAMPLES_PER_PACKET);
             s.frame = (s.frame + 1) % s.source.frames();
             s.last_sent = Some(sent_at);
+        }
+        // An empty slot costs nothing worth counting.
+        let work = if slots.slots[slot].is_empty() {
+            Duration::ZERO
+        } else {
+            sent_at.elapsed()
+        };
+        if let Some(v) = load.slot(lateness, work) {
+            let was = stats.overloaded.swap(v.overloaded, Ordering::Relaxed);
+            if was != v.overloaded {
+                tracing::warn!(
+                    overloaded = v.overloaded,
+                    busy = format!("{:.0}%", v.busy * 100.0),
+                    late_slots = v.late,
+                    "pacer load changed: new calls are {}",
+                    if v.overloaded { "refused (503)" } else { "taken again" }
+                );
+            }
+            stats
+                .busy_permille
+                .store((v.busy * 1000.0) as u64, Ordering::Relaxed);
         }
         tick += 1;
     }

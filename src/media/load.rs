@@ -1,0 +1,144 @@
+//! Is the pacer keeping up? A sans-IO gauge fed once per 1 ms slot with how
+//! late the slot started and how long its sends took. Every 100 slots it
+//! decides, and new calls are refused (503) while it says "overloaded", so
+//! that the calls already held keep clean audio rather than every call
+//! getting choppy together.
+//!
+//! Overloaded when, over a window, either
+//! - the pacer spent more than `busy_limit` of the time sending (more calls
+//!   would soon push a slot's sends past its 1 ms), or
+//! - at least 5 % of the slots started more than 2 ms late (the core is
+//!   shared with something that starves the pacer).
+//!
+//! It clears only after a window at under 90 % of `busy_limit` with no late
+//! slot, so the answer does not flap at the edge.
+
+use std::time::Duration;
+
+/// Slots per decision.
+pub const WINDOW: u32 = 100;
+/// A slot this late counts as late.
+pub const LATE: Duration = Duration::from_millis(2);
+/// Late slots per window that mean overload (5 %).
+const LATE_LIMIT: u32 = WINDOW / 20;
+
+/// The gauge. `busy_limit` is a share of wall time, 0.0–1.0.
+#[derive(Debug, Clone)]
+pub struct LoadGauge {
+    busy_limit: f64,
+    slots: u32,
+    late: u32,
+    busy: Duration,
+    overloaded: bool,
+}
+
+/// What a finished window found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub overloaded: bool,
+    /// Share of the window spent sending, 0.0–1.0.
+    pub busy: f64,
+    /// Slots of the window that started late.
+    pub late: u32,
+}
+
+impl LoadGauge {
+    pub fn new(busy_limit: f64) -> Self {
+        Self {
+            busy_limit,
+            slots: 0,
+            late: 0,
+            busy: Duration::ZERO,
+            overloaded: false,
+        }
+    }
+
+    /// Records one slot; at the end of a window returns the new verdict.
+    pub fn slot(&mut self, lateness: Duration, work: Duration) -> Option<Verdict> {
+        self.slots += 1;
+        self.busy += work;
+        if lateness > LATE {
+            self.late += 1;
+        }
+        if self.slots < WINDOW {
+            return None;
+        }
+        let busy = self.busy.as_secs_f64() / (Duration::from_millis(1) * WINDOW).as_secs_f64();
+        let late = self.late;
+        self.overloaded = if self.overloaded {
+            !(busy < self.busy_limit * 0.9 && late == 0)
+        } else {
+            busy > self.busy_limit || late >= LATE_LIMIT
+        };
+        self.slots = 0;
+        self.late = 0;
+        self.busy = Duration::ZERO;
+        Some(Verdict {
+            overloaded: self.overloaded,
+            busy,
+            late,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Feeds one window of identical slots.
+    fn window(g: &mut LoadGauge, lateness: Duration, work: Duration) -> Verdict {
+        for _ in 0..WINDOW - 1 {
+            assert_eq!(g.slot(lateness, work), None);
+        }
+        g.slot(lateness, work).expect("a verdict at the end of the window")
+    }
+
+    #[test]
+    fn busy_past_the_limit_is_overload_and_clears_with_margin() {
+        let mut g = LoadGauge::new(0.8);
+        assert!(!window(&mut g, Duration::ZERO, MS / 2).overloaded);
+        let v = window(&mut g, Duration::ZERO, MS * 85 / 100);
+        assert!(v.overloaded);
+        assert!((v.busy - 0.85).abs() < 1e-9);
+        // Just under the limit is not enough to clear: hysteresis.
+        assert!(window(&mut g, Duration::ZERO, MS * 78 / 100).overloaded);
+        assert!(!window(&mut g, Duration::ZERO, MS * 70 / 100).overloaded);
+    }
+
+    #[test]
+    fn late_slots_mean_overload_even_when_the_pacer_is_idle() {
+        let mut g = LoadGauge::new(0.8);
+        // Four late slots in a window: a hiccup, tolerated.
+        for i in 0..WINDOW {
+            let late = if i < 4 { MS * 3 } else { Duration::ZERO };
+            if let Some(v) = g.slot(late, Duration::ZERO) {
+                assert!(!v.overloaded);
+                assert_eq!(v.late, 4);
+            }
+        }
+        // Five: overload.
+        for i in 0..WINDOW {
+            let late = if i % 20 == 0 { MS * 3 } else { Duration::ZERO };
+            if let Some(v) = g.slot(late, Duration::ZERO) {
+                assert!(v.overloaded);
+            }
+        }
+        // One late slot keeps it; a clean window clears it.
+        for i in 0..WINDOW {
+            let late = if i == 50 { MS * 3 } else { Duration::ZERO };
+            if let Some(v) = g.slot(late, Duration::ZERO) {
+                assert!(v.overloaded);
+            }
+        }
+        assert!(!window(&mut g, MS, Duration::ZERO).overloaded);
+    }
+
+    #[test]
+    fn a_limit_of_zero_refuses_as_soon_as_anything_is_sent() {
+        let mut g = LoadGauge::new(0.0);
+        assert!(!window(&mut g, Duration::ZERO, Duration::ZERO).overloaded);
+        assert!(window(&mut g, Duration::ZERO, Duration::from_nanos(1)).overloaded);
+    }
+}
