@@ -1,22 +1,31 @@
-//! Side-by-side benchmark: pinless against a baseline on the same load,
-//! both pinned to core 0, the load (sipp) on core 1, RTP received by our
-//! own lean receiver (recvmmsg, kernel timestamps, streams by SSRC). One
-//! table with both and the ratio.
+//! Benchmarks of the release gateway, pinned to core 0, driven by sipp on
+//! core 1, RTP received by our own lean receiver (recvmmsg, kernel
+//! timestamps, streams by SSRC). All traffic stays on 127.0.0.1.
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example bench -- hold --calls 1000 --secs 20 [--settle 35]
+//! cargo build --release
+//! cargo run --release --example bench -- hold --calls 1000 --secs 20 [--settle 35]
+//! cargo run --release --example bench -- cps --rate 1000 --secs 30
+//! cargo run --release --example bench -- transfer --calls 1000 --transfers 200
 //! ```
-//! Modes: `hold` (baseline: sipp's own `rtp_stream` hold player). `cps`,
-//! `relay` and `transfer` are not built yet.
+//! - `hold`: side by side with sipp's own `rtp_stream` hold player on the
+//!   same load, one table with both and the ratio.
+//! - `cps`: call set-up rate with one signed webhook per call (cps.rs).
+//! - `transfer`: update → room INVITE, room 200 OK → first relayed packet,
+//!   and the caller's audio gap at the switch (transfer.rs).
+//! - `relay` (against rtpengine) is not built yet.
+//!
 //! Needs sipp (`apt-get install sip-tester`) and taskset (util-linux).
-//! All traffic stays on 127.0.0.1.
 
+mod cps;
 mod proc;
 mod receiver;
 mod scenarios;
 mod sink;
+mod transfer;
 
 use receiver::{Receiver, Stats};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +37,10 @@ struct Args {
     /// Wait after every call is up before measuring (SIP transactions of
     /// the set-up linger for 32 s; `--settle 35` measures without them).
     settle: u64,
+    /// Transfers to measure (transfer mode).
+    transfers: u32,
+    /// Calls per second offered (cps mode).
+    rate: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,7 +48,7 @@ fn parse_args() -> Result<Args, String> {
     let mode = args
         .next()
         .ok_or("usage: bench hold [--calls N] [--secs T]")?;
-    let (mut calls, mut secs, mut settle) = (1000, 20, 1);
+    let (mut calls, mut secs, mut settle, mut transfers, mut rate) = (1000, 20, 1, 200, 1000);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let n: u64 = value
@@ -49,6 +62,10 @@ fn parse_args() -> Result<Args, String> {
             "--secs" if n >= 5 => secs = n,
             "--secs" => return Err("--secs: at least 5".into()),
             "--settle" => settle = n,
+            "--transfers" if (1..=2000).contains(&n) => transfers = n as u32,
+            "--transfers" => return Err("--transfers: 1 to 2000".into()),
+            "--rate" if (1..=1400).contains(&n) => rate = n as u32,
+            "--rate" => return Err("--rate: 1 to 1400 (3 s of calls must fit the RTP ports)".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -57,6 +74,8 @@ fn parse_args() -> Result<Args, String> {
         calls,
         secs,
         settle,
+        transfers,
+        rate,
     })
 }
 
@@ -107,46 +126,9 @@ fn hold_run(
     let pid = server.id();
     std::thread::sleep(Duration::from_millis(800));
     let rss0 = proc::rss_kib(pid).ok_or("server process gone")?;
-    let rate = (args.calls / 5).clamp(10, 400);
-    let ramp = Duration::from_secs_f64(f64::from(args.calls) / f64::from(rate));
+    let (_, ramp) = ramp(args.calls);
     let hold = ramp + Duration::from_secs(args.secs + args.settle + 5);
-    let scenario = dir.join(format!("caller-{name}.xml"));
-    std::fs::write(
-        &scenario,
-        scenarios::caller(rx.addr.port(), hold.as_millis() as u64),
-    )
-    .map_err(|e| e.to_string())?;
-    let caller_args: Vec<String> = [
-        &format!("127.0.0.1:{sip}"),
-        "-sf",
-        &scenario.display().to_string(),
-        "-s",
-        "support",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &free_port().to_string(),
-        "-r",
-        &rate.to_string(),
-        "-m",
-        &args.calls.to_string(),
-        "-l",
-        &args.calls.to_string(),
-        "-buff_size",
-        "4194304",
-        "-timeout",
-        &(hold.as_secs() + 30).to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut caller = pinned(
-        1,
-        Path::new("sipp"),
-        &caller_args,
-        &dir.join(format!("caller-{name}.log")),
-    )
-    .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
+    let mut caller = start_callers(sip, rx.addr.port(), args.calls, hold, dir, name)?;
     let up_by = Instant::now() + ramp + Duration::from_secs(10);
     while rx.ssrcs() < args.calls as usize && Instant::now() < up_by {
         std::thread::sleep(Duration::from_millis(100));
@@ -186,6 +168,54 @@ fn hold_run(
     })
 }
 
+/// Calls per second for setting up `calls` held calls, and how long that takes.
+fn ramp(calls: u32) -> (u32, Duration) {
+    let rate = (calls / 5).clamp(10, 400);
+    (rate, Duration::from_secs_f64(f64::from(calls) / f64::from(rate)))
+}
+
+/// sipp on core 1 placing `calls` calls to `sip` (at the `ramp` rate),
+/// each held for `hold` with its RTP pointed at our receiver.
+fn start_callers(
+    sip: u16,
+    rtp_port: u16,
+    calls: u32,
+    hold: Duration,
+    dir: &Path,
+    name: &str,
+) -> Result<Child, String> {
+    let (rate, _) = ramp(calls);
+    let scenario = dir.join(format!("caller-{name}.xml"));
+    std::fs::write(&scenario, scenarios::caller(rtp_port, hold.as_millis() as u64))
+        .map_err(|e| e.to_string())?;
+    let caller_args: Vec<String> = [
+        &format!("127.0.0.1:{sip}"),
+        "-sf",
+        &scenario.display().to_string(),
+        "-s",
+        "support",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &free_port().to_string(),
+        "-r",
+        &rate.to_string(),
+        "-m",
+        &calls.to_string(),
+        "-l",
+        &calls.to_string(),
+        "-buff_size",
+        "4194304",
+        "-timeout",
+        &(hold.as_secs() + 30).to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    pinned(1, Path::new("sipp"), &caller_args, &dir.join(format!("caller-{name}.log")))
+        .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))
+}
+
 fn pinless_binary() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let bin = exe
@@ -203,24 +233,32 @@ fn pinless_binary() -> Result<PathBuf, String> {
     }
 }
 
-fn start_pinless(dir: &Path, sip: u16, calls: u32) -> Result<Child, String> {
+/// The release gateway on core 0, its webhooks going to `hook`; returns
+/// it and its API address (bearer token `bench`).
+fn start_pinless(
+    dir: &Path,
+    sip: u16,
+    calls: u32,
+    hook: SocketAddr,
+) -> Result<(Child, SocketAddr), String> {
     let music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac");
     let config = dir.join("pinless.toml");
-    let hook = sink::start().map_err(|e| e.to_string())?;
+    let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let text = format!(
         "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n\
-         [api]\nlisten = \"127.0.0.1:{api}\"\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
+         [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
          [media]\nrtp_port_min = 20000\nrtp_port_max = 29999\n\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
          room_creation_api = \"http://{hook}/hook\"\nopen = true\n",
         state = dir.join("state").display(),
-        api = free_port(),
         max = calls + 100,
     );
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let args = vec!["--config".to_string(), config.display().to_string()];
-    pinned(0, &pinless_binary()?, &args, &dir.join("pinless.log")).map_err(|e| e.to_string())
+    let child = pinned(0, &pinless_binary()?, &args, &dir.join("pinless.log"))
+        .map_err(|e| e.to_string())?;
+    Ok((child, api))
 }
 
 fn start_sipp_server(dir: &Path, sip: u16) -> Result<Child, String> {
@@ -249,6 +287,15 @@ fn start_sipp_server(dir: &Path, sip: u16) -> Result<Child, String> {
     .map(|s| s.to_string())
     .collect();
     pinned(0, Path::new("sipp"), &args, &dir.join("sipp-server.log")).map_err(|e| e.to_string())
+}
+
+/// The value below which `q` of the sorted samples fall.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
 }
 
 fn row(name: &str, a: f64, b: f64, unit: &str) {
@@ -335,18 +382,31 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if args.mode != "hold" {
-        eprintln!("bench: mode {} is not built yet (only `hold`)", args.mode);
-        std::process::exit(2);
-    }
     let dir = std::env::temp_dir().join(format!("pinless-bench-{}", std::process::id()));
+    let other: Option<fn(&Args, &Path) -> Result<(), String>> = match args.mode.as_str() {
+        "hold" => None,
+        "transfer" => Some(transfer::run),
+        "cps" => Some(cps::run),
+        other => {
+            eprintln!("bench: no mode {other} (hold, cps, transfer; relay is not built yet)");
+            std::process::exit(2);
+        }
+    };
+    if let Some(run) = other {
+        let result = std::fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| run(&args, &dir));
+        finish(result, &dir, |()| {});
+        return;
+    }
     let result = (|| -> Result<(Run, Run), String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let rx = Receiver::start().map_err(|e| e.to_string())?;
+        let (hook, _arrivals) = sink::start().map_err(|e| e.to_string())?;
         let sip = free_port();
         let p = hold_run(
             "pinless",
-            start_pinless(&dir, sip, args.calls)?,
+            start_pinless(&dir, sip, args.calls, hook)?.0,
             sip,
             &rx,
             &args,
@@ -356,10 +416,15 @@ fn main() {
         let s = hold_run("sipp", start_sipp_server(&dir, sip)?, sip, &rx, &args, &dir)?;
         Ok((p, s))
     })();
+    finish(result, &dir, |(p, s)| table(&args, &p, &s));
+}
+
+/// Prints the outcome; logs are kept on failure, removed on success.
+fn finish<T>(result: Result<T, String>, dir: &Path, report: impl FnOnce(T)) {
     match result {
-        Ok((p, s)) => {
-            table(&args, &p, &s);
-            let _ = std::fs::remove_dir_all(&dir);
+        Ok(r) => {
+            report(r);
+            let _ = std::fs::remove_dir_all(dir);
         }
         Err(e) => {
             eprintln!("bench: {e} (logs in {})", dir.display());

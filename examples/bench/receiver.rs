@@ -65,6 +65,8 @@ struct Stream {
     last_arrival_ns: i128,
     /// RFC 3550 jitter estimate, in RTP timestamp units (1/8000 s).
     jitter: f64,
+    /// The watched payload seen on this stream already.
+    switched: bool,
 }
 
 /// What the receiver measured while recording.
@@ -87,6 +89,19 @@ struct State {
     deviation: Histogram,
     /// Packets at any time, recording or not.
     all_packets: u64,
+    /// A payload byte that marks a room's audio (transfer mode), and each
+    /// stream's first packet of it.
+    watch: Option<u8>,
+    switches: Vec<Switch>,
+}
+
+/// The moment a stream went from music to a room's audio.
+#[derive(Debug, Clone, Copy)]
+pub struct Switch {
+    /// Kernel receive time, ns since the Unix epoch.
+    pub at_ns: i128,
+    /// Since the stream's packet before (the last of the music), ns.
+    pub gap_ns: i128,
 }
 
 /// The receiving thread and what it shares.
@@ -114,6 +129,8 @@ impl Receiver {
             lost: 0,
             deviation: Histogram::new(),
             all_packets: 0,
+            watch: None,
+            switches: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
@@ -139,6 +156,17 @@ impl Receiver {
 
     pub fn all_packets(&self) -> u64 {
         self.lock().all_packets
+    }
+
+    /// From now on, notes each stream's first packet whose payload is all
+    /// `byte` (see `switches`).
+    pub fn watch(&self, byte: u8) {
+        self.lock().watch = Some(byte);
+    }
+
+    /// The switches seen so far, in arrival order.
+    pub fn switches(&self) -> Vec<Switch> {
+        self.lock().switches.clone()
     }
 
     /// Starts a measurement window (forgets earlier figures).
@@ -255,7 +283,19 @@ fn account(s: &mut State, packet: &[u8], at_ns: i128) {
         last_ts: ts.wrapping_sub(160),
         last_arrival_ns: 0,
         jitter: 0.0,
+        switched: false,
     });
+    if let Some(byte) = s.watch {
+        let payload = &packet[12..];
+        if !stream.switched && !payload.is_empty() && payload.iter().all(|b| *b == byte) {
+            stream.switched = true;
+            let switch = Switch {
+                at_ns,
+                gap_ns: at_ns - stream.last_arrival_ns,
+            };
+            s.switches.push(switch);
+        }
+    }
     let gap = seq.wrapping_sub(stream.last_seq);
     let mut lost = 0;
     let mut deviation = None;

@@ -1,0 +1,143 @@
+//! `cps` mode: sipp on core 1 places `--rate` calls a second for `--secs`
+//! seconds, each held one second (music to our receiver) then hung up;
+//! every call makes pinless post one signed webhook to our sink. Figures:
+//! calls answered and failed (sipp's own count), the rate webhooks arrived
+//! at, pinless's CPU per call, and webhook latency from pinless signing it
+//! (`X-Pinless-Timestamp`) to the app holding it.
+
+use crate::receiver::Receiver;
+use crate::{Args, free_port, pinned, proc, quantile, scenarios, sink, start_pinless};
+use std::path::Path;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// How long each call stays up.
+const HOLD: Duration = Duration::from_secs(1);
+
+pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
+    let rx = Receiver::start().map_err(|e| e.to_string())?;
+    let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
+    let sip = free_port();
+    let concurrent = args.rate * 3;
+    let (mut server, _api) = start_pinless(dir, sip, concurrent, hook)?;
+    let pid = server.id();
+    std::thread::sleep(Duration::from_millis(800));
+
+    let total = u64::from(args.rate) * args.secs;
+    let scenario = dir.join("caller-cps.xml");
+    std::fs::write(&scenario, scenarios::caller(rx.addr.port(), HOLD.as_millis() as u64))
+        .map_err(|e| e.to_string())?;
+    let stats = dir.join("cps-stats.csv");
+    let caller_args: Vec<String> = [
+        &format!("127.0.0.1:{sip}"),
+        "-sf",
+        &scenario.display().to_string(),
+        "-s",
+        "support",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &free_port().to_string(),
+        "-r",
+        &args.rate.to_string(),
+        "-m",
+        &total.to_string(),
+        "-l",
+        &concurrent.to_string(),
+        "-buff_size",
+        "4194304",
+        "-timeout",
+        &(args.secs + 60).to_string(),
+        "-trace_stat",
+        "-stf",
+        &stats.display().to_string(),
+        "-fd",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
+    let started = Instant::now();
+    let mut caller = pinned(1, Path::new("sipp"), &caller_args, &dir.join("caller-cps.log"))
+        .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
+    let status = caller.wait().map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    let cpu1 = proc::cpu_secs(pid).ok_or("server process gone")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let (ok, failed) = sipp_counts(&stats)?;
+    let mut latency = Vec::new();
+    let (mut first, mut last) = (None, None);
+    let mut webhooks = 0u64;
+    for a in arrivals.try_iter() {
+        webhooks += 1;
+        first = first.or(Some(a.at));
+        last = Some(a.at);
+        let signed = a
+            .headers
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("x-pinless-timestamp").then(|| value.trim().parse::<u64>().ok())?
+            });
+        let at_ms = a.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0);
+        if let (Some(signed), Ok(at)) = (signed, at_ms) {
+            latency.push(at - signed as f64);
+        }
+    }
+    latency.sort_by(f64::total_cmp);
+    let span = match (first, last) {
+        (Some(f), Some(l)) => l.duration_since(f).unwrap_or_default().as_secs_f64(),
+        _ => 0.0,
+    };
+    println!(
+        "\ncps: {} calls offered at {}/s for {} s, each held {} s; pinless pinned to core 0, sipp on core 1\n",
+        total,
+        args.rate,
+        args.secs,
+        HOLD.as_secs()
+    );
+    println!("| metric | value | target |");
+    println!("|---|---|---|");
+    println!("| calls answered (sipp: successful) | {ok} of {total} | all |");
+    println!("| calls failed (sipp) | {failed} | 0 |");
+    println!("| sipp exit status | {} | 0 |", status.code().unwrap_or(-1));
+    println!("| webhooks received | {webhooks} | one per call |");
+    let rate = if span > 0.0 { (webhooks.saturating_sub(1)) as f64 / span } else { 0.0 };
+    println!("| achieved rate (webhooks / s) | {rate:.0} | ≥ 1,000 |");
+    let cpu_ms = (cpu1 - cpu0) * 1000.0 / total as f64;
+    println!("| pinless CPU per call (set-up, 1 s of music, BYE, record) | {cpu_ms:.3} ms | - |");
+    for (label, q) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "| webhook latency {label} (signed → received) | {:.1} ms | - |",
+            quantile(&latency, q)
+        );
+    }
+    println!(
+        "| webhook latency max | {:.1} ms | - |",
+        latency.last().copied().unwrap_or(f64::NAN)
+    );
+    println!("\nrun took {:.1} s", elapsed.as_secs_f64());
+    Ok(())
+}
+
+/// Successful and failed calls from the last line of sipp's statistics file.
+fn sipp_counts(path: &Path) -> Result<(u64, u64), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("sipp statistics: {e}"))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().ok_or("sipp statistics empty")?.split(';').collect();
+    let last: Vec<&str> = lines.last().ok_or("sipp statistics have no row")?.split(';').collect();
+    let field = |name: &str| -> Result<u64, String> {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("sipp statistics lack {name}"))?;
+        last.get(i)
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(format!("sipp statistics: bad {name}"))
+    };
+    Ok((field("SuccessfulCall(C)")?, field("FailedCall(C)")?))
+}
+
