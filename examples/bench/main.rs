@@ -7,19 +7,25 @@
 //! cargo run --release --example bench -- hold --calls 1000 --secs 20 [--settle 35]
 //! cargo run --release --example bench -- cps --rate 1000 --secs 30
 //! cargo run --release --example bench -- transfer --calls 1000 --transfers 200
+//! cargo run --release --example bench -- relay --calls 1000 --secs 20
 //! ```
 //! - `hold`: side by side with sipp's own `rtp_stream` hold player on the
 //!   same load, one table with both and the ratio.
 //! - `cps`: call set-up rate with one signed webhook per call (cps.rs).
 //! - `transfer`: update → room INVITE, room 200 OK → first relayed packet,
 //!   and the caller's audio gap at the switch (transfer.rs).
-//! - `relay` (against rtpengine) is not built yet.
+//! - `relay`: bridged calls with audio both ways, side by side with
+//!   rtpengine in userspace (relay.rs).
 //!
-//! Needs sipp (`apt-get install sip-tester`) and taskset (util-linux).
+//! Needs sipp (`apt-get install sip-tester`), taskset (util-linux), and for
+//! `relay` rtpengine (`apt-get install rtpengine-daemon`).
 
 mod cps;
+mod load;
+mod ng;
 mod proc;
 mod receiver;
+mod relay;
 mod scenarios;
 mod sink;
 mod transfer;
@@ -387,8 +393,9 @@ fn main() {
         "hold" => None,
         "transfer" => Some(transfer::run),
         "cps" => Some(cps::run),
+        "relay" => Some(relay::run),
         other => {
-            eprintln!("bench: no mode {other} (hold, cps, transfer; relay is not built yet)");
+            eprintln!("bench: no mode {other} (hold, cps, relay, transfer)");
             std::process::exit(2);
         }
     };

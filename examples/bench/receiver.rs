@@ -93,6 +93,8 @@ struct State {
     /// stream's first packet of it.
     watch: Option<u8>,
     switches: Vec<Switch>,
+    /// Every address packets came from.
+    sources: std::collections::HashSet<SocketAddr>,
 }
 
 /// The moment a stream went from music to a room's audio.
@@ -107,6 +109,9 @@ pub struct Switch {
 /// The receiving thread and what it shares.
 pub struct Receiver {
     pub addr: SocketAddr,
+    /// The receiving socket, for sending from the address we receive on
+    /// (symmetric RTP: relay mode's load leaves from here).
+    pub sender: UdpSocket,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -131,7 +136,9 @@ impl Receiver {
             all_packets: 0,
             watch: None,
             switches: Vec::new(),
+            sources: Default::default(),
         }));
+        let sender = socket.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -139,6 +146,7 @@ impl Receiver {
             .spawn(move || receive(socket, s, st))?;
         Ok(Receiver {
             addr,
+            sender,
             state,
             stop,
             thread: Some(thread),
@@ -147,6 +155,11 @@ impl Receiver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every address packets came from so far.
+    pub fn sources(&self) -> Vec<SocketAddr> {
+        self.lock().sources.iter().copied().collect()
     }
 
     /// Distinct SSRCs seen so far.
@@ -203,6 +216,7 @@ impl Receiver {
     pub fn reset(&self) {
         let mut s = self.lock();
         s.streams.clear();
+        s.sources.clear();
         s.seen_ssrcs = 0;
         s.all_packets = 0;
     }
@@ -222,7 +236,7 @@ fn receive(socket: UdpSocket, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
     let mut bufs = vec![[0u8; 256]; BATCH];
     let mut headers =
         MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)));
-    let mut got: Vec<(usize, usize, i128)> = Vec::with_capacity(BATCH);
+    let mut got: Vec<(usize, usize, i128, Option<SocketAddr>)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
         got.clear();
         {
@@ -255,11 +269,15 @@ fn receive(socket: UdpSocket, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
                         }
                     }
                 }
-                got.push((i, msg.bytes, at));
+                let from = msg.address.and_then(|a| a.as_sockaddr_in().map(|v4| SocketAddr::V4((*v4).into())));
+                got.push((i, msg.bytes, at, from));
             }
         }
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        for &(i, len, at) in &got {
+        for &(i, len, at, from) in &got {
+            if let Some(from) = from {
+                s.sources.insert(from);
+            }
             account(&mut s, &bufs[i][..len], at);
         }
     }

@@ -1,0 +1,65 @@
+//! The relay mode's audio load: many RTP streams, each from a given socket
+//! to a given address, paced on one thread the way a real peer sends (every
+//! stream every 20 ms, streams spread over the period).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running load; stops when dropped.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts sending one stream per `(from, to)`.
+    pub fn start(streams: Vec<(Arc<UdpSocket>, SocketAddr)>) -> std::io::Result<Load> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("bench-load".into())
+            .spawn(move || send(streams, flag))?;
+        Ok(Load {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn send(streams: Vec<(Arc<UdpSocket>, SocketAddr)>, stop: Arc<AtomicBool>) {
+    let ssrcs: Vec<u32> = streams.iter().map(|_| rand::random()).collect();
+    let start = Instant::now();
+    let mut packet = [0x33u8; 172];
+    packet[0] = 0x80;
+    for tick in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let deadline = start + Duration::from_millis(tick);
+        if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let round = (tick / 20) as u32;
+        for (i, (socket, to)) in streams.iter().enumerate() {
+            if i % 20 != (tick % 20) as usize {
+                continue;
+            }
+            packet[1] = 0; // PCMU
+            packet[2..4].copy_from_slice(&(round as u16).to_be_bytes());
+            packet[4..8].copy_from_slice(&round.wrapping_mul(160).to_be_bytes());
+            packet[8..12].copy_from_slice(&ssrcs[i].to_be_bytes());
+            let _ = socket.send_to(&packet, to);
+        }
+    }
+}
