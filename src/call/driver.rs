@@ -68,7 +68,7 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
                 .take(120)
                 .collect();
             let warning = format!("399 pinless \"{text}\"");
-            invite.reject(488, None, &[("Warning", warning)]).await;
+            Box::pin(invite.reject(488, None, &[("Warning", warning)])).await;
             return;
         }
     };
@@ -76,18 +76,16 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "INVITE refused: 503");
-            invite
-                .reject(503, None, &[("Retry-After", "5".into())])
-                .await;
+            Box::pin(invite.reject(503, None, &[("Retry-After", "5".into())])).await;
             return;
         }
     };
     if !entry.answer_delay.is_zero() {
-        invite.ring(&ctx.stack).await;
+        Box::pin(invite.ring(&ctx.stack)).await;
         tokio::select! {
             _ = tokio::time::sleep(entry.answer_delay) => {}
             _ = invite.cancelled() => {
-                invite.reject(487, None, &[]).await;
+                Box::pin(invite.reject(487, None, &[])).await;
                 return;
             }
         }
@@ -95,7 +93,9 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
     let codec = offer.choose();
     let answer = sdp::answer(ctx.media.public_ip(), socket.port, codec);
     let info = invite.info.clone();
-    let caller_leg = match invite.accept(&ctx.stack, answer).await {
+    // Boxed, like the rejections above: the answering state is large and
+    // would otherwise be reserved in every held call's task for its life.
+    let caller_leg = match Box::pin(invite.accept(&ctx.stack, answer)).await {
         Ok(leg) => leg,
         Err(e) => {
             tracing::warn!(error = %e, "could not answer INVITE");
@@ -282,7 +282,9 @@ impl Call {
                     tracing::debug!(call = %self.id, ?event, "room leg ended");
                     self.step(Input::RoomHungUp)
                 }
-                outcome = dial_outcome(&mut self.dialing) => self.room_outcome(outcome).await,
+                outcome = dial_outcome(&mut self.dialing) => {
+                    Box::pin(self.room_outcome(outcome)).await
+                }
                 answer = refer_answer(&mut self.refer) => self.refer_answered(answer),
                 msg = rx.recv() => match msg {
                     Some(msg) => self.message(msg),

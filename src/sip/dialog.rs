@@ -102,8 +102,12 @@ impl Leg {
                     self.ended = true;
                     return LegEvent::AckTimeout;
                 }
-                Inbound::Request(r) => *r,
+                Inbound::Request(r) => r,
             };
+            // Answering goes through boxed futures: the answering states
+            // (several KiB) then live on the heap only while a request is
+            // being answered, not in every idle call's task, which waits
+            // here for its whole life (the per-call memory figure).
             let cseq = request.base_headers.cseq.cseq;
             if request.line.method == Method::ACK {
                 // An ACK carries its INVITE's CSeq; any other is not ours.
@@ -116,31 +120,32 @@ impl Leg {
                 }
                 continue;
             }
+            let endpoint = &self.s.endpoint;
             // RFC 3261 §12.2.2: a request whose CSeq is not above the last
             // one is out of order: 500, and the dialog goes on.
             if self.s.remote_cseq != 0 && cseq <= self.s.remote_cseq {
-                reply(&self.s.endpoint, request, 500, Some("CSeq Out Of Order")).await;
+                Box::pin(reply(endpoint, *request, 500, Some("CSeq Out Of Order"))).await;
                 continue;
             }
             self.s.remote_cseq = cseq;
             match request.line.method {
                 Method::BYE => {
                     self.ended = true;
-                    reply(&self.s.endpoint, request, 200, None).await;
+                    Box::pin(reply(endpoint, *request, 200, None)).await;
                     return LegEvent::Bye;
                 }
-                Method::INVITE => self.answer_reinvite(request).await,
+                Method::INVITE => Box::pin(self.answer_reinvite(*request)).await,
                 Method::NOTIFY => {
                     let progress = refer_progress(&request);
-                    reply(&self.s.endpoint, request, 200, None).await;
+                    Box::pin(reply(endpoint, *request, 200, None)).await;
                     if let Some(code) = progress {
                         return LegEvent::ReferProgress(code);
                     }
                 }
                 Method::INFO | Method::OPTIONS | Method::UPDATE => {
-                    reply(&self.s.endpoint, request, 200, None).await
+                    Box::pin(reply(endpoint, *request, 200, None)).await
                 }
-                _ => reply(&self.s.endpoint, request, 405, None).await,
+                _ => Box::pin(reply(endpoint, *request, 405, None)).await,
             }
         }
     }
