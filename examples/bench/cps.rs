@@ -128,7 +128,7 @@ fn sipp_counts(path: &Path) -> Result<(u64, u64), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("sipp statistics: {e}"))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().ok_or("sipp statistics empty")?.split(';').collect();
-    let last: Vec<&str> = lines.last().ok_or("sipp statistics have no row")?.split(';').collect();
+    let last: Vec<&str> = lines.next_back().ok_or("sipp statistics have no row")?.split(';').collect();
     let field = |name: &str| -> Result<u64, String> {
         let i = header
             .iter()

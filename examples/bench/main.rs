@@ -392,7 +392,8 @@ fn main() {
         }
     };
     let dir = std::env::temp_dir().join(format!("pinless-bench-{}", std::process::id()));
-    let other: Option<fn(&Args, &Path) -> Result<(), String>> = match args.mode.as_str() {
+    type Mode = fn(&Args, &Path) -> Result<(), String>;
+    let other: Option<Mode> = match args.mode.as_str() {
         "hold" => None,
         "transfer" => Some(transfer::run),
         "cps" => Some(cps::run),

@@ -205,7 +205,8 @@ fn table(args: &Args, samples: &[Sample], failures: usize) {
     );
     println!("| metric | p50 | p99 | max | target |");
     println!("|---|---|---|---|---|");
-    let rows: [(&str, fn(&Sample) -> f64, &str); 3] = [
+    type Row = (&'static str, fn(&Sample) -> f64, &'static str);
+    let rows: [Row; 3] = [
         ("update → room INVITE", |s| s.update_to_invite, "p99 ≤ 2 ms"),
         ("room 200 OK → first relayed packet at the caller", |s| s.ok_to_audio, "p99 ≤ 25 ms"),
         ("caller's audio gap at the switch", |s| s.gap, "none over 40 ms"),
