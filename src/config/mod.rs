@@ -94,7 +94,7 @@ pub struct LimitsConfig {
     pub invites_per_sec_per_ip: u32,
     /// Share of its time (percent) the hold-music pacer may spend sending
     /// before new INVITEs get 503 + Retry-After; they also do while it runs
-    /// late. 100 leaves only lateness.
+    /// late (see `media::load`). 100 leaves only lateness.
     pub pacer_busy_max_pct: u8,
     /// An INVITE larger than this (headers and body) gets 513.
     pub max_message_bytes: usize,
