@@ -202,7 +202,10 @@ async fn accept_loop(
         if ctx.media.overloaded() {
             // The calls already held come first: their audio stays clean.
             tracing::debug!(source = %info.source, "pacer overloaded: 503");
-            admission.stats.pacer_overloaded.fetch_add(1, Ordering::Relaxed);
+            admission
+                .stats
+                .pacer_overloaded
+                .fetch_add(1, Ordering::Relaxed);
             invite
                 .reject(503, None, &[("Retry-After", "1".into())])
                 .await;

@@ -357,7 +357,8 @@ async fn a_pacer_that_cannot_keep_up_refuses_new_calls_not_held_ones() {
     })
     .await;
     let sip = RawSip::new(call.gw.gw.sip_udp.unwrap()).await;
-    sip.send(&sip.invite("support", "while-overloaded", 1, "")).await;
+    sip.send(&sip.invite("support", "while-overloaded", 1, ""))
+        .await;
     let refused = sip
         .response(Duration::from_secs(3), true)
         .await
@@ -365,7 +366,9 @@ async fn a_pacer_that_cannot_keep_up_refuses_new_calls_not_held_ones() {
     assert_eq!(refused.code(), 503, "{}", refused.0);
     assert_eq!(refused.header("Retry-After"), Some("1"));
     assert_eq!(
-        call.gw.metric("pinless_invites_pacer_overloaded_total").await,
+        call.gw
+            .metric("pinless_invites_pacer_overloaded_total")
+            .await,
         1.0
     );
     // The held caller still hears an unbroken stream.
@@ -389,7 +392,10 @@ async fn a_second_caller_beyond_max_calls_gets_503_and_is_counted() {
         .expect("an answer");
     assert_eq!(refused.code(), 503, "{}", refused.0);
     assert!(refused.header("Retry-After").is_some());
-    assert_eq!(call.gw.metric("pinless_invites_at_capacity_total").await, 1.0);
+    assert_eq!(
+        call.gw.metric("pinless_invites_at_capacity_total").await,
+        1.0
+    );
     // With the default pacer limit, a held call is nowhere near overload.
     assert_eq!(call.gw.metric("pinless_pacer_overloaded").await, 0.0);
 }

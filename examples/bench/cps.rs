@@ -24,8 +24,11 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
 
     let total = u64::from(args.rate) * args.secs;
     let scenario = dir.join("caller-cps.xml");
-    std::fs::write(&scenario, scenarios::caller(rx.addr.port(), HOLD.as_millis() as u64))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &scenario,
+        scenarios::caller(rx.addr.port(), HOLD.as_millis() as u64),
+    )
+    .map_err(|e| e.to_string())?;
     let stats = dir.join("cps-stats.csv");
     let caller_args: Vec<String> = [
         &format!("127.0.0.1:{sip}"),
@@ -58,8 +61,13 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     .collect();
     let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
     let started = Instant::now();
-    let mut caller = pinned(1, Path::new("sipp"), &caller_args, &dir.join("caller-cps.log"))
-        .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
+    let mut caller = pinned(
+        1,
+        Path::new("sipp"),
+        &caller_args,
+        &dir.join("caller-cps.log"),
+    )
+    .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
     let status = caller.wait().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     let cpu1 = proc::cpu_secs(pid).ok_or("server process gone")?;
@@ -75,14 +83,14 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
         webhooks += 1;
         first = first.or(Some(a.at));
         last = Some(a.at);
-        let signed = a
-            .headers
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("x-pinless-timestamp").then(|| value.trim().parse::<u64>().ok())?
-            });
-        let at_ms = a.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0);
+        let signed = a.headers.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-pinless-timestamp")
+                .then(|| value.trim().parse::<u64>().ok())?
+        });
+        let at_ms =
+            a.at.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64() * 1000.0);
         if let (Some(signed), Ok(at)) = (signed, at_ms) {
             latency.push(at - signed as f64);
         }
@@ -105,7 +113,11 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     println!("| calls failed (sipp) | {failed} | 0 |");
     println!("| sipp exit status | {} | 0 |", status.code().unwrap_or(-1));
     println!("| webhooks received | {webhooks} | one per call |");
-    let rate = if span > 0.0 { (webhooks.saturating_sub(1)) as f64 / span } else { 0.0 };
+    let rate = if span > 0.0 {
+        (webhooks.saturating_sub(1)) as f64 / span
+    } else {
+        0.0
+    };
     println!("| achieved rate (webhooks / s) | {rate:.0} | ≥ 1,000 |");
     let cpu_ms = (cpu1 - cpu0) * 1000.0 / total as f64;
     println!("| pinless CPU per call (set-up, 1 s of music, BYE, record) | {cpu_ms:.3} ms | - |");
@@ -127,8 +139,16 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
 fn sipp_counts(path: &Path) -> Result<(u64, u64), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("sipp statistics: {e}"))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().ok_or("sipp statistics empty")?.split(';').collect();
-    let last: Vec<&str> = lines.next_back().ok_or("sipp statistics have no row")?.split(';').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("sipp statistics empty")?
+        .split(';')
+        .collect();
+    let last: Vec<&str> = lines
+        .next_back()
+        .ok_or("sipp statistics have no row")?
+        .split(';')
+        .collect();
     let field = |name: &str| -> Result<u64, String> {
         let i = header
             .iter()
@@ -140,4 +160,3 @@ fn sipp_counts(path: &Path) -> Result<(u64, u64), String> {
     };
     Ok((field("SuccessfulCall(C)")?, field("FailedCall(C)")?))
 }
-

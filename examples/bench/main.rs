@@ -71,7 +71,9 @@ fn parse_args() -> Result<Args, String> {
             "--transfers" if (1..=2000).contains(&n) => transfers = n as u32,
             "--transfers" => return Err("--transfers: 1 to 2000".into()),
             "--rate" if (1..=1400).contains(&n) => rate = n as u32,
-            "--rate" => return Err("--rate: 1 to 1400 (3 s of calls must fit the RTP ports)".into()),
+            "--rate" => {
+                return Err("--rate: 1 to 1400 (3 s of calls must fit the RTP ports)".into());
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -177,7 +179,10 @@ fn hold_run(
 /// Calls per second for setting up `calls` held calls, and how long that takes.
 fn ramp(calls: u32) -> (u32, Duration) {
     let rate = (calls / 5).clamp(10, 400);
-    (rate, Duration::from_secs_f64(f64::from(calls) / f64::from(rate)))
+    (
+        rate,
+        Duration::from_secs_f64(f64::from(calls) / f64::from(rate)),
+    )
 }
 
 /// sipp on core 1 placing `calls` calls to `sip` (at the `ramp` rate),
@@ -192,8 +197,11 @@ fn start_callers(
 ) -> Result<Child, String> {
     let (rate, _) = ramp(calls);
     let scenario = dir.join(format!("caller-{name}.xml"));
-    std::fs::write(&scenario, scenarios::caller(rtp_port, hold.as_millis() as u64))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &scenario,
+        scenarios::caller(rtp_port, hold.as_millis() as u64),
+    )
+    .map_err(|e| e.to_string())?;
     let caller_args: Vec<String> = [
         &format!("127.0.0.1:{sip}"),
         "-sf",
@@ -218,8 +226,13 @@ fn start_callers(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    pinned(1, Path::new("sipp"), &caller_args, &dir.join(format!("caller-{name}.log")))
-        .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))
+    pinned(
+        1,
+        Path::new("sipp"),
+        &caller_args,
+        &dir.join(format!("caller-{name}.log")),
+    )
+    .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))
 }
 
 fn pinless_binary() -> Result<PathBuf, String> {
@@ -327,7 +340,12 @@ fn table(args: &Args, p: &Run, s: &Run) {
     row("calls up", p.calls_up as f64, s.calls_up as f64, "");
     row("CPU per 1,000 held calls", per_k(p), per_k(s), "% core");
     let soft_k = |r: &Run| r.softirq_pct * 1000.0 / f64::from(args.calls);
-    row("  + ksoftirqd/0 meanwhile, per 1,000", soft_k(p), soft_k(s), "% core");
+    row(
+        "  + ksoftirqd/0 meanwhile, per 1,000",
+        soft_k(p),
+        soft_k(s),
+        "% core",
+    );
     row(
         "memory per held call",
         p.rss_per_call_kib,

@@ -95,7 +95,9 @@ impl Ng {
         msg.extend(encode(command));
         let mut buf = vec![0u8; 65536];
         for _ in 0..3 {
-            self.socket.send_to(&msg, self.to).map_err(|e| e.to_string())?;
+            self.socket
+                .send_to(&msg, self.to)
+                .map_err(|e| e.to_string())?;
             let Ok(n) = self.socket.recv(&mut buf) else {
                 continue;
             };
@@ -129,4 +131,3 @@ pub fn audio_port(sdp: &str) -> Option<u16> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|p| p.parse().ok())
 }
-

@@ -269,7 +269,9 @@ fn receive(socket: UdpSocket, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
                         }
                     }
                 }
-                let from = msg.address.and_then(|a| a.as_sockaddr_in().map(|v4| SocketAddr::V4((*v4).into())));
+                let from = msg
+                    .address
+                    .and_then(|a| a.as_sockaddr_in().map(|v4| SocketAddr::V4((*v4).into())));
                 got.push((i, msg.bytes, at, from));
             }
         }

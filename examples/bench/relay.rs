@@ -171,7 +171,12 @@ async fn bridge_all(
         let _ = update.await;
         let offer = sdp::parse(&invite.info.sdp).map_err(|e| e.to_string())?;
         let answer = sdp::answer(room_media.ip(), room_media.port(), offer.choose());
-        legs.push(invite.accept(&room, answer).await.map_err(|e| e.to_string())?);
+        legs.push(
+            invite
+                .accept(&room, answer)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         ports.push(offer.addr);
     }
     Ok((ports, legs))
@@ -194,8 +199,13 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut server = pinned(0, Path::new("rtpengine"), &rtp_args, &dir.join("rtpengine.log"))
-        .map_err(|e| format!("rtpengine: {e} (apt-get install rtpengine-daemon)"))?;
+    let mut server = pinned(
+        0,
+        Path::new("rtpengine"),
+        &rtp_args,
+        &dir.join("rtpengine.log"),
+    )
+    .map_err(|e| format!("rtpengine: {e} (apt-get install rtpengine-daemon)"))?;
     std::thread::sleep(Duration::from_millis(800));
     let result = (|| {
         let mut ng = Ng::new(([127, 0, 0, 1], ng_port).into()).map_err(|e| e.to_string())?;
@@ -254,7 +264,12 @@ fn table(args: &Args, p: &Relay, r: &Relay) {
     };
     row("CPU per relayed packet", per_packet(p), per_packet(r), "µs");
     row("CPU", p.cpu_pct, r.cpu_pct, "% core");
-    row("packets relayed (both ways)", p.packets() as f64, r.packets() as f64, "");
+    row(
+        "packets relayed (both ways)",
+        p.packets() as f64,
+        r.packets() as f64,
+        "",
+    );
     row(
         "packets lost (sequence gaps)",
         (p.a.lost + p.b.lost) as f64,

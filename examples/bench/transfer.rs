@@ -208,8 +208,16 @@ fn table(args: &Args, samples: &[Sample], failures: usize) {
     type Row = (&'static str, fn(&Sample) -> f64, &'static str);
     let rows: [Row; 3] = [
         ("update → room INVITE", |s| s.update_to_invite, "p99 ≤ 2 ms"),
-        ("room 200 OK → first relayed packet at the caller", |s| s.ok_to_audio, "p99 ≤ 25 ms"),
-        ("caller's audio gap at the switch", |s| s.gap, "none over 40 ms"),
+        (
+            "room 200 OK → first relayed packet at the caller",
+            |s| s.ok_to_audio,
+            "p99 ≤ 25 ms",
+        ),
+        (
+            "caller's audio gap at the switch",
+            |s| s.gap,
+            "none over 40 ms",
+        ),
     ];
     for (name, value, target) in rows {
         let mut v: Vec<f64> = samples.iter().map(value).collect();
@@ -221,5 +229,8 @@ fn table(args: &Args, samples: &[Sample], failures: usize) {
             v.last().copied().unwrap_or(f64::NAN)
         );
     }
-    println!("\ntransfers measured: {}; failed: {failures}", samples.len());
+    println!(
+        "\ntransfers measured: {}; failed: {failures}",
+        samples.len()
+    );
 }

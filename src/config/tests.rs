@@ -74,7 +74,10 @@ fn bad_value_is_named() {
     assert!(err.to_string().contains("media.rtp_port_min"), "{err}");
     let err = load(&format!("{ENTRY}[limits]\npacer_busy_max_pct = 120\n"), &[]).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("limits.pacer_busy_max_pct") && msg.contains("0 to 100"), "{msg}");
+    assert!(
+        msg.contains("limits.pacer_busy_max_pct") && msg.contains("0 to 100"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -112,7 +112,8 @@ mod tests {
         for _ in 0..WINDOW - 1 {
             assert_eq!(g.slot(lateness, work), None);
         }
-        g.slot(lateness, work).expect("a verdict at the end of the window")
+        g.slot(lateness, work)
+            .expect("a verdict at the end of the window")
     }
 
     #[test]

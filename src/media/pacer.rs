@@ -264,7 +264,11 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge)
                     busy = format!("{:.0}%", v.busy * 100.0),
                     late_slots = v.late,
                     "pacer load changed: new calls are {}",
-                    if v.overloaded { "refused (503)" } else { "taken again" }
+                    if v.overloaded {
+                        "refused (503)"
+                    } else {
+                        "taken again"
+                    }
                 );
             }
             stats
