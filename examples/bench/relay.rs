@@ -14,7 +14,7 @@ use crate::load::Load;
 use crate::ng::{Ng, audio_port};
 use crate::receiver::{Receiver, Stats};
 use crate::{Args, free_port, pinned, proc, ramp, row, sink, start_callers, start_pinless};
-use pinless::sip::{Stack, StackConfig, sdp};
+use pinless::sip::sdp;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Child;
@@ -92,19 +92,8 @@ fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Re
     let hold = ramp + Duration::from_secs(90 + args.secs + u64::from(args.calls) / 50);
     let mut callers = start_callers(sip, a.addr.port(), args.calls, hold, dir, "relay")?;
     let result = (|| {
-        let mut calls = Vec::new();
         let by = Instant::now() + ramp + Duration::from_secs(15);
-        while calls.len() < args.calls as usize {
-            let left = by.saturating_duration_since(Instant::now());
-            let arrival = arrivals
-                .recv_timeout(left)
-                .map_err(|_| format!("{} of {} webhooks arrived", calls.len(), args.calls))?;
-            let body: serde_json::Value =
-                serde_json::from_slice(&arrival.body).map_err(|e| e.to_string())?;
-            if let (Some(id), Some(d)) = (body["callId"].as_str(), body["callDomain"].as_str()) {
-                calls.push((id.to_string(), d.to_string()));
-            }
-        }
+        let calls = sink::calls(&arrivals, args.calls as usize, by)?;
         // Music came from each call's caller-side port: that is where the
         // callers' audio goes.
         while a.sources().len() < args.calls as usize && Instant::now() < by {
@@ -142,17 +131,7 @@ async fn bridge_all(
     api: SocketAddr,
     room_media: SocketAddr,
 ) -> Result<(Vec<SocketAddr>, Vec<pinless::sip::Leg>), String> {
-    let (room, mut invites) = Stack::start(StackConfig {
-        udp: Some(([127, 0, 0, 1], 0).into()),
-        tcp: None,
-        tls: None,
-        tls_connector: None,
-        public_host: "127.0.0.1".into(),
-        invite_queue: 64,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let room_addr = room.udp_addr().ok_or("room has no UDP address")?;
+    let (room, mut invites, room_addr) = crate::transfer::room().await?;
     let http = reqwest::Client::new();
     let url = format!("http://{api}/v1/dialin/pinlessCallUpdate");
     let (mut ports, mut legs) = (Vec::new(), Vec::new());

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// A webhook as it arrived.
 pub struct Arrival {
@@ -68,4 +68,26 @@ fn serve(stream: TcpStream, tx: mpsc::Sender<Arrival>) {
         }
         let _ = tx.send(Arrival { at, headers, body });
     }
+}
+
+/// The `(callId, callDomain)` of the next `n` incoming-call webhooks,
+/// waiting until `by` at most.
+pub fn calls(
+    arrivals: &mpsc::Receiver<Arrival>,
+    n: usize,
+    by: Instant,
+) -> Result<Vec<(String, String)>, String> {
+    let mut calls = Vec::new();
+    while calls.len() < n {
+        let left = by.saturating_duration_since(Instant::now());
+        let arrival = arrivals
+            .recv_timeout(left)
+            .map_err(|_| format!("{} of {n} webhooks arrived", calls.len()))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&arrival.body).map_err(|e| e.to_string())?;
+        if let (Some(id), Some(domain)) = (body["callId"].as_str(), body["callDomain"].as_str()) {
+            calls.push((id.to_string(), domain.to_string()));
+        }
+    }
+    Ok(calls)
 }

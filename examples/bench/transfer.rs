@@ -14,10 +14,11 @@
 use crate::receiver::Receiver;
 use crate::{Args, free_port, quantile, ramp, sink, start_callers, start_pinless};
 use pinless::media::rtp::{HEADER_LEN, Header};
-use pinless::sip::{Stack, StackConfig, sdp};
+use pinless::sip::{IncomingInvite, Stack, StackConfig, sdp};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
 
 /// The room's audio: every payload byte this value.
 const ROOM_BYTE: u8 = 0x5A;
@@ -40,19 +41,8 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     let mut callers = start_callers(sip, rx.addr.port(), args.calls, hold, dir, "transfer")?;
 
     // Every caller held and announced: collect the call ids.
-    let mut calls = Vec::new();
     let by = Instant::now() + ramp + Duration::from_secs(15);
-    while calls.len() < args.calls as usize {
-        let left = by.saturating_duration_since(Instant::now());
-        let arrival = arrivals
-            .recv_timeout(left)
-            .map_err(|_| format!("{} of {} webhooks arrived", calls.len(), args.calls))?;
-        let body: serde_json::Value =
-            serde_json::from_slice(&arrival.body).map_err(|e| e.to_string())?;
-        if let (Some(id), Some(domain)) = (body["callId"].as_str(), body["callDomain"].as_str()) {
-            calls.push((id.to_string(), domain.to_string()));
-        }
-    }
+    let calls = sink::calls(&arrivals, args.calls as usize, by)?;
     while rx.ssrcs() < args.calls as usize && Instant::now() < by {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -81,17 +71,7 @@ async fn transfer_all<'a>(
     api: SocketAddr,
     rx: &Receiver,
 ) -> Result<(Vec<Sample>, usize), String> {
-    let (room, mut invites) = Stack::start(StackConfig {
-        udp: Some(([127, 0, 0, 1], 0).into()),
-        tcp: None,
-        tls: None,
-        tls_connector: None,
-        public_host: "127.0.0.1".into(),
-        invite_queue: 64,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let room_addr = room.udp_addr().ok_or("room has no UDP address")?;
+    let (room, mut invites, room_addr) = room().await?;
     let audio = std::sync::Arc::new(
         tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
@@ -174,6 +154,23 @@ async fn transfer_all<'a>(
         l.abort();
     }
     Ok((samples, failures))
+}
+
+/// A SIP stack on a free loopback UDP port that stands for the rooms;
+/// returns it, its INVITEs and its address.
+pub async fn room() -> Result<(Stack, mpsc::Receiver<IncomingInvite>, SocketAddr), String> {
+    let (stack, invites) = Stack::start(StackConfig {
+        udp: Some(([127, 0, 0, 1], 0).into()),
+        tcp: None,
+        tls: None,
+        tls_connector: None,
+        public_host: "127.0.0.1".into(),
+        invite_queue: 64,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let addr = stack.udp_addr().ok_or("room has no UDP address")?;
+    Ok((stack, invites, addr))
 }
 
 /// A room's audio: `ROOM_BYTE` payloads every 20 ms to `to`, from the
