@@ -6,7 +6,7 @@
 //! (`X-Pinless-Timestamp`) to the app holding it.
 
 use crate::receiver::Receiver;
-use crate::{Args, free_port, pinned, proc, quantile, scenarios, sink, start_pinless};
+use crate::{Args, CallerLoad, free_port, proc, quantile, sink, sipp_callers, start_pinless};
 use std::path::Path;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -23,33 +23,14 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(800));
 
     let total = u64::from(args.rate) * args.secs;
-    let scenario = dir.join("caller-cps.xml");
-    std::fs::write(
-        &scenario,
-        scenarios::caller(rx.addr.port(), HOLD.as_millis() as u64),
-    )
-    .map_err(|e| e.to_string())?;
     let stats = dir.join("cps-stats.csv");
-    let caller_args: Vec<String> = [
-        &format!("127.0.0.1:{sip}"),
-        "-sf",
-        &scenario.display().to_string(),
-        "-s",
-        "support",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &free_port().to_string(),
-        "-r",
-        &args.rate.to_string(),
-        "-m",
-        &total.to_string(),
-        "-l",
-        &concurrent.to_string(),
-        "-buff_size",
-        "4194304",
-        "-timeout",
-        &(args.secs + 60).to_string(),
+    let load = CallerLoad {
+        rate: args.rate,
+        total,
+        concurrent,
+        timeout_secs: args.secs + 60,
+    };
+    let trace: Vec<String> = [
         "-trace_stat",
         "-stf",
         &stats.display().to_string(),
@@ -61,13 +42,7 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     .collect();
     let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
     let started = Instant::now();
-    let mut caller = pinned(
-        1,
-        Path::new("sipp"),
-        &caller_args,
-        &dir.join("caller-cps.log"),
-    )
-    .map_err(|e| format!("sipp: {e} (apt-get install sip-tester)"))?;
+    let mut caller = sipp_callers(sip, rx.addr.port(), HOLD, &load, &trace, dir, "cps")?;
     let status = caller.wait().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     let cpu1 = proc::cpu_secs(pid).ok_or("server process gone")?;

@@ -185,6 +185,15 @@ fn ramp(calls: u32) -> (u32, Duration) {
     )
 }
 
+/// How many calls sipp places, how fast and how many at once, and how
+/// long it may run.
+struct CallerLoad {
+    rate: u32,
+    total: u64,
+    concurrent: u32,
+    timeout_secs: u64,
+}
+
 /// sipp on core 1 placing `calls` calls to `sip` (at the `ramp` rate),
 /// each held for `hold` with its RTP pointed at our receiver.
 fn start_callers(
@@ -195,14 +204,33 @@ fn start_callers(
     dir: &Path,
     name: &str,
 ) -> Result<Child, String> {
-    let (rate, _) = ramp(calls);
+    let load = CallerLoad {
+        rate: ramp(calls).0,
+        total: u64::from(calls),
+        concurrent: calls,
+        timeout_secs: hold.as_secs() + 30,
+    };
+    sipp_callers(sip, rtp_port, hold, &load, &[], dir, name)
+}
+
+/// sipp on core 1 placing `load` calls to `sip`, each held for `hold` with
+/// its RTP pointed at our receiver; `extra` goes on sipp's command line.
+fn sipp_callers(
+    sip: u16,
+    rtp_port: u16,
+    hold: Duration,
+    load: &CallerLoad,
+    extra: &[String],
+    dir: &Path,
+    name: &str,
+) -> Result<Child, String> {
     let scenario = dir.join(format!("caller-{name}.xml"));
     std::fs::write(
         &scenario,
         scenarios::caller(rtp_port, hold.as_millis() as u64),
     )
     .map_err(|e| e.to_string())?;
-    let caller_args: Vec<String> = [
+    let mut caller_args: Vec<String> = [
         &format!("127.0.0.1:{sip}"),
         "-sf",
         &scenario.display().to_string(),
@@ -213,19 +241,20 @@ fn start_callers(
         "-p",
         &free_port().to_string(),
         "-r",
-        &rate.to_string(),
+        &load.rate.to_string(),
         "-m",
-        &calls.to_string(),
+        &load.total.to_string(),
         "-l",
-        &calls.to_string(),
+        &load.concurrent.to_string(),
         "-buff_size",
         "4194304",
         "-timeout",
-        &(hold.as_secs() + 30).to_string(),
+        &load.timeout_secs.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    caller_args.extend_from_slice(extra);
     pinned(
         1,
         Path::new("sipp"),
