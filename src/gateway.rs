@@ -2,7 +2,7 @@
 //! API, and the loop that hands each new INVITE to a call driver.
 
 use crate::api::{self, Api, ApiError, Provisioning};
-use crate::call::admission::Admission;
+use crate::call::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, Registry, config_entries};
 use crate::config::{Config, ConfigError};
@@ -14,7 +14,6 @@ use crate::store::{Store, StoreError};
 use crate::webhook::{self, RetryPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -65,13 +64,13 @@ impl Gateway {
             .public_ip
             .parse()
             .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?;
-        let media = MediaEngine::start(
+        let media = Arc::new(MediaEngine::start(
             music,
             ip,
             config.media.rtp_port_min,
             config.media.rtp_port_max,
             f64::from(config.limits.pacer_busy_max_pct) / 100.0,
-        )?;
+        )?);
         let (stack, invites) = Stack::start(StackConfig {
             udp: Config::optional_addr("sip.udp", &config.sip.udp)?,
             tcp: Config::optional_addr("sip.tcp", &config.sip.tcp)?,
@@ -90,7 +89,8 @@ impl Gateway {
             webhooks,
             registry: registry.clone(),
             call_domain: call_domain.clone(),
-            media,
+            media: media.clone(),
+            clock: crate::clock::Clock::start(),
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.
@@ -99,10 +99,17 @@ impl Gateway {
             Some(p) if p != 5060 => format!("{}:{p}", config.sip.public_host),
             _ => config.sip.public_host.clone(),
         };
-        let admission = Arc::new(Admission::new(
-            config.limits.invites_per_sec_per_ip,
-            &config.sip.public_host,
-        ));
+        let door = DoorConfig {
+            invites_per_sec_per_ip: config.limits.invites_per_sec_per_ip,
+            realm: config.sip.public_host.clone(),
+            limits: MessageLimits {
+                max_message_bytes: config.limits.max_message_bytes,
+                max_headers: config.limits.max_headers,
+                max_header_line_bytes: config.limits.max_header_line_bytes,
+            },
+            max_calls: config.limits.max_calls,
+        };
+        let admission = Arc::new(Admission::new(door, entries.clone(), media));
         let api_state = Arc::new(Api {
             admission: admission.stats.clone(),
             registry: registry.clone(),
@@ -126,19 +133,7 @@ impl Gateway {
             let _ = api_stop.wait_for(|s| *s).await;
         })?;
         tokio::spawn(server);
-        let limits = MessageLimits {
-            max_message_bytes: config.limits.max_message_bytes,
-            max_headers: config.limits.max_headers,
-            max_header_line_bytes: config.limits.max_header_line_bytes,
-        };
-        tokio::spawn(accept_loop(
-            ctx,
-            entries,
-            invites,
-            (admission, limits),
-            config.limits.max_calls,
-            stopped,
-        ));
+        tokio::spawn(accept_loop(ctx, invites, admission, stopped));
         tracing::info!(
             udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), tls = ?stack.tls_addr(), api = %api_bound, %call_domain,
             "pinless is up"
@@ -160,12 +155,11 @@ impl Gateway {
     }
 }
 
+/// Hands every new INVITE to the one door; what it admits becomes a call.
 async fn accept_loop(
     ctx: Arc<Ctx>,
-    entries: EntryBook,
     mut invites: mpsc::Receiver<IncomingInvite>,
-    (admission, limits): (Arc<Admission>, MessageLimits),
-    max_calls: usize,
+    admission: Arc<Admission>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -174,54 +168,21 @@ async fn accept_loop(
             _ = stopped.wait_for(|s| *s) => return,
         };
         let info = &invite.info;
-        if let Err((code, reason)) = crate::sip::limits::check(info, &limits) {
-            tracing::info!(source = %info.source, reason, "INVITE refused: {code}");
-            invite.reject(code, Some(reason), &[]).await;
-            continue;
-        }
-        let now = webhook::unix_ms();
-        if let Err(r) = admission.rate(info.source.ip(), now) {
-            tracing::debug!(source = %info.source, why = r.why, "INVITE refused: {}", r.code);
-            invite.reject(r.code, None, &r.headers).await;
-            continue;
-        }
-        let user = info.to_user.as_deref().or(info.request_user.as_deref());
-        let Some(entry) = user.and_then(|u| entries.snapshot().find(u)) else {
-            tracing::info!(to = %info.to_uri, from = %info.source, "INVITE matches no dial-in entry: 404");
-            invite.reject(404, None, &[]).await;
-            continue;
-        };
-        if ctx.registry.len() >= max_calls {
-            tracing::warn!(max_calls, "at capacity: 503");
-            admission.stats.at_capacity.fetch_add(1, Ordering::Relaxed);
-            invite
-                .reject(503, None, &[("Retry-After", "5".into())])
-                .await;
-            continue;
-        }
-        if ctx.media.overloaded() {
-            // The calls already held come first: their audio stays clean.
-            tracing::debug!(source = %info.source, "pacer overloaded: 503");
-            admission
-                .stats
-                .pacer_overloaded
-                .fetch_add(1, Ordering::Relaxed);
-            invite
-                .reject(503, None, &[("Retry-After", "1".into())])
-                .await;
-            continue;
-        }
-        if let Err(r) = admission.entry(&entry, info, now) {
-            // A challenge is routine; a refusal is worth an operator's eye.
-            if r.code == 407 {
-                tracing::debug!(source = %info.source, entry = %entry.name, why = r.why, "INVITE challenged: 407");
-            } else {
-                tracing::info!(source = %info.source, entry = %entry.name, why = r.why, "INVITE refused: {}", r.code);
+        match admission.admit(info, crate::clock::unix_ms()) {
+            Ok(admitted) => {
+                tokio::spawn(driver::run(ctx.clone(), admitted, invite));
             }
-            invite.reject(r.code, None, &r.headers).await;
-            continue;
+            Err(r) => {
+                // Challenges and load shedding are routine; other
+                // refusals are worth an operator's eye.
+                if matches!(r.code, 407 | 503) {
+                    tracing::debug!(source = %info.source, to = %info.to_uri, why = r.why, "INVITE refused: {}", r.code);
+                } else {
+                    tracing::info!(source = %info.source, to = %info.to_uri, why = r.why, "INVITE refused: {}", r.code);
+                }
+                invite.refuse(&r).await;
+            }
         }
-        tokio::spawn(driver::run(ctx.clone(), entry, invite));
     }
 }
 

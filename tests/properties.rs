@@ -5,6 +5,7 @@
 
 use pinless::call::machine::{HoldTimeout, Input, Machine, Parties, Policy, State};
 use pinless::call::plan::{Mode, Next, Plan, TransferRequest};
+use pinless::clock::Instant;
 use pinless::config::OnRoomHangup;
 use pinless::sip::digest::{DigestAuth, Verdict};
 use pinless::sip::{headers, sdp};
@@ -66,10 +67,10 @@ proptest! {
             headers: vec![],
             mode: Mode::Bridge,
         };
-        let mut plan = Plan::new(request, 0, Duration::from_secs(30));
+        let mut plan = Plan::new(request, Instant::from_millis(0), Duration::from_secs(30));
         let mut now = 0u64;
         for code in codes {
-            match plan.failed(code, now) {
+            match plan.failed(code, Instant::from_millis(now)) {
                 Next::Try(t) => prop_assert!(t.starts_with("sip:r")),
                 Next::Wait(d) => {
                     prop_assert!(d <= Duration::from_secs(2));
@@ -82,15 +83,24 @@ proptest! {
         }
     }
 
+    /// Any sequence of facts, requests and elapsed time: an ended call
+    /// never acts again, no more time is counted than passed, a timeout
+    /// leaves no deadline due, and every state it reaches
+    /// survives a save and restore (serde) unchanged.
     #[test]
     fn the_call_machine_survives_any_event_sequence(
-        events in proptest::collection::vec(0u8..14, 0..60),
+        events in proptest::collection::vec(0u8..15, 0..60),
+        announce in proptest::bool::ANY,
     ) {
         let policy = Policy {
             transfer_timeout: Duration::from_secs(30),
             max_hold: Duration::from_secs(600),
             on_room_hangup: OnRoomHangup::Hold,
-            on_hold_timeout: HoldTimeout::Transfer("sip:overflow@h".into()),
+            on_hold_timeout: if announce {
+                HoldTimeout::Hangup { announcement: Some(Duration::from_secs(3)) }
+            } else {
+                HoldTimeout::Transfer("sip:overflow@h".into())
+            },
             ring_cap: Duration::from_secs(30),
         };
         let parties = Parties {
@@ -99,34 +109,49 @@ proptest! {
             from: "f".into(),
             to: "t".into(),
             entry: "e".into(),
-            caller_headers: vec![],
+            caller_headers: vec![("X-Lang".into(), "de".into())],
         };
-        let mut m = Machine::answered(parties, policy, 0);
+        let mut m = Machine::answered(parties, policy, Instant::from_millis(0), 1_700_000_000_000);
         let mut now = 0;
         for e in events {
             now += 100;
-            let was_ended = m.state == State::Ended;
+            let was_ended = m.state() == State::Ended;
+            let at = Instant::from_millis(now);
             let actions = match e {
-                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge }, None, now).map(|(_, a)| a).unwrap_or_default(),
-                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer }, Some("k".into()), now).map(|(_, a)| a).unwrap_or_default(),
-                2 => m.request_hold(now).unwrap_or_default(),
-                3 => m.handle(Input::RoomAnswered, now),
-                4 => m.handle(Input::RoomFailed { code: Some(480), reason: "x".into() }, now),
-                5 => m.handle(Input::RoomFailed { code: Some(603), reason: "x".into() }, now),
-                6 => m.handle(Input::RetryDue, now),
-                7 => m.handle(Input::ReferFailed { code: Some(405), reason: "x".into() }, now),
-                8 => m.handle(Input::ReferSucceeded, now),
-                9 => m.handle(Input::RoomHungUp, now),
-                10 => m.handle(Input::HoldTimeout, now),
-                11 => m.handle(Input::CallerHungUp, now),
-                12 => m.handle(Input::HangupRequested, now),
-                _ => m.handle(Input::AnnouncementDone, now),
+                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge }, None, at).map(|(_, a)| a).unwrap_or_default(),
+                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer }, Some("k".into()), at).map(|(_, a)| a).unwrap_or_default(),
+                2 => m.request_hold(at).unwrap_or_default(),
+                3 => m.handle(Input::RoomAnswered, at),
+                4 => m.handle(Input::RoomFailed { code: Some(480), reason: "x".into() }, at),
+                5 => m.handle(Input::RoomFailed { code: Some(603), reason: "x".into() }, at),
+                6 => m.handle(Input::ReferAnswered(Some(405)), at),
+                7 => m.handle(Input::ReferAnswered(Some(202)), at),
+                8 => m.handle(Input::ReferNotified(200), at),
+                9 => m.handle(Input::RoomHungUp, at),
+                10 => m.handle(Input::CallerHungUp, at),
+                11 => m.handle(Input::HangupRequested, at),
+                12 => m.handle(Input::ReferNotified(503), at),
+                // Time passes to the machine's next deadline.
+                _ => match m.poll_timeout() {
+                    Some(deadline) => {
+                        now = now.max(deadline.as_millis());
+                        let actions = m.handle_timeout(Instant::from_millis(now));
+                        let next = m.poll_timeout();
+                        prop_assert!(next.is_none_or(|d| d.as_millis() > now), "a deadline left due: {next:?}");
+                        actions
+                    }
+                    None => vec![],
+                },
             };
             if was_ended {
                 prop_assert!(actions.is_empty(), "an ended call acted: {actions:?}");
-                prop_assert_eq!(m.state, State::Ended);
+                prop_assert_eq!(m.state(), State::Ended);
             }
-            prop_assert!(m.hold_ms + m.talk_ms <= now, "more time counted than passed");
+            let view = m.view();
+            prop_assert!(view.hold_ms + view.talk_ms <= now, "more time counted than passed");
+            let saved = serde_json::to_string(&m).unwrap();
+            let restored: Machine = serde_json::from_str(&saved).unwrap();
+            prop_assert_eq!(&restored, &m);
         }
     }
 }

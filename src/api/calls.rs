@@ -1,72 +1,59 @@
 //! `GET /v1/calls`, `GET /v1/calls/{callId}`, `DELETE /v1/calls/{callId}`,
-//! `POST /v1/calls/{callId}/hold`, and `ask`, the one way handlers talk
-//! to a live call's driver.
+//! `POST /v1/calls/{callId}/hold`, and `live`, the one way handlers reach
+//! a live call.
 
 use super::Api;
 use super::reply::{error, json};
-use crate::call::CallId;
-use crate::call::driver::DriverMsg;
-use crate::call::machine::state_name;
-use std::time::Duration;
-use tokio::sync::oneshot;
+use crate::call::{CallError, CallHandle, CallId, NotLive};
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
-/// Sends a request to call `id`'s driver and waits for its answer: 404
-/// for a call never seen, 409 for one that has ended.
-pub(super) async fn ask<T>(
-    api: &Api,
-    id: &str,
-    make: impl FnOnce(oneshot::Sender<T>) -> DriverMsg,
-) -> Result<T, Response<Body>> {
-    let id = CallId(id.to_string());
-    let ended = || error(StatusCode::CONFLICT, "call is ended");
-    let Some(call) = api.registry.get(&id) else {
-        return Err(match api.registry.snapshot(&id) {
-            Some(m) => error(
-                StatusCode::CONFLICT,
-                &format!("call is {}", state_name(m.state)),
-            ),
-            None => error(StatusCode::NOT_FOUND, "unknown callId"),
-        });
-    };
-    let (reply, answer) = oneshot::channel();
-    if call.tx.send(make(reply)).is_err() {
-        return Err(ended());
-    }
-    // The driver answers at once; a timeout means it is ending.
-    match tokio::time::timeout(Duration::from_secs(2), answer).await {
-        Ok(Ok(v)) => Ok(v),
-        _ => Err(ended()),
-    }
+/// A live call's handle: 404 for a call never seen, 409 for one that has
+/// ended.
+pub(super) fn live(api: &Api, id: &str) -> Result<CallHandle, Response<Body>> {
+    api.registry
+        .get(&CallId(id.to_string()))
+        .map_err(|e| match e {
+            NotLive::Unknown => error(StatusCode::NOT_FOUND, &e.to_string()),
+            NotLive::Ended(_) => error(StatusCode::CONFLICT, &e.to_string()),
+        })
+}
+
+/// A request the call could not carry out: 409 either way.
+pub(super) fn refused(e: CallError) -> Response<Body> {
+    error(StatusCode::CONFLICT, &e.to_string())
 }
 
 pub async fn hold(api: &Api, id: &str) -> Response<Body> {
-    match ask(api, id, |reply| DriverMsg::Hold { reply }).await {
-        Ok(Ok(())) => json(
+    let call = match live(api, id) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    match call.hold().await {
+        Ok(()) => json(
             StatusCode::OK,
             &serde_json::json!({ "status": "held", "callId": id }),
         ),
-        Ok(Err(refused)) => error(StatusCode::CONFLICT, &refused.to_string()),
-        Err(response) => response,
+        Err(e) => refused(e),
     }
 }
 
 pub fn list(api: &Api) -> Response<Body> {
     let calls = api.registry.live_snapshots();
+    let calls: Vec<&crate::call::CallView> = calls.iter().map(|c| &**c).collect();
     json(StatusCode::OK, &serde_json::json!({ "calls": calls }))
 }
 
 pub fn get(api: &Api, id: &str) -> Response<Body> {
     match api.registry.snapshot(&CallId(id.to_string())) {
-        Some(call) => json(StatusCode::OK, &call),
+        Some(call) => json(StatusCode::OK, &*call),
         None => error(StatusCode::NOT_FOUND, "unknown callId"),
     }
 }
 
 pub fn hangup(api: &Api, id: &str) -> Response<Body> {
     match api.registry.get(&CallId(id.to_string())) {
-        Some(call) if call.tx.send(DriverMsg::Hangup).is_ok() => json(
+        Ok(call) if call.hangup() => json(
             StatusCode::OK,
             &serde_json::json!({ "status": "ending", "callId": id }),
         ),

@@ -3,9 +3,8 @@
 //! is under way (never waiting for the room).
 
 use super::Api;
-use super::calls::ask;
+use super::calls::{live, refused};
 use super::reply::{error, json};
-use crate::call::driver::DriverMsg;
 use crate::call::{Mode, TransferRequest};
 use crate::sip::headers;
 use serde_json::Value;
@@ -132,20 +131,17 @@ pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Response<Body>
     }
     let first = update.transfer.targets[0].clone();
     let request = update.transfer;
-    let answer = ask(api, &update.call_id, |reply| DriverMsg::Update {
-        request,
-        key,
-        reply,
-    })
-    .await;
-    match answer {
+    let call = match live(api, &update.call_id) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    match call.update(request, key).await {
         // A duplicate gets the very answer the first one got.
-        Ok(Ok(_)) => json(
+        Ok(_) => json(
             StatusCode::OK,
             &serde_json::json!({ "status": "transferring", "callId": update.call_id, "sipUri": first }),
         ),
-        Ok(Err(refused)) => error(StatusCode::CONFLICT, &refused.to_string()),
-        Err(response) => response,
+        Err(e) => refused(e),
     }
 }
 

@@ -1,14 +1,22 @@
-//! Who may place a call: first a per-source INVITE rate, then the matched
-//! entry's IP allow list (`allowed_cidrs`, else 403) and digest
-//! credentials (`credentials`, else 407 with a challenge, or 403 for wrong
-//! ones). An entry with neither takes anyone, which the config only allows
-//! when it says `open = true`. Every refusal is counted and logged with its
-//! source and reason, never with what the caller sent as credentials.
+//! The one door for new calls. `Admission::admit` decides, for every
+//! INVITE the SIP layer hands over, whether it becomes a call: message
+//! limits (513/400), the per-source rate (503), a matching entry (404),
+//! a place under `max_calls` (503), a pacer that keeps up (503), the
+//! entry's allow list (403) and digest credentials (407, or 403 for wrong
+//! ones), an offer we can answer (488), and an RTP port (503). What it
+//! admits carries everything the call needs, its permit among them; what
+//! it refuses is a `Refusal` to send. Every refusal is counted and logged
+//! with its source and reason, never with what the caller sent as
+//! credentials.
 
-use super::entries::Entry;
+use super::capacity::{Capacity, Permit};
+use super::entries::{Entry, EntryBook};
 use super::rate::RateLimiter;
-use crate::sip::InviteInfo;
+use crate::media::{MediaEngine, RtpSocket};
 use crate::sip::digest::{DigestAuth, Verdict};
+use crate::sip::limits::MessageLimits;
+use crate::sip::sdp::{self, PeerMedia};
+use crate::sip::{InviteInfo, Refusal};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,19 +34,35 @@ pub struct AdmissionStats {
     pub pacer_overloaded: AtomicU64,
 }
 
-/// What to answer an INVITE that may not go on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub why: &'static str,
+/// An INVITE let in, with what its call needs. Dropping it (a caller who
+/// cancels before the answer) gives the place and the port back.
+pub struct Admitted {
+    pub entry: Arc<Entry>,
+    pub offer: PeerMedia,
+    pub socket: RtpSocket,
+    /// The call's place under `max_calls`, held until it ends.
+    pub permit: Permit,
 }
 
 /// Admission control for the whole node.
 pub struct Admission {
     limiter: Mutex<RateLimiter>,
     digest: DigestAuth,
+    limits: MessageLimits,
+    capacity: Capacity,
+    entries: EntryBook,
+    /// Whether the pacer keeps up, and a port for each call.
+    media: Arc<MediaEngine>,
     pub stats: Arc<AdmissionStats>,
+}
+
+/// What the door is configured with.
+pub struct DoorConfig {
+    pub invites_per_sec_per_ip: u32,
+    /// Shown in digest challenges (the node's SIP host).
+    pub realm: String,
+    pub limits: MessageLimits,
+    pub max_calls: usize,
 }
 
 /// True when `ip` is inside `net/len`. IPv4-mapped IPv6 sources count as
@@ -62,17 +86,69 @@ pub fn cidr_contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
 }
 
 impl Admission {
-    /// `realm` is shown in digest challenges (the node's SIP host).
-    pub fn new(invites_per_sec_per_ip: u32, realm: &str) -> Self {
+    pub fn new(config: DoorConfig, entries: EntryBook, media: Arc<MediaEngine>) -> Self {
         Self {
-            limiter: Mutex::new(RateLimiter::new(invites_per_sec_per_ip)),
-            digest: DigestAuth::new(realm),
+            limiter: Mutex::new(RateLimiter::new(config.invites_per_sec_per_ip)),
+            digest: DigestAuth::new(&config.realm),
+            limits: config.limits,
+            capacity: Capacity::new(config.max_calls),
+            entries,
+            media,
             stats: Arc::new(AdmissionStats::default()),
         }
     }
 
+    /// Calls holding a place now.
+    pub fn calls(&self) -> usize {
+        self.capacity.in_use()
+    }
+
+    /// Decides on one INVITE, at `now_ms` (Unix ms, for the rate and
+    /// digest nonces).
+    pub fn admit(&self, info: &InviteInfo, now_ms: u64) -> Result<Admitted, Refusal> {
+        if let Err((code, phrase)) = crate::sip::limits::check(info, &self.limits) {
+            return Err(Refusal::new(code, phrase).with_phrase(phrase));
+        }
+        self.rate(info.source.ip(), now_ms)?;
+        let user = info.to_user.as_deref().or(info.request_user.as_deref());
+        let Some(entry) = user.and_then(|u| self.entries.snapshot().find(u)) else {
+            return Err(Refusal::new(404, "matches no dial-in entry"));
+        };
+        let Some(permit) = self.capacity.try_acquire() else {
+            self.stats.at_capacity.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::busy(5, "max_calls reached"));
+        };
+        if self.media.overloaded() {
+            // The calls already held come first: their audio stays clean.
+            self.stats.pacer_overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::busy(1, "pacer overloaded"));
+        }
+        self.entry(&entry, info, now_ms)?;
+        let offer = sdp::parse(&info.sdp).map_err(|e| {
+            // The parser's message may quote the offer: keep it one clean line.
+            let text: String = e
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_control() && *c != '"')
+                .take(120)
+                .collect();
+            Refusal::new(488, "offer unusable")
+                .with_header("Warning", format!("399 pinless \"{text}\""))
+        })?;
+        let socket = self.media.allocate().map_err(|e| {
+            tracing::warn!(error = %e, "no RTP port for a new call");
+            Refusal::busy(5, "no RTP port free")
+        })?;
+        Ok(Admitted {
+            entry,
+            offer,
+            socket,
+            permit,
+        })
+    }
+
     /// The per-source rate, checked before anything else.
-    pub fn rate(&self, source: IpAddr, now_ms: u64) -> Result<(), Refusal> {
+    fn rate(&self, source: IpAddr, now_ms: u64) -> Result<(), Refusal> {
         let allowed = self
             .limiter
             .lock()
@@ -82,23 +158,15 @@ impl Admission {
             return Ok(());
         }
         self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-        Err(Refusal {
-            code: 503,
-            headers: vec![("Retry-After", "1".into())],
-            why: "over invites_per_sec_per_ip",
-        })
+        Err(Refusal::busy(1, "over invites_per_sec_per_ip"))
     }
 
     /// The entry's own rules for this INVITE.
-    pub fn entry(&self, entry: &Entry, info: &InviteInfo, now_ms: u64) -> Result<(), Refusal> {
+    fn entry(&self, entry: &Entry, info: &InviteInfo, now_ms: u64) -> Result<(), Refusal> {
         let ip = info.source.ip();
         if !entry.allowed.is_empty() && !entry.allowed.iter().any(|n| cidr_contains(*n, ip)) {
             self.stats.forbidden_ip.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal {
-                code: 403,
-                headers: vec![],
-                why: "source address not in allowed_cidrs",
-            });
+            return Err(Refusal::new(403, "source address not in allowed_cidrs"));
         }
         if entry.credentials.is_empty() {
             return Ok(());
@@ -123,21 +191,13 @@ impl Admission {
             Verdict::Ok { .. } => Ok(()),
             Verdict::Challenge { header, why } => {
                 self.stats.challenged.fetch_add(1, Ordering::Relaxed);
-                Err(Refusal {
-                    code: 407,
-                    headers: vec![("Proxy-Authenticate", header)],
-                    why,
-                })
+                Err(Refusal::new(407, why).with_header("Proxy-Authenticate", header))
             }
             Verdict::Forbidden { why } => {
                 self.stats
                     .forbidden_credentials
                     .fetch_add(1, Ordering::Relaxed);
-                Err(Refusal {
-                    code: 403,
-                    headers: vec![],
-                    why,
-                })
+                Err(Refusal::new(403, why))
             }
         }
     }

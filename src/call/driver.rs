@@ -1,152 +1,76 @@
-//! One task per call: answers the INVITE, starts hold music and the
-//! webhook, then runs the call's machine against what happens (SIP legs,
-//! room INVITEs, REFER, API requests, timers) and performs its actions.
-//! Everything the machine writes to the timeline is also published to the
-//! entry's events webhook.
+//! One task per call: answers the admitted INVITE, then runs the call's
+//! machine — a thin loop: wait for the next fact (a SIP leg, a room
+//! INVITE's outcome, a REFER answer, an API request) or for the machine's
+//! own next deadline, feed it, perform the actions that come out, publish
+//! the call's view and new events. The driver keeps no timers and takes
+//! no decisions of its own.
 
-use super::CallId;
+use super::admission::Admitted;
+use super::answer::{self, Answered, hold_music};
 use super::entries::Entry;
 use super::events::EventSink;
-use super::machine::{Accepted, Action, Input, Machine, Parties, Transfer, UpdateRefused};
-use super::plan::TransferRequest;
-use super::registry::{CallHandle, Registry, lock};
+use super::handle::{CallHandle, DriverMsg};
+use super::machine::{Action, Input, Machine, Transfer};
+use super::registry::Registry;
+use super::view::CallView;
+use super::webhook_task;
+use crate::clock::Clock;
 use crate::media::{CallMedia, MediaEngine, RtpSocket};
-use crate::sip::headers::to_json_map;
 use crate::sip::{
     DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, Stack, sdp,
 };
 use crate::store::Store;
-use crate::webhook::{self, AttemptOutcome, Delivery};
-use serde_json::json;
+use crate::webhook;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What the rest of the gateway shares with call drivers.
 pub struct Ctx {
     pub stack: Stack,
     /// Where finished calls are recorded.
     pub store: Arc<Store>,
-    pub media: MediaEngine,
+    pub media: Arc<MediaEngine>,
     /// Incoming-call webhooks.
     pub webhooks: webhook::Sender,
     /// Call events (shorter retries).
     pub events: webhook::Sender,
     pub registry: Registry,
     pub call_domain: String,
+    /// The monotonic clock every call's deadlines are on.
+    pub clock: Clock,
 }
 
-/// Messages to a call's driver.
-pub enum DriverMsg {
-    Update {
-        request: TransferRequest,
-        /// The `Idempotency-Key` header, if any.
-        key: Option<String>,
-        reply: oneshot::Sender<Result<Accepted, UpdateRefused>>,
-    },
-    /// `POST /v1/calls/{id}/hold`.
-    Hold {
-        reply: oneshot::Sender<Result<(), UpdateRefused>>,
-    },
-    Hangup,
-    Webhook(Input),
-}
-
-/// Handles one incoming INVITE matched to `entry`, from answer to end.
-pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
-    let offer = match sdp::parse(&invite.info.sdp) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::info!(error = %e, from = %invite.info.source, "INVITE refused: 488");
-            // The parser's message may quote the offer: keep it one clean line.
-            let text: String = e
-                .to_string()
-                .chars()
-                .filter(|c| !c.is_control() && *c != '"')
-                .take(120)
-                .collect();
-            let warning = format!("399 pinless \"{text}\"");
-            Box::pin(invite.reject(488, None, &[("Warning", warning)])).await;
-            return;
-        }
+/// Handles one admitted INVITE, from answer to end. The admission's
+/// permit is held until this returns (or unwinds).
+pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
+    let Admitted {
+        entry,
+        offer,
+        socket,
+        permit: _permit,
+    } = admitted;
+    let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, invite)).await;
+    let Some(Answered {
+        caller,
+        media,
+        machine,
+        caller_from,
+    }) = answered
+    else {
+        return;
     };
-    let socket = match ctx.media.allocate() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "INVITE refused: 503");
-            Box::pin(invite.reject(503, None, &[("Retry-After", "5".into())])).await;
-            return;
-        }
-    };
-    if !entry.answer_delay.is_zero() {
-        Box::pin(invite.ring(&ctx.stack)).await;
-        tokio::select! {
-            _ = tokio::time::sleep(entry.answer_delay) => {}
-            _ = invite.cancelled() => {
-                Box::pin(invite.reject(487, None, &[])).await;
-                return;
-            }
-        }
-    }
-    let codec = offer.choose();
-    let answer = sdp::answer(ctx.media.public_ip(), socket.port, codec);
-    let info = invite.info.clone();
-    // Boxed, like the rejections above: the answering state is large and
-    // would otherwise be reserved in every held call's task for its life.
-    let caller_leg = match Box::pin(invite.accept(&ctx.stack, answer)).await {
-        Ok(leg) => leg,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not answer INVITE");
-            return;
-        }
-    };
-    let media = match ctx
-        .media
-        .hold(socket, offer.addr, codec, hold_music(&ctx, &entry))
-    {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "no media for answered call; hanging up");
-            caller_leg.hangup();
-            return;
-        }
-    };
-
-    let id = CallId::new();
-    let party = |user: &Option<String>, uri: &str| match user {
-        Some(u) if u.starts_with('+') => u.clone(),
-        _ => uri.to_string(),
-    };
-    let (caller_headers, dropped) = entry.headers.apply(&info.custom_headers);
-    let parties = Parties {
-        call_id: id.0.clone(),
-        call_domain: ctx.call_domain.clone(),
-        from: party(&info.from_user, &info.from_uri),
-        to: party(&info.to_user, &info.to_uri),
-        entry: entry.name.clone(),
-        caller_headers,
-    };
-    let now = webhook::unix_ms();
-    let mut m = Machine::answered(parties.clone(), entry.policy.clone(), now);
-    if !dropped.is_empty() {
-        let names: Vec<_> = dropped
-            .iter()
-            .map(|d| json!({ "name": d.name, "why": d.why }))
-            .collect();
-        m.log(now, "headers.dropped", json!(names));
-    }
-    let machine = Arc::new(Mutex::new(m));
+    let id = super::CallId(machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
-    ctx.registry.insert(
-        id.clone(),
-        CallHandle {
-            tx: tx.clone(),
-            machine: machine.clone(),
-        },
-    );
-    tracing::info!(call = %id, entry = %entry.name, from = %parties.from, to = %parties.to, "call held");
+    let (view_tx, view_rx) = watch::channel(Arc::new(machine.view()));
+    // Leaves the registry when dropped, however this task ends.
+    let _enrolled = ctx
+        .registry
+        .enroll(id.clone(), CallHandle::new(tx.clone(), view_rx));
+    let p = machine.parties();
+    tracing::info!(call = %id, entry = %entry.name, from = %p.from, to = %p.to, "call held");
+    #[cfg(test)]
+    test_hooks::maybe_panic(&machine);
     let events = entry.events_url.as_ref().map(|url| {
         EventSink::start(
             ctx.events.clone(),
@@ -159,73 +83,59 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
     let mut call = Call {
         ctx: ctx.clone(),
         entry,
-        id: id.clone(),
         machine,
-        caller: Some(caller_leg),
+        caller: Some(caller),
         room: None,
         dialing: None,
         refer: None,
-        retry_at: None,
-        announce_until: None,
         media,
-        caller_from: info.from_uri.clone(),
-        parties,
+        caller_from,
         tx,
         webhook_task: None,
         events,
         published: 0,
+        view: view_tx,
     };
     call.post_webhook();
     call.publish();
-    call.run(rx).await; // publishes as it goes, the end included
+    call.run(rx).await;
     if let Some(task) = call.webhook_task.take() {
         task.abort();
     }
-    if let Some(record) = ctx.registry.finish(&id) {
-        let store = ctx.store.clone();
-        let error = match tokio::task::spawn_blocking(move || store.record_call(&record)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(error) = error {
-            tracing::warn!(call = %id, %error, "call record not written");
-        }
-    }
+    record(&ctx, call.machine.view()).await;
     tracing::info!(call = %id, "call ended");
 }
 
-/// What the entry's callers hear on hold: its own music, else `[hold].music`.
-fn hold_music(ctx: &Ctx, entry: &Entry) -> Arc<crate::media::HoldLoop> {
-    entry.music.clone().unwrap_or_else(|| ctx.media.music())
-}
-
-/// A REFER under way: its answer, then a deadline for the final NOTIFY.
-struct Referring {
-    answer: Option<oneshot::Receiver<Option<u16>>>,
-    deadline: Instant,
+/// Writes the call's record (off the async threads: SQLite blocks).
+async fn record(ctx: &Ctx, view: CallView) {
+    let store = ctx.store.clone();
+    let id = view.call_id.clone();
+    let error = match tokio::task::spawn_blocking(move || store.record_call(&view)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(call = %id, %error, "call record not written");
 }
 
 struct Call {
     ctx: Arc<Ctx>,
     entry: Arc<Entry>,
-    id: CallId,
-    machine: Arc<Mutex<Machine>>,
+    machine: Machine,
     caller: Option<Leg>,
     room: Option<Leg>,
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
-    refer: Option<Referring>,
-    retry_at: Option<Instant>,
-    announce_until: Option<Instant>,
+    /// The answer to the REFER under way.
+    refer: Option<oneshot::Receiver<Option<u16>>>,
     media: CallMedia,
     caller_from: String,
-    parties: Parties,
     tx: mpsc::UnboundedSender<DriverMsg>,
     webhook_task: Option<tokio::task::JoinHandle<()>>,
     events: Option<EventSink>,
     /// Timeline entries already handed to `events`.
     published: usize,
+    view: watch::Sender<Arc<CallView>>,
 }
 
 async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
@@ -242,27 +152,15 @@ async fn dial_outcome(d: &mut Option<(Dialing, RtpSocket)>) -> DialOutcome {
     }
 }
 
-/// The REFER's final answer, once; then pending until the NOTIFY deadline.
-async fn refer_answer(r: &mut Option<Referring>) -> Option<Option<u16>> {
+async fn refer_answer(r: &mut Option<oneshot::Receiver<Option<u16>>>) -> Option<u16> {
     match r {
-        Some(Referring {
-            answer: Some(rx), ..
-        }) => {
-            let code = rx.await.unwrap_or(None);
-            if let Some(r) = r.as_mut() {
-                r.answer = None;
-            }
-            Some(code)
-        }
-        Some(Referring { deadline, .. }) => {
-            tokio::time::sleep_until(*deadline).await;
-            None
-        }
+        // A dropped sender means no answer came.
+        Some(rx) => rx.await.unwrap_or(None),
         None => std::future::pending().await,
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -272,33 +170,33 @@ async fn sleep_until(at: Option<Instant>) {
 impl Call {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) {
         loop {
-            let hold_deadline = lock(&self.machine).hold_deadline().map(|at| {
-                Instant::now() + Duration::from_millis(at.saturating_sub(webhook::unix_ms()))
-            });
+            let wake = self
+                .machine
+                .poll_timeout()
+                .map(|at| self.ctx.clock.to_tokio(at));
             let actions = tokio::select! {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
                 event = next_leg_event(&mut self.room) => {
                     self.room = None;
-                    tracing::debug!(call = %self.id, ?event, "room leg ended");
-                    self.step(Input::RoomHungUp)
+                    tracing::debug!(?event, "room leg ended");
+                    self.feed(Input::RoomHungUp)
                 }
                 outcome = dial_outcome(&mut self.dialing) => {
-                    Box::pin(self.room_outcome(outcome)).await
+                    let input = Box::pin(self.room_outcome(outcome)).await;
+                    self.feed(input)
                 }
-                answer = refer_answer(&mut self.refer) => self.refer_answered(answer),
+                code = refer_answer(&mut self.refer) => {
+                    self.refer = None;
+                    self.feed(Input::ReferAnswered(code))
+                }
                 msg = rx.recv() => match msg {
                     Some(msg) => self.message(msg),
-                    None => self.step(Input::HangupRequested),
+                    None => self.feed(Input::HangupRequested),
                 },
-                _ = sleep_until(self.retry_at) => {
-                    self.retry_at = None;
-                    self.step(Input::RetryDue)
+                _ = sleep_until(wake) => {
+                    let now = self.ctx.clock.now();
+                    self.machine.handle_timeout(now)
                 }
-                _ = sleep_until(self.announce_until) => {
-                    self.announce_until = None;
-                    self.step(Input::AnnouncementDone)
-                }
-                _ = sleep_until(hold_deadline) => self.step(Input::HoldTimeout),
             };
             let finished = self.perform(actions).await;
             self.publish();
@@ -308,20 +206,20 @@ impl Call {
         }
     }
 
-    fn step(&self, input: Input) -> Vec<Action> {
-        lock(&self.machine).handle(input, webhook::unix_ms())
+    fn feed(&mut self, input: Input) -> Vec<Action> {
+        let now = self.ctx.clock.now();
+        self.machine.handle(input, now)
     }
 
     fn message(&mut self, msg: DriverMsg) -> Vec<Action> {
-        let now = webhook::unix_ms();
+        let now = self.ctx.clock.now();
         match msg {
             DriverMsg::Update {
                 request,
                 key,
                 reply,
             } => {
-                let result = lock(&self.machine).request_transfer(request, key, now);
-                let (answer, actions) = match result {
+                let (answer, actions) = match self.machine.request_transfer(request, key, now) {
                     Ok((accepted, actions)) => (Ok(accepted), actions),
                     Err(e) => (Err(e), vec![]),
                 };
@@ -329,59 +227,25 @@ impl Call {
                 actions
             }
             DriverMsg::Hold { reply } => {
-                let result = lock(&self.machine).request_hold(now);
-                let (answer, actions) = match result {
+                let (answer, actions) = match self.machine.request_hold(now) {
                     Ok(actions) => (Ok(()), actions),
                     Err(e) => (Err(e), vec![]),
                 };
                 let _ = reply.send(answer);
                 actions
             }
-            DriverMsg::Hangup => self.step(Input::HangupRequested),
-            DriverMsg::Webhook(input) => self.step(input),
+            DriverMsg::Hangup => self.feed(Input::HangupRequested),
+            DriverMsg::Report(input) => self.feed(input),
         }
     }
 
     fn caller_event(&mut self, event: LegEvent) -> Vec<Action> {
         match event {
-            LegEvent::ReferProgress(code) if code < 200 => vec![],
-            LegEvent::ReferProgress(code) if self.refer.is_some() => {
-                self.refer = None;
-                if code < 300 {
-                    self.step(Input::ReferSucceeded)
-                } else {
-                    self.step(Input::ReferFailed {
-                        code: Some(code),
-                        reason: "the caller's side could not reach the target".into(),
-                    })
-                }
-            }
-            LegEvent::ReferProgress(_) => vec![],
+            LegEvent::ReferProgress(code) => self.feed(Input::ReferNotified(code)),
             LegEvent::Bye | LegEvent::AckTimeout => {
                 self.caller = None; // its dialog is over either way
-                tracing::debug!(call = %self.id, ?event, "caller leg ended");
-                self.step(Input::CallerHungUp)
-            }
-        }
-    }
-
-    fn refer_answered(&mut self, answer: Option<Option<u16>>) -> Vec<Action> {
-        match answer {
-            // 2xx: wait for the NOTIFY that says how the call went.
-            Some(Some(code)) if (200..300).contains(&code) => vec![],
-            Some(code) => {
-                self.refer = None;
-                self.step(Input::ReferFailed {
-                    code,
-                    reason: "REFER refused or not answered".into(),
-                })
-            }
-            None => {
-                self.refer = None;
-                self.step(Input::ReferFailed {
-                    code: None,
-                    reason: "no final NOTIFY in time".into(),
-                })
+                tracing::debug!(?event, "caller leg ended");
+                self.feed(Input::CallerHungUp)
             }
         }
     }
@@ -394,28 +258,19 @@ impl Call {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Dial(t) => {
+                    self.refer = None;
                     if let Err(input) = self.start_dial(t) {
-                        queue.extend(self.step(input));
+                        queue.extend(self.feed(input));
                     }
                 }
                 Action::Refer(t) => match self.caller.as_mut() {
-                    Some(leg) => {
-                        self.refer = Some(Referring {
-                            answer: Some(leg.refer(&t.target, &t.headers)),
-                            deadline: Instant::now() + t.ring_timeout,
-                        });
-                    }
-                    None => queue.extend(self.step(Input::ReferFailed {
-                        code: None,
-                        reason: "caller leg gone".into(),
-                    })),
+                    Some(leg) => self.refer = Some(leg.refer(&t.target, &t.headers)),
+                    None => queue.extend(self.feed(Input::ReferAnswered(None))),
                 },
-                Action::RetryIn(after) => self.retry_at = Some(Instant::now() + after),
                 // Dropping `Dialing` CANCELs the INVITE; its task ACKs and
                 // BYEs a 2xx that crosses the CANCEL.
                 Action::CancelTransfer => {
                     self.dialing = None;
-                    self.retry_at = None;
                     self.refer = None;
                 }
                 Action::HangupCaller => {
@@ -432,14 +287,13 @@ impl Call {
                     self.media.play(hold_music(&self.ctx, &self.entry)).await;
                 }
                 Action::PostWebhook => self.post_webhook(),
-                Action::PlayAnnouncement => match self.entry.announcement.clone() {
-                    Some(a) => {
-                        let length = Duration::from_millis(u64::from(a.frames()) * 20);
+                // The machine ends the call when the announcement is over;
+                // an entry without one never asks for it.
+                Action::PlayAnnouncement => {
+                    if let Some(a) = self.entry.announcement.clone() {
                         self.media.play(a).await;
-                        self.announce_until = Some(Instant::now() + length);
                     }
-                    None => queue.extend(self.step(Input::AnnouncementDone)),
-                },
+                }
                 Action::Finish => finished = true,
             }
         }
@@ -459,16 +313,17 @@ impl Call {
             sdp: sdp::offer(self.ctx.media.public_ip(), socket.port),
             ring_timeout: t.ring_timeout,
         };
-        tracing::info!(call = %self.id, target = %request.target, "transferring");
+        tracing::info!(target = %request.target, "transferring");
         self.dialing = Some((Dialing::start(&self.ctx.stack, request), socket));
         Ok(())
     }
 
-    async fn room_outcome(&mut self, outcome: DialOutcome) -> Vec<Action> {
-        let Some((_, socket)) = self.dialing.take() else {
-            return vec![];
-        };
+    /// Sets up media for a room that answered; the fact to feed.
+    async fn room_outcome(&mut self, outcome: DialOutcome) -> Input {
         let failed = |code: Option<u16>, reason: String| Input::RoomFailed { code, reason };
+        let Some((_, socket)) = self.dialing.take() else {
+            return failed(None, "no transfer under way".into());
+        };
         let input = match outcome {
             DialOutcome::Answered { leg, sdp: body } => match sdp::parse(&body) {
                 Ok(answer) => {
@@ -499,9 +354,9 @@ impl Call {
             DialOutcome::Failed(e) => failed(None, e.to_string()),
         };
         if let Input::RoomFailed { code, reason } = &input {
-            tracing::info!(call = %self.id, ?code, %reason, "transfer attempt failed");
+            tracing::info!(?code, %reason, "transfer attempt failed");
         }
-        self.step(input)
+        input
     }
 
     /// Posts the incoming-call webhook (again, after a room hung up on a
@@ -510,57 +365,41 @@ impl Call {
         if let Some(old) = self.webhook_task.take() {
             old.abort();
         }
-        self.webhook_task = Some(tokio::spawn(send_webhook(
-            self.ctx.clone(),
+        self.webhook_task = Some(tokio::spawn(webhook_task::send(
+            self.ctx.webhooks.clone(),
             self.entry.clone(),
-            self.parties.clone(),
+            self.machine.parties().clone(),
             self.tx.clone(),
         )));
     }
 
-    /// Hands new timeline entries to the events webhook.
+    /// Publishes the call's view, and hands new timeline entries to the
+    /// events webhook.
     fn publish(&mut self) {
-        let Some(sink) = &self.events else { return };
-        let m = lock(&self.machine);
-        if self.published < m.timeline.len() {
-            sink.publish(&m.timeline[self.published..]);
-            self.published = m.timeline.len();
+        self.view.send_replace(Arc::new(self.machine.view()));
+        let timeline = self.machine.timeline();
+        if let Some(sink) = &self.events {
+            if self.published < timeline.len() {
+                sink.publish(&timeline[self.published..]);
+            }
         }
+        self.published = timeline.len();
     }
 }
 
-/// Posts the incoming-call webhook, reporting each attempt to the driver.
-async fn send_webhook(
-    ctx: Arc<Ctx>,
-    entry: Arc<Entry>,
-    p: Parties,
-    tx: mpsc::UnboundedSender<DriverMsg>,
-) {
-    let body = serde_json::json!({
-        "To": p.to,
-        "From": p.from,
-        "callId": p.call_id,
-        "callDomain": p.call_domain,
-        "sipHeaders": to_json_map(&p.caller_headers),
-    });
-    let body = body.to_string().into_bytes();
-    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let result = ctx
-        .webhooks
-        .deliver(&entry.webhook_url, &entry.keys, &id, &body, |a| {
-            let (status, error) = match &a.outcome {
-                AttemptOutcome::Status(s) => (Some(*s), None),
-                AttemptOutcome::Error(e) => (None, Some(e.clone())),
-            };
-            let _ = tx.send(DriverMsg::Webhook(Input::WebhookAttempt {
-                number: a.number,
-                status,
-                error,
-            }));
-        })
-        .await;
-    if let Delivery::Failed { attempts, last } = result {
-        tracing::warn!(call = %p.call_id, attempts, ?last, "webhook not delivered; caller stays on hold");
-        let _ = tx.send(DriverMsg::Webhook(Input::WebhookGaveUp));
+/// Test-only faults, to check what a driver bug leaves behind.
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    /// The caller header that makes the driver panic right after answering.
+    pub const PANIC_HEADER: &str = "X-Pinless-Test-Panic";
+
+    pub fn maybe_panic(m: &super::Machine) {
+        let wanted = m.parties().caller_headers.iter();
+        if wanted
+            .into_iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(PANIC_HEADER))
+        {
+            panic!("test hook: driver panics after answering");
+        }
     }
 }

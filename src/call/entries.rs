@@ -85,7 +85,9 @@ impl Entry {
         let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
             (HoldTimeoutAction::Transfer, Some(uri)) => HoldTimeout::Transfer(uri.clone()),
             _ => HoldTimeout::Hangup {
-                announce: announcement.is_some(),
+                announcement: announcement
+                    .as_ref()
+                    .map(|a| Duration::from_millis(u64::from(a.frames()) * 20)),
             },
         };
         Ok(Entry {

@@ -8,20 +8,6 @@ use crate::webhook::{self, Delivery, SigningKeys};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-/// Timeline events that are published; the rest (webhook attempts,
-/// refused updates) stay in `GET /v1/calls/{id}` only.
-pub const PUBLISHED: [&str; 9] = [
-    "call.held",
-    "call.transfer_started",
-    "call.transfer_failed",
-    "call.bridged",
-    "call.returned_to_hold",
-    "call.hold_timeout",
-    "call.referred",
-    "call.refer_failed",
-    "call.ended",
-];
-
 /// Where a call's events go. Dropping it lets the queue drain, then the
 /// delivery task ends.
 pub struct EventSink {
@@ -59,7 +45,7 @@ impl EventSink {
 
     /// Queues the published ones among `events`.
     pub fn publish(&self, events: &[Event]) {
-        for e in events.iter().filter(|e| PUBLISHED.contains(&e.event)) {
+        for e in events.iter().filter(|e| e.event.published()) {
             let body = json!({
                 "type": e.event,
                 "timestamp": e.at,

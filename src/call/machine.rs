@@ -1,6 +1,11 @@
-//! The call state machine, without I/O: inputs and the time go in,
+//! The call state machine, without I/O. Inputs and the time go in,
 //! actions come out, and every step is written to the call's timeline
-//! (which the events webhook and `GET /v1/calls/{id}` both read).
+//! (which the events webhook and `GET /v1/calls/{id}` both read). The
+//! machine keeps every deadline of the call itself — hold timeout,
+//! transfer backoff, REFER, announcement — on the monotonic clock:
+//! `poll_timeout` says when it next wants to be woken, `handle_timeout`
+//! wakes it (as quinn-proto and str0m do). So a call's whole state is
+//! this value: it serializes, and a test drives it on a fake clock.
 //!
 //! ```text
 //!            ┌──────── update ────────┐           update (another room)
@@ -18,87 +23,88 @@
 //! room until the new one answers, and keeps it if the new one fails.
 
 use super::plan::{Mode, Next, Plan, TransferRequest};
+use super::view::CallView;
+use crate::clock::Instant;
 use crate::config::OnRoomHangup;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 pub use super::steps::{
-    Accepted, Action, Event, HoldTimeout, Input, Policy, State, Transfer, UpdateRefused,
+    Accepted, Action, EndReason, Event, EventKind, HoldTimeout, Input, Policy, State, Transfer,
+    UpdateRefused,
 };
 
 /// Idempotency keys remembered per call.
 const KEYS_KEPT: usize = 32;
 
-/// The machine and everything `GET /v1/calls/{id}` shows.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One call's whole state: who, where it is, its timeline and deadlines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
-    pub call_id: String,
-    pub call_domain: String,
-    pub state: State,
-    pub from: String,
-    pub to: String,
-    pub entry: String,
-    pub created_at: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bridged_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<u64>,
-    /// The room of the transfer under way, or the one the caller is with.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<&'static str>,
-    pub transfer_attempts: u32,
-    /// Time spent on hold music and bridged, so far (ms).
-    pub hold_ms: u64,
-    pub talk_ms: u64,
-    /// The caller's custom headers, as the entry's policy passed them.
-    pub sip_headers: Value,
-    pub timeline: Vec<Event>,
-    #[serde(skip)]
-    caller_headers: Vec<(String, String)>,
-    #[serde(skip)]
+    parties: Parties,
     policy: Policy,
-    #[serde(skip)]
+    /// When the call was answered, on the monotonic clock and as Unix ms.
+    /// Shown times are `created_at` plus monotonic time since `born`, so a
+    /// wall-clock step during the call never reorders its timeline.
+    born: Instant,
+    created_at: u64,
+    state: State,
+    bridged_at: Option<u64>,
+    ended_at: Option<u64>,
+    /// The room of the transfer under way, or the one the caller is with.
+    target: Option<String>,
+    end_reason: Option<EndReason>,
+    transfer_attempts: u32,
+    /// Time spent on hold music and bridged, so far.
+    hold_ms: u64,
+    talk_ms: u64,
+    timeline: Vec<Event>,
     plan: Option<Plan>,
+    /// The REFER under way, if the current attempt is one.
+    refer: Option<Referring>,
     /// True while the transfer under way is the hold-timeout one.
-    #[serde(skip)]
     timeout_transfer: bool,
     /// The room the caller is bridged to.
-    #[serde(skip)]
     room: Option<String>,
     /// Since when the caller hears music (None when bridged or timed out).
-    #[serde(skip)]
-    held_since: Option<u64>,
-    #[serde(skip)]
-    bridged_since: Option<u64>,
-    #[serde(skip)]
+    held_since: Option<Instant>,
+    bridged_since: Option<Instant>,
+    /// When the hold-timeout announcement is over.
+    announce_until: Option<Instant>,
     keys: Vec<(String, TransferRequest)>,
 }
 
+/// A REFER sent to the caller's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Referring {
+    /// The REFER itself was accepted (2xx); now its final NOTIFY is awaited.
+    accepted: bool,
+    /// No final NOTIFY by then: the REFER failed.
+    deadline: Instant,
+}
+
 /// Who the call is from and to, as the webhook shows them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parties {
     pub call_id: String,
     pub call_domain: String,
     pub from: String,
     pub to: String,
     pub entry: String,
+    /// The caller's custom headers, as the entry's policy passed them.
     pub caller_headers: Vec<(String, String)>,
 }
 
 impl Machine {
-    /// A call just answered and put on hold at `now` (Unix ms).
-    pub fn answered(p: Parties, policy: Policy, now: u64) -> Self {
+    /// A call just answered and put on hold at `now`, which the wall clock
+    /// shows as `unix_ms`.
+    pub fn answered(parties: Parties, policy: Policy, now: Instant, unix_ms: u64) -> Self {
         let mut m = Machine {
-            call_id: p.call_id,
-            call_domain: p.call_domain,
+            parties,
+            policy,
+            born: now,
+            created_at: unix_ms,
             state: State::Held,
-            from: p.from,
-            to: p.to,
-            entry: p.entry,
-            created_at: now,
             bridged_at: None,
             ended_at: None,
             target: None,
@@ -106,40 +112,125 @@ impl Machine {
             transfer_attempts: 0,
             hold_ms: 0,
             talk_ms: 0,
-            sip_headers: Value::Object(crate::sip::headers::to_json_map(&p.caller_headers)),
             timeline: Vec::new(),
-            caller_headers: p.caller_headers,
-            policy,
             plan: None,
+            refer: None,
             timeout_transfer: false,
             room: None,
             held_since: Some(now),
             bridged_since: None,
+            announce_until: None,
             keys: Vec::new(),
         };
-        m.log(now, "call.held", Value::Null);
+        m.log(now, EventKind::Held, Value::Null);
         m
     }
 
-    pub(crate) fn log(&mut self, at: u64, event: &'static str, detail: Value) {
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn parties(&self) -> &Parties {
+        &self.parties
+    }
+
+    pub fn timeline(&self) -> &[Event] {
+        &self.timeline
+    }
+
+    /// What the API shows of the call.
+    pub fn view(&self) -> CallView {
+        CallView {
+            call_id: self.parties.call_id.clone(),
+            call_domain: self.parties.call_domain.clone(),
+            state: self.state,
+            from: self.parties.from.clone(),
+            to: self.parties.to.clone(),
+            entry: self.parties.entry.clone(),
+            created_at: self.created_at,
+            bridged_at: self.bridged_at,
+            ended_at: self.ended_at,
+            target: self.target.clone(),
+            end_reason: self.end_reason,
+            transfer_attempts: self.transfer_attempts,
+            hold_ms: self.hold_ms,
+            talk_ms: self.talk_ms,
+            sip_headers: self.parties.caller_headers.clone(),
+            timeline: self.timeline.clone(),
+        }
+    }
+
+    /// `now` as Unix ms, for what is shown.
+    fn shown(&self, now: Instant) -> u64 {
+        let since = u64::try_from(now.since(self.born).as_millis()).unwrap_or(u64::MAX);
+        self.created_at.saturating_add(since)
+    }
+
+    /// Adds a line to the timeline.
+    pub fn log(&mut self, now: Instant, event: EventKind, detail: Value) {
+        let at = self.shown(now);
         self.timeline.push(Event { at, event, detail });
     }
 
-    /// When the hold timeout fires (Unix ms), if the caller is on hold.
-    pub fn hold_deadline(&self) -> Option<u64> {
+    /// The earliest deadline the machine is waiting for, if any: the
+    /// driver calls `handle_timeout` when it is reached.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.hold_deadline(),
+            self.plan.as_ref().and_then(|p| p.retry_at),
+            self.refer.as_ref().map(|r| r.deadline),
+            self.announce_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Acts on every deadline reached by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.state == State::Ended {
+            return actions;
+        }
+        if self.announce_until.is_some_and(|at| at <= now) {
+            self.announce_until = None;
+            return self.end(now, EndReason::HoldTimeout, true);
+        }
+        // The hold timeout first: it drops any transfer under way, whose
+        // own deadlines then no longer matter.
+        if self.hold_deadline().is_some_and(|at| at <= now) {
+            actions.extend(self.hold_timed_out(now));
+        }
+        if let Some(r) = self.refer.as_ref().filter(|r| r.deadline <= now) {
+            let reason = if r.accepted {
+                "no final NOTIFY in time"
+            } else {
+                "REFER refused or not answered"
+            };
+            actions.push(Action::CancelTransfer);
+            actions.extend(self.refer_failed(None, reason, now));
+        }
+        if let Some(plan) = self.plan.as_mut() {
+            if plan.retry_at.is_some_and(|at| at <= now) {
+                plan.retry_at = None;
+                actions.extend(self.attempt(now));
+            }
+        }
+        actions
+    }
+
+    /// When the hold timeout fires, if the caller is on hold.
+    fn hold_deadline(&self) -> Option<Instant> {
         let since = self.held_since?;
         if self.timeout_transfer || self.state == State::Announcing {
             return None;
         }
-        Some(since + self.policy.max_hold.as_millis() as u64)
+        Some(since + self.policy.max_hold)
     }
 
-    fn refuse(&mut self, now: u64, reason: String) -> UpdateRefused {
-        self.log(
-            now,
-            "update.refused",
-            json!({ "reason": reason, "state": self.state }),
-        );
+    fn refuse(&mut self, now: Instant, reason: String) -> UpdateRefused {
+        let detail = json!({ "reason": reason, "state": self.state });
+        self.log(now, EventKind::UpdateRefused, detail);
         UpdateRefused {
             state: self.state,
             reason,
@@ -151,10 +242,10 @@ impl Machine {
         &mut self,
         request: TransferRequest,
         key: Option<String>,
-        now: u64,
+        now: Instant,
     ) -> Result<(Accepted, Vec<Action>), UpdateRefused> {
         if matches!(self.state, State::Ended | State::Announcing) {
-            let reason = format!("call is {}", state_name(self.state));
+            let reason = format!("call is {}", self.state.name());
             return Err(self.refuse(now, reason));
         }
         let earlier = key
@@ -195,15 +286,12 @@ impl Machine {
     }
 
     /// `POST /v1/calls/{id}/hold`: back to music from wherever the call is.
-    pub fn request_hold(&mut self, now: u64) -> Result<Vec<Action>, UpdateRefused> {
+    pub fn request_hold(&mut self, now: Instant) -> Result<Vec<Action>, UpdateRefused> {
         if matches!(self.state, State::Ended | State::Announcing) {
-            let reason = format!("call is {}", state_name(self.state));
+            let reason = format!("call is {}", self.state.name());
             return Err(self.refuse(now, reason));
         }
-        let mut actions = Vec::new();
-        if self.plan.take().is_some() {
-            actions.push(Action::CancelTransfer);
-        }
+        let mut actions = self.drop_transfer();
         self.timeout_transfer = false;
         if self.room.is_some() {
             actions.push(Action::HangupRoom);
@@ -216,40 +304,55 @@ impl Machine {
         Ok(actions)
     }
 
+    /// Forgets the transfer under way; the action that stops it, if any.
+    fn drop_transfer(&mut self) -> Vec<Action> {
+        self.refer = None;
+        match self.plan.take() {
+            Some(_) => vec![Action::CancelTransfer],
+            None => vec![],
+        }
+    }
+
     /// Starts the next attempt of the plan.
-    fn attempt(&mut self, now: u64) -> Vec<Action> {
+    fn attempt(&mut self, now: Instant) -> Vec<Action> {
         let Some(plan) = self.plan.as_mut() else {
             return vec![];
         };
         plan.attempts += 1;
-        plan.waiting = false;
+        plan.retry_at = None;
         let target = plan.current().to_string();
         let refer = !plan.refer_done;
         // The app's headers win over the caller's of the same name, so a
         // value re-set at every hop does not pile up.
         let app = &plan.request.headers;
         let mut headers: Vec<(String, String)> = self
+            .parties
             .caller_headers
             .iter()
             .filter(|(n, _)| !app.iter().any(|(a, _)| a.eq_ignore_ascii_case(n)))
             .cloned()
             .collect();
         headers.extend(app.iter().cloned());
+        let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
+        let attempt = plan.attempts;
         let transfer = Transfer {
             target: target.clone(),
             headers,
-            ring_timeout: plan.ring_timeout(now, self.policy.ring_cap),
+            ring_timeout,
         };
-        let attempt = plan.attempts;
         self.transfer_attempts += 1;
         self.target = Some(target.clone());
         let mode = if refer { Mode::Refer } else { Mode::Bridge };
         self.log(
             now,
-            "call.transfer_started",
+            EventKind::TransferStarted,
             json!({ "sipUri": target, "attempt": attempt, "mode": mode }),
         );
         if refer {
+            self.refer = Some(Referring {
+                accepted: false,
+                deadline: now + ring_timeout,
+            });
             vec![Action::Refer(transfer)]
         } else {
             vec![Action::Dial(transfer)]
@@ -257,91 +360,105 @@ impl Machine {
     }
 
     /// Feeds one input; returns what the driver must do.
-    pub fn handle(&mut self, input: Input, now: u64) -> Vec<Action> {
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
         if self.state == State::Ended {
             return vec![];
         }
-        let transferring = self.plan.as_ref().is_some_and(|p| !p.waiting);
+        let transferring = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
         match input {
             Input::WebhookAttempt {
                 number,
                 status,
                 error,
             } => {
-                self.log(
-                    now,
-                    "webhook.attempt",
-                    json!({ "attempt": number, "status": status, "error": error }),
-                );
+                let detail = json!({ "attempt": number, "status": status, "error": error });
+                self.log(now, EventKind::WebhookAttempt, detail);
                 vec![]
             }
             Input::WebhookGaveUp => {
-                self.log(now, "webhook.failed", Value::Null);
+                self.log(now, EventKind::WebhookFailed, Value::Null);
                 vec![]
             }
-            Input::RoomAnswered if transferring => self.bridged(now),
-            Input::RoomFailed { code, reason } if transferring => {
+            Input::RoomAnswered if transferring && self.refer.is_none() => self.bridged(now),
+            Input::RoomFailed { code, reason } if transferring && self.refer.is_none() => {
                 self.attempt_failed(code, reason, now)
             }
-            Input::RetryDue if self.plan.as_ref().is_some_and(|p| p.waiting) => self.attempt(now),
-            Input::ReferSucceeded if transferring => {
-                // The caller's side is with the target now: nothing to cancel.
-                self.plan = None;
-                self.log(now, "call.referred", json!({ "sipUri": self.target }));
-                self.end(now, "referred", true)
-            }
-            Input::ReferFailed { code, reason } if transferring => {
-                let attempt = self.plan.as_ref().map(|p| p.attempts);
-                self.log(
-                    now,
-                    "call.refer_failed",
-                    json!({ "sipUri": self.target, "code": code, "reason": reason, "attempt": attempt }),
-                );
-                if let Some(p) = self.plan.as_mut() {
-                    p.refer_done = true;
-                }
-                self.attempt(now)
-            }
-            Input::RoomAnswered
-            | Input::RoomFailed { .. }
-            | Input::RetryDue
-            | Input::ReferSucceeded
-            | Input::ReferFailed { .. } => vec![],
-            Input::CallerHungUp => self.end(now, "caller_hangup", false),
+            Input::ReferAnswered(code) => self.refer_answered(code, now),
+            Input::ReferNotified(code) => self.refer_notified(code, now),
+            Input::RoomAnswered | Input::RoomFailed { .. } => vec![],
+            Input::CallerHungUp => self.end(now, EndReason::CallerHangup, false),
             Input::RoomHungUp if self.room.is_some() => self.room_hung_up(now),
             Input::RoomHungUp => vec![],
-            Input::HangupRequested => self.end(now, "api_hangup", true),
-            Input::HoldTimeout if self.hold_deadline().is_some() => self.hold_timed_out(now),
-            Input::HoldTimeout => vec![],
-            Input::AnnouncementDone if self.state == State::Announcing => {
-                self.end(now, "hold_timeout", true)
-            }
-            Input::AnnouncementDone => vec![],
+            Input::HangupRequested => self.end(now, EndReason::ApiHangup, true),
         }
     }
 
-    fn bridged(&mut self, now: u64) -> Vec<Action> {
+    fn refer_answered(&mut self, code: Option<u16>, now: Instant) -> Vec<Action> {
+        let Some(refer) = self.refer.as_mut() else {
+            return vec![];
+        };
+        match code {
+            // Accepted: wait for the NOTIFY that says how the call went.
+            Some(c) if (200..300).contains(&c) => {
+                refer.accepted = true;
+                vec![]
+            }
+            _ => self.refer_failed(code, "REFER refused or not answered", now),
+        }
+    }
+
+    fn refer_notified(&mut self, code: u16, now: Instant) -> Vec<Action> {
+        if code < 200 || self.refer.is_none() {
+            return vec![];
+        }
+        if code >= 300 {
+            let reason = "the caller's side could not reach the target";
+            return self.refer_failed(Some(code), reason, now);
+        }
+        // The caller's side is with the target now: nothing to cancel.
+        self.refer = None;
+        self.plan = None;
+        self.log(now, EventKind::Referred, json!({ "sipUri": self.target }));
+        self.end(now, EndReason::Referred, true)
+    }
+
+    /// The REFER did not work: say so, and bridge instead.
+    fn refer_failed(&mut self, code: Option<u16>, reason: &str, now: Instant) -> Vec<Action> {
+        self.refer = None;
+        let attempt = self.plan.as_ref().map(|p| p.attempts);
+        self.log(
+            now,
+            EventKind::ReferFailed,
+            json!({ "sipUri": self.target, "code": code, "reason": reason, "attempt": attempt }),
+        );
+        if let Some(p) = self.plan.as_mut() {
+            p.refer_done = true;
+        }
+        self.attempt(now)
+    }
+
+    fn bridged(&mut self, now: Instant) -> Vec<Action> {
         let plan = self.plan.take();
         let target = plan.as_ref().map(|p| p.current().to_string());
         let replaced = self.room.take();
         if let Some(since) = self.held_since.take() {
-            self.hold_ms += now.saturating_sub(since);
+            self.hold_ms += millis(now.since(since));
         }
         self.bridged_since.get_or_insert(now);
         self.timeout_transfer = false;
         self.state = State::Bridged;
-        self.bridged_at = Some(now);
+        self.bridged_at = Some(self.shown(now));
         self.room = target.clone();
         self.target = target.clone();
         self.log(
             now,
-            "call.bridged",
+            EventKind::Bridged,
             json!({ "sipUri": target, "attempt": plan.map(|p| p.attempts), "replaced": replaced }),
         );
         vec![]
     }
 
-    fn attempt_failed(&mut self, code: Option<u16>, reason: String, now: u64) -> Vec<Action> {
+    fn attempt_failed(&mut self, code: Option<u16>, reason: String, now: Instant) -> Vec<Action> {
         let Some(plan) = self.plan.as_mut() else {
             return vec![];
         };
@@ -351,20 +468,21 @@ impl Machine {
         let detail = |last: bool| json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last });
         match next {
             Next::Try(_) => {
-                self.log(now, "call.transfer_failed", detail(false));
+                self.log(now, EventKind::TransferFailed, detail(false));
                 self.attempt(now)
             }
-            Next::Wait(after) => {
-                self.log(now, "call.transfer_failed", detail(false));
-                vec![Action::RetryIn(after)]
+            // The plan holds the backoff's end; `poll_timeout` reports it.
+            Next::Wait(_) => {
+                self.log(now, EventKind::TransferFailed, detail(false));
+                vec![]
             }
             Next::GiveUp(why) => {
                 let mut d = detail(true);
                 d["gaveUp"] = why.into();
-                self.log(now, "call.transfer_failed", d);
+                self.log(now, EventKind::TransferFailed, d);
                 self.plan = None;
                 if self.timeout_transfer {
-                    return self.end(now, "hold_timeout", true);
+                    return self.end(now, EndReason::HoldTimeout, true);
                 }
                 if self.room.is_some() {
                     // Make before break: the caller never left its room.
@@ -378,9 +496,9 @@ impl Machine {
         }
     }
 
-    fn room_hung_up(&mut self, now: u64) -> Vec<Action> {
+    fn room_hung_up(&mut self, now: Instant) -> Vec<Action> {
         if self.policy.on_room_hangup == OnRoomHangup::End {
-            return self.end(now, "room_hangup", true);
+            return self.end(now, EndReason::RoomHangup, true);
         }
         self.leave_room(now);
         let mut actions = vec![Action::ResumeHold];
@@ -390,31 +508,25 @@ impl Machine {
             self.back_to_hold(now, "room_hangup");
         } else {
             self.held_since = Some(now);
-            self.log(
-                now,
-                "call.returned_to_hold",
-                json!({ "reason": "room_hangup" }),
-            );
+            let detail = json!({ "reason": "room_hangup" });
+            self.log(now, EventKind::ReturnedToHold, detail);
         }
         actions
     }
 
-    fn hold_timed_out(&mut self, now: u64) -> Vec<Action> {
-        self.log(
-            now,
-            "call.hold_timeout",
-            json!({ "afterMs": self.policy.max_hold.as_millis() as u64 }),
-        );
-        let mut actions = Vec::new();
-        if self.plan.take().is_some() {
-            actions.push(Action::CancelTransfer);
-        }
+    fn hold_timed_out(&mut self, now: Instant) -> Vec<Action> {
+        let after = millis(self.policy.max_hold);
+        self.log(now, EventKind::HoldTimeout, json!({ "afterMs": after }));
+        let mut actions = self.drop_transfer();
         match self.policy.on_hold_timeout.clone() {
-            HoldTimeout::Hangup { announce: false } => {
-                actions.extend(self.end(now, "hold_timeout", true));
+            HoldTimeout::Hangup { announcement: None } => {
+                actions.extend(self.end(now, EndReason::HoldTimeout, true));
             }
-            HoldTimeout::Hangup { announce: true } => {
+            HoldTimeout::Hangup {
+                announcement: Some(length),
+            } => {
                 self.state = State::Announcing;
+                self.announce_until = Some(now + length);
                 actions.push(Action::PlayAnnouncement);
             }
             HoldTimeout::Transfer(uri) => {
@@ -433,25 +545,23 @@ impl Machine {
     }
 
     /// The caller is no longer with a room: count its talk time.
-    fn leave_room(&mut self, now: u64) {
+    fn leave_room(&mut self, now: Instant) {
         self.room = None;
         if let Some(since) = self.bridged_since.take() {
-            self.talk_ms += now.saturating_sub(since);
+            self.talk_ms += millis(now.since(since));
         }
     }
 
-    fn back_to_hold(&mut self, now: u64, reason: &'static str) {
+    fn back_to_hold(&mut self, now: Instant, reason: &'static str) {
         self.state = State::Held;
         self.held_since.get_or_insert(now);
-        self.log(now, "call.returned_to_hold", json!({ "reason": reason }));
+        let detail = json!({ "reason": reason });
+        self.log(now, EventKind::ReturnedToHold, detail);
     }
 
-    fn end(&mut self, now: u64, reason: &'static str, hangup_caller: bool) -> Vec<Action> {
-        let mut actions = Vec::new();
-        if self.plan.take().is_some() {
-            actions.push(Action::CancelTransfer);
-        }
-        if self.room.is_some() && reason != "room_hangup" {
+    fn end(&mut self, now: Instant, reason: EndReason, hangup_caller: bool) -> Vec<Action> {
+        let mut actions = self.drop_transfer();
+        if self.room.is_some() && reason != EndReason::RoomHangup {
             actions.push(Action::HangupRoom);
         }
         if hangup_caller {
@@ -460,35 +570,24 @@ impl Machine {
         actions.push(Action::Finish);
         self.leave_room(now);
         if let Some(since) = self.held_since.take() {
-            self.hold_ms += now.saturating_sub(since);
+            self.hold_ms += millis(now.since(since));
         }
+        self.announce_until = None;
         self.state = State::Ended;
-        self.ended_at = Some(now);
+        self.ended_at = Some(self.shown(now));
         self.end_reason = Some(reason);
-        let by = match reason {
-            "caller_hangup" | "referred" => "caller",
-            "room_hangup" => "room",
-            "api_hangup" => "api",
-            _ => "gateway",
-        };
         self.log(
             now,
-            "call.ended",
-            json!({ "reason": reason, "by": by, "holdMs": self.hold_ms, "talkMs": self.talk_ms }),
+            EventKind::Ended,
+            json!({ "reason": reason, "by": reason.by(), "holdMs": self.hold_ms, "talkMs": self.talk_ms }),
         );
         actions
     }
 }
 
-/// The state as the API spells it.
-pub fn state_name(s: State) -> &'static str {
-    match s {
-        State::Held => "held",
-        State::Transferring => "transferring",
-        State::Bridged => "bridged",
-        State::Announcing => "announcing",
-        State::Ended => "ended",
-    }
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
 use super::*;
+use crate::clock::Instant;
 use std::time::Duration;
+
+/// The fake clock: `t(ms)` is `ms` after it started.
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
 
 fn policy() -> Policy {
     Policy {
         transfer_timeout: Duration::from_secs(30),
         max_hold: Duration::from_secs(600),
         on_room_hangup: OnRoomHangup::End,
-        on_hold_timeout: HoldTimeout::Hangup { announce: false },
+        on_hold_timeout: HoldTimeout::Hangup { announcement: None },
         ring_cap: Duration::from_secs(30),
     }
 }
@@ -22,6 +28,7 @@ fn held_with(policy: Policy) -> Machine {
             caller_headers: vec![("X-Lang".into(), "de".into())],
         },
         policy,
+        t(1_000),
         1_000,
     )
 }
@@ -49,7 +56,7 @@ fn dialled(actions: &[Action]) -> Vec<&str> {
 }
 
 fn events(m: &Machine) -> Vec<&'static str> {
-    m.timeline.iter().map(|e| e.event).collect()
+    m.timeline.iter().map(|e| e.event.name()).collect()
 }
 
 fn fail(code: u16) -> Input {
@@ -64,7 +71,7 @@ fn transfer_then_bridge_then_caller_hangs_up() {
     let mut m = held();
     let mut req = to(&["sip:room@r"]);
     req.headers = vec![("X-Id".into(), "7".into())];
-    let (accepted, a) = m.request_transfer(req, None, 2_000).unwrap();
+    let (accepted, a) = m.request_transfer(req, None, t(2_000)).unwrap();
     assert_eq!(accepted, Accepted::Started);
     assert_eq!(
         a,
@@ -75,16 +82,16 @@ fn transfer_then_bridge_then_caller_hangs_up() {
         })]
     );
     assert_eq!(m.state, State::Transferring);
-    assert!(m.handle(Input::RoomAnswered, 3_000).is_empty());
+    assert!(m.handle(Input::RoomAnswered, t(3_000)).is_empty());
     assert_eq!((m.state, m.bridged_at), (State::Bridged, Some(3_000)));
-    let a = m.handle(Input::CallerHungUp, 9_000);
+    let a = m.handle(Input::CallerHungUp, t(9_000));
     assert_eq!(a, vec![Action::HangupRoom, Action::Finish]);
     assert_eq!((m.hold_ms, m.talk_ms), (2_000, 6_000));
-    assert_eq!(m.end_reason, Some("caller_hangup"));
+    assert_eq!(m.end_reason, Some(EndReason::CallerHangup));
     let ended = m.timeline.last().unwrap();
     assert_eq!(ended.detail["by"], "caller");
     assert_eq!(ended.detail["talkMs"], 6_000);
-    assert!(m.handle(Input::RoomHungUp, 9_001).is_empty());
+    assert!(m.handle(Input::RoomHungUp, t(9_001)).is_empty());
 }
 
 #[test]
@@ -92,7 +99,7 @@ fn the_apps_headers_replace_the_callers_of_the_same_name() {
     let mut m = held();
     let mut req = to(&["sip:room@r"]);
     req.headers = vec![("x-lang".into(), "fr".into())];
-    let (_, a) = m.request_transfer(req, None, 2_000).unwrap();
+    let (_, a) = m.request_transfer(req, None, t(2_000)).unwrap();
     let Action::Dial(t) = &a[0] else {
         panic!("{a:?}")
     };
@@ -102,19 +109,17 @@ fn the_apps_headers_replace_the_callers_of_the_same_name() {
 #[test]
 fn a_room_not_ready_is_retried_until_it_answers() {
     let mut m = held();
-    m.request_transfer(to(&["sip:room@r"]), None, 2_000)
+    m.request_transfer(to(&["sip:room@r"]), None, t(2_000))
         .unwrap();
-    assert_eq!(
-        m.handle(fail(480), 2_010),
-        vec![Action::RetryIn(Duration::from_millis(250))]
-    );
+    assert_eq!(m.handle(fail(480), t(2_010)), vec![]);
+    assert_eq!(m.poll_timeout(), Some(t(2_260)), "backoff of 250 ms");
     assert_eq!(m.state, State::Transferring);
     assert!(
-        m.handle(fail(480), 2_011).is_empty(),
+        m.handle(fail(480), t(2_011)).is_empty(),
         "no failure counts while waiting"
     );
-    assert_eq!(dialled(&m.handle(Input::RetryDue, 2_260)), ["sip:room@r"]);
-    m.handle(Input::RoomAnswered, 2_300);
+    assert_eq!(dialled(&m.handle_timeout(t(2_260))), ["sip:room@r"]);
+    m.handle(Input::RoomAnswered, t(2_300));
     assert_eq!(m.state, State::Bridged);
     assert_eq!(m.transfer_attempts, 2);
     assert_eq!(
@@ -132,21 +137,21 @@ fn a_room_not_ready_is_retried_until_it_answers() {
 #[test]
 fn a_list_is_tried_in_turn_and_giving_up_returns_to_hold() {
     let mut m = held();
-    m.request_transfer(to(&["sip:a@r", "sip:b@r"]), None, 2_000)
+    m.request_transfer(to(&["sip:a@r", "sip:b@r"]), None, t(2_000))
         .unwrap();
-    assert_eq!(dialled(&m.handle(fail(603), 2_100)), ["sip:b@r"]);
-    assert!(m.handle(fail(486), 2_200).is_empty());
+    assert_eq!(dialled(&m.handle(fail(603), t(2_100))), ["sip:b@r"]);
+    assert!(m.handle(fail(486), t(2_200)).is_empty());
     assert_eq!(m.state, State::Held);
     let failed = m
         .timeline
         .iter()
-        .rfind(|e| e.event == "call.transfer_failed")
+        .rfind(|e| e.event == EventKind::TransferFailed)
         .unwrap();
     assert_eq!(failed.detail["code"], 486);
     assert_eq!(failed.detail["final"], true);
-    assert_eq!(m.timeline.last().unwrap().event, "call.returned_to_hold");
+    assert_eq!(m.timeline.last().unwrap().event, EventKind::ReturnedToHold);
     // A new update works after giving up.
-    assert!(m.request_transfer(to(&["sip:c@r"]), None, 3_000).is_ok());
+    assert!(m.request_transfer(to(&["sip:c@r"]), None, t(3_000)).is_ok());
 }
 
 #[test]
@@ -154,31 +159,31 @@ fn duplicates_are_absorbed_and_conflicts_refused() {
     let mut m = held();
     let key = Some("k1".to_string());
     let (a, _) = m
-        .request_transfer(to(&["sip:a@r"]), key.clone(), 2_000)
+        .request_transfer(to(&["sip:a@r"]), key.clone(), t(2_000))
         .unwrap();
     assert_eq!(a, Accepted::Started);
     // Same body, same key; same target without a key: nothing new starts.
     assert_eq!(
-        m.request_transfer(to(&["sip:a@r"]), key.clone(), 2_001),
+        m.request_transfer(to(&["sip:a@r"]), key.clone(), t(2_001)),
         Ok((Accepted::Duplicate, vec![]))
     );
     assert_eq!(
-        m.request_transfer(to(&["sip:a@r"]), None, 2_002),
+        m.request_transfer(to(&["sip:a@r"]), None, t(2_002)),
         Ok((Accepted::Duplicate, vec![]))
     );
     // Same key, other body; other target while transferring: 409.
     let e = m
-        .request_transfer(to(&["sip:b@r"]), key, 2_003)
+        .request_transfer(to(&["sip:b@r"]), key, t(2_003))
         .unwrap_err();
     assert!(e.reason.contains("Idempotency-Key"), "{e}");
     let e = m
-        .request_transfer(to(&["sip:b@r"]), None, 2_004)
+        .request_transfer(to(&["sip:b@r"]), None, t(2_004))
         .unwrap_err();
     assert!(e.reason.contains("under way"), "{e}");
-    m.handle(Input::RoomAnswered, 2_500);
+    m.handle(Input::RoomAnswered, t(2_500));
     // Already there: a late duplicate does not add the caller twice.
     assert_eq!(
-        m.request_transfer(to(&["sip:a@r"]), None, 3_000),
+        m.request_transfer(to(&["sip:a@r"]), None, t(3_000)),
         Ok((Accepted::Duplicate, vec![]))
     );
     assert_eq!(m.transfer_attempts, 1);
@@ -187,20 +192,24 @@ fn duplicates_are_absorbed_and_conflicts_refused() {
 #[test]
 fn retransfer_is_make_before_break() {
     let mut m = held();
-    m.request_transfer(to(&["sip:a@r"]), None, 2_000).unwrap();
-    m.handle(Input::RoomAnswered, 2_100);
-    let (_, a) = m.request_transfer(to(&["sip:b@r"]), None, 5_000).unwrap();
+    m.request_transfer(to(&["sip:a@r"]), None, t(2_000))
+        .unwrap();
+    m.handle(Input::RoomAnswered, t(2_100));
+    let (_, a) = m
+        .request_transfer(to(&["sip:b@r"]), None, t(5_000))
+        .unwrap();
     assert_eq!(dialled(&a), ["sip:b@r"]);
     assert_eq!(m.state, State::Transferring);
     assert_eq!(m.hold_deadline(), None, "the caller is not on hold");
     // The new room refuses: the caller stays with the old one.
-    assert!(m.handle(fail(486), 5_100).is_empty());
+    assert!(m.handle(fail(486), t(5_100)).is_empty());
     assert_eq!(
         (m.state, m.target.as_deref()),
         (State::Bridged, Some("sip:a@r"))
     );
-    m.request_transfer(to(&["sip:b@r"]), None, 6_000).unwrap();
-    assert!(m.handle(Input::RoomAnswered, 6_100).is_empty());
+    m.request_transfer(to(&["sip:b@r"]), None, t(6_000))
+        .unwrap();
+    assert!(m.handle(Input::RoomAnswered, t(6_100)).is_empty());
     let bridged = m.timeline.last().unwrap();
     assert_eq!(bridged.detail["replaced"], "sip:a@r");
     assert_eq!(m.target.as_deref(), Some("sip:b@r"));
@@ -209,33 +218,36 @@ fn retransfer_is_make_before_break() {
 #[test]
 fn hold_request_from_anywhere() {
     let mut m = held();
-    assert_eq!(m.request_hold(1_500), Ok(vec![]));
-    m.request_transfer(to(&["sip:a@r"]), None, 2_000).unwrap();
-    assert_eq!(m.request_hold(2_050), Ok(vec![Action::CancelTransfer]));
+    assert_eq!(m.request_hold(t(1_500)), Ok(vec![]));
+    m.request_transfer(to(&["sip:a@r"]), None, t(2_000))
+        .unwrap();
+    assert_eq!(m.request_hold(t(2_050)), Ok(vec![Action::CancelTransfer]));
     assert_eq!(m.state, State::Held);
-    m.request_transfer(to(&["sip:a@r"]), None, 3_000).unwrap();
-    m.handle(Input::RoomAnswered, 3_100);
+    m.request_transfer(to(&["sip:a@r"]), None, t(3_000))
+        .unwrap();
+    m.handle(Input::RoomAnswered, t(3_100));
     assert_eq!(
-        m.request_hold(4_100),
+        m.request_hold(t(4_100)),
         Ok(vec![Action::HangupRoom, Action::ResumeHold])
     );
     assert_eq!((m.state, m.talk_ms), (State::Held, 1_000));
     assert_eq!(
         m.hold_deadline(),
-        Some(4_100 + 600_000),
+        Some(t(4_100 + 600_000)),
         "hold timer restarts"
     );
-    m.handle(Input::HangupRequested, 5_000);
-    assert!(m.request_hold(5_001).is_err());
+    m.handle(Input::HangupRequested, t(5_000));
+    assert!(m.request_hold(t(5_001)).is_err());
 }
 
 #[test]
 fn room_hangup_ends_or_holds_per_entry() {
     let mut m = held();
-    m.request_transfer(to(&["sip:a@r"]), None, 2_000).unwrap();
-    m.handle(Input::RoomAnswered, 2_100);
+    m.request_transfer(to(&["sip:a@r"]), None, t(2_000))
+        .unwrap();
+    m.handle(Input::RoomAnswered, t(2_100));
     assert_eq!(
-        m.handle(Input::RoomHungUp, 5_000),
+        m.handle(Input::RoomHungUp, t(5_000)),
         vec![Action::HangupCaller, Action::Finish]
     );
     assert_eq!(m.timeline.last().unwrap().detail["by"], "room");
@@ -244,10 +256,11 @@ fn room_hangup_ends_or_holds_per_entry() {
         on_room_hangup: OnRoomHangup::Hold,
         ..policy()
     });
-    m.request_transfer(to(&["sip:a@r"]), None, 2_000).unwrap();
-    m.handle(Input::RoomAnswered, 2_100);
+    m.request_transfer(to(&["sip:a@r"]), None, t(2_000))
+        .unwrap();
+    m.handle(Input::RoomAnswered, t(2_100));
     assert_eq!(
-        m.handle(Input::RoomHungUp, 5_000),
+        m.handle(Input::RoomHungUp, t(5_000)),
         vec![Action::ResumeHold, Action::PostWebhook]
     );
     assert_eq!(m.state, State::Held);
@@ -256,9 +269,10 @@ fn room_hangup_ends_or_holds_per_entry() {
 #[test]
 fn hangups_while_transferring_cancel_the_room() {
     let mut m = held();
-    m.request_transfer(to(&["sip:a@r"]), None, 2_000).unwrap();
+    m.request_transfer(to(&["sip:a@r"]), None, t(2_000))
+        .unwrap();
     assert_eq!(
-        m.handle(Input::CallerHungUp, 2_100),
+        m.handle(Input::CallerHungUp, t(2_100)),
         vec![Action::CancelTransfer, Action::Finish]
     );
 }
@@ -266,24 +280,26 @@ fn hangups_while_transferring_cancel_the_room() {
 #[test]
 fn hold_timeout_hangs_up_announces_or_transfers() {
     let mut m = held();
-    assert_eq!(m.hold_deadline(), Some(601_000));
+    assert_eq!(m.hold_deadline(), Some(t(601_000)));
     assert_eq!(
-        m.handle(Input::HoldTimeout, 601_000),
+        m.handle_timeout(t(601_000)),
         vec![Action::HangupCaller, Action::Finish]
     );
-    assert_eq!(m.end_reason, Some("hold_timeout"));
+    assert_eq!(m.end_reason, Some(EndReason::HoldTimeout));
 
     let mut m = held_with(Policy {
-        on_hold_timeout: HoldTimeout::Hangup { announce: true },
+        on_hold_timeout: HoldTimeout::Hangup {
+            announcement: Some(Duration::from_secs(3)),
+        },
         ..policy()
     });
-    assert_eq!(
-        m.handle(Input::HoldTimeout, 601_000),
-        vec![Action::PlayAnnouncement]
+    assert_eq!(m.handle_timeout(t(601_000)), vec![Action::PlayAnnouncement]);
+    assert!(
+        m.request_transfer(to(&["sip:a@r"]), None, t(601_001))
+            .is_err()
     );
-    assert!(m.request_transfer(to(&["sip:a@r"]), None, 601_001).is_err());
     assert_eq!(
-        m.handle(Input::AnnouncementDone, 604_000),
+        m.handle_timeout(t(604_000)),
         vec![Action::HangupCaller, Action::Finish]
     );
 
@@ -291,13 +307,14 @@ fn hold_timeout_hangs_up_announces_or_transfers() {
         on_hold_timeout: HoldTimeout::Transfer("sip:overflow@r".into()),
         ..policy()
     });
-    m.request_transfer(to(&["sip:a@r"]), None, 600_000).unwrap();
-    let a = m.handle(Input::HoldTimeout, 601_000);
+    m.request_transfer(to(&["sip:a@r"]), None, t(600_000))
+        .unwrap();
+    let a = m.handle_timeout(t(601_000));
     assert_eq!(a[0], Action::CancelTransfer);
     assert_eq!(dialled(&a), ["sip:overflow@r"]);
     assert_eq!(m.hold_deadline(), None);
     // If the overflow target fails for good, the call ends.
-    let a = m.handle(fail(603), 601_100);
+    let a = m.handle(fail(603), t(601_100));
     assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
 }
 
@@ -306,24 +323,23 @@ fn refer_falls_back_to_the_bridge() {
     let mut m = held();
     let mut req = to(&["sip:a@r"]);
     req.mode = Mode::Refer;
-    let (_, a) = m.request_transfer(req.clone(), None, 2_000).unwrap();
+    let (_, a) = m.request_transfer(req.clone(), None, t(2_000)).unwrap();
     assert!(matches!(&a[..], [Action::Refer(t)] if t.target == "sip:a@r"));
-    let a = m.handle(
-        Input::ReferFailed {
-            code: Some(405),
-            reason: "Method Not Allowed".into(),
-        },
-        2_100,
-    );
+    let a = m.handle(Input::ReferAnswered(Some(405)), t(2_100));
     assert_eq!(dialled(&a), ["sip:a@r"]);
-    m.handle(Input::RoomAnswered, 2_200);
+    m.handle(Input::RoomAnswered, t(2_200));
     assert_eq!(m.state, State::Bridged);
 
     let mut m = held();
-    m.request_transfer(req, None, 2_000).unwrap();
+    m.request_transfer(req, None, t(2_000)).unwrap();
+    assert!(
+        m.handle(Input::ReferAnswered(Some(202)), t(2_100))
+            .is_empty()
+    );
+    assert!(m.handle(Input::ReferNotified(100), t(2_200)).is_empty());
     assert_eq!(
-        m.handle(Input::ReferSucceeded, 2_500),
+        m.handle(Input::ReferNotified(200), t(2_500)),
         vec![Action::HangupCaller, Action::Finish]
     );
-    assert_eq!(m.end_reason, Some("referred"));
+    assert_eq!(m.end_reason, Some(EndReason::Referred));
 }

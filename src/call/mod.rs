@@ -1,31 +1,50 @@
-//! Calls: the sans-IO state machine (`machine`, with its inputs and
-//! actions in `steps`), the registry the API
-//! reads (`registry`), and the per-call driver task that runs the machine
-//! against SIP, media and webhooks (`driver`). `plan` is one transfer's
-//! targets, retries and deadline; `entries` matches an INVITE to its
-//! `[[dialin]]` entry, whose `header_policy` filters the caller's headers;
-//! `events` posts the timeline to the entry's `events_url`; `admission`
-//! (with `rate`) decides who may call.
+//! Calls.
+//!
+//! - The core, without I/O: `machine` (a call's whole state, its
+//!   transitions and its deadlines on the monotonic clock), its inputs,
+//!   actions and timeline types in `steps`, and `plan` (one transfer's
+//!   targets, retries and deadline).
+//! - The one door: `admission` decides on every new INVITE (with `rate`,
+//!   and `capacity`'s permits for `max_calls`).
+//! - Running a call: `driver`, one task per call, a thin loop that feeds
+//!   the machine and performs its actions; `answer` takes an admitted
+//!   INVITE to a held call; `webhook_task` posts the incoming-call
+//!   webhook; `events` posts the timeline to the entry's `events_url`.
+//! - Reaching a call: `registry` (live and recently ended calls), `handle`
+//!   (the opaque handle the API uses) and `view` (what the API shows).
+//! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
+//!   `header_policy` filters the caller's headers.
+//!
+//! Inside the module, imports go from the drivers down to the machine:
+//! driver → (answer, webhook_task, events, handle, registry) → machine →
+//! (steps, plan, view).
 
 pub mod admission;
+mod answer;
+pub mod capacity;
 pub mod driver;
 pub mod entries;
 pub mod events;
+mod handle;
 pub mod header_policy;
 pub mod machine;
 pub mod plan;
 pub mod rate;
 pub mod registry;
 pub mod steps;
+mod view;
+mod webhook_task;
 
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
+pub use handle::{CallError, CallHandle};
 pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
 pub use plan::{Mode, TransferRequest};
-pub use registry::{CallHandle, Registry};
+pub use registry::{NotLive, Registry};
+pub use view::CallView;
 
 /// Id of a held call (`callId` in the webhook and API): a UUID, not the
 /// SIP Call-ID, so that it reveals nothing of the carrier's signalling.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct CallId(pub String);
 

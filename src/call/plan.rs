@@ -3,10 +3,12 @@
 //! again with backoff, all within a deadline. The update that started it
 //! answered 200 long ago; absorbing the room's readiness race is ours.
 
+use crate::clock::Instant;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How the caller is moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// pinless INVITEs the room and relays media (B2BUA).
@@ -17,7 +19,7 @@ pub enum Mode {
 }
 
 /// What an update asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRequest {
     /// Tried in order; never empty.
     pub targets: Vec<String>,
@@ -42,22 +44,23 @@ pub enum Next {
 }
 
 /// A transfer under way.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub request: TransferRequest,
     /// Targets still worth trying (a hard refusal like 486 or 603 removes one).
     live: Vec<String>,
     /// Index in `live` of the target being tried.
     index: usize,
-    /// Unix ms after which no new attempt starts.
-    pub deadline: u64,
+    /// After this no new attempt starts.
+    pub deadline: Instant,
     backoff: Duration,
     /// Attempts made under this plan.
     pub attempts: u32,
     /// REFER was tried (or is not wanted): the next attempt is a bridge.
     pub refer_done: bool,
-    /// Waiting for a backoff timer rather than for a room.
-    pub waiting: bool,
+    /// When the backoff under way ends (waiting for a timer rather than
+    /// for a room).
+    pub retry_at: Option<Instant>,
 }
 
 /// SIP answers that mean "not ready yet" rather than "no".
@@ -69,16 +72,16 @@ pub fn retryable(code: Option<u16>) -> bool {
 }
 
 impl Plan {
-    pub fn new(request: TransferRequest, now: u64, timeout: Duration) -> Plan {
+    pub fn new(request: TransferRequest, now: Instant, timeout: Duration) -> Plan {
         Plan {
             live: request.targets.clone(),
             refer_done: request.mode == Mode::Bridge,
             request,
             index: 0,
-            deadline: now + timeout.as_millis() as u64,
+            deadline: now + timeout,
             backoff: FIRST_BACKOFF,
             attempts: 0,
-            waiting: false,
+            retry_at: None,
         }
     }
 
@@ -93,13 +96,13 @@ impl Plan {
 
     /// How long the next room may ring: what is left before the deadline,
     /// at most `cap`, at least one second.
-    pub fn ring_timeout(&self, now: u64, cap: Duration) -> Duration {
-        let left = Duration::from_millis(self.deadline.saturating_sub(now));
+    pub fn ring_timeout(&self, now: Instant, cap: Duration) -> Duration {
+        let left = self.deadline.since(now);
         left.min(cap).max(Duration::from_secs(1))
     }
 
     /// The attempt at `current()` failed with `code` at `now`.
-    pub fn failed(&mut self, code: Option<u16>, now: u64) -> Next {
+    pub fn failed(&mut self, code: Option<u16>, now: Instant) -> Next {
         if retryable(code) {
             self.index += 1;
         } else if self.index < self.live.len() {
@@ -117,10 +120,10 @@ impl Plan {
         self.index = 0;
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if now + wait.as_millis() as u64 >= self.deadline {
+        if now + wait >= self.deadline {
             return Next::GiveUp("transfer_timeout_secs reached");
         }
-        self.waiting = true;
+        self.retry_at = Some(now + wait);
         Next::Wait(wait)
     }
 }
@@ -129,6 +132,10 @@ impl Plan {
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
     fn plan(targets: &[&str]) -> Plan {
         Plan::new(
             TransferRequest {
@@ -136,7 +143,7 @@ mod tests {
                 headers: vec![],
                 mode: Mode::Bridge,
             },
-            0,
+            at(0),
             Duration::from_secs(30),
         )
     }
@@ -145,25 +152,25 @@ mod tests {
     fn a_room_not_ready_is_retried_with_growing_backoff() {
         let mut p = plan(&["sip:a@r"]);
         assert_eq!(
-            p.failed(Some(480), 10),
+            p.failed(Some(480), at(10)),
             Next::Wait(Duration::from_millis(250))
         );
         assert_eq!(p.current(), "sip:a@r");
         assert_eq!(
-            p.failed(Some(404), 300),
+            p.failed(Some(404), at(300)),
             Next::Wait(Duration::from_millis(500))
         );
-        assert_eq!(p.failed(None, 900), Next::Wait(Duration::from_secs(1)));
+        assert_eq!(p.failed(None, at(900)), Next::Wait(Duration::from_secs(1)));
         assert_eq!(
-            p.failed(Some(503), 2000),
+            p.failed(Some(503), at(2000)),
             Next::Wait(Duration::from_secs(2))
         );
         assert_eq!(
-            p.failed(Some(503), 4100),
+            p.failed(Some(503), at(4100)),
             Next::Wait(Duration::from_secs(2))
         );
         assert_eq!(
-            p.failed(Some(408), 28_500),
+            p.failed(Some(408), at(28_500)),
             Next::GiveUp("transfer_timeout_secs reached")
         );
     }
@@ -171,13 +178,13 @@ mod tests {
     #[test]
     fn targets_are_tried_in_turn_and_a_hard_no_removes_one() {
         let mut p = plan(&["sip:a@r", "sip:b@r", "sip:c@r"]);
-        assert_eq!(p.failed(Some(480), 1), Next::Try("sip:b@r".into()));
-        assert_eq!(p.failed(Some(486), 2), Next::Try("sip:c@r".into()));
-        assert!(matches!(p.failed(Some(503), 3), Next::Wait(_)));
+        assert_eq!(p.failed(Some(480), at(1)), Next::Try("sip:b@r".into()));
+        assert_eq!(p.failed(Some(486), at(2)), Next::Try("sip:c@r".into()));
+        assert!(matches!(p.failed(Some(503), at(3)), Next::Wait(_)));
         assert_eq!(p.current(), "sip:a@r");
-        assert_eq!(p.failed(Some(603), 300), Next::Try("sip:c@r".into()));
+        assert_eq!(p.failed(Some(603), at(300)), Next::Try("sip:c@r".into()));
         assert_eq!(
-            p.failed(Some(403), 301),
+            p.failed(Some(403), at(301)),
             Next::GiveUp("every target refused the call")
         );
     }
@@ -186,8 +193,8 @@ mod tests {
     fn ring_timeout_is_bounded_by_the_deadline() {
         let p = plan(&["sip:a@r"]);
         let cap = Duration::from_secs(20);
-        assert_eq!(p.ring_timeout(0, cap), cap);
-        assert_eq!(p.ring_timeout(25_000, cap), Duration::from_secs(5));
-        assert_eq!(p.ring_timeout(40_000, cap), Duration::from_secs(1));
+        assert_eq!(p.ring_timeout(at(0), cap), cap);
+        assert_eq!(p.ring_timeout(at(25_000), cap), Duration::from_secs(5));
+        assert_eq!(p.ring_timeout(at(40_000), cap), Duration::from_secs(1));
     }
 }

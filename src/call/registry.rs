@@ -4,43 +4,67 @@
 //! ever lives across an `.await`.
 
 use super::CallId;
-use super::driver::DriverMsg;
-use super::machine::Machine;
+use super::handle::CallHandle;
+use super::steps::{EndReason, State};
+use super::view::CallView;
 use dashmap::DashMap;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 /// How many ended calls are remembered for the API.
 const ENDED_KEPT: usize = 1000;
 
-/// A live call as the API sees it.
-#[derive(Clone)]
-pub struct CallHandle {
-    pub tx: mpsc::UnboundedSender<DriverMsg>,
-    pub machine: Arc<Mutex<Machine>>,
-}
-
-/// Locks a call's machine; a poisoned lock (a panic elsewhere) still
-/// yields the data, which stays consistent step by step.
-pub fn lock(m: &Mutex<Machine>) -> MutexGuard<'_, Machine> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Why a call cannot take a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotLive {
+    /// Never seen (or long forgotten).
+    #[error("unknown callId")]
+    Unknown,
+    /// It ended; this was its last state.
+    #[error("call is {}", .0.name())]
+    Ended(State),
 }
 
 /// Live and recently ended calls.
 #[derive(Clone, Default)]
 pub struct Registry {
     live: Arc<DashMap<CallId, CallHandle>>,
-    ended: Arc<Mutex<VecDeque<Machine>>>,
+    ended: Arc<Mutex<VecDeque<Arc<CallView>>>>,
+}
+
+/// A call's place in the registry, held by its driver. Dropping it —
+/// at the end of the call, or when its driver panics — moves the call to
+/// the ended memory.
+pub struct Enrolled {
+    registry: Registry,
+    id: CallId,
+}
+
+impl Drop for Enrolled {
+    fn drop(&mut self) {
+        self.registry.finish(&self.id);
+    }
 }
 
 impl Registry {
-    pub fn insert(&self, id: CallId, handle: CallHandle) {
-        self.live.insert(id, handle);
+    /// Adds a live call until the returned guard is dropped.
+    pub fn enroll(&self, id: CallId, handle: CallHandle) -> Enrolled {
+        self.live.insert(id.clone(), handle);
+        Enrolled {
+            registry: self.clone(),
+            id,
+        }
     }
 
-    pub fn get(&self, id: &CallId) -> Option<CallHandle> {
-        self.live.get(id).map(|h| h.clone())
+    /// A live call's handle.
+    pub fn get(&self, id: &CallId) -> Result<CallHandle, NotLive> {
+        if let Some(h) = self.live.get(id) {
+            return Ok(h.clone());
+        }
+        match self.ended_view(id) {
+            Some(v) => Err(NotLive::Ended(v.state)),
+            None => Err(NotLive::Unknown),
+        }
     }
 
     /// Number of live calls.
@@ -52,30 +76,44 @@ impl Registry {
         self.live.is_empty()
     }
 
-    /// Moves a call from live to ended; returns its final state.
-    pub fn finish(&self, id: &CallId) -> Option<Machine> {
-        let (_, handle) = self.live.remove(id)?;
-        let snapshot = lock(&handle.machine).clone();
+    /// Moves a call from live to ended. A call whose driver stopped
+    /// without ending it (a bug: it panicked) is shown as ended by the
+    /// gateway.
+    fn finish(&self, id: &CallId) {
+        let Some((_, handle)) = self.live.remove(id) else {
+            return;
+        };
+        let mut view = handle.snapshot();
+        if view.state != State::Ended {
+            let mut v = (*view).clone();
+            v.state = State::Ended;
+            v.end_reason = Some(EndReason::GatewayError);
+            v.ended_at = Some(crate::clock::unix_ms());
+            view = Arc::new(v);
+        }
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         if ended.len() >= ENDED_KEPT {
             ended.pop_front();
         }
-        ended.push_back(snapshot.clone());
-        Some(snapshot)
+        ended.push_back(view);
     }
 
-    /// A copy of a call's state, live or recently ended.
-    pub fn snapshot(&self, id: &CallId) -> Option<Machine> {
-        if let Some(h) = self.get(id) {
-            return Some(lock(&h.machine).clone());
-        }
+    fn ended_view(&self, id: &CallId) -> Option<Arc<CallView>> {
         let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        ended.iter().rev().find(|m| m.call_id == id.0).cloned()
+        ended.iter().rev().find(|v| v.call_id == id.0).cloned()
     }
 
-    /// Copies of every live call.
-    pub fn live_snapshots(&self) -> Vec<Machine> {
+    /// A call as last published, live or recently ended.
+    pub fn snapshot(&self, id: &CallId) -> Option<Arc<CallView>> {
+        match self.live.get(id) {
+            Some(h) => Some(h.snapshot()),
+            None => self.ended_view(id),
+        }
+    }
+
+    /// Every live call as last published.
+    pub fn live_snapshots(&self) -> Vec<Arc<CallView>> {
         let handles: Vec<CallHandle> = self.live.iter().map(|e| e.value().clone()).collect();
-        handles.iter().map(|h| lock(&h.machine).clone()).collect()
+        handles.iter().map(CallHandle::snapshot).collect()
     }
 }

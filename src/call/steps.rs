@@ -4,12 +4,12 @@
 //! only the transitions.
 
 use crate::config::OnRoomHangup;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 
 /// Where a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Answered, hearing hold music, no transfer under way.
@@ -25,23 +25,36 @@ pub enum State {
     Ended,
 }
 
+impl State {
+    /// The state as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Held => "held",
+            State::Transferring => "transferring",
+            State::Bridged => "bridged",
+            State::Announcing => "announcing",
+            State::Ended => "ended",
+        }
+    }
+}
+
 /// How a call behaves, from its `[[dialin]]` entry (fixed at answer time:
 /// later changes to the entry do not touch calls already held).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub transfer_timeout: Duration,
     pub max_hold: Duration,
     pub on_room_hangup: OnRoomHangup,
     pub on_hold_timeout: HoldTimeout,
-    /// Longest a room may ring on one attempt.
+    /// Longest a room may ring on one attempt (and a REFER may take).
     pub ring_cap: Duration,
 }
 
 /// What a hold timeout does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldTimeout {
-    /// Hang up, after the announcement if there is one.
-    Hangup { announce: bool },
+    /// Hang up, after the announcement if there is one (its length).
+    Hangup { announcement: Option<Duration> },
     /// Transfer to this URI.
     Transfer(String),
 }
@@ -74,7 +87,9 @@ pub enum Accepted {
     Duplicate,
 }
 
-/// What happened, as the driver reports it.
+/// What happened, as the driver reports it: raw facts, no decisions.
+/// Timers are not inputs: the machine keeps its deadlines itself
+/// (`poll_timeout`, `handle_timeout`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// One webhook attempt ended.
@@ -92,22 +107,15 @@ pub enum Input {
         code: Option<u16>,
         reason: String,
     },
-    /// The backoff asked for by `Action::RetryIn` is over.
-    RetryDue,
-    /// The caller's side accepted our REFER and reported the target's 2xx.
-    ReferSucceeded,
-    /// REFER was refused, or the caller's side reported a failure.
-    ReferFailed {
-        code: Option<u16>,
-        reason: String,
-    },
+    /// The final answer to our REFER (`None`: no answer, or it could not be
+    /// sent).
+    ReferAnswered(Option<u16>),
+    /// A NOTIFY of our REFER's progress: the status code of its sipfrag.
+    ReferNotified(u16),
     CallerHungUp,
     RoomHungUp,
     /// `DELETE /v1/calls/{id}`.
     HangupRequested,
-    HoldTimeout,
-    /// The hold-timeout announcement has played.
-    AnnouncementDone,
 }
 
 /// What the driver must do.
@@ -117,9 +125,7 @@ pub enum Action {
     Dial(Transfer),
     /// Ask the caller's side to call the target itself.
     Refer(Transfer),
-    /// Feed `Input::RetryDue` after this long.
-    RetryIn(Duration),
-    /// Stop the room INVITE, REFER or backoff under way.
+    /// Stop the room INVITE or REFER under way.
     CancelTransfer,
     HangupCaller,
     /// Hang up the room the caller is bridged to.
@@ -129,17 +135,169 @@ pub enum Action {
     /// Post the incoming-call webhook again (a room hung up on a caller
     /// whose entry says "hold").
     PostWebhook,
+    /// Play the hold-timeout announcement (the machine knows its length and
+    /// ends the call when it is over).
     PlayAnnouncement,
     /// Release media, leave the registry: the call is over.
     Finish,
 }
 
+/// What a timeline line says happened. Serialized to the names the API,
+/// the events webhook and the records have always used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "call.held")]
+    Held,
+    #[serde(rename = "headers.dropped")]
+    HeadersDropped,
+    #[serde(rename = "webhook.attempt")]
+    WebhookAttempt,
+    #[serde(rename = "webhook.failed")]
+    WebhookFailed,
+    #[serde(rename = "update.refused")]
+    UpdateRefused,
+    #[serde(rename = "call.transfer_started")]
+    TransferStarted,
+    #[serde(rename = "call.transfer_failed")]
+    TransferFailed,
+    #[serde(rename = "call.bridged")]
+    Bridged,
+    #[serde(rename = "call.returned_to_hold")]
+    ReturnedToHold,
+    #[serde(rename = "call.hold_timeout")]
+    HoldTimeout,
+    #[serde(rename = "call.referred")]
+    Referred,
+    #[serde(rename = "call.refer_failed")]
+    ReferFailed,
+    #[serde(rename = "call.ended")]
+    Ended,
+}
+
+impl EventKind {
+    /// The name as serialized (`call.held`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Held => "call.held",
+            EventKind::HeadersDropped => "headers.dropped",
+            EventKind::WebhookAttempt => "webhook.attempt",
+            EventKind::WebhookFailed => "webhook.failed",
+            EventKind::UpdateRefused => "update.refused",
+            EventKind::TransferStarted => "call.transfer_started",
+            EventKind::TransferFailed => "call.transfer_failed",
+            EventKind::Bridged => "call.bridged",
+            EventKind::ReturnedToHold => "call.returned_to_hold",
+            EventKind::HoldTimeout => "call.hold_timeout",
+            EventKind::Referred => "call.referred",
+            EventKind::ReferFailed => "call.refer_failed",
+            EventKind::Ended => "call.ended",
+        }
+    }
+
+    /// Posted to the entry's events webhook; the rest (webhook attempts,
+    /// refused updates, dropped headers) stay in `GET /v1/calls/{id}`.
+    pub fn published(self) -> bool {
+        !matches!(
+            self,
+            EventKind::HeadersDropped
+                | EventKind::WebhookAttempt
+                | EventKind::WebhookFailed
+                | EventKind::UpdateRefused
+        )
+    }
+}
+
+/// Why a call ended. Serialized to the names the API has always used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    CallerHangup,
+    RoomHangup,
+    ApiHangup,
+    HoldTimeout,
+    Referred,
+    /// The call's driver stopped without ending the call (a bug); the
+    /// gateway released what it held.
+    GatewayError,
+}
+
+impl EndReason {
+    /// The name as serialized (`caller_hangup`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::CallerHangup => "caller_hangup",
+            EndReason::RoomHangup => "room_hangup",
+            EndReason::ApiHangup => "api_hangup",
+            EndReason::HoldTimeout => "hold_timeout",
+            EndReason::Referred => "referred",
+            EndReason::GatewayError => "gateway_error",
+        }
+    }
+
+    /// Who ended the call, as `call.ended`'s `by` says it.
+    pub fn by(self) -> &'static str {
+        match self {
+            EndReason::CallerHangup | EndReason::Referred => "caller",
+            EndReason::RoomHangup => "room",
+            EndReason::ApiHangup => "api",
+            EndReason::HoldTimeout | EndReason::GatewayError => "gateway",
+        }
+    }
+}
+
 /// One line of the timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unix time, milliseconds.
     pub at: u64,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Value::is_null")]
+    pub event: EventKind,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub detail: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_what_serde_writes() {
+        use EventKind::*;
+        for k in [
+            Held,
+            HeadersDropped,
+            WebhookAttempt,
+            WebhookFailed,
+            UpdateRefused,
+            TransferStarted,
+            TransferFailed,
+            Bridged,
+            ReturnedToHold,
+            HoldTimeout,
+            Referred,
+            ReferFailed,
+            Ended,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
+        use EndReason as R;
+        for r in [
+            R::CallerHangup,
+            R::RoomHangup,
+            R::ApiHangup,
+            R::HoldTimeout,
+            R::Referred,
+            R::GatewayError,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.name());
+        }
+        for s in [
+            State::Held,
+            State::Transferring,
+            State::Bridged,
+            State::Announcing,
+            State::Ended,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+    }
 }

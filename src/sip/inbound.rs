@@ -150,10 +150,9 @@ impl IncomingInvite {
         self.finish_failure(r).await;
     }
 
-    /// 503 Service Unavailable with Retry-After, when we are overloaded.
-    pub(crate) async fn reject_busy(self) {
-        self.reject(503, None, &[("Retry-After", "5".to_string())])
-            .await;
+    /// Answers with the refusal's code, phrase and headers.
+    pub async fn refuse(self, r: &super::refusal::Refusal) {
+        self.reject(r.code, r.phrase, &r.headers).await;
     }
 
     async fn finish_failure(mut self, response: OutgoingResponse) {

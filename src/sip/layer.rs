@@ -145,7 +145,9 @@ impl PinlessLayer {
             let invite = match e {
                 mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
             };
-            invite.reject_busy().await;
+            // The gateway is not keeping up with new calls.
+            let busy = super::refusal::Refusal::busy(5, "INVITE queue full");
+            invite.refuse(&busy).await;
         }
     }
 

@@ -14,6 +14,7 @@
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `digest`: server-side digest authentication (407 challenges).
 //! - `limits`: size limits on an INVITE (513 / 400).
+//! - `refusal`: a final error answer as data (every 503 is built there).
 //! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
 
 mod dialog;
@@ -23,6 +24,7 @@ mod inbound;
 mod layer;
 pub mod limits;
 mod outbound;
+mod refusal;
 pub mod sdp;
 mod stack;
 pub mod tls;
@@ -30,6 +32,7 @@ pub mod tls;
 pub use dialog::{Leg, LegEvent};
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
+pub use refusal::Refusal;
 pub use stack::{Stack, StackConfig, StackError};
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in

@@ -2,7 +2,7 @@
 //! talk time, and the whole timeline, as `GET /v1/calls/{id}` showed it.
 
 use super::{Store, StoreError};
-use crate::call::Machine;
+use crate::call::CallView as Machine;
 use rusqlite::params;
 
 /// `GET /v1/call-records?since=…&limit=…`.
@@ -30,7 +30,7 @@ impl Store {
                 m.to,
                 m.created_at as i64,
                 m.ended_at.unwrap_or(m.created_at) as i64,
-                m.end_reason,
+                m.end_reason.map(|r| r.name()),
                 m.target,
                 m.hold_ms as i64,
                 m.talk_ms as i64,

@@ -1,0 +1,106 @@
+//! From an admitted INVITE to a held call: ring while the entry's
+//! `answer_delay_ms` runs (a CANCEL then gets 487), answer with our SDP,
+//! start hold music, and set up the machine. Boxed by the caller: these
+//! states are large and would otherwise be reserved in every held call's
+//! task for its whole life.
+
+use super::driver::Ctx;
+use super::entries::Entry;
+use super::machine::{EventKind, Machine, Parties};
+use crate::media::{CallMedia, HoldLoop, RtpSocket};
+use crate::sip::sdp::{self, PeerMedia};
+use crate::sip::{IncomingInvite, InviteInfo, Leg, Refusal};
+use serde_json::json;
+use std::sync::Arc;
+
+/// A call just answered and on hold.
+pub(super) struct Answered {
+    pub caller: Leg,
+    pub media: CallMedia,
+    pub machine: Machine,
+    /// The caller's From URI, used as From of our room INVITEs.
+    pub caller_from: String,
+}
+
+/// Answers the INVITE; None when the caller left first or the answer or
+/// media failed (logged).
+pub(super) async fn answer(
+    ctx: &Ctx,
+    entry: &Entry,
+    offer: PeerMedia,
+    socket: RtpSocket,
+    mut invite: IncomingInvite,
+) -> Option<Answered> {
+    if !entry.answer_delay.is_zero() {
+        invite.ring(&ctx.stack).await;
+        tokio::select! {
+            _ = tokio::time::sleep(entry.answer_delay) => {}
+            _ = invite.cancelled() => {
+                invite.refuse(&Refusal::new(487, "cancelled by the caller")).await;
+                return None;
+            }
+        }
+    }
+    let codec = offer.choose();
+    let answer = sdp::answer(ctx.media.public_ip(), socket.port, codec);
+    let info = invite.info.clone();
+    let caller = match invite.accept(&ctx.stack, answer).await {
+        Ok(leg) => leg,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not answer INVITE");
+            return None;
+        }
+    };
+    let media = match ctx
+        .media
+        .hold(socket, offer.addr, codec, hold_music(ctx, entry))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "no media for answered call; hanging up");
+            caller.hangup();
+            return None;
+        }
+    };
+    let machine = held_machine(ctx, entry, &info);
+    Some(Answered {
+        caller,
+        media,
+        machine,
+        caller_from: info.from_uri,
+    })
+}
+
+/// The machine of a call just put on hold, with its parties as the
+/// webhook shows them and the headers the entry's policy dropped.
+fn held_machine(ctx: &Ctx, entry: &Entry, info: &InviteInfo) -> Machine {
+    // Phone calls are shown by number (E.164), others by URI.
+    let party = |user: &Option<String>, uri: &str| match user {
+        Some(u) if u.starts_with('+') => u.clone(),
+        _ => uri.to_string(),
+    };
+    let (caller_headers, dropped) = entry.headers.apply(&info.custom_headers);
+    let parties = Parties {
+        call_id: super::CallId::new().0,
+        call_domain: ctx.call_domain.clone(),
+        from: party(&info.from_user, &info.from_uri),
+        to: party(&info.to_user, &info.to_uri),
+        entry: entry.name.clone(),
+        caller_headers,
+    };
+    let now = ctx.clock.now();
+    let mut m = Machine::answered(parties, entry.policy.clone(), now, crate::clock::unix_ms());
+    if !dropped.is_empty() {
+        let names: Vec<_> = dropped
+            .iter()
+            .map(|d| json!({ "name": d.name, "why": d.why }))
+            .collect();
+        m.log(now, EventKind::HeadersDropped, json!(names));
+    }
+    m
+}
+
+/// What the entry's callers hear on hold: its own music, else `[hold].music`.
+pub(super) fn hold_music(ctx: &Ctx, entry: &Entry) -> Arc<HoldLoop> {
+    entry.music.clone().unwrap_or_else(|| ctx.media.music())
+}

@@ -1,0 +1,82 @@
+//! `limits.max_calls` as permits: a call takes one before it is answered
+//! and holds it until it ends. The permit is released on drop, so a call
+//! that ends in any way — a panic in its driver included — gives its
+//! place back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The node's call places.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    max: usize,
+    taken: Arc<AtomicUsize>,
+}
+
+/// One place, held by one call.
+#[derive(Debug)]
+pub struct Permit {
+    taken: Arc<AtomicUsize>,
+}
+
+impl Capacity {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            taken: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A place, or None when all `max` are taken.
+    pub fn try_acquire(&self) -> Option<Permit> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Permit {
+                taken: self.taken.clone(),
+            })
+    }
+
+    /// Places taken now.
+    pub fn in_use(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capacity;
+
+    #[test]
+    fn never_more_than_max_and_drop_gives_back() {
+        let c = Capacity::new(2);
+        let a = c.try_acquire();
+        let b = c.try_acquire();
+        assert!(a.is_some() && b.is_some());
+        assert!(c.try_acquire().is_none());
+        drop(a);
+        assert_eq!(c.in_use(), 1);
+        assert!(c.try_acquire().is_some());
+    }
+
+    #[test]
+    fn a_panicking_holder_gives_its_place_back() {
+        let c = Capacity::new(1);
+        let held = c.clone();
+        let result = std::thread::spawn(move || {
+            let _permit = held.try_acquire();
+            panic!("driver bug");
+        })
+        .join();
+        assert!(result.is_err());
+        assert_eq!(c.in_use(), 0);
+    }
+}
