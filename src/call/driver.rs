@@ -64,7 +64,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (view_tx, view_rx) = watch::channel(Arc::new(machine.view()));
     // Leaves the registry when dropped, however this task ends.
-    let _enrolled = ctx
+    let enrolled = ctx
         .registry
         .enroll(id.clone(), CallHandle::new(tx.clone(), view_rx));
     let p = machine.parties();
@@ -102,6 +102,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     if let Some(task) = call.webhook_task.take() {
         task.abort();
     }
+    drop(enrolled); // the call is over: no longer live for the API
     record(&ctx, call.machine.view()).await;
     tracing::info!(call = %id, "call ended");
 }

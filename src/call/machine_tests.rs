@@ -343,3 +343,157 @@ fn refer_falls_back_to_the_bridge() {
     );
     assert_eq!(m.end_reason, Some(EndReason::Referred));
 }
+
+/// Drives the machine the way its driver does: the clock jumps to each
+/// deadline `poll_timeout` names, and `handle_timeout` fires it.
+fn sleep_to_deadline(m: &mut Machine) -> (Instant, Vec<Action>) {
+    let at = m.poll_timeout().expect("a deadline");
+    (at, m.handle_timeout(at))
+}
+
+#[test]
+fn a_whole_call_on_a_fake_clock() {
+    let mut m = held_with(Policy {
+        on_hold_timeout: HoldTimeout::Hangup {
+            announcement: Some(Duration::from_secs(4)),
+        },
+        ..policy()
+    });
+    // Held: the only deadline is the hold timeout, 600 s after the answer.
+    assert_eq!(m.poll_timeout(), Some(t(601_000)));
+
+    // The room refuses twice (not ready), then answers.
+    m.request_transfer(to(&["sip:room@r"]), None, t(2_000))
+        .unwrap();
+    assert!(m.handle(fail(480), t(2_100)).is_empty());
+    let (at, a) = sleep_to_deadline(&mut m);
+    assert_eq!((at, dialled(&a)), (t(2_350), vec!["sip:room@r"]));
+    assert!(m.handle(fail(503), t(2_400)).is_empty());
+    let (at, a) = sleep_to_deadline(&mut m);
+    assert_eq!(
+        (at, dialled(&a)),
+        (t(2_900), vec!["sip:room@r"]),
+        "backoff doubled"
+    );
+    assert!(m.handle(Input::RoomAnswered, t(3_000)).is_empty());
+    assert_eq!(m.state, State::Bridged);
+    assert_eq!(m.poll_timeout(), None, "a bridged call has no deadline");
+
+    // Re-transfer, make before break: the new room answers.
+    let (_, a) = m
+        .request_transfer(to(&["sip:other@r"]), None, t(10_000))
+        .unwrap();
+    assert_eq!(dialled(&a), ["sip:other@r"]);
+    assert!(m.handle(Input::RoomAnswered, t(10_500)).is_empty());
+    assert_eq!(m.target.as_deref(), Some("sip:other@r"));
+
+    // Back to hold: the hold timer starts again from here.
+    assert_eq!(
+        m.request_hold(t(20_000)),
+        Ok(vec![Action::HangupRoom, Action::ResumeHold])
+    );
+    assert_eq!(m.poll_timeout(), Some(t(620_000)));
+
+    // Hold timeout: the announcement plays, and the call ends after it.
+    let (at, a) = sleep_to_deadline(&mut m);
+    assert_eq!((at, a), (t(620_000), vec![Action::PlayAnnouncement]));
+    assert_eq!(m.state, State::Announcing);
+    let (at, a) = sleep_to_deadline(&mut m);
+    assert_eq!(at, t(624_000));
+    assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
+    assert_eq!(m.poll_timeout(), None);
+    // The announcement counts as time on hold.
+    assert_eq!((m.hold_ms, m.talk_ms), (2_000 + 600_000 + 4_000, 17_000));
+    assert_eq!(
+        events(&m),
+        [
+            "call.held",
+            "call.transfer_started",
+            "call.transfer_failed",
+            "call.transfer_started",
+            "call.transfer_failed",
+            "call.transfer_started",
+            "call.bridged",
+            "call.transfer_started",
+            "call.bridged",
+            "call.returned_to_hold",
+            "call.hold_timeout",
+            "call.ended",
+        ]
+    );
+    // Shown times follow the monotonic clock from the answer's wall time.
+    assert_eq!(m.timeline.last().unwrap().at, 624_000);
+    assert_eq!(m.ended_at, Some(624_000));
+}
+
+#[test]
+fn a_transfer_gives_up_at_its_deadline() {
+    let mut m = held();
+    m.request_transfer(to(&["sip:room@r"]), None, t(2_000))
+        .unwrap();
+    let mut now = 2_000;
+    let mut attempts = 1;
+    loop {
+        now += 100;
+        if !m.handle(fail(480), t(now)).is_empty() || m.state == State::Held {
+            break;
+        }
+        let (at, a) = sleep_to_deadline(&mut m);
+        now = at.as_millis();
+        assert!(now < 32_000, "an attempt past transfer_timeout_secs");
+        if dialled(&a).is_empty() {
+            break;
+        }
+        attempts += 1;
+    }
+    assert_eq!(m.state, State::Held);
+    assert!(attempts > 10, "retried until the deadline ({attempts})");
+    assert_eq!(
+        m.poll_timeout(),
+        Some(t(601_000)),
+        "only the hold timer is left"
+    );
+}
+
+#[test]
+fn a_refer_without_final_notify_falls_back_when_its_deadline_passes() {
+    let mut m = held_with(Policy {
+        ring_cap: Duration::from_secs(5),
+        ..policy()
+    });
+    let mut req = to(&["sip:a@r"]);
+    req.mode = Mode::Refer;
+    m.request_transfer(req, None, t(2_000)).unwrap();
+    assert!(
+        m.handle(Input::ReferAnswered(Some(202)), t(2_050))
+            .is_empty()
+    );
+    let (at, a) = sleep_to_deadline(&mut m);
+    assert_eq!(at, t(7_000));
+    assert_eq!(a[0], Action::CancelTransfer);
+    assert_eq!(dialled(&a), ["sip:a@r"], "bridged instead");
+    let failed = m
+        .timeline
+        .iter()
+        .find(|e| e.event == EventKind::ReferFailed)
+        .unwrap();
+    assert_eq!(failed.detail["reason"], "no final NOTIFY in time");
+}
+
+#[test]
+fn a_saved_call_restores_with_its_deadlines() {
+    let mut m = held();
+    m.request_transfer(to(&["sip:room@r"]), Some("k".into()), t(2_000))
+        .unwrap();
+    m.handle(fail(480), t(2_100));
+    let saved = serde_json::to_string(&m).unwrap();
+    let mut back: Machine = serde_json::from_str(&saved).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.poll_timeout(), Some(t(2_350)));
+    assert_eq!(dialled(&back.handle_timeout(t(2_350))), ["sip:room@r"]);
+    // The idempotency key came along.
+    assert!(matches!(
+        back.request_transfer(to(&["sip:room@r"]), Some("k".into()), t(2_400)),
+        Ok((Accepted::Duplicate, _))
+    ));
+}
