@@ -1,54 +1,53 @@
 //! `pinless [--config FILE] [--check-config]`
 
 use anyhow::Context;
+use clap::Parser;
 use pinless::{Config, Gateway};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: pinless [--config FILE] [--check-config]
+const ENVIRONMENT: &str = "\
+Environment overrides: PINLESS_SECTION__KEY=value, e.g. PINLESS_API__LISTEN=127.0.0.1:9090
+(double underscore = nesting). PINLESS_LOG sets the log filter (default: info).";
 
-  --config FILE    read FILE (default: config/pinless.toml if present,
-                   else built-in loopback defaults)
-  --check-config   validate the configuration and exit (0 when valid)
-
-Environment overrides: PINLESS_SECTION__KEY=value, e.g. PINLESS_API__LISTEN=127.0.0.1:9090";
+/// Self-hostable pinless dial-in hold-and-transfer SIP gateway.
+#[derive(Debug, Parser)]
+#[command(name = "pinless", version, after_help = ENVIRONMENT)]
+// Given twice, a flag takes its last value, as the hand-written parser did.
+#[command(args_override_self = true)]
+struct Args {
+    /// Read FILE (default: config/pinless.toml if present, else built-in
+    /// loopback defaults)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (0 when valid)
+    #[arg(long)]
+    check_config: bool,
+}
 
 fn main() -> std::process::ExitCode {
+    // Before logging starts: --help, --version and usage errors print and
+    // exit here (usage errors with status 2).
+    let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PINLESS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match run() {
+    match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pinless: {e:#}");
+            eprintln!("pinless: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let mut config_path: Option<PathBuf> = None;
-    let mut check_only = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => {
-                config_path = Some(args.next().context("--config needs a FILE")?.into());
-            }
-            "--check-config" => check_only = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
+fn run(args: Args) -> anyhow::Result<()> {
     // PINLESS_LOG is for logging, not a config key.
     let vars = std::env::vars().filter(|(k, _)| k != "PINLESS_LOG");
-    let (config, source) = Config::load(config_path.as_deref(), vars)?;
-    if check_only {
+    let (config, source) = Config::load(args.config.as_deref(), vars)?;
+    if args.check_config {
         println!("configuration is valid ({source:?})");
         return Ok(());
     }
@@ -63,4 +62,57 @@ fn run() -> anyhow::Result<()> {
         gateway.shutdown();
         anyhow::Ok(())
     })
+}
+
+/// The error and its causes on one line, as `{:#}` writes them, but
+/// without a cause whose text the line already holds. Why: pinless's
+/// errors keep their source *and* name it in their own text (so that a
+/// plain `to_string()`, as the API and the config check use, says it all);
+/// `{:#}` alone would print such a cause twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("hold.music x.flac: cannot open: {source}")]
+    struct Named {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_text_is_not_repeated() {
+        let io = || std::io::Error::other("no such file");
+        let e = anyhow::Error::new(Named { source: io() });
+        assert_eq!(one_line(&e), "hold.music x.flac: cannot open: no such file");
+        let e = anyhow::Error::new(io()).context("cannot start the async runtime");
+        assert_eq!(one_line(&e), "cannot start the async runtime: no such file");
+    }
+
+    #[test]
+    fn the_flags_of_the_first_release_parse() {
+        let a = Args::try_parse_from(["pinless", "--check-config", "--config", "f.toml"]).unwrap();
+        assert!(a.check_config);
+        assert_eq!(a.config, Some(PathBuf::from("f.toml")));
+        let a = Args::try_parse_from(["pinless", "--config", "a", "--config", "b"]).unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("b")), "the last one wins");
+        let a = Args::try_parse_from(["pinless"]).unwrap();
+        assert!(!a.check_config && a.config.is_none());
+        assert!(Args::try_parse_from(["pinless", "--bogus"]).is_err());
+        assert!(Args::try_parse_from(["pinless", "--config"]).is_err());
+    }
 }

@@ -1,111 +1,312 @@
-//! `/metrics` in the Prometheus text format.
+//! `/metrics` in the Prometheus text format (0.0.4), encoded by the
+//! official client, `prometheus-client`. The values live in atomics that
+//! the pacer, the relay and admission keep anyway, so a collector reads
+//! them at scrape time rather than mirroring them into client metrics.
 
 use super::Api;
-use std::fmt::Write;
+use crate::call::Registry;
+use crate::call::admission::AdmissionStats;
+use crate::media::RelayStats;
+use crate::media::pacer::PacerStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
+/// The content type answered since the first release (the client's own
+/// constant adds `; charset=utf-8`; scrapers read both the same).
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 pub fn render(api: &Api) -> Response<Body> {
-    let mut s = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            s,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+    let node = Node {
+        registry: api.registry.clone(),
+        pacer: api.pacer.clone(),
+        relay: api.relay.clone(),
+        admission: api.admission.clone(),
     };
-    metric(
-        "pinless_calls_live",
-        "gauge",
-        "Calls held, transferring or bridged.",
-        api.registry.len() as u64,
-    );
-    metric(
-        "pinless_hold_streams",
-        "gauge",
-        "Hold-music streams being paced.",
-        api.pacer.streams.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_hold_packets_sent_total",
-        "counter",
-        "Hold-music RTP packets sent.",
-        api.pacer.packets_sent.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_hold_send_errors_total",
-        "counter",
-        "Hold-music RTP sends that failed.",
-        api.pacer.send_errors.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_pacer_late_slots_total",
-        "counter",
-        "Pacer slots served more than 5 ms late.",
-        api.pacer.late_slots.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_pacer_busy_permille",
-        "gauge",
-        "Share of the last 100 ms the pacer spent sending, in thousandths.",
-        api.pacer.busy_permille.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_pacer_overloaded",
-        "gauge",
-        "1 while new calls are refused because the pacer is not keeping up.",
-        u64::from(api.pacer.overloaded.load(Ordering::Relaxed)),
-    );
-    metric(
-        "pinless_relay_packets_total",
-        "counter",
-        "RTP packets relayed between caller and room.",
-        api.relay.relayed.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_rtp_foreign_dropped_total",
-        "counter",
-        "RTP packets dropped for coming from an unlatched source.",
-        api.relay.dropped_foreign.load(Ordering::Relaxed),
-    );
-    let a = &api.admission;
-    metric(
-        "pinless_invites_rate_limited_total",
-        "counter",
-        "INVITEs refused with 503 for exceeding invites_per_sec_per_ip.",
-        a.rate_limited.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_invites_forbidden_ip_total",
-        "counter",
-        "INVITEs refused with 403: source outside the entry's allowed_cidrs.",
-        a.forbidden_ip.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_invites_challenged_total",
-        "counter",
-        "INVITEs answered 407 with a digest challenge.",
-        a.challenged.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_invites_forbidden_credentials_total",
-        "counter",
-        "INVITEs refused with 403: wrong or unknown digest credentials.",
-        a.forbidden_credentials.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_invites_at_capacity_total",
-        "counter",
-        "INVITEs refused with 503: max_calls reached.",
-        a.at_capacity.load(Ordering::Relaxed),
-    );
-    metric(
-        "pinless_invites_pacer_overloaded_total",
-        "counter",
-        "INVITEs refused with 503 while the pacer was not keeping up.",
-        a.pacer_overloaded.load(Ordering::Relaxed),
-    );
-    Response::builder()
-        .header("content-type", "text/plain; version=0.0.4")
-        .body(Body::from(s))
-        .unwrap_or_default()
+    match node.encode_text() {
+        Ok(text) => Response::builder()
+            .header("content-type", CONTENT_TYPE)
+            .body(Body::from(text))
+            .unwrap_or_default(),
+        // Only a collector can fail to encode, and ours cannot: still, a
+        // scrape gets an honest 500 rather than half a page.
+        Err(std::fmt::Error) => {
+            let mut answer = Response::new(Body::empty());
+            *answer.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            answer
+        }
+    }
+}
+
+/// What `/metrics` reads at scrape time: handles on the node's counters,
+/// shared with the parts that keep them.
+struct Node {
+    registry: Registry,
+    pacer: Arc<PacerStats>,
+    relay: Arc<RelayStats>,
+    admission: Arc<AdmissionStats>,
+}
+
+impl Node {
+    /// The whole page, in the Prometheus text format.
+    fn encode_text(self) -> Result<String, std::fmt::Error> {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
+        Ok(text)
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// One metric of the page: its name as scraped, its help and where its
+/// value comes from.
+struct Family {
+    /// The name users scrape. Counters carry `_total` here; the encoder
+    /// appends it itself, so it is stripped before encoding.
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    read: fn(&Node) -> u64,
+}
+
+/// Every metric, in the order of the page. Names and help texts are part
+/// of the contract: scrapers and dashboards use them.
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "pinless_calls_live",
+        help: "Calls held, transferring or bridged.",
+        kind: Kind::Gauge,
+        // usize → u64 never truncates on the 64-bit targets pinless builds for.
+        read: |n| u64::try_from(n.registry.len()).unwrap_or(u64::MAX),
+    },
+    Family {
+        name: "pinless_hold_streams",
+        help: "Hold-music streams being paced.",
+        kind: Kind::Gauge,
+        read: |n| n.pacer.streams.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_hold_packets_sent_total",
+        help: "Hold-music RTP packets sent.",
+        kind: Kind::Counter,
+        read: |n| n.pacer.packets_sent.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_hold_send_errors_total",
+        help: "Hold-music RTP sends that failed.",
+        kind: Kind::Counter,
+        read: |n| n.pacer.send_errors.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_pacer_late_slots_total",
+        help: "Pacer slots served more than 5 ms late.",
+        kind: Kind::Counter,
+        read: |n| n.pacer.late_slots.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_pacer_busy_permille",
+        help: "Share of the last 100 ms the pacer spent sending, in thousandths.",
+        kind: Kind::Gauge,
+        read: |n| n.pacer.busy_permille.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_pacer_overloaded",
+        help: "1 while new calls are refused because the pacer is not keeping up.",
+        kind: Kind::Gauge,
+        read: |n| u64::from(n.pacer.overloaded.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "pinless_relay_packets_total",
+        help: "RTP packets relayed between caller and room.",
+        kind: Kind::Counter,
+        read: |n| n.relay.relayed.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_rtp_foreign_dropped_total",
+        help: "RTP packets dropped for coming from an unlatched source.",
+        kind: Kind::Counter,
+        read: |n| n.relay.dropped_foreign.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_invites_rate_limited_total",
+        help: "INVITEs refused with 503 for exceeding invites_per_sec_per_ip.",
+        kind: Kind::Counter,
+        read: |n| n.admission.rate_limited.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_invites_forbidden_ip_total",
+        help: "INVITEs refused with 403: source outside the entry's allowed_cidrs.",
+        kind: Kind::Counter,
+        read: |n| n.admission.forbidden_ip.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_invites_challenged_total",
+        help: "INVITEs answered 407 with a digest challenge.",
+        kind: Kind::Counter,
+        read: |n| n.admission.challenged.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_invites_forbidden_credentials_total",
+        help: "INVITEs refused with 403: wrong or unknown digest credentials.",
+        kind: Kind::Counter,
+        read: |n| n.admission.forbidden_credentials.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_invites_at_capacity_total",
+        help: "INVITEs refused with 503: max_calls reached.",
+        kind: Kind::Counter,
+        read: |n| n.admission.at_capacity.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_invites_pacer_overloaded_total",
+        help: "INVITEs refused with 503 while the pacer was not keeping up.",
+        kind: Kind::Counter,
+        read: |n| n.admission.pacer_overloaded.load(Ordering::Relaxed),
+    },
+];
+
+impl Collector for Node {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for family in FAMILIES {
+            let value = (family.read)(self);
+            match family.kind {
+                Kind::Gauge => {
+                    let gauge = ConstGauge::new(value);
+                    let metric = encoder.encode_descriptor(
+                        family.name,
+                        family.help,
+                        None,
+                        gauge.metric_type(),
+                    )?;
+                    gauge.encode(metric)?;
+                }
+                Kind::Counter => {
+                    // A counter without the suffix would come out renamed.
+                    let stem = family.name.strip_suffix("_total").ok_or(std::fmt::Error)?;
+                    let counter = ConstCounter::new(value);
+                    let metric = encoder.encode_descriptor(
+                        stem,
+                        family.help,
+                        None,
+                        counter.metric_type(),
+                    )?;
+                    counter.encode(metric)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Node {
+        Node {
+            registry: Registry::default(),
+            pacer: Arc::default(),
+            relay: Arc::default(),
+            admission: Arc::default(),
+        }
+    }
+
+    /// The page as the first release wrote it by hand, byte for byte.
+    const PAGE: &str = "\
+# HELP pinless_calls_live Calls held, transferring or bridged.
+# TYPE pinless_calls_live gauge
+pinless_calls_live 0
+# HELP pinless_hold_streams Hold-music streams being paced.
+# TYPE pinless_hold_streams gauge
+pinless_hold_streams 3
+# HELP pinless_hold_packets_sent_total Hold-music RTP packets sent.
+# TYPE pinless_hold_packets_sent_total counter
+pinless_hold_packets_sent_total 18446744073709551615
+# HELP pinless_hold_send_errors_total Hold-music RTP sends that failed.
+# TYPE pinless_hold_send_errors_total counter
+pinless_hold_send_errors_total 2
+# HELP pinless_pacer_late_slots_total Pacer slots served more than 5 ms late.
+# TYPE pinless_pacer_late_slots_total counter
+pinless_pacer_late_slots_total 4
+# HELP pinless_pacer_busy_permille Share of the last 100 ms the pacer spent sending, in thousandths.
+# TYPE pinless_pacer_busy_permille gauge
+pinless_pacer_busy_permille 812
+# HELP pinless_pacer_overloaded 1 while new calls are refused because the pacer is not keeping up.
+# TYPE pinless_pacer_overloaded gauge
+pinless_pacer_overloaded 1
+# HELP pinless_relay_packets_total RTP packets relayed between caller and room.
+# TYPE pinless_relay_packets_total counter
+pinless_relay_packets_total 5
+# HELP pinless_rtp_foreign_dropped_total RTP packets dropped for coming from an unlatched source.
+# TYPE pinless_rtp_foreign_dropped_total counter
+pinless_rtp_foreign_dropped_total 6
+# HELP pinless_invites_rate_limited_total INVITEs refused with 503 for exceeding invites_per_sec_per_ip.
+# TYPE pinless_invites_rate_limited_total counter
+pinless_invites_rate_limited_total 7
+# HELP pinless_invites_forbidden_ip_total INVITEs refused with 403: source outside the entry's allowed_cidrs.
+# TYPE pinless_invites_forbidden_ip_total counter
+pinless_invites_forbidden_ip_total 8
+# HELP pinless_invites_challenged_total INVITEs answered 407 with a digest challenge.
+# TYPE pinless_invites_challenged_total counter
+pinless_invites_challenged_total 9
+# HELP pinless_invites_forbidden_credentials_total INVITEs refused with 403: wrong or unknown digest credentials.
+# TYPE pinless_invites_forbidden_credentials_total counter
+pinless_invites_forbidden_credentials_total 10
+# HELP pinless_invites_at_capacity_total INVITEs refused with 503: max_calls reached.
+# TYPE pinless_invites_at_capacity_total counter
+pinless_invites_at_capacity_total 11
+# HELP pinless_invites_pacer_overloaded_total INVITEs refused with 503 while the pacer was not keeping up.
+# TYPE pinless_invites_pacer_overloaded_total counter
+pinless_invites_pacer_overloaded_total 12
+";
+
+    #[test]
+    fn the_page_is_what_it_always_was() {
+        let n = node();
+        let set = |a: &std::sync::atomic::AtomicU64, v| a.store(v, Ordering::Relaxed);
+        set(&n.pacer.streams, 3);
+        set(&n.pacer.packets_sent, u64::MAX);
+        set(&n.pacer.send_errors, 2);
+        set(&n.pacer.late_slots, 4);
+        set(&n.pacer.busy_permille, 812);
+        n.pacer.overloaded.store(true, Ordering::Relaxed);
+        set(&n.relay.relayed, 5);
+        set(&n.relay.dropped_foreign, 6);
+        set(&n.admission.rate_limited, 7);
+        set(&n.admission.forbidden_ip, 8);
+        set(&n.admission.challenged, 9);
+        set(&n.admission.forbidden_credentials, 10);
+        set(&n.admission.at_capacity, 11);
+        set(&n.admission.pacer_overloaded, 12);
+        assert_eq!(n.encode_text().unwrap(), PAGE);
+    }
+
+    #[test]
+    fn every_counter_is_named_with_its_total_suffix() {
+        for f in FAMILIES {
+            assert_eq!(
+                f.kind == Kind::Counter,
+                f.name.ends_with("_total"),
+                "{}",
+                f.name
+            );
+        }
+    }
 }

@@ -21,13 +21,37 @@ const FRAME: usize = SAMPLES_PER_PACKET as usize;
 /// kernel. 16 keeps the stop-band well down for hold music.
 const TAPS: i64 = 16;
 
-/// Why the hold music could not be loaded.
+/// Why the hold music could not be loaded. The texts name the config key
+/// and the file; the underlying error is kept as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
-    #[error("hold.music {path}: cannot open: {reason}")]
-    Open { path: PathBuf, reason: String },
-    #[error("hold.music {path}: cannot decode: {reason}")]
-    Decode { path: PathBuf, reason: String },
+    /// The file could not be opened.
+    #[error("hold.music {path}: cannot open: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file opened but its format was not recognised. (Kept apart
+    /// from `Open`: symphonia's error exposes a wrapped `io::Error` only
+    /// through the deprecated `cause`, so an `io::Error` stays itself.)
+    #[error("hold.music {path}: cannot open: {source}")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: SymErr,
+    },
+    /// The format was recognised but its audio could not be decoded.
+    #[error("hold.music {path}: cannot decode: {source}")]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: SymErr,
+    },
+    /// The file holds no track with a known codec.
+    #[error("hold.music {path}: cannot decode: no audio track")]
+    NoTrack { path: PathBuf },
+    /// The file decoded to no samples at all.
     #[error("hold.music {path}: no audio in the file")]
     Empty { path: PathBuf },
 }
@@ -57,7 +81,10 @@ impl HoldLoop {
         let pcm = resample_loop(mono, rate);
         let encode = |law: Law| -> Arc<[u8]> { pcm.iter().map(|s| law.encode(*s)).collect() };
         HoldLoop {
-            frames: (pcm.len() / FRAME) as u32,
+            // Saturating, not `as`: a cut count could be zero (and `frame`
+            // divides by it). u32::MAX frames is 2.7 years of audio, so
+            // the saturation never bites in practice.
+            frames: u32::try_from(pcm.len() / FRAME).unwrap_or(u32::MAX),
             pcmu: encode(Law::Mu),
             pcma: encode(Law::A),
         }
@@ -80,15 +107,14 @@ impl HoldLoop {
 }
 
 fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
-    let err_open = |reason: String| HoldError::Open {
+    let err_decode = |source: SymErr| HoldError::Decode {
         path: path.to_path_buf(),
-        reason,
+        source,
     };
-    let err_decode = |reason: String| HoldError::Decode {
+    let file = std::fs::File::open(path).map_err(|source| HoldError::Open {
         path: path.to_path_buf(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|e| err_open(e.to_string()))?;
+        source,
+    })?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -101,18 +127,23 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
             &FormatOptions::default(),
             &MetadataOptions::default(),
         )
-        .map_err(|e| err_open(e.to_string()))?;
+        .map_err(|source| HoldError::Format {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut format = probed.format;
     let track = format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| err_decode("no audio track".into()))?;
+        .ok_or_else(|| HoldError::NoTrack {
+            path: path.to_path_buf(),
+        })?;
     let track_id = track.id;
     let mut rate = track.codec_params.sample_rate.unwrap_or(0);
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| err_decode(e.to_string()))?;
+        .map_err(err_decode)?;
 
     let mut mono = Vec::new();
     loop {
@@ -120,7 +151,7 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
             Ok(p) => p,
             Err(SymErr::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(SymErr::ResetRequired) => break,
-            Err(e) => return Err(err_decode(e.to_string())),
+            Err(e) => return Err(err_decode(e)),
         };
         if packet.track_id() != track_id {
             continue;
@@ -129,7 +160,7 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
             Ok(d) => d,
             // A corrupt packet is skipped, as players do.
             Err(SymErr::DecodeError(_)) => continue,
-            Err(e) => return Err(err_decode(e.to_string())),
+            Err(e) => return Err(err_decode(e)),
         };
         let spec = *decoded.spec();
         rate = spec.rate;
@@ -213,5 +244,33 @@ mod tests {
     fn missing_file_is_a_clear_error() {
         let err = HoldLoop::load(Path::new("/nonexistent/hold.flac")).unwrap_err();
         assert!(err.to_string().contains("hold.music"));
+        let io = std::fs::File::open("/nonexistent/hold.flac").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("hold.music /nonexistent/hold.flac: cannot open: {io}")
+        );
+        // The io::Error itself is kept.
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_no_audio_keeps_symphonia_s_error() {
+        let path =
+            std::env::temp_dir().join(format!("pinless-not-audio-{}.wav", std::process::id()));
+        std::fs::write(&path, b"this is not a wav file at all").unwrap();
+        let err = HoldLoop::load(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        let HoldError::Format { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("hold.music {}: cannot open: {source}", path.display())
+        );
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

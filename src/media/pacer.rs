@@ -18,7 +18,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 const SLOTS: usize = 20;
-const SLOT: Duration = Duration::from_millis(1);
+
+/// When slot `tick` is due: `start + tick` ms, computed in u64 all the way.
+/// Why: the tick counts milliseconds of uptime, and narrowing it (as
+/// `SLOT * tick as u32` once did) wraps after 2^32 ms, 49.7 days; from then
+/// on every deadline lies in the past, the pacer never sleeps again, floods
+/// the held callers and reports itself overloaded. A u64 of milliseconds
+/// lasts 584 million years.
+fn slot_deadline(start: Instant, tick: u64) -> Instant {
+    start + Duration::from_millis(tick)
+}
 
 /// Where an outgoing stream stood when the pacer let go of it, so whoever
 /// sends next keeps SSRC, sequence and timestamp continuous.
@@ -218,7 +227,7 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge)
             .streams
             .store(slots.index.len() as u64, Ordering::Relaxed);
 
-        let deadline = start + SLOT * tick as u32;
+        let deadline = slot_deadline(start, tick);
         let now = Instant::now();
         if deadline > now {
             std::thread::sleep(deadline - now);
@@ -276,5 +285,26 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge)
                 .store((v.busy * 1000.0) as u64, Ordering::Relaxed);
         }
         tick += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_keep_rising_past_two_to_the_32_ticks() {
+        let start = Instant::now();
+        let ticks = [u64::from(u32::MAX), 1 << 32, (1 << 32) + 1, 1 << 40];
+        let deadlines: Vec<Instant> = ticks.iter().map(|t| slot_deadline(start, *t)).collect();
+        for (tick, deadline) in ticks.iter().zip(&deadlines) {
+            assert_eq!(
+                *deadline - start,
+                Duration::from_millis(*tick),
+                "tick {tick}"
+            );
+        }
+        assert!(deadlines.windows(2).all(|w| w[0] < w[1]), "{deadlines:?}");
+        assert_eq!(slot_deadline(start, 0), start);
     }
 }

@@ -16,18 +16,27 @@ pub struct RtpSocket {
 #[derive(Debug)]
 pub struct Ports {
     ip: IpAddr,
-    first: u16,
+    /// The lowest even port of the range (u32: see `new`).
+    first: u32,
+    /// Even ports in the range; zero when there is none.
     count: u32,
     cursor: AtomicU32,
 }
 
 impl Ports {
     pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
-        let first = min + (min % 2);
-        let count = ((max.saturating_sub(first)) as u32 / 2) + 1;
+        // In u32: rounding an odd `min` of 65535 up must not overflow a
+        // u16, and a range with no even port must count zero ports, not one
+        // outside the range.
+        let first = u32::from(min) + u32::from(min % 2);
+        let count = if first > u32::from(max) {
+            0
+        } else {
+            (u32::from(max) - first) / 2 + 1
+        };
         // Start at a random point so that two gateways (or test processes)
         // sharing a range rarely probe the same ports first.
-        let start = rand::random::<u32>() % count;
+        let start = rand::random::<u32>().checked_rem(count).unwrap_or(0);
         Self {
             ip,
             first,
@@ -40,7 +49,11 @@ impl Ports {
     pub fn allocate(&self) -> Option<RtpSocket> {
         for _ in 0..self.count {
             let n = self.cursor.fetch_add(1, Ordering::Relaxed) % self.count;
-            let port = self.first + (n * 2) as u16;
+            // n < count, so the port is at most `max`: the conversion
+            // cannot fail, and a failure would only skip the port.
+            let Ok(port) = u16::try_from(self.first + n * 2) else {
+                continue;
+            };
             let bound = UdpSocket::bind(SocketAddr::new(self.ip, port));
             if let Ok(socket) = bound.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
                 return Some(RtpSocket { socket, port });
@@ -68,5 +81,16 @@ mod tests {
         let freed = b.port;
         drop(b);
         assert_eq!(ports.allocate().unwrap().port, freed);
+    }
+
+    #[test]
+    fn ranges_at_the_top_or_without_an_even_port_do_not_overflow() {
+        let ip = "127.0.0.1".parse().unwrap();
+        let none = Ports::new(ip, 65535, 65535);
+        assert_eq!(none.count, 0);
+        assert!(none.allocate().is_none());
+        assert_eq!(Ports::new(ip, 41003, 41003).count, 0);
+        let top = Ports::new(ip, 65533, 65535);
+        assert_eq!((top.first, top.count), (65534, 1));
     }
 }

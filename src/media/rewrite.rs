@@ -5,7 +5,7 @@
 
 use super::pacer::StreamState;
 use super::rtp::{Header, SAMPLES_PER_PACKET};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Maps incoming room headers onto the caller's outgoing stream.
 #[derive(Debug, Clone)]
@@ -59,10 +59,7 @@ impl Rewriter {
                 // the caller's stream stands, advancing the timestamp by the
                 // time that passed so the caller's jitter buffer stays sane.
                 let out_timestamp = match self.resume.last {
-                    Some((ts, at)) => {
-                        let elapsed = now.saturating_duration_since(at).as_millis() as u32;
-                        ts.wrapping_add(elapsed.max(20) * 8)
-                    }
+                    Some((ts, at)) => advance(ts, now.saturating_duration_since(at)),
                     None => self.resume.next_timestamp,
                 };
                 let b = Base {
@@ -116,10 +113,24 @@ impl Rewriter {
     }
 }
 
+/// RTP clock ticks per millisecond (8 kHz).
+const TICKS_PER_MS: u128 = 8;
+
+/// The timestamp `elapsed` after a packet stamped `ts` (at least one
+/// packet period on). Why widened: the elapsed time is counted in u128 and
+/// only reduced modulo 2^32 at the end, as RTP timestamps wrap by design.
+/// In u32, `ms * 8` overflowed after 6.2 days (a panic in debug builds) and
+/// `as_millis() as u32` cut the gap itself after 49.7 days.
+fn advance(ts: u32, elapsed: Duration) -> u32 {
+    let ticks = elapsed.as_millis().max(20) * TICKS_PER_MS;
+    // The cast keeps the low 32 bits: exactly the modulo-2^32 reduction
+    // that RTP timestamp arithmetic is defined by.
+    ts.wrapping_add(ticks as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn room(seq: u16, ts: u32, ssrc: u32) -> Header {
         Header {
@@ -170,5 +181,51 @@ mod tests {
         assert_eq!(y.timestamp, x.timestamp + 80 * 8);
         assert!(y.marker);
         assert_eq!(r.state().next_sequence, y.sequence.wrapping_add(1));
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// What `advance` must give, in u64: ts + ms × 8 modulo 2^32.
+    fn expected(ts: u32, gap: Duration) -> u32 {
+        let ticks = u64::try_from(gap.as_millis()).unwrap() * 8;
+        ((u64::from(ts) + ticks) % (1 << 32)) as u32
+    }
+
+    #[test]
+    fn long_gaps_advance_the_timestamp_modulo_two_to_the_32() {
+        for gap in [
+            Duration::from_secs(3 * 3600),
+            DAY * 7,  // ms × 8 no longer fits a u32
+            DAY * 50, // the ms themselves no longer fit a u32
+            DAY * 365 * 10,
+        ] {
+            for ts in [0, 1_000, u32::MAX - 100] {
+                assert_eq!(advance(ts, gap), expected(ts, gap), "{gap:?} from {ts}");
+            }
+        }
+        // Under a packet period: one period on, as before.
+        assert_eq!(advance(u32::MAX, Duration::from_millis(3)), 159);
+    }
+
+    #[test]
+    fn a_room_after_a_long_hold_continues_the_stream() {
+        let t0 = Instant::now();
+        let state = StreamState {
+            ssrc: 5,
+            next_sequence: 65_535,
+            next_timestamp: u32::MAX - 59,
+            last_sent: Some(t0),
+        };
+        for gap in [Duration::from_secs(5 * 3600), DAY * 8, DAY * 60] {
+            let mut r = Rewriter::new(state);
+            let at = t0 + gap;
+            let a = r.rewrite(&room(7, 123, 9), at);
+            let last = state.next_timestamp.wrapping_sub(SAMPLES_PER_PACKET);
+            assert_eq!(a.timestamp, expected(last, gap), "{gap:?}");
+            assert_eq!(a.sequence, 65_535);
+            let b = r.rewrite(&room(8, 283, 9), at + Duration::from_millis(20));
+            assert_eq!(b.sequence, 0, "sequence wraps");
+            assert_eq!(b.timestamp, a.timestamp.wrapping_add(160));
+        }
     }
 }
