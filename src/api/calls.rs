@@ -3,7 +3,8 @@
 //! to a live call's driver.
 
 use super::Api;
-use super::reply::{error, json};
+use super::error::{ApiError, Unknown};
+use super::reply::json;
 use crate::call::CallId;
 use crate::call::driver::DriverMsg;
 use crate::call::machine::state_name;
@@ -18,38 +19,32 @@ pub(super) async fn ask<T>(
     api: &Api,
     id: &str,
     make: impl FnOnce(oneshot::Sender<T>) -> DriverMsg,
-) -> Result<T, Response<Body>> {
+) -> Result<T, ApiError> {
     let id = CallId(id.to_string());
-    let ended = || error(StatusCode::CONFLICT, "call is ended");
+    let ended = ApiError::CallIs("ended");
     let Some(call) = api.registry.get(&id) else {
         return Err(match api.registry.snapshot(&id) {
-            Some(m) => error(
-                StatusCode::CONFLICT,
-                &format!("call is {}", state_name(m.state)),
-            ),
-            None => error(StatusCode::NOT_FOUND, "unknown callId"),
+            Some(m) => ApiError::CallIs(state_name(m.state)),
+            None => ApiError::Unknown(Unknown::CallId),
         });
     };
     let (reply, answer) = oneshot::channel();
     if call.tx.send(make(reply)).is_err() {
-        return Err(ended());
+        return Err(ended);
     }
     // The driver answers at once; a timeout means it is ending.
     match tokio::time::timeout(Duration::from_secs(2), answer).await {
         Ok(Ok(v)) => Ok(v),
-        _ => Err(ended()),
+        _ => Err(ended),
     }
 }
 
-pub async fn hold(api: &Api, id: &str) -> Response<Body> {
-    match ask(api, id, |reply| DriverMsg::Hold { reply }).await {
-        Ok(Ok(())) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "held", "callId": id }),
-        ),
-        Ok(Err(refused)) => error(StatusCode::CONFLICT, &refused.to_string()),
-        Err(response) => response,
-    }
+pub async fn hold(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
+    ask(api, id, |reply| DriverMsg::Hold { reply }).await??;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "held", "callId": id }),
+    ))
 }
 
 pub fn list(api: &Api) -> Response<Body> {
@@ -57,19 +52,19 @@ pub fn list(api: &Api) -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "calls": calls }))
 }
 
-pub fn get(api: &Api, id: &str) -> Response<Body> {
+pub fn get(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     match api.registry.snapshot(&CallId(id.to_string())) {
-        Some(call) => json(StatusCode::OK, &call),
-        None => error(StatusCode::NOT_FOUND, "unknown callId"),
+        Some(call) => Ok(json(StatusCode::OK, &call)),
+        None => Err(ApiError::Unknown(Unknown::CallId)),
     }
 }
 
-pub fn hangup(api: &Api, id: &str) -> Response<Body> {
+pub fn hangup(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     match api.registry.get(&CallId(id.to_string())) {
-        Some(call) if call.tx.send(DriverMsg::Hangup).is_ok() => json(
+        Some(call) if call.tx.send(DriverMsg::Hangup).is_ok() => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "status": "ending", "callId": id }),
-        ),
-        _ => error(StatusCode::NOT_FOUND, "unknown callId"),
+        )),
+        _ => Err(ApiError::Unknown(Unknown::CallId)),
     }
 }

@@ -183,6 +183,7 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
     }
     if let Some(record) = ctx.registry.finish(&id) {
         let store = ctx.store.clone();
+        let record = record_of(&record);
         let error = match tokio::task::spawn_blocking(move || store.record_call(&record)).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -193,6 +194,45 @@ pub async fn run(ctx: Arc<Ctx>, entry: Arc<Entry>, mut invite: IncomingInvite) {
         }
     }
     tracing::info!(call = %id, "call ended");
+}
+
+/// The store's record of a finished call.
+// TEMPORARY (errors branch): the store no longer takes the machine; the
+// lead's call rewrite replaces this with its own conversion.
+pub fn record_of(m: &Machine) -> crate::store::CallRecord {
+    let sip_headers = match &m.sip_headers {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => Default::default(),
+    };
+    crate::store::CallRecord {
+        call_id: m.call_id.clone(),
+        call_domain: m.call_domain.clone(),
+        entry: m.entry.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
+        state: super::machine::state_name(m.state).to_string(),
+        created_at: m.created_at,
+        bridged_at: m.bridged_at,
+        ended_at: m.ended_at.unwrap_or(m.created_at),
+        end_reason: m.end_reason.map(str::to_string),
+        target: m.target.clone(),
+        transfer_attempts: m.transfer_attempts,
+        hold_ms: m.hold_ms,
+        talk_ms: m.talk_ms,
+        sip_headers,
+        timeline: m
+            .timeline
+            .iter()
+            .map(|e| crate::store::RecordEvent {
+                at: e.at,
+                event: e.event.to_string(),
+                detail: e.detail.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// What the entry's callers hear on hold: its own music, else `[hold].music`.
@@ -550,7 +590,7 @@ async fn send_webhook(
         .deliver(&entry.webhook_url, &entry.keys, &id, &body, |a| {
             let (status, error) = match &a.outcome {
                 AttemptOutcome::Status(s) => (Some(*s), None),
-                AttemptOutcome::Error(e) => (None, Some(e.clone())),
+                AttemptOutcome::Error(e) => (None, Some(e.to_string())),
             };
             let _ = tx.send(DriverMsg::Webhook(Input::WebhookAttempt {
                 number: a.number,
