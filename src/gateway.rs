@@ -1,7 +1,7 @@
 //! Wires the layers together: loads the hold music, starts media, SIP, the
 //! API, and the loop that hands each new INVITE to a call driver.
 
-use crate::api::{self, Api, ApiError, Provisioning};
+use crate::api::{self, Api, Provisioning, ServeError};
 use crate::call::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, Registry, config_entries};
@@ -29,7 +29,7 @@ pub enum StartError {
     #[error(transparent)]
     Sip(#[from] StackError),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(#[from] ServeError),
     #[error(transparent)]
     Entry(#[from] EntryError),
     #[error(transparent)]

@@ -3,60 +3,45 @@
 //! a live call.
 
 use super::Api;
-use super::reply::{error, json};
-use crate::call::{CallError, CallHandle, CallId, NotLive};
+use super::error::{ApiError, Unknown};
+use super::reply::json;
+use crate::call::{CallHandle, CallId, CallView};
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
 /// A live call's handle: 404 for a call never seen, 409 for one that has
 /// ended.
-pub(super) fn live(api: &Api, id: &str) -> Result<CallHandle, Response<Body>> {
-    api.registry
-        .get(&CallId(id.to_string()))
-        .map_err(|e| match e {
-            NotLive::Unknown => error(StatusCode::NOT_FOUND, &e.to_string()),
-            NotLive::Ended(_) => error(StatusCode::CONFLICT, &e.to_string()),
-        })
+pub(super) fn live(api: &Api, id: &str) -> Result<CallHandle, ApiError> {
+    Ok(api.registry.get(&CallId(id.to_string()))?)
 }
 
-/// A request the call could not carry out: 409 either way.
-pub(super) fn refused(e: CallError) -> Response<Body> {
-    error(StatusCode::CONFLICT, &e.to_string())
-}
-
-pub async fn hold(api: &Api, id: &str) -> Response<Body> {
-    let call = match live(api, id) {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
-    match call.hold().await {
-        Ok(()) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "held", "callId": id }),
-        ),
-        Err(e) => refused(e),
-    }
+pub async fn hold(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
+    live(api, id)?.hold().await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "held", "callId": id }),
+    ))
 }
 
 pub fn list(api: &Api) -> Response<Body> {
     let calls = api.registry.live_snapshots();
-    let calls: Vec<&crate::call::CallView> = calls.iter().map(|c| &**c).collect();
+    let calls: Vec<&CallView> = calls.iter().map(|c| &**c).collect();
     json(StatusCode::OK, &serde_json::json!({ "calls": calls }))
 }
 
-pub fn get(api: &Api, id: &str) -> Response<Body> {
+pub fn get(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     match api.registry.snapshot(&CallId(id.to_string())) {
-        Some(call) => json(StatusCode::OK, &*call),
-        None => error(StatusCode::NOT_FOUND, "unknown callId"),
+        Some(call) => Ok(json(StatusCode::OK, &*call)),
+        None => Err(ApiError::Unknown(Unknown::CallId)),
     }
 }
 
-pub fn hangup(api: &Api, id: &str) -> Response<Body> {
+pub fn hangup(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     match api.registry.get(&CallId(id.to_string())) {
-        Ok(call) if call.hangup() => json(
+        Ok(call) if call.hangup() => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "status": "ending", "callId": id }),
-        ),
-        _ => error(StatusCode::NOT_FOUND, "unknown callId"),
+        )),
+        _ => Err(ApiError::Unknown(Unknown::CallId)),
     }
 }

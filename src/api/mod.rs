@@ -4,12 +4,17 @@
 //! shape. Handlers validate and authenticate, then call into `call`.
 
 mod auth;
+mod bad_request;
 mod calls;
+mod error;
 mod metrics;
 mod provision;
 mod records;
 mod reply;
 mod update;
+
+pub use bad_request::{BadRequest, FieldError, Reason};
+pub use error::{ApiError, Internal, Unknown};
 
 use crate::call::Registry;
 use crate::call::admission::AdmissionStats;
@@ -18,7 +23,7 @@ use crate::media::pacer::PacerStats;
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 pub use provision::Provisioning;
-use reply::{error, json};
+use reply::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::Filter;
@@ -41,10 +46,11 @@ pub struct Api {
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for the API on {addr}: {reason}")]
-pub struct ApiError {
+#[error("cannot listen for the API on {addr}: {source}")]
+pub struct ServeError {
     pub addr: SocketAddr,
-    pub reason: String,
+    #[source]
+    pub source: warp::Error,
 }
 
 /// Binds `addr` and serves until `shutdown` resolves. Returns the bound
@@ -53,7 +59,7 @@ pub fn serve(
     api: Arc<Api>,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ApiError> {
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), ServeError> {
     let routes = warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -69,7 +75,7 @@ pub fn serve(
                 async move {
                     let body = match read_body(body).await {
                         Ok(b) => b,
-                        Err(resp) => return resp,
+                        Err(e) => return e.into_response(),
                     };
                     let request = Request {
                         method,
@@ -78,33 +84,28 @@ pub fn serve(
                         headers: &headers,
                         body,
                     };
-                    dispatch(&api, request).await
+                    dispatch(&api, request)
+                        .await
+                        .unwrap_or_else(ApiError::into_response)
                 }
             },
         );
     warp::serve(routes)
         .try_bind_with_graceful_shutdown(addr, shutdown)
-        .map_err(|e| ApiError {
-            addr,
-            reason: e.to_string(),
-        })
+        .map_err(|source| ServeError { addr, source })
 }
 
 /// Reads a body up to `MAX_BODY`; a larger one gets 413 at once.
-async fn read_body<S, B>(mut stream: S) -> Result<Bytes, Response<warp::hyper::Body>>
+async fn read_body<S, B>(mut stream: S) -> Result<Bytes, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk =
-            chunk.map_err(|_| error(StatusCode::BAD_REQUEST, "body could not be read"))?;
+        let mut chunk = chunk.map_err(ApiError::BodyUnreadable)?;
         if out.len() + chunk.remaining() > MAX_BODY {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body larger than 65536 bytes",
-            ));
+            return Err(ApiError::BodyTooLarge);
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -125,7 +126,7 @@ struct Request<'a> {
     body: Bytes,
 }
 
-async fn dispatch(api: &Api, r: Request<'_>) -> Response<warp::hyper::Body> {
+async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Body>, ApiError> {
     let Request {
         method,
         path,
@@ -138,9 +139,9 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Response<warp::hyper::Body> {
     // Health and metrics answer without a token.
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) | (&Method::GET, ["readyz"]) => {
-            return json(StatusCode::OK, &serde_json::json!({ "status": "ok" }));
+            return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
         }
-        (&Method::GET, ["metrics"]) => return metrics::render(api),
+        (&Method::GET, ["metrics"]) => return Ok(metrics::render(api)),
         _ => {}
     }
     let known = matches!(
@@ -155,16 +156,16 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Response<warp::hyper::Body> {
             | ["v1", "call-records"]
     );
     if !known {
-        return error(StatusCode::NOT_FOUND, "no such endpoint");
+        return Err(ApiError::NoSuchEndpoint);
     }
     if !auth::authorized(&api.tokens, header("authorization")) {
-        return error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
+        return Err(ApiError::Unauthorized);
     }
     match (method, segments.as_slice()) {
         (Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => {
             update::handle(api, &body, header("idempotency-key")).await
         }
-        (Method::GET, ["v1", "calls"]) => calls::list(api),
+        (Method::GET, ["v1", "calls"]) => Ok(calls::list(api)),
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
@@ -179,6 +180,6 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Response<warp::hyper::Body> {
             api.provisioning.rotate(id, &body).await
         }
         (Method::GET, ["v1", "call-records"]) => records::list(api, query).await,
-        _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+        _ => Err(ApiError::MethodNotAllowed),
     }
 }

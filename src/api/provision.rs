@@ -4,15 +4,13 @@
 //! the answer is sent and apply to the next INVITE; calls already held
 //! keep the entry they were matched with.
 
-// Helpers return `Err(reply)`: the HTTP answer itself, built once per
-// request, so its size does not matter.
-#![allow(clippy::result_large_err)]
-
-use super::reply::{error, json};
+use super::bad_request::{BadRequest, FieldError, Reason};
+use super::error::{ApiError, Internal, Unknown};
+use super::reply::json;
 use crate::call::{Entry, EntryBook};
-use crate::config::{DialinEntry, validate_entry};
-use crate::store::{Store, StoredEntry, StoredKeys};
-use crate::webhook::{self, AttemptOutcome, Delivery, unix_ms};
+use crate::config::{ConfigError, DialinEntry, validate_entry};
+use crate::store::{Store, StoreError, StoredEntry, StoredKeys};
+use crate::webhook::{self, AttemptOutcome, Delivery, messages, unix_ms};
 use base64::Engine;
 use rand::RngCore;
 use serde_json::{Value, json};
@@ -41,24 +39,16 @@ const TYPE: &str = "pinless_dialin";
 /// How long a rotated-out secret still signs, unless the request says.
 const DEFAULT_GRACE_SECS: u64 = 3600;
 
-type Reply = Response<Body>;
-
-fn internal(e: impl std::fmt::Display) -> Reply {
-    tracing::error!(error = %e, "provisioning failed");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "storage failed; nothing was changed",
-    )
-}
+type Reply = Result<Response<Body>, ApiError>;
 
 /// Runs a store call off the async runtime.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, Reply> {
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(internal(e)),
-        Err(e) => Err(internal(e)),
+        Ok(Err(e)) => Err(ApiError::Storage(Internal::Store(e))),
+        Err(e) => Err(ApiError::Storage(Internal::Task(e))),
     }
 }
 
@@ -70,37 +60,37 @@ fn new_secret() -> String {
 
 /// Parses a body `{"type":"pinless_dialin","config":{…}}` (or the fields
 /// flat beside `type`) into an entry; errors name the field.
-pub fn parse_entry(body: &[u8]) -> Result<DialinEntry, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
-    let Value::Object(mut obj) = value else {
-        return Err("body must be a JSON object".into());
-    };
+pub fn parse_entry(body: &[u8]) -> Result<DialinEntry, BadRequest> {
+    let mut obj = BadRequest::object(body)?;
     match obj.remove("type") {
         Some(Value::String(t)) if t == TYPE => {}
-        Some(_) => return Err(format!("type: must be \"{TYPE}\"")),
-        None => return Err(format!("type: required, \"{TYPE}\"")),
+        Some(_) => return Err(FieldError::rule("type", format!("must be \"{TYPE}\"")).into()),
+        None => return Err(FieldError::rule("type", format!("required, \"{TYPE}\"")).into()),
     }
     let (prefix, mut fields) = match obj.remove("config") {
         Some(Value::Object(c)) if obj.is_empty() => ("config.", c),
         Some(Value::Object(_)) => {
             let extra = obj.keys().next().cloned().unwrap_or_default();
-            return Err(format!(
-                "{extra}: give the fields inside config or flat, not both"
-            ));
+            return Err(
+                FieldError::rule(extra, "give the fields inside config or flat, not both").into(),
+            );
         }
-        Some(_) => return Err("config: must be an object".into()),
+        Some(_) => return Err(FieldError::rule("config", "must be an object").into()),
         None => ("", obj),
     };
     fields
         .entry("name_prefix")
         .or_insert_with(|| Value::String("dialin".into()));
-    let entry: DialinEntry = serde_path_to_error::deserialize(Value::Object(fields))
-        .map_err(|e| format!("{prefix}{}: {}", e.path(), e.inner()))?;
+    let entry: DialinEntry =
+        serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| FieldError {
+            field: format!("{prefix}{}", e.path()),
+            reason: Reason::Json(e.into_inner()),
+        })?;
     let key = |field: &str| format!("{prefix}{field}");
     validate_entry(&entry, &key).map_err(|e| match e {
-        crate::config::ConfigError::Key { key, reason } => format!("{key}: {reason}"),
-        other => other.to_string(),
+        // The API names the field without the config file's backticks.
+        ConfigError::Key { key, reason } => BadRequest::Field(FieldError::rule(key, reason)),
+        other => BadRequest::Config(other),
     })?;
     Ok(entry)
 }
@@ -149,34 +139,36 @@ impl Provisioning {
 
     /// Makes `stored` ready (announcement, secrets) and checks it against
     /// every other entry: a 400 or 409 to send back, or nothing.
-    fn check(&self, stored: &StoredEntry) -> Result<(), Reply> {
+    fn check(&self, stored: &StoredEntry) -> Result<(), ApiError> {
         let snapshot = self.entries.snapshot();
         if let Some(clash) = snapshot.conflict(&stored.config, Some(&stored.id)) {
-            return Err(error(StatusCode::CONFLICT, &clash));
+            return Err(ApiError::EntryClash(clash));
         }
         Entry::from_stored(stored, self.entries.max_hold())
             .map(|_| ())
-            .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
+            .map_err(ApiError::BadEntry)
     }
 
     /// Runs a store write that reports whether the entry existed, then
     /// puts the stored entries in force: 404 if it did not exist.
     async fn write(
         &self,
-        op: impl FnOnce(&Store) -> Result<bool, crate::store::StoreError> + Send + 'static,
-    ) -> Result<(), Reply> {
+        op: impl FnOnce(&Store) -> Result<bool, StoreError> + Send + 'static,
+    ) -> Result<(), ApiError> {
         let store = self.store.clone();
         if !blocking(move || op(&store)).await? {
-            return Err(error(StatusCode::NOT_FOUND, "unknown dial-in entry id"));
+            return Err(ApiError::Unknown(Unknown::Entry));
         }
         self.apply().await
     }
 
     /// Re-reads the stored entries into the set in force.
-    async fn apply(&self) -> Result<(), Reply> {
+    async fn apply(&self) -> Result<(), ApiError> {
         let store = self.store.clone();
         let stored = blocking(move || store.entries()).await?;
-        self.entries.rebuild(&stored).map_err(internal)
+        self.entries
+            .rebuild(&stored)
+            .map_err(|e| ApiError::Storage(Internal::Entries(e)))
     }
 
     /// Posts `{"Test":"test"}` signed to the entry's webhook; its outcome
@@ -188,10 +180,10 @@ impl Provisioning {
             Ok(k) => k,
             Err(e) => return json!({ "status": null, "error": e.to_string() }),
         };
-        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-        let body = br#"{"Test":"test"}"#;
+        let id = messages::message_id();
+        let body = messages::verification();
         let url = &s.config.room_creation_api;
-        match self.verifier.deliver(url, &keys, &id, body, |_| {}).await {
+        match self.verifier.deliver(url, &keys, &id, &body, |_| {}).await {
             Delivery::Delivered { .. } => json!({ "status": 200 }),
             Delivery::Failed {
                 last: AttemptOutcome::Status(code),
@@ -200,15 +192,12 @@ impl Provisioning {
             Delivery::Failed {
                 last: AttemptOutcome::Error(e),
                 ..
-            } => json!({ "status": null, "error": e }),
+            } => json!({ "status": null, "error": e.to_string() }),
         }
     }
 
     pub async fn create(&self, body: &[u8]) -> Reply {
-        let mut config = match parse_entry(body) {
-            Ok(c) => c,
-            Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
-        };
+        let mut config = parse_entry(body)?;
         let generated = config.hmac.is_none();
         let hmac = config.hmac.take().unwrap_or_else(new_secret);
         let id = uuid::Uuid::new_v4().to_string();
@@ -231,29 +220,20 @@ impl Provisioning {
             updated_at: now,
         };
         let _write = WRITES.lock().await;
-        if let Err(reply) = self.check(&stored) {
-            return reply;
-        }
+        self.check(&stored)?;
         let (store, row) = (self.store.clone(), stored.clone());
-        if let Err(reply) = blocking(move || store.insert_entry(&row)).await {
-            return reply;
-        }
-        if let Err(reply) = self.apply().await {
-            return reply;
-        }
+        blocking(move || store.insert_entry(&row)).await?;
+        self.apply().await?;
         drop(_write);
         tracing::info!(entry = %stored.id, name = %stored.config.name_prefix, "dial-in entry created");
         let mut out = stored_view(&stored, generated.then_some(hmac.as_str()));
         out["verification"] = self.verify(&stored).await;
-        json(StatusCode::OK, &out)
+        Ok(json(StatusCode::OK, &out))
     }
 
     pub async fn list(&self) -> Reply {
         let store = self.store.clone();
-        let stored = match blocking(move || store.entries()).await {
-            Ok(s) => s,
-            Err(reply) => return reply,
-        };
+        let stored = blocking(move || store.entries()).await?;
         let mut out: Vec<Value> = self
             .config_entries
             .iter()
@@ -268,52 +248,40 @@ impl Provisioning {
             })
             .collect();
         out.extend(stored.iter().map(|s| stored_view(s, None)));
-        json(
+        Ok(json(
             StatusCode::OK,
             &json!({ "data": out, "total_count": out.len() }),
-        )
+        ))
     }
 
-    async fn stored(&self, id: &str) -> Result<StoredEntry, Reply> {
+    async fn stored(&self, id: &str) -> Result<StoredEntry, ApiError> {
         let (store, key) = (self.store.clone(), id.to_string());
-        match blocking(move || store.entry(&key)).await? {
-            Some(s) => Ok(s),
-            None => Err(error(StatusCode::NOT_FOUND, "unknown dial-in entry id")),
-        }
+        blocking(move || store.entry(&key))
+            .await?
+            .ok_or(ApiError::Unknown(Unknown::Entry))
     }
 
     pub async fn get(&self, id: &str) -> Reply {
         if let Some(c) = self.config_entry(id) {
-            return json(StatusCode::OK, &view(id, "config", c, None, None));
+            return Ok(json(StatusCode::OK, &view(id, "config", c, None, None)));
         }
-        match self.stored(id).await {
-            Ok(s) => json(StatusCode::OK, &stored_view(&s, None)),
-            Err(reply) => reply,
-        }
+        let s = self.stored(id).await?;
+        Ok(json(StatusCode::OK, &stored_view(&s, None)))
     }
 
-    fn refuse_file_entry(&self, id: &str) -> Option<Reply> {
-        self.config_entry(id).map(|_| {
-            error(
-                StatusCode::CONFLICT,
-                "entry is defined in the config file; change it there",
-            )
-        })
+    /// Entries of the config file are read-only through the API.
+    fn refuse_file_entry(&self, id: &str) -> Result<(), ApiError> {
+        match self.config_entry(id) {
+            Some(_) => Err(ApiError::ConfigFileEntry),
+            None => Ok(()),
+        }
     }
 
     pub async fn replace(&self, id: &str, body: &[u8]) -> Reply {
-        if let Some(reply) = self.refuse_file_entry(id) {
-            return reply;
-        }
-        let mut config = match parse_entry(body) {
-            Ok(c) => c,
-            Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
-        };
+        self.refuse_file_entry(id)?;
+        let mut config = parse_entry(body)?;
         let _write = WRITES.lock().await;
-        let mut stored = match self.stored(id).await {
-            Ok(s) => s,
-            Err(reply) => return reply,
-        };
+        let mut stored = self.stored(id).await?;
         // A secret changes only when one is given, and then at once.
         let new_hmac = config.hmac.take().filter(|h| *h != stored.keys.hmac);
         if config.sip_uri.is_none() {
@@ -328,92 +296,68 @@ impl Provisioning {
                 previous: None,
             };
         }
-        if let Err(reply) = self.check(&stored) {
-            return reply;
-        }
+        self.check(&stored)?;
         let (row, key) = (stored.clone(), new_hmac.clone());
-        let saved = self
-            .write(move |store| {
-                let found = store.update_entry(&row.id, &row.config, now)?;
-                if let Some(h) = key {
-                    store.rotate_entry(&row.id, &h, now, now)?;
-                }
-                Ok(found)
-            })
-            .await;
-        if let Err(reply) = saved {
-            return reply;
-        }
+        self.write(move |store| {
+            let found = store.update_entry(&row.id, &row.config, now)?;
+            if let Some(h) = key {
+                store.rotate_entry(&row.id, &h, now, now)?;
+            }
+            Ok(found)
+        })
+        .await?;
         drop(_write);
         let mut out = stored_view(&stored, None);
         out["verification"] = self.verify(&stored).await;
-        json(StatusCode::OK, &out)
+        Ok(json(StatusCode::OK, &out))
     }
 
     pub async fn delete(&self, id: &str) -> Reply {
-        if let Some(reply) = self.refuse_file_entry(id) {
-            return reply;
-        }
+        self.refuse_file_entry(id)?;
         let _write = WRITES.lock().await;
         let key = id.to_string();
-        if let Err(reply) = self.write(move |store| store.delete_entry(&key)).await {
-            return reply;
-        }
-        json(StatusCode::OK, &json!({ "id": id, "deleted": true }))
+        self.write(move |store| store.delete_entry(&key)).await?;
+        Ok(json(StatusCode::OK, &json!({ "id": id, "deleted": true })))
     }
 
     /// `POST …/{id}/rotate-hmac`, body `{"grace_secs": N}` (optional): a
     /// new secret, returned once; the old one keeps signing for the grace.
     pub async fn rotate(&self, id: &str, body: &[u8]) -> Reply {
-        if let Some(reply) = self.refuse_file_entry(id) {
-            return reply;
-        }
-        let grace = match parse_grace(body) {
-            Ok(g) => g,
-            Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
-        };
+        self.refuse_file_entry(id)?;
+        let grace = parse_grace(body)?;
         let _write = WRITES.lock().await;
         let hmac = new_secret();
         let now = unix_ms();
         let until = now + grace * 1000;
         let (key, secret) = (id.to_string(), hmac.clone());
-        let rotated = self
-            .write(move |store| store.rotate_entry(&key, &secret, until, now))
-            .await;
-        if let Err(reply) = rotated {
-            return reply;
-        }
+        self.write(move |store| store.rotate_entry(&key, &secret, until, now))
+            .await?;
         drop(_write);
         tracing::info!(entry = %id, grace_secs = grace, "webhook secret rotated");
-        match self.stored(id).await {
-            Ok(s) => {
-                let mut out = stored_view(&s, Some(&hmac));
-                out["previousValidUntil"] = until.into();
-                json(StatusCode::OK, &out)
-            }
-            Err(reply) => reply,
-        }
+        let s = self.stored(id).await?;
+        let mut out = stored_view(&s, Some(&hmac));
+        out["previousValidUntil"] = until.into();
+        Ok(json(StatusCode::OK, &out))
     }
 }
 
-fn parse_grace(body: &[u8]) -> Result<u64, String> {
+fn parse_grace(body: &[u8]) -> Result<u64, BadRequest> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DEFAULT_GRACE_SECS);
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
-    let Value::Object(obj) = value else {
-        return Err("body must be a JSON object".into());
-    };
+    let obj = BadRequest::object(body)?;
     if let Some(unknown) = obj.keys().find(|k| *k != "grace_secs") {
-        return Err(format!("{unknown}: unknown field"));
+        return Err(FieldError::rule(unknown.as_str(), "unknown field").into());
     }
     match obj.get("grace_secs") {
         None => Ok(DEFAULT_GRACE_SECS),
-        Some(v) => v
-            .as_u64()
-            .filter(|g| *g <= 30 * 86_400)
-            .ok_or_else(|| "grace_secs: must be a whole number of seconds, at most 30 days".into()),
+        Some(v) => v.as_u64().filter(|g| *g <= 30 * 86_400).ok_or_else(|| {
+            FieldError::rule(
+                "grace_secs",
+                "must be a whole number of seconds, at most 30 days",
+            )
+            .into()
+        }),
     }
 }
 
@@ -429,7 +373,7 @@ mod tests {
         assert_eq!(e.name_prefix, "dialin");
         let flat = br#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":"http://h/x","name_prefix":"a","allowed_cidrs":["10.0.0.0/8"]}"#;
         assert_eq!(parse_entry(flat).unwrap().name_prefix, "a");
-        let err = |b: &str| parse_entry(b.as_bytes()).unwrap_err();
+        let err = |b: &str| parse_entry(b.as_bytes()).unwrap_err().to_string();
         assert!(err(r#"{"config":{}}"#).starts_with("type"));
         assert!(err(r#"{"type":"x"}"#).starts_with("type"));
         assert!(

@@ -1,4 +1,4 @@
-//! Response helpers: every answer is JSON, every error `{"error": "…"}`.
+//! Every answer is JSON; errors go through `ApiError::into_response`.
 
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
@@ -10,8 +10,4 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body>
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap_or_default()
-}
-
-pub fn error(status: StatusCode, message: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": message }))
 }

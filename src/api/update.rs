@@ -3,8 +3,10 @@
 //! is under way (never waiting for the room).
 
 use super::Api;
-use super::calls::{live, refused};
-use super::reply::{error, json};
+use super::bad_request::{BadRequest, FieldError, Reason};
+use super::calls::live;
+use super::error::{ApiError, Unknown};
+use super::reply::json;
 use crate::call::{Mode, TransferRequest};
 use crate::sip::headers;
 use serde_json::Value;
@@ -31,29 +33,31 @@ pub struct Update {
     pub transfer: TransferRequest,
 }
 
-/// Parses and checks the body; the error names the field.
-pub fn parse(body: &[u8]) -> Result<Update, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
-    let Value::Object(obj) = value else {
-        return Err("body must be a JSON object".into());
-    };
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(format!("{unknown}: unknown field"));
+/// A non-empty string field, trimmed.
+fn string(name: &str, v: Option<&Value>) -> Result<String, FieldError> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Some(Value::String(_)) => Err(FieldError::rule(name, "must not be empty")),
+        Some(_) => Err(FieldError::rule(name, "must be a string")),
+        None => Err(FieldError::rule(name, "required")),
     }
-    let string = |name: &str, v: Option<&Value>| -> Result<String, String> {
-        match v {
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-            Some(Value::String(_)) => Err(format!("{name}: must not be empty")),
-            Some(_) => Err(format!("{name}: must be a string")),
-            None => Err(format!("{name}: required")),
-        }
-    };
+}
+
+/// Parses and checks the body; the error names the field.
+pub fn parse(body: &[u8]) -> Result<Update, BadRequest> {
+    let obj = BadRequest::object(body)?;
+    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(FieldError::rule(unknown.as_str(), "unknown field").into());
+    }
     let call_id = string("callId", obj.get("callId"))?;
     let call_domain = string("callDomain", obj.get("callDomain"))?;
     let targets = match (obj.get("sipUri"), obj.get("sipUris")) {
-        (Some(_), Some(_)) => return Err("sipUris: give sipUri or sipUris, not both".into()),
-        (None, None) => return Err("sipUri: required (or sipUris, a list)".into()),
+        (Some(_), Some(_)) => {
+            return Err(FieldError::rule("sipUris", "give sipUri or sipUris, not both").into());
+        }
+        (None, None) => {
+            return Err(FieldError::rule("sipUri", "required (or sipUris, a list)").into());
+        }
         (Some(one), None) => vec![string("sipUri", Some(one))?],
         (None, Some(Value::Array(list))) if !list.is_empty() && list.len() <= MAX_TARGETS => list
             .iter()
@@ -61,9 +65,11 @@ pub fn parse(body: &[u8]) -> Result<Update, String> {
             .map(|(i, v)| string(&format!("sipUris[{i}]"), Some(v)))
             .collect::<Result<Vec<_>, _>>()?,
         (None, Some(_)) => {
-            return Err(format!(
-                "sipUris: must be a list of 1 to {MAX_TARGETS} SIP URIs"
-            ));
+            return Err(FieldError::rule(
+                "sipUris",
+                format!("must be a list of 1 to {MAX_TARGETS} SIP URIs"),
+            )
+            .into());
         }
     };
     for (i, uri) in targets.iter().enumerate() {
@@ -74,30 +80,36 @@ pub fn parse(body: &[u8]) -> Result<Update, String> {
             } else {
                 format!("sipUris[{i}]")
             };
-            return Err(format!(
-                "{field}: must be a sip: or sips: URI with a user part, like sip:room@host"
-            ));
+            return Err(FieldError::rule(
+                field,
+                "must be a sip: or sips: URI with a user part, like sip:room@host",
+            )
+            .into());
         }
     }
     let mode = match obj.get("mode") {
         None | Some(Value::Null) => Mode::Bridge,
         Some(Value::String(m)) if m == "bridge" => Mode::Bridge,
         Some(Value::String(m)) if m == "refer" => Mode::Refer,
-        Some(_) => return Err("mode: must be \"bridge\" or \"refer\"".into()),
+        Some(_) => return Err(FieldError::rule("mode", "must be \"bridge\" or \"refer\"").into()),
     };
     let mut extra = Vec::new();
     match obj.get("headers") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (name, value) in map {
+                let field = || format!("headers.{name}");
                 let Value::String(value) = value else {
-                    return Err(format!("headers.{name}: must be a string"));
+                    return Err(FieldError::rule(field(), "must be a string").into());
                 };
-                headers::check(name, value).map_err(|e| format!("headers.{name}: {e}"))?;
+                headers::check(name, value).map_err(|e| FieldError {
+                    field: field(),
+                    reason: Reason::Header(e),
+                })?;
                 extra.push((name.clone(), value.clone()));
             }
         }
-        Some(_) => return Err("headers: must be an object of strings".into()),
+        Some(_) => return Err(FieldError::rule("headers", "must be an object of strings").into()),
     }
     Ok(Update {
         call_id,
@@ -111,38 +123,33 @@ pub fn parse(body: &[u8]) -> Result<Update, String> {
 }
 
 /// Checks an `Idempotency-Key` header value.
-fn check_key(key: Option<&str>) -> Result<Option<String>, String> {
+fn check_key(key: Option<&str>) -> Result<Option<String>, FieldError> {
     match key {
         None => Ok(None),
         Some(k) if !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()) => {
             Ok(Some(k.to_string()))
         }
-        Some(_) => Err("Idempotency-Key: must be 1 to 255 printable ASCII characters".into()),
+        Some(_) => Err(FieldError::rule(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        )),
     }
 }
 
-pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Response<Body> {
-    let (update, key) = match parse(body).and_then(|u| Ok((u, check_key(key)?))) {
-        Ok(v) => v,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
-    };
+pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let update = parse(body)?;
+    let key = check_key(key)?;
     if update.call_domain != api.call_domain {
-        return error(StatusCode::NOT_FOUND, "unknown callDomain");
+        return Err(ApiError::Unknown(Unknown::CallDomain));
     }
     let first = update.transfer.targets[0].clone();
     let request = update.transfer;
-    let call = match live(api, &update.call_id) {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
-    match call.update(request, key).await {
-        // A duplicate gets the very answer the first one got.
-        Ok(_) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "transferring", "callId": update.call_id, "sipUri": first }),
-        ),
-        Err(e) => refused(e),
-    }
+    // A duplicate gets the very answer the first one got.
+    live(api, &update.call_id)?.update(request, key).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "transferring", "callId": update.call_id, "sipUri": first }),
+    ))
 }
 
 #[cfg(test)]
@@ -151,7 +158,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = |b: &str| parse(b.as_bytes()).unwrap_err();
+        let e = |b: &str| parse(b.as_bytes()).unwrap_err().to_string();
         assert!(e("{").contains("JSON"));
         assert!(e("[]").contains("object"));
         assert!(e(r#"{"callDomain":"d","sipUri":"sip:a@b"}"#).starts_with("callId"));
@@ -180,7 +187,20 @@ mod tests {
                 .starts_with("mode")
         );
         assert!(check_key(Some("bad key")).is_err());
-        assert_eq!(check_key(Some("k-1")), Ok(Some("k-1".into())));
+        assert_eq!(check_key(Some("k-1")).unwrap(), Some("k-1".into()));
+        // Exact texts clients read.
+        assert_eq!(
+            e(r#"{"callId":"c","callDomain":"d","sipUris":["sip:a@b","x"]}"#),
+            "sipUris[1]: must be a sip: or sips: URI with a user part, like sip:room@host"
+        );
+        assert_eq!(
+            e(r#"{"callId":"c","callDomain":"d","sipUri":"sip:a@b","headers":{"Via":"x"}}"#),
+            "headers.Via: only X- headers and User-to-User may be set"
+        );
+        assert_eq!(
+            check_key(Some("")).unwrap_err().to_string(),
+            "Idempotency-Key: must be 1 to 255 printable ASCII characters"
+        );
     }
 
     #[test]

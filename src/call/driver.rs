@@ -111,7 +111,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
 async fn record(ctx: &Ctx, view: CallView) {
     let store = ctx.store.clone();
     let id = view.call_id.clone();
-    let error = match tokio::task::spawn_blocking(move || store.record_call(&view)).await {
+    let error = match tokio::task::spawn_blocking(move || store.record_call(&view.record())).await {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),

@@ -4,8 +4,7 @@
 //! its own `webhook-id`, kept across its retries.
 
 use super::machine::Event;
-use crate::webhook::{self, Delivery, SigningKeys};
-use serde_json::json;
+use crate::webhook::{self, Delivery, SigningKeys, messages};
 use tokio::sync::mpsc;
 
 /// Where a call's events go. Dropping it lets the queue drain, then the
@@ -29,7 +28,7 @@ impl EventSink {
         let call = call_id.clone();
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {
-                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+                let id = messages::message_id();
                 let result = sender.deliver(&url, &keys, &id, &body, |_| {}).await;
                 if let Delivery::Failed { attempts, last } = result {
                     tracing::warn!(%call, attempts, ?last, "call event not delivered");
@@ -46,14 +45,14 @@ impl EventSink {
     /// Queues the published ones among `events`.
     pub fn publish(&self, events: &[Event]) {
         for e in events.iter().filter(|e| e.event.published()) {
-            let body = json!({
-                "type": e.event,
-                "timestamp": e.at,
-                "callId": self.call_id,
-                "callDomain": self.call_domain,
-                "data": if e.detail.is_null() { json!({}) } else { e.detail.clone() },
-            });
-            let _ = self.tx.send(body.to_string().into_bytes());
+            let body = messages::call_event(
+                e.event.name(),
+                e.at,
+                &self.call_id,
+                &self.call_domain,
+                &e.detail,
+            );
+            let _ = self.tx.send(body);
         }
     }
 }

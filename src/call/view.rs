@@ -5,6 +5,8 @@
 //! nothing stored.
 
 use super::steps::{EndReason, Event, State};
+use crate::store::{CallRecord, RecordEvent};
+use crate::webhook::messages;
 use serde::{Serialize, Serializer};
 
 /// A call as the API shows it.
@@ -40,5 +42,41 @@ pub struct CallView {
 }
 
 fn headers_object<S: Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    crate::sip::headers::to_json_map(h).serialize(s)
+    messages::sip_headers(h).serialize(s)
+}
+
+impl CallView {
+    /// The store's record of the call, once it has ended.
+    pub fn record(&self) -> CallRecord {
+        let sip_headers = messages::sip_headers(&self.sip_headers)
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.as_str()?.to_string())))
+            .collect();
+        CallRecord {
+            call_id: self.call_id.clone(),
+            call_domain: self.call_domain.clone(),
+            entry: self.entry.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            state: self.state.name().to_string(),
+            created_at: self.created_at,
+            bridged_at: self.bridged_at,
+            ended_at: self.ended_at.unwrap_or(self.created_at),
+            end_reason: self.end_reason.map(|r| r.name().to_string()),
+            target: self.target.clone(),
+            transfer_attempts: self.transfer_attempts,
+            hold_ms: self.hold_ms,
+            talk_ms: self.talk_ms,
+            sip_headers,
+            timeline: self
+                .timeline
+                .iter()
+                .map(|e| RecordEvent {
+                    at: e.at,
+                    event: e.event.name().to_string(),
+                    detail: e.detail.clone(),
+                })
+                .collect(),
+        }
+    }
 }

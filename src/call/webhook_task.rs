@@ -5,7 +5,7 @@
 use super::entries::Entry;
 use super::handle::DriverMsg;
 use super::machine::{Input, Parties};
-use crate::webhook::{self, AttemptOutcome, Delivery};
+use crate::webhook::{self, AttemptOutcome, Delivery, messages};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -16,20 +16,19 @@ pub(super) async fn send(
     p: Parties,
     driver: mpsc::UnboundedSender<DriverMsg>,
 ) {
-    let body = serde_json::json!({
-        "To": p.to,
-        "From": p.from,
-        "callId": p.call_id,
-        "callDomain": p.call_domain,
-        "sipHeaders": crate::sip::headers::to_json_map(&p.caller_headers),
-    });
-    let body = body.to_string().into_bytes();
-    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let body = messages::incoming_call(
+        &p.to,
+        &p.from,
+        &p.call_id,
+        &p.call_domain,
+        &p.caller_headers,
+    );
+    let id = messages::message_id();
     let result = sender
         .deliver(&entry.webhook_url, &entry.keys, &id, &body, |a| {
             let (status, error) = match &a.outcome {
                 AttemptOutcome::Status(s) => (Some(*s), None),
-                AttemptOutcome::Error(e) => (None, Some(e.clone())),
+                AttemptOutcome::Error(e) => (None, Some(e.to_string())),
             };
             let report = Input::WebhookAttempt {
                 number: a.number,

@@ -44,8 +44,10 @@ const COLUMNS: &str = "id, config, hmac, previous_hmac, previous_until, created_
 fn decode(
     (id, config, keys, created_at, updated_at): (String, String, StoredKeys, u64, u64),
 ) -> Result<StoredEntry, StoreError> {
-    let config: DialinEntry = serde_json::from_str(&config)
-        .map_err(|e| StoreError::Sql(format!("entry {id}: stored config unreadable: {e}")))?;
+    let config: DialinEntry = serde_json::from_str(&config).map_err(|source| StoreError::Json {
+        what: format!("entry {id}: stored config unreadable"),
+        source,
+    })?;
     Ok(StoredEntry {
         id,
         config,
@@ -58,7 +60,10 @@ fn decode(
 fn encode(config: &DialinEntry) -> Result<String, StoreError> {
     let mut c = config.clone();
     c.hmac = None;
-    serde_json::to_string(&c).map_err(|e| StoreError::Sql(e.to_string()))
+    serde_json::to_string(&c).map_err(|source| StoreError::Json {
+        what: "entry config not encodable".into(),
+        source,
+    })
 }
 
 impl Store {

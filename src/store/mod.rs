@@ -8,10 +8,13 @@
 //! `schema`); a database from a newer pinless, or one that fails SQLite's
 //! integrity check, is refused at start-up, never replaced.
 
+mod call_record;
 mod entries;
+mod record_form;
 mod records;
 mod schema;
 
+pub use call_record::{CallRecord, RecordEvent};
 pub use entries::{StoredEntry, StoredKeys};
 pub use records::RecordQuery;
 
@@ -25,14 +28,29 @@ pub const FILE: &str = "pinless.db";
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The state directory could not be created.
+    #[error("database {path}: cannot open: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The file could not be opened or created.
-    #[error("database {path}: cannot open: {reason}")]
-    Open { path: PathBuf, reason: String },
+    #[error("database {path}: cannot open: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The file is not a usable SQLite database. It is left as it is.
     #[error(
-        "database {path} is corrupt or not a pinless database ({reason}); it was left untouched: restore a backup or move it away"
+        "database {path} is corrupt or not a pinless database ({source}); it was left untouched: restore a backup or move it away"
     )]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: Corruption,
+    },
     /// Written by a newer pinless; this one does not know its schema.
     #[error(
         "database {path} has schema version {found}, newer than this pinless understands ({supported}); run a newer pinless or restore a backup"
@@ -44,13 +62,36 @@ pub enum StoreError {
     },
     /// A query failed.
     #[error("database: {0}")]
-    Sql(String),
+    Sql(#[from] rusqlite::Error),
+    /// A value could not be written as JSON, or stored JSON not read back.
+    #[error("database: {what}: {source}")]
+    Json {
+        /// What was being written or read, e.g. `stored record unreadable`.
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A call record written by a newer pinless, in a form this one does
+    /// not know.
+    #[error(
+        "database: call record {call_id} has form version {found}, newer than this pinless understands ({supported})"
+    )]
+    NewerRecord {
+        call_id: String,
+        found: u64,
+        supported: u64,
+    },
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sql(e.to_string())
-    }
+/// How a database file showed itself to be unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    /// SQLite could not read it (say, not a database at all).
+    #[error(transparent)]
+    Unreadable(#[from] rusqlite::Error),
+    /// SQLite's integrity check reported damage, in these words.
+    #[error("{0}")]
+    FailedCheck(String),
 }
 
 /// The database handle. Statements are short; callers on the async
@@ -65,15 +106,17 @@ impl Store {
     /// schema up to date.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join(FILE);
-        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
             path: path.clone(),
-            reason: e.to_string(),
-        };
-        std::fs::create_dir_all(state_dir).map_err(|e| open_err(&e))?;
-        let conn = Connection::open(&path).map_err(|e| open_err(&e))?;
+            source,
+        })?;
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
             path: path.clone(),
-            reason: e.to_string(),
+            source: Corruption::Unreadable(e),
         };
         // The first read tells a non-database file (SQLITE_NOTADB).
         let check: String = conn
@@ -82,7 +125,7 @@ impl Store {
         if check != "ok" {
             return Err(StoreError::Corrupt {
                 path,
-                reason: check,
+                source: Corruption::FailedCheck(check),
             });
         }
         conn.execute_batch(

@@ -1,8 +1,8 @@
 //! A record of every finished call: parties, targets, outcome, hold and
-//! talk time, and the whole timeline, as `GET /v1/calls/{id}` showed it.
+//! talk time, and the whole timeline. The store sits below `call`: it
+//! takes a `CallRecord` of its own, never the call machine.
 
-use super::{Store, StoreError};
-use crate::call::CallView as Machine;
+use super::{CallRecord, Store, StoreError, record_form};
 use rusqlite::params;
 
 /// `GET /v1/call-records?since=…&limit=…`.
@@ -16,24 +16,24 @@ pub struct RecordQuery {
 impl Store {
     /// Records a finished call (a second record for the same call replaces
     /// the first).
-    pub fn record_call(&self, m: &Machine) -> Result<(), StoreError> {
-        let json = serde_json::to_string(m).map_err(|e| StoreError::Sql(e.to_string()))?;
+    pub fn record_call(&self, r: &CallRecord) -> Result<(), StoreError> {
+        let json = record_form::encode(r)?;
         self.conn().execute(
             "INSERT OR REPLACE INTO call_records
                (call_id, entry, from_party, to_party, created_at, ended_at, end_reason,
                 target, hold_ms, talk_ms, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
-                m.call_id,
-                m.entry,
-                m.from,
-                m.to,
-                m.created_at as i64,
-                m.ended_at.unwrap_or(m.created_at) as i64,
-                m.end_reason.map(|r| r.name()),
-                m.target,
-                m.hold_ms as i64,
-                m.talk_ms as i64,
+                r.call_id,
+                r.entry,
+                r.from,
+                r.to,
+                r.created_at as i64,
+                r.ended_at as i64,
+                r.end_reason,
+                r.target,
+                r.hold_ms as i64,
+                r.talk_ms as i64,
                 json
             ],
         )?;
@@ -41,20 +41,23 @@ impl Store {
     }
 
     /// Records of calls that ended at or after `q.since`, oldest first.
-    pub fn records(&self, q: RecordQuery) -> Result<Vec<serde_json::Value>, StoreError> {
+    pub fn records(&self, q: RecordQuery) -> Result<Vec<CallRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT record FROM call_records WHERE ended_at >= ?1
+            "SELECT call_id, ended_at, record FROM call_records WHERE ended_at >= ?1
               ORDER BY ended_at, call_id LIMIT ?2",
         )?;
         let rows = stmt
-            .query_map(params![q.since as i64, q.limit], |r| r.get::<_, String>(0))?
+            .query_map(params![q.since as i64, q.limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.iter()
-            .map(|text| {
-                serde_json::from_str(text)
-                    .map_err(|e| StoreError::Sql(format!("stored record unreadable: {e}")))
-            })
+            .map(|(call_id, ended_at, text)| record_form::decode(call_id, *ended_at as u64, text))
             .collect()
     }
 }

@@ -3,6 +3,7 @@
 //! caller of `deliver` (the call driver puts it in the call's timeline).
 
 use super::sign::{SigningKeys, sign};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How hard to try.
@@ -59,8 +60,47 @@ pub enum AttemptOutcome {
     /// The receiver answered with this HTTP status.
     Status(u16),
     /// No answer: connection refused, reset, or timed out.
-    Error(String),
+    Error(AttemptError),
 }
+
+/// Why an attempt got no answer. The Display text is what the timeline
+/// and the verification result show; the HTTP client's error is kept as
+/// the source (shared, so that outcomes stay cheap to clone).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptError {
+    /// The receiver did not answer within the attempt timeout.
+    #[error("timed out")]
+    TimedOut(#[source] Arc<reqwest::Error>),
+    /// No connection could be made (refused, unreachable, TLS failed).
+    #[error("connection failed")]
+    Connect(#[source] Arc<reqwest::Error>),
+    /// Anything else the HTTP client reported, in its own words.
+    #[error("{0}")]
+    Other(#[source] Arc<reqwest::Error>),
+}
+
+impl AttemptError {
+    fn of(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            AttemptError::TimedOut(Arc::new(e))
+        } else if e.is_connect() {
+            AttemptError::Connect(Arc::new(e))
+        } else {
+            AttemptError::Other(Arc::new(e))
+        }
+    }
+}
+
+/// Two errors are equal when they are of one kind and read the same: the
+/// client's errors cannot be compared otherwise.
+impl PartialEq for AttemptError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for AttemptError {}
 
 impl AttemptOutcome {
     fn ok(&self) -> bool {
@@ -173,9 +213,7 @@ impl Sender {
         }
         match request.send().await {
             Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
-            Err(e) if e.is_timeout() => AttemptOutcome::Error("timed out".into()),
-            Err(e) if e.is_connect() => AttemptOutcome::Error("connection failed".into()),
-            Err(e) => AttemptOutcome::Error(e.to_string()),
+            Err(e) => AttemptOutcome::Error(AttemptError::of(e)),
         }
     }
 }

@@ -1,11 +1,18 @@
 //! Webhooks to the customer's app: signing (pure functions in `sign`),
-//! secrets (`secret`: decode, generate once, keep in `state_dir`) and
-//! delivery with bounded retries (`deliver`).
+//! secrets (`secret`: decode, generate once, keep in `state_dir`),
+//! delivery with bounded retries (`deliver`) and the bodies themselves
+//! (`messages`).
+//!
+//! A leaf of the layering: it imports no other pinless module, so every
+//! layer above can post webhooks.
 
 mod deliver;
+pub mod messages;
 mod secret;
 mod sign;
 
-pub use deliver::{Attempt, AttemptOutcome, Delivery, RetryPolicy, Sender, unix_ms};
-pub use secret::{SecretError, decode_secret, load_or_create_secret};
+pub use deliver::{Attempt, AttemptError, AttemptOutcome, Delivery, RetryPolicy, Sender, unix_ms};
+pub use secret::{
+    BadSecret, MIN_SECRET_BYTES, SecretError, decode_secret, load_or_create_secret, parse_secret,
+};
 pub use sign::{SignedHeaders, SigningKeys, pinless_signature, sign, standard_signature};

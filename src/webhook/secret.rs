@@ -11,29 +11,60 @@ use std::path::{Path, PathBuf};
 /// Why a secret could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    /// The secret file exists but could not be read or is not valid base64.
-    #[error("secret file {path}: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    /// The secret file exists but could not be read.
+    #[error("secret file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The secret file does not hold a usable secret. It is left as it is:
+    /// a new one would silently break every app holding the old one.
+    #[error("secret file {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: BadSecret,
+    },
     /// The secret file could not be written.
-    #[error("cannot write secret file {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error("cannot write secret file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// Why a secret's text is not a usable key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadSecret {
+    /// Not standard base64.
+    #[error("not valid base64 ({0})")]
+    NotBase64(#[source] base64::DecodeError),
+    /// Too short to sign with.
+    #[error("decodes to {len} bytes; at least {MIN_SECRET_BYTES} are needed")]
+    TooShort { len: usize },
+}
+
+/// The shortest key accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Decodes a base64 secret (standard alphabet; a `whsec_` prefix, as
 /// Standard Webhooks libraries print it, is accepted). Needs ≥ 16 bytes.
-pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
+pub fn parse_secret(text: &str) -> Result<Vec<u8>, BadSecret> {
     let text = text.trim();
     let text = text.strip_prefix("whsec_").unwrap_or(text);
-    let key = STANDARD
-        .decode(text)
-        .map_err(|e| format!("not valid base64 ({e})"))?;
-    if key.len() < 16 {
-        return Err(format!(
-            "decodes to {} bytes; at least 16 are needed",
-            key.len()
-        ));
+    let key = STANDARD.decode(text).map_err(BadSecret::NotBase64)?;
+    if key.len() < MIN_SECRET_BYTES {
+        return Err(BadSecret::TooShort { len: key.len() });
     }
     Ok(key)
+}
+
+/// `parse_secret` with the reason as text, for callers that put it in an
+/// error of their own (config keys, stored entries).
+pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
+    parse_secret(text).map_err(|e| e.to_string())
 }
 
 /// The secret kept for entry `name` in `dir`, created (32 random bytes) on
@@ -43,9 +74,9 @@ pub fn load_or_create_secret(dir: &Path, name: &str) -> Result<(String, PathBuf)
     let path = dir.join(format!("hmac-{name}.key"));
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            decode_secret(&text).map_err(|reason| SecretError::Corrupt {
+            parse_secret(&text).map_err(|source| SecretError::Corrupt {
                 path: path.clone(),
-                reason,
+                source,
             })?;
             Ok((text.trim().to_string(), path))
         }
@@ -53,16 +84,13 @@ pub fn load_or_create_secret(dir: &Path, name: &str) -> Result<(String, PathBuf)
             let mut key = [0u8; 32];
             rand::thread_rng().fill_bytes(&mut key);
             let text = STANDARD.encode(key);
-            write_private(&path, &text).map_err(|e| SecretError::Write {
+            write_private(&path, &text).map_err(|source| SecretError::Write {
                 path: path.clone(),
-                reason: e.to_string(),
+                source,
             })?;
             Ok((text, path))
         }
-        Err(e) => Err(SecretError::Corrupt {
-            path,
-            reason: e.to_string(),
-        }),
+        Err(source) => Err(SecretError::Unreadable { path, source }),
     }
 }
 
@@ -104,7 +132,9 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(&path, "!!not base64").unwrap();
-        assert!(load_or_create_secret(&dir, "support").is_err());
+        let e = load_or_create_secret(&dir, "support").unwrap_err();
+        assert!(matches!(e, SecretError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("not valid base64"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -113,5 +143,15 @@ mod tests {
         assert!(decode_secret("c2hvcnQ=").is_err());
         assert!(decode_secret("***").is_err());
         assert!(decode_secret("whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=").is_ok());
+        // The texts config errors quote.
+        assert_eq!(
+            decode_secret("c2hvcnQ=").unwrap_err(),
+            "decodes to 5 bytes; at least 16 are needed"
+        );
+        assert!(
+            decode_secret("***")
+                .unwrap_err()
+                .starts_with("not valid base64 (")
+        );
     }
 }
