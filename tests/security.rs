@@ -399,3 +399,41 @@ async fn a_second_caller_beyond_max_calls_gets_503_and_is_counted() {
     // With the default pacer limit, a held call is nowhere near overload.
     assert_eq!(call.gw.metric("pinless_pacer_overloaded").await, 0.0);
 }
+
+/// `max_calls` counts a call from the moment it is let in, not from its
+/// answer: a burst of callers while the entry rings (`answer_delay_ms`)
+/// never has more than `max_calls` ringing or answered.
+#[tokio::test]
+async fn a_burst_while_ringing_never_exceeds_max_calls() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(
+        &hooks.url(),
+        "answer_delay_ms = 800\n[limits]\nmax_calls = 3\ninvites_per_sec_per_ip = 1000",
+    )
+    .await;
+    let mut callers = Vec::new();
+    for i in 0..10 {
+        let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+        sip.send(&sip.invite("support", &format!("burst-{i}"), 1, ""))
+            .await;
+        callers.push(sip);
+    }
+    let mut answered = 0;
+    let mut busy = 0;
+    for sip in &callers {
+        let r = sip
+            .response(Duration::from_secs(5), true)
+            .await
+            .expect("a final answer");
+        match r.code() {
+            200 => answered += 1,
+            503 => {
+                assert!(r.header("Retry-After").is_some(), "{}", r.0);
+                busy += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.0),
+        }
+    }
+    assert_eq!((answered, busy), (3, 7));
+    assert_eq!(gw.metric("pinless_invites_at_capacity_total").await, 7.0);
+}

@@ -4,7 +4,7 @@
 //! states are large and would otherwise be reserved in every held call's
 //! task for its whole life.
 
-use super::driver::Ctx;
+use super::ctx::Ctx;
 use super::entries::Entry;
 use super::machine::{EventKind, Machine, Parties};
 use crate::media::{CallMedia, HoldLoop, RtpSocket};

@@ -7,39 +7,18 @@
 
 use super::admission::Admitted;
 use super::answer::{self, Answered, hold_music};
+pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
 use super::machine::{Action, Input, Machine, Transfer};
-use super::registry::Registry;
 use super::view::CallView;
 use super::webhook_task;
-use crate::clock::Clock;
-use crate::media::{CallMedia, MediaEngine, RtpSocket};
-use crate::sip::{
-    DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, Stack, sdp,
-};
-use crate::store::Store;
-use crate::webhook;
+use crate::media::{CallMedia, RtpSocket};
+use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, sdp};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// What the rest of the gateway shares with call drivers.
-pub struct Ctx {
-    pub stack: Stack,
-    /// Where finished calls are recorded.
-    pub store: Arc<Store>,
-    pub media: Arc<MediaEngine>,
-    /// Incoming-call webhooks.
-    pub webhooks: webhook::Sender,
-    /// Call events (shorter retries).
-    pub events: webhook::Sender,
-    pub registry: Registry,
-    pub call_domain: String,
-    /// The monotonic clock every call's deadlines are on.
-    pub clock: Clock,
-}
 
 /// Handles one admitted INVITE, from answer to end. The admission's
 /// permit is held until this returns (or unwinds).
@@ -404,3 +383,7 @@ pub(crate) mod test_hooks {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

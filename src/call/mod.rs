@@ -9,19 +9,21 @@
 //! - Running a call: `driver`, one task per call, a thin loop that feeds
 //!   the machine and performs its actions; `answer` takes an admitted
 //!   INVITE to a held call; `webhook_task` posts the incoming-call
-//!   webhook; `events` posts the timeline to the entry's `events_url`.
+//!   webhook; `events` posts the timeline to the entry's `events_url`;
+//!   `ctx` is what every driver shares.
 //! - Reaching a call: `registry` (live and recently ended calls), `handle`
 //!   (the opaque handle the API uses) and `view` (what the API shows).
 //! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
 //!   `header_policy` filters the caller's headers.
 //!
 //! Inside the module, imports go from the drivers down to the machine:
-//! driver → (answer, webhook_task, events, handle, registry) → machine →
-//! (steps, plan, view).
+//! driver → (answer, webhook_task, events, handle, registry, ctx) →
+//! machine → (steps, plan, view).
 
 pub mod admission;
 mod answer;
 pub mod capacity;
+mod ctx;
 pub mod driver;
 pub mod entries;
 pub mod events;

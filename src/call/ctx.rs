@@ -1,0 +1,26 @@
+//! What the rest of the gateway shares with call drivers: the SIP stack,
+//! media, webhook senders, the store, the registry and the clock.
+
+use super::registry::Registry;
+use crate::clock::Clock;
+use crate::media::MediaEngine;
+use crate::sip::Stack;
+use crate::store::Store;
+use crate::webhook;
+use std::sync::Arc;
+
+/// What the rest of the gateway shares with call drivers.
+pub struct Ctx {
+    pub stack: Stack,
+    /// Where finished calls are recorded.
+    pub store: Arc<Store>,
+    pub media: Arc<MediaEngine>,
+    /// Incoming-call webhooks.
+    pub webhooks: webhook::Sender,
+    /// Call events (shorter retries).
+    pub events: webhook::Sender,
+    pub registry: Registry,
+    pub call_domain: String,
+    /// The monotonic clock every call's deadlines are on.
+    pub clock: Clock,
+}
