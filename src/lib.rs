@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod call;
+pub mod codec;
 pub mod config;
 pub mod ct;
 pub mod gateway;
