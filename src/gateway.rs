@@ -60,21 +60,16 @@ impl Gateway {
         let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
         let entries = EntryBook::new(fixed, &store.entries()?, max_hold)?;
         let music = HoldLoop::load(&config.hold.music)?;
-        let ip = config
-            .media
-            .public_ip
-            .parse()
-            .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?;
         let media = MediaEngine::start(
             music,
-            ip,
+            config.media.public_ip,
             config.media.rtp_port_min,
             config.media.rtp_port_max,
             f64::from(config.limits.pacer_busy_max_pct) / 100.0,
         )?;
         let (stack, invites) = Stack::start(StackConfig {
-            udp: Config::optional_addr("sip.udp", &config.sip.udp)?,
-            tcp: Config::optional_addr("sip.tcp", &config.sip.tcp)?,
+            udp: config.sip.udp,
+            tcp: config.sip.tcp,
             tls: tls_listener(&config)?,
             tls_connector: Some(tls_connector(&config)?),
             public_host: config.sip.public_host.clone(),
@@ -119,8 +114,7 @@ impl Gateway {
             },
         });
         let (stop, stopped) = watch::channel(false);
-        let api_addr = Config::optional_addr("api.listen", &config.api.listen)?
-            .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?;
+        let api_addr = config.api.listen;
         let mut api_stop = stopped.clone();
         let (api_bound, server) = api::serve(api_state, api_addr, async move {
             let _ = api_stop.wait_for(|s| *s).await;
@@ -229,7 +223,7 @@ async fn accept_loop(
 fn tls_listener(
     config: &Config,
 ) -> Result<Option<(SocketAddr, tokio_rustls::TlsAcceptor)>, StartError> {
-    let Some(addr) = Config::optional_addr("sip.tls", &config.sip.tls)? else {
+    let Some(addr) = config.sip.tls else {
         return Ok(None);
     };
     let (cert, key) = (&config.sip.tls_cert, &config.sip.tls_key);

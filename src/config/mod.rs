@@ -2,21 +2,29 @@
 //! loaded once (file, then `PINLESS_` environment overrides) and validated
 //! once. Every key of CONTRACT.md parses; an unknown key is an error that
 //! names it.
+//!
+//! Config sits below every layer but the leaves, so it imports none of
+//! them: `syntax` holds the value formats it shares with `sip` and
+//! `webhook` (which re-export them), `text` turns what serde read into
+//! typed addresses, `validate` checks what serde cannot, `env` applies the
+//! `PINLESS_` overrides, `dialin` is the `[[dialin]]` entry.
 
 mod dialin;
 mod env;
+pub mod syntax;
+mod text;
 mod validate;
 
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use dialin::{Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, OnRoomHangup};
 pub use validate::{ConfigError, validate_entry};
 
-/// Everything the gateway reads at start-up.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Everything the gateway reads at start-up. Read through `text`, which
+/// parses the addresses once.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub node: NodeConfig,
     pub sip: SipConfig,
@@ -38,13 +46,13 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
 }
 
-/// `[sip]`: listening sockets. An empty string disables a transport.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[sip]`: listening sockets. An empty string disables a transport
+/// (`None` here).
+#[derive(Debug, Clone)]
 pub struct SipConfig {
-    pub udp: String,
-    pub tcp: String,
-    pub tls: String,
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
     pub tls_cert: String,
     pub tls_key: String,
     /// Extra CA certificates (PEM) trusted for room legs over TLS, besides
@@ -55,20 +63,18 @@ pub struct SipConfig {
 }
 
 /// `[media]`: RTP addresses and port range.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct MediaConfig {
     /// Address written in SDP `c=` lines; RTP sockets bind to it too.
-    pub public_ip: String,
+    pub public_ip: IpAddr,
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
 }
 
 /// `[api]`: the HTTP API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
-    pub listen: String,
+    pub listen: SocketAddr,
     /// Accepted in `Authorization: Bearer …`; empty refuses every call but
     /// health and metrics.
     pub bearer_tokens: Vec<String>,
@@ -113,12 +119,15 @@ impl Default for NodeConfig {
     }
 }
 
+/// `127.0.0.1:5060`, the default of `sip.udp` and `sip.tcp`.
+const LOOPBACK_SIP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060);
+
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
-            udp: "127.0.0.1:5060".into(),
-            tcp: "127.0.0.1:5060".into(),
-            tls: String::new(),
+            udp: Some(LOOPBACK_SIP),
+            tcp: Some(LOOPBACK_SIP),
+            tls: None,
             tls_cert: String::new(),
             tls_key: String::new(),
             tls_ca: String::new(),
@@ -130,7 +139,7 @@ impl Default for SipConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         Self {
-            public_ip: "127.0.0.1".into(),
+            public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rtp_port_min: 20000,
             rtp_port_max: 29999,
         }
@@ -140,7 +149,7 @@ impl Default for MediaConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             bearer_tokens: vec!["dev-token".into()],
         }
     }
@@ -232,11 +241,10 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
         builtin: bool,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            reason: e.message().to_string(),
-        })?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|source| ConfigError::Syntax { source })?;
         env::apply(&mut table, vars)?;
-        let mut config: Config =
+        let mut config: text::ConfigText =
             serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
                 ConfigError::Key {
                     key: e.path().to_string(),
@@ -247,19 +255,9 @@ impl Config {
             // A file with no entries means no entries, not the demo one.
             config.dialin.clear();
         }
+        let config = config.into_config()?;
         config.validate()?;
         Ok(config)
-    }
-
-    /// Parses a socket address key; "" means disabled.
-    pub fn optional_addr(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
-        if value.is_empty() {
-            return Ok(None);
-        }
-        value
-            .parse()
-            .map(Some)
-            .map_err(|_| ConfigError::key(key, format!("{value:?} is not an IP:port address")))
     }
 }
 
@@ -281,9 +279,9 @@ pub fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::File {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        source,
     })
 }
 

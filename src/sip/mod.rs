@@ -33,27 +33,5 @@ pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
 pub use stack::{Stack, StackConfig, StackError};
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in
-/// `sip:support@host`), or `None` if it has none.
-pub fn uri_user(uri: &str) -> Option<&str> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let (user, host) = rest.split_once('@')?;
-    let user = user.split(';').next().unwrap_or(user);
-    if user.is_empty() || host.is_empty() {
-        None
-    } else {
-        Some(user)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uri_user_parts() {
-        assert_eq!(super::uri_user("sip:support@127.0.0.1"), Some("support"));
-        assert_eq!(super::uri_user("sips:+1555@h;transport=tls"), Some("+1555"));
-        assert_eq!(super::uri_user("sip:127.0.0.1"), None);
-        assert_eq!(super::uri_user("tel:+1555"), None);
-    }
-}
+/// `sip:support@host`); config validation uses the same function.
+pub use crate::config::syntax::uri_user;

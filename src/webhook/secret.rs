@@ -19,22 +19,8 @@ pub enum SecretError {
     Write { path: PathBuf, reason: String },
 }
 
-/// Decodes a base64 secret (standard alphabet; a `whsec_` prefix, as
-/// Standard Webhooks libraries print it, is accepted). Needs ≥ 16 bytes.
-pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
-    let text = text.trim();
-    let text = text.strip_prefix("whsec_").unwrap_or(text);
-    let key = STANDARD
-        .decode(text)
-        .map_err(|e| format!("not valid base64 ({e})"))?;
-    if key.len() < 16 {
-        return Err(format!(
-            "decodes to {} bytes; at least 16 are needed",
-            key.len()
-        ));
-    }
-    Ok(key)
-}
+/// Decodes a base64 secret; shared with config validation (`dialin.hmac`).
+pub use crate::config::syntax::decode_secret;
 
 /// The secret kept for entry `name` in `dir`, created (32 random bytes) on
 /// first use. Returns the base64 text and the file's path (for the log:

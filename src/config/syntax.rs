@@ -1,0 +1,92 @@
+//! The syntax of values that config keys share with the layers that use
+//! them: the user part of a SIP URI, the names of custom SIP headers, and
+//! base64 webhook secrets. One implementation each, here at the bottom of
+//! the layer order, so that validation needs no other layer and `sip` and
+//! `webhook` re-export these rather than keep copies of their own.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// The user part of a `sip:` / `sips:` URI string (`support` in
+/// `sip:support@host`), or `None` if it has none.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let (user, host) = rest.split_once('@')?;
+    let user = user.split(';').next().unwrap_or(user);
+    if user.is_empty() || host.is_empty() {
+        None
+    } else {
+        Some(user)
+    }
+}
+
+/// True for headers that pinless carries: `X-…` and `User-to-User`.
+pub fn is_custom_header(name: &str) -> bool {
+    // Bytes, not a str slice: a name may start with a multi-byte character
+    // (found by the fuzz target: slicing it at 2 panicked).
+    let b = name.as_bytes();
+    b.len() > 2 && b[..2].eq_ignore_ascii_case(b"x-") || name.eq_ignore_ascii_case("user-to-user")
+}
+
+/// Why an app-supplied header cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Neither `X-…` nor `User-to-User`.
+    #[error("only X- headers and User-to-User may be set")]
+    NotCustom,
+    /// The name has characters a SIP token may not have.
+    #[error("the name must be a SIP token")]
+    BadName,
+    /// Too long, or not one line of printable text (header injection).
+    #[error("the value must be one line of printable text, at most 1024 bytes")]
+    BadValue,
+}
+
+/// Checks a header an app (or a `header_policy.rename` target) asks us to
+/// add to an INVITE.
+pub fn check_custom_header(name: &str, value: &str) -> Result<(), HeaderError> {
+    if !is_custom_header(name) {
+        return Err(HeaderError::NotCustom);
+    }
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    if !name.chars().all(token) {
+        return Err(HeaderError::BadName);
+    }
+    if value.len() > 1024 || value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(HeaderError::BadValue);
+    }
+    Ok(())
+}
+
+/// Decodes a base64 secret (standard alphabet; a `whsec_` prefix, as
+/// Standard Webhooks libraries print it, is accepted). Needs ≥ 16 bytes.
+/// The error is the reason as the config error and the API print it.
+pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
+    let text = text.trim();
+    let text = text.strip_prefix("whsec_").unwrap_or(text);
+    let key = STANDARD
+        .decode(text)
+        .map_err(|e| format!("not valid base64 ({e})"))?;
+    if key.len() < 16 {
+        return Err(format!(
+            "decodes to {} bytes; at least 16 are needed",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_user_parts() {
+        assert_eq!(uri_user("sip:support@127.0.0.1"), Some("support"));
+        assert_eq!(uri_user("sips:+1555@h;transport=tls"), Some("+1555"));
+        assert_eq!(uri_user("sip:127.0.0.1"), None);
+        assert_eq!(uri_user("tel:+1555"), None);
+    }
+}
