@@ -1,6 +1,6 @@
 //! The syntax of values that config keys share with the layers that use
-//! them: the user part of a SIP URI, the names of custom SIP headers, and
-//! base64 webhook secrets. One implementation each, here at the bottom of
+//! them: the user part of a SIP URI, the names of custom SIP headers,
+//! base64 webhook secrets, CIDR ranges. One implementation each, here at the bottom of
 //! the layer order, so that validation needs no other layer and `sip` and
 //! `webhook` re-export these rather than keep copies of their own.
 
@@ -76,6 +76,23 @@ pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(key)
+}
+
+/// Parses `203.0.113.0/24` (or a bare address, as a single host) into a
+/// network address and prefix length. Enforced by the security issue; parsed
+/// now so that a typo fails at start-up.
+pub fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max)?,
+        None => max,
+    };
+    Some((addr, len))
 }
 
 #[cfg(test)]

@@ -1,43 +1,10 @@
 //! Checks run once at load time, so that a bad config stops the gateway
 //! before it binds anything, with the key and the reason.
 
-use super::Config;
-use super::syntax::{check_custom_header, decode_secret, uri_user};
-use std::path::PathBuf;
-
-/// Why a configuration was refused. Every variant names the key or file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    File {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML. The message only: the error's own
-    /// Display adds a source snippet spanning lines.
-    #[error("config is not valid TOML: {}", .source.message())]
-    Syntax {
-        #[source]
-        source: toml::de::Error,
-    },
-    /// A key has a bad value or is unknown.
-    #[error("config key `{key}`: {reason}")]
-    Key { key: String, reason: String },
-    /// An environment override could not be applied.
-    #[error("environment variable {name}: {reason}")]
-    Env { name: String, reason: String },
-}
-
-impl ConfigError {
-    pub(crate) fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError::Key {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
+use super::dialin::{DialinEntry, HoldTimeoutAction};
+use super::error::ConfigError;
+use super::sections::Config;
+use super::syntax::{check_custom_header, decode_secret, parse_cidr, uri_user};
 
 impl Config {
     /// Semantic checks that serde cannot express.
@@ -133,7 +100,7 @@ impl Config {
 /// the provisioning API); `key` turns a field name into the key the error
 /// names (`dialin[0].phone_number`, `config.phone_number`).
 pub fn validate_entry(
-    entry: &super::DialinEntry,
+    entry: &DialinEntry,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
     if entry.name_prefix.is_empty()
@@ -196,7 +163,7 @@ pub fn validate_entry(
         }
     }
     for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
-        super::parse_cidr(cidr).ok_or_else(|| {
+        parse_cidr(cidr).ok_or_else(|| {
             ConfigError::key(
                 key(&format!("allowed_cidrs[{j}]")),
                 "not a CIDR range like 203.0.113.0/24",
@@ -212,10 +179,9 @@ fn is_http_url(url: &str) -> bool {
 
 /// Transfer, hold-timeout, events and header-policy keys of one entry.
 fn validate_call_policy(
-    entry: &super::DialinEntry,
+    entry: &DialinEntry,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
-    use super::HoldTimeoutAction;
     if entry.transfer_timeout_secs == 0 {
         return Err(ConfigError::key(
             key("transfer_timeout_secs"),
