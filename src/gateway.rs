@@ -228,7 +228,7 @@ fn tls_listener(
     };
     let (cert, key) = (&config.sip.tls_cert, &config.sip.tls_key);
     let acceptor = tls::acceptor(cert.as_ref(), key.as_ref())
-        .map_err(|e| ConfigError::key("sip.tls_cert", e.to_string()))?;
+        .map_err(|e| ConfigError::unusable("sip.tls_cert", e))?;
     Ok(Some((addr, acceptor)))
 }
 
@@ -236,7 +236,7 @@ fn tls_listener(
 fn tls_connector(config: &Config) -> Result<tokio_rustls::TlsConnector, StartError> {
     let ca = Some(config.sip.tls_ca.as_str()).filter(|c| !c.is_empty());
     Ok(tls::connector(ca.map(std::path::Path::new))
-        .map_err(|e| ConfigError::key("sip.tls_ca", e.to_string()))?)
+        .map_err(|e| ConfigError::unusable("sip.tls_ca", e))?)
 }
 
 /// The node's `callDomain`: configured, or generated once and kept in the

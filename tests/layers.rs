@@ -93,9 +93,8 @@ fn imports_go_down_the_layer_order_and_files_have_no_cycles() {
             }
             let why = if t == f {
                 format!(
-                    "{from} and {to} are siblings ({}: {}) and may not import each other",
-                    ORDER[f].modules.join(", "),
-                    ORDER[f].why
+                    "{from} and {to} share a tier ({}) and may not import each other",
+                    ORDER[f].modules.join(", ")
                 )
             } else {
                 format!("{from} may not import {to}, which is above it in the layer order")
@@ -132,6 +131,10 @@ fn imports_go_down_the_layer_order_and_files_have_no_cycles() {
         problems.push(format!("file import cycle: {}", cycle.join(" -> ")));
     }
 
+    println!("layer order, top to bottom:");
+    for tier in ORDER {
+        println!("  {}: {}", tier.modules.join(", "), tier.why);
+    }
     println!("module imports (from -> to: references):");
     for ((from, to), n) in &module_edges {
         println!("  {from} -> {to}: {n}");
@@ -154,6 +157,56 @@ fn imports_go_down_the_layer_order_and_files_have_no_cycles() {
         "the import direction is broken:\n{}",
         problems.join("\n")
     );
+}
+
+#[test]
+fn the_scan_expands_groups_resolves_super_and_skips_comments_and_literals() {
+    let text = r##"
+use crate::{a::X, b::{self, Y as Z}};
+use super::c::W;
+// use crate::commented::Out;
+/* crate::block::Out */
+const S: &str = "crate::in_string::Out \" crate::escaped::Out";
+const R: &str = r#"crate::raw::Out"#;
+fn f<'a>(x: &'a str) -> char { crate::inline::call(); let _ = '"'; 'x' }
+mod tests { use super::*; use super::super::d; }
+fn g() { tests::h(); }
+"##;
+    let module = vec!["m".to_string(), "f".to_string()];
+    let (refs, uses) = scan(&tokens(&strip(text)), &module, false);
+    let got: Vec<(usize, String)> = refs.iter().map(|r| (r.line, r.abs.join("::"))).collect();
+    let want: Vec<(usize, String)> = [
+        (2, "a::X"),
+        (2, "b"),
+        (2, "b::Y"),
+        (3, "m::c::W"),
+        (8, "inline::call"),
+        (9, "m::f::*"),
+        (9, "m::d"),
+    ]
+    .into_iter()
+    .map(|(l, p)| (l, p.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(uses["Z"], ["b", "Y"]);
+    assert_eq!(uses["W"], ["m", "c", "W"]);
+}
+
+#[test]
+fn cycles_are_reported_once_each_as_a_path() {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (a, b) in [
+        ("a", "b"),
+        ("b", "a"),
+        ("c", "d"),
+        ("d", "e"),
+        ("e", "c"),
+        ("e", "f"),
+    ] {
+        edges.entry(a.into()).or_default().insert(b.into());
+    }
+    let found: Vec<String> = cycles(&edges).iter().map(|c| c.join(" -> ")).collect();
+    assert_eq!(found, ["a -> b -> a", "c -> d -> e -> c"]);
 }
 
 /// A reference to a path of the crate.

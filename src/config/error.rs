@@ -22,6 +22,14 @@ pub enum ConfigError {
     /// A key has a bad value or is unknown.
     #[error("config key `{key}`: {reason}")]
     Key { key: String, reason: String },
+    /// A key's value parsed, but what it names cannot be used (a TLS
+    /// certificate file, say); the layer that tried says why.
+    #[error("config key `{key}`: {source}")]
+    Unusable {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An environment override could not be applied.
     #[error("environment variable {name}: {reason}")]
     Env { name: String, reason: String },
@@ -32,6 +40,17 @@ impl ConfigError {
         ConfigError::Key {
             key: key.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// `key`'s value could not be used, for the reason `source` gives.
+    pub fn unusable(
+        key: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ConfigError::Unusable {
+            key: key.into(),
+            source: Box::new(source),
         }
     }
 }
