@@ -59,21 +59,16 @@ impl Gateway {
         let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
         let entries = EntryBook::new(fixed, &store.entries()?, max_hold)?;
         let music = HoldLoop::load(&config.hold.music)?;
-        let ip = config
-            .media
-            .public_ip
-            .parse()
-            .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?;
         let media = Arc::new(MediaEngine::start(
             music,
-            ip,
+            config.media.public_ip,
             config.media.rtp_port_min,
             config.media.rtp_port_max,
             f64::from(config.limits.pacer_busy_max_pct) / 100.0,
         )?);
         let (stack, invites) = Stack::start(StackConfig {
-            udp: Config::optional_addr("sip.udp", &config.sip.udp)?,
-            tcp: Config::optional_addr("sip.tcp", &config.sip.tcp)?,
+            udp: config.sip.udp,
+            tcp: config.sip.tcp,
             tls: tls_listener(&config)?,
             tls_connector: Some(tls_connector(&config)?),
             public_host: config.sip.public_host.clone(),
@@ -126,8 +121,7 @@ impl Gateway {
             },
         });
         let (stop, stopped) = watch::channel(false);
-        let api_addr = Config::optional_addr("api.listen", &config.api.listen)?
-            .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?;
+        let api_addr = config.api.listen;
         let mut api_stop = stopped.clone();
         let (api_bound, server) = api::serve(api_state, api_addr, async move {
             let _ = api_stop.wait_for(|s| *s).await;
@@ -190,12 +184,12 @@ async fn accept_loop(
 fn tls_listener(
     config: &Config,
 ) -> Result<Option<(SocketAddr, tokio_rustls::TlsAcceptor)>, StartError> {
-    let Some(addr) = Config::optional_addr("sip.tls", &config.sip.tls)? else {
+    let Some(addr) = config.sip.tls else {
         return Ok(None);
     };
     let (cert, key) = (&config.sip.tls_cert, &config.sip.tls_key);
     let acceptor = tls::acceptor(cert.as_ref(), key.as_ref())
-        .map_err(|e| ConfigError::key("sip.tls_cert", e.to_string()))?;
+        .map_err(|e| ConfigError::unusable("sip.tls_cert", e))?;
     Ok(Some((addr, acceptor)))
 }
 
@@ -203,7 +197,7 @@ fn tls_listener(
 fn tls_connector(config: &Config) -> Result<tokio_rustls::TlsConnector, StartError> {
     let ca = Some(config.sip.tls_ca.as_str()).filter(|c| !c.is_empty());
     Ok(tls::connector(ca.map(std::path::Path::new))
-        .map_err(|e| ConfigError::key("sip.tls_ca", e.to_string()))?)
+        .map_err(|e| ConfigError::unusable("sip.tls_ca", e))?)
 }
 
 /// The node's `callDomain`: configured, or generated once and kept in the
@@ -235,3 +229,7 @@ fn call_domain(config: &Config, store: &Store) -> Result<String, StartError> {
     };
     Ok(store.node_value_or_insert("call_domain", &id)?)
 }
+
+#[cfg(test)]
+#[path = "gateway_tests.rs"]
+mod tests;

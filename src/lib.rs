@@ -23,6 +23,7 @@
 pub mod api;
 pub mod call;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod ct;
 pub mod gateway;

@@ -2,9 +2,9 @@
 //! `POST /v1/calls/{callId}/hold`, and `live`, the one way handlers reach
 //! a live call.
 
-use super::Api;
 use super::error::{ApiError, Unknown};
 use super::reply::json;
+use super::state::Api;
 use crate::call::{CallHandle, CallId, CallView};
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};

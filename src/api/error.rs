@@ -3,13 +3,15 @@
 //! an error becomes an answer: its status, and `{"error": "<Display>"}`.
 //! The Display texts are part of the contract: clients and tests read them.
 
-use super::MAX_BODY;
 use super::bad_request::{BadRequest, FieldError};
 use super::reply::json;
 use crate::call::{CallError, EntryError, NotLive, UpdateRefused};
 use crate::store::StoreError;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
+
+/// Largest request body accepted, in bytes (beyond it: `BodyTooLarge`).
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! the pacer, the relay and admission keep anyway, so a collector reads
 //! them at scrape time rather than mirroring them into client metrics.
 
-use super::Api;
+use super::state::Api;
 use crate::call::Registry;
 use crate::call::admission::AdmissionStats;
 use crate::media::RelayStats;

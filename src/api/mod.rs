@@ -11,15 +11,13 @@ mod metrics;
 mod provision;
 mod records;
 mod reply;
+mod state;
 mod update;
 
 pub use bad_request::{BadRequest, FieldError, Reason};
-pub use error::{ApiError, Internal, Unknown};
+pub use error::{ApiError, Internal, MAX_BODY, Unknown};
+pub use state::Api;
 
-use crate::call::Registry;
-use crate::call::admission::AdmissionStats;
-use crate::media::RelayStats;
-use crate::media::pacer::PacerStats;
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 pub use provision::Provisioning;
@@ -29,20 +27,6 @@ use std::sync::Arc;
 use warp::Filter;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::hyper::Response;
-
-/// Largest request body accepted, in bytes.
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// What the API handlers share.
-pub struct Api {
-    pub registry: Registry,
-    pub call_domain: String,
-    pub tokens: Vec<String>,
-    pub pacer: Arc<PacerStats>,
-    pub relay: Arc<RelayStats>,
-    pub admission: Arc<AdmissionStats>,
-    pub provisioning: Provisioning,
-}
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,10 @@
 //! The store keeps its own `CallRecord`; this file alone decides how a
 //! record looks in the API: as `GET /v1/calls/{id}` showed the call.
 
-use super::Api;
 use super::bad_request::FieldError;
 use super::error::{ApiError, Internal};
 use super::reply::json;
+use super::state::Api;
 use crate::store::{CallRecord, RecordEvent, RecordQuery};
 use serde::Serialize;
 use serde_json::Value;

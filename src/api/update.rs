@@ -2,11 +2,11 @@
 //! body, hand the transfer to the call's driver, answer 200 as soon as it
 //! is under way (never waiting for the room).
 
-use super::Api;
 use super::bad_request::{BadRequest, FieldError, Reason};
 use super::calls::live;
 use super::error::{ApiError, Unknown};
 use super::reply::json;
+use super::state::Api;
 use crate::call::{Mode, TransferRequest};
 use crate::sip::headers;
 use serde_json::Value;

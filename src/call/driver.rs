@@ -383,7 +383,3 @@ pub(crate) mod test_hooks {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "driver_tests.rs"]
-mod tests;

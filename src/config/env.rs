@@ -4,7 +4,7 @@
 //! literals when they parse as one (`true`, `42`, `["a","b"]`), else as
 //! plain strings.
 
-use super::ConfigError;
+use super::error::ConfigError;
 use toml::{Table, Value};
 
 const PREFIX: &str = "PINLESS_";

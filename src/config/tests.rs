@@ -93,7 +93,7 @@ fn env_overrides_nest_and_type() {
         ],
     )
     .unwrap();
-    assert_eq!(c.api.listen, "127.0.0.1:9090");
+    assert_eq!(c.api.listen.to_string(), "127.0.0.1:9090");
     assert_eq!(c.api.bearer_tokens, vec!["a", "b"]);
     assert_eq!(c.limits.max_calls, 7);
     assert_eq!(c.dialin[0].answer_delay_ms, 250);
@@ -109,7 +109,7 @@ fn env_override_with_unknown_key_fails() {
 fn builtin_defaults_are_valid_and_take_a_call() {
     let c = Config::from_toml_with_env("", std::iter::empty(), true).unwrap();
     assert_eq!(c.dialin.len(), 1);
-    assert_eq!(c.api.listen, "127.0.0.1:8080");
+    assert_eq!(c.api.listen.to_string(), "127.0.0.1:8080");
 }
 
 #[test]
@@ -182,4 +182,56 @@ fn an_entry_open_to_anyone_must_say_so() {
             .to_string()
             .contains("credentials[0]")
     );
+}
+
+#[test]
+fn address_errors_name_the_key_and_value() {
+    let err = load("[api]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key `api.listen`: \"nowhere\" is not an IP:port address"
+    );
+    let err = load(&format!("{ENTRY}[api]\nlisten = \"\"\n"), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key `api.listen`: must not be empty"
+    );
+    let err = load(&format!("{ENTRY}[sip]\ntcp = \"x:1\"\n"), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key `sip.tcp`: \"x:1\" is not an IP:port address"
+    );
+    let err = load(&format!("{ENTRY}[media]\npublic_ip = \"me\"\n"), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key `media.public_ip`: not an IP address"
+    );
+    let c = load(&format!("{ENTRY}[sip]\nudp = \"\"\n"), &[]).unwrap();
+    assert_eq!(c.sip.udp, None);
+    let err = load(&format!("{ENTRY}[sip]\nudp = \"\"\ntcp = \"\"\n"), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key `sip`: every SIP transport is disabled"
+    );
+}
+
+#[test]
+fn file_and_syntax_errors_keep_their_source() {
+    use std::error::Error as _;
+    let err = Config::load(
+        Some(Path::new("/nonexistent/pinless.toml")),
+        std::iter::empty(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot read config file /nonexistent/pinless.toml: ")
+    );
+    assert!(err.source().is_some_and(|s| s.is::<std::io::Error>()));
+    let err = load("[sip", &[]).unwrap_err();
+    assert!(
+        err.to_string().starts_with("config is not valid TOML: "),
+        "{err}"
+    );
+    assert!(err.source().is_some());
 }

@@ -1,46 +1,20 @@
 //! Checks run once at load time, so that a bad config stops the gateway
 //! before it binds anything, with the key and the reason.
 
-use super::Config;
-use std::path::PathBuf;
-
-/// Why a configuration was refused. Every variant names the key or file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {reason}")]
-    File { path: PathBuf, reason: String },
-    /// The file is not valid TOML.
-    #[error("config is not valid TOML: {reason}")]
-    Syntax { reason: String },
-    /// A key has a bad value or is unknown.
-    #[error("config key `{key}`: {reason}")]
-    Key { key: String, reason: String },
-    /// An environment override could not be applied.
-    #[error("environment variable {name}: {reason}")]
-    Env { name: String, reason: String },
-}
-
-impl ConfigError {
-    pub(crate) fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError::Key {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
+use super::dialin::{DialinEntry, HoldTimeoutAction};
+use super::error::ConfigError;
+use super::sections::Config;
+use super::syntax::{check_custom_header, decode_secret, parse_cidr, uri_user};
 
 impl Config {
     /// Semantic checks that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        Config::optional_addr("sip.udp", &self.sip.udp)?;
-        Config::optional_addr("sip.tcp", &self.sip.tcp)?;
-        Config::optional_addr("sip.tls", &self.sip.tls)?;
-        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() && self.sip.tls.is_empty() {
+        // Addresses were parsed at load (see `values`); what is left is how
+        // they go together.
+        if self.sip.udp.is_none() && self.sip.tcp.is_none() && self.sip.tls.is_none() {
             return Err(ConfigError::key("sip", "every SIP transport is disabled"));
         }
-        if !self.sip.tls.is_empty() && (self.sip.tls_cert.is_empty() || self.sip.tls_key.is_empty())
-        {
+        if self.sip.tls.is_some() && (self.sip.tls_cert.is_empty() || self.sip.tls_key.is_empty()) {
             return Err(ConfigError::key(
                 "sip.tls",
                 "tls needs tls_cert and tls_key",
@@ -49,10 +23,6 @@ impl Config {
         if self.sip.public_host.is_empty() {
             return Err(ConfigError::key("sip.public_host", "must not be empty"));
         }
-        self.media
-            .public_ip
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?;
         if self.media.rtp_port_min == 0 || self.media.rtp_port_min > self.media.rtp_port_max {
             return Err(ConfigError::key(
                 "media.rtp_port_min",
@@ -65,8 +35,6 @@ impl Config {
                 "the range holds fewer than 4 ports",
             ));
         }
-        Config::optional_addr("api.listen", &self.api.listen)?
-            .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?;
         if self.hold.max_hold_secs == 0 {
             return Err(ConfigError::key("hold.max_hold_secs", "must be at least 1"));
         }
@@ -116,7 +84,7 @@ impl Config {
                     "used by another entry",
                 ));
             }
-            let user = entry.sip_uri.as_deref().and_then(crate::sip::uri_user);
+            let user = entry.sip_uri.as_deref().and_then(uri_user);
             if user.is_some_and(|u| !seen_users.insert(u.to_string())) {
                 return Err(ConfigError::key(
                     key("sip_uri"),
@@ -132,7 +100,7 @@ impl Config {
 /// the provisioning API); `key` turns a field name into the key the error
 /// names (`dialin[0].phone_number`, `config.phone_number`).
 pub fn validate_entry(
-    entry: &super::DialinEntry,
+    entry: &DialinEntry,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
     if entry.name_prefix.is_empty()
@@ -162,7 +130,7 @@ pub fn validate_entry(
         }
     }
     if let Some(uri) = &entry.sip_uri {
-        crate::sip::uri_user(uri).ok_or_else(|| {
+        uri_user(uri).ok_or_else(|| {
             ConfigError::key(key("sip_uri"), "must be a sip: URI with a user part")
         })?;
     }
@@ -173,8 +141,7 @@ pub fn validate_entry(
         ));
     }
     if let Some(secret) = &entry.hmac {
-        crate::webhook::decode_secret(secret)
-            .map_err(|reason| ConfigError::key(key("hmac"), reason))?;
+        decode_secret(secret).map_err(|reason| ConfigError::key(key("hmac"), reason))?;
     }
     validate_call_policy(entry, key)?;
     if entry.allowed_cidrs.is_empty() && entry.credentials.is_empty() && !entry.open {
@@ -196,7 +163,7 @@ pub fn validate_entry(
         }
     }
     for (j, cidr) in entry.allowed_cidrs.iter().enumerate() {
-        crate::config::parse_cidr(cidr).ok_or_else(|| {
+        parse_cidr(cidr).ok_or_else(|| {
             ConfigError::key(
                 key(&format!("allowed_cidrs[{j}]")),
                 "not a CIDR range like 203.0.113.0/24",
@@ -212,10 +179,9 @@ fn is_http_url(url: &str) -> bool {
 
 /// Transfer, hold-timeout, events and header-policy keys of one entry.
 fn validate_call_policy(
-    entry: &super::DialinEntry,
+    entry: &DialinEntry,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
-    use super::HoldTimeoutAction;
     if entry.transfer_timeout_secs == 0 {
         return Err(ConfigError::key(
             key("transfer_timeout_secs"),
@@ -232,7 +198,7 @@ fn validate_call_policy(
                 "hold_timeout_action = \"transfer\" needs a timeout_sip_uri",
             ));
         }
-        (_, Some(uri)) if crate::sip::uri_user(uri).is_none() => {
+        (_, Some(uri)) if uri_user(uri).is_none() => {
             return Err(ConfigError::key(
                 key("timeout_sip_uri"),
                 "must be a sip: or sips: URI with a user part",
@@ -261,7 +227,7 @@ fn validate_call_policy(
         }
     }
     for (from, to) in &policy.rename {
-        crate::sip::headers::check(to, "").map_err(|e| {
+        check_custom_header(to, "").map_err(|e| {
             ConfigError::key(key(&format!("header_policy.rename.{from}")), e.to_string())
         })?;
     }

@@ -3,38 +3,11 @@
 
 use std::sync::LazyLock;
 
-/// Which G.711 law a stream uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Law {
-    /// PCMU, static payload type 0.
-    Mu,
-    /// PCMA, static payload type 8.
-    A,
-}
+pub use crate::codec::Law;
 
+// `Law` is defined in the `codec` leaf (SDP needs it too); the sample
+// arithmetic is media's alone, so it is added here.
 impl Law {
-    pub fn payload_type(self) -> u8 {
-        match self {
-            Law::Mu => 0,
-            Law::A => 8,
-        }
-    }
-
-    pub fn from_payload_type(pt: u8) -> Option<Law> {
-        match pt {
-            0 => Some(Law::Mu),
-            8 => Some(Law::A),
-            _ => None,
-        }
-    }
-
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            Law::Mu => "PCMU",
-            Law::A => "PCMA",
-        }
-    }
-
     pub fn encode(self, sample: i16) -> u8 {
         match self {
             Law::Mu => ulaw_encode(sample),

@@ -18,14 +18,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
-/// What one leg negotiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LegCodec {
-    pub law: Law,
-    pub payload_type: u8,
-    /// RFC 4733 telephone-event payload type, if the leg offered it.
-    pub event_payload_type: Option<u8>,
-}
+pub use crate::codec::LegCodec;
 
 /// Relay counters, for `/metrics` and the benchmarks.
 #[derive(Debug, Default)]

@@ -1,7 +1,8 @@
 //! An established leg (a confirmed dialog), whichever side began it: it
 //! answers what the peer sends inside the dialog and can hang up.
 
-use super::layer::{DialogKey, Inbound, Shared, reply};
+use super::dialogs::{DialogKey, Inbound, Shared};
+use super::respond::reply;
 use bytes::Bytes;
 use ezk_sip_core::Endpoint;
 use ezk_sip_core::transaction::Accepted;
@@ -10,18 +11,8 @@ use ezk_sip_core::transport::TargetTransportInfo;
 use ezk_sip_core::{IncomingRequest, Request};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name, StatusCode};
-use rand::Rng;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// A random tag for From/To headers.
-pub(crate) fn random_tag() -> String {
-    rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(12)
-        .map(char::from)
-        .collect()
-}
 
 /// What happened on a leg that its owner must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,13 +2,11 @@
 //! `User-to-User`. Collected from the caller's INVITE, checked when an app
 //! adds its own, and joined into the webhook's `sipHeaders`.
 
-/// True for headers that pinless carries: `X-…` and `User-to-User`.
-pub fn is_custom(name: &str) -> bool {
-    // Bytes, not a str slice: a name may start with a multi-byte character
-    // (found by the fuzz target: slicing it at 2 panicked).
-    let b = name.as_bytes();
-    b.len() > 2 && b[..2].eq_ignore_ascii_case(b"x-") || name.eq_ignore_ascii_case("user-to-user")
-}
+// The name and value rules are shared with config validation (a
+// `header_policy.rename` target must be one): one implementation, in config.
+pub use crate::config::syntax::{
+    HeaderError, check_custom_header as check, is_custom_header as is_custom,
+};
 
 /// The custom headers among `all`, in order.
 pub fn custom_headers(all: &[(String, String)]) -> Vec<(String, String)> {
@@ -35,32 +33,6 @@ pub fn to_json_map(headers: &[(String, String)]) -> serde_json::Map<String, serd
         }
     }
     out
-}
-
-/// Why an app-supplied header cannot be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    #[error("only X- headers and User-to-User may be set")]
-    NotCustom,
-    #[error("the name must be a SIP token")]
-    BadName,
-    #[error("the value must be one line of printable text, at most 1024 bytes")]
-    BadValue,
-}
-
-/// Checks a header an app asks us to add to an INVITE.
-pub fn check(name: &str, value: &str) -> Result<(), HeaderError> {
-    if !is_custom(name) {
-        return Err(HeaderError::NotCustom);
-    }
-    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
-    if !name.chars().all(token) {
-        return Err(HeaderError::BadName);
-    }
-    if value.len() > 1024 || value.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(HeaderError::BadValue);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! then rings, rejects or answers it. A CANCEL before the answer is
 //! reported through `cancelled()`; the owner then answers 487.
 
-use super::dialog::{Leg, LegSetup, random_tag, spawn_2xx_retransmit};
+use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
+use super::dialogs::{DialogKey, Shared, random_tag};
 use super::headers::custom_headers;
-use super::layer::{DialogKey, Shared};
 use super::stack::Stack;
 use bytes::Bytes;
 use bytesstr::BytesStr;

@@ -3,7 +3,7 @@
 //! so does a Content-Length that is not the body's length (which the SIP
 //! library lets through when it is negative).
 
-use super::InviteInfo;
+use super::inbound::InviteInfo;
 
 /// `[limits]` values for SIP messages.
 #[derive(Debug, Clone, Copy)]

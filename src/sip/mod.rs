@@ -4,20 +4,32 @@
 //! retransmission and ACK), and so that the same code serves the gateway,
 //! its tests' phones and rooms, and the examples.
 //!
-//! - `stack`: the endpoint, listening sockets, Contact building.
-//! - `layer`: routes each request outside a transaction: new INVITEs,
-//!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
+//! Files, each importing only those listed before it (no cycles; checked
+//! by `tests/layers.rs`):
+//!
+//! - `dialogs`: the dialog registry and the types the files share (dialog
+//!   key, what a leg receives, state shared by the layer and the legs).
+//! - `respond`: answering a request on the spot (errors, To-tags).
+//! - `stack`: the running endpoint and Contact building, which legs use.
+//! - `dialog`: an established leg either way (BYE out, BYE/re-INVITE in).
 //! - `inbound`: an INVITE we received (ring, reject, answer).
 //! - `outbound`: an INVITE we send (progress, CANCEL, ACK).
-//! - `dialog`: an established leg either way (BYE out, BYE/re-INVITE in).
+//! - `layer`: routes each request outside a transaction: new INVITEs,
+//!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
+//! - `bind`: starts a stack: listening sockets, the layer, the INVITE queue.
 //! - `sdp`: offers and answers for G.711 + telephone-event.
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `digest`: server-side digest authentication (407 challenges).
 //! - `limits`: size limits on an INVITE (513 / 400).
 //! - `refusal`: a final error answer as data (every 503 is built there).
 //! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
+//!
+//! Outside `sip`, only leaves and `config` are imported: codec types from
+//! `crate::codec`, URI and header syntax from `crate::config::syntax`.
 
+mod bind;
 mod dialog;
+mod dialogs;
 pub mod digest;
 pub mod headers;
 mod inbound;
@@ -25,38 +37,18 @@ mod layer;
 pub mod limits;
 mod outbound;
 mod refusal;
+mod respond;
 pub mod sdp;
 mod stack;
 pub mod tls;
 
+pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
 pub use refusal::Refusal;
-pub use stack::{Stack, StackConfig, StackError};
+pub use stack::Stack;
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in
-/// `sip:support@host`), or `None` if it has none.
-pub fn uri_user(uri: &str) -> Option<&str> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let (user, host) = rest.split_once('@')?;
-    let user = user.split(';').next().unwrap_or(user);
-    if user.is_empty() || host.is_empty() {
-        None
-    } else {
-        Some(user)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uri_user_parts() {
-        assert_eq!(super::uri_user("sip:support@127.0.0.1"), Some("support"));
-        assert_eq!(super::uri_user("sips:+1555@h;transport=tls"), Some("+1555"));
-        assert_eq!(super::uri_user("sip:127.0.0.1"), None);
-        assert_eq!(super::uri_user("tel:+1555"), None);
-    }
-}
+/// `sip:support@host`); config validation uses the same function.
+pub use crate::config::syntax::uri_user;

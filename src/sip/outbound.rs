@@ -3,8 +3,8 @@
 //! CANCEL it, with the CANCEL built from the INVITE itself (same Via
 //! branch, RFC 3261 §9.1) rather than as a new transaction.
 
-use super::dialog::{Leg, LegSetup, random_tag};
-use super::layer::{DialogKey, Shared};
+use super::dialog::{Leg, LegSetup};
+use super::dialogs::{DialogKey, Inbound, Shared, random_tag};
 use super::stack::Stack;
 use bytes::Bytes;
 use ezk_sip_core::transaction::consts::T1;
@@ -35,15 +35,24 @@ pub struct OutboundRequest {
     pub ring_timeout: Duration,
 }
 
-/// Why an INVITE could not even be sent.
+/// Why an INVITE could not even be sent, or failed on its way.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
     /// The target is not a SIP URI we can parse.
-    #[error("not a valid SIP URI: {0}")]
-    BadUri(String),
-    /// No transport could reach the target.
+    #[error("not a valid SIP URI: {uri}")]
+    BadUri {
+        uri: String,
+        /// The parser's account (nom's, as ezk's `SipUri` reports it).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// No transport could reach the target, or the transaction failed.
     #[error("cannot send INVITE: {0}")]
-    Send(String),
+    Send(#[source] ezk_sip_core::Error),
+    /// The task following the INVITE ended without an outcome (the
+    /// runtime is shutting down).
+    #[error("cannot send INVITE: dialing task ended")]
+    TaskEnded,
 }
 
 /// How an INVITE ended.
@@ -112,9 +121,7 @@ impl Dialing {
     pub async fn outcome(&mut self) -> DialOutcome {
         (&mut self.outcome)
             .await
-            .unwrap_or(DialOutcome::Failed(DialError::Send(
-                "dialing task ended".into(),
-            )))
+            .unwrap_or(DialOutcome::Failed(DialError::TaskEnded))
     }
 }
 
@@ -125,10 +132,10 @@ struct Sent {
 }
 
 async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sent, DialError> {
-    let uri: SipUri = r
-        .target
-        .parse()
-        .map_err(|_| DialError::BadUri(r.target.clone()))?;
+    let uri: SipUri = r.target.parse().map_err(|e| DialError::BadUri {
+        uri: r.target.clone(),
+        source: Box::new(e),
+    })?;
     let call_id = uuid::Uuid::new_v4().to_string();
     let local_from = format!("<{}>;tag={local_tag}", r.from);
     let mut request = Request::new(Method::INVITE, uri);
@@ -149,7 +156,7 @@ async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sen
         .endpoint
         .send_invite(request, &mut target)
         .await
-        .map_err(|e| DialError::Send(e.to_string()))?;
+        .map_err(DialError::Send)?;
     Ok(Sent {
         call_id,
         local_from,
@@ -207,7 +214,7 @@ async fn run(
                     }
                     Err(e) => {
                         unregister(&stack.shared);
-                        return DialOutcome::Failed(DialError::Send(e.to_string()));
+                        return DialOutcome::Failed(DialError::Send(e));
                     }
                 };
                 let code = response.line.code.into_u16();
@@ -367,7 +374,7 @@ async fn answered(
     key: DialogKey,
     local_from: String,
     r: &OutboundRequest,
-    rx: mpsc::UnboundedReceiver<super::layer::Inbound>,
+    rx: mpsc::UnboundedReceiver<Inbound>,
 ) -> (Leg, OutgoingRequest) {
     let mut ack = build_ack(&stack.endpoint, tsx, response);
     if let Err(e) = stack.endpoint.send_outgoing_request(&mut ack).await {

@@ -2,7 +2,7 @@
 //! offer or answer (with ezk-sdp-types), choosing the codec, and writing
 //! ours (plain text: four media lines need no builder).
 
-use crate::media::{Law, LegCodec};
+use crate::codec::{Law, LegCodec};
 use bytesstr::BytesStr;
 use ezk_sdp_types::{MediaType, SessionDescription, TaggedAddress, TransportProtocol};
 use std::net::{IpAddr, SocketAddr};

@@ -13,29 +13,47 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 /// Why TLS could not be set up. Each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A PEM file could not be read or holds nothing usable.
-    #[error("{path}: {reason}")]
-    Pem { path: PathBuf, reason: String },
+    /// A PEM file could not be read or parsed.
+    #[error("{path}: {source}")]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A PEM file holds no certificate.
+    #[error("{path}: no PEM certificate in the file")]
+    NoCertificate { path: PathBuf },
+    /// rustls refused a certificate of the file (or, with an empty path,
+    /// its own default protocol versions).
+    #[error("{path}: {source}")]
+    Rejected {
+        path: PathBuf,
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
     /// The certificate and key do not make a server configuration.
-    #[error("certificate {cert} with key {key}: {reason}")]
+    #[error("certificate {cert} with key {key}: {source}")]
     Config {
         cert: PathBuf,
         key: PathBuf,
-        reason: String,
+        #[source]
+        source: tokio_rustls::rustls::Error,
     },
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |reason: String| TlsError::Pem {
+    let err = |source| TlsError::Pem {
         path: path.to_path_buf(),
-        reason,
+        source,
     };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
     if certs.is_empty() {
-        return Err(err("no PEM certificate in the file".into()));
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
@@ -43,19 +61,19 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// The acceptor for our TLS listener.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     let chain = certificates(cert)?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Pem {
         path: key.to_path_buf(),
-        reason: e.to_string(),
+        source,
     })?;
     let config = ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
-    .map_err(|e| TlsError::Config {
+    .map_err(|source| TlsError::Config {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
-        reason: e.to_string(),
+        source,
     })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -66,9 +84,9 @@ pub fn connector(extra_ca: Option<&Path>) -> Result<TlsConnector, TlsError> {
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca {
         for cert in certificates(path)? {
-            roots.add(cert).map_err(|e| TlsError::Pem {
+            roots.add(cert).map_err(|source| TlsError::Rejected {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                source,
             })?;
         }
     }
@@ -76,9 +94,9 @@ pub fn connector(extra_ca: Option<&Path>) -> Result<TlsConnector, TlsError> {
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| TlsError::Pem {
+    .map_err(|source| TlsError::Rejected {
         path: extra_ca.map(Path::to_path_buf).unwrap_or_default(),
-        reason: e.to_string(),
+        source,
     })?
     .with_root_certificates(roots)
     .with_no_client_auth();

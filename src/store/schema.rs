@@ -2,7 +2,7 @@
 //! version `i` to `i + 1` (`PRAGMA user_version`), each in its own
 //! transaction. Append new ones; never edit a released one.
 
-use super::StoreError;
+use super::error::StoreError;
 use rusqlite::Connection;
 use std::path::Path;
 

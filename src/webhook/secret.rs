@@ -35,37 +35,8 @@ pub enum SecretError {
     },
 }
 
-/// Why a secret's text is not a usable key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadSecret {
-    /// Not standard base64.
-    #[error("not valid base64 ({0})")]
-    NotBase64(#[source] base64::DecodeError),
-    /// Too short to sign with.
-    #[error("decodes to {len} bytes; at least {MIN_SECRET_BYTES} are needed")]
-    TooShort { len: usize },
-}
-
-/// The shortest key accepted, in bytes.
-pub const MIN_SECRET_BYTES: usize = 16;
-
-/// Decodes a base64 secret (standard alphabet; a `whsec_` prefix, as
-/// Standard Webhooks libraries print it, is accepted). Needs ≥ 16 bytes.
-pub fn parse_secret(text: &str) -> Result<Vec<u8>, BadSecret> {
-    let text = text.trim();
-    let text = text.strip_prefix("whsec_").unwrap_or(text);
-    let key = STANDARD.decode(text).map_err(BadSecret::NotBase64)?;
-    if key.len() < MIN_SECRET_BYTES {
-        return Err(BadSecret::TooShort { len: key.len() });
-    }
-    Ok(key)
-}
-
-/// `parse_secret` with the reason as text, for callers that put it in an
-/// error of their own (config keys, stored entries).
-pub fn decode_secret(text: &str) -> Result<Vec<u8>, String> {
-    parse_secret(text).map_err(|e| e.to_string())
-}
+/// Secret decoding is shared with config validation (`dialin.hmac`).
+pub use crate::config::syntax::{BadSecret, MIN_SECRET_BYTES, decode_secret, parse_secret};
 
 /// The secret kept for entry `name` in `dir`, created (32 random bytes) on
 /// first use. Returns the base64 text and the file's path (for the log:

@@ -1,9 +1,11 @@
-//! A driver that panics must not leak its call: the whole gateway on
+//! The gateway as a whole, from inside the crate (for test-only hooks).
+//!
+//! A call driver that panics must not leak its call: the whole gateway on
 //! loopback, a caller whose INVITE carries the test-only header that
 //! makes the driver panic right after answering (compiled into unit tests
 //! only), then a second caller with `max_calls = 1`.
 
-use super::test_hooks::PANIC_HEADER;
+use crate::call::driver::test_hooks::PANIC_HEADER;
 use crate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::time::Duration;

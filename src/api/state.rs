@@ -1,0 +1,20 @@
+//! What every API handler shares: the `Api` state.
+//! A leaf of `api`: the handlers import it, and `mod.rs` routes to them.
+
+use super::provision::Provisioning;
+use crate::call::Registry;
+use crate::call::admission::AdmissionStats;
+use crate::media::RelayStats;
+use crate::media::pacer::PacerStats;
+use std::sync::Arc;
+
+/// What the API handlers share.
+pub struct Api {
+    pub registry: Registry,
+    pub call_domain: String,
+    pub tokens: Vec<String>,
+    pub pacer: Arc<PacerStats>,
+    pub relay: Arc<RelayStats>,
+    pub admission: Arc<AdmissionStats>,
+    pub provisioning: Provisioning,
+}

@@ -1,0 +1,46 @@
+//! The small codec types that SIP (SDP offers and answers) and media (the
+//! hold music and the relay) both speak. They live in this leaf so that
+//! `sip` and `media`, siblings in the layer order, need not import each
+//! other; the G.711 arithmetic itself stays in `media::g711`.
+
+/// Which G.711 law a stream uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Law {
+    /// PCMU, static payload type 0.
+    Mu,
+    /// PCMA, static payload type 8.
+    A,
+}
+
+impl Law {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Law::Mu => 0,
+            Law::A => 8,
+        }
+    }
+
+    pub fn from_payload_type(pt: u8) -> Option<Law> {
+        match pt {
+            0 => Some(Law::Mu),
+            8 => Some(Law::A),
+            _ => None,
+        }
+    }
+
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            Law::Mu => "PCMU",
+            Law::A => "PCMA",
+        }
+    }
+}
+
+/// What one leg negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegCodec {
+    pub law: Law,
+    pub payload_type: u8,
+    /// RFC 4733 telephone-event payload type, if the leg offered it.
+    pub event_payload_type: Option<u8>,
+}

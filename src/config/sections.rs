@@ -1,0 +1,190 @@
+//! The configuration's types: one documented struct per section, with the
+//! built-in defaults. Types only: loading is `mod.rs`'s, parsing `text`'s,
+//! checking `validate`'s.
+
+use super::dialin::DialinEntry;
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Everything the gateway reads at start-up. Read through `text`, which
+/// parses the addresses once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub api: ApiConfig,
+    pub hold: HoldConfig,
+    pub dialin: Vec<DialinEntry>,
+    pub limits: LimitsConfig,
+}
+
+/// `[node]`: identity and persistent state of this node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Stable id of this node, sent as `callDomain`. Generated once and kept
+    /// in `state_dir` when absent.
+    pub call_domain: Option<String>,
+    /// Where the node keeps what must survive a restart.
+    pub state_dir: PathBuf,
+}
+
+/// `[sip]`: listening sockets. An empty string disables a transport
+/// (`None` here).
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Extra CA certificates (PEM) trusted for room legs over TLS, besides
+    /// the web PKI roots; "" for none.
+    pub tls_ca: String,
+    /// Host written in Contact headers and static SIP URIs.
+    pub public_host: String,
+}
+
+/// `[media]`: RTP addresses and port range.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Address written in SDP `c=` lines; RTP sockets bind to it too.
+    pub public_ip: IpAddr,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+}
+
+/// `[api]`: the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Accepted in `Authorization: Bearer …`; empty refuses every call but
+    /// health and metrics.
+    pub bearer_tokens: Vec<String>,
+}
+
+/// `[hold]`: what callers hear while parked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HoldConfig {
+    /// wav, flac, ogg/vorbis or mp3; any rate and channel count.
+    pub music: PathBuf,
+    /// How long a caller may stay on hold before the call is ended.
+    pub max_hold_secs: u64,
+}
+
+/// `[limits]`: protection against overload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Concurrent calls; beyond it an INVITE gets 503 + Retry-After.
+    pub max_calls: usize,
+    /// INVITEs per second per source address; beyond it 503 + Retry-After.
+    pub invites_per_sec_per_ip: u32,
+    /// Share of its time (percent) the hold-music pacer may spend sending
+    /// before new INVITEs get 503 + Retry-After; they also do while it runs
+    /// late (see `media::load`). 100 leaves only lateness.
+    pub pacer_busy_max_pct: u8,
+    /// An INVITE larger than this (headers and body) gets 513.
+    pub max_message_bytes: usize,
+    /// An INVITE with more headers gets 400.
+    pub max_headers: usize,
+    /// An INVITE with a longer header line gets 400.
+    pub max_header_line_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            call_domain: None,
+            state_dir: PathBuf::from("./state"),
+        }
+    }
+}
+
+/// `127.0.0.1:5060`, the default of `sip.udp` and `sip.tcp`.
+const LOOPBACK_SIP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060);
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            udp: Some(LOOPBACK_SIP),
+            tcp: Some(LOOPBACK_SIP),
+            tls: None,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca: String::new(),
+            public_host: "127.0.0.1".into(),
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            bearer_tokens: vec!["dev-token".into()],
+        }
+    }
+}
+
+impl Default for HoldConfig {
+    fn default() -> Self {
+        Self {
+            music: PathBuf::from("assets/hold.flac"),
+            max_hold_secs: 600,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_calls: 5000,
+            invites_per_sec_per_ip: 50,
+            pacer_busy_max_pct: 80,
+            max_message_bytes: 16 * 1024,
+            max_headers: 64,
+            max_header_line_bytes: 4096,
+        }
+    }
+}
+
+impl Default for Config {
+    /// Built-in defaults: loopback everywhere, the bundled hold music, and
+    /// one open demo entry (`sip:support@127.0.0.1`, webhook on port 9000)
+    /// so that `cargo run --release` takes a call with no file at all.
+    fn default() -> Self {
+        Self {
+            node: NodeConfig::default(),
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            api: ApiConfig::default(),
+            hold: HoldConfig::default(),
+            dialin: vec![DialinEntry {
+                name_prefix: "support".into(),
+                phone_number: None,
+                sip_uri: Some("sip:support@127.0.0.1".into()),
+                room_creation_api: "http://127.0.0.1:9000/dialin".into(),
+                hmac: None,
+                allowed_cidrs: vec![],
+                credentials: vec![],
+                open: true,
+                ..DialinEntry::default()
+            }],
+            limits: LimitsConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The configuration as written, before its addresses are typed: serde
+//! reads this (unknown keys and wrong types are its errors, as always),
+//! then `into_config` parses each address once into `Config`'s typed
+//! fields. Parsing here rather than in a serde `deserialize_with` keeps the
+//! errors as they have always read (`config key `api.listen`: "x" is not an
+//! IP:port address`): toml would append its own "in `api.listen`" to them.
+
+use super::{
+    ApiConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
+    SipConfig,
+};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+
+/// `Config` with its addresses as text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ConfigText {
+    node: NodeConfig,
+    sip: SipText,
+    media: MediaText,
+    api: ApiText,
+    hold: HoldConfig,
+    pub(super) dialin: Vec<DialinEntry>,
+    limits: LimitsConfig,
+}
+
+/// `SipConfig` as written; "" disables a transport.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SipText {
+    udp: String,
+    tcp: String,
+    tls: String,
+    tls_cert: String,
+    tls_key: String,
+    tls_ca: String,
+    public_host: String,
+}
+
+/// `MediaConfig` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MediaText {
+    public_ip: String,
+    rtp_port_min: u16,
+    rtp_port_max: u16,
+}
+
+/// `ApiConfig` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ApiText {
+    listen: String,
+    bearer_tokens: Vec<String>,
+}
+
+impl ConfigText {
+    /// Parses the addresses; an error names the key.
+    pub(super) fn into_config(self) -> Result<Config, ConfigError> {
+        let ConfigText {
+            node,
+            sip,
+            media,
+            api,
+            hold,
+            dialin,
+            limits,
+        } = self;
+        Ok(Config {
+            node,
+            sip: SipConfig {
+                udp: optional_addr("sip.udp", &sip.udp)?,
+                tcp: optional_addr("sip.tcp", &sip.tcp)?,
+                tls: optional_addr("sip.tls", &sip.tls)?,
+                tls_cert: sip.tls_cert,
+                tls_key: sip.tls_key,
+                tls_ca: sip.tls_ca,
+                public_host: sip.public_host,
+            },
+            media: MediaConfig {
+                public_ip: media
+                    .public_ip
+                    .parse::<IpAddr>()
+                    .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?,
+                rtp_port_min: media.rtp_port_min,
+                rtp_port_max: media.rtp_port_max,
+            },
+            api: ApiConfig {
+                listen: optional_addr("api.listen", &api.listen)?
+                    .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?,
+                bearer_tokens: api.bearer_tokens,
+            },
+            hold,
+            dialin,
+            limits,
+        })
+    }
+}
+
+/// A socket address key; "" means disabled.
+fn optional_addr(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| ConfigError::key(key, format!("{value:?} is not an IP:port address")))
+}
+
+fn addr_text(addr: Option<SocketAddr>) -> String {
+    addr.map(|a| a.to_string()).unwrap_or_default()
+}
+
+impl Default for ConfigText {
+    /// The built-in defaults are `Config`'s, written out: one source.
+    fn default() -> Self {
+        let Config {
+            node,
+            sip,
+            media,
+            api,
+            hold,
+            dialin,
+            limits,
+        } = Config::default();
+        ConfigText {
+            node,
+            sip: SipText {
+                udp: addr_text(sip.udp),
+                tcp: addr_text(sip.tcp),
+                tls: addr_text(sip.tls),
+                tls_cert: sip.tls_cert,
+                tls_key: sip.tls_key,
+                tls_ca: sip.tls_ca,
+                public_host: sip.public_host,
+            },
+            media: MediaText {
+                public_ip: media.public_ip.to_string(),
+                rtp_port_min: media.rtp_port_min,
+                rtp_port_max: media.rtp_port_max,
+            },
+            api: ApiText {
+                listen: api.listen.to_string(),
+                bearer_tokens: api.bearer_tokens,
+            },
+            hold,
+            dialin,
+            limits,
+        }
+    }
+}
+
+impl Default for SipText {
+    fn default() -> Self {
+        ConfigText::default().sip
+    }
+}
+
+impl Default for MediaText {
+    fn default() -> Self {
+        ConfigText::default().media
+    }
+}
+
+impl Default for ApiText {
+    fn default() -> Self {
+        ConfigText::default().api
+    }
+}

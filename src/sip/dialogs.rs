@@ -1,0 +1,69 @@
+//! The dialog registry and the types every part of the stack shares: how a
+//! dialog is keyed, what the layer hands a leg, and the state the layer and
+//! the legs both hold. A leaf of `sip`: it imports no other file of it, so
+//! the layer (which routes) and the legs (which register) both depend on
+//! it rather than on each other.
+
+use dashmap::DashMap;
+use ezk_sip_core::IncomingRequest;
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+
+/// A dialog is ours to route by Call-ID and our own tag (To-tag of requests
+/// the peer sends us). Our tags are random and unique, so this is enough.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DialogKey {
+    pub call_id: String,
+    pub local_tag: String,
+}
+
+/// What a leg's owner receives from the layer.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// Boxed: a request is over 1 KiB, and every dialog's channel holds a
+    /// block of 32 slots sized for the largest variant (massif: 37 KiB of
+    /// heap per held call before this).
+    Request(Box<IncomingRequest>),
+    /// Our 2xx was never acknowledged (RFC 3261 §13.3.1.4): end the dialog.
+    AckTimeout,
+}
+
+/// State shared between the layer and the legs.
+pub(crate) struct Shared {
+    pub dialogs: DashMap<DialogKey, mpsc::UnboundedSender<Inbound>>,
+    /// INVITEs not yet answered, by top Via branch, for CANCEL.
+    pub pending: DashMap<String, oneshot::Sender<()>>,
+    /// Port of our TLS listener: connections bound to it are TLS (ezk does
+    /// not tell TLS from TCP on a received message).
+    pub tls_port: std::sync::OnceLock<u16>,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Self {
+            dialogs: DashMap::new(),
+            pending: DashMap::new(),
+            tls_port: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// "udp", "tcp" or "tls" for a message received on `transport`.
+    pub fn transport_name(&self, transport: &ezk_sip_core::transport::TpHandle) -> &'static str {
+        if transport.is_udp() {
+            "udp"
+        } else if self.tls_port.get() == Some(&transport.bound().port()) {
+            "tls"
+        } else {
+            "tcp"
+        }
+    }
+}
+
+/// A random tag for From/To headers (our half of a dialog's key).
+pub(crate) fn random_tag() -> String {
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect()
+}

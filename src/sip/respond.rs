@@ -1,0 +1,69 @@
+//! Answering a request on the spot, outside any leg's logic: errors to
+//! requests that match nothing, and the routine answers of a dialog (200 to
+//! BYE, 405, 481…). Used by the layer and by legs alike.
+
+use super::dialogs::random_tag;
+use bytesstr::BytesStr;
+use ezk_sip_core::transport::OutgoingResponse;
+use ezk_sip_core::{Endpoint, IncomingRequest};
+use ezk_sip_types::{Method, Name, StatusCode};
+
+/// Answers `request` with `code` (statelessly as far as we are concerned:
+/// ezk's server transaction still absorbs retransmissions).
+pub(crate) async fn reply(
+    endpoint: &Endpoint,
+    request: IncomingRequest,
+    code: u16,
+    reason: Option<&'static str>,
+) {
+    let response = endpoint.create_response(
+        &request,
+        StatusCode::from(code),
+        reason.map(BytesStr::from_static),
+    );
+    respond(endpoint, request, with_to_tag(response)).await;
+}
+
+/// RFC 3261 §8.2.6.2: every response but 100 carries a To-tag; ezk copies
+/// the request's To as it is, so add one when it has none.
+pub(crate) fn with_to_tag(mut response: OutgoingResponse) -> OutgoingResponse {
+    if response.msg.line.code != StatusCode::TRYING {
+        let _ =
+            response
+                .msg
+                .headers
+                .edit(Name::TO, |to: &mut ezk_sip_types::header::typed::FromTo| {
+                    if to.tag.is_none() {
+                        to.tag = Some(random_tag().into());
+                    }
+                });
+    }
+    response
+}
+
+/// Sends `response` in a server transaction of its own.
+pub(crate) async fn respond(
+    endpoint: &Endpoint,
+    mut request: IncomingRequest,
+    response: OutgoingResponse,
+) {
+    let result = if request.line.method == Method::INVITE {
+        // A final error to an INVITE waits for the ACK (up to 32 s over
+        // UDP); do that off the receive path.
+        let tsx = endpoint.create_server_inv_tsx(&mut request);
+        tokio::spawn(async move {
+            if let Err(e) = tsx.respond_failure(response).await {
+                tracing::debug!(error = %e, "INVITE error response not acknowledged");
+            }
+        });
+        Ok(())
+    } else {
+        endpoint
+            .create_server_tsx(&mut request)
+            .respond(response)
+            .await
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "response not delivered");
+    }
+}
