@@ -49,25 +49,35 @@ impl std::ops::Add<Duration> for Instant {
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     origin: tokio::time::Instant,
+    /// What `now()` reads at `origin`.
+    offset: u64,
 }
 
 impl Clock {
     /// A clock whose start is now.
     pub fn start() -> Clock {
+        Clock::starting_at(Instant(0))
+    }
+
+    /// A clock that reads `at` now: a restarted node continues the clock
+    /// its saved calls' deadlines are on.
+    pub fn starting_at(at: Instant) -> Clock {
         Clock {
             origin: tokio::time::Instant::now(),
+            offset: at.0,
         }
     }
 
     /// The current instant.
     pub fn now(&self) -> Instant {
-        let ms = self.origin.elapsed().as_millis();
-        Instant(u64::try_from(ms).unwrap_or(u64::MAX))
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Instant(self.offset.saturating_add(ms))
     }
 
-    /// The tokio instant at which `at` is reached, for sleeping until it.
+    /// The tokio instant at which `at` is reached, for sleeping until it
+    /// (now, if it has passed).
     pub fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
-        self.origin + Duration::from_millis(at.0)
+        self.origin + Duration::from_millis(at.0.saturating_sub(self.offset))
     }
 }
 
@@ -96,6 +106,15 @@ mod tests {
         let (a, b) = (Instant::from_millis(10), Instant::from_millis(25));
         assert_eq!(b.since(a), Duration::from_millis(15));
         assert_eq!(a.since(b), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_continued_clock_goes_on_from_where_it_was() {
+        let clock = Clock::starting_at(Instant::from_millis(5_000_000));
+        assert!(clock.now() >= Instant::from_millis(5_000_000));
+        // A deadline that passed while the node was down is due at once.
+        let past = clock.to_tokio(Instant::from_millis(10));
+        assert!(past <= tokio::time::Instant::now());
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 use crate::api::{self, Api, Provisioning, ServeError};
 use crate::call::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
-use crate::call::{EntryBook, EntryError, Registry, config_entries};
+use crate::call::{EntryBook, EntryError, NodeCalls, Registry, Saved, config_entries};
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
 use crate::sip::limits::MessageLimits;
@@ -48,6 +49,9 @@ pub struct Gateway {
     pub call_domain: String,
     pub registry: Registry,
     stop: watch::Sender<bool>,
+    node: Arc<NodeCalls>,
+    admission: Arc<Admission>,
+    stack: Stack,
 }
 
 impl Gateway {
@@ -76,6 +80,10 @@ impl Gateway {
         })
         .await?;
         let registry = Registry::default();
+        let node = Arc::new(NodeCalls::default());
+        // Calls an earlier run left up: the clock goes on from theirs.
+        let saved = Saved::load(&store)?;
+        let clock = Clock::starting_at(saved.clock_start(crate::clock::unix_ms()));
         let webhooks = webhook::Sender::new(RetryPolicy::default());
         let ctx = Arc::new(Ctx {
             stack: stack.clone(),
@@ -85,7 +93,8 @@ impl Gateway {
             registry: registry.clone(),
             call_domain: call_domain.clone(),
             media: media.clone(),
-            clock: crate::clock::Clock::start(),
+            clock,
+            node: node.clone(),
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.
@@ -104,7 +113,12 @@ impl Gateway {
             },
             max_calls: config.limits.max_calls,
         };
-        let admission = Arc::new(Admission::new(door, entries.clone(), media));
+        let admission = Arc::new(Admission::new(
+            door,
+            entries.clone(),
+            media,
+            node.clone(),
+        ));
         let api_state = Arc::new(Api {
             admission: admission.stats.clone(),
             registry: registry.clone(),
@@ -119,6 +133,7 @@ impl Gateway {
                 verifier: ctx.webhooks.with_policy(RetryPolicy::verification()),
                 sip_host,
             },
+            node: node.clone(),
         });
         let (stop, stopped) = watch::channel(false);
         let api_addr = config.api.listen;
@@ -127,7 +142,11 @@ impl Gateway {
             let _ = api_stop.wait_for(|s| *s).await;
         })?;
         tokio::spawn(server);
-        tokio::spawn(accept_loop(ctx, invites, admission, stopped));
+        if !saved.is_empty() {
+            let (resumed, failed) = saved.resume(&ctx, &entries, &admission).await;
+            tracing::info!(resumed, not_resumed = failed, "calls of the last run taken over");
+        }
+        tokio::spawn(accept_loop(ctx, invites, admission.clone(), stopped));
         tracing::info!(
             udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), tls = ?stack.tls_addr(), api = %api_bound, %call_domain,
             "pinless is up"
@@ -140,12 +159,60 @@ impl Gateway {
             call_domain,
             registry,
             stop,
+            node,
+            admission,
+            stack,
         })
     }
 
     /// Stops taking new calls and stops the API.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// The first step of a stop: from now on INVITEs and OPTIONS get 503
+    /// and `/readyz` 503; live calls keep full service.
+    pub fn stop_taking_calls(&self) {
+        self.node.start_draining();
+        // OPTIONS 503 too, so a dispatcher in front moves traffic at once.
+        self.stack.set_draining(true);
+    }
+
+    /// Calls whose driver still runs: ringing, live, or writing its record.
+    pub fn calls_running(&self) -> usize {
+        self.admission.calls()
+    }
+
+    /// Hangs up every live call, reason `shutdown`.
+    pub fn hang_up_all(&self) {
+        for call in self.registry.live_handles() {
+            call.shutdown();
+        }
+    }
+
+    /// Resume mode's stop: every live call is saved and left up on the
+    /// wire (room INVITEs still unanswered are CANCELed first); returns how
+    /// many were saved.
+    pub async fn suspend_all(&self) -> usize {
+        let calls = self.registry.live_handles();
+        let saves = calls.iter().map(|c| c.suspend());
+        let saved = futures_util::future::join_all(saves).await;
+        // Let the CANCELs and the last writes leave before the exit.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        saved.into_iter().filter(|s| *s).count()
+    }
+
+    /// Waits until no call runs (records written), or `within` passes;
+    /// true when none is left.
+    pub async fn calls_done(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.calls_running() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
     }
 }
 

@@ -1,24 +1,29 @@
 //! pinless: a pinless dial-in hold-and-transfer SIP gateway.
 //!
-//! Map of the crate, one direction of dependency, top to bottom:
+//! Map of the crate. Imports go one way, top to bottom (`tests/layers.rs`
+//! checks it): a module uses only modules below it, the four siblings of
+//! the protocol layer know nothing of each other, and the files inside a
+//! module import each other without cycles.
 //!
-//! - [`gateway`]: wires everything together; `Gateway::start` is the entry
-//!   point that `main.rs` and the tests call.
-//! - [`api`] (warp): the HTTP API. Validates, authenticates, then calls
-//!   into `call`.
-//! - [`webhook`]: signing (pure) and delivery with retries.
-//! - [`call`]: the call registry, the sans-IO call state machine and
-//!   transfer plan (retries, targets, idempotency), who may call
-//!   (admission: rate, allow lists, digest), entries and their header
-//!   policy, the events webhook; one driver task per call runs the machine
-//!   and performs its actions.
-//! - [`sip`]: the SIP stack on ezk: incoming INVITEs, outgoing room legs,
-//!   dialogs and REFER, SDP, digest, message limits, TLS.
-//! - [`media`]: hold music, the RTP pacer thread, the relay.
-//! - [`store`]: durable state in SQLite (`state_dir/pinless.db`): the
-//!   node's id, API-made dial-in entries and their secrets, call records.
-//! - [`config`]: the one configuration struct, loaded and validated once.
-//! - [`ct`]: constant-time comparison of secrets, used wherever one is checked.
+//! - [`gateway`] (wiring): starts every layer and connects them;
+//!   `Gateway::start` is the entry point that `main.rs` and the tests call.
+//!   [`lifecycle`]: how a running node stops (drain, or save and resume).
+//! - [`api`] (warp): the HTTP API. Validates, authenticates, then reaches a
+//!   call through its opaque handle; one error type renders every error.
+//! - [`call`]: the call core. A sans-IO machine holds a call's whole state
+//!   and every deadline on the monotonic clock; one thin driver task per
+//!   call feeds it facts and performs its actions; one admission door
+//!   decides on every new INVITE; calls are saved at each state change and
+//!   resumed after a restart.
+//! - [`sip`], [`media`], [`webhook`], [`store`] (siblings): SIP on ezk
+//!   (dialogs, legs, SDP, digest, TLS); RTP, hold music, the pacer and the
+//!   relay; signing, message bodies and delivery of webhooks; SQLite
+//!   (`state_dir/pinless.db`).
+//! - [`config`]: the one configuration struct, parsed once into typed
+//!   values and validated.
+//! - Leaves: [`clock`] (the monotonic clock and wall time for display),
+//!   [`codec`] (codec types sip and media share), [`ct`] (constant-time
+//!   comparison of secrets).
 
 pub mod api;
 pub mod call;
@@ -27,6 +32,7 @@ pub mod codec;
 pub mod config;
 pub mod ct;
 pub mod gateway;
+pub mod lifecycle;
 pub mod media;
 pub mod sip;
 pub mod store;

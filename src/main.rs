@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use pinless::{Config, Gateway};
+use pinless::{Config, Gateway, lifecycle};
 use std::path::PathBuf;
 
 const ENVIRONMENT: &str = "\
@@ -53,15 +53,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!(?source, "configuration loaded");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let (mode, drain_secs) = (config.node.shutdown, config.node.drain_secs);
     runtime.block_on(async {
+        let signals = lifecycle::stop_signals().context("cannot listen for SIGTERM/SIGINT")?;
         let gateway = Gateway::start(config).await?;
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
-        tracing::info!("shutting down");
-        gateway.shutdown();
+        lifecycle::run_until_stopped(&gateway, mode, drain_secs, signals).await;
         anyhow::Ok(())
-    })
+    })?;
+    // Exit without waiting for the runtime's tasks: in resume mode the
+    // calls were saved and must stay up on the wire, not be torn down.
+    std::process::exit(0)
 }
 
 /// The error and its causes on one line, as `{:#}` writes them, but

@@ -36,6 +36,10 @@ const ORDER: &[Tier] = &[
         why: "the binary and the crate root: declare modules, re-export, run",
     },
     Tier {
+        modules: &["lifecycle"],
+        why: "how a running node stops: drives the gateway on signals",
+    },
+    Tier {
         modules: &["gateway"],
         why: "wiring: starts every layer and connects them; may import anything",
     },

@@ -4,7 +4,7 @@
 //! them at scrape time rather than mirroring them into client metrics.
 
 use super::state::Api;
-use crate::call::Registry;
+use crate::call::{NodeCalls, Registry};
 use crate::call::admission::AdmissionStats;
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
@@ -27,6 +27,7 @@ pub fn render(api: &Api) -> Response<Body> {
         pacer: api.pacer.clone(),
         relay: api.relay.clone(),
         admission: api.admission.clone(),
+        calls: api.node.clone(),
     };
     match node.encode_text() {
         Ok(text) => Response::builder()
@@ -50,6 +51,7 @@ struct Node {
     pacer: Arc<PacerStats>,
     relay: Arc<RelayStats>,
     admission: Arc<AdmissionStats>,
+    calls: Arc<NodeCalls>,
 }
 
 impl Node {
@@ -180,7 +182,31 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         read: |n| n.admission.pacer_overloaded.load(Ordering::Relaxed),
     },
+    Family {
+        name: "pinless_draining",
+        help: "1 while the node is stopping: new calls get 503, live ones go on.",
+        kind: Kind::Gauge,
+        read: |n| u64::from(n.calls.draining()),
+    },
+    Family {
+        name: "pinless_calls_resumed_total",
+        help: "Calls saved by an earlier run of this node and resumed at its start.",
+        kind: Kind::Counter,
+        read: |n| n.calls.resumed(),
+    },
+    Family {
+        name: "pinless_calls_not_resumed_total",
+        help: "Calls saved by an earlier run that could not be resumed (the log says why).",
+        kind: Kind::Counter,
+        read: |n| n.calls.not_resumed(),
+    },
 ];
+
+/// `pinless_calls_ended_total{reason}`: one series per end reason.
+const ENDED: (&str, &str) = (
+    "pinless_calls_ended",
+    "Calls ended, by reason (caller_hangup, room_hangup, api_hangup, hold_timeout, referred, shutdown, …).",
+);
 
 impl Collector for Node {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -211,6 +237,12 @@ impl Collector for Node {
                 }
             }
         }
+        let counter_type = ConstCounter::new(0u64).metric_type();
+        let mut family = encoder.encode_descriptor(ENDED.0, ENDED.1, None, counter_type)?;
+        for (reason, count) in self.calls.ended_counts() {
+            let labels = [("reason", reason.name())];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
         Ok(())
     }
 }
@@ -225,6 +257,7 @@ mod tests {
             pacer: Arc::default(),
             relay: Arc::default(),
             admission: Arc::default(),
+            calls: Arc::default(),
         }
     }
 
@@ -277,6 +310,28 @@ pinless_invites_at_capacity_total 11
 pinless_invites_pacer_overloaded_total 12
 ";
 
+    /// What the lifecycle added after the first release.
+    const LIFECYCLE: &str = "\
+# HELP pinless_draining 1 while the node is stopping: new calls get 503, live ones go on.
+# TYPE pinless_draining gauge
+pinless_draining 1
+# HELP pinless_calls_resumed_total Calls saved by an earlier run of this node and resumed at its start.
+# TYPE pinless_calls_resumed_total counter
+pinless_calls_resumed_total 2
+# HELP pinless_calls_not_resumed_total Calls saved by an earlier run that could not be resumed (the log says why).
+# TYPE pinless_calls_not_resumed_total counter
+pinless_calls_not_resumed_total 1
+# HELP pinless_calls_ended_total Calls ended, by reason (caller_hangup, room_hangup, api_hangup, hold_timeout, referred, shutdown, …).
+# TYPE pinless_calls_ended_total counter
+pinless_calls_ended_total{reason=\"caller_hangup\"} 1
+pinless_calls_ended_total{reason=\"room_hangup\"} 0
+pinless_calls_ended_total{reason=\"api_hangup\"} 0
+pinless_calls_ended_total{reason=\"hold_timeout\"} 0
+pinless_calls_ended_total{reason=\"referred\"} 0
+pinless_calls_ended_total{reason=\"gateway_error\"} 0
+pinless_calls_ended_total{reason=\"shutdown\"} 2
+";
+
     #[test]
     fn the_page_is_what_it_always_was() {
         let n = node();
@@ -295,7 +350,15 @@ pinless_invites_pacer_overloaded_total 12
         set(&n.admission.forbidden_credentials, 10);
         set(&n.admission.at_capacity, 11);
         set(&n.admission.pacer_overloaded, 12);
-        assert_eq!(n.encode_text().unwrap(), PAGE);
+        n.calls.start_draining();
+        n.calls.resume_outcome(true);
+        n.calls.resume_outcome(true);
+        n.calls.resume_outcome(false);
+        n.calls.ended(crate::call::EndReason::CallerHangup);
+        n.calls.ended(crate::call::EndReason::Shutdown);
+        n.calls.ended(crate::call::EndReason::Shutdown);
+        // The first release's page comes first, unchanged.
+        assert_eq!(n.encode_text().unwrap(), format!("{PAGE}{LIFECYCLE}"));
     }
 
     #[test]

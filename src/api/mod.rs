@@ -122,7 +122,15 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     // Health and metrics answer without a token.
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) | (&Method::GET, ["readyz"]) => {
+        (&Method::GET, ["healthz"]) => {
+            return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
+        }
+        // A stopping node is alive (healthz) but not ready for new calls.
+        (&Method::GET, ["readyz"]) if api.node.draining() => {
+            let body = serde_json::json!({ "status": "draining" });
+            return Ok(json(StatusCode::SERVICE_UNAVAILABLE, &body));
+        }
+        (&Method::GET, ["readyz"]) => {
             return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
         }
         (&Method::GET, ["metrics"]) => return Ok(metrics::render(api)),

@@ -2,7 +2,7 @@
 //! A leaf of `api`: the handlers import it, and `mod.rs` routes to them.
 
 use super::provision::Provisioning;
-use crate::call::Registry;
+use crate::call::{NodeCalls, Registry};
 use crate::call::admission::AdmissionStats;
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
@@ -17,4 +17,6 @@ pub struct Api {
     pub relay: Arc<RelayStats>,
     pub admission: Arc<AdmissionStats>,
     pub provisioning: Provisioning,
+    /// Whether the node is stopping (`/readyz`), and how calls ended.
+    pub node: Arc<NodeCalls>,
 }

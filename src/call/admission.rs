@@ -1,6 +1,7 @@
 //! The one door for new calls. `Admission::admit` decides, for every
 //! INVITE the SIP layer hands over, whether it becomes a call: message
-//! limits (513/400), the per-source rate (503), a matching entry (404),
+//! limits (513/400), a node that is stopping (503), the per-source rate
+//! (503), a matching entry (404),
 //! a place under `max_calls` (503), a pacer that keeps up (503), the
 //! entry's allow list (403) and digest credentials (407, or 403 for wrong
 //! ones), an offer we can answer (488), and an RTP port (503). What it
@@ -11,6 +12,7 @@
 
 use super::capacity::{Capacity, Permit};
 use super::entries::{Entry, EntryBook};
+use super::node::NodeCalls;
 use super::rate::RateLimiter;
 use crate::media::{MediaEngine, RtpSocket};
 use crate::sip::digest::{DigestAuth, Verdict};
@@ -53,6 +55,8 @@ pub struct Admission {
     entries: EntryBook,
     /// Whether the pacer keeps up, and a port for each call.
     media: Arc<MediaEngine>,
+    /// Whether the node is stopping.
+    node: Arc<NodeCalls>,
     pub stats: Arc<AdmissionStats>,
 }
 
@@ -86,7 +90,12 @@ pub fn cidr_contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
 }
 
 impl Admission {
-    pub fn new(config: DoorConfig, entries: EntryBook, media: Arc<MediaEngine>) -> Self {
+    pub fn new(
+        config: DoorConfig,
+        entries: EntryBook,
+        media: Arc<MediaEngine>,
+        node: Arc<NodeCalls>,
+    ) -> Self {
         Self {
             limiter: Mutex::new(RateLimiter::new(config.invites_per_sec_per_ip)),
             digest: DigestAuth::new(&config.realm),
@@ -94,8 +103,14 @@ impl Admission {
             capacity: Capacity::new(config.max_calls),
             entries,
             media,
+            node,
             stats: Arc::new(AdmissionStats::default()),
         }
+    }
+
+    /// A place for a call a restart takes over.
+    pub fn resumed_permit(&self) -> Permit {
+        self.capacity.acquire_anyway()
     }
 
     /// Calls holding a place now.
@@ -108,6 +123,10 @@ impl Admission {
     pub fn admit(&self, info: &InviteInfo, now_ms: u64) -> Result<Admitted, Refusal> {
         if let Err((code, phrase)) = crate::sip::limits::check(info, &self.limits) {
             return Err(Refusal::new(code, phrase).with_phrase(phrase));
+        }
+        if self.node.draining() {
+            // A dispatcher in front moves the call to another node.
+            return Err(Refusal::busy(5, "node is stopping"));
         }
         self.rate(info.source.ip(), now_ms)?;
         let user = info.to_user.as_deref().or(info.request_user.as_deref());

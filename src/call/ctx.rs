@@ -1,6 +1,7 @@
 //! What the rest of the gateway shares with call drivers: the SIP stack,
 //! media, webhook senders, the store, the registry and the clock.
 
+use super::node::NodeCalls;
 use super::registry::Registry;
 use crate::clock::Clock;
 use crate::media::MediaEngine;
@@ -23,4 +24,6 @@ pub struct Ctx {
     pub call_domain: String,
     /// The monotonic clock every call's deadlines are on.
     pub clock: Clock,
+    /// Whether the node is stopping; how calls ended.
+    pub node: Arc<NodeCalls>,
 }

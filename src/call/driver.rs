@@ -6,6 +6,8 @@
 //! no decisions of its own.
 
 use super::admission::Admitted;
+use super::capacity::Permit;
+use super::saved::SavedCall;
 use super::answer::{self, Answered, hold_music};
 pub use super::ctx::Ctx;
 use super::entries::Entry;
@@ -27,7 +29,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
         entry,
         offer,
         socket,
-        permit: _permit,
+        permit,
     } = admitted;
     let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, invite)).await;
     let Some(Answered {
@@ -39,17 +41,53 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     else {
         return;
     };
-    let id = super::CallId(machine.parties().call_id.clone());
+    let p = machine.parties();
+    tracing::info!(call = %p.call_id, entry = %entry.name, from = %p.from, to = %p.to, "call held");
+    #[cfg(test)]
+    test_hooks::maybe_panic(&machine);
+    let parts = Parts {
+        machine,
+        caller: Some(caller),
+        room: None,
+        media,
+        caller_from,
+        published: 0,
+        pending: vec![],
+    };
+    drive(ctx, entry, parts, permit, true).await;
+}
+
+/// A call up on the wire: what `drive` runs, from an answer or from a
+/// call saved by an earlier run.
+pub(super) struct Parts {
+    pub machine: Machine,
+    pub caller: Option<Leg>,
+    pub room: Option<Leg>,
+    pub media: CallMedia,
+    pub caller_from: String,
+    /// Timeline entries already handed to the events webhook.
+    pub published: usize,
+    /// Actions to perform first (a resumed transfer's next attempt).
+    pub pending: Vec<Action>,
+}
+
+/// Runs a call until it ends (or is suspended for the next start), with
+/// its place under `max_calls` held throughout. `fresh`: a call just
+/// answered, whose webhook is still to be posted.
+pub(super) async fn drive(
+    ctx: Arc<Ctx>,
+    entry: Arc<Entry>,
+    parts: Parts,
+    _permit: Permit,
+    fresh: bool,
+) {
+    let id = super::CallId(parts.machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
-    let (view_tx, view_rx) = watch::channel(Arc::new(machine.view()));
+    let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
     // Leaves the registry when dropped, however this task ends.
     let enrolled = ctx
         .registry
         .enroll(id.clone(), CallHandle::new(tx.clone(), view_rx));
-    let p = machine.parties();
-    tracing::info!(call = %id, entry = %entry.name, from = %p.from, to = %p.to, "call held");
-    #[cfg(test)]
-    test_hooks::maybe_panic(&machine);
     let events = entry.events_url.as_ref().map(|url| {
         EventSink::start(
             ctx.events.clone(),
@@ -62,28 +100,64 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     let mut call = Call {
         ctx: ctx.clone(),
         entry,
-        machine,
-        caller: Some(caller),
-        room: None,
+        machine: parts.machine,
+        caller: parts.caller,
+        room: parts.room,
         dialing: None,
         refer: None,
-        media,
-        caller_from,
+        media: parts.media,
+        caller_from: parts.caller_from,
         tx,
         webhook_task: None,
         events,
-        published: 0,
+        published: parts.published,
         view: view_tx,
+        saved_lines: 0,
     };
-    call.post_webhook();
+    if fresh {
+        call.post_webhook();
+    }
+    let outcome = if call.perform(parts.pending).await {
+        Outcome::Finished
+    } else {
+        call.publish();
+        call.save().await;
+        call.run(rx).await
+    };
     call.publish();
-    call.run(rx).await;
     if let Some(task) = call.webhook_task.take() {
         task.abort();
     }
-    drop(enrolled); // the call is over: no longer live for the API
+    drop(enrolled); // no longer live for the API
+    if outcome == Outcome::Suspended {
+        tracing::info!(call = %id, "call saved for the next start");
+        return;
+    }
+    if let Some(reason) = call.machine.end_reason() {
+        ctx.node.ended(reason);
+    }
+    forget(&ctx, &id.0).await;
     record(&ctx, call.machine.view()).await;
     tracing::info!(call = %id, "call ended");
+}
+
+/// How a driver's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The call is over.
+    Finished,
+    /// The call was saved and left up for the next start.
+    Suspended,
+}
+
+/// Removes an ended call's saved state.
+async fn forget(ctx: &Ctx, call_id: &str) {
+    let store = ctx.store.clone();
+    let id = call_id.to_string();
+    let result = tokio::task::spawn_blocking(move || store.remove_live(&id)).await;
+    if !matches!(result, Ok(Ok(()))) {
+        tracing::warn!(call = %call_id, "saved state of an ended call not removed");
+    }
 }
 
 /// Writes the call's record (off the async threads: SQLite blocks).
@@ -116,6 +190,8 @@ struct Call {
     /// Timeline entries already handed to `events`.
     published: usize,
     view: watch::Sender<Arc<CallView>>,
+    /// Timeline length at the last save: a new line is a state change.
+    saved_lines: usize,
 }
 
 async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
@@ -148,7 +224,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 impl Call {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) -> Outcome {
         loop {
             let wake = self
                 .machine
@@ -170,6 +246,11 @@ impl Call {
                     self.feed(Input::ReferAnswered(code))
                 }
                 msg = rx.recv() => match msg {
+                    Some(DriverMsg::Suspend { done }) => {
+                        let saved = self.suspend().await;
+                        let _ = done.send(saved);
+                        return Outcome::Suspended;
+                    }
                     Some(msg) => self.message(msg),
                     None => self.feed(Input::HangupRequested),
                 },
@@ -181,7 +262,10 @@ impl Call {
             let finished = self.perform(actions).await;
             self.publish();
             if finished {
-                return;
+                return Outcome::Finished;
+            }
+            if self.machine.timeline().len() > self.saved_lines {
+                self.save().await;
             }
         }
     }
@@ -215,6 +299,12 @@ impl Call {
                 actions
             }
             DriverMsg::Hangup => self.feed(Input::HangupRequested),
+            DriverMsg::Shutdown => self.feed(Input::Shutdown),
+            // Taken in `run`, which stops the loop.
+            DriverMsg::Suspend { done } => {
+                let _ = done.send(false);
+                vec![]
+            }
             DriverMsg::Report(input) => self.feed(input),
         }
     }
@@ -351,6 +441,53 @@ impl Call {
             self.machine.parties().clone(),
             self.tx.clone(),
         )));
+    }
+
+    /// Saves the call as it is now, for a restart to resume (at every
+    /// state change; never per packet). A failure is logged: the call goes
+    /// on, it only could not be resumed from this point.
+    async fn save(&mut self) -> bool {
+        self.saved_lines = self.machine.timeline().len();
+        let saved = SavedCall {
+            entry: self.entry.id.clone(),
+            machine: self.machine.clone(),
+            clock: self.ctx.clock.now(),
+            caller_from: self.caller_from.clone(),
+            caller: self.caller.as_ref().map(Leg::state),
+            room: self.room.as_ref().map(Leg::state),
+            media: self.media.state().await,
+            published: self.published,
+        };
+        let live = match saved.to_live(crate::clock::unix_ms()) {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "call state not saved");
+                return false;
+            }
+        };
+        let store = self.ctx.store.clone();
+        match tokio::task::spawn_blocking(move || store.save_live(&live)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "call state not saved");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "call state not saved");
+                false
+            }
+        }
+    }
+
+    /// Resume mode's stop: a room INVITE still unanswered is CANCELed
+    /// (its transfer starts again after the restart, so the caller is
+    /// never left without a leg); then the call is saved as it stands.
+    async fn suspend(&mut self) -> bool {
+        if let Some((mut dialing, _)) = self.dialing.take() {
+            dialing.cancel();
+        }
+        self.refer = None;
+        self.save().await
     }
 
     /// Publishes the call's view, and hands new timeline entries to the

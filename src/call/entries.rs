@@ -219,6 +219,15 @@ impl Entries {
         self.by_number.get(&number).cloned()
     }
 
+    /// The entry with this id (`config:<name>` or the API's id).
+    pub fn by_id(&self, id: &str) -> Option<Arc<Entry>> {
+        self.by_user
+            .values()
+            .chain(self.by_number.values())
+            .find(|e| e.id == id)
+            .cloned()
+    }
+
     /// What makes `c` clash with an entry other than `except`: the same
     /// phone number or the same static SIP URI user.
     pub fn conflict(&self, c: &DialinEntry, except: Option<&str>) -> Option<String> {

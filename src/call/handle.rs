@@ -37,6 +37,11 @@ pub(super) enum DriverMsg {
         reply: oneshot::Sender<Result<(), UpdateRefused>>,
     },
     Hangup,
+    /// The node is stopping: hang up (drain mode).
+    Shutdown,
+    /// The node is stopping and will resume its calls: save this one and
+    /// stop driving it, leaving its legs up (resume mode).
+    Suspend { done: oneshot::Sender<bool> },
     /// A fact from one of the driver's own helper tasks (webhook delivery).
     Report(Input),
 }
@@ -80,6 +85,20 @@ impl CallHandle {
     /// Hangs up both legs; false when the call is already gone.
     pub fn hangup(&self) -> bool {
         self.tx.send(DriverMsg::Hangup).is_ok()
+    }
+
+    /// Hangs up both legs because the node is stopping; false when the
+    /// call is already gone.
+    pub fn shutdown(&self) -> bool {
+        self.tx.send(DriverMsg::Shutdown).is_ok()
+    }
+
+    /// Saves the call for the next start and stops driving it, leaving it
+    /// up on the wire; true when it was saved.
+    pub async fn suspend(&self) -> bool {
+        self.ask(|done| DriverMsg::Suspend { done })
+            .await
+            .unwrap_or(false)
     }
 
     /// The call as its driver last published it.

@@ -130,6 +130,11 @@ impl Machine {
         self.state
     }
 
+    /// Why the call ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end_reason
+    }
+
     pub fn parties(&self) -> &Parties {
         &self.parties
     }
@@ -217,6 +222,22 @@ impl Machine {
             }
         }
         actions
+    }
+
+    /// The node restarted while an attempt was in flight: its room INVITE
+    /// was CANCELed before the stop (or died with the process), its REFER
+    /// is lost. Count it as failed, so the transfer goes on as after any
+    /// failed attempt (next target, backoff, deadline).
+    pub fn interrupted(&mut self, now: Instant) -> Vec<Action> {
+        let in_flight = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
+        if !in_flight || self.state == State::Ended {
+            return vec![];
+        }
+        let reason = "interrupted by a restart of the gateway";
+        if self.refer.is_some() {
+            return self.refer_failed(None, reason, now);
+        }
+        self.attempt_failed(None, reason.to_string(), now)
     }
 
     /// When the hold timeout fires, if the caller is on hold.
@@ -390,6 +411,7 @@ impl Machine {
             Input::RoomHungUp if self.room.is_some() => self.room_hung_up(now),
             Input::RoomHungUp => vec![],
             Input::HangupRequested => self.end(now, EndReason::ApiHangup, true),
+            Input::Shutdown => self.end(now, EndReason::Shutdown, true),
         }
     }
 

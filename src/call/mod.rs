@@ -10,7 +10,10 @@
 //!   the machine and performs its actions; `answer` takes an admitted
 //!   INVITE to a held call; `webhook_task` posts the incoming-call
 //!   webhook; `events` posts the timeline to the entry's `events_url`;
-//!   `ctx` is what every driver shares.
+//!   `ctx` is what every driver shares; `node` whether the node takes
+//!   calls and how calls ended.
+//! - Restarts: `saved` is a live call as saved at each state change;
+//!   `resume` takes the saved calls over at start.
 //! - Reaching a call: `registry` (live and recently ended calls), `handle`
 //!   (the opaque handle the API uses) and `view` (what the API shows).
 //! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
@@ -30,9 +33,12 @@ pub mod events;
 mod handle;
 pub mod header_policy;
 pub mod machine;
+mod node;
 pub mod plan;
 pub mod rate;
 pub mod registry;
+mod resume;
+mod saved;
 pub mod steps;
 mod view;
 mod webhook_task;
@@ -40,8 +46,11 @@ mod webhook_task;
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
 pub use handle::{CallError, CallHandle};
 pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
+pub use node::NodeCalls;
 pub use plan::{Mode, TransferRequest};
 pub use registry::{NotLive, Registry};
+pub use resume::Saved;
+pub use steps::EndReason;
 pub use view::CallView;
 
 /// Id of a held call (`callId` in the webhook and API): a UUID, not the

@@ -111,6 +111,11 @@ impl Registry {
         }
     }
 
+    /// Handles of every live call.
+    pub fn live_handles(&self) -> Vec<CallHandle> {
+        self.live.iter().map(|e| e.value().clone()).collect()
+    }
+
     /// Every live call as last published.
     pub fn live_snapshots(&self) -> Vec<Arc<CallView>> {
         let handles: Vec<CallHandle> = self.live.iter().map(|e| e.value().clone()).collect();

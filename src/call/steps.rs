@@ -116,6 +116,9 @@ pub enum Input {
     RoomHungUp,
     /// `DELETE /v1/calls/{id}`.
     HangupRequested,
+    /// The node is stopping and hangs up the calls still up (drain mode,
+    /// when `drain_secs` have passed or a second signal came).
+    Shutdown,
 }
 
 /// What the driver must do.
@@ -219,9 +222,22 @@ pub enum EndReason {
     /// The call's driver stopped without ending the call (a bug); the
     /// gateway released what it held.
     GatewayError,
+    /// The node was stopping (drain mode) and the call was still up.
+    Shutdown,
 }
 
 impl EndReason {
+    /// Every reason, for metrics that count each.
+    pub const ALL: [EndReason; 7] = [
+        EndReason::CallerHangup,
+        EndReason::RoomHangup,
+        EndReason::ApiHangup,
+        EndReason::HoldTimeout,
+        EndReason::Referred,
+        EndReason::GatewayError,
+        EndReason::Shutdown,
+    ];
+
     /// The name as serialized (`caller_hangup`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -231,6 +247,7 @@ impl EndReason {
             EndReason::HoldTimeout => "hold_timeout",
             EndReason::Referred => "referred",
             EndReason::GatewayError => "gateway_error",
+            EndReason::Shutdown => "shutdown",
         }
     }
 
@@ -240,7 +257,7 @@ impl EndReason {
             EndReason::CallerHangup | EndReason::Referred => "caller",
             EndReason::RoomHangup => "room",
             EndReason::ApiHangup => "api",
-            EndReason::HoldTimeout | EndReason::GatewayError => "gateway",
+            EndReason::HoldTimeout | EndReason::GatewayError | EndReason::Shutdown => "gateway",
         }
     }
 }
@@ -287,6 +304,7 @@ mod tests {
             R::HoldTimeout,
             R::Referred,
             R::GatewayError,
+            R::Shutdown,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.name());
         }

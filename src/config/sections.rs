@@ -29,6 +29,24 @@ pub struct NodeConfig {
     pub call_domain: Option<String>,
     /// Where the node keeps what must survive a restart.
     pub state_dir: PathBuf,
+    /// What SIGTERM/SIGINT does with the calls that are up.
+    pub shutdown: ShutdownMode,
+    /// In drain mode, the longest a stop waits for calls to end by
+    /// themselves before hanging up the rest.
+    pub drain_secs: u64,
+}
+
+/// `node.shutdown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShutdownMode {
+    /// Stop taking calls, save every live call and exit at once, leaving
+    /// the calls up; the next start with the same `state_dir` resumes them.
+    #[default]
+    Resume,
+    /// Stop taking calls, serve the live ones until they end or
+    /// `drain_secs` pass, then hang up the rest and exit.
+    Drain,
 }
 
 /// `[sip]`: listening sockets. An empty string disables a transport
@@ -100,6 +118,8 @@ impl Default for NodeConfig {
         Self {
             call_domain: None,
             state_dir: PathBuf::from("./state"),
+            shutdown: ShutdownMode::Resume,
+            drain_secs: 600,
         }
     }
 }

@@ -11,6 +11,7 @@
 mod call_record;
 mod entries;
 mod error;
+mod live;
 mod record_form;
 mod records;
 mod schema;
@@ -18,6 +19,7 @@ mod schema;
 pub use call_record::{CallRecord, RecordEvent};
 pub use entries::{StoredEntry, StoredKeys};
 pub use error::{Corruption, StoreError};
+pub use live::LiveCall;
 pub use records::RecordQuery;
 
 use rusqlite::{Connection, OptionalExtension};
@@ -31,6 +33,11 @@ pub const FILE: &str = "pinless.db";
 /// runtime use `tokio::task::spawn_blocking` for writes on hot paths.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection for live-call state, written at every call's
+    /// state change: `synchronous = NORMAL`, which in WAL mode survives a
+    /// crash of the process (what resume needs) without an fsync per
+    /// write; only a power loss may lose the last changes.
+    live: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -69,8 +76,17 @@ impl Store {
         .map_err(corrupt)?;
         let mut conn = conn;
         schema::migrate(&mut conn, &path)?;
+        let live = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        live.execute_batch(
+            "PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;",
+        )?;
         Ok(Store {
             conn: Mutex::new(conn),
+            live: Mutex::new(live),
             path,
         })
     }

@@ -35,6 +35,13 @@ const MIGRATIONS: &[&str] = &[
          record      TEXT NOT NULL      -- JSON, as GET /v1/calls/{id} shows it
      );
      CREATE INDEX call_records_by_end ON call_records (ended_at);",
+    // 1 → 2: calls up on the wire, saved at each state change so that the
+    // next start resumes them (`live`).
+    "CREATE TABLE live_calls (
+         call_id   TEXT PRIMARY KEY,
+         saved_at  INTEGER NOT NULL,  -- Unix ms
+         state     TEXT NOT NULL      -- JSON, written and read by `call`
+     );",
 ];
 
 /// The schema version this build writes.

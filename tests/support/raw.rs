@@ -100,3 +100,58 @@ impl RawSip {
         )
     }
 }
+
+impl RawSip {
+    /// ACKs a 2xx to our INVITE `call_id` (CSeq 1), as a caller must.
+    pub async fn ack(&self, ok: &RawResponse, call_id: &str) {
+        let to = ok.header("To").expect("To in 200 OK");
+        let from = ok.header("From").expect("From in 200 OK");
+        let ack = format!(
+            "ACK sip:support@{to_addr} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\n\
+             Content-Length: 0\r\n\r\n",
+            to_addr = self.to,
+            local = self.local,
+            branch = uuid::Uuid::new_v4().simple(),
+        );
+        self.send(&ack).await;
+    }
+
+    /// The next request that comes within `wait` (responses are skipped).
+    pub async fn request(&self, wait: Duration) -> Option<RawResponse> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, _) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("SIP/2.0 ") {
+                return Some(RawResponse(text));
+            }
+        }
+    }
+
+    /// Answers `request` 200 OK (its Via, From, To, Call-ID and CSeq
+    /// copied).
+    pub async fn ok(&self, request: &RawResponse) {
+        let copy = |n: &str| {
+            request
+                .header(n)
+                .map(|v| format!("{n}: {v}\r\n"))
+                .unwrap_or_default()
+        };
+        let answer = format!(
+            "SIP/2.0 200 OK\r\n{}{}{}{}{}Content-Length: 0\r\n\r\n",
+            copy("Via"),
+            copy("From"),
+            copy("To"),
+            copy("Call-ID"),
+            copy("CSeq"),
+        );
+        self.send(&answer).await;
+    }
+}

@@ -1,0 +1,92 @@
+//! How a running node stops (SIGTERM, SIGINT; what `systemctl stop`, a
+//! container stop or a deploy sends), in the mode `[node] shutdown` says:
+//!
+//! - `drain`: no new calls (INVITE and OPTIONS 503, `/readyz` 503); live
+//!   calls keep full service until they end or `drain_secs` pass; then the
+//!   rest are hung up (reason `shutdown`), their records written, exit.
+//! - `resume`: no new calls; every live call is saved and the process
+//!   exits at once, leaving the calls up on the wire for the next start
+//!   with the same `state_dir` to resume.
+//!
+//! A second signal finishes the stop at once the way the mode says.
+
+use crate::config::ShutdownMode;
+use crate::gateway::Gateway;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Longest wait for hung-up calls to write their records before exit.
+const RECORDS_WITHIN: Duration = Duration::from_secs(10);
+
+/// What a stop did, for the exit status and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every call ended by itself, or was hung up and recorded.
+    Drained { hung_up: usize },
+    /// The calls still up were saved for the next start.
+    Suspended { saved: usize },
+}
+
+/// Runs until the first stop signal on `signals`, then stops `gateway`
+/// the way `mode` says; a second signal hurries it.
+pub async fn run_until_stopped(
+    gateway: &Gateway,
+    mode: ShutdownMode,
+    drain_secs: u64,
+    mut signals: mpsc::Receiver<&'static str>,
+) -> Stopped {
+    let first = signals.recv().await.unwrap_or("signals closed");
+    gateway.stop_taking_calls();
+    let live = gateway.registry.len();
+    tracing::info!(signal = first, ?mode, live, "stopping: no new calls");
+    let stopped = match mode {
+        ShutdownMode::Drain => {
+            let drained = tokio::select! {
+                done = gateway.calls_done(Duration::from_secs(drain_secs)) => done,
+                s = signals.recv() => {
+                    tracing::info!(signal = s.unwrap_or("-"), "second signal: hanging up now");
+                    false
+                }
+            };
+            let hung_up = if drained {
+                0
+            } else {
+                let n = gateway.registry.len();
+                tracing::info!(calls = n, "hanging up the calls still up");
+                gateway.hang_up_all();
+                n
+            };
+            if !gateway.calls_done(RECORDS_WITHIN).await {
+                tracing::warn!("some calls did not finish in time; their records may be missing");
+            }
+            Stopped::Drained { hung_up }
+        }
+        ShutdownMode::Resume => {
+            let saved = gateway.suspend_all().await;
+            Stopped::Suspended { saved }
+        }
+    };
+    gateway.shutdown();
+    tracing::info!(?stopped, "stopped");
+    stopped
+}
+
+/// SIGTERM and SIGINT, as they come, on a channel.
+pub fn stop_signals() -> std::io::Result<mpsc::Receiver<&'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            if tx.send(name).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}

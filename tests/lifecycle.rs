@@ -1,0 +1,155 @@
+//! Stops that drop no caller, on the real binary: SIGTERM in drain mode
+//! keeps serving live calls (updates, transfers, hang-ups) while new ones
+//! get 503, and exits when they are done or `drain_secs` have passed
+//! (then hanging up the rest with a Reason header).
+
+mod support;
+
+use std::time::Duration;
+use support::binary::Binary;
+use support::raw::RawSip;
+use support::*;
+
+/// OPTIONS outside any dialog, raw.
+async fn options(sip: &RawSip) -> u16 {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let msg = format!(
+        "OPTIONS sip:support@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag={id}\r\nTo: <sip:support@{to}>\r\n\
+         Call-ID: {id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        to = sip.to,
+        local = sip.local,
+    );
+    sip.send(&msg).await;
+    sip.response(Duration::from_secs(3), true)
+        .await
+        .map(|r| r.code())
+        .unwrap_or(0)
+}
+
+async fn get(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn drain_serves_live_calls_refuses_new_ones_and_exits_when_they_end() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let mut gw = Binary::new(
+        "shutdown = \"drain\"\ndrain_secs = 60",
+        &hooks.url(),
+        "",
+        "",
+    );
+    gw.start().await;
+    let target = format!("sip:support@{}", gw.sip);
+    let mut room = Room::new().await;
+
+    // One call bridged before the stop, one held.
+    let bridged = Phone::new().await;
+    let (mut bridged_leg, _) = bridged.call(&target, &[]).await;
+    let first = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
+    let held = Phone::new().await;
+    let (mut held_leg, _) = held.call(&target, &[]).await;
+    let second = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let update = |id: &str| {
+        http.post(format!("{}/v1/dialin/pinlessCallUpdate", gw.api))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({
+                "callId": id,
+                "callDomain": hooks_domain(&gw),
+                "sipUri": room.uri("room", false),
+            }))
+            .send()
+    };
+    assert_eq!(update(&first).await.unwrap().status(), 200);
+    let invite = room.next_invite().await;
+    let (mut room_leg_1, _) = room.answer(invite).await;
+
+    gw.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // No new calls: OPTIONS and INVITE get 503, /readyz 503, /healthz 200.
+    let probe = RawSip::new(gw.sip).await;
+    assert_eq!(options(&probe).await, 503);
+    let caller = RawSip::new(gw.sip).await;
+    caller.send(&caller.invite("support", "late-caller", 1, "")).await;
+    let refused = caller
+        .response(Duration::from_secs(3), true)
+        .await
+        .expect("an answer to a new INVITE");
+    assert_eq!(refused.code(), 503, "{}", refused.0);
+    assert!(refused.header("Retry-After").is_some());
+    assert_eq!(
+        get(&format!("{}/readyz", gw.api)).await,
+        (503, serde_json::json!({ "status": "draining" }))
+    );
+    assert_eq!(get(&format!("{}/healthz", gw.api)).await.0, 200);
+
+    // The held caller still hears music, and can still be transferred.
+    held.rtp.drain();
+    let music = held.rtp.collect(Duration::from_millis(500)).await;
+    assert!(music.len() >= 15, "music goes on while draining: {}", music.len());
+    assert_eq!(update(&second).await.unwrap().status(), 200);
+    let invite = room.next_invite().await;
+    let (mut room_leg_2, _) = room.answer(invite).await;
+
+    // Both callers hang up: the process exits 0 with both records.
+    bridged_leg.hangup();
+    held_leg.hangup();
+    let _ = within(5, "BYE at the room", room_leg_1.next_event()).await;
+    let _ = within(5, "BYE at the room", room_leg_2.next_event()).await;
+    let status = gw.exited(10).await;
+    assert!(status.success(), "{status:?}\n{}", gw.log());
+    let records = gw.records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().all(|(r, _)| r.as_deref() == Some("caller_hangup")));
+    let _ = (&mut bridged_leg, &mut held_leg);
+}
+
+/// The callDomain the binary generated, from a call's view.
+fn hooks_domain(gw: &Binary) -> String {
+    let conn = rusqlite::Connection::open(gw.db()).unwrap();
+    conn.query_row("SELECT value FROM node WHERE key = 'call_domain'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn drain_deadline_hangs_up_the_rest_with_a_reason() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let mut gw = Binary::new("shutdown = \"drain\"\ndrain_secs = 1", &hooks.url(), "", "");
+    gw.start().await;
+    let caller = RawSip::new(gw.sip).await;
+    caller.send(&caller.invite("support", "held-to-the-end", 1, "")).await;
+    let ok = caller
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("answered");
+    assert_eq!(ok.code(), 200);
+    caller.ack(&ok, "held-to-the-end").await;
+    hooks.next().await;
+
+    gw.signal("TERM");
+    let bye = caller
+        .request(Duration::from_secs(6))
+        .await
+        .expect("a BYE once drain_secs pass");
+    assert!(bye.0.starts_with("BYE "), "{}", bye.0);
+    assert_eq!(
+        bye.header("Reason"),
+        Some("SIP;cause=503;text=\"shutting down\""),
+        "{}",
+        bye.0
+    );
+    caller.ok(&bye).await;
+    let status = gw.exited(10).await;
+    assert!(status.success(), "{status:?}\n{}", gw.log());
+    assert_eq!(
+        gw.records(),
+        vec![(Some("shutdown".to_string()), "+15557654321".to_string())]
+    );
+}
