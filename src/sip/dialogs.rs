@@ -1,9 +1,10 @@
 //! The dialog registry and the types every part of the stack shares: how a
 //! dialog is keyed, what the layer hands a leg, and the state the layer and
-//! the legs both hold. A leaf of `sip`: it imports no other file of it, so
-//! the layer (which routes) and the legs (which register) both depend on
-//! it rather than on each other.
+//! the legs both hold. Nearly a leaf of `sip`: it imports only the plain
+//! data of `leg_state`, so the layer (which routes) and the legs (which
+//! register) both depend on it rather than on each other.
 
+use super::leg_state::SipTransport;
 use dashmap::DashMap;
 use ezk_sip_core::IncomingRequest;
 use rand::Rng;
@@ -47,14 +48,14 @@ impl Shared {
         }
     }
 
-    /// "udp", "tcp" or "tls" for a message received on `transport`.
-    pub fn transport_name(&self, transport: &ezk_sip_core::transport::TpHandle) -> &'static str {
+    /// The transport of a message received on `transport`.
+    pub fn transport_kind(&self, transport: &ezk_sip_core::transport::TpHandle) -> SipTransport {
         if transport.is_udp() {
-            "udp"
+            SipTransport::Udp
         } else if self.tls_port.get() == Some(&transport.bound().port()) {
-            "tls"
+            SipTransport::Tls
         } else {
-            "tcp"
+            SipTransport::Tcp
         }
     }
 }
