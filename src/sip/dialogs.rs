@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     /// Port of our TLS listener: connections bound to it are TLS (ezk does
     /// not tell TLS from TCP on a received message).
     pub tls_port: std::sync::OnceLock<u16>,
+    /// The node is stopping: OPTIONS outside a dialog get 503, so that a
+    /// dispatcher in front moves traffic away at once.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
             dialogs: DashMap::new(),
             pending: DashMap::new(),
             tls_port: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

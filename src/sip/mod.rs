@@ -7,6 +7,8 @@
 //! Files, each importing only those listed before it (no cycles; checked
 //! by `tests/layers.rs`):
 //!
+//! - `refusal`: a final error answer as data (every 503 is built there).
+//! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `leg_state`: a leg's dialog as data (saved, resumed after a restart).
 //! - `dialogs`: the dialog registry and the types the files share (dialog
 //!   key, what a leg receives, state shared by the layer and the legs).
@@ -24,10 +26,8 @@
 //!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
 //! - `bind`: starts a stack: listening sockets, the layer, the INVITE queue.
 //! - `sdp`: offers and answers for G.711 + telephone-event.
-//! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `digest`: server-side digest authentication (407 challenges).
 //! - `limits`: size limits on an INVITE (513 / 400).
-//! - `refusal`: a final error answer as data (every 503 is built there).
 //! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
 //!
 //! Outside `sip`, only leaves and `config` are imported: codec types from
@@ -57,7 +57,7 @@ pub use dialog::{Leg, LegEvent};
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use leg_state::{LegState, ResumeError, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
-pub use refusal::Refusal;
+pub use refusal::{DRAINING_RETRY_AFTER_SECS, Refusal};
 pub use requests::Answer;
 pub use stack::Stack;
 

@@ -11,6 +11,7 @@ use ezk_sip_core::transport::TpHandle;
 use ezk_sip_types::host::HostPort;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// A running SIP endpoint. Cheap to clone.
 #[derive(Clone)]
@@ -37,6 +38,20 @@ impl Stack {
     /// The bound TLS address, if TLS is enabled.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls
+    }
+
+    /// Drains (or stops draining): while on, an OPTIONS outside a dialog
+    /// is answered 503 with `Retry-After` (`Refusal::draining`), so a
+    /// dispatcher probing us (Kamailio, OpenSIPS) stops sending calls at
+    /// once. Requests inside a dialog are answered as ever. New INVITEs
+    /// are the admission's to refuse.
+    pub fn set_draining(&self, on: bool) {
+        self.shared.draining.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `set_draining(true)` is in force.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
     }
 
     /// The Contact URI for messages on `transport`: our public host and the
