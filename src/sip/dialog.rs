@@ -1,14 +1,17 @@
 //! An established leg (a confirmed dialog), whichever side began it: it
-//! answers what the peer sends inside the dialog and can hang up.
+//! answers what the peer sends inside the dialog (what it sends itself,
+//! BYE and the rest, is `requests`).
 
 use super::dialogs::{DialogKey, Inbound, Shared};
+use super::leg_state::LegState;
 use super::respond::reply;
+use super::target::Target;
 use bytes::Bytes;
 use ezk_sip_core::Endpoint;
+use ezk_sip_core::IncomingRequest;
 use ezk_sip_core::transaction::Accepted;
 use ezk_sip_core::transaction::consts::{T1, T2};
-use ezk_sip_core::transport::TargetTransportInfo;
-use ezk_sip_core::{IncomingRequest, Request};
+use ezk_sip_types::print::AppendCtx;
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name, StatusCode};
 use std::sync::Arc;
@@ -41,18 +44,18 @@ pub(crate) struct LegSetup {
     /// Last CSeq the peer used (its INVITE's for a leg it began; 0 when
     /// unknown): a later request with one not above it is out of order.
     pub remote_cseq: u32,
-    pub target: TargetTransportInfo,
+    pub target: Target,
     pub contact: String,
     /// What we answer a re-INVITE with: media stays as it is.
     pub local_sdp: String,
     pub rx: mpsc::UnboundedReceiver<Inbound>,
 }
 
-/// A confirmed dialog with a peer.
+/// A confirmed dialog with a peer. What it sends is in `requests`.
 pub struct Leg {
-    s: LegSetup,
+    pub(super) s: LegSetup,
     ack_tx: Option<oneshot::Sender<()>>,
-    ended: bool,
+    pub(super) ended: bool,
 }
 
 impl Leg {
@@ -67,6 +70,26 @@ impl Leg {
     /// Call-ID of this leg's dialog.
     pub fn call_id(&self) -> &str {
         &self.s.key.call_id
+    }
+
+    /// The dialog as data, to save and give to `Stack::resume_leg` in a
+    /// later process (issue 11). Cheap; call it at each state change.
+    pub fn state(&self) -> LegState {
+        let s = &self.s;
+        LegState {
+            call_id: s.key.call_id.clone(),
+            local_tag: s.key.local_tag.clone(),
+            local_from: s.local_from.clone(),
+            remote_to: s.remote_to.clone(),
+            remote_target: s.remote_target.default_print_ctx().to_string(),
+            route_set: s.route_set.clone(),
+            cseq: s.cseq,
+            remote_cseq: s.remote_cseq,
+            transport: s.target.kind,
+            peer: s.target.peer(),
+            contact: s.contact.clone(),
+            local_sdp: s.local_sdp.clone(),
+        }
     }
 
     /// A receiver that fires when the ACK of our 2xx arrives.
@@ -111,6 +134,11 @@ impl Leg {
                 }
                 continue;
             }
+            // Over TCP/TLS after a restart, the peer's new connection is
+            // the way back to it.
+            self.s
+                .target
+                .adopt(&request.tp_info.transport, request.tp_info.source);
             let endpoint = &self.s.endpoint;
             // RFC 3261 §12.2.2: a request whose CSeq is not above the last
             // one is out of order: 500, and the dialog goes on.
@@ -167,88 +195,6 @@ impl Leg {
             Err(e) => tracing::debug!(error = %e, "re-INVITE answer not sent"),
         }
     }
-
-    fn request(&mut self, method: Method) -> Request {
-        self.s.cseq = self.s.cseq.wrapping_add(1);
-        let mut request = Request::new(method.clone(), self.s.remote_target.clone());
-        let h = &mut request.headers;
-        h.insert(Name::FROM, self.s.local_from.clone());
-        h.insert(Name::TO, self.s.remote_to.clone());
-        h.insert(Name::CALL_ID, self.s.key.call_id.clone());
-        h.insert(Name::CSEQ, format!("{} {method}", self.s.cseq));
-        h.insert(Name::MAX_FORWARDS, "70");
-        for route in &self.s.route_set {
-            h.insert(Name::ROUTE, route.clone());
-        }
-        request
-    }
-
-    /// Asks the peer to call `target` itself (RFC 3515 REFER); `headers`
-    /// ride in the Refer-To URI, for peers that copy them into their
-    /// INVITE. Resolves to the REFER's final status (None: no answer).
-    /// Progress then arrives as `LegEvent::ReferProgress`.
-    pub fn refer(
-        &mut self,
-        target: &str,
-        headers: &[(String, String)],
-    ) -> oneshot::Receiver<Option<u16>> {
-        let mut request = self.request(Method::REFER);
-        let h = &mut request.headers;
-        h.insert(
-            Name::REFER_TO,
-            format!("<{}>", uri_with_headers(target, headers)),
-        );
-        h.insert("Referred-By", self.s.local_from.clone());
-        h.insert(Name::CONTACT, self.s.contact.clone());
-        let endpoint = self.s.endpoint.clone();
-        let mut target = TargetTransportInfo {
-            via_host_port: self.s.target.via_host_port.clone(),
-            transport: self.s.target.transport.clone(),
-        };
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let code = match endpoint.send_request(request, &mut target).await {
-                Ok(mut tsx) => match tsx.receive_final().await {
-                    Ok(response) => Some(response.line.code.into_u16()),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "REFER not answered");
-                        None
-                    }
-                },
-                Err(e) => {
-                    tracing::debug!(error = %e, "REFER not sent");
-                    None
-                }
-            };
-            let _ = tx.send(code);
-        });
-        rx
-    }
-
-    /// Hangs up: sends BYE in the background and forgets the dialog. The
-    /// BYE's own transaction retransmits it over UDP.
-    pub fn hangup(mut self) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        let request = self.request(Method::BYE);
-        let endpoint = self.s.endpoint.clone();
-        let mut target = TargetTransportInfo {
-            via_host_port: self.s.target.via_host_port.clone(),
-            transport: self.s.target.transport.clone(),
-        };
-        tokio::spawn(async move {
-            match endpoint.send_request(request, &mut target).await {
-                Ok(mut tsx) => {
-                    if let Err(e) = tsx.receive_final().await {
-                        tracing::debug!(error = %e, "BYE not answered");
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "BYE not sent"),
-            }
-        });
-    }
 }
 
 impl Drop for Leg {
@@ -297,48 +243,4 @@ fn refer_progress(request: &IncomingRequest) -> Option<u16> {
     let line = body.lines().next()?.trim();
     let rest = line.strip_prefix("SIP/2.0 ")?;
     rest.get(..3)?.parse().ok()
-}
-
-/// `target` with `headers` appended as URI headers (`?X-A=1&X-B=2`),
-/// escaped as RFC 3261 §25.1 asks of `hname` and `hvalue`.
-fn uri_with_headers(target: &str, headers: &[(String, String)]) -> String {
-    fn escape(text: &str) -> String {
-        let mut out = String::new();
-        for b in text.bytes() {
-            let c = b as char;
-            if c.is_ascii_alphanumeric() || "-_.!~*'()[]/:+$".contains(c) {
-                out.push(c);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    }
-    if headers.is_empty() {
-        return target.to_string();
-    }
-    let query: Vec<String> = headers
-        .iter()
-        .map(|(n, v)| format!("{}={}", escape(n), escape(v)))
-        .collect();
-    let sep = if target.contains('?') { '&' } else { '?' };
-    format!("{target}{sep}{}", query.join("&"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::uri_with_headers;
-
-    #[test]
-    fn refer_to_carries_escaped_headers() {
-        let h = vec![
-            ("X-Lang".to_string(), "de".to_string()),
-            ("X-Note".to_string(), "a b&c=d".to_string()),
-        ];
-        assert_eq!(
-            uri_with_headers("sip:room@r:5070", &h),
-            "sip:room@r:5070?X-Lang=de&X-Note=a%20b%26c%3Dd"
-        );
-        assert_eq!(uri_with_headers("sip:room@r", &[]), "sip:room@r");
-    }
 }

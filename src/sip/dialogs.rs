@@ -1,9 +1,10 @@
 //! The dialog registry and the types every part of the stack shares: how a
 //! dialog is keyed, what the layer hands a leg, and the state the layer and
-//! the legs both hold. A leaf of `sip`: it imports no other file of it, so
-//! the layer (which routes) and the legs (which register) both depend on
-//! it rather than on each other.
+//! the legs both hold. Nearly a leaf of `sip`: it imports only the plain
+//! data of `leg_state`, so the layer (which routes) and the legs (which
+//! register) both depend on it rather than on each other.
 
+use super::leg_state::SipTransport;
 use dashmap::DashMap;
 use ezk_sip_core::IncomingRequest;
 use rand::Rng;
@@ -36,6 +37,9 @@ pub(crate) struct Shared {
     /// Port of our TLS listener: connections bound to it are TLS (ezk does
     /// not tell TLS from TCP on a received message).
     pub tls_port: std::sync::OnceLock<u16>,
+    /// The node is stopping: OPTIONS outside a dialog get 503, so that a
+    /// dispatcher in front moves traffic away at once.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -44,17 +48,18 @@ impl Shared {
             dialogs: DashMap::new(),
             pending: DashMap::new(),
             tls_port: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// "udp", "tcp" or "tls" for a message received on `transport`.
-    pub fn transport_name(&self, transport: &ezk_sip_core::transport::TpHandle) -> &'static str {
+    /// The transport of a message received on `transport`.
+    pub fn transport_kind(&self, transport: &ezk_sip_core::transport::TpHandle) -> SipTransport {
         if transport.is_udp() {
-            "udp"
+            SipTransport::Udp
         } else if self.tls_port.get() == Some(&transport.bound().port()) {
-            "tls"
+            SipTransport::Tls
         } else {
-            "tcp"
+            SipTransport::Tcp
         }
     }
 }

@@ -6,10 +6,11 @@ use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
 use super::dialogs::{DialogKey, Shared, random_tag};
 use super::headers::custom_headers;
 use super::stack::Stack;
+use super::target::Target;
 use bytes::Bytes;
 use bytesstr::BytesStr;
 use ezk_sip_core::transaction::ServerInvTsx;
-use ezk_sip_core::transport::{OutgoingResponse, TargetTransportInfo};
+use ezk_sip_core::transport::OutgoingResponse;
 use ezk_sip_core::{Endpoint, IncomingRequest};
 use ezk_sip_types::header::typed::{Contact, FromTo, Routing};
 use ezk_sip_types::print::AppendCtx;
@@ -68,7 +69,10 @@ impl IncomingInvite {
         if request.headers.get_named::<Contact>().is_err() {
             return Err(Box::new(request));
         }
-        let info = info_of(&request, shared.transport_name(&request.tp_info.transport));
+        let info = info_of(
+            &request,
+            shared.transport_kind(&request.tp_info.transport).as_str(),
+        );
         let branch = request.tsx_key.branch().to_string();
         let mut tsx = endpoint.create_server_inv_tsx(&mut request);
         let mut trying = endpoint.create_response(&request, StatusCode::TRYING, None);
@@ -218,9 +222,10 @@ impl IncomingInvite {
             route_set,
             cseq: rand::random::<u16>() as u32,
             remote_cseq: self.request.base_headers.cseq.cseq,
-            target: TargetTransportInfo {
-                via_host_port: None,
-                transport: Some((transport, destination)),
+            target: {
+                let kind = self.shared.transport_kind(&transport);
+                let via = stack.sent_by(kind, transport.bound().port());
+                Target::new(kind, transport, destination, via)
             },
             contact: stack.contact_for(&self.request.tp_info.transport),
             local_sdp: sdp,

@@ -3,11 +3,13 @@
 
 use super::dialogs::{DialogKey, Inbound, Shared};
 use super::inbound::IncomingInvite;
-use super::respond::{reply, respond, with_to_tag};
+use super::refusal::Refusal;
+use super::respond::{refuse, reply, respond, with_to_tag};
 use bytesstr::BytesStr;
 use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::{Method, Name, StatusCode};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 pub(crate) struct PinlessLayer {
@@ -54,6 +56,9 @@ impl Layer for PinlessLayer {
             (Method::ACK, None) => {}
             (Method::CANCEL, _) => self.cancel(endpoint, request.take()).await,
             (Method::INVITE, None) => self.new_invite(endpoint, request.take()).await,
+            (Method::OPTIONS, None) if self.shared.draining.load(Ordering::Relaxed) => {
+                refuse(endpoint, request.take(), &Refusal::draining()).await;
+            }
             (Method::OPTIONS, None) => {
                 let mut response = endpoint.create_response(&request, StatusCode::OK, None);
                 response.msg.headers.insert_named(endpoint.allowed());
@@ -97,7 +102,7 @@ impl PinlessLayer {
                 mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
             };
             // The gateway is not keeping up with new calls.
-            let busy = super::refusal::Refusal::busy(5, "INVITE queue full");
+            let busy = Refusal::busy(5, "INVITE queue full");
             invite.refuse(&busy).await;
         }
     }

@@ -7,21 +7,27 @@
 //! Files, each importing only those listed before it (no cycles; checked
 //! by `tests/layers.rs`):
 //!
+//! - `refusal`: a final error answer as data (every 503 is built there).
+//! - `headers`: custom (`X-…`, `User-to-User`) header handling.
+//! - `leg_state`: a leg's dialog as data (saved, resumed after a restart).
 //! - `dialogs`: the dialog registry and the types the files share (dialog
 //!   key, what a leg receives, state shared by the layer and the legs).
 //! - `respond`: answering a request on the spot (errors, To-tags).
-//! - `stack`: the running endpoint and Contact building, which legs use.
+//! - `target`: where a leg's requests go (transport, peer, our Via),
+//!   found again after a restart.
+//! - `stack`: the running endpoint, Contact and Via building, which legs use.
 //! - `dialog`: an established leg either way (BYE out, BYE/re-INVITE in).
+//! - `requests`: what a leg sends in its dialog (BYE, REFER, OPTIONS,
+//!   UPDATE, re-INVITE).
+//! - `resume`: a leg rebuilt from its `LegState` in a new process.
 //! - `inbound`: an INVITE we received (ring, reject, answer).
 //! - `outbound`: an INVITE we send (progress, CANCEL, ACK).
 //! - `layer`: routes each request outside a transaction: new INVITEs,
 //!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
 //! - `bind`: starts a stack: listening sockets, the layer, the INVITE queue.
 //! - `sdp`: offers and answers for G.711 + telephone-event.
-//! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `digest`: server-side digest authentication (407 challenges).
 //! - `limits`: size limits on an INVITE (513 / 400).
-//! - `refusal`: a final error answer as data (every 503 is built there).
 //! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
 //!
 //! Outside `sip`, only leaves and `config` are imported: codec types from
@@ -34,19 +40,25 @@ pub mod digest;
 pub mod headers;
 mod inbound;
 mod layer;
+mod leg_state;
 pub mod limits;
 mod outbound;
 mod refusal;
+mod requests;
 mod respond;
+mod resume;
 pub mod sdp;
 mod stack;
+mod target;
 pub mod tls;
 
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
 pub use inbound::{IncomingInvite, InviteInfo};
+pub use leg_state::{LegState, ResumeError, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
-pub use refusal::Refusal;
+pub use refusal::{DRAINING_RETRY_AFTER_SECS, Refusal};
+pub use requests::Answer;
 pub use stack::Stack;
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in

@@ -5,13 +5,16 @@
 
 use super::dialog::{Leg, LegSetup};
 use super::dialogs::{DialogKey, Inbound, Shared, random_tag};
+use super::leg_state::SipTransport;
 use super::stack::Stack;
+use super::target::Target;
 use bytes::Bytes;
 use ezk_sip_core::transaction::consts::T1;
 use ezk_sip_core::transaction::{ClientInvTsx, TsxKey, TsxResponse};
-use ezk_sip_core::transport::{OutgoingParts, OutgoingRequest, TargetTransportInfo};
+use ezk_sip_core::transport::{OutgoingParts, OutgoingRequest, TargetTransportInfo, TpHandle};
 use ezk_sip_core::{Endpoint, Request};
 use ezk_sip_types::header::typed::{Contact, Routing};
+use ezk_sip_types::host::HostPort;
 use ezk_sip_types::msg::RequestLine;
 use ezk_sip_types::print::AppendCtx;
 use ezk_sip_types::uri::SipUri;
@@ -129,6 +132,9 @@ struct Sent {
     call_id: String,
     local_from: String,
     tsx: ClientInvTsx,
+    kind: SipTransport,
+    /// Our Via sent-by, for the ACK and the leg's requests too.
+    via: HostPort,
 }
 
 async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sent, DialError> {
@@ -138,7 +144,7 @@ async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sen
     })?;
     let call_id = uuid::Uuid::new_v4().to_string();
     let local_from = format!("<{}>;tag={local_tag}", r.from);
-    let mut request = Request::new(Method::INVITE, uri);
+    let mut request = Request::new(Method::INVITE, uri.clone());
     let h = &mut request.headers;
     h.insert(Name::FROM, local_from.clone());
     h.insert(Name::TO, format!("<{}>", strip_uri_params(&r.target)));
@@ -151,7 +157,20 @@ async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sen
         h.insert(name.clone(), value.clone());
     }
     request.body = Bytes::from(r.sdp.clone().into_bytes());
-    let mut target = TargetTransportInfo::default();
+    // The transport is chosen here rather than inside `send_invite`, so
+    // that the Via names our public host and listener port (ezk would
+    // write the socket's bound address).
+    let (handle, destination) = stack
+        .endpoint
+        .select_transport(&uri)
+        .await
+        .map_err(DialError::Send)?;
+    let kind = kind_of(&handle, &r.target);
+    let via = stack.sent_by(kind, handle.bound().port());
+    let mut target = TargetTransportInfo {
+        via_host_port: Some(via.clone()),
+        transport: Some((handle, destination)),
+    };
     let tsx = stack
         .endpoint
         .send_invite(request, &mut target)
@@ -161,7 +180,22 @@ async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sen
         call_id,
         local_from,
         tsx,
+        kind,
+        via,
     })
+}
+
+/// The transport of a connection we chose for `uri`: ezk does not say TLS
+/// from TCP on a handle, the URI does.
+fn kind_of(handle: &TpHandle, uri: &str) -> SipTransport {
+    let lower = uri.to_ascii_lowercase();
+    if handle.is_udp() {
+        SipTransport::Udp
+    } else if lower.starts_with("sips:") || lower.contains("transport=tls") {
+        SipTransport::Tls
+    } else {
+        SipTransport::Tcp
+    }
 }
 
 /// `sip:room@host;transport=tcp` → `sip:room@host` for the To header.
@@ -183,6 +217,8 @@ async fn run(
         call_id,
         local_from,
         mut tsx,
+        kind,
+        via,
     } = match send(stack, &r, &local_tag).await {
         Ok(s) => s,
         Err(e) => return DialOutcome::Failed(e),
@@ -221,7 +257,8 @@ async fn run(
                 match code {
                     100..=199 => { let _ = progress.send(code); }
                     200..=299 => {
-                        let (leg, ack) = answered(stack, &tsx, &response, key.clone(), local_from.clone(), &r, leg_rx).await;
+                        let dialog = NewDialog { key: key.clone(), local_from: local_from.clone(), kind, via: via.clone() };
+                        let (leg, ack) = answered(stack, &tsx, &response, dialog, &r, leg_rx).await;
                         keep_acking(tsx, &stack.endpoint, ack);
                         if cancel.is_some() {
                             // The room answered as our CANCEL crossed it.
@@ -316,7 +353,12 @@ async fn send_cancel(
 
 /// Builds the ACK for a 2xx: a new transaction (new branch), sent to the
 /// same place as the INVITE.
-fn build_ack(endpoint: &Endpoint, tsx: &ClientInvTsx, response: &TsxResponse) -> OutgoingRequest {
+fn build_ack(
+    endpoint: &Endpoint,
+    tsx: &ClientInvTsx,
+    response: &TsxResponse,
+    sent_by: HostPort,
+) -> OutgoingRequest {
     let invite = tsx.request();
     let target = response
         .headers
@@ -324,7 +366,11 @@ fn build_ack(endpoint: &Endpoint, tsx: &ClientInvTsx, response: &TsxResponse) ->
         .map(|c| c.uri.uri)
         .unwrap_or_else(|_| invite.msg.line.uri.clone());
     let mut headers = Headers::with_capacity(7);
-    let via = endpoint.create_via(&invite.parts.transport, &TsxKey::client(&Method::ACK), None);
+    let via = endpoint.create_via(
+        &invite.parts.transport,
+        &TsxKey::client(&Method::ACK),
+        Some(sent_by),
+    );
     headers.insert_named(&via);
     let _ = invite.msg.headers.clone_into(&mut headers, Name::FROM);
     let _ = response.headers.clone_into(&mut headers, Name::TO);
@@ -367,16 +413,29 @@ fn route_set(response: &TsxResponse) -> Vec<String> {
     routes
 }
 
+/// What the INVITE fixed of the dialog-to-be.
+struct NewDialog {
+    key: DialogKey,
+    local_from: String,
+    kind: SipTransport,
+    via: HostPort,
+}
+
 async fn answered(
     stack: &Stack,
     tsx: &ClientInvTsx,
     response: &TsxResponse,
-    key: DialogKey,
-    local_from: String,
+    dialog: NewDialog,
     r: &OutboundRequest,
     rx: mpsc::UnboundedReceiver<Inbound>,
 ) -> (Leg, OutgoingRequest) {
-    let mut ack = build_ack(&stack.endpoint, tsx, response);
+    let NewDialog {
+        key,
+        local_from,
+        kind,
+        via,
+    } = dialog;
+    let mut ack = build_ack(&stack.endpoint, tsx, response, via.clone());
     if let Err(e) = stack.endpoint.send_outgoing_request(&mut ack).await {
         tracing::debug!(error = %e, "ACK not sent");
     }
@@ -391,10 +450,12 @@ async fn answered(
         route_set: route_set(response),
         cseq: 1,
         remote_cseq: 0,
-        target: TargetTransportInfo {
-            via_host_port: None,
-            transport: Some((invite.parts.transport.clone(), invite.parts.destination)),
-        },
+        target: Target::new(
+            kind,
+            invite.parts.transport.clone(),
+            invite.parts.destination,
+            via,
+        ),
         contact: stack.contact_for_uri(&r.target),
         local_sdp: r.sdp.clone(),
         rx,

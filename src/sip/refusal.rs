@@ -2,7 +2,10 @@
 //! admission decides it, `IncomingInvite::refuse` sends it. Every 503 the
 //! gateway sends is built here, by [`Refusal::busy`].
 
-/// What to answer an INVITE that is refused.
+/// `Retry-After` of `Refusal::draining`.
+pub const DRAINING_RETRY_AFTER_SECS: u32 = 5;
+
+/// What to answer an INVITE (or OPTIONS probe) that is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub code: u16,
@@ -29,6 +32,14 @@ impl Refusal {
         Self::new(503, why).with_header("Retry-After", retry_after_secs.to_string())
     }
 
+    /// 503 while the node stops (issue 11): to new INVITEs and to a
+    /// dispatcher's OPTIONS probes. A restart in resume mode is back in a
+    /// second or two; a drain lasts longer, but a dispatcher keeps probing
+    /// at its own pace, so a short wait only costs a retry.
+    pub fn draining() -> Self {
+        Self::busy(DRAINING_RETRY_AFTER_SECS, "draining")
+    }
+
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self
@@ -49,5 +60,12 @@ mod tests {
         let r = Refusal::busy(5, "full");
         assert_eq!(r.code, 503);
         assert_eq!(r.headers, vec![("Retry-After", "5".to_string())]);
+    }
+
+    #[test]
+    fn draining_is_a_busy_503() {
+        let r = Refusal::draining();
+        assert_eq!(r.code, 503);
+        assert_eq!(r.headers[0].0, "Retry-After");
     }
 }

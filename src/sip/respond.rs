@@ -3,6 +3,7 @@
 //! BYE, 405, 481…). Used by the layer and by legs alike.
 
 use super::dialogs::random_tag;
+use super::refusal::Refusal;
 use bytesstr::BytesStr;
 use ezk_sip_core::transport::OutgoingResponse;
 use ezk_sip_core::{Endpoint, IncomingRequest};
@@ -21,6 +22,19 @@ pub(crate) async fn reply(
         StatusCode::from(code),
         reason.map(BytesStr::from_static),
     );
+    respond(endpoint, request, with_to_tag(response)).await;
+}
+
+/// Answers `request` with a refusal's code, phrase and headers.
+pub(crate) async fn refuse(endpoint: &Endpoint, request: IncomingRequest, refusal: &Refusal) {
+    let mut response = endpoint.create_response(
+        &request,
+        StatusCode::from(refusal.code),
+        refusal.phrase.map(BytesStr::from_static),
+    );
+    for (name, value) in &refusal.headers {
+        response.msg.headers.insert(name.to_string(), value.clone());
+    }
     respond(endpoint, request, with_to_tag(response)).await;
 }
 

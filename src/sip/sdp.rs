@@ -4,7 +4,7 @@
 
 use crate::codec::{Law, LegCodec};
 use bytesstr::BytesStr;
-use ezk_sdp_types::{MediaType, SessionDescription, TaggedAddress, TransportProtocol};
+use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
 use std::net::{IpAddr, SocketAddr};
 
 /// Payload type we offer for telephone-event.
@@ -32,6 +32,10 @@ pub struct PeerMedia {
     /// G.711 payloads in the peer's order of preference.
     pub codecs: Vec<(u8, Law)>,
     pub event_payload_type: Option<u8>,
+    /// Whether the peer says it sends audio: false for `a=recvonly` or
+    /// `a=inactive` (media level over session level) or port 0. A leg
+    /// that does not send is never taken for dead for its silence.
+    pub sends: bool,
 }
 
 impl PeerMedia {
@@ -91,9 +95,17 @@ pub fn parse(body: &[u8]) -> Result<PeerMedia, SdpError> {
             addr: SocketAddr::new(ip, m.media.port),
             codecs,
             event_payload_type: event,
+            sends: sends(m.media.port, m.direction),
         });
     }
     Err(SdpError::NoAudio)
+}
+
+/// Whether a stream with this port and direction carries audio from the
+/// peer. ezk's parser already gives a stream the session's direction when
+/// it has none of its own, so `direction` is the one in force.
+fn sends(port: u16, direction: Direction) -> bool {
+    port != 0 && matches!(direction, Direction::SendRecv | Direction::SendOnly)
 }
 
 fn head(ip: IpAddr, session: u64) -> String {
@@ -162,6 +174,27 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
         assert_eq!(parse(video.as_bytes()), Err(SdpError::NoAudio));
         assert!(matches!(parse(b"garbage"), Err(SdpError::Malformed(_))));
         assert!(matches!(parse(b""), Err(SdpError::Malformed(_))));
+    }
+
+    #[test]
+    fn direction_says_whether_the_peer_sends() {
+        let sends = |sdp: &str| parse(sdp.as_bytes()).unwrap().sends;
+        assert!(sends(OFFER), "no direction: sendrecv");
+        let media = |attr: &str| format!("{OFFER}a={attr}\r\n");
+        assert!(sends(&media("sendrecv")));
+        assert!(sends(&media("sendonly")));
+        assert!(!sends(&media("recvonly")));
+        assert!(!sends(&media("inactive")));
+        // Session level, before the first m= line.
+        let session = |attr: &str| OFFER.replace("t=0 0\r\n", &format!("t=0 0\r\na={attr}\r\n"));
+        assert!(!sends(&session("recvonly")));
+        assert!(!sends(&session("inactive")));
+        assert!(sends(&session("sendonly")));
+        // The media level wins over the session level, either way.
+        assert!(sends(&format!("{}a=sendrecv\r\n", session("inactive"))));
+        assert!(!sends(&format!("{}a=inactive\r\n", session("sendrecv"))));
+        // A stream on port 0 is off (`parse` skips it for a usable one).
+        assert!(!super::sends(0, Direction::SendRecv));
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! legs, which take a `&Stack`, do not depend on the layer that creates them.
 
 use super::dialogs::Shared;
+use super::leg_state::SipTransport;
+use super::target::sent_by;
 use ezk_sip_core::Endpoint;
 use ezk_sip_core::transport::TpHandle;
+use ezk_sip_types::host::HostPort;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// A running SIP endpoint. Cheap to clone.
 #[derive(Clone)]
@@ -36,14 +40,28 @@ impl Stack {
         self.tls
     }
 
+    /// Drains (or stops draining): while on, an OPTIONS outside a dialog
+    /// is answered 503 with `Retry-After` (`Refusal::draining`), so a
+    /// dispatcher probing us (Kamailio, OpenSIPS) stops sending calls at
+    /// once. Requests inside a dialog are answered as ever. New INVITEs
+    /// are the admission's to refuse.
+    pub fn set_draining(&self, on: bool) {
+        self.shared.draining.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `set_draining(true)` is in force.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+
     /// The Contact URI for messages on `transport`: our public host and the
     /// port of that transport's listener, so in-dialog requests come back
     /// the way the dialog started.
     pub(crate) fn contact_for(&self, transport: &TpHandle) -> String {
-        let (port, param) = match self.shared.transport_name(transport) {
-            "udp" => (self.udp.map(|a| a.port()), ""),
-            "tls" => (self.tls.map(|a| a.port()), ";transport=tls"),
-            _ => (self.tcp.map(|a| a.port()), ";transport=tcp"),
+        let (port, param) = match self.shared.transport_kind(transport) {
+            SipTransport::Udp => (self.udp.map(|a| a.port()), ""),
+            SipTransport::Tls => (self.tls.map(|a| a.port()), ";transport=tls"),
+            SipTransport::Tcp => (self.tcp.map(|a| a.port()), ";transport=tcp"),
         };
         let port = port.unwrap_or_else(|| transport.bound().port());
         format!(
@@ -55,10 +73,19 @@ impl Stack {
     /// A Contact for a request we are about to send over an as yet
     /// unselected transport (the URI tells which).
     pub(crate) fn contact_for_uri(&self, uri: &str) -> String {
+        let (port, param) = self.listener_for_uri(uri);
+        format!(
+            "<sip:pinless@{}:{port}{param}>",
+            host_literal(&self.public_host)
+        )
+    }
+
+    /// Our listener's port and URI parameter for a request to `uri`.
+    fn listener_for_uri(&self, uri: &str) -> (u16, &'static str) {
         let lower = uri.to_ascii_lowercase();
         let tls = lower.starts_with("sips:") || lower.contains("transport=tls");
         let tcp = lower.contains("transport=tcp");
-        let (port, param) = match (tls, tcp, self.udp, self.tcp) {
+        match (tls, tcp, self.udp, self.tcp) {
             (true, ..) if self.tls.is_some() => {
                 (self.tls.map(|a| a.port()).unwrap_or(5061), ";transport=tls")
             }
@@ -66,11 +93,21 @@ impl Stack {
             (_, _, Some(u), _) => (u.port(), ""),
             (_, _, None, Some(t)) => (t.port(), ";transport=tcp"),
             (_, _, None, None) => (5060, ""),
+        }
+    }
+
+    /// Via sent-by for requests over `kind`: the public host and our
+    /// listener's port for that transport (`bound` when there is none).
+    /// ezk would write the socket's bound address (`0.0.0.0`, a private
+    /// address behind 1:1 NAT, or an outgoing TCP connection's ephemeral
+    /// port), so every request we build sets it.
+    pub(crate) fn sent_by(&self, kind: SipTransport, bound: u16) -> HostPort {
+        let port = match kind {
+            SipTransport::Udp => self.udp,
+            SipTransport::Tcp => self.tcp,
+            SipTransport::Tls => self.tls,
         };
-        format!(
-            "<sip:pinless@{}:{port}{param}>",
-            host_literal(&self.public_host)
-        )
+        sent_by(&self.public_host, port.map_or(bound, |a| a.port()))
     }
 }
 

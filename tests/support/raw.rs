@@ -154,4 +154,21 @@ impl RawSip {
         );
         self.send(&answer).await;
     }
+
+    /// An OPTIONS outside any dialog (a dispatcher's probe) to `to`.
+    pub fn options(&self, call_id: &str) -> String {
+        format!(
+            "OPTIONS sip:{to} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:probe@{local}>;tag=probe\r\n\
+             To: <sip:{to}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n",
+            to = self.to,
+            local = self.local,
+            branch = uuid::Uuid::new_v4().simple(),
+        )
+    }
 }

@@ -1,0 +1,258 @@
+//! The requests we send inside a leg's dialog: BYE, REFER, and the
+//! probes and refreshes (OPTIONS, UPDATE, re-INVITE with its ACK). Each
+//! goes out in the background; the caller gets its final status.
+
+use super::dialog::Leg;
+use bytes::Bytes;
+use ezk_sip_core::transaction::TsxKey;
+use ezk_sip_core::transport::TargetTransportInfo;
+use ezk_sip_core::{Endpoint, Request};
+use ezk_sip_types::uri::SipUri;
+use ezk_sip_types::{Method, Name};
+use tokio::sync::oneshot;
+
+/// The final status of a request we sent; `None` when it could not be sent
+/// or got no final answer in time.
+pub type Answer = oneshot::Receiver<Option<u16>>;
+
+impl Leg {
+    fn request(&mut self, method: Method) -> Request {
+        self.s.cseq = self.s.cseq.wrapping_add(1);
+        let mut request = Request::new(method.clone(), self.s.remote_target.clone());
+        let h = &mut request.headers;
+        h.insert(Name::FROM, self.s.local_from.clone());
+        h.insert(Name::TO, self.s.remote_to.clone());
+        h.insert(Name::CALL_ID, self.s.key.call_id.clone());
+        h.insert(Name::CSEQ, format!("{} {method}", self.s.cseq));
+        h.insert(Name::MAX_FORWARDS, "70");
+        for route in &self.s.route_set {
+            h.insert(Name::ROUTE, route.clone());
+        }
+        request
+    }
+
+    /// Asks the peer to call `target` itself (RFC 3515 REFER); `headers`
+    /// ride in the Refer-To URI, for peers that copy them into their
+    /// INVITE. Resolves to the REFER's final status (None: no answer).
+    /// Progress then arrives as `LegEvent::ReferProgress`.
+    pub fn refer(&mut self, target: &str, headers: &[(String, String)]) -> Answer {
+        let mut request = self.request(Method::REFER);
+        let h = &mut request.headers;
+        h.insert(
+            Name::REFER_TO,
+            format!("<{}>", uri_with_headers(target, headers)),
+        );
+        h.insert("Referred-By", self.s.local_from.clone());
+        h.insert(Name::CONTACT, self.s.contact.clone());
+        self.send(request)
+    }
+
+    /// Sends OPTIONS in the dialog: is the peer still there, and does it
+    /// still know the dialog (481 if not)?
+    pub fn options(&mut self) -> Answer {
+        let request = self.request(Method::OPTIONS);
+        self.send(request)
+    }
+
+    /// Sends UPDATE without a body (RFC 3311): a session refresh that
+    /// leaves media as it is.
+    pub fn update(&mut self) -> Answer {
+        let mut request = self.request(Method::UPDATE);
+        request
+            .headers
+            .insert(Name::CONTACT, self.s.contact.clone());
+        self.send(request)
+    }
+
+    /// Sends a re-INVITE offering the SDP we already gave (a session
+    /// refresh), and ACKs its 2xx.
+    pub fn reinvite(&mut self) -> Answer {
+        let mut request = self.request(Method::INVITE);
+        let h = &mut request.headers;
+        h.insert(Name::CONTACT, self.s.contact.clone());
+        h.insert(Name::CONTENT_TYPE, "application/sdp");
+        request.body = Bytes::from(self.s.local_sdp.clone().into_bytes());
+        let mut ack = Request::new(Method::ACK, self.s.remote_target.clone());
+        let h = &mut ack.headers;
+        h.insert(Name::FROM, self.s.local_from.clone());
+        h.insert(Name::TO, self.s.remote_to.clone());
+        h.insert(Name::CALL_ID, self.s.key.call_id.clone());
+        h.insert(Name::CSEQ, format!("{} ACK", self.s.cseq));
+        h.insert(Name::MAX_FORWARDS, "70");
+        for route in &self.s.route_set {
+            h.insert(Name::ROUTE, route.clone());
+        }
+        let endpoint = self.s.endpoint.clone();
+        let (target, hops) = (self.s.target.clone(), self.next_hops());
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let code = match target.info(&endpoint, &hops).await {
+                Ok(info) => invite_and_ack(&endpoint, request, ack, info).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "re-INVITE not sent");
+                    None
+                }
+            };
+            let _ = tx.send(code);
+        });
+        rx
+    }
+
+    /// Hangs up: sends BYE in the background and forgets the dialog. The
+    /// BYE's own transaction retransmits it over UDP.
+    pub fn hangup(self) {
+        drop(self.hangup_answered());
+    }
+
+    /// Hangs up like `hangup`, and tells how the peer answered the BYE.
+    pub fn hangup_answered(mut self) -> Answer {
+        if self.ended {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(None);
+            return rx;
+        }
+        self.ended = true;
+        let request = self.request(Method::BYE);
+        self.send(request)
+    }
+
+    /// Sends a non-INVITE request in the background.
+    fn send(&self, request: Request) -> Answer {
+        let endpoint = self.s.endpoint.clone();
+        let (target, hops) = (self.s.target.clone(), self.next_hops());
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let method = request.line.method.clone();
+            let sent = match target.info(&endpoint, &hops).await {
+                Ok(mut info) => endpoint.send_request(request, &mut info).await,
+                Err(e) => Err(e),
+            };
+            let code = match sent {
+                Ok(mut tsx) => match tsx.receive_final().await {
+                    Ok(response) => Some(response.line.code.into_u16()),
+                    Err(e) => {
+                        tracing::debug!(%method, error = %e, "request in dialog not answered");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(%method, error = %e, "request in dialog not sent");
+                    None
+                }
+            };
+            let _ = tx.send(code);
+        });
+        rx
+    }
+
+    /// Where to connect when the dialog has no open connection: the first
+    /// Route (loose routing), then the remote target (RFC 3261 §12.2.1.1).
+    fn next_hops(&self) -> Vec<SipUri> {
+        let route = self.s.route_set.first().and_then(|r| {
+            let inner = r.split_once('<')?.1.split_once('>')?.0;
+            inner.parse::<SipUri>().ok()
+        });
+        route
+            .into_iter()
+            .chain(std::iter::once(self.s.remote_target.clone()))
+            .collect()
+    }
+}
+
+/// Sends a re-INVITE, follows it to its final answer, and ACKs a 2xx and
+/// its retransmissions (a new transaction each, RFC 3261 §13.2.2.4).
+async fn invite_and_ack(
+    endpoint: &Endpoint,
+    request: Request,
+    ack: Request,
+    mut info: TargetTransportInfo,
+) -> Option<u16> {
+    let mut tsx = match endpoint.send_invite(request, &mut info).await {
+        Ok(tsx) => tsx,
+        Err(e) => {
+            tracing::debug!(error = %e, "re-INVITE not sent");
+            return None;
+        }
+    };
+    let code = loop {
+        match tsx.receive().await {
+            Ok(Some(r)) if r.line.code.into_u16() >= 200 => break r.line.code.into_u16(),
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "re-INVITE not answered");
+                return None;
+            }
+        }
+    };
+    if code / 100 != 2 {
+        return Some(code);
+    }
+    let mut ack = match endpoint.create_outgoing(ack, &mut info).await {
+        Ok(ack) => ack,
+        Err(e) => {
+            tracing::debug!(error = %e, "ACK not sent");
+            return Some(code);
+        }
+    };
+    let via = endpoint.create_via(
+        &ack.parts.transport,
+        &TsxKey::client(&Method::ACK),
+        info.via_host_port.clone(),
+    );
+    ack.msg.headers.insert_named_front(&via);
+    let _ = endpoint.send_outgoing_request(&mut ack).await;
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(r)) = tsx.receive().await {
+            if r.line.code.into_u16() / 100 == 2 {
+                let _ = endpoint.send_outgoing_request(&mut ack).await;
+            }
+        }
+    });
+    Some(code)
+}
+
+/// `target` with `headers` appended as URI headers (`?X-A=1&X-B=2`),
+/// escaped as RFC 3261 §25.1 asks of `hname` and `hvalue`.
+fn uri_with_headers(target: &str, headers: &[(String, String)]) -> String {
+    fn escape(text: &str) -> String {
+        let mut out = String::new();
+        for b in text.bytes() {
+            let c = b as char;
+            if c.is_ascii_alphanumeric() || "-_.!~*'()[]/:+$".contains(c) {
+                out.push(c);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    if headers.is_empty() {
+        return target.to_string();
+    }
+    let query: Vec<String> = headers
+        .iter()
+        .map(|(n, v)| format!("{}={}", escape(n), escape(v)))
+        .collect();
+    let sep = if target.contains('?') { '&' } else { '?' };
+    format!("{target}{sep}{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_with_headers;
+
+    #[test]
+    fn refer_to_carries_escaped_headers() {
+        let h = vec![
+            ("X-Lang".to_string(), "de".to_string()),
+            ("X-Note".to_string(), "a b&c=d".to_string()),
+        ];
+        assert_eq!(
+            uri_with_headers("sip:room@r:5070", &h),
+            "sip:room@r:5070?X-Lang=de&X-Note=a%20b%26c%3Dd"
+        );
+        assert_eq!(uri_with_headers("sip:room@r", &[]), "sip:room@r");
+    }
+}
