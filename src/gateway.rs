@@ -7,7 +7,7 @@ use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, NodeCalls, Registry, Saved, config_entries};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError};
+use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
 use crate::sip::limits::MessageLimits;
 use crate::sip::tls;
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};
@@ -65,10 +65,7 @@ impl Gateway {
         let music = HoldLoop::load(&config.hold.music)?;
         let media = Arc::new(MediaEngine::start(
             music,
-            config.media.public_ip,
-            config.media.rtp_port_min,
-            config.media.rtp_port_max,
-            f64::from(config.limits.pacer_busy_max_pct) / 100.0,
+            MediaSettings::from_config(&config),
         )?);
         let (stack, invites) = Stack::start(StackConfig {
             udp: config.sip.udp,

@@ -5,8 +5,12 @@
 //! - `pacer`: one OS thread that sends every held call's packets on time.
 //! - `load`: whether the pacer keeps up (new calls get 503 when it does not).
 //! - `session`: one call's media task (latching, relay) on the media runtime.
-//! - `ports`: RTP port allocation.
+//! - `ports`: RTP port allocation (and claiming a saved call's port).
+//! - `state`: a call's media as data, to resume it in a new process.
+//! - `error`: `MediaError`.
+//! - `settings`: what the engine starts with.
 
+mod error;
 pub mod g711;
 pub mod hold;
 pub mod load;
@@ -15,26 +19,21 @@ pub mod ports;
 pub mod rewrite;
 pub mod rtp;
 pub mod session;
+mod settings;
+pub mod state;
 
+pub use error::MediaError;
 pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
 pub use ports::RtpSocket;
 pub use session::{CallMedia, LegCodec, RelayStats};
+pub use settings::MediaSettings;
+pub use state::MediaState;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Why media could not be set up for a call.
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    /// Every port of the configured range is in use.
-    #[error("no free RTP port in the configured range")]
-    NoPorts,
-    /// The OS refused a socket operation.
-    #[error("RTP socket: {0}")]
-    Io(#[from] std::io::Error),
-}
+use std::time::Instant;
 
 /// The media side of the gateway: ports, the pacer thread and the runtime
 /// on which per-call media tasks run, apart from SIP and HTTP.
@@ -45,32 +44,40 @@ pub struct MediaEngine {
     relay_stats: Arc<RelayStats>,
     next_id: AtomicU64,
     public_ip: IpAddr,
+    /// Dropped with the engine: the media runtime then stops, ending every
+    /// call's media task and freeing its ports (a new engine, as after a
+    /// restart, can then claim them).
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl MediaEngine {
     /// Starts the pacer thread and a one-thread runtime for media tasks.
-    pub fn start(
-        music: HoldLoop,
-        public_ip: IpAddr,
-        port_min: u16,
-        port_max: u16,
-        pacer_busy_limit: f64,
-    ) -> Result<Self, MediaError> {
-        let pacer = pacer::Pacer::start(music, pacer_busy_limit)?;
+    pub fn start(music: HoldLoop, settings: MediaSettings) -> Result<Self, MediaError> {
+        let pacer = pacer::Pacer::start(music, settings.pacer_busy_limit)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let runtime = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("pinless-media".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            .spawn(move || {
+                // Returns when the engine is dropped (the sender with it);
+                // the runtime is then dropped here, off any async context.
+                let _ = rt.block_on(stopped);
+            })?;
         Ok(Self {
-            ports: ports::Ports::new(public_ip, port_min, port_max),
+            ports: ports::Ports::new(
+                settings.public_ip,
+                settings.rtp_port_min,
+                settings.rtp_port_max,
+            ),
             pacer,
             runtime,
             relay_stats: Arc::new(RelayStats::default()),
             next_id: AtomicU64::new(1),
-            public_ip,
+            public_ip: settings.public_ip,
+            _stop: stop,
         })
     }
 
@@ -93,17 +100,72 @@ impl MediaEngine {
         codec: LegCodec,
         music: Arc<HoldLoop>,
     ) -> Result<CallMedia, MediaError> {
+        let stream = pacer::StreamState {
+            ssrc: rand::random(),
+            next_sequence: rand::random(),
+            next_timestamp: rand::random(),
+            last_sent: None,
+        };
+        let caller = session::LegStart {
+            socket,
+            remote,
+            latched: false,
+            codec,
+        };
+        self.start_media(caller, stream, session::Then::Play(music))
+    }
+
+    /// Takes up a saved call's media (see `CallMedia::state`) in this
+    /// process: binds exactly the saved ports, then plays `music` to the
+    /// caller (held) or relays to the saved room (bridged). The caller's
+    /// stream keeps its SSRC; its sequence number and timestamp move on by
+    /// the time since the state was saved (see `StreamPosition::project`),
+    /// never back, so the caller's jitter buffer takes the new packets as
+    /// the same stream after a gap.
+    pub fn resume(
+        &self,
+        state: &MediaState,
+        music: Arc<HoldLoop>,
+    ) -> Result<CallMedia, MediaError> {
+        let stream = state
+            .stream
+            .project(crate::clock::unix_ms(), Instant::now());
+        let caller = session::LegStart {
+            socket: self.ports.claim(state.caller.port)?,
+            remote: state.caller.remote,
+            latched: state.caller.latched,
+            codec: state.caller.codec.into(),
+        };
+        let then = match &state.room {
+            None => session::Then::Play(music),
+            Some(room) => session::Then::Relay(
+                session::LegStart {
+                    socket: self.ports.claim(room.leg.port)?,
+                    remote: room.leg.remote,
+                    latched: room.leg.latched,
+                    codec: room.leg.codec.into(),
+                },
+                rewrite::Rewriter::restored(stream, room.mapping),
+            ),
+        };
+        self.start_media(caller, stream, then)
+    }
+
+    fn start_media(
+        &self,
+        caller: session::LegStart,
+        stream: pacer::StreamState,
+        then: session::Then,
+    ) -> Result<CallMedia, MediaError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         Ok(CallMedia::start(
             &self.runtime,
             session::Start {
                 id,
-                caller: socket,
-                remote,
-                codec,
-                music,
+                caller,
+                stream,
+                then,
                 pacer: self.pacer.clone(),
-                ssrc: rand::random(),
                 stats: self.relay_stats.clone(),
             },
         )?)

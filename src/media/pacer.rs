@@ -71,6 +71,7 @@ pub struct NewStream {
 enum Command {
     Add(NewStream),
     Remove(u64, oneshot::Sender<Option<StreamState>>),
+    Peek(u64, oneshot::Sender<Option<StreamState>>),
     SetRemote(u64, SocketAddr),
 }
 
@@ -119,6 +120,13 @@ impl Pacer {
     pub async fn remove(&self, id: u64) -> Option<StreamState> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Command::Remove(id, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Where a stream stands, leaving it playing (to save a call's state).
+    pub async fn peek(&self, id: u64) -> Option<StreamState> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Peek(id, tx)).ok()?;
         rx.await.ok().flatten()
     }
 
@@ -213,6 +221,9 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge)
                 }),
                 Ok(Command::Remove(id, reply)) => {
                     let _ = reply.send(slots.remove(id).map(|s| s.state()));
+                }
+                Ok(Command::Peek(id, reply)) => {
+                    let _ = reply.send(slots.get_mut(id).map(|s| s.state()));
                 }
                 Ok(Command::SetRemote(id, addr)) => {
                     if let Some(s) = slots.get_mut(id) {

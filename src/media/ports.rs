@@ -1,7 +1,9 @@
 //! RTP port allocation: even ports in `[rtp_port_min, rtp_port_max]`,
 //! handed out round-robin and bound on the spot, so a port in use by
 //! anything else is simply skipped. Dropping the socket frees the port.
+//! A call resumed after a restart claims its saved port by number.
 
+use super::error::MediaError;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -61,6 +63,22 @@ impl Ports {
         }
         None
     }
+
+    /// Binds exactly `port`, for a call resumed after a restart: the caller
+    /// keeps sending to the port written in the SDP it got, so no other
+    /// port will do. An error says whether the port is outside the range
+    /// or could not be bound (taken, or the address is gone).
+    pub fn claim(&self, port: u16) -> Result<RtpSocket, MediaError> {
+        let offset = u32::from(port).checked_sub(self.first);
+        let in_range = offset.is_some_and(|o| o % 2 == 0 && o / 2 < self.count);
+        if !in_range {
+            return Err(MediaError::PortOutOfRange { port });
+        }
+        UdpSocket::bind(SocketAddr::new(self.ip, port))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map(|socket| RtpSocket { socket, port })
+            .map_err(|source| MediaError::PortTaken { port, source })
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +99,28 @@ mod tests {
         let freed = b.port;
         drop(b);
         assert_eq!(ports.allocate().unwrap().port, freed);
+    }
+
+    #[test]
+    fn a_saved_port_is_claimed_by_number_once() {
+        let ports = Ports::new("127.0.0.1".parse().unwrap(), 41011, 41018);
+        let a = ports.claim(41014).unwrap();
+        assert_eq!(a.port, 41014);
+        assert_eq!(a.socket.local_addr().unwrap().port(), 41014);
+        let taken = ports.claim(41014).unwrap_err();
+        assert!(
+            matches!(taken, MediaError::PortTaken { port: 41014, .. }),
+            "{taken:?}"
+        );
+        assert!(std::error::Error::source(&taken).is_some());
+        for outside in [41010, 41013, 41015, 41020, 0, 65535] {
+            assert!(
+                matches!(ports.claim(outside), Err(MediaError::PortOutOfRange { .. })),
+                "{outside}"
+            );
+        }
+        drop(a);
+        assert_eq!(ports.claim(41014).unwrap().port, 41014);
     }
 
     #[test]

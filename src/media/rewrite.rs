@@ -5,6 +5,7 @@
 
 use super::pacer::StreamState;
 use super::rtp::{Header, SAMPLES_PER_PACKET};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// Maps incoming room headers onto the caller's outgoing stream.
@@ -13,7 +14,10 @@ pub struct Rewriter {
     ssrc: u32,
     /// Where the caller's stream continues from if a (re)base happens now.
     resume: Resume,
-    base: Option<Base>,
+    base: Option<Mapping>,
+    /// The next packet starts a talkspurt whatever the room says: set
+    /// after a restart, whose gap the caller must not take for jitter.
+    mark_next: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -24,13 +28,19 @@ struct Resume {
     next_timestamp: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Base {
-    in_ssrc: u32,
-    in_sequence: u16,
-    in_timestamp: u32,
-    out_sequence: u16,
-    out_timestamp: u32,
+/// How room packets map onto the caller's stream: the room's stream
+/// `in_ssrc` at (`in_sequence`, `in_timestamp`) is the caller's
+/// (`out_sequence`, `out_timestamp`). Saved with a bridged call so that
+/// after a restart the room's packets, which went on numbering through the
+/// gap, map to exactly the numbers they would have had: the caller sees a
+/// gap (lost packets), never a step back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub in_ssrc: u32,
+    pub in_sequence: u16,
+    pub in_timestamp: u32,
+    pub out_sequence: u16,
+    pub out_timestamp: u32,
 }
 
 impl Rewriter {
@@ -46,7 +56,25 @@ impl Rewriter {
                 next_timestamp: state.next_timestamp,
             },
             base: None,
+            mark_next: false,
         }
+    }
+
+    /// Continues a bridged call after a restart: `state` is where the
+    /// caller's stream is estimated to stand now (see `state::project`),
+    /// `mapping` the one saved. A room that kept its SSRC maps through it;
+    /// one that changed rebases from `state`. The next packet is marked.
+    pub fn restored(state: StreamState, mapping: Option<Mapping>) -> Self {
+        Self {
+            base: mapping,
+            mark_next: true,
+            ..Self::new(state)
+        }
+    }
+
+    /// The mapping in force, to save; None before the room's first packet.
+    pub fn mapping(&self) -> Option<Mapping> {
+        self.base
     }
 
     /// The header to send to the caller for a room packet with header `h`
@@ -62,7 +90,7 @@ impl Rewriter {
                     Some((ts, at)) => advance(ts, now.saturating_duration_since(at)),
                     None => self.resume.next_timestamp,
                 };
-                let b = Base {
+                let b = Mapping {
                     in_ssrc: h.ssrc,
                     in_sequence: h.sequence,
                     in_timestamp: h.timestamp,
@@ -73,10 +101,12 @@ impl Rewriter {
                 return self.emit(h, b, true, now);
             }
         };
-        self.emit(h, base, h.marker, now)
+        let marker = h.marker || self.mark_next;
+        self.emit(h, base, marker, now)
     }
 
-    fn emit(&mut self, h: &Header, b: Base, marker: bool, now: Instant) -> Header {
+    fn emit(&mut self, h: &Header, b: Mapping, marker: bool, now: Instant) -> Header {
+        self.mark_next = false;
         let sequence = b
             .out_sequence
             .wrapping_add(h.sequence.wrapping_sub(b.in_sequence));
@@ -181,6 +211,40 @@ mod tests {
         assert_eq!(y.timestamp, x.timestamp + 80 * 8);
         assert!(y.marker);
         assert_eq!(r.state().next_sequence, y.sequence.wrapping_add(1));
+    }
+
+    #[test]
+    fn a_restored_mapping_continues_the_room_s_numbering_after_a_gap() {
+        let t0 = Instant::now();
+        let state = StreamState {
+            ssrc: 42,
+            next_sequence: 1000,
+            next_timestamp: 16_000,
+            last_sent: Some(t0),
+        };
+        let mut before = Rewriter::new(state);
+        let a = before.rewrite(&room(500, 80_000, 7), t0);
+        let mapping = before.mapping().unwrap();
+        // 50 packets (one second) later the room is still on SSRC 7.
+        let estimate = StreamState {
+            next_sequence: 1100,
+            next_timestamp: 24_000,
+            ..before.state()
+        };
+        let mut after = Rewriter::restored(estimate, Some(mapping));
+        let b = after.rewrite(&room(550, 88_000, 7), t0 + Duration::from_secs(1));
+        assert_eq!(
+            (b.ssrc, b.sequence, b.timestamp),
+            (42, a.sequence + 50, 88_000 - 80_000 + a.timestamp)
+        );
+        assert!(b.marker, "the first packet after a restart is marked");
+        let c = after.rewrite(&room(551, 88_160, 7), t0 + Duration::from_secs(1));
+        assert!(!c.marker);
+        // A room that changed SSRC meanwhile continues from the estimate.
+        let mut other = Rewriter::restored(estimate, Some(mapping));
+        let d = other.rewrite(&room(3, 40, 8), t0 + Duration::from_secs(1));
+        assert_eq!(d.sequence, 1100);
+        assert!(d.marker);
     }
 
     const DAY: Duration = Duration::from_secs(86_400);

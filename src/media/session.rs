@@ -9,6 +9,8 @@ use super::pacer::{NewStream, Pacer, StreamState};
 use super::ports::RtpSocket;
 use super::rewrite::Rewriter;
 use super::rtp;
+use super::state::{LegState, MediaState, RoomState, StreamPosition};
+use crate::clock::unix_ms;
 use std::net::SocketAddr;
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ enum Command {
         source: Arc<HoldLoop>,
         done: oneshot::Sender<()>,
     },
+    /// Where the call's media stands, to save it.
+    State { reply: oneshot::Sender<MediaState> },
 }
 
 /// The handle the call driver holds. Dropping it stops the call's media
@@ -47,35 +51,47 @@ pub struct CallMedia {
     tx: mpsc::UnboundedSender<Command>,
 }
 
+/// One leg as a media task starts with it.
+pub(super) struct LegStart {
+    pub socket: RtpSocket,
+    /// The peer's SDP address, or where it was latched to before a restart.
+    pub remote: SocketAddr,
+    pub latched: bool,
+    pub codec: LegCodec,
+}
+
+/// What the caller hears from the start.
+pub(super) enum Then {
+    /// This, looped, by the pacer.
+    Play(Arc<HoldLoop>),
+    /// The room (a bridged call resumed after a restart).
+    Relay(LegStart, Rewriter),
+}
+
 pub(super) struct Start {
     pub id: u64,
-    pub caller: RtpSocket,
-    pub remote: SocketAddr,
-    pub codec: LegCodec,
-    /// What the caller hears first.
-    pub music: Arc<HoldLoop>,
+    pub caller: LegStart,
+    /// Where the caller's stream starts (a fresh one, or a resumed one).
+    pub stream: StreamState,
+    pub then: Then,
     pub pacer: Pacer,
-    pub ssrc: u32,
     pub stats: Arc<RelayStats>,
 }
 
 impl CallMedia {
     pub(super) fn start(rt: &tokio::runtime::Handle, s: Start) -> std::io::Result<CallMedia> {
-        let sender = Arc::new(s.caller.socket.try_clone()?);
-        s.pacer.add(NewStream {
-            id: s.id,
-            source: s.music.clone(),
-            socket: sender.clone(),
-            remote: s.remote,
-            law: s.codec.law,
-            payload_type: s.codec.payload_type,
-            state: StreamState {
-                ssrc: s.ssrc,
-                next_sequence: rand::random(),
-                next_timestamp: rand::random(),
-                last_sent: None,
-            },
-        });
+        let sender = Arc::new(s.caller.socket.socket.try_clone()?);
+        if let Then::Play(music) = &s.then {
+            s.pacer.add(NewStream {
+                id: s.id,
+                source: music.clone(),
+                socket: sender.clone(),
+                remote: s.caller.remote,
+                law: s.caller.codec.law,
+                payload_type: s.caller.codec.payload_type,
+                state: s.stream,
+            });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         rt.spawn(run(s, sender, rx));
         Ok(CallMedia { tx })
@@ -101,6 +117,14 @@ impl CallMedia {
         let (done, rx) = oneshot::channel();
         let sent = self.tx.send(Command::Play { source, done });
         sent.is_ok() && rx.await.is_ok()
+    }
+
+    /// The call's media as data, for `MediaEngine::resume` in a later
+    /// process; `None` if the media task is gone.
+    pub async fn state(&self) -> Option<MediaState> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::State { reply }).ok()?;
+        rx.await.ok()
     }
 }
 
@@ -136,6 +160,7 @@ async fn recv_from(fd: &RtpFd, buf: &mut [u8]) -> std::io::Result<(usize, Socket
 
 struct Bridge {
     socket: RtpFd,
+    port: u16,
     remote: SocketAddr,
     latched: bool,
     codec: LegCodec,
@@ -178,32 +203,59 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
     let Start {
         id,
         caller,
-        mut remote,
-        codec: caller_codec,
-        music: _,
+        stream,
+        then,
         pacer,
-        ssrc,
         stats,
     } = s;
-    let Ok(caller) = readable(caller.socket) else {
-        pacer.remove(id).await;
+    let ssrc = stream.ssrc;
+    let mut held = matches!(then, Then::Play(_));
+    let LegStart {
+        socket:
+            RtpSocket {
+                socket: caller_socket,
+                port: caller_port,
+            },
+        mut remote,
+        mut latched,
+        codec: caller_codec,
+    } = caller;
+    let Ok(caller) = readable(caller_socket) else {
+        if held {
+            pacer.remove(id).await;
+        }
         return;
     };
-    let mut latched = false;
-    let mut held = true;
-    let mut bridge: Option<Bridge> = None;
+    let mut bridge: Option<Bridge> = match then {
+        Then::Play(_) => None,
+        Then::Relay(room, rewriter) => {
+            let Ok(socket) = readable(room.socket.socket) else {
+                return;
+            };
+            Some(Bridge {
+                socket,
+                port: room.socket.port,
+                remote: room.remote,
+                latched: room.latched,
+                codec: room.codec,
+                rewriter,
+            })
+        }
+    };
     let mut from_caller = [0u8; 2048];
     let mut from_room = [0u8; 2048];
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(Command::Bridge { room, remote: room_remote, codec, done }) => {
+                    let port = room.port;
                     let Ok(socket) = readable(room.socket) else { continue };
                     // From music, or from another room (a re-transfer):
                     // either way the caller's stream continues.
                     let state = stream_state(&pacer, id, ssrc, &mut held, bridge.take()).await;
                     bridge = Some(Bridge {
                         socket,
+                        port,
                         remote: room_remote,
                         latched: false,
                         codec,
@@ -224,6 +276,38 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     });
                     held = true;
                     let _ = done.send(());
+                }
+                Some(Command::State { reply }) => {
+                    let stream = match &bridge {
+                        Some(b) => Some(b.rewriter.state()),
+                        None if held => pacer.peek(id).await,
+                        None => None,
+                    };
+                    // No stream (the pacer is gone): the reply is dropped
+                    // and the caller of `state` gets None.
+                    let Some(stream) = stream else { continue };
+                    let caller = LegState {
+                        port: caller_port,
+                        remote,
+                        latched,
+                        codec: caller_codec.into(),
+                        sends: true,
+                    };
+                    let room = bridge.as_ref().map(|b| RoomState {
+                        leg: LegState {
+                            port: b.port,
+                            remote: b.remote,
+                            latched: b.latched,
+                            codec: b.codec.into(),
+                            sends: true,
+                        },
+                        mapping: b.rewriter.mapping(),
+                    });
+                    let _ = reply.send(MediaState {
+                        caller,
+                        stream: StreamPosition::of(stream, Instant::now(), unix_ms()),
+                        room,
+                    });
                 }
                 None => break,
             },

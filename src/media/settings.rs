@@ -1,0 +1,39 @@
+//! What the media engine is started with, read from `[media]` and
+//! `[limits]` of the config, or built directly by tests and benchmarks.
+
+use crate::config::Config;
+use std::net::IpAddr;
+
+/// The engine's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaSettings {
+    /// The address written in SDP.
+    pub public_ip: IpAddr,
+    /// Even ports of `[rtp_port_min, rtp_port_max]` carry RTP.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Share of its time (0.0–1.0) the pacer may spend sending before it
+    /// reports itself overloaded (see `load`).
+    pub pacer_busy_limit: f64,
+}
+
+impl MediaSettings {
+    /// The config's defaults around `public_ip`.
+    pub fn new(public_ip: IpAddr) -> Self {
+        Self::from_config(&Config::default()).with_public_ip(public_ip)
+    }
+
+    /// What `[media]` and `[limits]` say.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            public_ip: config.media.public_ip,
+            rtp_port_min: config.media.rtp_port_min,
+            rtp_port_max: config.media.rtp_port_max,
+            pacer_busy_limit: f64::from(config.limits.pacer_busy_max_pct) / 100.0,
+        }
+    }
+
+    fn with_public_ip(self, public_ip: IpAddr) -> Self {
+        Self { public_ip, ..self }
+    }
+}
