@@ -110,12 +110,7 @@ impl Gateway {
             },
             max_calls: config.limits.max_calls,
         };
-        let admission = Arc::new(Admission::new(
-            door,
-            entries.clone(),
-            media,
-            node.clone(),
-        ));
+        let admission = Arc::new(Admission::new(door, entries.clone(), media, node.clone()));
         let api_state = Arc::new(Api {
             admission: admission.stats.clone(),
             registry: registry.clone(),
@@ -141,7 +136,11 @@ impl Gateway {
         tokio::spawn(server);
         if !saved.is_empty() {
             let (resumed, failed) = saved.resume(&ctx, &entries, &admission).await;
-            tracing::info!(resumed, not_resumed = failed, "calls of the last run taken over");
+            tracing::info!(
+                resumed,
+                not_resumed = failed,
+                "calls of the last run taken over"
+            );
         }
         tokio::spawn(accept_loop(ctx, invites, admission.clone(), stopped));
         tracing::info!(

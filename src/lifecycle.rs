@@ -18,6 +18,11 @@ use tokio::sync::mpsc;
 /// Longest wait for hung-up calls to write their records before exit.
 const RECORDS_WITHIN: Duration = Duration::from_secs(10);
 
+/// After the last call: time for the BYEs and CANCELs sent in the
+/// background (a room whose 2xx crossed a caller's hang-up still gets its
+/// ACK and BYE) to go out and be answered, UDP retransmissions included.
+const SIGNALLING_GRACE: Duration = Duration::from_secs(1);
+
 /// What a stop did, for the exit status and the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -59,6 +64,7 @@ pub async fn run_until_stopped(
             if !gateway.calls_done(RECORDS_WITHIN).await {
                 tracing::warn!("some calls did not finish in time; their records may be missing");
             }
+            tokio::time::sleep(SIGNALLING_GRACE).await;
             Stopped::Drained { hung_up }
         }
         ShutdownMode::Resume => {

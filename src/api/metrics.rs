@@ -4,8 +4,8 @@
 //! them at scrape time rather than mirroring them into client metrics.
 
 use super::state::Api;
-use crate::call::{NodeCalls, Registry};
 use crate::call::admission::AdmissionStats;
+use crate::call::{NodeCalls, Registry};
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
 use prometheus_client::collector::Collector;

@@ -2,8 +2,8 @@
 //! A leaf of `api`: the handlers import it, and `mod.rs` routes to them.
 
 use super::provision::Provisioning;
-use crate::call::{NodeCalls, Registry};
 use crate::call::admission::AdmissionStats;
+use crate::call::{NodeCalls, Registry};
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
 use std::sync::Arc;

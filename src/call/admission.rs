@@ -126,7 +126,7 @@ impl Admission {
         }
         if self.node.draining() {
             // A dispatcher in front moves the call to another node.
-            return Err(Refusal::busy(5, "node is stopping"));
+            return Err(Refusal::draining());
         }
         self.rate(info.source.ip(), now_ms)?;
         let user = info.to_user.as_deref().or(info.request_user.as_deref());

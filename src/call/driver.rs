@@ -6,14 +6,14 @@
 //! no decisions of its own.
 
 use super::admission::Admitted;
-use super::capacity::Permit;
-use super::saved::SavedCall;
 use super::answer::{self, Answered, hold_music};
+use super::capacity::Permit;
 pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, Input, Machine, Transfer};
+use super::machine::{Action, EndReason, Input, Machine, Transfer};
+use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
 use crate::media::{CallMedia, RtpSocket};
@@ -171,6 +171,9 @@ async fn record(ctx: &Ctx, view: CallView) {
     };
     tracing::warn!(call = %id, %error, "call record not written");
 }
+
+/// The Reason (RFC 3326) on the BYEs of a drain's hang-ups.
+const SHUTDOWN_REASON: &str = "SIP;cause=503;text=\"shutting down\"";
 
 struct Call {
     ctx: Arc<Ctx>,
@@ -345,12 +348,12 @@ impl Call {
                 }
                 Action::HangupCaller => {
                     if let Some(l) = self.caller.take() {
-                        l.hangup();
+                        self.hang_up(l);
                     }
                 }
                 Action::HangupRoom => {
                     if let Some(l) = self.room.take() {
-                        l.hangup();
+                        self.hang_up(l);
                     }
                 }
                 Action::ResumeHold => {
@@ -368,6 +371,14 @@ impl Call {
             }
         }
         finished
+    }
+
+    /// BYE on `leg`, saying why when the node's stop ends the call.
+    fn hang_up(&self, leg: Leg) {
+        match self.machine.end_reason() {
+            Some(EndReason::Shutdown) => leg.hangup_because(SHUTDOWN_REASON),
+            _ => leg.hangup(),
+        }
     }
 
     /// Starts a room INVITE; on failure, the input to feed the machine.

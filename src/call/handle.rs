@@ -41,7 +41,9 @@ pub(super) enum DriverMsg {
     Shutdown,
     /// The node is stopping and will resume its calls: save this one and
     /// stop driving it, leaving its legs up (resume mode).
-    Suspend { done: oneshot::Sender<bool> },
+    Suspend {
+        done: oneshot::Sender<bool>,
+    },
     /// A fact from one of the driver's own helper tasks (webhook delivery).
     Report(Input),
 }

@@ -102,7 +102,10 @@ async fn resume_one(
     let Some(entry) = entries.snapshot().by_id(&saved.entry) else {
         // Nothing to play or sign with: end the call cleanly.
         caller.hangup();
-        return Err(format!("its dial-in entry {} no longer exists", saved.entry));
+        return Err(format!(
+            "its dial-in entry {} no longer exists",
+            saved.entry
+        ));
     };
     let room = match saved.room.clone() {
         Some(state) => match ctx.stack.resume_leg(state) {

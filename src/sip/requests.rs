@@ -105,14 +105,27 @@ impl Leg {
     }
 
     /// Hangs up like `hangup`, and tells how the peer answered the BYE.
-    pub fn hangup_answered(mut self) -> Answer {
+    pub fn hangup_answered(self) -> Answer {
+        self.bye(None)
+    }
+
+    /// Hangs up with a `Reason` header (RFC 3326) saying why, e.g.
+    /// `SIP;cause=503;text="shutting down"`.
+    pub fn hangup_because(self, reason: &str) {
+        drop(self.bye(Some(reason)));
+    }
+
+    fn bye(mut self, reason: Option<&str>) -> Answer {
         if self.ended {
             let (tx, rx) = oneshot::channel();
             let _ = tx.send(None);
             return rx;
         }
         self.ended = true;
-        let request = self.request(Method::BYE);
+        let mut request = self.request(Method::BYE);
+        if let Some(reason) = reason {
+            request.headers.insert("Reason", reason.to_string());
+        }
         self.send(request)
     }
 

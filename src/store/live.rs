@@ -74,7 +74,10 @@ mod tests {
             store.save_live(&call("a", 3)).unwrap(); // a later change replaces
         }
         let store = Store::open(&dir).unwrap();
-        assert_eq!(store.live_calls().unwrap(), vec![call("b", 1), call("a", 3)]);
+        assert_eq!(
+            store.live_calls().unwrap(),
+            vec![call("b", 1), call("a", 3)]
+        );
         store.remove_live("b").unwrap();
         assert_eq!(store.live_calls().unwrap(), vec![call("a", 3)]);
         let _ = std::fs::remove_dir_all(&dir);

@@ -84,7 +84,7 @@ impl Binary {
             .arg(&self.config)
             .env("PINLESS_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("the pinless binary starts");
@@ -93,7 +93,12 @@ impl Binary {
         let url = format!("{}/healthz", self.api);
         super::within(20, "the gateway to come up", async {
             loop {
-                if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                if http
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
