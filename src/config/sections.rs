@@ -54,6 +54,9 @@ pub struct MediaConfig {
     pub public_ip: IpAddr,
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
+    /// A leg whose SDP says it sends and that sends nothing (RTP nor RTCP)
+    /// this long ends the call, reason `rtp_timeout`; 0 = off.
+    pub rtp_timeout_secs: u64,
 }
 
 /// `[api]`: the HTTP API.
@@ -127,6 +130,7 @@ impl Default for MediaConfig {
             public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rtp_port_min: 20000,
             rtp_port_max: 29999,
+            rtp_timeout_secs: 30,
         }
     }
 }

@@ -45,6 +45,7 @@ struct MediaText {
     public_ip: String,
     rtp_port_min: u16,
     rtp_port_max: u16,
+    rtp_timeout_secs: u64,
 }
 
 /// `ApiConfig` as written.
@@ -85,6 +86,7 @@ impl ConfigText {
                     .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?,
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
+                rtp_timeout_secs: media.rtp_timeout_secs,
             },
             api: ApiConfig {
                 listen: optional_addr("api.listen", &api.listen)?
@@ -140,6 +142,7 @@ impl Default for ConfigText {
                 public_ip: media.public_ip.to_string(),
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
+                rtp_timeout_secs: media.rtp_timeout_secs,
             },
             api: ApiText {
                 listen: api.listen.to_string(),

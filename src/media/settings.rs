@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// The engine's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,9 @@ pub struct MediaSettings {
     /// Share of its time (0.0–1.0) the pacer may spend sending before it
     /// reports itself overloaded (see `load`).
     pub pacer_busy_limit: f64,
+    /// A leg that should send and sends nothing this long is reported
+    /// (`CallMedia::silent`); None: never.
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl MediaSettings {
@@ -30,6 +34,10 @@ impl MediaSettings {
             rtp_port_min: config.media.rtp_port_min,
             rtp_port_max: config.media.rtp_port_max,
             pacer_busy_limit: f64::from(config.limits.pacer_busy_max_pct) / 100.0,
+            rtp_timeout: match config.media.rtp_timeout_secs {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
         }
     }
 
