@@ -43,6 +43,8 @@ struct SipText {
 #[serde(deny_unknown_fields, default)]
 struct MediaText {
     public_ip: String,
+    /// "" means `public_ip`.
+    bind_ip: String,
     rtp_port_min: u16,
     rtp_port_max: u16,
     rtp_timeout_secs: u64,
@@ -84,6 +86,12 @@ impl ConfigText {
                     .public_ip
                     .parse::<IpAddr>()
                     .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?,
+                bind_ip: match media.bind_ip.as_str() {
+                    "" => None,
+                    ip => Some(ip.parse::<IpAddr>().map_err(|_| {
+                        ConfigError::key("media.bind_ip", format!("{ip:?} is not an IP address"))
+                    })?),
+                },
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
                 rtp_timeout_secs: media.rtp_timeout_secs,
@@ -140,6 +148,7 @@ impl Default for ConfigText {
             },
             media: MediaText {
                 public_ip: media.public_ip.to_string(),
+                bind_ip: media.bind_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
                 rtp_timeout_secs: media.rtp_timeout_secs,

@@ -79,7 +79,7 @@ impl MediaEngine {
         Ok(Self {
             sweep,
             ports: ports::Ports::new(
-                settings.public_ip,
+                settings.bind_ip,
                 settings.rtp_port_min,
                 settings.rtp_port_max,
             ),
@@ -92,7 +92,8 @@ impl MediaEngine {
         })
     }
 
-    /// The address written in SDP.
+    /// The address written in SDP (`[media] public_ip`), whatever the
+    /// sockets are bound to.
     pub fn public_ip(&self) -> IpAddr {
         self.public_ip
     }

@@ -10,6 +10,10 @@ use std::time::Duration;
 pub struct MediaSettings {
     /// The address written in SDP.
     pub public_ip: IpAddr,
+    /// The address RTP sockets bind to (`public_ip` unless the host is
+    /// behind 1:1 NAT). Where music goes is still where the caller's
+    /// packets come from (latching), whatever the SDP said.
+    pub bind_ip: IpAddr,
     /// Even ports of `[rtp_port_min, rtp_port_max]` carry RTP.
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
@@ -22,7 +26,7 @@ pub struct MediaSettings {
 }
 
 impl MediaSettings {
-    /// The config's defaults around `public_ip`.
+    /// The config's defaults around `public_ip` (bound to as well).
     pub fn new(public_ip: IpAddr) -> Self {
         Self::from_config(&Config::default()).with_public_ip(public_ip)
     }
@@ -31,6 +35,7 @@ impl MediaSettings {
     pub fn from_config(config: &Config) -> Self {
         Self {
             public_ip: config.media.public_ip,
+            bind_ip: config.media.bind_addr(),
             rtp_port_min: config.media.rtp_port_min,
             rtp_port_max: config.media.rtp_port_max,
             pacer_busy_limit: f64::from(config.limits.pacer_busy_max_pct) / 100.0,
@@ -42,6 +47,10 @@ impl MediaSettings {
     }
 
     fn with_public_ip(self, public_ip: IpAddr) -> Self {
-        Self { public_ip, ..self }
+        Self {
+            public_ip,
+            bind_ip: public_ip,
+            ..self
+        }
     }
 }
