@@ -53,7 +53,8 @@ pub(super) async fn answer(
     };
     let media = match ctx
         .media
-        .hold(socket, offer.addr, codec, hold_music(ctx, entry))
+        // `true` until `sdp::PeerMedia::sends` lands (issue 11).
+        .hold(socket, offer.addr, codec, true, hold_music(ctx, entry))
     {
         Ok(m) => m,
         Err(e) => {

@@ -410,7 +410,8 @@ impl Call {
                 Ok(answer) => {
                     if self
                         .media
-                        .bridge(socket, answer.addr, answer.choose())
+                        // `true` until `sdp::PeerMedia::sends` lands (issue 11).
+                        .bridge(socket, answer.addr, answer.choose(), true)
                         .await
                     {
                         // Make before break: the caller is on the new room

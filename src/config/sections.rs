@@ -68,10 +68,17 @@ pub struct SipConfig {
 /// `[media]`: RTP addresses and port range.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// Address written in SDP `c=` lines; RTP sockets bind to it too.
+    /// Address written in SDP `c=` lines.
     pub public_ip: IpAddr,
+    /// Address RTP sockets bind to; `None` (`""` in the file): `public_ip`.
+    /// Set apart on hosts behind 1:1 NAT, where the public address is on
+    /// no interface (see `bind_addr`).
+    pub bind_ip: Option<IpAddr>,
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
+    /// A leg whose SDP says it sends and that sends nothing (RTP nor RTCP)
+    /// this long ends the call, reason `rtp_timeout`; 0 = off.
+    pub rtp_timeout_secs: u64,
 }
 
 /// `[api]`: the HTTP API.
@@ -145,9 +152,18 @@ impl Default for MediaConfig {
     fn default() -> Self {
         Self {
             public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind_ip: None,
             rtp_port_min: 20000,
             rtp_port_max: 29999,
+            rtp_timeout_secs: 30,
         }
+    }
+}
+
+impl MediaConfig {
+    /// The address RTP sockets bind to: `bind_ip`, else `public_ip`.
+    pub fn bind_addr(&self) -> IpAddr {
+        self.bind_ip.unwrap_or(self.public_ip)
     }
 }
 

@@ -235,3 +235,33 @@ fn file_and_syntax_errors_keep_their_source() {
     );
     assert!(err.source().is_some());
 }
+
+#[test]
+fn rtp_timeout_defaults_to_30_s_and_0_turns_it_off() {
+    assert_eq!(load(ENTRY, &[]).unwrap().media.rtp_timeout_secs, 30);
+    let off = load(&format!("{ENTRY}[media]\nrtp_timeout_secs = 0\n"), &[]).unwrap();
+    assert_eq!(off.media.rtp_timeout_secs, 0);
+    let env = load(ENTRY, &[("PINLESS_MEDIA__RTP_TIMEOUT_SECS", "2")]).unwrap();
+    assert_eq!(env.media.rtp_timeout_secs, 2);
+    let err = load(&format!("{ENTRY}[media]\nrtp_timeout_secs = -1\n"), &[]).unwrap_err();
+    assert!(err.to_string().contains("media.rtp_timeout_secs"), "{err}");
+}
+
+#[test]
+fn media_bind_ip_defaults_to_public_ip_and_is_checked() {
+    use std::net::IpAddr;
+    let c = load(&format!("{ENTRY}[media]\npublic_ip = \"127.0.0.2\"\n"), &[]).unwrap();
+    assert_eq!(c.media.bind_ip, None);
+    assert_eq!(c.media.bind_addr(), "127.0.0.2".parse::<IpAddr>().unwrap());
+    let text = format!("{ENTRY}[media]\npublic_ip = \"203.0.113.7\"\nbind_ip = \"0.0.0.0\"\n");
+    let c = load(&text, &[]).unwrap();
+    assert_eq!(c.media.bind_addr(), "0.0.0.0".parse::<IpAddr>().unwrap());
+    assert_eq!(c.media.public_ip, "203.0.113.7".parse::<IpAddr>().unwrap());
+    let env = load(ENTRY, &[("PINLESS_MEDIA__BIND_IP", "10.0.0.5")]).unwrap();
+    assert_eq!(env.media.bind_ip, Some("10.0.0.5".parse().unwrap()));
+    let err = load(&format!("{ENTRY}[media]\nbind_ip = \"eth0\"\n"), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key `media.bind_ip`: \"eth0\" is not an IP address"
+    );
+}

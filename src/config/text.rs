@@ -43,8 +43,11 @@ struct SipText {
 #[serde(deny_unknown_fields, default)]
 struct MediaText {
     public_ip: String,
+    /// "" means `public_ip`.
+    bind_ip: String,
     rtp_port_min: u16,
     rtp_port_max: u16,
+    rtp_timeout_secs: u64,
 }
 
 /// `ApiConfig` as written.
@@ -83,8 +86,15 @@ impl ConfigText {
                     .public_ip
                     .parse::<IpAddr>()
                     .map_err(|_| ConfigError::key("media.public_ip", "not an IP address"))?,
+                bind_ip: match media.bind_ip.as_str() {
+                    "" => None,
+                    ip => Some(ip.parse::<IpAddr>().map_err(|_| {
+                        ConfigError::key("media.bind_ip", format!("{ip:?} is not an IP address"))
+                    })?),
+                },
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
+                rtp_timeout_secs: media.rtp_timeout_secs,
             },
             api: ApiConfig {
                 listen: optional_addr("api.listen", &api.listen)?
@@ -138,8 +148,10 @@ impl Default for ConfigText {
             },
             media: MediaText {
                 public_ip: media.public_ip.to_string(),
+                bind_ip: media.bind_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
+                rtp_timeout_secs: media.rtp_timeout_secs,
             },
             api: ApiText {
                 listen: api.listen.to_string(),

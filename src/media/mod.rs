@@ -5,6 +5,7 @@
 //! - `pacer`: one OS thread that sends every held call's packets on time.
 //! - `load`: whether the pacer keeps up (new calls get 503 when it does not).
 //! - `session`: one call's media task (latching, relay) on the media runtime.
+//! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep for all.
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
 //! - `state`: a call's media as data, to resume it in a new process.
 //! - `error`: `MediaError`.
@@ -13,6 +14,7 @@
 mod error;
 pub mod g711;
 pub mod hold;
+mod liveness;
 pub mod load;
 pub mod pacer;
 pub mod ports;
@@ -25,6 +27,7 @@ pub mod state;
 pub use error::MediaError;
 pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
+pub use liveness::MediaLeg;
 pub use ports::RtpSocket;
 pub use session::{CallMedia, LegCodec, RelayStats};
 pub use settings::MediaSettings;
@@ -44,6 +47,8 @@ pub struct MediaEngine {
     relay_stats: Arc<RelayStats>,
     next_id: AtomicU64,
     public_ip: IpAddr,
+    /// Watches every call's legs for silence; None when the timeout is off.
+    sweep: Option<Arc<liveness::Sweep>>,
     /// Dropped with the engine: the media runtime then stops, ending every
     /// call's media task and freeing its ports (a new engine, as after a
     /// restart, can then claim them).
@@ -66,9 +71,15 @@ impl MediaEngine {
                 // the runtime is then dropped here, off any async context.
                 let _ = rt.block_on(stopped);
             })?;
+        let sweep = settings.rtp_timeout.map(|timeout| {
+            let sweep = Arc::new(liveness::Sweep::default());
+            runtime.spawn(sweep.clone().run(timeout));
+            sweep
+        });
         Ok(Self {
+            sweep,
             ports: ports::Ports::new(
-                settings.public_ip,
+                settings.bind_ip,
                 settings.rtp_port_min,
                 settings.rtp_port_max,
             ),
@@ -81,7 +92,8 @@ impl MediaEngine {
         })
     }
 
-    /// The address written in SDP.
+    /// The address written in SDP (`[media] public_ip`), whatever the
+    /// sockets are bound to.
     pub fn public_ip(&self) -> IpAddr {
         self.public_ip
     }
@@ -93,11 +105,14 @@ impl MediaEngine {
 
     /// Starts `music` (looped) from `socket` towards `remote` (the address
     /// in the caller's SDP until the caller's own packets show where it is).
+    /// `sends`: the caller's SDP says it sends (sendrecv or sendonly), so
+    /// its silence ends the call (see `CallMedia::silent`).
     pub fn hold(
         &self,
         socket: RtpSocket,
         remote: SocketAddr,
         codec: LegCodec,
+        sends: bool,
         music: Arc<HoldLoop>,
     ) -> Result<CallMedia, MediaError> {
         let stream = pacer::StreamState {
@@ -111,6 +126,7 @@ impl MediaEngine {
             remote,
             latched: false,
             codec,
+            sends,
         };
         self.start_media(caller, stream, session::Then::Play(music))
     }
@@ -135,6 +151,7 @@ impl MediaEngine {
             remote: state.caller.remote,
             latched: state.caller.latched,
             codec: state.caller.codec.into(),
+            sends: state.caller.sends,
         };
         let then = match &state.room {
             None => session::Then::Play(music),
@@ -144,6 +161,7 @@ impl MediaEngine {
                     remote: room.leg.remote,
                     latched: room.leg.latched,
                     codec: room.leg.codec.into(),
+                    sends: room.leg.sends,
                 },
                 rewrite::Rewriter::restored(stream, room.mapping),
             ),
@@ -158,6 +176,17 @@ impl MediaEngine {
         then: session::Then,
     ) -> Result<CallMedia, MediaError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Both legs count as heard now: a resumed call's peers get a whole
+        // timeout from the restart.
+        let room_sends = match &then {
+            session::Then::Relay(room, _) => Some(room.sends),
+            session::Then::Play(_) => None,
+        };
+        let liveness = Arc::new(liveness::Liveness::new(caller.sends, room_sends));
+        let (report, silent) = tokio::sync::oneshot::channel();
+        if let Some(sweep) = &self.sweep {
+            sweep.watch(&liveness, report, Instant::now());
+        }
         Ok(CallMedia::start(
             &self.runtime,
             session::Start {
@@ -167,7 +196,9 @@ impl MediaEngine {
                 then,
                 pacer: self.pacer.clone(),
                 stats: self.relay_stats.clone(),
+                liveness,
             },
+            silent,
         )?)
     }
 

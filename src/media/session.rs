@@ -5,6 +5,7 @@
 
 use super::g711::{Law, transcode};
 use super::hold::HoldLoop;
+use super::liveness::{Liveness, MediaLeg};
 use super::pacer::{NewStream, Pacer, StreamState};
 use super::ports::RtpSocket;
 use super::rewrite::Rewriter;
@@ -34,6 +35,7 @@ enum Command {
         room: RtpSocket,
         remote: SocketAddr,
         codec: LegCodec,
+        sends: bool,
         done: oneshot::Sender<()>,
     },
     /// Stop relaying; the pacer plays `source` to the caller again.
@@ -49,6 +51,9 @@ enum Command {
 /// within a pacer slot (1 ms) and frees its ports.
 pub struct CallMedia {
     tx: mpsc::UnboundedSender<Command>,
+    liveness: Arc<Liveness>,
+    /// Gets the first leg found silent (see `liveness`); None once read.
+    silent: Option<oneshot::Receiver<MediaLeg>>,
 }
 
 /// One leg as a media task starts with it.
@@ -58,6 +63,8 @@ pub(super) struct LegStart {
     pub remote: SocketAddr,
     pub latched: bool,
     pub codec: LegCodec,
+    /// The peer's SDP says it sends (see `liveness`).
+    pub sends: bool,
 }
 
 /// What the caller hears from the start.
@@ -76,10 +83,17 @@ pub(super) struct Start {
     pub then: Then,
     pub pacer: Pacer,
     pub stats: Arc<RelayStats>,
+    pub liveness: Arc<Liveness>,
 }
 
 impl CallMedia {
-    pub(super) fn start(rt: &tokio::runtime::Handle, s: Start) -> std::io::Result<CallMedia> {
+    /// Starts the call's media task; `silent` gets the first leg found
+    /// silent (a closed channel when the timeout is off).
+    pub(super) fn start(
+        rt: &tokio::runtime::Handle,
+        s: Start,
+        silent: oneshot::Receiver<MediaLeg>,
+    ) -> std::io::Result<CallMedia> {
         let sender = Arc::new(s.caller.socket.socket.try_clone()?);
         if let Then::Play(music) = &s.then {
             s.pacer.add(NewStream {
@@ -92,19 +106,33 @@ impl CallMedia {
                 state: s.stream,
             });
         }
+        let liveness = s.liveness.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         rt.spawn(run(s, sender, rx));
-        Ok(CallMedia { tx })
+        Ok(CallMedia {
+            tx,
+            liveness,
+            silent: Some(silent),
+        })
     }
 
     /// Switches the caller from music to the room: the pacer lets go of the
-    /// stream and relaying starts. Resolves once the switch is done.
-    pub async fn bridge(&self, room: RtpSocket, remote: SocketAddr, codec: LegCodec) -> bool {
+    /// stream and relaying starts. `sends`: the room's SDP says it sends
+    /// (its silence then ends the call, see `silent`). Resolves once the
+    /// switch is done.
+    pub async fn bridge(
+        &self,
+        room: RtpSocket,
+        remote: SocketAddr,
+        codec: LegCodec,
+        sends: bool,
+    ) -> bool {
         let (done, rx) = oneshot::channel();
         let sent = self.tx.send(Command::Bridge {
             room,
             remote,
             codec,
+            sends,
             done,
         });
         sent.is_ok() && rx.await.is_ok()
@@ -117,6 +145,29 @@ impl CallMedia {
         let (done, rx) = oneshot::channel();
         let sent = self.tx.send(Command::Play { source, done });
         sent.is_ok() && rx.await.is_ok()
+    }
+
+    /// Resolves, once, when a leg whose SDP says it sends has sent nothing
+    /// (RTP, or RTCP on the RTP port) for `[media] rtp_timeout_secs`: the
+    /// caller's leg, held or bridged, or the room's while bridged. The
+    /// call should then end with reason `rtp_timeout`. Never resolves when
+    /// the timeout is off, or again after it did. Cancel-safe (for
+    /// `select!`).
+    pub async fn silent(&mut self) -> MediaLeg {
+        if let Some(rx) = self.silent.as_mut() {
+            let got = rx.await;
+            self.silent = None;
+            if let Ok(leg) = got {
+                return leg;
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// `leg`'s peer now does (or does not) send, as a re-INVITE's SDP
+    /// says; the timeout runs from now.
+    pub fn set_sends(&self, leg: MediaLeg, sends: bool) {
+        self.liveness.set_sends(leg, sends);
     }
 
     /// The call's media as data, for `MediaEngine::resume` in a later
@@ -207,6 +258,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
         then,
         pacer,
         stats,
+        liveness,
     } = s;
     let ssrc = stream.ssrc;
     let mut held = matches!(then, Then::Play(_));
@@ -219,6 +271,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
         mut remote,
         mut latched,
         codec: caller_codec,
+        sends: _,
     } = caller;
     let Ok(caller) = readable(caller_socket) else {
         if held {
@@ -247,7 +300,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(Command::Bridge { room, remote: room_remote, codec, done }) => {
+                Some(Command::Bridge { room, remote: room_remote, codec, sends, done }) => {
                     let port = room.port;
                     let Ok(socket) = readable(room.socket) else { continue };
                     // From music, or from another room (a re-transfer):
@@ -261,6 +314,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         codec,
                         rewriter: Rewriter::new(state),
                     });
+                    liveness.set_room(Some(sends));
                     let _ = done.send(());
                 }
                 Some(Command::Play { source, done }) => {
@@ -275,6 +329,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         state,
                     });
                     held = true;
+                    liveness.set_room(None);
                     let _ = done.send(());
                 }
                 Some(Command::State { reply }) => {
@@ -291,7 +346,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         remote,
                         latched,
                         codec: caller_codec.into(),
-                        sends: true,
+                        sends: liveness.sends(MediaLeg::Caller),
                     };
                     let room = bridge.as_ref().map(|b| RoomState {
                         leg: LegState {
@@ -299,7 +354,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                             remote: b.remote,
                             latched: b.latched,
                             codec: b.codec.into(),
-                            sends: true,
+                            sends: liveness.sends(MediaLeg::Room),
                         },
                         mapping: b.rewriter.mapping(),
                     });
@@ -327,6 +382,8 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                // Anything from the peer is life, RTCP (muxed) included.
+                liveness.heard(MediaLeg::Caller);
                 if let Some(b) = &bridge {
                     let packet = &mut from_caller[..n];
                     if map_payload(packet, caller_codec, b.codec) {
@@ -347,6 +404,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                liveness.heard(MediaLeg::Room);
                 let packet = &mut from_room[..n];
                 let Some((header, _)) = rtp::parse(packet) else { continue };
                 if !map_payload(packet, b.codec, caller_codec) {

@@ -3,22 +3,30 @@
 
 use crate::config::Config;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// The engine's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaSettings {
     /// The address written in SDP.
     pub public_ip: IpAddr,
+    /// The address RTP sockets bind to (`public_ip` unless the host is
+    /// behind 1:1 NAT). Where music goes is still where the caller's
+    /// packets come from (latching), whatever the SDP said.
+    pub bind_ip: IpAddr,
     /// Even ports of `[rtp_port_min, rtp_port_max]` carry RTP.
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     /// Share of its time (0.0–1.0) the pacer may spend sending before it
     /// reports itself overloaded (see `load`).
     pub pacer_busy_limit: f64,
+    /// A leg that should send and sends nothing this long is reported
+    /// (`CallMedia::silent`); None: never.
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl MediaSettings {
-    /// The config's defaults around `public_ip`.
+    /// The config's defaults around `public_ip` (bound to as well).
     pub fn new(public_ip: IpAddr) -> Self {
         Self::from_config(&Config::default()).with_public_ip(public_ip)
     }
@@ -27,13 +35,22 @@ impl MediaSettings {
     pub fn from_config(config: &Config) -> Self {
         Self {
             public_ip: config.media.public_ip,
+            bind_ip: config.media.bind_addr(),
             rtp_port_min: config.media.rtp_port_min,
             rtp_port_max: config.media.rtp_port_max,
             pacer_busy_limit: f64::from(config.limits.pacer_busy_max_pct) / 100.0,
+            rtp_timeout: match config.media.rtp_timeout_secs {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
         }
     }
 
     fn with_public_ip(self, public_ip: IpAddr) -> Self {
-        Self { public_ip, ..self }
+        Self {
+            public_ip,
+            bind_ip: public_ip,
+            ..self
+        }
     }
 }

@@ -32,6 +32,7 @@ pub fn settings(range: (u16, u16)) -> MediaSettings {
     MediaSettings {
         rtp_port_min: range.0,
         rtp_port_max: range.1,
+        rtp_timeout: None,
         ..MediaSettings::new(LOOPBACK)
     }
 }
