@@ -205,7 +205,7 @@ const FAMILIES: &[Family] = &[
 /// `pinless_calls_ended_total{reason}`: one series per end reason.
 const ENDED: (&str, &str) = (
     "pinless_calls_ended",
-    "Calls ended, by reason (caller_hangup, room_hangup, api_hangup, hold_timeout, referred, shutdown, …).",
+    "Calls ended, by reason (caller_hangup, room_hangup, api_hangup, hold_timeout, referred, shutdown, rtp_timeout, …).",
 );
 
 impl Collector for Node {
@@ -321,7 +321,7 @@ pinless_calls_resumed_total 2
 # HELP pinless_calls_not_resumed_total Calls saved by an earlier run that could not be resumed (the log says why).
 # TYPE pinless_calls_not_resumed_total counter
 pinless_calls_not_resumed_total 1
-# HELP pinless_calls_ended_total Calls ended, by reason (caller_hangup, room_hangup, api_hangup, hold_timeout, referred, shutdown, …).
+# HELP pinless_calls_ended_total Calls ended, by reason (caller_hangup, room_hangup, api_hangup, hold_timeout, referred, shutdown, rtp_timeout, …).
 # TYPE pinless_calls_ended_total counter
 pinless_calls_ended_total{reason=\"caller_hangup\"} 1
 pinless_calls_ended_total{reason=\"room_hangup\"} 0
@@ -330,6 +330,7 @@ pinless_calls_ended_total{reason=\"hold_timeout\"} 0
 pinless_calls_ended_total{reason=\"referred\"} 0
 pinless_calls_ended_total{reason=\"gateway_error\"} 0
 pinless_calls_ended_total{reason=\"shutdown\"} 2
+pinless_calls_ended_total{reason=\"rtp_timeout\"} 0
 ";
 
     #[test]

@@ -54,8 +54,13 @@ pub(super) async fn answer(
     let media = match ctx
         .media
         // `true` until `sdp::PeerMedia::sends` lands (issue 11).
-        .hold(socket, offer.addr, codec, true, hold_music(ctx, entry))
-    {
+        .hold(
+            socket,
+            offer.addr,
+            codec,
+            offer.sends,
+            hold_music(ctx, entry),
+        ) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "no media for answered call; hanging up");

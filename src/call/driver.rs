@@ -12,11 +12,11 @@ pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, EndReason, Input, Machine, Transfer};
+use super::machine::{Action, EndReason, Input, Machine, Silent, Transfer};
 use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
-use crate::media::{CallMedia, RtpSocket};
+use crate::media::{CallMedia, MediaLeg, RtpSocket};
 use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, sdp};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -244,6 +244,14 @@ impl Call {
                     let input = Box::pin(self.room_outcome(outcome)).await;
                     self.feed(input)
                 }
+                leg = self.media.silent() => {
+                    tracing::info!(?leg, "no RTP from a leg for rtp_timeout_secs");
+                    let leg = match leg {
+                        MediaLeg::Caller => Silent::Caller,
+                        MediaLeg::Room => Silent::Room,
+                    };
+                    self.feed(Input::PeerSilent(leg))
+                }
                 code = refer_answer(&mut self.refer) => {
                     self.refer = None;
                     self.feed(Input::ReferAnswered(code))
@@ -411,7 +419,7 @@ impl Call {
                     if self
                         .media
                         // `true` until `sdp::PeerMedia::sends` lands (issue 11).
-                        .bridge(socket, answer.addr, answer.choose(), true)
+                        .bridge(socket, answer.addr, answer.choose(), answer.sends)
                         .await
                     {
                         // Make before break: the caller is on the new room

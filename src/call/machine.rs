@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 pub use super::steps::{
-    Accepted, Action, EndReason, Event, EventKind, HoldTimeout, Input, Policy, State, Transfer,
-    UpdateRefused,
+    Accepted, Action, EndReason, Event, EventKind, HoldTimeout, Input, Policy, Silent, State,
+    Transfer, UpdateRefused,
 };
 
 /// Idempotency keys remembered per call.
@@ -412,6 +412,9 @@ impl Machine {
             Input::RoomHungUp => vec![],
             Input::HangupRequested => self.end(now, EndReason::ApiHangup, true),
             Input::Shutdown => self.end(now, EndReason::Shutdown, true),
+            // The silent peer is gone: BYE the other leg (and the silent
+            // one too, in case it is only its media that died).
+            Input::PeerSilent(_) => self.end(now, EndReason::RtpTimeout, true),
         }
     }
 

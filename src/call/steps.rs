@@ -119,6 +119,16 @@ pub enum Input {
     /// The node is stopping and hangs up the calls still up (drain mode,
     /// when `drain_secs` have passed or a second signal came).
     Shutdown,
+    /// A leg that should send RTP sent nothing (RTP nor RTCP) for
+    /// `rtp_timeout_secs`: its peer is gone without a BYE.
+    PeerSilent(Silent),
+}
+
+/// Which leg went silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silent {
+    Caller,
+    Room,
 }
 
 /// What the driver must do.
@@ -224,11 +234,13 @@ pub enum EndReason {
     GatewayError,
     /// The node was stopping (drain mode) and the call was still up.
     Shutdown,
+    /// A leg sent no RTP for `rtp_timeout_secs` (a peer gone without BYE).
+    RtpTimeout,
 }
 
 impl EndReason {
     /// Every reason, for metrics that count each.
-    pub const ALL: [EndReason; 7] = [
+    pub const ALL: [EndReason; 8] = [
         EndReason::CallerHangup,
         EndReason::RoomHangup,
         EndReason::ApiHangup,
@@ -236,6 +248,7 @@ impl EndReason {
         EndReason::Referred,
         EndReason::GatewayError,
         EndReason::Shutdown,
+        EndReason::RtpTimeout,
     ];
 
     /// The name as serialized (`caller_hangup`, …).
@@ -248,6 +261,7 @@ impl EndReason {
             EndReason::Referred => "referred",
             EndReason::GatewayError => "gateway_error",
             EndReason::Shutdown => "shutdown",
+            EndReason::RtpTimeout => "rtp_timeout",
         }
     }
 
@@ -257,7 +271,10 @@ impl EndReason {
             EndReason::CallerHangup | EndReason::Referred => "caller",
             EndReason::RoomHangup => "room",
             EndReason::ApiHangup => "api",
-            EndReason::HoldTimeout | EndReason::GatewayError | EndReason::Shutdown => "gateway",
+            EndReason::HoldTimeout
+            | EndReason::GatewayError
+            | EndReason::Shutdown
+            | EndReason::RtpTimeout => "gateway",
         }
     }
 }
@@ -305,6 +322,7 @@ mod tests {
             R::Referred,
             R::GatewayError,
             R::Shutdown,
+            R::RtpTimeout,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.name());
         }
