@@ -33,6 +33,8 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("PINLESS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colours only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
