@@ -2,9 +2,8 @@
 //! answers what the peer sends inside the dialog (what it sends itself,
 //! BYE and the rest, is `requests`).
 
-use super::dialogs::{DialogKey, Inbound, Shared};
+use super::dialogs::{Answer, DialogKey, Inbound, Shared};
 use super::leg_state::{LegState, SessionTimer};
-use super::requests::Answer;
 use super::respond::{reply, reply_with};
 use super::target::Target;
 use super::timer;

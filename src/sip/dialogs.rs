@@ -67,6 +67,10 @@ impl Shared {
     }
 }
 
+/// The final status of a request we sent in a dialog; `None` when it could
+/// not be sent or got no final answer in time.
+pub type Answer = oneshot::Receiver<Option<u16>>;
+
 /// A random tag for From/To headers (our half of a dialog's key).
 pub(crate) fn random_tag() -> String {
     rand::thread_rng()

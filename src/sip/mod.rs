@@ -56,11 +56,11 @@ pub mod tls;
 
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
+pub use dialogs::Answer;
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTimer, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
 pub use refusal::{DRAINING_RETRY_AFTER_SECS, Refusal};
-pub use requests::Answer;
 pub use stack::Stack;
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in

@@ -3,6 +3,7 @@
 //! goes out in the background; the caller gets its final status.
 
 use super::dialog::Leg;
+use super::dialogs::Answer;
 use super::timer::request_headers;
 use bytes::Bytes;
 use ezk_sip_core::transaction::TsxKey;
@@ -11,10 +12,6 @@ use ezk_sip_core::{Endpoint, Request};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};
 use tokio::sync::oneshot;
-
-/// The final status of a request we sent; `None` when it could not be sent
-/// or got no final answer in time.
-pub type Answer = oneshot::Receiver<Option<u16>>;
 
 impl Leg {
     fn request(&mut self, method: Method) -> Request {
