@@ -328,6 +328,15 @@ impl Call {
                 tracing::debug!(?event, "caller leg ended");
                 self.feed(Input::CallerHungUp)
             }
+            LegEvent::SessionExpired => {
+                // The caller is presumed gone; say BYE in case it is not.
+                // (A reason of its own, `session_expired`, is the lead's.)
+                if let Some(leg) = self.caller.take() {
+                    leg.hangup();
+                }
+                tracing::debug!(?event, "caller leg ended");
+                self.feed(Input::CallerHungUp)
+            }
         }
     }
 

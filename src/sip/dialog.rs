@@ -2,10 +2,11 @@
 //! answers what the peer sends inside the dialog (what it sends itself,
 //! BYE and the rest, is `requests`).
 
-use super::dialogs::{DialogKey, Inbound, Shared};
-use super::leg_state::LegState;
-use super::respond::reply;
+use super::dialogs::{Answer, DialogKey, Inbound, Shared};
+use super::leg_state::{LegState, SessionTimer};
+use super::respond::{reply, reply_with};
 use super::target::Target;
+use super::timer;
 use bytes::Bytes;
 use ezk_sip_core::Endpoint;
 use ezk_sip_core::IncomingRequest;
@@ -15,7 +16,9 @@ use ezk_sip_types::print::AppendCtx;
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name, StatusCode};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// What happened on a leg that its owner must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub enum LegEvent {
     /// A NOTIFY about our REFER: the status line of the sipfrag (RFC 3515),
     /// i.e. how the peer's call to the target is going.
     ReferProgress(u16),
+    /// The dialog's RFC 4028 session timer ran out without a refresh: the
+    /// peer is presumed gone. The owner hangs up (BYE) and ends the call.
+    SessionExpired,
 }
 
 pub(crate) struct LegSetup {
@@ -48,6 +54,8 @@ pub(crate) struct LegSetup {
     pub contact: String,
     /// What we answer a re-INVITE with: media stays as it is.
     pub local_sdp: String,
+    /// RFC 4028 session timer, when negotiated.
+    pub timer: Option<SessionTimer>,
     pub rx: mpsc::UnboundedReceiver<Inbound>,
 }
 
@@ -56,15 +64,41 @@ pub struct Leg {
     pub(super) s: LegSetup,
     ack_tx: Option<oneshot::Sender<()>>,
     pub(super) ended: bool,
+    /// Session timer: when the session counts as expired, when we send
+    /// our next refresh, and the refresh under way.
+    expires_at: Option<Instant>,
+    refresh_at: Option<Instant>,
+    refreshing: Option<Answer>,
 }
 
 impl Leg {
     pub(crate) fn new(setup: LegSetup) -> Self {
-        Self {
+        let mut leg = Self {
             s: setup,
             ack_tx: None,
             ended: false,
-        }
+            expires_at: None,
+            refresh_at: None,
+            refreshing: None,
+        };
+        leg.arm_timer();
+        leg
+    }
+
+    /// The session was refreshed (or set up) now: the next deadlines.
+    fn arm_timer(&mut self) {
+        let now = Instant::now();
+        let timer = self.s.timer;
+        self.expires_at = timer.map(|t| now + timer::expires_in(&t));
+        self.refresh_at = timer.and_then(|t| timer::refresh_in(&t)).map(|d| now + d);
+    }
+
+    /// A re-INVITE or UPDATE of the peer's, answered 2xx, refreshes the
+    /// session and may change the timer (or turn it off: RFC 4028 §9).
+    fn peer_refreshed(&mut self, request: &IncomingRequest) {
+        let min_se = self.s.shared.min_se.load(Ordering::Relaxed);
+        self.s.timer = timer::negotiate(request, min_se);
+        self.arm_timer();
     }
 
     /// Call-ID of this leg's dialog.
@@ -89,6 +123,7 @@ impl Leg {
             peer: s.target.peer(),
             contact: s.contact.clone(),
             local_sdp: s.local_sdp.clone(),
+            session_timer: s.timer,
         }
     }
 
@@ -101,13 +136,45 @@ impl Leg {
 
     /// Waits for the next event the owner must act on. Everything else in
     /// the dialog (ACK, re-INVITE refreshes, INFO, OPTIONS…) is answered
-    /// here. After `Bye` or `AckTimeout` it never resolves again.
+    /// here, and so are session refreshes (RFC 4028) when we are the
+    /// refresher. After `Bye`, `AckTimeout` or `SessionExpired` it never
+    /// resolves again.
     pub async fn next_event(&mut self) -> LegEvent {
         loop {
             if self.ended {
                 std::future::pending::<()>().await;
             }
-            let Some(inbound) = self.s.rx.recv().await else {
+            let wake = match (self.expires_at, self.refresh_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let got = tokio::select! {
+                got = self.s.rx.recv() => got,
+                _ = sleep_until(wake) => {
+                    let now = Instant::now();
+                    if self.expires_at.is_some_and(|at| at <= now) {
+                        self.ended = true;
+                        return LegEvent::SessionExpired;
+                    }
+                    if self.refresh_at.is_some_and(|at| at <= now) {
+                        self.refresh_at = None;
+                        self.refreshing = Some(self.reinvite());
+                    }
+                    continue;
+                }
+                code = answer_of(&mut self.refreshing) => {
+                    self.refreshing = None;
+                    if code.is_some_and(|c| (200..300).contains(&c)) {
+                        self.arm_timer();
+                    } else {
+                        // The session expires at `expires_at` unless the
+                        // peer refreshes it meanwhile.
+                        tracing::debug!(?code, "our session refresh failed");
+                    }
+                    continue;
+                }
+            };
+            let Some(inbound) = got else {
                 std::future::pending::<()>().await;
                 continue;
             };
@@ -161,7 +228,13 @@ impl Leg {
                         return LegEvent::ReferProgress(code);
                     }
                 }
-                Method::INFO | Method::OPTIONS | Method::UPDATE => {
+                Method::UPDATE => {
+                    self.peer_refreshed(&request);
+                    let headers = self.s.timer.as_ref().map(timer::answer_headers);
+                    let headers = headers.as_ref().map_or(&[][..], |h| &h[..]);
+                    Box::pin(reply_with(&self.s.endpoint, *request, 200, headers)).await
+                }
+                Method::INFO | Method::OPTIONS => {
                     Box::pin(reply(endpoint, *request, 200, None)).await
                 }
                 _ => Box::pin(reply(endpoint, *request, 405, None)).await,
@@ -172,8 +245,19 @@ impl Leg {
     /// A re-INVITE (session refresh, hold/unhold): answer with the SDP we
     /// already gave; media keeps flowing where it flows.
     async fn answer_reinvite(&mut self, mut request: IncomingRequest) {
+        self.peer_refreshed(&request);
         let endpoint = self.s.endpoint.clone();
         let mut response = endpoint.create_response(&request, StatusCode::OK, None);
+        for (name, value) in self
+            .s
+            .timer
+            .as_ref()
+            .map(timer::answer_headers)
+            .into_iter()
+            .flatten()
+        {
+            response.msg.headers.insert(name, value);
+        }
         response
             .msg
             .headers
@@ -194,6 +278,21 @@ impl Leg {
             }
             Err(e) => tracing::debug!(error = %e, "re-INVITE answer not sent"),
         }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The answer to our refresh, when one is under way.
+async fn answer_of(answer: &mut Option<Answer>) -> Option<u16> {
+    match answer {
+        Some(rx) => rx.await.unwrap_or(None),
+        None => std::future::pending().await,
     }
 }
 

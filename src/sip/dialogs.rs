@@ -4,7 +4,7 @@
 //! data of `leg_state`, so the layer (which routes) and the legs (which
 //! register) both depend on it rather than on each other.
 
-use super::leg_state::SipTransport;
+use super::leg_state::{MIN_SESSION_EXPIRES_SECS, SipTransport};
 use dashmap::DashMap;
 use ezk_sip_core::IncomingRequest;
 use rand::Rng;
@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// The node is stopping: OPTIONS outside a dialog get 503, so that a
     /// dispatcher in front moves traffic away at once.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Smallest Session-Expires we enforce (RFC 4028); 90 but in tests.
+    pub min_se: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ impl Shared {
             pending: DashMap::new(),
             tls_port: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            min_se: std::sync::atomic::AtomicU32::new(MIN_SESSION_EXPIRES_SECS),
         }
     }
 
@@ -63,6 +66,10 @@ impl Shared {
         }
     }
 }
+
+/// The final status of a request we sent in a dialog; `None` when it could
+/// not be sent or got no final answer in time.
+pub type Answer = oneshot::Receiver<Option<u16>>;
 
 /// A random tag for From/To headers (our half of a dialog's key).
 pub(crate) fn random_tag() -> String {

@@ -7,6 +7,7 @@ use super::dialogs::{DialogKey, Shared, random_tag};
 use super::headers::custom_headers;
 use super::stack::Stack;
 use super::target::Target;
+use super::timer;
 use bytes::Bytes;
 use bytesstr::BytesStr;
 use ezk_sip_core::transaction::ServerInvTsx;
@@ -183,6 +184,19 @@ impl IncomingInvite {
             .headers
             .insert(Name::CONTENT_TYPE, "application/sdp");
         response.msg.body = Bytes::from(sdp.clone().into_bytes());
+        let min_se = self
+            .shared
+            .min_se
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let session_timer = timer::negotiate(&self.request, min_se);
+        for (name, value) in session_timer
+            .as_ref()
+            .map(timer::answer_headers)
+            .into_iter()
+            .flatten()
+        {
+            response.msg.headers.insert(name, value);
+        }
 
         let request = &self.request;
         let remote_from = request.base_headers.from.default_print_ctx().to_string();
@@ -229,6 +243,7 @@ impl IncomingInvite {
             },
             contact: stack.contact_for(&self.request.tp_info.transport),
             local_sdp: sdp,
+            timer: session_timer,
             rx,
         });
         let accepted = tsx.respond_success(response).await?;

@@ -62,6 +62,25 @@ pub struct LegState {
     pub contact: String,
     /// Our SDP: what a re-INVITE is answered with.
     pub local_sdp: String,
+    /// RFC 4028 session timer, when the dialog negotiated one (absent in
+    /// states saved before timers existed).
+    #[serde(default)]
+    pub session_timer: Option<SessionTimer>,
+}
+
+/// RFC 4028's floor for Session-Expires (its recommended Min-SE): a peer
+/// asking for less gets no timer. `Stack::set_min_session_expires_for_tests`
+/// lowers it, for tests only.
+pub const MIN_SESSION_EXPIRES_SECS: u32 = 90;
+
+/// A negotiated RFC 4028 session timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTimer {
+    /// Session-Expires: the session ends unless refreshed within it.
+    pub interval_secs: u32,
+    /// We refresh (re-INVITE at half the interval); else the peer does
+    /// and we only watch.
+    pub we_refresh: bool,
 }
 
 /// Why a saved leg cannot be resumed.

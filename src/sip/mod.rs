@@ -13,6 +13,7 @@
 //! - `dialogs`: the dialog registry and the types the files share (dialog
 //!   key, what a leg receives, state shared by the layer and the legs).
 //! - `respond`: answering a request on the spot (errors, To-tags).
+//! - `timer`: RFC 4028 session timers (negotiation, deadlines).
 //! - `target`: where a leg's requests go (transport, peer, our Via),
 //!   found again after a restart.
 //! - `stack`: the running endpoint, Contact and Via building, which legs use.
@@ -50,15 +51,16 @@ mod resume;
 pub mod sdp;
 mod stack;
 mod target;
+mod timer;
 pub mod tls;
 
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
+pub use dialogs::Answer;
 pub use inbound::{IncomingInvite, InviteInfo};
-pub use leg_state::{LegState, ResumeError, SipTransport};
+pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTimer, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
 pub use refusal::{DRAINING_RETRY_AFTER_SECS, Refusal};
-pub use requests::Answer;
 pub use stack::Stack;
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in

@@ -458,6 +458,13 @@ async fn answered(
         ),
         contact: stack.contact_for_uri(&r.target),
         local_sdp: r.sdp.clone(),
+        timer: super::timer::from_answer(
+            &response.headers,
+            stack
+                .shared
+                .min_se
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ),
         rx,
     });
     (leg, ack)

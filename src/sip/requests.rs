@@ -3,6 +3,8 @@
 //! goes out in the background; the caller gets its final status.
 
 use super::dialog::Leg;
+use super::dialogs::Answer;
+use super::timer::request_headers;
 use bytes::Bytes;
 use ezk_sip_core::transaction::TsxKey;
 use ezk_sip_core::transport::TargetTransportInfo;
@@ -10,10 +12,6 @@ use ezk_sip_core::{Endpoint, Request};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};
 use tokio::sync::oneshot;
-
-/// The final status of a request we sent; `None` when it could not be sent
-/// or got no final answer in time.
-pub type Answer = oneshot::Receiver<Option<u16>>;
 
 impl Leg {
     fn request(&mut self, method: Method) -> Request {
@@ -58,9 +56,18 @@ impl Leg {
     /// leaves media as it is.
     pub fn update(&mut self) -> Answer {
         let mut request = self.request(Method::UPDATE);
-        request
-            .headers
-            .insert(Name::CONTACT, self.s.contact.clone());
+        let h = &mut request.headers;
+        h.insert(Name::CONTACT, self.s.contact.clone());
+        for (name, value) in self
+            .s
+            .timer
+            .as_ref()
+            .map(request_headers)
+            .into_iter()
+            .flatten()
+        {
+            h.insert(name, value);
+        }
         self.send(request)
     }
 
@@ -71,6 +78,16 @@ impl Leg {
         let h = &mut request.headers;
         h.insert(Name::CONTACT, self.s.contact.clone());
         h.insert(Name::CONTENT_TYPE, "application/sdp");
+        for (name, value) in self
+            .s
+            .timer
+            .as_ref()
+            .map(request_headers)
+            .into_iter()
+            .flatten()
+        {
+            h.insert(name, value);
+        }
         request.body = Bytes::from(self.s.local_sdp.clone().into_bytes());
         let mut ack = Request::new(Method::ACK, self.s.remote_target.clone());
         let h = &mut ack.headers;

@@ -25,6 +25,20 @@ pub(crate) async fn reply(
     respond(endpoint, request, with_to_tag(response)).await;
 }
 
+/// Answers `request` with `code` and extra headers.
+pub(crate) async fn reply_with(
+    endpoint: &Endpoint,
+    request: IncomingRequest,
+    code: u16,
+    headers: &[(Name, String)],
+) {
+    let mut response = endpoint.create_response(&request, StatusCode::from(code), None);
+    for (name, value) in headers {
+        response.msg.headers.insert(name.clone(), value.clone());
+    }
+    respond(endpoint, request, with_to_tag(response)).await;
+}
+
 /// Answers `request` with a refusal's code, phrase and headers.
 pub(crate) async fn refuse(endpoint: &Endpoint, request: IncomingRequest, refusal: &Refusal) {
     let mut response = endpoint.create_response(

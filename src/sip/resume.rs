@@ -82,6 +82,10 @@ impl Stack {
             target: Target::unresolved(state.transport, state.peer, via),
             contact: state.contact,
             local_sdp: state.local_sdp,
+            // Deadlines start again from now: a refresh the peer sent
+            // while we were down went unanswered, and it ends the call
+            // itself if it cares.
+            timer: state.session_timer,
             rx,
         }))
     }

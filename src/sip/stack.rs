@@ -49,6 +49,14 @@ impl Stack {
         self.shared.draining.store(on, Ordering::Relaxed);
     }
 
+    /// TEST ONLY: lowers the smallest RFC 4028 Session-Expires we accept
+    /// and enforce below the RFC's 90 s (`MIN_SESSION_EXPIRES_SECS`),
+    /// so that tests see a session expire in seconds. Production code
+    /// never calls it: a peer asking for less than 90 s gets no timer.
+    pub fn set_min_session_expires_for_tests(&self, secs: u32) {
+        self.shared.min_se.store(secs, Ordering::Relaxed);
+    }
+
     /// Whether `set_draining(true)` is in force.
     pub fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Relaxed)
