@@ -176,3 +176,70 @@ async fn drain_deadline_hangs_up_the_rest_with_a_reason() {
         vec![(Some("shutdown".to_string()), "+15557654321".to_string())]
     );
 }
+
+/// A caller that vanishes without a BYE (a dropped mobile) is ended after
+/// `rtp_timeout_secs` of silence, and its room gets BYE; a caller that
+/// keeps talking is not.
+#[tokio::test]
+async fn a_silent_caller_is_ended_after_rtp_timeout_and_its_room_gets_bye() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start_with_env(
+        &hooks.url(),
+        "",
+        &[("PINLESS_MEDIA__RTP_TIMEOUT_SECS", "2")],
+    )
+    .await;
+    let target = gw.sip_uri("support", false);
+    let mut room = Room::new().await;
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let phone = Phone::new().await;
+        let (leg, media) = phone.call(&target, &[]).await;
+        let id = hooks.next().await.json()["callId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, _) = gw
+            .update(gw.update_body(
+                &id,
+                serde_json::json!({ "sipUri": room.uri("room", false) }),
+            ))
+            .await;
+        assert_eq!(status, 200);
+        let invite = room.next_invite().await;
+        let (room_leg, room_side) = room.answer(invite).await;
+        calls.push((phone, leg, media, id, room_leg, room_side));
+    }
+    // Both rooms talk all along; caller 0 talks, caller 1 falls silent.
+    let mut talk = Vec::new();
+    for (i, (phone, _, media, _, _, room_side)) in calls.iter().enumerate() {
+        let n = if i == 0 { 250 } else { 25 };
+        talk.push(phone.rtp.send_pattern(media.addr, 0, 0x11, n));
+        talk.push(room.rtp.send_pattern(room_side.addr, 0, 0x22, 250));
+    }
+    let (_, _, _, silent_id, silent_room, _) = &mut calls[1];
+    let ended = gw
+        .wait_call(silent_id, Duration::from_secs(6), |c| c["state"] == "ended")
+        .await;
+    assert_eq!(ended["endReason"], "rtp_timeout", "{ended:#}");
+    within(
+        3,
+        "BYE at the silent caller's room",
+        silent_room.next_event(),
+    )
+    .await;
+    let (_, _, _, talking_id, _, _) = &calls[0];
+    let (_, talking) = gw.get_call(talking_id).await;
+    assert_eq!(
+        talking["state"], "bridged",
+        "the talking caller stays: {talking:#}"
+    );
+    assert_eq!(
+        gw.metric("pinless_calls_ended_total{reason=\"rtp_timeout\"}")
+            .await,
+        1.0
+    );
+    for t in talk {
+        t.abort();
+    }
+}

@@ -331,6 +331,7 @@ pinless_calls_ended_total{reason=\"referred\"} 0
 pinless_calls_ended_total{reason=\"gateway_error\"} 0
 pinless_calls_ended_total{reason=\"shutdown\"} 2
 pinless_calls_ended_total{reason=\"rtp_timeout\"} 0
+pinless_calls_ended_total{reason=\"session_expired\"} 0
 ";
 
     #[test]

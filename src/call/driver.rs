@@ -328,15 +328,10 @@ impl Call {
                 tracing::debug!(?event, "caller leg ended");
                 self.feed(Input::CallerHungUp)
             }
-            LegEvent::SessionExpired => {
-                // The caller is presumed gone; say BYE in case it is not.
-                // (A reason of its own, `session_expired`, is the lead's.)
-                if let Some(leg) = self.caller.take() {
-                    leg.hangup();
-                }
-                tracing::debug!(?event, "caller leg ended");
-                self.feed(Input::CallerHungUp)
-            }
+            // No refresh by the session's deadline (RFC 4028): the machine
+            // ends the call and BYEs both legs, the caller's in case it
+            // is still there.
+            LegEvent::SessionExpired => self.feed(Input::SessionExpired),
         }
     }
 

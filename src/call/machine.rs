@@ -415,6 +415,7 @@ impl Machine {
             // The silent peer is gone: BYE the other leg (and the silent
             // one too, in case it is only its media that died).
             Input::PeerSilent(_) => self.end(now, EndReason::RtpTimeout, true),
+            Input::SessionExpired => self.end(now, EndReason::SessionExpired, true),
         }
     }
 

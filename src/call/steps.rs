@@ -122,6 +122,8 @@ pub enum Input {
     /// A leg that should send RTP sent nothing (RTP nor RTCP) for
     /// `rtp_timeout_secs`: its peer is gone without a BYE.
     PeerSilent(Silent),
+    /// The caller's session timer (RFC 4028) ran out without a refresh.
+    SessionExpired,
 }
 
 /// Which leg went silent.
@@ -236,11 +238,13 @@ pub enum EndReason {
     Shutdown,
     /// A leg sent no RTP for `rtp_timeout_secs` (a peer gone without BYE).
     RtpTimeout,
+    /// The caller's session timer ran out without a refresh (RFC 4028).
+    SessionExpired,
 }
 
 impl EndReason {
     /// Every reason, for metrics that count each.
-    pub const ALL: [EndReason; 8] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::CallerHangup,
         EndReason::RoomHangup,
         EndReason::ApiHangup,
@@ -249,6 +253,7 @@ impl EndReason {
         EndReason::GatewayError,
         EndReason::Shutdown,
         EndReason::RtpTimeout,
+        EndReason::SessionExpired,
     ];
 
     /// The name as serialized (`caller_hangup`, …).
@@ -262,6 +267,7 @@ impl EndReason {
             EndReason::GatewayError => "gateway_error",
             EndReason::Shutdown => "shutdown",
             EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::SessionExpired => "session_expired",
         }
     }
 
@@ -274,7 +280,8 @@ impl EndReason {
             EndReason::HoldTimeout
             | EndReason::GatewayError
             | EndReason::Shutdown
-            | EndReason::RtpTimeout => "gateway",
+            | EndReason::RtpTimeout
+            | EndReason::SessionExpired => "gateway",
         }
     }
 }
@@ -323,6 +330,7 @@ mod tests {
             R::GatewayError,
             R::Shutdown,
             R::RtpTimeout,
+            R::SessionExpired,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.name());
         }
