@@ -127,13 +127,8 @@ impl Gateway {
             },
             node: node.clone(),
         });
-        let (stop, stopped) = watch::channel(false);
-        let api_addr = config.api.listen;
-        let mut api_stop = stopped.clone();
-        let (api_bound, server) = api::serve(api_state, api_addr, async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        })?;
-        tokio::spawn(server);
+        // Calls of the last run first: the API (and /readyz) answers only
+        // once they are taken over.
         if !saved.is_empty() {
             let (resumed, failed) = saved.resume(&ctx, &entries, &admission).await;
             tracing::info!(
@@ -142,6 +137,13 @@ impl Gateway {
                 "calls of the last run taken over"
             );
         }
+        let (stop, stopped) = watch::channel(false);
+        let api_addr = config.api.listen;
+        let mut api_stop = stopped.clone();
+        let (api_bound, server) = api::serve(api_state, api_addr, async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        })?;
+        tokio::spawn(server);
         tokio::spawn(accept_loop(ctx, invites, admission.clone(), stopped));
         tracing::info!(
             udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), tls = ?stack.tls_addr(), api = %api_bound, %call_domain,

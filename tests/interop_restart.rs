@@ -21,8 +21,25 @@ async fn twenty_sipp_callers_live_through_kill_9_and_restart() {
     let path = scenario("caller_restart.xml");
     let target = gw.sip.to_string();
     let callers = sipp(&[
-        &target, "-sf", &path, "-s", "support", "-i", "127.0.0.1", "-p", &port, "-mp", &media,
-        "-m", "20", "-l", "20", "-r", "40", "-timeout", "60",
+        &target,
+        "-sf",
+        &path,
+        "-s",
+        "support",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-mp",
+        &media,
+        "-m",
+        "20",
+        "-l",
+        "20",
+        "-r",
+        "40",
+        "-timeout",
+        "60",
     ]);
     for _ in 0..20 {
         hooks.next().await;

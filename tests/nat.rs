@@ -1,7 +1,9 @@
 //! Behind 1:1 NAT (issue 11): SIP bound to one address (a private one, or
 //! 0.0.0.0) while everything we advertise names `sip.public_host`. Here
 //! the bound address is 127.0.0.1 (or 0.0.0.0) and the public one
-//! 127.0.0.2; SDP addresses are the media side's and not checked here.
+//! 127.0.0.2, for SIP (`sip.public_host`) and media (`media.public_ip`
+//! with `media.bind_ip`): SDP names the public address while RTP still
+//! flows between the bound sockets and where the peers really send from.
 
 mod support;
 
@@ -25,15 +27,29 @@ fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn contact_and_via_name_the_public_host_and_the_call_works() {
     let mut hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start_with_env(&hooks.url(), "", &[("PINLESS_SIP__PUBLIC_HOST", PUBLIC)])
-        .await;
+    let gw = TestGateway::start_with_env(
+        &hooks.url(),
+        "",
+        &[
+            ("PINLESS_SIP__PUBLIC_HOST", PUBLIC),
+            ("PINLESS_MEDIA__PUBLIC_IP", PUBLIC),
+            ("PINLESS_MEDIA__BIND_IP", "127.0.0.1"),
+        ],
+    )
+    .await;
     assert_eq!(gw.gw.sip_udp.unwrap().ip().to_string(), "127.0.0.1");
 
     // The 200 OK's Contact (the caller's remote target) is public.
     let phone = Phone::new().await;
-    let (caller, _media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
     let contact = caller.state().remote_target;
     assert!(contact.contains(PUBLIC), "200 OK Contact: {contact}");
+    // The answer's SDP names the public address; the music comes from the
+    // bound socket (the same port) to where the phone is.
+    assert_eq!(media.addr.ip().to_string(), PUBLIC, "answer SDP c=");
+    let music = phone.rtp.collect(Duration::from_millis(300)).await;
+    assert!(music.len() >= 8, "the caller hears music: {}", music.len());
+    assert_eq!(music[0].from, ([127, 0, 0, 1], media.addr.port()).into());
     let call_id = hooks.next().await.json()["callId"]
         .as_str()
         .unwrap()
@@ -59,6 +75,8 @@ async fn contact_and_via_name_the_public_host_and_the_call_works() {
         contact.len() == 1 && contact[0].contains(&format!("{PUBLIC}:{port}")),
         "INVITE Contact: {contact:?}"
     );
+    let offer = sdp::parse(&invite.info.sdp).unwrap();
+    assert_eq!(offer.addr.ip().to_string(), PUBLIC, "room INVITE SDP c=");
 
     // And the call bridges.
     let (room_leg, _offer) = room.answer(invite).await;

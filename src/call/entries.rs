@@ -13,7 +13,9 @@ use super::machine::{HoldTimeout, Policy};
 use crate::config::{DialinEntry, HoldTimeoutAction};
 use crate::media::HoldLoop;
 use crate::store::StoredEntry;
-use crate::webhook::{SecretError, SigningKeys, decode_secret, load_or_create_secret};
+use crate::webhook::{
+    SecretError, SigningKeys, decode_secret, load_or_create_secret, parse_secret,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -52,11 +54,26 @@ pub struct Entry {
 /// Why an entry could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
+    /// A secret file could not be read or written.
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// A field is unusable (announcement file, stored secret).
+    /// An audio file of the entry (hold music, announcement) is unusable.
+    #[error("config key `{key}`: {source}")]
+    Audio {
+        key: String,
+        #[source]
+        source: crate::media::HoldError,
+    },
+    /// A stored secret does not decode.
+    #[error("config key `{key}`: {source}")]
+    StoredSecret {
+        key: String,
+        #[source]
+        source: crate::webhook::BadSecret,
+    },
+    /// A stored entry clashes with one of the config file.
     #[error("config key `{key}`: {reason}")]
-    Field { key: String, reason: String },
+    Clash { key: String, reason: String },
 }
 
 impl Entry {
@@ -70,14 +87,12 @@ impl Entry {
         key: &str,
     ) -> Result<Entry, EntryError> {
         let load = |field: &str, path: &Option<std::path::PathBuf>| match path {
-            Some(p) => {
-                HoldLoop::load(p)
-                    .map(|h| Some(Arc::new(h)))
-                    .map_err(|e| EntryError::Field {
-                        key: format!("{key}.{field}"),
-                        reason: e.to_string(),
-                    })
-            }
+            Some(p) => HoldLoop::load(p)
+                .map(|h| Some(Arc::new(h)))
+                .map_err(|source| EntryError::Audio {
+                    key: format!("{key}.{field}"),
+                    source,
+                }),
             None => Ok(None),
         };
         let announcement = load("timeout_announcement", &c.timeout_announcement)?;
@@ -135,13 +150,13 @@ impl Entry {
 
 /// An API-made entry's signing keys, decoded (no other field is touched).
 pub fn stored_keys(s: &StoredEntry) -> Result<SigningKeys, EntryError> {
-    let bad = |reason: String| EntryError::Field {
+    let bad = |source| EntryError::StoredSecret {
         key: format!("entry {}: hmac", s.id),
-        reason,
+        source,
     };
-    let current = decode_secret(&s.keys.hmac).map_err(bad)?;
+    let current = parse_secret(&s.keys.hmac).map_err(bad)?;
     let previous = match &s.keys.previous {
-        Some((text, until)) => Some((decode_secret(text).map_err(bad)?, *until)),
+        Some((text, until)) => Some((parse_secret(text).map_err(bad)?, *until)),
         None => None,
     };
     Ok(SigningKeys { current, previous })
@@ -296,7 +311,7 @@ impl EntryBook {
             // The API refuses clashes; one here means the config file
             // changed under a stored entry.
             if let Some(clash) = entries.conflict(&s.config, None) {
-                return Err(EntryError::Field {
+                return Err(EntryError::Clash {
                     key: format!("entry {}", s.id),
                     reason: format!("{clash}; change the config file or delete the entry"),
                 });

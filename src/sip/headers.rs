@@ -1,6 +1,7 @@
 //! Custom headers that travel with a call: every `X-…` header and
-//! `User-to-User`. Collected from the caller's INVITE, checked when an app
-//! adds its own, and joined into the webhook's `sipHeaders`.
+//! `User-to-User`. Collected from the caller's INVITE and checked when an
+//! app adds its own (the webhook's `sipHeaders` object is built in
+//! `webhook::messages`).
 
 // The name and value rules are shared with config validation (a
 // `header_policy.rename` target must be one): one implementation, in config.
@@ -13,28 +14,6 @@ pub fn custom_headers(all: &[(String, String)]) -> Vec<(String, String)> {
     all.iter().filter(|(n, _)| is_custom(n)).cloned().collect()
 }
 
-/// `sipHeaders` for the webhook: a header given twice is joined with ", ";
-/// the first spelling of a name is kept.
-pub fn to_json_map(headers: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
-    let mut out = serde_json::Map::new();
-    for (name, value) in headers {
-        let existing = out
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v);
-        match existing {
-            Some(serde_json::Value::String(v)) => {
-                v.push_str(", ");
-                v.push_str(value);
-            }
-            _ => {
-                out.insert(name.clone(), serde_json::Value::String(value.clone()));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,7 +23,7 @@ mod tests {
     }
 
     #[test]
-    fn only_custom_headers_are_kept_and_repeats_join() {
+    fn only_custom_headers_are_kept_in_order() {
         let all = vec![
             h("Via", "x"),
             h("X-Lang", "de"),
@@ -53,11 +32,8 @@ mod tests {
             h("Xylophone", "no"),
         ];
         let custom = custom_headers(&all);
-        assert_eq!(custom.len(), 3);
-        let json = to_json_map(&custom);
-        assert_eq!(json["X-Lang"], "de, fr");
-        assert_eq!(json["User-to-User"], "abc;encoding=hex");
-        assert_eq!(json.len(), 2);
+        let names: Vec<&str> = custom.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-Lang", "User-to-User", "x-lang"]);
     }
 
     #[test]

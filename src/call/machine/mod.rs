@@ -22,7 +22,7 @@
 //! A transfer from Bridged is make-before-break: the caller keeps the old
 //! room until the new one answers, and keeps it if the new one fails.
 
-use super::plan::{Mode, Next, Plan, TransferRequest};
+use super::plan::{Mode, Plan, TransferRequest};
 use super::view::CallView;
 use crate::clock::Instant;
 use crate::config::OnRoomHangup;
@@ -228,17 +228,6 @@ impl Machine {
     /// was CANCELed before the stop (or died with the process), its REFER
     /// is lost. Count it as failed, so the transfer goes on as after any
     /// failed attempt (next target, backoff, deadline).
-    pub fn interrupted(&mut self, now: Instant) -> Vec<Action> {
-        let in_flight = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
-        if !in_flight || self.state == State::Ended {
-            return vec![];
-        }
-        let reason = "interrupted by a restart of the gateway";
-        if self.refer.is_some() {
-            return self.refer_failed(None, reason, now);
-        }
-        self.attempt_failed(None, reason.to_string(), now)
-    }
 
     /// When the hold timeout fires, if the caller is on hold.
     fn hold_deadline(&self) -> Option<Instant> {
@@ -259,52 +248,6 @@ impl Machine {
     }
 
     /// The app asks to move the call (`pinlessCallUpdate`).
-    pub fn request_transfer(
-        &mut self,
-        request: TransferRequest,
-        key: Option<String>,
-        now: Instant,
-    ) -> Result<(Accepted, Vec<Action>), UpdateRefused> {
-        if matches!(self.state, State::Ended | State::Announcing) {
-            let reason = format!("call is {}", self.state.name());
-            return Err(self.refuse(now, reason));
-        }
-        let earlier = key
-            .as_ref()
-            .and_then(|k| self.keys.iter().find(|(seen, _)| seen == k));
-        if let Some((_, earlier)) = earlier {
-            if *earlier == request {
-                return Ok((Accepted::Duplicate, vec![]));
-            }
-            let reason = "Idempotency-Key already used for a different update".to_string();
-            return Err(self.refuse(now, reason));
-        }
-        let duplicate = match &self.plan {
-            Some(plan) => {
-                let same =
-                    plan.request.targets == request.targets && plan.request.mode == request.mode;
-                if !same {
-                    let reason = format!("a transfer to {} is under way", plan.current());
-                    return Err(self.refuse(now, reason));
-                }
-                true
-            }
-            None => request.targets.len() == 1 && self.room.as_ref() == request.targets.first(),
-        };
-        if let Some(k) = key {
-            if self.keys.len() >= KEYS_KEPT {
-                self.keys.remove(0);
-            }
-            self.keys.push((k, request.clone()));
-        }
-        if duplicate {
-            return Ok((Accepted::Duplicate, vec![]));
-        }
-        self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
-        self.timeout_transfer = false;
-        self.state = State::Transferring;
-        Ok((Accepted::Started, self.attempt(now)))
-    }
 
     /// `POST /v1/calls/{id}/hold`: back to music from wherever the call is.
     pub fn request_hold(&mut self, now: Instant) -> Result<Vec<Action>, UpdateRefused> {
@@ -326,59 +269,8 @@ impl Machine {
     }
 
     /// Forgets the transfer under way; the action that stops it, if any.
-    fn drop_transfer(&mut self) -> Vec<Action> {
-        self.refer = None;
-        match self.plan.take() {
-            Some(_) => vec![Action::CancelTransfer],
-            None => vec![],
-        }
-    }
 
     /// Starts the next attempt of the plan.
-    fn attempt(&mut self, now: Instant) -> Vec<Action> {
-        let Some(plan) = self.plan.as_mut() else {
-            return vec![];
-        };
-        plan.attempts += 1;
-        plan.retry_at = None;
-        let target = plan.current().to_string();
-        let refer = !plan.refer_done;
-        // The app's headers win over the caller's of the same name, so a
-        // value re-set at every hop does not pile up.
-        let app = &plan.request.headers;
-        let mut headers: Vec<(String, String)> = self
-            .parties
-            .caller_headers
-            .iter()
-            .filter(|(n, _)| !app.iter().any(|(a, _)| a.eq_ignore_ascii_case(n)))
-            .cloned()
-            .collect();
-        headers.extend(app.iter().cloned());
-        let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
-        let attempt = plan.attempts;
-        let transfer = Transfer {
-            target: target.clone(),
-            headers,
-            ring_timeout,
-        };
-        self.transfer_attempts += 1;
-        self.target = Some(target.clone());
-        let mode = if refer { Mode::Refer } else { Mode::Bridge };
-        self.log(
-            now,
-            EventKind::TransferStarted,
-            json!({ "sipUri": target, "attempt": attempt, "mode": mode }),
-        );
-        if refer {
-            self.refer = Some(Referring {
-                accepted: false,
-                deadline: now + ring_timeout,
-            });
-            vec![Action::Refer(transfer)]
-        } else {
-            vec![Action::Dial(transfer)]
-        }
-    }
 
     /// Feeds one input; returns what the driver must do.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
@@ -419,108 +311,7 @@ impl Machine {
         }
     }
 
-    fn refer_answered(&mut self, code: Option<u16>, now: Instant) -> Vec<Action> {
-        let Some(refer) = self.refer.as_mut() else {
-            return vec![];
-        };
-        match code {
-            // Accepted: wait for the NOTIFY that says how the call went.
-            Some(c) if (200..300).contains(&c) => {
-                refer.accepted = true;
-                vec![]
-            }
-            _ => self.refer_failed(code, "REFER refused or not answered", now),
-        }
-    }
-
-    fn refer_notified(&mut self, code: u16, now: Instant) -> Vec<Action> {
-        if code < 200 || self.refer.is_none() {
-            return vec![];
-        }
-        if code >= 300 {
-            let reason = "the caller's side could not reach the target";
-            return self.refer_failed(Some(code), reason, now);
-        }
-        // The caller's side is with the target now: nothing to cancel.
-        self.refer = None;
-        self.plan = None;
-        self.log(now, EventKind::Referred, json!({ "sipUri": self.target }));
-        self.end(now, EndReason::Referred, true)
-    }
-
     /// The REFER did not work: say so, and bridge instead.
-    fn refer_failed(&mut self, code: Option<u16>, reason: &str, now: Instant) -> Vec<Action> {
-        self.refer = None;
-        let attempt = self.plan.as_ref().map(|p| p.attempts);
-        self.log(
-            now,
-            EventKind::ReferFailed,
-            json!({ "sipUri": self.target, "code": code, "reason": reason, "attempt": attempt }),
-        );
-        if let Some(p) = self.plan.as_mut() {
-            p.refer_done = true;
-        }
-        self.attempt(now)
-    }
-
-    fn bridged(&mut self, now: Instant) -> Vec<Action> {
-        let plan = self.plan.take();
-        let target = plan.as_ref().map(|p| p.current().to_string());
-        let replaced = self.room.take();
-        if let Some(since) = self.held_since.take() {
-            self.hold_ms += millis(now.since(since));
-        }
-        self.bridged_since.get_or_insert(now);
-        self.timeout_transfer = false;
-        self.state = State::Bridged;
-        self.bridged_at = Some(self.shown(now));
-        self.room = target.clone();
-        self.target = target.clone();
-        self.log(
-            now,
-            EventKind::Bridged,
-            json!({ "sipUri": target, "attempt": plan.map(|p| p.attempts), "replaced": replaced }),
-        );
-        vec![]
-    }
-
-    fn attempt_failed(&mut self, code: Option<u16>, reason: String, now: Instant) -> Vec<Action> {
-        let Some(plan) = self.plan.as_mut() else {
-            return vec![];
-        };
-        let target = plan.current().to_string();
-        let attempt = plan.attempts;
-        let next = plan.failed(code, now);
-        let detail = |last: bool| json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last });
-        match next {
-            Next::Try(_) => {
-                self.log(now, EventKind::TransferFailed, detail(false));
-                self.attempt(now)
-            }
-            // The plan holds the backoff's end; `poll_timeout` reports it.
-            Next::Wait(_) => {
-                self.log(now, EventKind::TransferFailed, detail(false));
-                vec![]
-            }
-            Next::GiveUp(why) => {
-                let mut d = detail(true);
-                d["gaveUp"] = why.into();
-                self.log(now, EventKind::TransferFailed, d);
-                self.plan = None;
-                if self.timeout_transfer {
-                    return self.end(now, EndReason::HoldTimeout, true);
-                }
-                if self.room.is_some() {
-                    // Make before break: the caller never left its room.
-                    self.state = State::Bridged;
-                    self.target = self.room.clone();
-                } else {
-                    self.back_to_hold(now, "transfer_failed");
-                }
-                vec![]
-            }
-        }
-    }
 
     fn room_hung_up(&mut self, now: Instant) -> Vec<Action> {
         if self.policy.on_room_hangup == OnRoomHangup::End {
@@ -616,6 +407,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+mod transfer;
+
 #[cfg(test)]
-#[path = "machine_tests.rs"]
 mod tests;
