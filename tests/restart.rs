@@ -42,7 +42,9 @@ struct Scene {
     hooks: WebhookReceiver,
     room: Room,
     held: Vec<(Phone, Leg, String)>,
-    bridged: Vec<(Phone, Leg, Leg, String)>,
+    /// Phone, caller leg, room leg, callId, the gateway's RTP address for
+    /// the caller (from its answer).
+    bridged: Vec<(Phone, Leg, Leg, String, SocketAddr)>,
     domain: String,
 }
 
@@ -69,12 +71,12 @@ async fn scene(held: usize, bridged: usize) -> Scene {
     let mut calls = Vec::new();
     for _ in 0..held + bridged {
         let phone = Phone::new().await;
-        let (leg, _) = phone.call(&target, &[]).await;
+        let (leg, media) = phone.call(&target, &[]).await;
         let id = hooks.next().await.json()["callId"]
             .as_str()
             .unwrap()
             .to_string();
-        calls.push((phone, leg, id));
+        calls.push((phone, leg, id, media.addr));
     }
     let conn = rusqlite::Connection::open(gw.db()).unwrap();
     let domain: String = conn
@@ -85,15 +87,19 @@ async fn scene(held: usize, bridged: usize) -> Scene {
         )
         .unwrap();
     let mut bridged_calls = Vec::new();
-    for (phone, leg, id) in calls.split_off(held) {
+    for (phone, leg, id, gw_rtp) in calls.split_off(held) {
         assert_eq!(
             update(&gw, &domain, &id, &room.uri("room", false)).await,
             200
         );
         let invite = room.next_invite().await;
         let (room_leg, _) = room.answer(invite).await;
-        bridged_calls.push((phone, leg, room_leg, id));
+        bridged_calls.push((phone, leg, room_leg, id, gw_rtp));
     }
+    let calls = calls
+        .into_iter()
+        .map(|(phone, leg, id, _)| (phone, leg, id))
+        .collect();
     // Bridged for real: the saved state is the bridged one.
     tokio::time::sleep(Duration::from_millis(300)).await;
     Scene {
@@ -161,15 +167,12 @@ async fn survives(signal: &str) {
     }
 
     // Bridged calls relay both ways again.
-    let rtp_of = |phone: &Phone| phone.rtp.addr;
-    for (i, (phone, _, _, _)) in bridged.iter().enumerate() {
+    for (i, (phone, _, _, _, gw_rtp)) in bridged.iter().enumerate() {
         let byte = 0x30 + i as u8;
         // The room learns where the gateway sends from by what it hears.
         let gw_room_side = within(3, "relay towards the room", async {
             loop {
-                let _ = phone
-                    .rtp
-                    .send_pattern(gateway_rtp(&phone.rtp).await, 0, byte, 5);
+                let _ = phone.rtp.send_pattern(*gw_rtp, 0, byte, 5);
                 for p in room.rtp.collect(Duration::from_millis(100)).await {
                     if p.payload.iter().all(|b| *b == byte) {
                         return p.from;
@@ -181,7 +184,6 @@ async fn survives(signal: &str) {
         let back = 0xA0 + i as u8;
         let _ = room.rtp.send_pattern(gw_room_side, 0, back, 10);
         phone.rtp.hears(back).await;
-        let _ = rtp_of(phone);
     }
 
     // An update to a resumed held call bridges it.
@@ -228,22 +230,13 @@ async fn survives(signal: &str) {
             Some(200)
         );
     }
-    for (_, caller, mut room_leg, _) in bridged.drain(..) {
+    for (_, caller, mut room_leg, _, _) in bridged.drain(..) {
         let answer = caller.hangup_answered();
         assert_eq!(
             within(5, "BYE answered", answer).await.ok().flatten(),
             Some(200)
         );
         within(5, "BYE at the room", room_leg.next_event()).await;
-    }
-}
-
-/// Where the gateway wants this phone's RTP: the source of what it hears.
-async fn gateway_rtp(peer: &RtpPeer) -> SocketAddr {
-    loop {
-        if let Some(p) = peer.collect(Duration::from_millis(100)).await.pop() {
-            return p.from;
-        }
     }
 }
 

@@ -128,6 +128,17 @@ impl Dialing {
     }
 }
 
+impl Drop for Dialing {
+    /// A 2xx that arrived but was never taken (the caller hung up as the
+    /// room answered) would leave the room's leg up: hang it up. A 2xx
+    /// still to come is handled by the task, which finds nobody waiting.
+    fn drop(&mut self) {
+        if let Ok(DialOutcome::Answered { leg, .. }) = self.outcome.try_recv() {
+            leg.hangup();
+        }
+    }
+}
+
 struct Sent {
     call_id: String,
     local_from: String,
