@@ -76,10 +76,15 @@ impl Gateway {
             invite_queue: 1024,
         })
         .await?;
+        // Calls an earlier run left up: the clock goes on from theirs, and
+        // until their dialogs are back the layer stays silent (not 481)
+        // on requests for them, so peers retransmit.
+        let saved = Saved::load(&store)?;
+        if !saved.is_empty() {
+            stack.set_resuming(true);
+        }
         let registry = Registry::default();
         let node = Arc::new(NodeCalls::default());
-        // Calls an earlier run left up: the clock goes on from theirs.
-        let saved = Saved::load(&store)?;
         let clock = Clock::starting_at(saved.clock_start(crate::clock::unix_ms()));
         let webhooks = webhook::Sender::new(RetryPolicy::default());
         let ctx = Arc::new(Ctx {
@@ -131,6 +136,7 @@ impl Gateway {
         // once they are taken over.
         if !saved.is_empty() {
             let (resumed, failed) = saved.resume(&ctx, &entries, &admission).await;
+            stack.set_resuming(false);
             tracing::info!(
                 resumed,
                 not_resumed = failed,
@@ -203,7 +209,10 @@ impl Gateway {
     /// Waits until no call runs (records written), or `within` passes;
     /// true when none is left.
     pub async fn calls_done(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
+        // A huge drain_secs means "as long as it takes", not an overflow.
+        let deadline = tokio::time::Instant::now()
+            .checked_add(within)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
         while self.calls_running() > 0 {
             if tokio::time::Instant::now() >= deadline {
                 return false;

@@ -49,7 +49,7 @@ async fn an_unrefreshed_session_expires_and_a_short_one_is_not_enforced() {
     assert_eq!(ok.header("Session-Expires"), None, "{}", ok.0);
 
     stack.set_min_session_expires_for_tests(1);
-    let (_raw, ok, mut leg) = raw_call(&stack, &mut invites, 3).await;
+    let (raw, ok, mut leg) = raw_call(&stack, &mut invites, 3).await;
     assert_eq!(ok.header("Session-Expires"), Some("3;refresher=uac"));
     assert_eq!(ok.header("Require"), Some("timer"));
     assert_eq!(leg.state().session_timer.unwrap().interval_secs, 3);
@@ -62,6 +62,19 @@ async fn an_unrefreshed_session_expires_and_a_short_one_is_not_enforced() {
         took >= Duration::from_millis(1800) && took < Duration::from_secs(3),
         "{took:?}"
     );
+    // The owner's hang-up still reaches the (silent) peer as a BYE.
+    leg.hangup();
+    let bye = within(5, "a BYE after the expiry", async {
+        loop {
+            if let Some(r) = raw.request(Duration::from_secs(5)).await {
+                if r.0.starts_with("BYE ") {
+                    return r;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(bye.0.starts_with("BYE "));
 }
 
 #[tokio::test]

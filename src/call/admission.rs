@@ -1,8 +1,8 @@
 //! The one door for new calls. `Admission::admit` decides, for every
 //! INVITE the SIP layer hands over, whether it becomes a call: message
 //! limits (513/400), a node that is stopping (503), the per-source rate
-//! (503), a matching entry (404),
-//! a place under `max_calls` (503), a pacer that keeps up (503), the
+//! (503), a matching entry (404), a place under `max_calls` (503), a
+//! pacer that keeps up (503), the
 //! entry's allow list (403) and digest credentials (407, or 403 for wrong
 //! ones), an offer we can answer (488), and an RTP port (503). What it
 //! admits carries everything the call needs, its permit among them; what
@@ -166,7 +166,7 @@ impl Admission {
         })
     }
 
-    /// The per-source rate, checked before anything else.
+    /// The per-source rate (after the message limits and a stop).
     fn rate(&self, source: IpAddr, now_ms: u64) -> Result<(), Refusal> {
         let allowed = self
             .limiter

@@ -39,6 +39,12 @@ pub(super) async fn answer(
                 invite.refuse(&Refusal::new(487, "cancelled by the caller")).await;
                 return None;
             }
+            // A stop began while it rang: the caller tries elsewhere now
+            // rather than being answered by a node on its way out.
+            _ = ctx.node.stopping() => {
+                invite.refuse(&Refusal::draining()).await;
+                return None;
+            }
         }
     }
     let codec = offer.choose();
@@ -51,16 +57,13 @@ pub(super) async fn answer(
             return None;
         }
     };
-    let media = match ctx
-        .media
-        // `true` until `sdp::PeerMedia::sends` lands (issue 11).
-        .hold(
-            socket,
-            offer.addr,
-            codec,
-            offer.sends,
-            hold_music(ctx, entry),
-        ) {
+    let media = match ctx.media.hold(
+        socket,
+        offer.addr,
+        codec,
+        offer.sends,
+        hold_music(ctx, entry),
+    ) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "no media for answered call; hanging up");

@@ -2,8 +2,10 @@
 //! machine — a thin loop: wait for the next fact (a SIP leg, a room
 //! INVITE's outcome, a REFER answer, an API request) or for the machine's
 //! own next deadline, feed it, perform the actions that come out, publish
-//! the call's view and new events. The driver keeps no timers and takes
-//! no decisions of its own.
+//! the call's view and new events, save the call when its state changed.
+//! The driver keeps no timers; what to do is the machine's, the driver
+//! only carries it out on the legs and the media (which leg object a BYE
+//! goes to, which Reason header it carries).
 
 use super::admission::Admitted;
 use super::answer::{self, Answered, hold_music};
@@ -12,7 +14,7 @@ pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, EndReason, Input, Machine, Silent, Transfer};
+use super::machine::{Action, EndReason, Event, EventKind, Input, Machine, Silent, Transfer};
 use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
@@ -72,14 +74,15 @@ pub(super) struct Parts {
 }
 
 /// Runs a call until it ends (or is suspended for the next start), with
-/// its place under `max_calls` held throughout. `fresh`: a call just
-/// answered, whose webhook is still to be posted.
+/// its place under `max_calls` held throughout. `post_webhook`: the
+/// incoming-call webhook is still to be posted (a call just answered, or a
+/// resumed one whose app never got it).
 pub(super) async fn drive(
     ctx: Arc<Ctx>,
     entry: Arc<Entry>,
     parts: Parts,
     _permit: Permit,
-    fresh: bool,
+    post_webhook: bool,
 ) {
     let id = super::CallId(parts.machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -114,7 +117,7 @@ pub(super) async fn drive(
         view: view_tx,
         saved_lines: 0,
     };
-    if fresh {
+    if post_webhook {
         call.post_webhook();
     }
     let outcome = if call.perform(parts.pending).await {
@@ -128,17 +131,35 @@ pub(super) async fn drive(
     if let Some(task) = call.webhook_task.take() {
         task.abort();
     }
-    drop(enrolled); // no longer live for the API
     if outcome == Outcome::Suspended {
+        // Saved, and the process is about to exit: keep the legs, the
+        // media and the registry entry as they are until then. A request
+        // from either side now gets no answer (not 481) and is
+        // retransmitted to the next start.
         tracing::info!(call = %id, "call saved for the next start");
+        std::future::pending::<()>().await;
         return;
     }
+    drop(enrolled); // no longer live for the API
     if let Some(reason) = call.machine.end_reason() {
         ctx.node.ended(reason);
     }
     forget(&ctx, &id.0).await;
     record(&ctx, call.machine.view()).await;
     tracing::info!(call = %id, "call ended");
+}
+
+/// A timeline line that changes what a restart must do: a state change,
+/// or the incoming-call webhook delivered (or given up on), so that a
+/// resumed call posts it again only when the app never got it.
+fn worth_a_save(e: &Event) -> bool {
+    match e.event {
+        EventKind::WebhookAttempt => e.detail["status"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s)),
+        EventKind::WebhookFailed => true,
+        kind => kind.published(),
+    }
 }
 
 /// How a driver's loop ended.
@@ -193,7 +214,7 @@ struct Call {
     /// Timeline entries already handed to `events`.
     published: usize,
     view: watch::Sender<Arc<CallView>>,
-    /// Timeline length at the last save: a new line is a state change.
+    /// Timeline length at the last save.
     saved_lines: usize,
 }
 
@@ -235,11 +256,7 @@ impl Call {
                 .map(|at| self.ctx.clock.to_tokio(at));
             let actions = tokio::select! {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
-                event = next_leg_event(&mut self.room) => {
-                    self.room = None;
-                    tracing::debug!(?event, "room leg ended");
-                    self.feed(Input::RoomHungUp)
-                }
+                event = next_leg_event(&mut self.room) => self.room_event(event),
                 outcome = dial_outcome(&mut self.dialing) => {
                     let input = Box::pin(self.room_outcome(outcome)).await;
                     self.feed(input)
@@ -275,7 +292,7 @@ impl Call {
             if finished {
                 return Outcome::Finished;
             }
-            if self.machine.timeline().len() > self.saved_lines {
+            if self.changed_since_save() {
                 self.save().await;
             }
         }
@@ -332,6 +349,27 @@ impl Call {
             // ends the call and BYEs both legs, the caller's in case it
             // is still there.
             LegEvent::SessionExpired => self.feed(Input::SessionExpired),
+            LegEvent::Sends(sends) => {
+                self.media.set_sends(MediaLeg::Caller, sends);
+                vec![]
+            }
+        }
+    }
+
+    fn room_event(&mut self, event: LegEvent) -> Vec<Action> {
+        match event {
+            LegEvent::Bye | LegEvent::AckTimeout => {
+                self.room = None;
+                tracing::debug!(?event, "room leg ended");
+                self.feed(Input::RoomHungUp)
+            }
+            // The room's leg stays, so that the machine's hang-up BYEs it.
+            LegEvent::SessionExpired => self.feed(Input::SessionExpired),
+            LegEvent::Sends(sends) => {
+                self.media.set_sends(MediaLeg::Room, sends);
+                vec![]
+            }
+            LegEvent::ReferProgress(_) => vec![],
         }
     }
 
@@ -422,7 +460,6 @@ impl Call {
                 Ok(answer) => {
                     if self
                         .media
-                        // `true` until `sdp::PeerMedia::sends` lands (issue 11).
                         .bridge(socket, answer.addr, answer.choose(), answer.sends)
                         .await
                     {
@@ -465,6 +502,17 @@ impl Call {
             self.machine.parties().clone(),
             self.tx.clone(),
         )));
+    }
+
+    /// True when the call changed state since its last save: a published
+    /// event (held, transfer started or failed, bridged, back to hold…)
+    /// was logged. Webhook attempts and refused updates are not worth a
+    /// write of their own; they ride along with the next save.
+    fn changed_since_save(&self) -> bool {
+        let timeline = self.machine.timeline();
+        timeline
+            .get(self.saved_lines..)
+            .is_some_and(|new| new.iter().any(worth_a_save))
     }
 
     /// Saves the call as it is now, for a restart to resume (at every

@@ -20,8 +20,9 @@
 //!   `header_policy` filters the caller's headers.
 //!
 //! Inside the module, imports go from the drivers down to the machine:
-//! driver → (answer, webhook_task, events, handle, registry, ctx) →
-//! machine → (steps, plan, view).
+//! resume → driver → (admission, answer, webhook_task, events, handle,
+//! registry, ctx, saved) → machine → (steps, plan, view); `tests/layers.rs`
+//! checks that no file cycle forms.
 
 pub mod admission;
 mod answer;

@@ -3,12 +3,25 @@
 //! 503), and how calls ended or were resumed, for `/metrics`.
 
 use super::steps::EndReason;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::watch;
+
+impl Default for NodeCalls {
+    fn default() -> Self {
+        Self {
+            draining: watch::Sender::new(false),
+            ended: Default::default(),
+            resumed: AtomicU64::new(0),
+            not_resumed: AtomicU64::new(0),
+        }
+    }
+}
 
 /// Shared by admission, the call drivers, the API and the gateway.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeCalls {
-    draining: AtomicBool,
+    /// Set once, when a stop begins; calls still ringing watch it.
+    draining: watch::Sender<bool>,
     ended: [AtomicU64; EndReason::ALL.len()],
     resumed: AtomicU64,
     not_resumed: AtomicU64,
@@ -17,11 +30,17 @@ pub struct NodeCalls {
 impl NodeCalls {
     /// From now on no new call is taken.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.draining.send_replace(true);
     }
 
     pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        *self.draining.borrow()
+    }
+
+    /// Resolves once a stop has begun (at once if it has).
+    pub async fn stopping(&self) {
+        let mut rx = self.draining.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
     }
 
     /// A call ended for `reason`.

@@ -11,6 +11,7 @@ use super::driver::{self, Parts};
 use super::entries::EntryBook;
 use super::saved::SavedCall;
 use crate::clock::Instant;
+use crate::sip::{Leg, LegState};
 use crate::store::{LiveCall, Store, StoreError};
 use std::sync::Arc;
 
@@ -84,7 +85,9 @@ impl Saved {
     }
 }
 
-/// Takes one saved call over; why not, as text for the log.
+/// Takes one saved call over; why not, as text for the log. A call that
+/// cannot be taken over is hung up on whatever legs could be rebuilt, so
+/// that nobody is left on a dead call.
 async fn resume_one(
     ctx: &Arc<Ctx>,
     entries: &EntryBook,
@@ -92,58 +95,74 @@ async fn resume_one(
     saved: SavedCall,
 ) -> Result<(), String> {
     let call_id = saved.machine.parties().call_id.clone();
-    let caller = match saved.caller.clone() {
+    let leg = |state: Option<LegState>, which: &str| match state {
         Some(state) => ctx
             .stack
             .resume_leg(state)
-            .map_err(|e| format!("caller's dialog: {e}"))?,
-        None => return Err("no caller leg was saved".into()),
+            .map(Some)
+            .map_err(|e| format!("{which}'s dialog: {e}")),
+        None => Ok(None),
+    };
+    let caller = leg(saved.caller.clone(), "caller");
+    let room = leg(saved.room.clone(), "room");
+    let give_up = |caller: Result<Option<Leg>, String>, room: Result<Option<Leg>, String>| {
+        for leg in [caller, room].into_iter().flatten().flatten() {
+            leg.hangup();
+        }
+    };
+    let (caller_leg, room_leg) = match (caller, room) {
+        (Ok(Some(c)), Ok(r)) => (c, r),
+        (Ok(None), room) => {
+            give_up(Ok(None), room);
+            return Err("no caller leg was saved".into());
+        }
+        (Err(e), room) => {
+            give_up(Ok(None), room);
+            return Err(e);
+        }
+        (caller, Err(e)) => {
+            give_up(caller, Ok(None));
+            return Err(e);
+        }
     };
     let Some(entry) = entries.snapshot().by_id(&saved.entry) else {
         // Nothing to play or sign with: end the call cleanly.
-        caller.hangup();
+        give_up(Ok(Some(caller_leg)), Ok(room_leg));
         return Err(format!(
             "its dial-in entry {} no longer exists",
             saved.entry
         ));
     };
-    let room = match saved.room.clone() {
-        Some(state) => match ctx.stack.resume_leg(state) {
-            Ok(leg) => Some(leg),
-            Err(e) => {
-                caller.hangup();
-                return Err(format!("room's dialog: {e}"));
-            }
-        },
-        None => None,
+    let media = match saved.media.as_ref() {
+        Some(state) => ctx.media.resume(state, hold_music(ctx, &entry)),
+        None => {
+            give_up(Ok(Some(caller_leg)), Ok(room_leg));
+            return Err("no media state was saved".into());
+        }
     };
-    let Some(media_state) = saved.media.as_ref() else {
-        caller.hangup();
-        return Err("no media state was saved".into());
-    };
-    let media = match ctx.media.resume(media_state, hold_music(ctx, &entry)) {
+    let media = match media {
         Ok(m) => m,
         Err(e) => {
-            caller.hangup();
-            if let Some(room) = room {
-                room.hangup();
-            }
+            give_up(Ok(Some(caller_leg)), Ok(room_leg));
             return Err(format!("media: {e}"));
         }
     };
     let mut machine = saved.machine;
     let pending = machine.interrupted(ctx.clock.now());
-    tracing::info!(call = %call_id, state = machine.state().name(), "call resumed");
+    // The app never got the incoming-call webhook (the stop cut its
+    // retries short): post it again, as the first run would have.
+    let repost = !machine.webhook_settled();
+    tracing::info!(call = %call_id, state = machine.state().name(), repost, "call resumed");
     let parts = Parts {
         machine,
-        caller: Some(caller),
-        room,
+        caller: Some(caller_leg),
+        room: room_leg,
         media,
         caller_from: saved.caller_from,
         published: saved.published,
         pending,
     };
     let permit = admission.resumed_permit();
-    tokio::spawn(driver::drive(ctx.clone(), entry, parts, permit, false));
+    tokio::spawn(driver::drive(ctx.clone(), entry, parts, permit, repost));
     Ok(())
 }

@@ -33,6 +33,9 @@ pub enum LegEvent {
     /// The dialog's RFC 4028 session timer ran out without a refresh: the
     /// peer is presumed gone. The owner hangs up (BYE) and ends the call.
     SessionExpired,
+    /// A re-INVITE changed whether the peer sends audio (hold with
+    /// `a=inactive`/`recvonly`, or back): `true` when it sends now.
+    Sends(bool),
 }
 
 pub(crate) struct LegSetup {
@@ -69,6 +72,9 @@ pub struct Leg {
     expires_at: Option<Instant>,
     refresh_at: Option<Instant>,
     refreshing: Option<Answer>,
+    /// Whether the peer's last offer says it sends audio; a re-INVITE
+    /// that changes it is reported (`LegEvent::Sends`), a refresh is not.
+    peer_sends: bool,
 }
 
 impl Leg {
@@ -80,6 +86,7 @@ impl Leg {
             expires_at: None,
             refresh_at: None,
             refreshing: None,
+            peer_sends: true,
         };
         leg.arm_timer();
         leg
@@ -153,7 +160,10 @@ impl Leg {
                 _ = sleep_until(wake) => {
                     let now = Instant::now();
                     if self.expires_at.is_some_and(|at| at <= now) {
-                        self.ended = true;
+                        // Not `ended`: the owner's hang-up must still send
+                        // a BYE, in case the peer is only silent.
+                        self.expires_at = None;
+                        self.refresh_at = None;
                         return LegEvent::SessionExpired;
                     }
                     if self.refresh_at.is_some_and(|at| at <= now) {
@@ -220,7 +230,16 @@ impl Leg {
                     Box::pin(reply(endpoint, *request, 200, None)).await;
                     return LegEvent::Bye;
                 }
-                Method::INVITE => Box::pin(self.answer_reinvite(*request)).await,
+                Method::INVITE => {
+                    // An offer that says whether the peer still sends (a
+                    // hold re-INVITE does not): the owner's media must know.
+                    let sends = super::sdp::parse(&request.body).ok().map(|o| o.sends);
+                    Box::pin(self.answer_reinvite(*request)).await;
+                    if let Some(sends) = sends.filter(|s| *s != self.peer_sends) {
+                        self.peer_sends = sends;
+                        return LegEvent::Sends(sends);
+                    }
+                }
                 Method::NOTIFY => {
                     let progress = refer_progress(&request);
                     Box::pin(reply(endpoint, *request, 200, None)).await;

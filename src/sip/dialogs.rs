@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     /// The node is stopping: OPTIONS outside a dialog get 503, so that a
     /// dispatcher in front moves traffic away at once.
     pub draining: std::sync::atomic::AtomicBool,
+    /// While saved legs are being resumed at start: a request for a dialog
+    /// not (yet) known gets no answer rather than 481, so the peer
+    /// retransmits it (UDP) to the leg about to be resumed.
+    pub resuming: std::sync::atomic::AtomicBool,
     /// Smallest Session-Expires we enforce (RFC 4028); 90 but in tests.
     pub min_se: std::sync::atomic::AtomicU32,
 }
@@ -51,6 +55,7 @@ impl Shared {
             pending: DashMap::new(),
             tls_port: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            resuming: std::sync::atomic::AtomicBool::new(false),
             min_se: std::sync::atomic::AtomicU32::new(MIN_SESSION_EXPIRES_SECS),
         }
     }

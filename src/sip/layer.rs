@@ -76,6 +76,13 @@ impl Layer for PinlessLayer {
                     },
                     None => request,
                 };
+                if self
+                    .shared
+                    .resuming
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return; // the peer retransmits; the leg is about to be back
+                }
                 reply(endpoint, request, 481, None).await;
             }
             (_, None) => reply(endpoint, request.take(), 405, None).await,

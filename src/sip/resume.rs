@@ -16,9 +16,10 @@ use tokio::sync::mpsc;
 /// old process may have sent requests in the dialog after the last save
 /// (a REFER, a BYE that never left the host…); the peer answers a request
 /// whose CSeq is not above the last it saw with 500 (RFC 3261 §12.2.2).
-/// A leg sends a handful of requests in its whole life, so 100 is far
-/// above what can go unsaved, and far below any wrap-around.
-const CSEQ_MARGIN: u32 = 100;
+/// Session refreshes we send as the refresher (a re-INVITE each half
+/// interval, not saved) are the most: at the 90 s minimum that is 80 an
+/// hour, so 100,000 covers 50 days of refreshes, far below the 2^31 limit.
+const CSEQ_MARGIN: u32 = 100_000;
 
 impl Stack {
     /// Rebuilds a leg saved by `Leg::state` (in this process or an earlier

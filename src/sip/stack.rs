@@ -57,6 +57,14 @@ impl Stack {
         self.shared.min_se.store(secs, Ordering::Relaxed);
     }
 
+    /// While on, a request in a dialog we do not know gets no answer (not
+    /// 481): set while the legs of an earlier run are being resumed, so
+    /// that a peer's BYE or re-INVITE sent meanwhile is retransmitted to
+    /// the resumed leg instead of ending its transaction.
+    pub fn set_resuming(&self, on: bool) {
+        self.shared.resuming.store(on, Ordering::Release);
+    }
+
     /// Whether `set_draining(true)` is in force.
     pub fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Relaxed)

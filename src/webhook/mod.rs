@@ -3,8 +3,8 @@
 //! delivery with bounded retries (`deliver`) and the bodies themselves
 //! (`messages`).
 //!
-//! A leaf of the layering: it imports no other pinless module, so every
-//! layer above can post webhooks.
+//! Below `call` in the layering: it imports only `config` (the one secret
+//! decoder), so every layer above can post webhooks.
 
 mod deliver;
 pub mod messages;

@@ -224,10 +224,17 @@ impl Machine {
         actions
     }
 
-    /// The node restarted while an attempt was in flight: its room INVITE
-    /// was CANCELed before the stop (or died with the process), its REFER
-    /// is lost. Count it as failed, so the transfer goes on as after any
-    /// failed attempt (next target, backoff, deadline).
+    /// Whether the app has the incoming-call webhook: one attempt was
+    /// answered 2xx, or delivery gave up (it will not be posted again).
+    pub fn webhook_settled(&self) -> bool {
+        self.timeline.iter().any(|e| match e.event {
+            EventKind::WebhookAttempt => e.detail["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s)),
+            EventKind::WebhookFailed => true,
+            _ => false,
+        })
+    }
 
     /// When the hold timeout fires, if the caller is on hold.
     fn hold_deadline(&self) -> Option<Instant> {
@@ -247,8 +254,6 @@ impl Machine {
         }
     }
 
-    /// The app asks to move the call (`pinlessCallUpdate`).
-
     /// `POST /v1/calls/{id}/hold`: back to music from wherever the call is.
     pub fn request_hold(&mut self, now: Instant) -> Result<Vec<Action>, UpdateRefused> {
         if matches!(self.state, State::Ended | State::Announcing) {
@@ -267,10 +272,6 @@ impl Machine {
         }
         Ok(actions)
     }
-
-    /// Forgets the transfer under way; the action that stops it, if any.
-
-    /// Starts the next attempt of the plan.
 
     /// Feeds one input; returns what the driver must do.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
@@ -310,8 +311,6 @@ impl Machine {
             Input::SessionExpired => self.end(now, EndReason::SessionExpired, true),
         }
     }
-
-    /// The REFER did not work: say so, and bridge instead.
 
     fn room_hung_up(&mut self, now: Instant) -> Vec<Action> {
         if self.policy.on_room_hangup == OnRoomHangup::End {

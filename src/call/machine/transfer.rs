@@ -12,6 +12,10 @@ use crate::clock::Instant;
 use serde_json::json;
 
 impl Machine {
+    /// The node restarted while an attempt was in flight: its room INVITE
+    /// was CANCELed before the stop (or died with the process). Count it
+    /// as failed, so the transfer goes on as after any failed attempt
+    /// (next target, backoff, deadline). A REFER is waited for instead.
     pub fn interrupted(&mut self, now: Instant) -> Vec<Action> {
         let in_flight = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
         if !in_flight || self.state == State::Ended {
@@ -19,11 +23,15 @@ impl Machine {
         }
         let reason = "interrupted by a restart of the gateway";
         if self.refer.is_some() {
-            return self.refer_failed(None, reason, now);
+            // The caller's side may act on the REFER still, and its NOTIFY
+            // reaches the resumed dialog: keep waiting until the REFER's
+            // own deadline rather than bridging the caller a second time.
+            return vec![];
         }
         self.attempt_failed(None, reason.to_string(), now)
     }
 
+    /// The app asks to move the call (`pinlessCallUpdate`).
     pub fn request_transfer(
         &mut self,
         request: TransferRequest,
@@ -71,6 +79,7 @@ impl Machine {
         Ok((Accepted::Started, self.attempt(now)))
     }
 
+    /// Forgets the transfer under way; the action that stops it, if any.
     pub(super) fn drop_transfer(&mut self) -> Vec<Action> {
         self.refer = None;
         match self.plan.take() {
@@ -79,6 +88,7 @@ impl Machine {
         }
     }
 
+    /// Starts the next attempt of the plan.
     pub(super) fn attempt(&mut self, now: Instant) -> Vec<Action> {
         let Some(plan) = self.plan.as_mut() else {
             return vec![];
@@ -153,6 +163,7 @@ impl Machine {
         self.end(now, EndReason::Referred, true)
     }
 
+    /// The REFER did not work: say so, and bridge instead.
     pub(super) fn refer_failed(
         &mut self,
         code: Option<u16>,
