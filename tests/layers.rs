@@ -350,10 +350,10 @@ impl Crate {
     /// module, else (an item of the crate root) where the root's re-export
     /// leads.
     fn named_module(&self, abs: &[String]) -> Option<String> {
-        if let Some(first) = abs.first() {
-            if self.modules.contains_key(std::slice::from_ref(first)) {
-                return Some(first.clone());
-            }
+        if let Some(first) = abs.first()
+            && self.modules.contains_key(std::slice::from_ref(first))
+        {
+            return Some(first.clone());
         }
         let file = &self.files[self.resolve_file(abs)?];
         Some(file.top())

@@ -172,7 +172,7 @@ async fn survives(signal: &str) {
         // The room learns where the gateway sends from by what it hears.
         let gw_room_side = within(3, "relay towards the room", async {
             loop {
-                let _ = phone.rtp.send_pattern(*gw_rtp, 0, byte, 5);
+                drop(phone.rtp.send_pattern(*gw_rtp, 0, byte, 5)); // runs on
                 for p in room.rtp.collect(Duration::from_millis(100)).await {
                     if p.payload.iter().all(|b| *b == byte) {
                         return p.from;
@@ -182,7 +182,7 @@ async fn survives(signal: &str) {
         })
         .await;
         let back = 0xA0 + i as u8;
-        let _ = room.rtp.send_pattern(gw_room_side, 0, back, 10);
+        drop(room.rtp.send_pattern(gw_room_side, 0, back, 10)); // runs on
         phone.rtp.hears(back).await;
     }
 

@@ -66,10 +66,10 @@ async fn an_unrefreshed_session_expires_and_a_short_one_is_not_enforced() {
     leg.hangup();
     let bye = within(5, "a BYE after the expiry", async {
         loop {
-            if let Some(r) = raw.request(Duration::from_secs(5)).await {
-                if r.0.starts_with("BYE ") {
-                    return r;
-                }
+            if let Some(r) = raw.request(Duration::from_secs(5)).await
+                && r.0.starts_with("BYE ")
+            {
+                return r;
             }
         }
     })

@@ -567,10 +567,10 @@ impl Call {
     fn publish(&mut self) {
         self.view.send_replace(Arc::new(self.machine.view()));
         let timeline = self.machine.timeline();
-        if let Some(sink) = &self.events {
-            if self.published < timeline.len() {
-                sink.publish(&timeline[self.published..]);
-            }
+        if let Some(sink) = &self.events
+            && self.published < timeline.len()
+        {
+            sink.publish(&timeline[self.published..]);
         }
         self.published = timeline.len();
     }

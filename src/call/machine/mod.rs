@@ -215,11 +215,11 @@ impl Machine {
             actions.push(Action::CancelTransfer);
             actions.extend(self.refer_failed(None, reason, now));
         }
-        if let Some(plan) = self.plan.as_mut() {
-            if plan.retry_at.is_some_and(|at| at <= now) {
-                plan.retry_at = None;
-                actions.extend(self.attempt(now));
-            }
+        if let Some(plan) = self.plan.as_mut()
+            && plan.retry_at.is_some_and(|at| at <= now)
+        {
+            plan.retry_at = None;
+            actions.extend(self.attempt(now));
         }
         actions
     }
