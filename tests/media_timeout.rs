@@ -97,6 +97,26 @@ async fn rtcp_alone_counts_as_life() {
     reports.join().unwrap();
 }
 
+/// RTCP sent to the RTP port + 1 (RFC 3550's default, for peers that do
+/// not multiplex) counts too; once it stops, the leg is reported.
+#[tokio::test]
+async fn rtcp_on_the_next_port_counts_as_life() {
+    let engine = engine_with_timeout((47_500, 47_519));
+    let (_caller, port, mut media) = held(&engine, true);
+    let reporter = peer(); // its own port, as a phone's RTCP socket is
+    let reports = talk(&reporter, port + 1, Duration::from_millis(2_500), rtcp(9));
+    assert_eq!(
+        silent_within(&mut media, Duration::from_millis(2_400)).await,
+        None,
+        "RTCP on port+1 keeps a leg alive"
+    );
+    reports.join().unwrap();
+    let (leg, _) = silent_within(&mut media, TIMEOUT + Duration::from_secs(2))
+        .await
+        .expect("reported once RTCP stops too");
+    assert_eq!(leg, MediaLeg::Caller);
+}
+
 #[tokio::test]
 async fn a_leg_whose_sdp_says_it_does_not_send_is_not_timed_out() {
     let engine = engine_with_timeout((47_240, 47_259));

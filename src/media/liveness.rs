@@ -1,6 +1,6 @@
 //! Dead peers (`[media] rtp_timeout_secs`, issue 11): a leg whose SDP says
-//! it sends and from which nothing (RTP, or RTCP multiplexed on the port)
-//! arrives for the timeout is reported, once, so the call ends with reason
+//! it sends and from which nothing (RTP, or RTCP multiplexed on the port
+//! or on port + 1) arrives for the timeout is reported, once, so the call ends with reason
 //! `rtp_timeout`: a caller that vanished without a BYE must not hold a
 //! port, a room leg and `max_calls` capacity for ever.
 //!

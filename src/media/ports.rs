@@ -7,11 +7,25 @@ use super::error::MediaError;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A bound RTP socket and its port.
+/// A bound RTP socket and its port, with the RTCP socket on `port + 1`
+/// when that port could be bound (RFC 3550: peers that do not multiplex
+/// send RTCP there, and it tells that a silent peer is still alive).
 #[derive(Debug)]
 pub struct RtpSocket {
     pub socket: UdpSocket,
     pub port: u16,
+    pub rtcp: Option<UdpSocket>,
+}
+
+/// Binds `port` for RTP (non-blocking) and, if it is free, `port + 1` for
+/// RTCP; RTP alone is enough for a call, so a taken RTCP port is no error.
+fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<RtpSocket> {
+    let bind = |port| {
+        UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|s| s.set_nonblocking(true).map(|()| s))
+    };
+    let socket = bind(port)?;
+    let rtcp = port.checked_add(1).and_then(|p| bind(p).ok());
+    Ok(RtpSocket { socket, port, rtcp })
 }
 
 /// Hands out RTP sockets from a range.
@@ -56,9 +70,8 @@ impl Ports {
             let Ok(port) = u16::try_from(self.first + n * 2) else {
                 continue;
             };
-            let bound = UdpSocket::bind(SocketAddr::new(self.ip, port));
-            if let Ok(socket) = bound.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
-                return Some(RtpSocket { socket, port });
+            if let Ok(pair) = bind_pair(self.ip, port) {
+                return Some(pair);
             }
         }
         None
@@ -74,10 +87,7 @@ impl Ports {
         if !in_range {
             return Err(MediaError::PortOutOfRange { port });
         }
-        UdpSocket::bind(SocketAddr::new(self.ip, port))
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .map(|socket| RtpSocket { socket, port })
-            .map_err(|source| MediaError::PortTaken { port, source })
+        bind_pair(self.ip, port).map_err(|source| MediaError::PortTaken { port, source })
     }
 }
 

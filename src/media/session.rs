@@ -211,11 +211,28 @@ async fn recv_from(fd: &RtpFd, buf: &mut [u8]) -> std::io::Result<(usize, Socket
 
 struct Bridge {
     socket: RtpFd,
+    /// The room's RTCP on `port + 1`, read only as a sign of life.
+    rtcp: Option<RtpFd>,
     port: u16,
     remote: SocketAddr,
     latched: bool,
     codec: LegCodec,
     rewriter: Rewriter,
+}
+
+/// The next RTCP packet's source on `fd`; pending without a socket. The
+/// packet itself is not used (a short buffer: the rest is discarded).
+async fn rtcp_from(fd: &Option<RtpFd>) -> std::io::Result<SocketAddr> {
+    let mut buf = [0u8; 16];
+    match fd {
+        Some(fd) => recv_from(fd, &mut buf).await.map(|(_, src)| src),
+        None => std::future::pending().await,
+    }
+}
+
+fn room_rtcp(bridge: &Option<Bridge>) -> &Option<RtpFd> {
+    const NONE: &Option<RtpFd> = &None;
+    bridge.as_ref().map_or(NONE, |b| &b.rtcp)
 }
 
 async fn recv_from_room(
@@ -267,6 +284,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
             RtpSocket {
                 socket: caller_socket,
                 port: caller_port,
+                rtcp: caller_rtcp,
             },
         mut remote,
         mut latched,
@@ -279,6 +297,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
         }
         return;
     };
+    let caller_rtcp = caller_rtcp.and_then(|s| readable(s).ok());
     let mut bridge: Option<Bridge> = match then {
         Then::Play(_) => None,
         Then::Relay(room, rewriter) => {
@@ -287,6 +306,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
             };
             Some(Bridge {
                 socket,
+                rtcp: room.socket.rtcp.and_then(|s| readable(s).ok()),
                 port: room.socket.port,
                 remote: room.remote,
                 latched: room.latched,
@@ -302,12 +322,14 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
             cmd = rx.recv() => match cmd {
                 Some(Command::Bridge { room, remote: room_remote, codec, sends, done }) => {
                     let port = room.port;
+                    let rtcp = room.rtcp.and_then(|s| readable(s).ok());
                     let Ok(socket) = readable(room.socket) else { continue };
                     // From music, or from another room (a re-transfer):
                     // either way the caller's stream continues.
                     let state = stream_state(&pacer, id, ssrc, &mut held, bridge.take()).await;
                     bridge = Some(Bridge {
                         socket,
+                        rtcp,
                         port,
                         remote: room_remote,
                         latched: false,
@@ -392,6 +414,18 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         let _ = b.socket.get_ref().send_to(packet, b.remote);
                         stats.relayed.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+            },
+            // RTCP on port+1 is life too, from the peer's address only.
+            got = rtcp_from(&caller_rtcp) => {
+                if got.is_ok_and(|src| src.ip() == remote.ip()) {
+                    liveness.heard(MediaLeg::Caller);
+                }
+            },
+            got = rtcp_from(room_rtcp(&bridge)) => {
+                let room_ip = bridge.as_ref().map(|b| b.remote.ip());
+                if got.is_ok_and(|src| Some(src.ip()) == room_ip) {
+                    liveness.heard(MediaLeg::Room);
                 }
             },
             got = recv_from_room(&bridge, &mut from_room) => {
