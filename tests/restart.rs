@@ -122,7 +122,7 @@ async fn survives(signal: &str) {
         held,
         mut bridged,
         domain,
-    } = scene(4, 2).await;
+    } = scene(4, 5).await;
     let mut before = Vec::new();
     for (phone, _, _) in &held {
         before.push(last_heard(phone).await);
@@ -136,7 +136,7 @@ async fn survives(signal: &str) {
     gw.start().await;
     let ready = std::time::Instant::now();
     assert!(
-        gw.log().contains("resumed=6"),
+        gw.log().contains("resumed=9"),
         "every call taken over:\n{}",
         gw.log()
     );
