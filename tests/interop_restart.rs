@@ -16,31 +16,8 @@ async fn twenty_sipp_callers_live_through_kill_9_and_restart() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let mut gw = Binary::new("", &hooks.url(), "", "");
     gw.start().await;
-    let port = free_udp_port().to_string();
-    let media = free_udp_port().to_string();
-    let path = scenario("caller_restart.xml");
     let target = gw.sip.to_string();
-    let callers = sipp(&[
-        &target,
-        "-sf",
-        &path,
-        "-s",
-        "support",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-mp",
-        &media,
-        "-m",
-        "20",
-        "-l",
-        "20",
-        "-r",
-        "40",
-        "-timeout",
-        "60",
-    ]);
+    let callers = sipp_calls(&target, "caller_restart.xml", 20, &["-l", "20", "-r", "40"]);
     for _ in 0..20 {
         hooks.next().await;
     }

@@ -27,3 +27,19 @@ pub struct Ctx {
     /// Whether the node is stopping; how calls ended.
     pub node: Arc<NodeCalls>,
 }
+
+impl Ctx {
+    /// Runs one store write off the async threads (SQLite blocks); what
+    /// failed, as text for the log.
+    pub async fn store_write(
+        &self,
+        write: impl FnOnce(&Store) -> Result<(), crate::store::StoreError> + Send + 'static,
+    ) -> Result<(), String> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || write(&store)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

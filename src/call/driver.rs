@@ -14,7 +14,7 @@ pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, EndReason, Event, EventKind, Input, Machine, Silent, Transfer};
+use super::machine::{Action, EndReason, Event, Input, Machine, Silent, Transfer};
 use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
@@ -140,6 +140,8 @@ pub(super) async fn drive(
         std::future::pending::<()>().await;
         return;
     }
+    // Music and relay stop now, not after the store writes below.
+    drop(call.media);
     drop(enrolled); // no longer live for the API
     if let Some(reason) = call.machine.end_reason() {
         ctx.node.ended(reason);
@@ -153,13 +155,7 @@ pub(super) async fn drive(
 /// or the incoming-call webhook delivered (or given up on), so that a
 /// resumed call posts it again only when the app never got it.
 fn worth_a_save(e: &Event) -> bool {
-    match e.event {
-        EventKind::WebhookAttempt => e.detail["status"]
-            .as_u64()
-            .is_some_and(|s| (200..300).contains(&s)),
-        EventKind::WebhookFailed => true,
-        kind => kind.published(),
-    }
+    e.event.published() || e.settles_webhook()
 }
 
 /// How a driver's loop ended.
@@ -173,24 +169,22 @@ enum Outcome {
 
 /// Removes an ended call's saved state.
 async fn forget(ctx: &Ctx, call_id: &str) {
-    let store = ctx.store.clone();
     let id = call_id.to_string();
-    let result = tokio::task::spawn_blocking(move || store.remove_live(&id)).await;
-    if !matches!(result, Ok(Ok(()))) {
-        tracing::warn!(call = %call_id, "saved state of an ended call not removed");
+    if let Err(error) = ctx.store_write(move |store| store.remove_live(&id)).await {
+        tracing::warn!(call = %call_id, %error, "saved state of an ended call not removed");
     }
 }
 
 /// Writes the call's record (off the async threads: SQLite blocks).
 async fn record(ctx: &Ctx, view: CallView) {
-    let store = ctx.store.clone();
     let id = view.call_id.clone();
-    let error = match tokio::task::spawn_blocking(move || store.record_call(&view.record())).await {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
-    };
-    tracing::warn!(call = %id, %error, "call record not written");
+    let record = view.record();
+    if let Err(error) = ctx
+        .store_write(move |store| store.record_call(&record))
+        .await
+    {
+        tracing::warn!(call = %id, %error, "call record not written");
+    }
 }
 
 /// The Reason (RFC 3326) on the BYEs of a drain's hang-ups.
@@ -530,25 +524,18 @@ impl Call {
             media: self.media.state().await,
             published: self.published,
         };
-        let live = match saved.to_live(crate::clock::unix_ms()) {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::warn!(error = %e, "call state not saved");
-                return false;
+        let written = match saved.to_live(crate::clock::unix_ms()) {
+            Ok(live) => {
+                self.ctx
+                    .store_write(move |store| store.save_live(&live))
+                    .await
             }
+            Err(e) => Err(e.to_string()),
         };
-        let store = self.ctx.store.clone();
-        match tokio::task::spawn_blocking(move || store.save_live(&live)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "call state not saved");
-                false
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "call state not saved");
-                false
-            }
+        if let Err(error) = &written {
+            tracing::warn!(%error, "call state not saved");
         }
+        written.is_ok()
     }
 
     /// Resume mode's stop: a room INVITE still unanswered is CANCELed

@@ -75,9 +75,10 @@ impl Saved {
                     ctx.node.resume_outcome(false);
                     failed += 1;
                     tracing::warn!(call = %live.call_id, %why, "saved call not resumed");
-                    let store = ctx.store.clone();
                     let id = live.call_id.clone();
-                    let _ = tokio::task::spawn_blocking(move || store.remove_live(&id)).await;
+                    if let Err(error) = ctx.store_write(move |store| store.remove_live(&id)).await {
+                        tracing::warn!(call = %live.call_id, %error, "saved call not forgotten");
+                    }
                 }
             }
         }

@@ -296,6 +296,20 @@ pub struct Event {
     pub detail: Value,
 }
 
+impl Event {
+    /// This line settles the incoming-call webhook: an attempt answered
+    /// 2xx, or delivery given up (it is not posted again either way).
+    pub fn settles_webhook(&self) -> bool {
+        match self.event {
+            EventKind::WebhookAttempt => self.detail["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s)),
+            EventKind::WebhookFailed => true,
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,15 @@ use ezk_sip_types::{Method, Name};
 use tokio::sync::oneshot;
 
 impl Leg {
+    /// A new request in the dialog, with the next CSeq.
     fn request(&mut self, method: Method) -> Request {
         self.s.cseq = self.s.cseq.wrapping_add(1);
+        self.in_dialog(method)
+    }
+
+    /// A request in the dialog with the current CSeq (the ACK of a
+    /// re-INVITE shares its INVITE's).
+    fn in_dialog(&self, method: Method) -> Request {
         let mut request = Request::new(method.clone(), self.s.remote_target.clone());
         let h = &mut request.headers;
         h.insert(Name::FROM, self.s.local_from.clone());
@@ -89,16 +96,7 @@ impl Leg {
             h.insert(name, value);
         }
         request.body = Bytes::from(self.s.local_sdp.clone().into_bytes());
-        let mut ack = Request::new(Method::ACK, self.s.remote_target.clone());
-        let h = &mut ack.headers;
-        h.insert(Name::FROM, self.s.local_from.clone());
-        h.insert(Name::TO, self.s.remote_to.clone());
-        h.insert(Name::CALL_ID, self.s.key.call_id.clone());
-        h.insert(Name::CSEQ, format!("{} ACK", self.s.cseq));
-        h.insert(Name::MAX_FORWARDS, "70");
-        for route in &self.s.route_set {
-            h.insert(Name::ROUTE, route.clone());
-        }
+        let ack = self.in_dialog(Method::ACK);
         let endpoint = self.s.endpoint.clone();
         let (target, hops) = (self.s.target.clone(), self.next_hops());
         let (tx, rx) = oneshot::channel();

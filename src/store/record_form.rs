@@ -72,16 +72,9 @@ struct Unversioned {
     talk_ms: u64,
     #[serde(default)]
     sip_headers: BTreeMap<String, String>,
+    /// Its events have the names form 1 kept.
     #[serde(default)]
-    timeline: Vec<UnversionedEvent>,
-}
-
-#[derive(Deserialize)]
-struct UnversionedEvent {
-    at: u64,
-    event: String,
-    #[serde(default)]
-    detail: Value,
+    timeline: Vec<V1Event>,
 }
 
 /// The text to store for `r`.
@@ -173,8 +166,11 @@ fn from_v1(f: V1) -> CallRecord {
     }
 }
 
+/// An old row as form 1 (its `ended_at` from the row's column when the
+/// JSON lacks it), read as form 1 is.
 fn from_unversioned(f: Unversioned, ended_at: u64) -> CallRecord {
-    CallRecord {
+    from_v1(V1 {
+        v: VERSION,
         call_id: f.call_id,
         call_domain: f.call_domain,
         entry: f.entry,
@@ -190,14 +186,6 @@ fn from_unversioned(f: Unversioned, ended_at: u64) -> CallRecord {
         hold_ms: f.hold_ms,
         talk_ms: f.talk_ms,
         sip_headers: f.sip_headers,
-        timeline: f
-            .timeline
-            .into_iter()
-            .map(|e| RecordEvent {
-                at: e.at,
-                event: e.event,
-                detail: e.detail,
-            })
-            .collect(),
-    }
+        timeline: f.timeline,
+    })
 }

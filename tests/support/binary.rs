@@ -19,10 +19,19 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
-/// A port range of `n` RTP ports (even start) unlikely to be in use.
-pub fn rtp_range(n: u16) -> (u16, u16) {
-    let base = 30_000 + (std::process::id() as u16 % 500) * 60 + (free_udp_port() % 30) * 2;
-    (base, base + n)
+/// A block of 200 RTP ports (100 calls' legs, each with its RTCP port) of
+/// its own for each binary: blocks in 30000–46999, away from the
+/// in-process gateways' default range and the media tests' 47xxx ones;
+/// the binaries of one test process get different blocks.
+pub fn rtp_range() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const BLOCKS: u32 = 85;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let block = (std::process::id().wrapping_add(n.wrapping_mul(37))) % BLOCKS;
+    let base = 30_000 + block * 200;
+    // base + 199 < 47_000: the conversions cannot fail.
+    let base = u16::try_from(base).unwrap_or(30_000);
+    (base, base + 199)
 }
 
 /// What a test gateway process is started with.
@@ -43,7 +52,7 @@ impl Binary {
         std::fs::create_dir_all(dir.join("state")).unwrap();
         let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let api_port = free_tcp_port();
-        let (min, max) = rtp_range(40);
+        let (min, max) = rtp_range();
         let config = dir.join("pinless.toml");
         std::fs::write(
             &config,

@@ -55,6 +55,20 @@ impl RawSip {
     /// The next response within `wait`, skipping provisional ones when
     /// `final_only`.
     pub async fn response(&self, wait: Duration, final_only: bool) -> Option<RawResponse> {
+        // A request (BYE, retransmission…) is not for us here.
+        self.next_where(wait, |text| {
+            text.starts_with("SIP/2.0 ") && !(final_only && RawResponse(text.into()).code() < 200)
+        })
+        .await
+    }
+
+    /// The next message within `wait` for which `wanted` holds (the others
+    /// are dropped).
+    async fn next_where(
+        &self,
+        wait: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<RawResponse> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut buf = vec![0u8; 65_536];
         loop {
@@ -63,14 +77,9 @@ impl RawSip {
                 .ok()?
                 .ok()?;
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
-            if !text.starts_with("SIP/2.0 ") {
-                continue; // a request (BYE, retransmission…) is not for us here
+            if wanted(&text) {
+                return Some(RawResponse(text));
             }
-            let r = RawResponse(text);
-            if final_only && r.code() < 200 {
-                continue;
-            }
-            return Some(r);
         }
     }
 
@@ -121,18 +130,8 @@ impl RawSip {
 
     /// The next request that comes within `wait` (responses are skipped).
     pub async fn request(&self, wait: Duration) -> Option<RawResponse> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let (n, _) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf))
-                .await
-                .ok()?
-                .ok()?;
-            let text = String::from_utf8_lossy(&buf[..n]).to_string();
-            if !text.starts_with("SIP/2.0 ") {
-                return Some(RawResponse(text));
-            }
-        }
+        self.next_where(wait, |text| !text.starts_with("SIP/2.0 "))
+            .await
     }
 
     /// Answers `request` 200 OK (its Via, From, To, Call-ID and CSeq

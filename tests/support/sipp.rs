@@ -58,6 +58,13 @@ pub fn temp(name: &str) -> PathBuf {
 /// One sipp call to `gw` with `scenario` (a file in tests/sipp), to the
 /// `support` entry, on free ports; `extra` arguments are appended.
 pub fn sipp_call(gw: &str, scenario_file: &str, extra: &[&str]) -> Child {
+    sipp_calls(gw, scenario_file, 1, extra)
+}
+
+/// `calls` sipp calls, as `sipp_call` places one (`extra` may add a rate
+/// and a limit on calls at once).
+pub fn sipp_calls(gw: &str, scenario_file: &str, calls: u32, extra: &[&str]) -> Child {
+    let calls = calls.to_string();
     let port = free_udp_port().to_string();
     let media = free_udp_port().to_string();
     let path = scenario(scenario_file);
@@ -74,7 +81,7 @@ pub fn sipp_call(gw: &str, scenario_file: &str, extra: &[&str]) -> Child {
         "-mp",
         &media,
         "-m",
-        "1",
+        &calls,
         "-timeout",
         "40",
     ];

@@ -227,13 +227,7 @@ impl Machine {
     /// Whether the app has the incoming-call webhook: one attempt was
     /// answered 2xx, or delivery gave up (it will not be posted again).
     pub fn webhook_settled(&self) -> bool {
-        self.timeline.iter().any(|e| match e.event {
-            EventKind::WebhookAttempt => e.detail["status"]
-                .as_u64()
-                .is_some_and(|s| (200..300).contains(&s)),
-            EventKind::WebhookFailed => true,
-            _ => false,
-        })
+        self.timeline.iter().any(Event::settles_webhook)
     }
 
     /// When the hold timeout fires, if the caller is on hold.
