@@ -116,6 +116,8 @@ impl Gateway {
             max_calls: config.limits.max_calls,
         };
         let admission = Arc::new(Admission::new(door, entries.clone(), media, node.clone()));
+        let probed = admission.clone();
+        stack.set_busy_probe(Box::new(move || probed.busy()));
         let api_state = Arc::new(Api {
             admission: admission.stats.clone(),
             registry: registry.clone(),

@@ -79,3 +79,31 @@ async fn options_probe_gets_503_while_draining_and_dialogs_go_on() {
     assert_eq!(r.code(), 200);
     caller.hangup();
 }
+
+/// A full node says so to a dispatcher's probe: with `max_calls` taken,
+/// OPTIONS gets 503 with `Retry-After` (the INVITE would get it too), so
+/// Kamailio's dispatcher sends the next call to another node; once a place
+/// is free, OPTIONS is 200 again.
+#[tokio::test]
+async fn options_probe_gets_503_while_the_node_is_full() {
+    let held = support::held_call("[limits]\nmax_calls = 1", &[]).await;
+    let sip = held.gw.gw.sip_udp.unwrap();
+    let probe = RawSip::new(sip).await;
+    probe.send(&probe.options("full-1")).await;
+    let r = probe
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("answer");
+    assert_eq!(r.code(), 503, "{}", r.0);
+    assert_eq!(r.header("Retry-After"), Some("5"), "{}", r.0);
+
+    let support::HeldCall { gw, caller, .. } = held;
+    caller.hangup();
+    assert!(gw.gw.calls_done(Duration::from_secs(5)).await, "call ended");
+    probe.send(&probe.options("full-2")).await;
+    let r = probe
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("answer");
+    assert_eq!(r.code(), 200, "{}", r.0);
+}

@@ -118,6 +118,18 @@ impl Admission {
         self.capacity.in_use()
     }
 
+    /// What a new call would get now for want of room, if anything: the
+    /// node's answer to a dispatcher's OPTIONS probe (see
+    /// `Stack::set_busy_probe`). Draining is the SIP layer's own.
+    pub fn busy(&self) -> Option<Refusal> {
+        if self.capacity.full() {
+            return Some(Refusal::busy(5, "max_calls reached"));
+        }
+        self.media
+            .overloaded()
+            .then(|| Refusal::busy(1, "pacer overloaded"))
+    }
+
     /// Decides on one INVITE, at `now_ms` (Unix ms, for the rate and
     /// digest nonces).
     pub fn admit(&self, info: &InviteInfo, now_ms: u64) -> Result<Admitted, Refusal> {

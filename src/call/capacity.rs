@@ -52,6 +52,11 @@ impl Capacity {
     pub fn in_use(&self) -> usize {
         self.taken.load(Ordering::Acquire)
     }
+
+    /// True while no place is free (`try_acquire` would fail).
+    pub fn full(&self) -> bool {
+        self.in_use() >= self.max
+    }
 }
 
 impl Drop for Permit {

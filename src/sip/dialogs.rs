@@ -46,7 +46,14 @@ pub(crate) struct Shared {
     pub resuming: std::sync::atomic::AtomicBool,
     /// Smallest Session-Expires we enforce (RFC 4028); 90 but in tests.
     pub min_se: std::sync::atomic::AtomicU32,
+    /// Asked on every OPTIONS outside a dialog: a refusal while the node
+    /// cannot take a call (full or overloaded), so a dispatcher probing us
+    /// sends calls elsewhere before they are refused one by one.
+    pub busy: std::sync::OnceLock<BusyProbe>,
 }
+
+/// See `Shared::busy`.
+pub type BusyProbe = Box<dyn Fn() -> Option<crate::sip::Refusal> + Send + Sync>;
 
 impl Shared {
     pub fn new() -> Self {
@@ -57,6 +64,7 @@ impl Shared {
             draining: std::sync::atomic::AtomicBool::new(false),
             resuming: std::sync::atomic::AtomicBool::new(false),
             min_se: std::sync::atomic::AtomicU32::new(MIN_SESSION_EXPIRES_SECS),
+            busy: std::sync::OnceLock::new(),
         }
     }
 

@@ -60,6 +60,10 @@ impl Layer for PinlessLayer {
                 refuse(endpoint, request.take(), &Refusal::draining()).await;
             }
             (Method::OPTIONS, None) => {
+                if let Some(busy) = self.busy_now() {
+                    refuse(endpoint, request.take(), &busy).await;
+                    return;
+                }
                 let mut response = endpoint.create_response(&request, StatusCode::OK, None);
                 response.msg.headers.insert_named(endpoint.allowed());
                 response.msg.headers.insert(Name::ACCEPT, "application/sdp");
@@ -91,6 +95,11 @@ impl Layer for PinlessLayer {
 }
 
 impl PinlessLayer {
+    /// Why the node would refuse a call now, if it would (`Shared::busy`).
+    fn busy_now(&self) -> Option<Refusal> {
+        self.shared.busy.get().and_then(|probe| probe())
+    }
+
     async fn new_invite(&self, endpoint: &Endpoint, request: IncomingRequest) {
         if request.base_headers.from.tag.is_none() {
             reply(endpoint, request, 400, Some("Missing From tag")).await;

@@ -56,7 +56,7 @@ pub mod tls;
 
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
-pub use dialogs::Answer;
+pub use dialogs::{Answer, BusyProbe};
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTimer, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};

@@ -49,6 +49,14 @@ impl Stack {
         self.shared.draining.store(on, Ordering::Relaxed);
     }
 
+    /// Sets what OPTIONS outside a dialog asks before answering 200: while
+    /// `probe` returns a refusal (the node is full or its media is
+    /// overloaded), OPTIONS gets that 503, so a dispatcher skips this node
+    /// as it does a draining one. Set once; later calls are ignored.
+    pub fn set_busy_probe(&self, probe: crate::sip::BusyProbe) {
+        let _ = self.shared.busy.set(probe);
+    }
+
     /// TEST ONLY: lowers the smallest RFC 4028 Session-Expires we accept
     /// and enforce below the RFC's 90 s (`MIN_SESSION_EXPIRES_SECS`),
     /// so that tests see a session expire in seconds. Production code
