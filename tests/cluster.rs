@@ -58,7 +58,8 @@ impl Redis {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut buf = [0u8; 16];
                 if s.write_all(b"PING\r\n").is_ok()
-                    && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                    && s.read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
                 {
                     return;
                 }
@@ -292,10 +293,22 @@ async fn any_node_answers_for_any_call_and_provisioned_entries_reach_every_node(
     assert!(h.pinless_verifies("X-Pinless-Signature-Previous", &secret));
 
     // Deleted through node 3: gone from node 1 too.
-    let (s, _) = api(&n3, Method::DELETE, &format!("/v1/domain-dialin-config/{entry}"), None).await;
+    let (s, _) = api(
+        &n3,
+        Method::DELETE,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (s, _) = api(&n1, Method::GET, &format!("/v1/domain-dialin-config/{entry}"), None).await;
+    let (s, _) = api(
+        &n1,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 404);
     let refused = Phone::new().await;
     match refused.dial(&uri(&n1, "shared"), &[]).outcome().await {
@@ -319,7 +332,10 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     let phone_y = Phone::new().await;
     let (_y, _) = phone_y.call(&uri(&a, "support"), &[]).await;
     let y = call_hook(&mut hooks).await.json();
-    let (x_id, domain) = (x["callId"].as_str().unwrap(), x["callDomain"].as_str().unwrap());
+    let (x_id, domain) = (
+        x["callId"].as_str().unwrap(),
+        x["callDomain"].as_str().unwrap(),
+    );
     let y_id = y["callId"].as_str().unwrap();
     let mut cached_hooks = WebhookReceiver::start(&[]).await;
     let (s, made) = api(
@@ -336,10 +352,14 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     // B reaches A's calls (so their owners are recorded) and has the entry.
     state_through(&b, y_id, "held").await;
     within(5, "the entry on node B", async {
-        while api(&b, Method::GET, &format!("/v1/domain-dialin-config/{entry}"), None)
-            .await
-            .0
-            != 200
+        while api(
+            &b,
+            Method::GET,
+            &format!("/v1/domain-dialin-config/{entry}"),
+            None,
+        )
+        .await
+        .0 != 200
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -351,20 +371,42 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     // Held callers keep their music: a packet every 20 ms.
     phone_x.rtp.drain();
     let heard = phone_x.rtp.collect(Duration::from_secs(2)).await;
-    assert!(heard.len() >= 90, "held caller heard {} packets in 2 s", heard.len());
+    assert!(
+        heard.len() >= 90,
+        "held caller heard {} packets in 2 s",
+        heard.len()
+    );
     // A same-node update works.
     let mut room = Room::new().await;
     let body = |id: &str, room: &Room| json!({ "callId": id, "callDomain": domain, "sipUri": room.uri("room", false) });
-    let (s, answer) = api(&a, Method::POST, "/v1/dialin/pinlessCallUpdate", Some(body(x_id, &room))).await;
+    let (s, answer) = api(
+        &a,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(body(x_id, &room)),
+    )
+    .await;
     assert_eq!(s, 200, "{answer}");
     let (_room_leg, gw_room_side) = bridges(&mut room, &phone_x, &media_x).await;
     // A cross-node update gets 503 with the reason.
-    let (s, refused) = api(&b, Method::POST, "/v1/dialin/pinlessCallUpdate", Some(body(y_id, &room))).await;
+    let (s, refused) = api(
+        &b,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(body(y_id, &room)),
+    )
+    .await;
     assert_eq!(s, 503, "{refused}");
     let reason = refused["error"].as_str().unwrap_or_default();
     assert!(reason.starts_with("cluster unavailable: redis"), "{reason}");
     // Provisioning writes wait for Redis; nothing changes.
-    let (s, write) = api(&b, Method::DELETE, &format!("/v1/domain-dialin-config/{entry}"), None).await;
+    let (s, write) = api(
+        &b,
+        Method::DELETE,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 503, "{write}");
     // New calls are answered, with the cached copy of the entries too.
     let phone_z = Phone::new().await;
@@ -373,7 +415,12 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     // Liveness never depends on Redis; the metric says it is down.
     let health = reqwest::get(format!("{}/healthz", b.api)).await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = reqwest::get(format!("{}/metrics", b.api)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", b.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("pinless_cluster_redis_up 0"), "{metrics}");
     // The bridged call still carries audio.
     let _more = room.rtp.send_pattern(gw_room_side, 0, 0x3C, 50);
@@ -385,7 +432,13 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     let mut room2 = Room::new().await;
     within(15, "a cross-node update to work again", async {
         loop {
-            let (s, _) = api(&b, Method::POST, "/v1/dialin/pinlessCallUpdate", Some(body(y_id, &room2))).await;
+            let (s, _) = api(
+                &b,
+                Method::POST,
+                "/v1/dialin/pinlessCallUpdate",
+                Some(body(y_id, &room2)),
+            )
+            .await;
             if s == 200 {
                 return;
             }
@@ -396,8 +449,23 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     let invite = room2.next_invite().await;
     let _room_leg = room2.answer(invite).await;
     state_through(&b, y_id, "bridged").await;
-    let (s, _) = api(&b, Method::GET, &format!("/v1/domain-dialin-config/{entry}"), None).await;
-    assert_eq!(s, 200, "the provisioned entry survived Redis losing its data");
-    let (s, _) = api(&a, Method::GET, &format!("/v1/domain-dialin-config/{entry}"), None).await;
+    let (s, _) = api(
+        &b,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s, 200,
+        "the provisioned entry survived Redis losing its data"
+    );
+    let (s, _) = api(
+        &a,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
 }

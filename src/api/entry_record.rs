@@ -12,14 +12,10 @@ pub fn to_record(s: &StoredEntry) -> EntryRecord {
         id: s.id.clone(),
         config,
         hmac: s.keys.hmac.clone(),
-        previous: s
-            .keys
-            .previous
-            .as_ref()
-            .map(|(hmac, until)| PreviousKey {
-                hmac: hmac.clone(),
-                until: *until,
-            }),
+        previous: s.keys.previous.as_ref().map(|(hmac, until)| PreviousKey {
+            hmac: hmac.clone(),
+            until: *until,
+        }),
         created_at: s.created_at,
         updated_at: s.updated_at,
     }

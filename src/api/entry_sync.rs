@@ -98,7 +98,10 @@ impl EntrySync {
             // Redis lost its data (or is new): put our copy back.
             let ours: Vec<_> = local.iter().map(to_record).collect();
             self.cluster.seed_entries(&ours).await?;
-            tracing::info!(entries = ours.len(), "cluster: provisioned entries written back to redis");
+            tracing::info!(
+                entries = ours.len(),
+                "cluster: provisioned entries written back to redis"
+            );
             (version, records) = self.cluster.entries().await?;
         }
         let mut stale: Vec<String> = Vec::new();

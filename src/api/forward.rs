@@ -82,5 +82,7 @@ pub(super) async fn to_owner(
     if let Some(ct) = &answer.content_type {
         response = response.header("content-type", ct);
     }
-    Ok(Some(response.body(Body::from(answer.body)).unwrap_or_default()))
+    Ok(Some(
+        response.body(Body::from(answer.body)).unwrap_or_default(),
+    ))
 }

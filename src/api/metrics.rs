@@ -255,13 +255,22 @@ impl Collector for Node {
 }
 
 /// `pinless_cluster_*`, on cluster nodes only.
-fn encode_cluster(c: &ClusterStats, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+fn encode_cluster(
+    c: &ClusterStats,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
     let up = ConstGauge::new(u64::from(c.redis_up()));
     let help = "1 while Redis answers the node's heartbeat and look-ups.";
-    up.encode(encoder.encode_descriptor("pinless_cluster_redis_up", help, None, up.metric_type())?)?;
+    up.encode(encoder.encode_descriptor(
+        "pinless_cluster_redis_up",
+        help,
+        None,
+        up.metric_type(),
+    )?)?;
     let counter_type = ConstCounter::new(0u64).metric_type();
     let help = "API requests for another node's call, by result: ok (the owner answered) or failed (503: Redis or the owner unreachable).";
-    let mut family = encoder.encode_descriptor("pinless_cluster_forwards", help, None, counter_type)?;
+    let mut family =
+        encoder.encode_descriptor("pinless_cluster_forwards", help, None, counter_type)?;
     for (result, n) in [("ok", &c.forwards_ok), ("failed", &c.forwards_failed)] {
         let n = n.load(Ordering::Relaxed);
         ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;

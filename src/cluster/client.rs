@@ -35,8 +35,8 @@ impl Cluster {
         call_domain: &str,
         started_at: u64,
     ) -> Result<Cluster, ClusterError> {
-        let client =
-            redis::Client::open(config.redis_url.as_str()).map_err(|e| ClusterError::Url(e.to_string()))?;
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|e| ClusterError::Url(e.to_string()))?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(keys::REDIS_TIMEOUT))
             .set_response_timeout(Some(keys::REDIS_TIMEOUT))
@@ -74,7 +74,9 @@ impl Cluster {
     /// Redis answered (the log hears of a change once).
     async fn run<T: redis::FromRedisValue>(
         &self,
-        what: impl FnOnce(ConnectionManager) -> futures_util::future::BoxFuture<'static, redis::RedisResult<T>>,
+        what: impl FnOnce(
+            ConnectionManager,
+        ) -> futures_util::future::BoxFuture<'static, redis::RedisResult<T>>,
     ) -> Result<T, ClusterError> {
         let result = match tokio::time::timeout(keys::REDIS_TIMEOUT, what(self.conn.clone())).await
         {
@@ -113,7 +115,11 @@ impl Cluster {
             .arg("PX")
             .arg(keys::NODE_TTL.as_millis() as u64)
             .ignore();
-        pipe.cmd("ZADD").arg(keys::nodes()).arg(now_ms).arg(me).ignore();
+        pipe.cmd("ZADD")
+            .arg(keys::nodes())
+            .arg(now_ms)
+            .arg(me)
+            .ignore();
         let oldest = now_ms.saturating_sub(keys::NODE_TTL.as_millis() as u64);
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(keys::nodes())
@@ -180,7 +186,9 @@ impl Cluster {
         let key = keys::node(call_domain);
         let k = key.clone();
         let text: Option<String> = self
-            .run(move |mut c| Box::pin(async move { redis::cmd("GET").arg(k).query_async(&mut c).await }))
+            .run(move |mut c| {
+                Box::pin(async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
+            })
             .await?;
         text.map(|t| {
             NodeRecord::from_json(&t).map_err(|e| ClusterError::BadRecord {
@@ -195,7 +203,14 @@ impl Cluster {
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, ClusterError> {
         let ids: Vec<String> = self
             .run(|mut c| {
-                Box::pin(async move { redis::cmd("ZRANGE").arg(keys::nodes()).arg(0).arg(-1).query_async(&mut c).await })
+                Box::pin(async move {
+                    redis::cmd("ZRANGE")
+                        .arg(keys::nodes())
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                })
             })
             .await?;
         if ids.is_empty() {
@@ -203,7 +218,9 @@ impl Cluster {
         }
         let keys_: Vec<String> = ids.iter().map(|id| keys::node(id)).collect();
         let texts: Vec<Option<String>> = self
-            .run(move |mut c| Box::pin(async move { redis::cmd("MGET").arg(keys_).query_async(&mut c).await }))
+            .run(move |mut c| {
+                Box::pin(async move { redis::cmd("MGET").arg(keys_).query_async(&mut c).await })
+            })
             .await?;
         // A node in the set whose record expired is gone: left out.
         Ok(texts
@@ -216,8 +233,10 @@ impl Cluster {
     /// The callDomain of the node owning `call_id`, if any node does.
     pub async fn owner_of(&self, call_id: &str) -> Result<Option<String>, ClusterError> {
         let key = keys::call(call_id);
-        self.run(move |mut c| Box::pin(async move { redis::cmd("GET").arg(key).query_async(&mut c).await }))
-            .await
+        self.run(move |mut c| {
+            Box::pin(async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+        })
+        .await
     }
 
     /// The provisioned entries and their version (None: Redis holds no
@@ -246,7 +265,12 @@ impl Cluster {
     /// The entries' version alone (the cheap poll).
     pub async fn entries_version(&self) -> Result<Option<u64>, ClusterError> {
         self.run(|mut c| {
-            Box::pin(async move { redis::cmd("GET").arg(keys::entries_version()).query_async(&mut c).await })
+            Box::pin(async move {
+                redis::cmd("GET")
+                    .arg(keys::entries_version())
+                    .query_async(&mut c)
+                    .await
+            })
         })
         .await
     }
@@ -289,7 +313,11 @@ impl Cluster {
                 key: keys::entries(),
                 reason: e.to_string(),
             })?;
-            pipe.cmd("HSETNX").arg(keys::entries()).arg(&r.id).arg(text).ignore();
+            pipe.cmd("HSETNX")
+                .arg(keys::entries())
+                .arg(&r.id)
+                .arg(text)
+                .ignore();
         }
         self.changed(pipe).await
     }

@@ -32,7 +32,11 @@ pub struct Answer {
 
 impl Cluster {
     /// Sends `request` to `to` and returns its answer, whatever its status.
-    pub async fn forward(&self, to: &NodeRecord, request: Forward<'_>) -> Result<Answer, ClusterError> {
+    pub async fn forward(
+        &self,
+        to: &NodeRecord,
+        request: Forward<'_>,
+    ) -> Result<Answer, ClusterError> {
         let result = self.send(to, request).await;
         let counter = match &result {
             Ok(_) => &self.stats.forwards_ok,
@@ -60,14 +64,20 @@ impl Cluster {
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
-        let response = builder.send().await.map_err(|e| unreachable(describe(&e)))?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| unreachable(describe(&e)))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(String::from);
-        let body = response.bytes().await.map_err(|e| unreachable(describe(&e)))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| unreachable(describe(&e)))?;
         Ok(Answer {
             status,
             content_type,

@@ -65,6 +65,9 @@ mod tests {
         assert!(!s.redis_up());
         assert_eq!(s.observe(true), Some(Transition::Up));
         // Unreachable from the start is news too.
-        assert_eq!(ClusterStats::default().observe(false), Some(Transition::Down));
+        assert_eq!(
+            ClusterStats::default().observe(false),
+            Some(Transition::Down)
+        );
     }
 }

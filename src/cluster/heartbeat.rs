@@ -120,7 +120,10 @@ mod tests {
         // b ended; the full beat rewrites the rest and deletes b.
         let live = set(&["a", "c"]);
         let r = o.round(&live, true);
-        assert_eq!((r.write, r.delete), (vec!["a".into(), "c".into()], vec!["b".to_string()]));
+        assert_eq!(
+            (r.write, r.delete),
+            (vec!["a".into(), "c".into()], vec!["b".to_string()])
+        );
         // That round failed (Redis down) and c ended meanwhile: both b and
         // c are deleted when Redis answers again.
         o.failed(&live);

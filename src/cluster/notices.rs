@@ -17,14 +17,18 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub async fn listen(cluster: Arc<Cluster>, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     loop {
         let subscribed = async {
-            let mut pubsub = tokio::time::timeout(keys::REDIS_TIMEOUT, cluster.client().get_async_pubsub())
-                .await
-                .ok()?
-                .ok()?;
-            tokio::time::timeout(keys::REDIS_TIMEOUT, pubsub.subscribe(keys::entries_channel()))
-                .await
-                .ok()?
-                .ok()?;
+            let mut pubsub =
+                tokio::time::timeout(keys::REDIS_TIMEOUT, cluster.client().get_async_pubsub())
+                    .await
+                    .ok()?
+                    .ok()?;
+            tokio::time::timeout(
+                keys::REDIS_TIMEOUT,
+                pubsub.subscribe(keys::entries_channel()),
+            )
+            .await
+            .ok()?
+            .ok()?;
             Some(pubsub)
         };
         let pubsub = tokio::select! {

@@ -280,7 +280,10 @@ fn cluster_is_off_by_default_and_its_keys_are_checked() {
         ENTRY,
         &[
             ("PINLESS_CLUSTER__REDIS_URL", "redis://127.0.0.1:6380/1"),
-            ("PINLESS_CLUSTER__ADVERTISE_API", "https://node1.example.com/"),
+            (
+                "PINLESS_CLUSTER__ADVERTISE_API",
+                "https://node1.example.com/",
+            ),
         ],
     )
     .unwrap();
@@ -312,7 +315,8 @@ fn cluster_is_off_by_default_and_its_keys_are_checked() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().starts_with("config key `cluster.redis_url`: "),
+        err.to_string()
+            .starts_with("config key `cluster.redis_url`: "),
         "{err}"
     );
     let err = load(&format!("{ENTRY}[cluster]\nredis = \"x\"\n"), &[]).unwrap_err();

@@ -6,8 +6,8 @@
 //! IP:port address`): toml would append its own "in `api.listen`" to them.
 
 use super::{
-    ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
-    SipConfig,
+    ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig,
+    MediaConfig, NodeConfig, SipConfig,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};

@@ -75,7 +75,10 @@ impl Config {
         if let Err(e) = redis::IntoConnectionInfo::into_connection_info(c.redis_url.as_str()) {
             return Err(ConfigError::key(
                 "cluster.redis_url",
-                format!("{:?} is not a Redis URL like redis://127.0.0.1:6379/0: {e}", c.redis_url),
+                format!(
+                    "{:?} is not a Redis URL like redis://127.0.0.1:6379/0: {e}",
+                    c.redis_url
+                ),
             ));
         }
         let api = c.advertise_api.trim_end_matches('/');
