@@ -86,8 +86,17 @@ impl Cluster {
     }
 
     /// The owner of `call_id` when another live node owns it: None when no
-    /// node does (or this one does, and the call is no longer here).
+    /// node does (or this one does, and the call is no longer here). A
+    /// failure here is a failed forward (counted as such).
     pub async fn owner(&self, call_id: &str) -> Result<Option<NodeRecord>, ClusterError> {
+        let result = self.look_up(call_id).await;
+        if result.is_err() {
+            self.stats.forwards_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn look_up(&self, call_id: &str) -> Result<Option<NodeRecord>, ClusterError> {
         let Some(owner) = self.owner_of(call_id).await? else {
             return Ok(None);
         };
@@ -96,10 +105,7 @@ impl Cluster {
         }
         match self.node(&owner).await? {
             Some(record) => Ok(Some(record)),
-            None => {
-                self.stats.forwards_failed.fetch_add(1, Ordering::Relaxed);
-                Err(ClusterError::OwnerGone { node: owner })
-            }
+            None => Err(ClusterError::OwnerGone { node: owner }),
         }
     }
 }
