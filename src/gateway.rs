@@ -1,11 +1,13 @@
 //! Wires the layers together: loads the hold music, starts media, SIP, the
 //! API, and the loop that hands each new INVITE to a call driver.
 
+use crate::api::entry_sync::EntrySync;
 use crate::api::{self, Api, Provisioning, ServeError};
 use crate::call::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, NodeCalls, Registry, Saved, config_entries};
 use crate::clock::Clock;
+use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
 use crate::sip::limits::MessageLimits;
@@ -35,6 +37,9 @@ pub enum StartError {
     Entry(#[from] EntryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `[cluster]` cannot be used.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// `state_dir` could not be used.
     #[error("node.state_dir {path}: {reason}")]
     State { path: String, reason: String },
@@ -84,6 +89,16 @@ impl Gateway {
             stack.set_resuming(true);
         }
         let registry = Registry::default();
+        // Redis is not waited for: a node starts, and takes calls with its
+        // own copy of the entries, while Redis is down.
+        let cluster = match config.cluster.enabled() {
+            true => Some(Arc::new(Cluster::new(
+                &config.cluster,
+                &call_domain,
+                crate::clock::unix_ms(),
+            )?)),
+            false => None,
+        };
         let node = Arc::new(NodeCalls::default());
         let clock = Clock::starting_at(saved.clock_start(crate::clock::unix_ms()));
         let webhooks = webhook::Sender::new(RetryPolicy::default());
@@ -131,8 +146,10 @@ impl Gateway {
                 config_entries: config.dialin.clone(),
                 verifier: ctx.webhooks.with_policy(RetryPolicy::verification()),
                 sip_host,
+                cluster: cluster.clone(),
             },
             node: node.clone(),
+            cluster: cluster.clone(),
         });
         // Calls of the last run first: the API (and /readyz) answers only
         // once they are taken over.
@@ -152,6 +169,9 @@ impl Gateway {
             let _ = api_stop.wait_for(|s| *s).await;
         })?;
         tokio::spawn(server);
+        if let Some(cluster) = cluster {
+            join_cluster(cluster, &registry, &store, &entries, &stopped).await;
+        }
         tokio::spawn(accept_loop(ctx, invites, admission.clone(), stopped));
         tracing::info!(
             udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), tls = ?stack.tls_addr(), api = %api_bound, %call_domain,
@@ -223,6 +243,43 @@ impl Gateway {
         }
         true
     }
+}
+
+/// Starts the cluster's tasks: the heartbeat (this node's record and its
+/// calls' owners), the entry-change subscription and the entries' sync,
+/// after one first sync so that entries provisioned elsewhere take calls
+/// here from the start (a Redis that is down delays the start by its
+/// timeout only).
+async fn join_cluster(
+    cluster: Arc<Cluster>,
+    registry: &Registry,
+    store: &Arc<Store>,
+    entries: &EntryBook,
+    stopped: &watch::Receiver<bool>,
+) {
+    let sync = EntrySync {
+        cluster: cluster.clone(),
+        store: store.clone(),
+        entries: entries.clone(),
+    };
+    if let Err(e) = sync.sync().await {
+        tracing::warn!(error = %e, "cluster: entries not synced at start; this node's copy is in force");
+    }
+    let live = registry.clone();
+    tokio::spawn(cluster::heartbeat::run(
+        cluster.clone(),
+        move || live.live_ids().into_iter().map(|id| id.0).collect(),
+        registry.changed(),
+        stopped.clone(),
+    ));
+    let notice = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(cluster::notices::listen(
+        cluster.clone(),
+        notice.clone(),
+        stopped.clone(),
+    ));
+    tokio::spawn(sync.run(notice, stopped.clone()));
+    tracing::info!(node = %cluster.me.call_domain, api = %cluster.me.api, "joined the cluster");
 }
 
 /// Hands every new INVITE to the one door; what it admits becomes a call.

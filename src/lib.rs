@@ -28,6 +28,7 @@
 pub mod api;
 pub mod call;
 pub mod clock;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod ct;

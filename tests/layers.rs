@@ -52,8 +52,8 @@ const ORDER: &[Tier] = &[
         why: "what a call is and does; drives the protocols below",
     },
     Tier {
-        modules: &["sip", "media", "webhook", "store"],
-        why: "the protocols and the store a call uses: siblings that know nothing of each other",
+        modules: &["sip", "media", "webhook", "store", "cluster"],
+        why: "the protocols, the store and the cluster (Redis) a call uses: siblings that know nothing of each other",
     },
     Tier {
         modules: &["config"],

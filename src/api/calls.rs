@@ -2,11 +2,12 @@
 //! `POST /v1/calls/{callId}/hold`, and `live`, the one way handlers reach
 //! a live call.
 
+use super::bad_request::FieldError;
 use super::error::{ApiError, Unknown};
 use super::reply::json;
 use super::state::Api;
 use crate::call::{CallHandle, CallId, CallView};
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 use warp::hyper::{Body, Response};
 
 /// A live call's handle: 404 for a call never seen, 409 for one that has
@@ -23,10 +24,24 @@ pub async fn hold(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     ))
 }
 
-pub fn list(api: &Api) -> Response<Body> {
+/// `GET /v1/calls`: this node's live calls; with `?scope=cluster`, those
+/// of every live node of the cluster (see `cluster_list`).
+pub async fn list(api: &Api, query: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+    let scope = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "scope")
+        .map(|(_, v)| v);
+    match scope {
+        None | Some("node") => {}
+        Some("cluster") => return super::cluster_calls::list(api, headers).await,
+        Some(_) => {
+            return Err(FieldError::rule("scope", "must be \"node\" or \"cluster\"").into());
+        }
+    }
     let calls = api.registry.live_snapshots();
     let calls: Vec<&CallView> = calls.iter().map(|c| &**c).collect();
-    json(StatusCode::OK, &serde_json::json!({ "calls": calls }))
+    Ok(json(StatusCode::OK, &serde_json::json!({ "calls": calls })))
 }
 
 pub fn get(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {

@@ -6,6 +6,7 @@
 use super::bad_request::{BadRequest, FieldError};
 use super::reply::json;
 use crate::call::{CallError, EntryError, NotLive, UpdateRefused};
+use crate::cluster::ClusterError;
 use crate::store::StoreError;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
@@ -61,6 +62,11 @@ pub enum ApiError {
     /// 500: the call records could not be read.
     #[error("call records unreadable")]
     RecordsUnreadable(#[source] Internal),
+    /// 503: the cluster could not serve the request — Redis is down, or the
+    /// node owning the call cannot be reached; the text says which. Nothing
+    /// was changed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// What a 404 did not find, as the answer spells it.
@@ -129,6 +135,7 @@ impl ApiError {
             ApiError::Storage(_) | ApiError::RecordsUnreadable(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ApiError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -140,6 +147,7 @@ impl ApiError {
             ApiError::RecordsUnreadable(cause) => {
                 tracing::error!(error = %cause, "call records unreadable")
             }
+            ApiError::Cluster(cause) => tracing::info!(error = %cause, "answered 503"),
             _ => {}
         }
         json(
@@ -155,7 +163,7 @@ mod tests {
 
     #[test]
     fn statuses_and_texts() {
-        let cases: [(ApiError, u16, &str); 9] = [
+        let cases: [(ApiError, u16, &str); 10] = [
             (ApiError::BodyTooLarge, 413, "body larger than 65536 bytes"),
             (
                 ApiError::Unauthorized,
@@ -176,6 +184,11 @@ mod tests {
                 "unknown dial-in entry id",
             ),
             (ApiError::CallIs("ended"), 409, "call is ended"),
+            (
+                ClusterError::Redis("Connection refused".into()).into(),
+                503,
+                "cluster unavailable: redis: Connection refused",
+            ),
             (
                 FieldError::rule("limit", "must be 1 to 1000").into(),
                 400,

@@ -6,6 +6,7 @@
 use super::state::Api;
 use crate::call::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
+use crate::cluster::ClusterStats;
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
 use prometheus_client::collector::Collector;
@@ -28,6 +29,7 @@ pub fn render(api: &Api) -> Response<Body> {
         relay: api.relay.clone(),
         admission: api.admission.clone(),
         calls: api.node.clone(),
+        cluster: api.cluster.as_ref().map(|c| c.stats.clone()),
     };
     match node.encode_text() {
         Ok(text) => Response::builder()
@@ -52,6 +54,8 @@ struct Node {
     relay: Arc<RelayStats>,
     admission: Arc<AdmissionStats>,
     calls: Arc<NodeCalls>,
+    /// Only in a cluster: a lone node's page has no cluster metrics.
+    cluster: Option<Arc<ClusterStats>>,
 }
 
 impl Node {
@@ -243,8 +247,43 @@ impl Collector for Node {
             let labels = [("reason", reason.name())];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
+        if let Some(cluster) = &self.cluster {
+            encode_cluster(cluster, &mut encoder)?;
+        }
         Ok(())
     }
+}
+
+/// `pinless_cluster_*`, on cluster nodes only.
+fn encode_cluster(
+    c: &ClusterStats,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let up = ConstGauge::new(u64::from(c.redis_up()));
+    let help = "1 while Redis answers the node's heartbeat and look-ups.";
+    up.encode(encoder.encode_descriptor(
+        "pinless_cluster_redis_up",
+        help,
+        None,
+        up.metric_type(),
+    )?)?;
+    let counter_type = ConstCounter::new(0u64).metric_type();
+    let help = "API requests for another node's call, by result: ok (the owner answered) or failed (503: Redis or the owner unreachable).";
+    let mut family =
+        encoder.encode_descriptor("pinless_cluster_forwards", help, None, counter_type)?;
+    for (result, n) in [("ok", &c.forwards_ok), ("failed", &c.forwards_failed)] {
+        let n = n.load(Ordering::Relaxed);
+        ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+    }
+    let failed = ConstCounter::new(c.heartbeats_failed.load(Ordering::Relaxed));
+    let help = "Heartbeat rounds Redis refused or did not answer.";
+    failed.encode(encoder.encode_descriptor(
+        "pinless_cluster_heartbeats_failed",
+        help,
+        None,
+        counter_type,
+    )?)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -258,6 +297,7 @@ mod tests {
             relay: Arc::default(),
             admission: Arc::default(),
             calls: Arc::default(),
+            cluster: None,
         }
     }
 

@@ -6,7 +6,11 @@
 mod auth;
 mod bad_request;
 mod calls;
+mod cluster_calls;
+mod entry_record;
+pub mod entry_sync;
 mod error;
+mod forward;
 mod metrics;
 mod provision;
 mod records;
@@ -153,11 +157,34 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
     if !auth::authorized(&api.tokens, header("authorization")) {
         return Err(ApiError::Unauthorized);
     }
+    // A call another node of the cluster owns: its owner answers.
+    let call_id = match (&method, segments.as_slice()) {
+        (&Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => {
+            update::parse(&body).ok().map(|u| u.call_id)
+        }
+        (&Method::GET | &Method::DELETE, ["v1", "calls", id])
+        | (&Method::POST, ["v1", "calls", id, "hold"]) => Some(id.to_string()),
+        _ => None,
+    };
+    if let Some(id) = &call_id
+        && let Some(cluster) = forward::candidate(api.cluster.as_ref(), &api.registry, headers, id)
+    {
+        let received = forward::Received {
+            method: &method,
+            path,
+            query,
+            headers,
+            body: &body,
+        };
+        if let Some(answer) = forward::to_owner(cluster, id, received).await? {
+            return Ok(answer);
+        }
+    }
     match (method, segments.as_slice()) {
         (Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => {
             update::handle(api, &body, header("idempotency-key")).await
         }
-        (Method::GET, ["v1", "calls"]) => Ok(calls::list(api)),
+        (Method::GET, ["v1", "calls"]) => calls::list(api, query, headers).await,
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,

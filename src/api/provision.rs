@@ -3,11 +3,17 @@
 //! rotate an entry's secret with a grace period. Entries are stored before
 //! the answer is sent and apply to the next INVITE; calls already held
 //! keep the entry they were matched with.
+//!
+//! In a cluster, an entry is written to Redis first (a Redis outage is a
+//! 503 and changes nothing), then to this node's copy; `entry_sync` brings
+//! it to the other nodes.
 
 use super::bad_request::{BadRequest, FieldError, Reason};
+use super::entry_record::to_record;
 use super::error::{ApiError, Internal, Unknown};
 use super::reply::json;
 use crate::call::{Entry, EntryBook};
+use crate::cluster::Cluster;
 use crate::config::{ConfigError, DialinEntry, validate_entry};
 use crate::store::{Store, StoreError, StoredEntry, StoredKeys};
 use crate::webhook::{self, AttemptOutcome, Delivery, messages, unix_ms};
@@ -28,11 +34,13 @@ pub struct Provisioning {
     pub verifier: webhook::Sender,
     /// Host (and port) of static SIP URIs handed out.
     pub sip_host: String,
+    /// Where entries are shared with the other nodes, in a cluster.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Serialises writes, so that two requests cannot both pass the conflict
 /// check for the same number.
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MASK: &str = "********";
 const TYPE: &str = "pinless_dialin";
@@ -149,6 +157,15 @@ impl Provisioning {
             .map_err(ApiError::BadEntry)
     }
 
+    /// In a cluster, stores `s` in Redis for every node (before this
+    /// node's copy: if Redis is down, nothing changes anywhere).
+    async fn share(&self, s: &StoredEntry) -> Result<(), ApiError> {
+        if let Some(cluster) = &self.cluster {
+            cluster.put_entry(&to_record(s)).await?;
+        }
+        Ok(())
+    }
+
     /// Runs a store write that reports whether the entry existed, then
     /// puts the stored entries in force: 404 if it did not exist.
     async fn write(
@@ -221,6 +238,7 @@ impl Provisioning {
         };
         let _write = WRITES.lock().await;
         self.check(&stored)?;
+        self.share(&stored).await?;
         let (store, row) = (self.store.clone(), stored.clone());
         blocking(move || store.insert_entry(&row)).await?;
         self.apply().await?;
@@ -297,6 +315,7 @@ impl Provisioning {
             };
         }
         self.check(&stored)?;
+        self.share(&stored).await?;
         let (row, key) = (stored.clone(), new_hmac.clone());
         self.write(move |store| {
             let found = store.update_entry(&row.id, &row.config, now)?;
@@ -315,6 +334,10 @@ impl Provisioning {
     pub async fn delete(&self, id: &str) -> Reply {
         self.refuse_file_entry(id)?;
         let _write = WRITES.lock().await;
+        if let Some(cluster) = &self.cluster {
+            self.stored(id).await?;
+            cluster.delete_entry(id).await?;
+        }
         let key = id.to_string();
         self.write(move |store| store.delete_entry(&key)).await?;
         Ok(json(StatusCode::OK, &json!({ "id": id, "deleted": true })))
@@ -329,6 +352,13 @@ impl Provisioning {
         let hmac = new_secret();
         let now = unix_ms();
         let until = now + grace * 1000;
+        if self.cluster.is_some() {
+            let mut s = self.stored(id).await?;
+            let old = std::mem::replace(&mut s.keys.hmac, hmac.clone());
+            s.keys.previous = Some((old, until));
+            s.updated_at = now;
+            self.share(&s).await?;
+        }
         let (key, secret) = (id.to_string(), hmac.clone());
         self.write(move |store| store.rotate_entry(&key, &secret, until, now))
             .await?;

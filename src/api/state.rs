@@ -4,6 +4,7 @@
 use super::provision::Provisioning;
 use crate::call::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
+use crate::cluster::Cluster;
 use crate::media::RelayStats;
 use crate::media::pacer::PacerStats;
 use std::sync::Arc;
@@ -19,4 +20,6 @@ pub struct Api {
     pub provisioning: Provisioning,
     /// Whether the node is stopping (`/readyz`), and how calls ended.
     pub node: Arc<NodeCalls>,
+    /// The cluster this node is part of (`[cluster] redis_url`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }

@@ -139,8 +139,16 @@ fn check_key(key: Option<&str>) -> Result<Option<String>, FieldError> {
 pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Result<Response<Body>, ApiError> {
     let update = parse(body)?;
     let key = check_key(key)?;
+    // Any node's callDomain is good in a cluster: the app may hold the
+    // owner's and reach another node.
     if update.call_domain != api.call_domain {
-        return Err(ApiError::Unknown(Unknown::CallDomain));
+        let member = match &api.cluster {
+            Some(cluster) => cluster.is_member(&update.call_domain).await?,
+            None => false,
+        };
+        if !member {
+            return Err(ApiError::Unknown(Unknown::CallDomain));
+        }
     }
     let first = update.transfer.targets[0].clone();
     let request = update.transfer;

@@ -30,6 +30,9 @@ pub enum NotLive {
 pub struct Registry {
     live: Arc<DashMap<CallId, CallHandle>>,
     ended: Arc<Mutex<VecDeque<Arc<CallView>>>>,
+    /// Signalled when a call enters or leaves: a cluster node writes a new
+    /// call's owner at once, before its app can ask another node for it.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 /// A call's place in the registry, held by its driver. Dropping it —
@@ -50,6 +53,7 @@ impl Registry {
     /// Adds a live call until the returned guard is dropped.
     pub fn enroll(&self, id: CallId, handle: CallHandle) -> Enrolled {
         self.live.insert(id.clone(), handle);
+        self.changed.notify_one();
         Enrolled {
             registry: self.clone(),
             id,
@@ -83,6 +87,7 @@ impl Registry {
         let Some((_, handle)) = self.live.remove(id) else {
             return;
         };
+        self.changed.notify_one();
         let mut view = handle.snapshot();
         if view.state != State::Ended {
             let mut v = (*view).clone();
@@ -114,6 +119,16 @@ impl Registry {
     /// Handles of every live call.
     pub fn live_handles(&self) -> Vec<CallHandle> {
         self.live.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The ids of every live call.
+    pub fn live_ids(&self) -> Vec<CallId> {
+        self.live.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Signalled (one stored permit) whenever a call enters or leaves.
+    pub fn changed(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
     }
 
     /// Every live call as last published.

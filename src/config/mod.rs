@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 pub use dialin::{Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, OnRoomHangup};
 pub use error::ConfigError;
 pub use sections::{
-    ApiConfig, Config, HoldConfig, LimitsConfig, MediaConfig, NodeConfig, ShutdownMode, SipConfig,
+    ApiConfig, ClusterConfig, Config, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
+    ShutdownMode, SipConfig,
 };
 pub use syntax::parse_cidr;
 pub use validate::validate_entry;

@@ -18,6 +18,7 @@ pub struct Config {
     pub hold: HoldConfig,
     pub dialin: Vec<DialinEntry>,
     pub limits: LimitsConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// `[node]`: identity and persistent state of this node.
@@ -118,6 +119,25 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// An INVITE with a longer header line gets 400.
     pub max_header_line_bytes: usize,
+}
+
+/// `[cluster]`: several nodes sharing call ownership and provisioned
+/// entries through Redis. Both "" (the default): one node on its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// e.g. `redis://127.0.0.1:6379/0`; "" = no cluster.
+    pub redis_url: String,
+    /// This node's API base URL as the other nodes reach it (they forward
+    /// requests for this node's calls there), e.g. `http://10.0.0.5:8080`.
+    pub advertise_api: String,
+}
+
+impl ClusterConfig {
+    /// Whether the node is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
 }
 
 impl Default for NodeConfig {
@@ -221,6 +241,7 @@ impl Default for Config {
                 ..DialinEntry::default()
             }],
             limits: LimitsConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

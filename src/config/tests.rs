@@ -265,3 +265,60 @@ fn media_bind_ip_defaults_to_public_ip_and_is_checked() {
         "config key `media.bind_ip`: \"eth0\" is not an IP address"
     );
 }
+
+#[test]
+fn cluster_is_off_by_default_and_its_keys_are_checked() {
+    let c = load(ENTRY, &[]).unwrap();
+    assert!(!c.cluster.enabled());
+    let text = format!(
+        "{ENTRY}[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\nadvertise_api = \"http://10.0.0.5:8080\"\n"
+    );
+    let c = load(&text, &[]).unwrap();
+    assert!(c.cluster.enabled());
+    assert_eq!(c.cluster.advertise_api, "http://10.0.0.5:8080");
+    let env = load(
+        ENTRY,
+        &[
+            ("PINLESS_CLUSTER__REDIS_URL", "redis://127.0.0.1:6380/1"),
+            (
+                "PINLESS_CLUSTER__ADVERTISE_API",
+                "https://node1.example.com/",
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(env.cluster.redis_url, "redis://127.0.0.1:6380/1");
+    // A cluster node that does not say where the others reach it.
+    let err = load(
+        &format!("{ENTRY}[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\n"),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("config key `cluster.advertise_api`: "),
+        "{err}"
+    );
+    let err = load(
+        &format!(
+            "{ENTRY}[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\nadvertise_api = \"10.0.0.5:8080\"\n"
+        ),
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cluster.advertise_api"), "{err}");
+    let err = load(
+        &format!(
+            "{ENTRY}[cluster]\nredis_url = \"http://127.0.0.1\"\nadvertise_api = \"http://10.0.0.5:8080\"\n"
+        ),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("config key `cluster.redis_url`: "),
+        "{err}"
+    );
+    let err = load(&format!("{ENTRY}[cluster]\nredis = \"x\"\n"), &[]).unwrap_err();
+    assert!(err.to_string().contains("redis"), "{err}");
+}

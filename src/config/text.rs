@@ -6,8 +6,8 @@
 //! IP:port address`): toml would append its own "in `api.listen`" to them.
 
 use super::{
-    ApiConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
-    SipConfig,
+    ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig,
+    MediaConfig, NodeConfig, SipConfig,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +23,7 @@ pub(super) struct ConfigText {
     hold: HoldConfig,
     pub(super) dialin: Vec<DialinEntry>,
     limits: LimitsConfig,
+    cluster: ClusterConfig,
 }
 
 /// `SipConfig` as written; "" disables a transport.
@@ -69,6 +70,7 @@ impl ConfigText {
             hold,
             dialin,
             limits,
+            cluster,
         } = self;
         Ok(Config {
             node,
@@ -104,6 +106,7 @@ impl ConfigText {
             hold,
             dialin,
             limits,
+            cluster,
         })
     }
 }
@@ -134,6 +137,7 @@ impl Default for ConfigText {
             hold,
             dialin,
             limits,
+            cluster,
         } = Config::default();
         ConfigText {
             node,
@@ -160,6 +164,7 @@ impl Default for ConfigText {
             hold,
             dialin,
             limits,
+            cluster,
         }
     }
 }

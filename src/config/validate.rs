@@ -61,7 +61,39 @@ impl Config {
                  or ordinary calls would be refused",
             ));
         }
+        self.validate_cluster()?;
         self.validate_dialin()
+    }
+
+    /// A cluster needs a Redis URL the client reads and an API address the
+    /// other nodes can forward to.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        if !c.enabled() {
+            return Ok(());
+        }
+        if let Err(e) = redis::IntoConnectionInfo::into_connection_info(c.redis_url.as_str()) {
+            return Err(ConfigError::key(
+                "cluster.redis_url",
+                format!(
+                    "{:?} is not a Redis URL like redis://127.0.0.1:6379/0: {e}",
+                    c.redis_url
+                ),
+            ));
+        }
+        let api = c.advertise_api.trim_end_matches('/');
+        let host = api
+            .strip_prefix("http://")
+            .or_else(|| api.strip_prefix("https://"))
+            .unwrap_or("");
+        if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+            return Err(ConfigError::key(
+                "cluster.advertise_api",
+                "a cluster node needs the http(s) base URL other nodes reach its API at, \
+                 like http://10.0.0.5:8080",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_dialin(&self) -> Result<(), ConfigError> {

@@ -1,0 +1,471 @@
+//! Nodes in a cluster through a real `redis-server`: real `pinless`
+//! binaries, each on its own ports and state_dir, with `[cluster]` set.
+//! A call held on one node is updated, read, put on hold and hung up
+//! through another; an entry provisioned on one node takes calls on the
+//! others within 1 s; and Redis stopped mid-run stops no call. Run with
+//! `cargo test --features interop` (`.ci/run` installs redis-server; the
+//! tests fail, never skip, without it).
+#![cfg(feature = "interop")]
+
+mod support;
+
+use pinless::sip::DialOutcome;
+use pinless::sip::sdp::PeerMedia;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::binary::{Binary, free_tcp_port};
+use support::*;
+
+/// A `redis-server` on a free loopback port, without persistence (a
+/// restart comes back empty, as a crashed Redis without AOF would).
+/// Killed when dropped.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let mut r = Redis {
+            port: free_tcp_port(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        self.child = Some(child);
+        // Ready when it answers PING.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::Read;
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 16];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One cluster node: the real binary with `[cluster]` pointing at `redis`.
+async fn node(redis: &Redis, hook_url: &str) -> Binary {
+    let mut b = Binary::new("", hook_url, "", "");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&b.config)
+        .unwrap();
+    writeln!(
+        file,
+        "[cluster]\nredis_url = \"{}\"\nadvertise_api = \"{}\"",
+        redis.url(),
+        b.api
+    )
+    .unwrap();
+    b.start().await;
+    b
+}
+
+/// An authenticated API call to `node`: status and JSON body.
+async fn api(node: &Binary, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", node.api))
+        .bearer_auth(TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("API answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The SIP URI of `user` on `node`.
+fn uri(node: &Binary, user: &str) -> String {
+    format!("sip:{user}@{}", node.sip)
+}
+
+/// The next incoming-call webhook (verification bodies skipped).
+async fn call_hook(rx: &mut WebhookReceiver) -> Hook {
+    loop {
+        let h = rx.next().await;
+        if h.json().get("callId").is_some() {
+            return h;
+        }
+    }
+}
+
+/// Waits until every node sees `n` nodes in the cluster.
+async fn cluster_of(nodes: &[&Binary]) {
+    within(15, "every node to see the whole cluster", async {
+        loop {
+            let mut all = true;
+            for n in nodes {
+                let (s, list) = api(n, Method::GET, "/v1/calls?scope=cluster", None).await;
+                let seen = list["nodes"].as_array().map_or(0, Vec::len);
+                all &= s == 200 && seen == nodes.len();
+            }
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits until `GET /v1/calls/{id}` through `node` shows `state`.
+async fn state_through(node: &Binary, id: &str, state: &str) -> Value {
+    within(10, &format!("call {id} to be {state}"), async {
+        loop {
+            let (s, call) = api(node, Method::GET, &format!("/v1/calls/{id}"), None).await;
+            if s == 200 && call["state"] == state {
+                return call;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// Room answers the next INVITE; then audio crosses both ways. Returns
+/// the room's leg (hold it to keep the call up) and the gateway's media
+/// address for the room.
+async fn bridges(
+    room: &mut Room,
+    phone: &Phone,
+    phone_media: &PeerMedia,
+) -> (pinless::sip::Leg, std::net::SocketAddr) {
+    let invite = room.next_invite().await;
+    let (room_leg, offer) = room.answer(invite).await;
+    let _to_caller = room.rtp.send_pattern(offer.addr, 0, 0x2A, 100);
+    phone.rtp.hears(0x2A).await;
+    let _to_room = phone.rtp.send_pattern(phone_media.addr, 0, 0x55, 100);
+    room.rtp.hears(0x55).await;
+    (room_leg, offer.addr)
+}
+
+#[tokio::test]
+async fn any_node_answers_for_any_call_and_provisioned_entries_reach_every_node() {
+    let redis = Redis::start();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let n1 = node(&redis, &hooks.url()).await;
+    let n2 = node(&redis, &hooks.url()).await;
+    let n3 = node(&redis, &hooks.url()).await;
+    cluster_of(&[&n1, &n2, &n3]).await;
+
+    // A call held on node 1.
+    let phone = Phone::new().await;
+    let (_leg, media) = phone.call(&uri(&n1, "support"), &[]).await;
+    let hook = call_hook(&mut hooks).await.json();
+    let id = hook["callId"].as_str().unwrap().to_string();
+    let domain = hook["callDomain"].as_str().unwrap().to_string();
+
+    // Its update sent to node 2: the owner dials the room, the call bridges.
+    let mut room = Room::new().await;
+    let (s, answer) = api(
+        &n2,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(json!({ "callId": id, "callDomain": domain, "sipUri": room.uri("room", false) })),
+    )
+    .await;
+    assert_eq!(s, 200, "{answer}");
+    assert_eq!(answer["status"], "transferring");
+    let _bridged = bridges(&mut room, &phone, &media).await;
+    // Read through node 3: the owner's view, with the owner's callDomain.
+    let call = state_through(&n3, &id, "bridged").await;
+    assert_eq!(call["callDomain"], domain.as_str());
+
+    // The cluster's list, from node 2.
+    let (s, list) = api(&n2, Method::GET, "/v1/calls?scope=cluster", None).await;
+    assert_eq!(s, 200, "{list}");
+    let ids: Vec<&str> = list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["callId"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{list}");
+    assert_eq!(list["unreachable"], json!([]));
+    // Node 2's own list stays its own.
+    let (_, own) = api(&n2, Method::GET, "/v1/calls", None).await;
+    assert_eq!(own["calls"], json!([]));
+
+    // Back to hold through node 3, hung up through node 2.
+    let (s, held) = api(&n3, Method::POST, &format!("/v1/calls/{id}/hold"), None).await;
+    assert_eq!((s, &held["status"]), (200, &json!("held")), "{held}");
+    state_through(&n2, &id, "held").await;
+    let (s, ending) = api(&n2, Method::DELETE, &format!("/v1/calls/{id}"), None).await;
+    assert_eq!((s, &ending["status"]), (200, &json!("ending")), "{ending}");
+    state_through(&n1, &id, "ended").await;
+
+    // A call no node owns: 404, as a lone node answers.
+    let (s, unknown) = api(&n2, Method::GET, "/v1/calls/no-such-call", None).await;
+    assert_eq!((s, &unknown["error"]), (404, &json!("unknown callId")));
+
+    // An entry created through node 1 takes a call on node 3 within 1 s,
+    // its webhook signed with the secret node 1 handed out.
+    let mut shared_hooks = WebhookReceiver::start(&[]).await;
+    let (s, made) = api(
+        &n1,
+        Method::POST,
+        "/v1/domain-dialin-config",
+        Some(json!({ "type": "pinless_dialin", "config": {
+            "sip_uri": "sip:shared@127.0.0.1", "room_creation_api": shared_hooks.url(), "open": true
+        }})),
+    )
+    .await;
+    let answered_at = Instant::now();
+    assert_eq!(s, 200, "{made}");
+    let secret = made["config"]["hmac"].as_str().unwrap().to_string();
+    let entry = made["id"].as_str().unwrap().to_string();
+    let phone3 = Phone::new().await;
+    let (_leg3, _) = loop {
+        match phone3.dial(&uri(&n3, "shared"), &[]).outcome().await {
+            DialOutcome::Answered { leg, sdp } => break (leg, sdp),
+            DialOutcome::Rejected { code: 404, .. } => {
+                assert!(
+                    answered_at.elapsed() < Duration::from_secs(1),
+                    "node 3 still refuses the entry 1 s after node 1 created it"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("call to the shared entry on node 3: {other:?}"),
+        }
+    };
+    let h = call_hook(&mut shared_hooks).await;
+    assert!(h.pinless_verifies("X-Pinless-Signature", &secret));
+    let on3 = h.json();
+    assert_ne!(on3["callDomain"], domain.as_str(), "taken by node 3 itself");
+
+    // Its secret rotated through node 2: node 3 signs with the new one and,
+    // during the grace, the old one.
+    let (s, rotated) = api(
+        &n2,
+        Method::POST,
+        &format!("/v1/domain-dialin-config/{entry}/rotate-hmac"),
+        Some(json!({ "grace_secs": 60 })),
+    )
+    .await;
+    assert_eq!(s, 200, "{rotated}");
+    let new = rotated["config"]["hmac"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let phone4 = Phone::new().await;
+    let (_leg4, _) = phone4.call(&uri(&n3, "shared"), &[]).await;
+    let h = call_hook(&mut shared_hooks).await;
+    assert!(h.pinless_verifies("X-Pinless-Signature", &new));
+    assert!(h.pinless_verifies("X-Pinless-Signature-Previous", &secret));
+
+    // Deleted through node 3: gone from node 1 too.
+    let (s, _) = api(
+        &n3,
+        Method::DELETE,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (s, _) = api(
+        &n1,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let refused = Phone::new().await;
+    match refused.dial(&uri(&n1, "shared"), &[]).outcome().await {
+        DialOutcome::Rejected { code: 404, .. } => {}
+        other => panic!("a deleted entry still takes calls on node 1: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
+    let mut redis = Redis::start();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let a = node(&redis, &hooks.url()).await;
+    let b = node(&redis, &hooks.url()).await;
+    cluster_of(&[&a, &b]).await;
+
+    // Two calls held on A; an entry provisioned before the outage.
+    let phone_x = Phone::new().await;
+    let (_x, media_x) = phone_x.call(&uri(&a, "support"), &[]).await;
+    let x = call_hook(&mut hooks).await.json();
+    let phone_y = Phone::new().await;
+    let (_y, _) = phone_y.call(&uri(&a, "support"), &[]).await;
+    let y = call_hook(&mut hooks).await.json();
+    let (x_id, domain) = (
+        x["callId"].as_str().unwrap(),
+        x["callDomain"].as_str().unwrap(),
+    );
+    let y_id = y["callId"].as_str().unwrap();
+    let mut cached_hooks = WebhookReceiver::start(&[]).await;
+    let (s, made) = api(
+        &a,
+        Method::POST,
+        "/v1/domain-dialin-config",
+        Some(json!({ "type": "pinless_dialin", "config": {
+            "sip_uri": "sip:cached@127.0.0.1", "room_creation_api": cached_hooks.url(), "open": true
+        }})),
+    )
+    .await;
+    assert_eq!(s, 200, "{made}");
+    let entry = made["id"].as_str().unwrap().to_string();
+    // B reaches A's calls (so their owners are recorded) and has the entry.
+    state_through(&b, y_id, "held").await;
+    within(5, "the entry on node B", async {
+        while api(
+            &b,
+            Method::GET,
+            &format!("/v1/domain-dialin-config/{entry}"),
+            None,
+        )
+        .await
+        .0 != 200
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    redis.stop();
+
+    // Held callers keep their music: a packet every 20 ms.
+    phone_x.rtp.drain();
+    let heard = phone_x.rtp.collect(Duration::from_secs(2)).await;
+    assert!(
+        heard.len() >= 90,
+        "held caller heard {} packets in 2 s",
+        heard.len()
+    );
+    // A same-node update works.
+    let mut room = Room::new().await;
+    let body = |id: &str, room: &Room| json!({ "callId": id, "callDomain": domain, "sipUri": room.uri("room", false) });
+    let (s, answer) = api(
+        &a,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(body(x_id, &room)),
+    )
+    .await;
+    assert_eq!(s, 200, "{answer}");
+    let (_room_leg, gw_room_side) = bridges(&mut room, &phone_x, &media_x).await;
+    // A cross-node update gets 503 with the reason.
+    let (s, refused) = api(
+        &b,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(body(y_id, &room)),
+    )
+    .await;
+    assert_eq!(s, 503, "{refused}");
+    let reason = refused["error"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("cluster unavailable: redis"), "{reason}");
+    // Provisioning writes wait for Redis; nothing changes.
+    let (s, write) = api(
+        &b,
+        Method::DELETE,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 503, "{write}");
+    // New calls are answered, with the cached copy of the entries too.
+    let phone_z = Phone::new().await;
+    let (_z, _) = phone_z.call(&uri(&b, "cached"), &[]).await;
+    assert!(call_hook(&mut cached_hooks).await.json()["callId"].is_string());
+    // Liveness never depends on Redis; the metric says it is down.
+    let health = reqwest::get(format!("{}/healthz", b.api)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", b.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("pinless_cluster_redis_up 0"), "{metrics}");
+    // The bridged call still carries audio.
+    let _more = room.rtp.send_pattern(gw_room_side, 0, 0x3C, 50);
+    phone_x.rtp.hears(0x3C).await;
+
+    // Redis back (empty, same port): ownership and the entry are written
+    // again, and a cross-node update works.
+    redis.spawn();
+    let mut room2 = Room::new().await;
+    within(15, "a cross-node update to work again", async {
+        loop {
+            let (s, _) = api(
+                &b,
+                Method::POST,
+                "/v1/dialin/pinlessCallUpdate",
+                Some(body(y_id, &room2)),
+            )
+            .await;
+            if s == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let invite = room2.next_invite().await;
+    let _room_leg = room2.answer(invite).await;
+    state_through(&b, y_id, "bridged").await;
+    let (s, _) = api(
+        &b,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s, 200,
+        "the provisioned entry survived Redis losing its data"
+    );
+    let (s, _) = api(
+        &a,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+}
