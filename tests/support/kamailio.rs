@@ -54,7 +54,9 @@ impl Kamailio {
         let up = super::within(10, "kamailio to answer OPTIONS", async {
             loop {
                 n += 1;
-                probe.send(&probe.options(&format!("kamailio-up-{n}"))).await;
+                probe
+                    .send(&probe.options(&format!("kamailio-up-{n}")))
+                    .await;
                 if let Some(r) = probe.response(Duration::from_millis(200), true).await {
                     return r.code();
                 }
