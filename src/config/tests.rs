@@ -265,3 +265,20 @@ fn media_bind_ip_defaults_to_public_ip_and_is_checked() {
         "config key `media.bind_ip`: \"eth0\" is not an IP address"
     );
 }
+
+#[test]
+fn media_threads_default_to_the_cores_and_bad_values_name_the_key() {
+    let auto = load(ENTRY, &[]).unwrap();
+    assert_eq!(auto.media.threads, 0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(auto.media.media_threads(), cores);
+    assert!(auto.media.media_threads() >= 1);
+    let two = load(&format!("{ENTRY}[media]\nthreads = 2\n"), &[]).unwrap();
+    assert_eq!(two.media.media_threads(), 2);
+    let env = load(ENTRY, &[("PINLESS_MEDIA__THREADS", "3")]).unwrap();
+    assert_eq!(env.media.media_threads(), 3);
+    for bad in ["-1", "\"two\"", "70000", "1025"] {
+        let err = load(&format!("{ENTRY}[media]\nthreads = {bad}\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("media.threads"), "{bad}: {err}");
+    }
+}
