@@ -7,20 +7,29 @@
 //! like separate processes without being ones (rtpengine's poller per
 //! thread, webrtc-rs's pool of current-thread runtimes).
 //!
-//! One tick per shard, no timer per call: a task that sleeps to each 1 ms
+//! One tick per shard, no timer per call: a task that waits for each 1 ms
 //! slot deadline (absolute, so lateness never accumulates), applies the
 //! pacer commands that came in meanwhile, sends the slot's music and feeds
-//! the shard's load gauge. Tokio's timer has 1 ms resolution, which is the
-//! slot length: a slot is sent within about a millisecond of its deadline
-//! and the next one is still aimed at its own.
+//! the shard's load gauge. It waits on a periodic timerfd registered on
+//! the shard's own reactor, not on tokio's timer: tokio parks for whole
+//! milliseconds counted from a floored "now", so each wake-up lands up to
+//! 1 ms after the deadline, by an amount that drifts from tick to tick —
+//! measured, 0.53 ms median and 1.63 ms p99 of interval deviation at the
+//! callers, against ≈0.1 / 0.35 ms for the kernel's high-resolution timer
+//! (see `SlotTimer`).
 
 use super::liveness::Sweep;
 use super::load::LoadGauge;
 use super::pacer::{Command, Pacer, Slots, slot_deadline};
 use super::stats::ShardStats;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::runtime::RuntimeMetrics;
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,7 +61,14 @@ impl Shard {
         let runtime = rt.handle().clone();
         let stats = Arc::new(ShardStats::default());
         let (pacer, commands) = Pacer::channel();
+        let timer = {
+            // The timerfd registers with the reactor of the runtime it is
+            // made in: the shard's.
+            let _in_shard = runtime.enter();
+            SlotTimer::start()?
+        };
         runtime.spawn(tick(
+            timer,
             commands,
             stats.clone(),
             LoadGauge::new(busy_limit),
@@ -120,8 +136,70 @@ impl Busy {
     }
 }
 
+/// The kernel's periodic timer, firing every slot (1 ms) from `start`.
+/// Its expirations keep their absolute cadence however late they are
+/// read, as the slot deadlines do.
+struct SlotTimer {
+    fd: AsyncFd<TimerHandle>,
+    /// No later than the first expiration minus one slot: slot `n` is due
+    /// at `start + n` ms, and the timer has fired for it by then.
+    start: Instant,
+}
+
+/// `TimerFd` as tokio's `AsyncFd` wants it (by raw descriptor).
+struct TimerHandle(TimerFd);
+
+impl AsRawFd for TimerHandle {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl SlotTimer {
+    /// Arms the timer; must run inside the shard's runtime.
+    fn start() -> std::io::Result<SlotTimer> {
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        let slot = TimeSpec::from_duration(SLOT);
+        // Taken before arming, so every deadline falls at or before the
+        // expiration meant for it.
+        let start = Instant::now();
+        timer.set(
+            Expiration::IntervalDelayed(slot, slot),
+            TimerSetTimeFlags::empty(),
+        )?;
+        // Deprecated in favour of an `unsafe` registration because an
+        // arbitrary `AsRawFd` type might close its descriptor while it is
+        // registered; `TimerHandle` owns its `TimerFd`, which owns the
+        // descriptor until the `AsyncFd` is dropped, so the safe call is
+        // sound here and the crate stays free of new `unsafe`.
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(TimerHandle(timer), Interest::READABLE)?;
+        Ok(SlotTimer { fd, start })
+    }
+
+    /// Returns once `deadline` has passed.
+    async fn until(&self, deadline: Instant) {
+        while Instant::now() < deadline {
+            let Ok(mut ready) = self.fd.readable().await else {
+                // The reactor is going away (the shard stops): tokio's
+                // coarser timer does until then.
+                tokio::time::sleep_until(deadline.into()).await;
+                return;
+            };
+            // One read takes every expiration so far; nothing is left to
+            // read until the next, whether it worked or would block.
+            let _ = ready.get_inner().0.wait();
+            ready.clear_ready();
+        }
+    }
+}
+
 /// The shard's one tick; ends when every `Pacer` handle is gone.
 async fn tick(
+    timer: SlotTimer,
     mut commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<ShardStats>,
     mut load: LoadGauge,
@@ -130,7 +208,7 @@ async fn tick(
 ) {
     let mut slots = Slots::default();
     let mut busy = Busy::new(metrics, &stats);
-    let start = Instant::now();
+    let start = timer.start;
     let mut tick: u64 = 0;
     loop {
         loop {
@@ -148,7 +226,7 @@ async fn tick(
         let deadline = slot_deadline(start, tick);
         let now = Instant::now();
         if deadline > now {
-            tokio::time::sleep_until(deadline.into()).await;
+            timer.until(deadline).await;
         } else {
             if now - deadline > Duration::from_millis(5) {
                 stats.pacer.late_slots.fetch_add(1, Ordering::Relaxed);
