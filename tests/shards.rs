@@ -25,7 +25,12 @@ struct Bridged {
 async fn call_in(
     gw: &TestGateway,
     hooks: &mut WebhookReceiver,
-) -> (Phone, pinless::sip::Leg, pinless::sip::sdp::PeerMedia, String) {
+) -> (
+    Phone,
+    pinless::sip::Leg,
+    pinless::sip::sdp::PeerMedia,
+    String,
+) {
     let phone = Phone::new().await;
     let (leg, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
     let hook = hooks.next().await;
@@ -37,12 +42,17 @@ async fn call_in(
 async fn bridged_call(gw: &TestGateway, hooks: &mut WebhookReceiver, n: usize) -> Bridged {
     let (phone, caller, caller_media, call_id) = call_in(gw, hooks).await;
     let mut room = Room::new().await;
-    let body = gw.update_body(&call_id, json!({ "sipUri": room.uri(&format!("room{n}"), false) }));
+    let body = gw.update_body(
+        &call_id,
+        json!({ "sipUri": room.uri(&format!("room{n}"), false) }),
+    );
     assert_eq!(gw.update(body).await.0, 200);
     let invite = room.next_invite().await;
     let (room_leg, room_media) = room.answer(invite).await;
-    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "bridged")
-        .await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
     Bridged {
         phone,
         _caller: caller,
@@ -83,7 +93,11 @@ async fn bridged_calls_spread_over_two_shards_carry_audio_both_ways() {
     for (n, c) in calls.iter().enumerate() {
         let n = n as u8;
         sending.push(c.room.rtp.send_pattern(c.room_media.addr, 0, 0x10 + n, 150));
-        sending.push(c.phone.rtp.send_pattern(c.caller_media.addr, 0, 0x40 + n, 150));
+        sending.push(
+            c.phone
+                .rtp
+                .send_pattern(c.caller_media.addr, 0, 0x40 + n, 150),
+        );
     }
     for (n, c) in calls.iter().enumerate() {
         let n = n as u8;
@@ -165,7 +179,11 @@ async fn when_every_shard_is_full_new_calls_get_503_and_held_calls_keep_clean_au
         second.rtp.collect(Duration::from_millis(600))
     );
     for (name, music) in [("first", a), ("second", b)] {
-        assert!(music.len() >= 26, "{name}: {} packets in 600 ms", music.len());
+        assert!(
+            music.len() >= 26,
+            "{name}: {} packets in 600 ms",
+            music.len()
+        );
         let (gap, one_stream) = continuity(&music);
         assert!(gap < Duration::from_millis(40), "{name}: gap of {gap:?}");
         assert!(one_stream, "{name}: one SSRC, no sequence hole");

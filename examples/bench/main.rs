@@ -403,8 +403,13 @@ fn start_pinless(
     );
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let args = vec!["--config".to_string(), config.display().to_string()];
-    let child = pinned(&shards.cores, &pinless_binary()?, &args, &dir.join("pinless.log"))
-        .map_err(|e| e.to_string())?;
+    let child = pinned(
+        &shards.cores,
+        &pinless_binary()?,
+        &args,
+        &dir.join("pinless.log"),
+    )
+    .map_err(|e| e.to_string())?;
     Ok((child, api))
 }
 
@@ -433,7 +438,13 @@ fn start_sipp_server(dir: &Path, sip: u16, cores: &str) -> Result<Child, String>
     .iter()
     .map(|s| s.to_string())
     .collect();
-    pinned(cores, Path::new("sipp"), &args, &dir.join("sipp-server.log")).map_err(|e| e.to_string())
+    pinned(
+        cores,
+        Path::new("sipp"),
+        &args,
+        &dir.join("sipp-server.log"),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The value below which `q` of the sorted samples fall.

@@ -235,8 +235,7 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
 fn server_threads(args: &Args) -> usize {
     match args.shards.threads {
         Some(n) => usize::from(n),
-        None => crate::Shards::core_numbers(&args.shards.cores)
-            .map_or(1, |c| c.len().max(1)),
+        None => crate::Shards::core_numbers(&args.shards.cores).map_or(1, |c| c.len().max(1)),
     }
 }
 

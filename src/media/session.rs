@@ -187,7 +187,7 @@ impl CallMedia {
 /// with read interest alone on purpose: tokio's own UdpSocket also asks
 /// for writability, and on Linux every datagram sent on the socket (the
 /// pacer sends 50 a second per call from this very port) then wakes the
-/// media runtime for nothing. Sends are plain non-blocking `send_to`.
+/// shard for nothing. Sends are plain non-blocking `send_to`.
 type RtpFd = AsyncFd<UdpSocket>;
 
 fn readable(socket: UdpSocket) -> std::io::Result<RtpFd> {

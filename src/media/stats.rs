@@ -54,9 +54,13 @@ impl StreamsHeld {
     /// The call now sends `n` streams (1 held, 2 bridged).
     pub fn set(&mut self, n: u64) {
         if n > self.held {
-            self.stats.streams.fetch_add(n - self.held, Ordering::Relaxed);
+            self.stats
+                .streams
+                .fetch_add(n - self.held, Ordering::Relaxed);
         } else {
-            self.stats.streams.fetch_sub(self.held - n, Ordering::Relaxed);
+            self.stats
+                .streams
+                .fetch_sub(self.held - n, Ordering::Relaxed);
         }
         self.held = n;
     }
