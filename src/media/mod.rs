@@ -40,10 +40,10 @@ pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
 pub use liveness::MediaLeg;
 pub use ports::RtpSocket;
-pub use session::{CallMedia, LegCodec, RelayStats};
+pub use session::{CallMedia, LegCodec};
 pub use settings::MediaSettings;
 pub use state::MediaState;
-pub use stats::{MediaStats, ShardStats};
+pub use stats::{MediaStats, RelayStats, ShardStats};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

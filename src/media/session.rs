@@ -16,20 +16,13 @@ use crate::clock::unix_ms;
 use std::net::SocketAddr;
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::codec::LegCodec;
-
-/// Relay counters, for `/metrics` and the benchmarks.
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    pub relayed: AtomicU64,
-    pub dropped_foreign: AtomicU64,
-}
 
 enum Command {
     Bridge {

@@ -6,9 +6,15 @@
 //! they read.
 
 use super::pacer::PacerStats;
-use super::session::RelayStats;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Relay counters, for `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub relayed: AtomicU64,
+    pub dropped_foreign: AtomicU64,
+}
 
 /// One shard's counters.
 #[derive(Debug, Default)]
