@@ -189,3 +189,41 @@ async fn when_every_shard_is_full_new_calls_get_503_and_held_calls_keep_clean_au
         assert!(one_stream, "{name}: one SSRC, no sequence hole");
     }
 }
+
+#[tokio::test]
+async fn a_full_shard_whose_calls_end_takes_calls_again() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(
+        &hooks.url(),
+        "\n[media]\nthreads = 1\n[limits]\npacer_busy_max_pct = 0",
+    )
+    .await;
+    let (_phone, caller, _, call_id) = call_in(&gw, &mut hooks).await;
+    within(3, "the shard to fill up", async {
+        while gw.metric("pinless_pacer_overloaded").await != 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    caller.hangup();
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "ended")
+        .await;
+    // The emptied shard stops ticking and takes calls again.
+    within(3, "the shard to take calls again", async {
+        while gw
+            .metric(&shard_metric("pinless_shard_overloaded", 0))
+            .await
+            != 0.0
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        gw.metric(&shard_metric("pinless_shard_streams", 0)).await,
+        0.0
+    );
+    let (next, _next_leg, _, _) = call_in(&gw, &mut hooks).await;
+    let music = next.rtp.collect(Duration::from_millis(300)).await;
+    assert!(music.len() >= 10, "{} packets in 300 ms", music.len());
+}

@@ -192,6 +192,9 @@ impl MediaEngine {
             shard.stats.clone(),
             if room_sends.is_some() { 2 } else { 1 },
         );
+        // An idle shard does not tick; a bridged call resumed after a
+        // restart sends its pacer nothing, so it is woken here.
+        shard.pacer.wake();
         let liveness = Arc::new(liveness::Liveness::new(caller.sends, room_sends));
         let (report, silent) = tokio::sync::oneshot::channel();
         if let Some(sweep) = &shard.sweep {

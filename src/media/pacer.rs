@@ -74,6 +74,8 @@ pub(super) enum Command {
     Remove(u64, oneshot::Sender<Option<StreamState>>),
     Peek(u64, oneshot::Sender<Option<StreamState>>),
     SetRemote(u64, SocketAddr),
+    /// Nothing to do but wake an idle shard: a call was placed on it.
+    Wake,
 }
 
 /// Handle to one shard's pacer. Cheap to clone; the shard's tick drains
@@ -113,6 +115,11 @@ impl Pacer {
     /// Points a stream at the address the caller actually sends from.
     pub fn set_remote(&self, id: u64, remote: SocketAddr) {
         let _ = self.tx.send(Command::SetRemote(id, remote));
+    }
+
+    /// Starts the shard's tick if it was idle (see `shard`).
+    pub(super) fn wake(&self) {
+        let _ = self.tx.send(Command::Wake);
     }
 }
 
@@ -217,6 +224,7 @@ impl Slots {
                     s.remote = addr;
                 }
             }
+            Command::Wake => {}
         }
     }
 
