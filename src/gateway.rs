@@ -138,8 +138,7 @@ impl Gateway {
             registry: registry.clone(),
             call_domain: call_domain.clone(),
             tokens: config.api.bearer_tokens.clone(),
-            pacer: ctx.media.pacer_stats().clone(),
-            relay: ctx.media.relay_stats().clone(),
+            media: ctx.media.stats().clone(),
             provisioning: Provisioning {
                 store: store.clone(),
                 entries: entries.clone(),

@@ -17,8 +17,8 @@
 //!   resumed after a restart.
 //! - [`sip`], [`media`], [`webhook`], [`store`] (siblings): SIP on ezk
 //!   (dialogs, legs, SDP, digest, TLS); RTP, hold music, the pacer and the
-//!   relay; signing, message bodies and delivery of webhooks; SQLite
-//!   (`state_dir/pinless.db`).
+//!   relay, on one shard (OS thread) per core; signing, message bodies and
+//!   delivery of webhooks; SQLite (`state_dir/pinless.db`).
 //! - [`config`]: the one configuration struct, parsed once into typed
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),

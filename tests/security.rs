@@ -348,8 +348,13 @@ async fn rtp_from_anyone_but_the_latched_caller_is_dropped() {
 #[tokio::test]
 async fn a_pacer_that_cannot_keep_up_refuses_new_calls_not_held_ones() {
     // A limit of 0 % makes the one held call's sends "too much", which is
-    // what thousands of calls do to a real pacer.
-    let call = held_call("\n[limits]\npacer_busy_max_pct = 0", &[]).await;
+    // what thousands of calls do to a real pacer. One media shard: with
+    // more, the others would still take calls (tests/shards.rs).
+    let call = held_call(
+        "\n[media]\nthreads = 1\n[limits]\npacer_busy_max_pct = 0",
+        &[],
+    )
+    .await;
     within(3, "the pacer to report overload", async {
         while call.gw.metric("pinless_pacer_overloaded").await != 1.0 {
             tokio::time::sleep(Duration::from_millis(50)).await;

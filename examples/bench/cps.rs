@@ -1,4 +1,4 @@
-//! `cps` mode: sipp on core 1 places `--rate` calls a second for `--secs`
+//! `cps` mode: sipp on its own core places `--rate` calls a second for `--secs`
 //! seconds, each held one second (music to our receiver) then hung up;
 //! every call makes pinless post one signed webhook to our sink. Figures:
 //! calls answered and failed (sipp's own count), the rate webhooks arrived
@@ -18,7 +18,7 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
     let sip = free_port();
     let concurrent = args.rate * 3;
-    let (mut server, _api) = start_pinless(dir, sip, concurrent, hook)?;
+    let (mut server, _api) = start_pinless(dir, sip, concurrent, hook, &args.shards)?;
     let pid = server.id();
     std::thread::sleep(Duration::from_millis(800));
 
@@ -76,11 +76,13 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
         _ => 0.0,
     };
     println!(
-        "\ncps: {} calls offered at {}/s for {} s, each held {} s; pinless pinned to core 0, sipp on core 1\n",
+        "\ncps: {} calls offered at {}/s for {} s, each held {} s; pinless pinned to cores {}, sipp on core {}\n",
         total,
         args.rate,
         args.secs,
-        HOLD.as_secs()
+        HOLD.as_secs(),
+        args.shards.cores,
+        crate::driver_core()
     );
     println!("| metric | value | target |");
     println!("|---|---|---|");

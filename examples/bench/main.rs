@@ -1,6 +1,7 @@
-//! Benchmarks of the release gateway, pinned to core 0, driven by sipp on
-//! core 1, RTP received by our own lean receiver (recvmmsg, kernel
-//! timestamps, streams by SSRC). All traffic stays on 127.0.0.1.
+//! Benchmarks of the release gateway, pinned to core 0 (or `--cores`),
+//! driven by sipp on the next core, RTP received by our own lean receiver
+//! (recvmmsg, kernel timestamps, streams by SSRC). All traffic stays on
+//! 127.0.0.1.
 //!
 //! ```text
 //! cargo build --release
@@ -8,7 +9,13 @@
 //! cargo run --release --example bench -- cps --rate 1000 --secs 30
 //! cargo run --release --example bench -- transfer --calls 1000 --transfers 200
 //! cargo run --release --example bench -- relay --calls 1000 --secs 20
+//! cargo run --release --example bench -- hold --calls 2000 --threads 2 --cores 0,1
+//! cargo run --release --example bench -- scaling --calls 1000 --secs 10
 //! ```
+//! `--threads N` is the gateway's `[media] threads` (default: what the
+//! gateway picks, one shard per core it may use); `--cores LIST` (`0`,
+//! `0,1`, `0-3`) the cores it is pinned to with taskset, the baselines
+//! too; sipp and the load run on the first core outside the list.
 //! - `hold`: side by side with sipp's own `rtp_stream` hold player on the
 //!   same load, one table with both and the ratio.
 //! - `cps`: call set-up rate with one signed webhook per call (cps.rs).
@@ -16,6 +23,8 @@
 //!   and the caller's audio gap at the switch (transfer.rs).
 //! - `relay`: bridged calls with audio both ways, side by side with
 //!   rtpengine in userspace (relay.rs).
+//! - `scaling`: hold and relay at 1, 2, … shards, `--calls` per shard
+//!   (scaling.rs).
 //!
 //! Needs sipp (`apt-get install sip-tester`), taskset (util-linux), and for
 //! `relay` rtpengine (`apt-get install rtpengine-daemon`).
@@ -26,6 +35,7 @@ mod ng;
 mod proc;
 mod receiver;
 mod relay;
+mod scaling;
 mod scenarios;
 mod sink;
 mod transfer;
@@ -34,8 +44,10 @@ use receiver::{Receiver, Stats};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+#[derive(Clone)]
 struct Args {
     mode: String,
     calls: u32,
@@ -47,6 +59,69 @@ struct Args {
     transfers: u32,
     /// Calls per second offered (cps mode).
     rate: u32,
+    /// The gateway's media shards and cores.
+    shards: Shards,
+}
+
+/// How the gateway's media runs: `[media] threads` and the cores it is
+/// pinned to.
+#[derive(Clone)]
+pub struct Shards {
+    /// None: the key is left out (one shard per core the gateway may use).
+    pub threads: Option<u16>,
+    /// A taskset list: `0`, `0,1`, `0-3`.
+    pub cores: String,
+}
+
+impl Shards {
+    /// The cores of `cores`, or an error naming what is wrong.
+    fn core_numbers(list: &str) -> Result<Vec<u32>, String> {
+        let mut cores = Vec::new();
+        for part in list.split(',') {
+            let bad = || format!("--cores {list}: a list such as 0 or 0,1 or 0-3");
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b): (u32, u32) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
+            if a > b {
+                return Err(bad());
+            }
+            cores.extend(a..=b);
+        }
+        Ok(cores)
+    }
+
+    /// The `[media]` line the gateway's config gets.
+    fn config_line(&self) -> String {
+        self.threads
+            .map(|n| format!("threads = {n}\n"))
+            .unwrap_or_default()
+    }
+}
+
+/// The core sipp, the RTP load and the receivers' side run on: set once
+/// from `--cores` (the first core outside it, else the machine's last).
+static DRIVER_CORE: OnceLock<String> = OnceLock::new();
+
+fn driver_core() -> &'static str {
+    DRIVER_CORE.get().map_or("1", |s| s.as_str())
+}
+
+/// The machine's cores (all of them, whatever this process's affinity).
+fn machine_cores() -> u32 {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| Shards::core_numbers(s.trim()).ok())
+        .map_or(1, |c| c.len() as u32)
+}
+
+fn pick_driver_core(gateway: &[u32]) -> (u32, bool) {
+    let n = machine_cores();
+    match (0..n).find(|c| !gateway.contains(c)) {
+        Some(c) => (c, false),
+        None => (n.saturating_sub(1), true),
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,16 +130,29 @@ fn parse_args() -> Result<Args, String> {
         .next()
         .ok_or("usage: bench hold [--calls N] [--secs T]")?;
     let (mut calls, mut secs, mut settle, mut transfers, mut rate) = (1000, 20, 1, 200, 1000);
+    let mut shards = Shards {
+        threads: None,
+        cores: "0".into(),
+    };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        if flag == "--cores" {
+            Shards::core_numbers(&value)?;
+            shards.cores = value;
+            continue;
+        }
         let n: u64 = value
             .parse()
             .map_err(|_| format!("{flag} {value}: not a number"))?;
         match flag.as_str() {
-            "--calls" if (1..=4500).contains(&n) => calls = n as u32,
+            "--calls" if (1..=MAX_CALLS).contains(&n) => calls = n as u32,
             "--calls" => {
-                return Err("--calls: 1 to 4500 (the RTP port range of the bench config)".into());
+                return Err(format!(
+                    "--calls: 1 to {MAX_CALLS} (the RTP port range of the bench config)"
+                ));
             }
+            "--threads" if (1..=256).contains(&n) => shards.threads = Some(n as u16),
+            "--threads" => return Err("--threads: 1 to 256".into()),
             "--secs" if n >= 5 => secs = n,
             "--secs" => return Err("--secs: at least 5".into()),
             "--settle" => settle = n,
@@ -84,8 +172,13 @@ fn parse_args() -> Result<Args, String> {
         settle,
         transfers,
         rate,
+        shards,
     })
 }
+
+/// Calls the RTP range of the bench's gateway config holds (even ports of
+/// 10000-59999, two per bridged call), with room to spare.
+const MAX_CALLS: u64 = 12_000;
 
 fn free_port() -> u16 {
     loop {
@@ -97,11 +190,12 @@ fn free_port() -> u16 {
     }
 }
 
-fn pinned(core: u32, program: &Path, args: &[String], log: &Path) -> std::io::Result<Child> {
+/// Starts `program` pinned to `cores` (a taskset list).
+fn pinned(cores: &str, program: &Path, args: &[String], log: &Path) -> std::io::Result<Child> {
     let log = std::fs::File::create(log)?;
     Command::new("taskset")
         .arg("-c")
-        .arg(core.to_string())
+        .arg(cores)
         .arg(program)
         .args(args)
         .stdin(Stdio::null())
@@ -114,7 +208,7 @@ fn pinned(core: u32, program: &Path, args: &[String], log: &Path) -> std::io::Re
 struct Run {
     name: &'static str,
     cpu_pct: f64,
-    /// What core 0's softirq thread did meanwhile.
+    /// What the server cores' softirq threads did meanwhile.
     softirq_pct: f64,
     rss_per_call_kib: f64,
     stats: Stats,
@@ -145,14 +239,14 @@ fn hold_run(
     std::thread::sleep(Duration::from_secs(args.settle));
     rx.record();
     let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
-    // Work the kernel defers from the server's sends to its softirq thread
-    // is the server's cost too.
-    let softirq = proc::kernel_thread("ksoftirqd/0");
-    let soft0 = softirq.and_then(proc::cpu_secs).unwrap_or(0.0);
+    // Work the kernel defers from the server's sends to its softirq
+    // threads is the server's cost too.
+    let softirq = proc::softirq_threads(&args.shards.cores);
+    let soft0 = proc::cpu_secs_of(&softirq);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(args.secs));
     let cpu1 = proc::cpu_secs(pid).ok_or("server process gone")?;
-    let soft1 = softirq.and_then(proc::cpu_secs).unwrap_or(0.0);
+    let soft1 = proc::cpu_secs_of(&softirq);
     let elapsed = t0.elapsed().as_secs_f64();
     let rss1 = proc::rss_kib(pid).ok_or("server process gone")?;
     let stats = rx.finish();
@@ -194,7 +288,7 @@ struct CallerLoad {
     timeout_secs: u64,
 }
 
-/// sipp on core 1 placing `calls` calls to `sip` (at the `ramp` rate),
+/// sipp on the driver core placing `calls` calls to `sip` (at the `ramp` rate),
 /// each held for `hold` with its RTP pointed at our receiver.
 fn start_callers(
     sip: u16,
@@ -213,7 +307,7 @@ fn start_callers(
     sipp_callers(sip, rtp_port, hold, &load, &[], dir, name)
 }
 
-/// sipp on core 1 placing `load` calls to `sip`, each held for `hold` with
+/// sipp on the driver core placing `load` calls to `sip`, each held for `hold` with
 /// its RTP pointed at our receiver; `extra` goes on sipp's command line.
 fn sipp_callers(
     sip: u16,
@@ -256,7 +350,7 @@ fn sipp_callers(
     .collect();
     caller_args.extend_from_slice(extra);
     pinned(
-        1,
+        driver_core(),
         Path::new("sipp"),
         &caller_args,
         &dir.join(format!("caller-{name}.log")),
@@ -281,13 +375,14 @@ fn pinless_binary() -> Result<PathBuf, String> {
     }
 }
 
-/// The release gateway on core 0, its webhooks going to `hook`; returns
+/// The release gateway on `shards.cores`, its webhooks going to `hook`; returns
 /// it and its API address (bearer token `bench`).
 fn start_pinless(
     dir: &Path,
     sip: u16,
     calls: u32,
     hook: SocketAddr,
+    shards: &Shards,
 ) -> Result<(Child, SocketAddr), String> {
     let music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac");
     let config = dir.join("pinless.toml");
@@ -298,21 +393,27 @@ fn start_pinless(
     let text = format!(
         "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n\
          [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
-         [media]\nrtp_port_min = 20000\nrtp_port_max = 29999\n\
+         [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\n{threads}\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\npacer_busy_max_pct = 95\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
          room_creation_api = \"http://{hook}/hook\"\nopen = true\n",
         state = dir.join("state").display(),
         max = calls + 100,
+        threads = shards.config_line(),
     );
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let args = vec!["--config".to_string(), config.display().to_string()];
-    let child = pinned(0, &pinless_binary()?, &args, &dir.join("pinless.log"))
-        .map_err(|e| e.to_string())?;
+    let child = pinned(
+        &shards.cores,
+        &pinless_binary()?,
+        &args,
+        &dir.join("pinless.log"),
+    )
+    .map_err(|e| e.to_string())?;
     Ok((child, api))
 }
 
-fn start_sipp_server(dir: &Path, sip: u16) -> Result<Child, String> {
+fn start_sipp_server(dir: &Path, sip: u16, cores: &str) -> Result<Child, String> {
     let music = pinless::media::HoldLoop::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/assets/hold.flac"
@@ -337,7 +438,13 @@ fn start_sipp_server(dir: &Path, sip: u16) -> Result<Child, String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    pinned(0, Path::new("sipp"), &args, &dir.join("sipp-server.log")).map_err(|e| e.to_string())
+    pinned(
+        cores,
+        Path::new("sipp"),
+        &args,
+        &dir.join("sipp-server.log"),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The value below which `q` of the sorted samples fall.
@@ -360,8 +467,15 @@ fn row(name: &str, a: f64, b: f64, unit: &str) {
 
 fn table(args: &Args, p: &Run, s: &Run) {
     println!(
-        "\nhold: {} calls held for {} s; server pinned to core 0, sipp callers on core 1\n",
-        args.calls, args.secs
+        "\nhold: {} calls held for {} s; server pinned to cores {}{}, sipp callers on core {}\n",
+        args.calls,
+        args.secs,
+        args.shards.cores,
+        args.shards
+            .threads
+            .map(|n| format!(" ({n} media shards)"))
+            .unwrap_or_default(),
+        driver_core()
     );
     println!("| metric | {} | {} (baseline) | ratio |", p.name, s.name);
     println!("|---|---|---|---|");
@@ -370,7 +484,7 @@ fn table(args: &Args, p: &Run, s: &Run) {
     row("CPU per 1,000 held calls", per_k(p), per_k(s), "% core");
     let soft_k = |r: &Run| r.softirq_pct * 1000.0 / f64::from(args.calls);
     row(
-        "  + ksoftirqd/0 meanwhile, per 1,000",
+        "  + ksoftirqd of those cores meanwhile, per 1,000",
         soft_k(p),
         soft_k(s),
         "% core",
@@ -438,6 +552,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let gateway_cores = Shards::core_numbers(&args.shards.cores).unwrap_or_default();
+    let (driver, shared) = if args.mode == "scaling" {
+        // Shards take cores from 0 up: the load gets the last one.
+        (machine_cores().saturating_sub(1), false)
+    } else {
+        pick_driver_core(&gateway_cores)
+    };
+    if shared && args.mode != "scaling" {
+        eprintln!(
+            "bench: no core outside --cores {}: sipp and the load share core {driver} with the gateway",
+            args.shards.cores
+        );
+    }
+    let _ = DRIVER_CORE.set(driver.to_string());
     let dir = std::env::temp_dir().join(format!("pinless-bench-{}", std::process::id()));
     type Mode = fn(&Args, &Path) -> Result<(), String>;
     let other: Option<Mode> = match args.mode.as_str() {
@@ -445,8 +573,9 @@ fn main() {
         "transfer" => Some(transfer::run),
         "cps" => Some(cps::run),
         "relay" => Some(relay::run),
+        "scaling" => Some(scaling::run),
         other => {
-            eprintln!("bench: no mode {other} (hold, cps, relay, transfer)");
+            eprintln!("bench: no mode {other} (hold, cps, relay, transfer, scaling)");
             std::process::exit(2);
         }
     };
@@ -464,14 +593,15 @@ fn main() {
         let sip = free_port();
         let p = hold_run(
             "pinless",
-            start_pinless(&dir, sip, args.calls, hook)?.0,
+            start_pinless(&dir, sip, args.calls, hook, &args.shards)?.0,
             sip,
             &rx,
             &args,
             &dir,
         )?;
         let sip = free_port();
-        let s = hold_run("sipp", start_sipp_server(&dir, sip)?, sip, &rx, &args, &dir)?;
+        let sipp = start_sipp_server(&dir, sip, &args.shards.cores)?;
+        let s = hold_run("sipp", sipp, sip, &rx, &args, &dir)?;
         Ok((p, s))
     })();
     finish(result, &dir, |(p, s)| table(&args, &p, &s));

@@ -31,3 +31,18 @@ pub fn kernel_thread(name: &str) -> Option<u32> {
         (comm.trim() == name).then_some(pid)
     })
 }
+
+/// The softirq threads of the cores in `list` (a taskset list such as
+/// `0,1` or `0-3`).
+pub fn softirq_threads(list: &str) -> Vec<u32> {
+    crate::Shards::core_numbers(list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| kernel_thread(&format!("ksoftirqd/{c}")))
+        .collect()
+}
+
+/// The CPU seconds of every process in `pids` together.
+pub fn cpu_secs_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| cpu_secs(*p)).sum()
+}

@@ -1,6 +1,7 @@
 //! `relay` mode: `--calls` bridged calls with audio both ways, pinless
 //! against rtpengine (userspace, no kernel module) relaying the same
-//! streams, each pinned to core 0 in turn.
+//! streams, each pinned to the same cores (`--cores`, default 0) in turn,
+//! rtpengine with as many threads as pinless has media shards.
 //!
 //! The load is the same for both: two receivers stand for the callers'
 //! side (A) and the rooms' side (B); each sends one 50 packet/s stream per
@@ -22,15 +23,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What one server measured.
-struct Relay {
-    cpu_pct: f64,
-    a: Stats,
-    b: Stats,
-    streams: usize,
+pub struct Relay {
+    pub cpu_pct: f64,
+    /// What the callers' side received.
+    pub a: Stats,
+    /// What the rooms' side received.
+    pub b: Stats,
+    pub streams: usize,
+    /// Calls bridged for the measure.
+    pub calls: usize,
 }
 
 impl Relay {
-    fn packets(&self) -> u64 {
+    pub fn packets(&self) -> u64 {
         self.a.packets + self.b.packets
     }
 }
@@ -45,7 +50,7 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn receiver() -> Result<Receiver, String> {
+pub fn receiver() -> Result<Receiver, String> {
     Receiver::start().map_err(|e| e.to_string())
 }
 
@@ -80,13 +85,14 @@ fn measure(
         a: sa,
         b: sb,
         streams: count,
+        calls: to_a_side.len(),
     })
 }
 
-fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Relay, String> {
+pub fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Relay, String> {
     let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
     let sip = free_port();
-    let (mut server, api) = start_pinless(dir, sip, args.calls, hook)?;
+    let (mut server, api) = start_pinless(dir, sip, args.calls, hook, &args.shards)?;
     std::thread::sleep(Duration::from_millis(800));
     let (_, ramp) = ramp(args.calls);
     let hold = ramp + Duration::from_secs(90 + args.secs + u64::from(args.calls) / 50);
@@ -169,7 +175,7 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
         "--log-stderr",
         "--log-level=4",
         "--table=-1",
-        "--num-threads=1",
+        &format!("--num-threads={}", server_threads(args)),
         "--interface=127.0.0.1",
         &format!("--listen-ng=127.0.0.1:{ng_port}"),
         "--port-min=30000",
@@ -179,7 +185,7 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
     .map(|s| s.to_string())
     .collect();
     let mut server = pinned(
-        0,
+        &args.shards.cores,
         Path::new("rtpengine"),
         &rtp_args,
         &dir.join("rtpengine.log"),
@@ -224,6 +230,15 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
     result
 }
 
+/// rtpengine's threads: as many as pinless's media shards (its default
+/// when `--threads` is not given: one per core of `--cores`).
+fn server_threads(args: &Args) -> usize {
+    match args.shards.threads {
+        Some(n) => usize::from(n),
+        None => crate::Shards::core_numbers(&args.shards.cores).map_or(1, |c| c.len().max(1)),
+    }
+}
+
 fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -232,8 +247,12 @@ fn stop(child: &mut Child) {
 fn table(args: &Args, p: &Relay, r: &Relay) {
     println!(
         "\nrelay: {} bridged calls, audio both ways ({} streams at 50 packets/s) for {} s; \
-         server pinned to core 0\n",
-        args.calls, p.streams, args.secs
+         servers pinned to cores {}, {} media threads each\n",
+        args.calls,
+        p.streams,
+        args.secs,
+        args.shards.cores,
+        server_threads(args)
     );
     println!("| metric | pinless | rtpengine (baseline) | ratio |");
     println!("|---|---|---|---|");

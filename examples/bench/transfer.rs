@@ -1,4 +1,4 @@
-//! `transfer` mode: with `--calls` callers held (sipp on core 1, music to
+//! `transfer` mode: with `--calls` callers held (sipp on its own core, music to
 //! our receiver), transfers `--transfers` of them one after another to a
 //! room the bench runs itself (pinless's SIP stack as a UAS, so the moment
 //! the INVITE arrives and the moment the 200 OK leaves are read on the same
@@ -34,7 +34,7 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     let rx = Receiver::start().map_err(|e| e.to_string())?;
     let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
     let sip = free_port();
-    let (mut server, api) = start_pinless(dir, sip, args.calls, hook)?;
+    let (mut server, api) = start_pinless(dir, sip, args.calls, hook, &args.shards)?;
     std::thread::sleep(Duration::from_millis(800));
     let (_, ramp) = ramp(args.calls);
     let hold = ramp + Duration::from_secs(60 + u64::from(args.transfers) / 5);
@@ -197,8 +197,8 @@ async fn send_room_audio(socket: std::sync::Arc<tokio::net::UdpSocket>, to: Sock
 
 fn table(args: &Args, samples: &[Sample], failures: usize) {
     println!(
-        "\ntransfer: {} transfers, one at a time, with {} calls held; pinless pinned to core 0\n",
-        args.transfers, args.calls
+        "\ntransfer: {} transfers, one at a time, with {} calls held; pinless pinned to cores {}\n",
+        args.transfers, args.calls, args.shards.cores
     );
     println!("| metric | p50 | p99 | max | target |");
     println!("|---|---|---|---|---|");

@@ -7,8 +7,7 @@ use super::state::Api;
 use crate::call::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
 use crate::cluster::ClusterStats;
-use crate::media::RelayStats;
-use crate::media::pacer::PacerStats;
+use crate::media::{MediaStats, ShardStats};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -25,8 +24,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 pub fn render(api: &Api) -> Response<Body> {
     let node = Node {
         registry: api.registry.clone(),
-        pacer: api.pacer.clone(),
-        relay: api.relay.clone(),
+        media: api.media.clone(),
         admission: api.admission.clone(),
         calls: api.node.clone(),
         cluster: api.cluster.as_ref().map(|c| c.stats.clone()),
@@ -50,8 +48,7 @@ pub fn render(api: &Api) -> Response<Body> {
 /// shared with the parts that keep them.
 struct Node {
     registry: Registry,
-    pacer: Arc<PacerStats>,
-    relay: Arc<RelayStats>,
+    media: MediaStats,
     admission: Arc<AdmissionStats>,
     calls: Arc<NodeCalls>,
     /// Only in a cluster: a lone node's page has no cluster metrics.
@@ -106,49 +103,49 @@ const FAMILIES: &[Family] = &[
         name: "pinless_hold_streams",
         help: "Hold-music streams being paced.",
         kind: Kind::Gauge,
-        read: |n| n.pacer.streams.load(Ordering::Relaxed),
+        read: |n| n.media.hold_streams(),
     },
     Family {
         name: "pinless_hold_packets_sent_total",
         help: "Hold-music RTP packets sent.",
         kind: Kind::Counter,
-        read: |n| n.pacer.packets_sent.load(Ordering::Relaxed),
+        read: |n| n.media.hold_packets_sent(),
     },
     Family {
         name: "pinless_hold_send_errors_total",
         help: "Hold-music RTP sends that failed.",
         kind: Kind::Counter,
-        read: |n| n.pacer.send_errors.load(Ordering::Relaxed),
+        read: |n| n.media.hold_send_errors(),
     },
     Family {
         name: "pinless_pacer_late_slots_total",
         help: "Pacer slots served more than 5 ms late.",
         kind: Kind::Counter,
-        read: |n| n.pacer.late_slots.load(Ordering::Relaxed),
+        read: |n| n.media.late_slots(),
     },
     Family {
         name: "pinless_pacer_busy_permille",
         help: "Share of the last 100 ms the pacer spent sending, in thousandths.",
         kind: Kind::Gauge,
-        read: |n| n.pacer.busy_permille.load(Ordering::Relaxed),
+        read: |n| n.media.busy_permille(),
     },
     Family {
         name: "pinless_pacer_overloaded",
         help: "1 while new calls are refused because the pacer is not keeping up.",
         kind: Kind::Gauge,
-        read: |n| u64::from(n.pacer.overloaded.load(Ordering::Relaxed)),
+        read: |n| u64::from(n.media.overloaded()),
     },
     Family {
         name: "pinless_relay_packets_total",
         help: "RTP packets relayed between caller and room.",
         kind: Kind::Counter,
-        read: |n| n.relay.relayed.load(Ordering::Relaxed),
+        read: |n| n.media.relayed(),
     },
     Family {
         name: "pinless_rtp_foreign_dropped_total",
         help: "RTP packets dropped for coming from an unlatched source.",
         kind: Kind::Counter,
-        read: |n| n.relay.dropped_foreign.load(Ordering::Relaxed),
+        read: |n| n.media.dropped_foreign(),
     },
     Family {
         name: "pinless_invites_rate_limited_total",
@@ -206,6 +203,50 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// A per-shard family: one series per media shard, labelled `shard`.
+struct ShardFamily {
+    /// As in `Family` (counters carry `_total`).
+    name: &'static str,
+    help: &'static str,
+    value: fn(&ShardStats) -> ShardValue,
+}
+
+enum ShardValue {
+    Count(u64),
+    Gauge(u64),
+    Ratio(f64),
+}
+
+/// What each media shard shows, after the node's families (appended: the
+/// page of earlier releases stays as it was).
+const SHARD_FAMILIES: &[ShardFamily] = &[
+    ShardFamily {
+        name: "pinless_shard_streams",
+        help: "RTP streams the media shard sends: one per held call, two per bridged call.",
+        value: |s| ShardValue::Gauge(s.streams()),
+    },
+    ShardFamily {
+        name: "pinless_shard_relayed_packets_total",
+        help: "RTP packets the media shard relayed between callers and rooms.",
+        value: |s| ShardValue::Count(s.relay.relayed.load(Ordering::Relaxed)),
+    },
+    ShardFamily {
+        name: "pinless_shard_busy_ratio",
+        help: "Share of the last 100 ms the media shard's thread was busy (music, relay), 0 to 1.",
+        value: |s| ShardValue::Ratio(s.pacer.busy_permille.load(Ordering::Relaxed) as f64 / 1000.0),
+    },
+    ShardFamily {
+        name: "pinless_shard_late_ticks_total",
+        help: "Ticks of the media shard served more than 5 ms late.",
+        value: |s| ShardValue::Count(s.pacer.late_slots.load(Ordering::Relaxed)),
+    },
+    ShardFamily {
+        name: "pinless_shard_overloaded",
+        help: "1 while the media shard takes no new calls (its calls keep their audio).",
+        value: |s| ShardValue::Gauge(u64::from(s.overloaded())),
+    },
+];
+
 /// `pinless_calls_ended_total{reason}`: one series per end reason.
 const ENDED: (&str, &str) = (
     "pinless_calls_ended",
@@ -247,8 +288,35 @@ impl Collector for Node {
             let labels = [("reason", reason.name())];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
+        self.encode_shards(&mut encoder)?;
         if let Some(cluster) = &self.cluster {
             encode_cluster(cluster, &mut encoder)?;
+        }
+        Ok(())
+    }
+}
+
+impl Node {
+    fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shards = self.media.shards();
+        let labels: Vec<[(&str, String); 1]> = (0..shards.len())
+            .map(|i| [("shard", i.to_string())])
+            .collect();
+        for f in SHARD_FAMILIES {
+            let counter = f.name.strip_suffix("_total");
+            let (stem, metric_type) = match counter {
+                Some(stem) => (stem, ConstCounter::new(0u64).metric_type()),
+                None => (f.name, ConstGauge::new(0i64).metric_type()),
+            };
+            let mut family = encoder.encode_descriptor(stem, f.help, None, metric_type)?;
+            for (shard, labels) in shards.iter().zip(&labels) {
+                let series = family.encode_family(labels)?;
+                match (f.value)(shard) {
+                    ShardValue::Count(v) => ConstCounter::new(v).encode(series)?,
+                    ShardValue::Gauge(v) => ConstGauge::new(v).encode(series)?,
+                    ShardValue::Ratio(v) => ConstGauge::new(v).encode(series)?,
+                }
+            }
         }
         Ok(())
     }
@@ -293,8 +361,7 @@ mod tests {
     fn node() -> Node {
         Node {
             registry: Registry::default(),
-            pacer: Arc::default(),
-            relay: Arc::default(),
+            media: MediaStats::default(),
             admission: Arc::default(),
             calls: Arc::default(),
             cluster: None,
@@ -378,14 +445,16 @@ pinless_calls_ended_total{reason=\"session_expired\"} 0
     fn the_page_is_what_it_always_was() {
         let n = node();
         let set = |a: &std::sync::atomic::AtomicU64, v| a.store(v, Ordering::Relaxed);
-        set(&n.pacer.streams, 3);
-        set(&n.pacer.packets_sent, u64::MAX);
-        set(&n.pacer.send_errors, 2);
-        set(&n.pacer.late_slots, 4);
-        set(&n.pacer.busy_permille, 812);
-        n.pacer.overloaded.store(true, Ordering::Relaxed);
-        set(&n.relay.relayed, 5);
-        set(&n.relay.dropped_foreign, 6);
+        let shard = &n.media.shards()[0];
+        set(&shard.pacer.streams, 3);
+        set(&shard.pacer.packets_sent, u64::MAX);
+        set(&shard.pacer.send_errors, 2);
+        set(&shard.pacer.late_slots, 4);
+        set(&shard.pacer.busy_permille, 812);
+        shard.pacer.overloaded.store(true, Ordering::Relaxed);
+        set(&shard.relay.relayed, 5);
+        set(&shard.relay.dropped_foreign, 6);
+        set(&shard.streams, 3);
         set(&n.admission.rate_limited, 7);
         set(&n.admission.forbidden_ip, 8);
         set(&n.admission.challenged, 9);
@@ -400,7 +469,57 @@ pinless_calls_ended_total{reason=\"session_expired\"} 0
         n.calls.ended(crate::call::EndReason::Shutdown);
         n.calls.ended(crate::call::EndReason::Shutdown);
         // The first release's page comes first, unchanged.
-        assert_eq!(n.encode_text().unwrap(), format!("{PAGE}{LIFECYCLE}"));
+        assert_eq!(
+            n.encode_text().unwrap(),
+            format!("{PAGE}{LIFECYCLE}{ONE_SHARD}")
+        );
+    }
+
+    /// What media shards added (issue 12), for a node of one shard.
+    const ONE_SHARD: &str = "\
+# HELP pinless_shard_streams RTP streams the media shard sends: one per held call, two per bridged call.
+# TYPE pinless_shard_streams gauge
+pinless_shard_streams{shard=\"0\"} 3
+# HELP pinless_shard_relayed_packets_total RTP packets the media shard relayed between callers and rooms.
+# TYPE pinless_shard_relayed_packets_total counter
+pinless_shard_relayed_packets_total{shard=\"0\"} 5
+# HELP pinless_shard_busy_ratio Share of the last 100 ms the media shard's thread was busy (music, relay), 0 to 1.
+# TYPE pinless_shard_busy_ratio gauge
+pinless_shard_busy_ratio{shard=\"0\"} 0.812
+# HELP pinless_shard_late_ticks_total Ticks of the media shard served more than 5 ms late.
+# TYPE pinless_shard_late_ticks_total counter
+pinless_shard_late_ticks_total{shard=\"0\"} 4
+# HELP pinless_shard_overloaded 1 while the media shard takes no new calls (its calls keep their audio).
+# TYPE pinless_shard_overloaded gauge
+pinless_shard_overloaded{shard=\"0\"} 1
+";
+
+    #[test]
+    fn every_shard_has_its_series_and_the_node_totals_add_them_up() {
+        let n = Node {
+            media: MediaStats::with_shards(2),
+            ..node()
+        };
+        let shards = n.media.shards();
+        shards[0].relay.relayed.store(10, Ordering::Relaxed);
+        shards[1].relay.relayed.store(32, Ordering::Relaxed);
+        shards[1].pacer.busy_permille.store(250, Ordering::Relaxed);
+        shards[0].pacer.overloaded.store(true, Ordering::Relaxed);
+        let page = n.encode_text().unwrap();
+        for line in [
+            "pinless_relay_packets_total 42",
+            "pinless_shard_relayed_packets_total{shard=\"0\"} 10",
+            "pinless_shard_relayed_packets_total{shard=\"1\"} 32",
+            "pinless_shard_busy_ratio{shard=\"0\"} 0.0",
+            "pinless_shard_busy_ratio{shard=\"1\"} 0.25",
+            "pinless_pacer_busy_permille 125",
+            "pinless_shard_overloaded{shard=\"0\"} 1",
+            "pinless_shard_overloaded{shard=\"1\"} 0",
+            // Shard 1 still takes calls: the node does.
+            "pinless_pacer_overloaded 0",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} in\n{page}");
+        }
     }
 
     #[test]

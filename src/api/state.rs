@@ -5,8 +5,7 @@ use super::provision::Provisioning;
 use crate::call::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
 use crate::cluster::Cluster;
-use crate::media::RelayStats;
-use crate::media::pacer::PacerStats;
+use crate::media::MediaStats;
 use std::sync::Arc;
 
 /// What the API handlers share.
@@ -14,8 +13,8 @@ pub struct Api {
     pub registry: Registry,
     pub call_domain: String,
     pub tokens: Vec<String>,
-    pub pacer: Arc<PacerStats>,
-    pub relay: Arc<RelayStats>,
+    /// Hold music and relay, per media shard and for the node.
+    pub media: MediaStats,
     pub admission: Arc<AdmissionStats>,
     pub provisioning: Provisioning,
     /// Whether the node is stopping (`/readyz`), and how calls ended.

@@ -80,6 +80,10 @@ pub struct MediaConfig {
     /// A leg whose SDP says it sends and that sends nothing (RTP nor RTCP)
     /// this long ends the call, reason `rtp_timeout`; 0 = off.
     pub rtp_timeout_secs: u64,
+    /// Media shards: OS threads that each carry the hold music and relay
+    /// of their calls; 0 = one per core available to the process (see
+    /// `media_threads`).
+    pub threads: u16,
 }
 
 /// `[api]`: the HTTP API.
@@ -176,6 +180,7 @@ impl Default for MediaConfig {
             rtp_port_min: 20000,
             rtp_port_max: 29999,
             rtp_timeout_secs: 30,
+            threads: 0,
         }
     }
 }
@@ -184,6 +189,16 @@ impl MediaConfig {
     /// The address RTP sockets bind to: `bind_ip`, else `public_ip`.
     pub fn bind_addr(&self) -> IpAddr {
         self.bind_ip.unwrap_or(self.public_ip)
+    }
+
+    /// How many media shards to run: `threads`, or when it is 0 the cores
+    /// this process may use (its CPU affinity and cgroup quota included),
+    /// and at least 1.
+    pub fn media_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => usize::from(n),
+        }
     }
 }
 

@@ -322,3 +322,20 @@ fn cluster_is_off_by_default_and_its_keys_are_checked() {
     let err = load(&format!("{ENTRY}[cluster]\nredis = \"x\"\n"), &[]).unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
 }
+
+#[test]
+fn media_threads_default_to_the_cores_and_bad_values_name_the_key() {
+    let auto = load(ENTRY, &[]).unwrap();
+    assert_eq!(auto.media.threads, 0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(auto.media.media_threads(), cores);
+    assert!(auto.media.media_threads() >= 1);
+    let two = load(&format!("{ENTRY}[media]\nthreads = 2\n"), &[]).unwrap();
+    assert_eq!(two.media.media_threads(), 2);
+    let env = load(ENTRY, &[("PINLESS_MEDIA__THREADS", "3")]).unwrap();
+    assert_eq!(env.media.media_threads(), 3);
+    for bad in ["-1", "\"two\"", "70000", "1025"] {
+        let err = load(&format!("{ENTRY}[media]\nthreads = {bad}\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("media.threads"), "{bad}: {err}");
+    }
+}

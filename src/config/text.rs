@@ -49,6 +49,7 @@ struct MediaText {
     rtp_port_min: u16,
     rtp_port_max: u16,
     rtp_timeout_secs: u64,
+    threads: u16,
 }
 
 /// `ApiConfig` as written.
@@ -97,6 +98,7 @@ impl ConfigText {
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
                 rtp_timeout_secs: media.rtp_timeout_secs,
+                threads: media.threads,
             },
             api: ApiConfig {
                 listen: optional_addr("api.listen", &api.listen)?
@@ -156,6 +158,7 @@ impl Default for ConfigText {
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
                 rtp_timeout_secs: media.rtp_timeout_secs,
+                threads: media.threads,
             },
             api: ApiText {
                 listen: api.listen.to_string(),

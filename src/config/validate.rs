@@ -6,6 +6,10 @@ use super::error::ConfigError;
 use super::sections::Config;
 use super::syntax::{check_custom_header, decode_secret, parse_cidr, uri_user};
 
+/// More shards than this is a typo, not a machine: each is an OS thread
+/// that ticks every millisecond.
+const MAX_MEDIA_THREADS: u16 = 1024;
+
 impl Config {
     /// Semantic checks that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -33,6 +37,12 @@ impl Config {
             return Err(ConfigError::key(
                 "media.rtp_port_max",
                 "the range holds fewer than 4 ports",
+            ));
+        }
+        if self.media.threads > MAX_MEDIA_THREADS {
+            return Err(ConfigError::key(
+                "media.threads",
+                format!("at most {MAX_MEDIA_THREADS} (0 = one per core)"),
             ));
         }
         if self.hold.max_hold_secs == 0 {

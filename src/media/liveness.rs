@@ -5,10 +5,11 @@
 //! port, a room leg and `max_calls` capacity for ever.
 //!
 //! No timer per call: a call's media task only raises a flag per packet
-//! (one relaxed store, on the path it runs anyway), and one sweep for the
-//! whole engine looks at every call a few times per timeout. The sweep
-//! notes when it saw a flag raised, so a report comes at least `timeout`
-//! after the last packet (never early) and at most two sweep periods late.
+//! (one relaxed store, on the path it runs anyway), and one sweep per
+//! shard, on the shard's thread, looks at each of its calls a few times
+//! per timeout. The sweep notes when it saw a flag raised, so a report
+//! comes at least `timeout` after the last packet (never early) and at
+//! most two sweep periods late.
 //! Time is the monotonic clock's: a wall clock stepped by NTP must neither
 //! end calls nor spare them.
 
@@ -177,7 +178,7 @@ impl Sweep {
         }
     }
 
-    /// Looks every `period(timeout)` for as long as the media runtime runs.
+    /// Looks every `period(timeout)` for as long as its shard runs.
     pub async fn run(self: Arc<Self>, timeout: Duration) {
         let mut tick = tokio::time::interval(Self::period(timeout));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,11 +1,12 @@
-//! Is the pacer keeping up? A sans-IO gauge fed once per 1 ms slot with how
-//! late the slot started and how long its sends took. Every 100 slots it
-//! decides, and new calls are refused (503) while it says "overloaded", so
-//! that the calls already held keep clean audio rather than every call
-//! getting choppy together.
+//! Is a media shard keeping up? A sans-IO gauge, one per shard, fed once
+//! per 1 ms slot with how late the slot started and how long the shard's
+//! thread was busy since the last one (music, relay: see `shard`). Every
+//! 100 slots it decides; an overloaded shard takes no new calls, and when
+//! no shard takes them they are refused (503), so that the calls already
+//! up keep clean audio rather than every call getting choppy together.
 //!
 //! Overloaded when, over a window, either
-//! - the pacer spent more than `busy_limit` of the time sending (more calls
+//! - the shard was busy more than `busy_limit` of the time (more calls
 //!   would soon push a slot's sends past its 1 ms), or
 //! - in two windows running, at least 5 % of the slots that had streams to
 //!   send started more than 2 ms late (the core is shared with something

@@ -1,11 +1,19 @@
 //! Media: hold music and the RTP relay. Nothing here touches SIP.
 //!
+//! The engine runs `[media] threads` shards; each call's media lives on
+//! one shard from start to end (both legs, its music, its relay).
+//!
 //! - `g711`, `rtp`, `rewrite`: pure codecs and header arithmetic.
 //! - `hold`: decode the music once, pre-encode 20 ms frames.
-//! - `pacer`: one OS thread that sends every held call's packets on time.
-//! - `load`: whether the pacer keeps up (new calls get 503 when it does not).
-//! - `session`: one call's media task (latching, relay) on the media runtime.
-//! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep for all.
+//! - `shard`: one OS thread with its own runtime, its calls' sockets and
+//!   media tasks, and its one 1 ms tick that paces their music.
+//! - `placement`: which shard takes a new call (least loaded, not
+//!   overloaded).
+//! - `pacer`: a shard's held streams by slot, and the handle calls use.
+//! - `load`: whether a shard keeps up (new calls get 503 when none does).
+//! - `stats`: per-shard counters and the node's totals.
+//! - `session`: one call's media task (latching, relay) on its shard.
+//! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep per shard.
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
 //! - `state`: a call's media as data, to resume it in a new process.
 //! - `error`: `MediaError`.
@@ -17,78 +25,64 @@ pub mod hold;
 mod liveness;
 pub mod load;
 pub mod pacer;
+pub mod placement;
 pub mod ports;
 pub mod rewrite;
 pub mod rtp;
 pub mod session;
 mod settings;
+mod shard;
 pub mod state;
+pub mod stats;
 
 pub use error::MediaError;
 pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
 pub use liveness::MediaLeg;
 pub use ports::RtpSocket;
-pub use session::{CallMedia, LegCodec, RelayStats};
+pub use session::{CallMedia, LegCodec};
 pub use settings::MediaSettings;
 pub use state::MediaState;
+pub use stats::{MediaStats, RelayStats, ShardStats};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The media side of the gateway: ports, the pacer thread and the runtime
-/// on which per-call media tasks run, apart from SIP and HTTP.
+/// The media side of the gateway: ports, and the shards on which calls'
+/// media runs, apart from SIP and HTTP.
 pub struct MediaEngine {
     ports: ports::Ports,
-    pacer: pacer::Pacer,
-    runtime: tokio::runtime::Handle,
-    relay_stats: Arc<RelayStats>,
+    /// Never empty. Dropped with the engine: each shard's runtime then
+    /// stops, ending its calls' media tasks and freeing their ports (a new
+    /// engine, as after a restart, can then claim them).
+    shards: Vec<shard::Shard>,
+    stats: MediaStats,
+    music: Arc<HoldLoop>,
     next_id: AtomicU64,
     public_ip: IpAddr,
-    /// Watches every call's legs for silence; None when the timeout is off.
-    sweep: Option<Arc<liveness::Sweep>>,
-    /// Dropped with the engine: the media runtime then stops, ending every
-    /// call's media task and freeing its ports (a new engine, as after a
-    /// restart, can then claim them).
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl MediaEngine {
-    /// Starts the pacer thread and a one-thread runtime for media tasks.
+    /// Starts `settings.threads` shards (at least one); `music` is what
+    /// held calls hear unless told otherwise.
     pub fn start(music: HoldLoop, settings: MediaSettings) -> Result<Self, MediaError> {
-        let pacer = pacer::Pacer::start(music, settings.pacer_busy_limit)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let runtime = rt.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("pinless-media".into())
-            .spawn(move || {
-                // Returns when the engine is dropped (the sender with it);
-                // the runtime is then dropped here, off any async context.
-                let _ = rt.block_on(stopped);
-            })?;
-        let sweep = settings.rtp_timeout.map(|timeout| {
-            let sweep = Arc::new(liveness::Sweep::default());
-            runtime.spawn(sweep.clone().run(timeout));
-            sweep
-        });
+        let shards = (0..settings.threads.max(1))
+            .map(|i| shard::Shard::start(i, settings.pacer_busy_limit, settings.rtp_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stats = MediaStats::of(shards.iter().map(|s| s.stats.clone()).collect());
         Ok(Self {
-            sweep,
             ports: ports::Ports::new(
                 settings.bind_ip,
                 settings.rtp_port_min,
                 settings.rtp_port_max,
             ),
-            pacer,
-            runtime,
-            relay_stats: Arc::new(RelayStats::default()),
+            shards,
+            stats,
+            music: Arc::new(music),
             next_id: AtomicU64::new(1),
             public_ip: settings.public_ip,
-            _stop: stop,
         })
     }
 
@@ -169,6 +163,8 @@ impl MediaEngine {
         self.start_media(caller, stream, then)
     }
 
+    /// Places the call on a shard (see `placement`) and starts its media
+    /// task there.
     fn start_media(
         &self,
         caller: session::LegStart,
@@ -176,26 +172,44 @@ impl MediaEngine {
         then: session::Then,
     ) -> Result<CallMedia, MediaError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let candidates: Vec<placement::Candidate> = self
+            .shards
+            .iter()
+            .map(|s| placement::Candidate {
+                streams: s.stats.streams(),
+                overloaded: s.stats.overloaded(),
+            })
+            .collect();
+        // `shards` is never empty; `place` answers within it.
+        let shard = &self.shards[placement::place(&candidates).min(self.shards.len() - 1)];
         // Both legs count as heard now: a resumed call's peers get a whole
         // timeout from the restart.
         let room_sends = match &then {
             session::Then::Relay(room, _) => Some(room.sends),
             session::Then::Play(_) => None,
         };
+        let streams = stats::StreamsHeld::new(
+            shard.stats.clone(),
+            if room_sends.is_some() { 2 } else { 1 },
+        );
+        // An idle shard does not tick; a bridged call resumed after a
+        // restart sends its pacer nothing, so it is woken here.
+        shard.pacer.wake();
         let liveness = Arc::new(liveness::Liveness::new(caller.sends, room_sends));
         let (report, silent) = tokio::sync::oneshot::channel();
-        if let Some(sweep) = &self.sweep {
+        if let Some(sweep) = &shard.sweep {
             sweep.watch(&liveness, report, Instant::now());
         }
         Ok(CallMedia::start(
-            &self.runtime,
+            &shard.runtime,
             session::Start {
                 id,
                 caller,
                 stream,
                 then,
-                pacer: self.pacer.clone(),
-                stats: self.relay_stats.clone(),
+                pacer: shard.pacer.clone(),
+                stats: shard.stats.clone(),
+                streams,
                 liveness,
             },
             silent,
@@ -204,20 +218,22 @@ impl MediaEngine {
 
     /// The hold music of `[hold].music`, for entries without their own.
     pub fn music(&self) -> Arc<HoldLoop> {
-        self.pacer.music().clone()
+        self.music.clone()
     }
 
-    /// True while the pacer cannot take more streams without audio
-    /// suffering (see `load`).
+    /// True while no shard can take a call without audio suffering (see
+    /// `load`): admission then refuses new calls with 503.
     pub fn overloaded(&self) -> bool {
-        self.pacer.stats().overloaded.load(Ordering::Relaxed)
+        self.stats.overloaded()
     }
 
-    pub fn pacer_stats(&self) -> &Arc<pacer::PacerStats> {
-        self.pacer.stats()
+    /// Every shard's counters, and the node's totals (for `/metrics`).
+    pub fn stats(&self) -> &MediaStats {
+        &self.stats
     }
 
-    pub fn relay_stats(&self) -> &Arc<RelayStats> {
-        &self.relay_stats
+    /// How many shards run.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
     }
 }

@@ -1,23 +1,23 @@
-//! The hold-music pacer: one dedicated OS thread that sends every held
-//! call's RTP. Time is cut into 1 ms slots; each stream lives in one of the
-//! 20 slots of the 20 ms packet period, so sends are spread evenly rather
-//! than bursting. Deadlines are absolute (start + n ms), so lateness never
-//! accumulates. Measured in DESIGN.md: a thread like this beats a tokio
-//! task per call by a wide margin in CPU and jitter.
+//! The hold-music pacer of one shard: the streams of its held calls and
+//! the handle through which calls add and remove them. Time is cut into
+//! 1 ms slots; each stream lives in one of the 20 slots of the 20 ms packet
+//! period, so sends are spread evenly rather than bursting. The shard's
+//! tick (`shard`) sends one slot per millisecond at absolute deadlines
+//! (start + n ms), so lateness never accumulates. Measured in DESIGN.md:
+//! one tick for many streams beats a timer per call by a wide margin in
+//! CPU and jitter.
 
 use super::g711::Law;
 use super::hold::HoldLoop;
-use super::load::LoadGauge;
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-const SLOTS: usize = 20;
+pub(super) const SLOTS: usize = 20;
 
 /// When slot `tick` is due: `start + tick` ms, computed in u64 all the way.
 /// Why: the tick counts milliseconds of uptime, and narrowing it (as
@@ -25,7 +25,7 @@ const SLOTS: usize = 20;
 /// on every deadline lies in the past, the pacer never sleeps again, floods
 /// the held callers and reports itself overloaded. A u64 of milliseconds
 /// lasts 584 million years.
-fn slot_deadline(start: Instant, tick: u64) -> Instant {
+pub(super) fn slot_deadline(start: Instant, tick: u64) -> Instant {
     start + Duration::from_millis(tick)
 }
 
@@ -50,7 +50,8 @@ pub struct PacerStats {
     /// Slots processed more than 5 ms after their deadline.
     pub late_slots: AtomicU64,
     pub streams: AtomicU64,
-    /// Share of the last window the pacer spent sending, in thousandths.
+    /// Share of the last window the shard's thread was busy (music,
+    /// relay, everything), in thousandths.
     pub busy_permille: AtomicU64,
     /// The last window's verdict (see `load`): new calls get 503 while set.
     pub overloaded: AtomicBool,
@@ -68,47 +69,28 @@ pub struct NewStream {
     pub state: StreamState,
 }
 
-enum Command {
+pub(super) enum Command {
     Add(NewStream),
     Remove(u64, oneshot::Sender<Option<StreamState>>),
     Peek(u64, oneshot::Sender<Option<StreamState>>),
     SetRemote(u64, SocketAddr),
+    /// Nothing to do but wake an idle shard: a call was placed on it.
+    Wake,
 }
 
-/// Handle to the pacer thread. Cheap to clone; the thread stops when the
-/// last handle is dropped.
+/// Handle to one shard's pacer. Cheap to clone; the shard's tick drains
+/// the commands each millisecond (`Slots::apply`), so a command never
+/// wakes the shard by itself.
 #[derive(Clone)]
 pub struct Pacer {
-    tx: mpsc::Sender<Command>,
-    stats: Arc<PacerStats>,
-    music: Arc<HoldLoop>,
+    tx: mpsc::UnboundedSender<Command>,
 }
 
 impl Pacer {
-    /// Starts the pacer thread; `music` is what held calls hear. Beyond
-    /// `busy_limit` (share of its time spent sending, 0.0–1.0) it reports
-    /// itself overloaded.
-    pub fn start(music: HoldLoop, busy_limit: f64) -> std::io::Result<Pacer> {
-        let (tx, rx) = mpsc::channel();
-        let stats = Arc::new(PacerStats::default());
-        let thread_stats = stats.clone();
-        std::thread::Builder::new()
-            .name("pinless-pacer".into())
-            .spawn(move || run(rx, thread_stats, LoadGauge::new(busy_limit)))?;
-        Ok(Pacer {
-            tx,
-            stats,
-            music: Arc::new(music),
-        })
-    }
-
-    /// The hold music, shared by every held call.
-    pub fn music(&self) -> &Arc<HoldLoop> {
-        &self.music
-    }
-
-    pub fn stats(&self) -> &Arc<PacerStats> {
-        &self.stats
+    /// A pacer handle and the receiving end its shard's tick drains.
+    pub(super) fn channel() -> (Pacer, mpsc::UnboundedReceiver<Command>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Pacer { tx }, rx)
     }
 
     /// Starts sending hold music; the first packet leaves within 1 ms.
@@ -133,6 +115,11 @@ impl Pacer {
     /// Points a stream at the address the caller actually sends from.
     pub fn set_remote(&self, id: u64, remote: SocketAddr) {
         let _ = self.tx.send(Command::SetRemote(id, remote));
+    }
+
+    /// Starts the shard's tick if it was idle (see `shard`).
+    pub(super) fn wake(&self) {
+        let _ = self.tx.send(Command::Wake);
     }
 }
 
@@ -162,14 +149,31 @@ impl Stream {
     }
 }
 
-/// Where each stream is: slot number and index within the slot.
-struct Slots {
+/// Every stream of a shard's pacer, by slot (and where each one is).
+pub(super) struct Slots {
     slots: [Vec<Stream>; SLOTS],
     index: HashMap<u64, (usize, usize)>,
     next_slot: usize,
+    packet: [u8; HEADER_LEN + SAMPLES_PER_PACKET as usize],
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            slots: std::array::from_fn(|_| Vec::new()),
+            index: HashMap::new(),
+            next_slot: 0,
+            packet: [0u8; HEADER_LEN + SAMPLES_PER_PACKET as usize],
+        }
+    }
 }
 
 impl Slots {
+    /// Streams being paced.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
     fn add(&mut self, s: Stream) {
         // Round-robin spreads streams evenly over the period.
         let slot = self.next_slot;
@@ -191,64 +195,46 @@ impl Slots {
         let (slot, i) = *self.index.get(&id)?;
         self.slots[slot].get_mut(i)
     }
-}
 
-fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge) {
-    let mut slots = Slots {
-        slots: std::array::from_fn(|_| Vec::new()),
-        index: HashMap::new(),
-        next_slot: 0,
-    };
-    let mut packet = [0u8; HEADER_LEN + SAMPLES_PER_PACKET as usize];
-    let start = Instant::now();
-    let mut tick: u64 = 0;
-    loop {
-        loop {
-            match rx.try_recv() {
-                Ok(Command::Add(n)) => slots.add(Stream {
-                    id: n.id,
-                    source: n.source,
-                    socket: n.socket,
-                    remote: n.remote,
-                    law: n.law,
-                    payload_type: n.payload_type,
-                    ssrc: n.state.ssrc,
-                    sequence: n.state.next_sequence,
-                    timestamp: n.state.next_timestamp,
-                    frame: 0,
-                    first: true,
-                    last_sent: None,
-                }),
-                Ok(Command::Remove(id, reply)) => {
-                    let _ = reply.send(slots.remove(id).map(|s| s.state()));
-                }
-                Ok(Command::Peek(id, reply)) => {
-                    let _ = reply.send(slots.get_mut(id).map(|s| s.state()));
-                }
-                Ok(Command::SetRemote(id, addr)) => {
-                    if let Some(s) = slots.get_mut(id) {
-                        s.remote = addr;
-                    }
-                }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => return,
+    /// Carries out one command.
+    pub fn apply(&mut self, command: Command) {
+        match command {
+            Command::Add(n) => self.add(Stream {
+                id: n.id,
+                source: n.source,
+                socket: n.socket,
+                remote: n.remote,
+                law: n.law,
+                payload_type: n.payload_type,
+                ssrc: n.state.ssrc,
+                sequence: n.state.next_sequence,
+                timestamp: n.state.next_timestamp,
+                frame: 0,
+                first: true,
+                last_sent: None,
+            }),
+            Command::Remove(id, reply) => {
+                let _ = reply.send(self.remove(id).map(|s| s.state()));
             }
+            Command::Peek(id, reply) => {
+                let _ = reply.send(self.get_mut(id).map(|s| s.state()));
+            }
+            Command::SetRemote(id, addr) => {
+                if let Some(s) = self.get_mut(id) {
+                    s.remote = addr;
+                }
+            }
+            Command::Wake => {}
         }
-        stats
-            .streams
-            .store(slots.index.len() as u64, Ordering::Relaxed);
+    }
 
-        let deadline = slot_deadline(start, tick);
-        let now = Instant::now();
-        if deadline > now {
-            std::thread::sleep(deadline - now);
-        } else if now - deadline > Duration::from_millis(5) {
-            stats.late_slots.fetch_add(1, Ordering::Relaxed);
-        }
-        let sent_at = Instant::now();
-        let lateness = sent_at.saturating_duration_since(deadline);
+    /// Sends the packet of every stream in `tick`'s slot (non-blocking
+    /// sends: a full buffer drops the packet, as the network would);
+    /// returns how many streams the slot holds.
+    pub fn send(&mut self, tick: u64, sent_at: Instant, stats: &PacerStats) -> usize {
         let slot = (tick % SLOTS as u64) as usize;
-        for s in slots.slots[slot].iter_mut() {
+        let packet = &mut self.packet;
+        for s in self.slots[slot].iter_mut() {
             let mut header = [0u8; HEADER_LEN];
             Header {
                 marker: s.first,
@@ -260,7 +246,7 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge)
             .write(&mut header);
             packet[..HEADER_LEN].copy_from_slice(&header);
             packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.law, s.frame));
-            match s.socket.send_to(&packet, s.remote) {
+            match s.socket.send_to(&packet[..], s.remote) {
                 Ok(_) => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
                 Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
             };
@@ -270,32 +256,7 @@ fn run(rx: mpsc::Receiver<Command>, stats: Arc<PacerStats>, mut load: LoadGauge)
             s.frame = (s.frame + 1) % s.source.frames();
             s.last_sent = Some(sent_at);
         }
-        // An empty slot costs nothing worth counting.
-        let work = if slots.slots[slot].is_empty() {
-            Duration::ZERO
-        } else {
-            sent_at.elapsed()
-        };
-        if let Some(v) = load.slot(lateness, work) {
-            let was = stats.overloaded.swap(v.overloaded, Ordering::Relaxed);
-            if was != v.overloaded {
-                tracing::warn!(
-                    overloaded = v.overloaded,
-                    busy = format!("{:.0}%", v.busy * 100.0),
-                    late_slots = v.late,
-                    "pacer load changed: new calls are {}",
-                    if v.overloaded {
-                        "refused (503)"
-                    } else {
-                        "taken again"
-                    }
-                );
-            }
-            stats
-                .busy_permille
-                .store((v.busy * 1000.0) as u64, Ordering::Relaxed);
-        }
-        tick += 1;
+        self.slots[slot].len()
     }
 }
 

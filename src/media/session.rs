@@ -1,4 +1,4 @@
-//! One call's media, driven by a small task on the media runtime: it
+//! One call's media, driven by a small task on its shard's runtime: it
 //! latches the caller's real RTP source (NAT), and once bridged relays RTP
 //! both ways (PCMU↔PCMA converted, telephone-events passed through with
 //! their payload type mapped), keeping the caller's stream continuous.
@@ -11,24 +11,18 @@ use super::ports::RtpSocket;
 use super::rewrite::Rewriter;
 use super::rtp;
 use super::state::{LegState, MediaState, RoomState, StreamPosition};
+use super::stats::{ShardStats, StreamsHeld};
 use crate::clock::unix_ms;
 use std::net::SocketAddr;
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::codec::LegCodec;
-
-/// Relay counters, for `/metrics` and the benchmarks.
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    pub relayed: AtomicU64,
-    pub dropped_foreign: AtomicU64,
-}
 
 enum Command {
     Bridge {
@@ -82,7 +76,10 @@ pub(super) struct Start {
     pub stream: StreamState,
     pub then: Then,
     pub pacer: Pacer,
-    pub stats: Arc<RelayStats>,
+    /// The counters of the call's shard.
+    pub stats: Arc<ShardStats>,
+    /// The call's count in its shard's streams (the shard's load).
+    pub streams: StreamsHeld,
     pub liveness: Arc<Liveness>,
 }
 
@@ -183,7 +180,7 @@ impl CallMedia {
 /// with read interest alone on purpose: tokio's own UdpSocket also asks
 /// for writability, and on Linux every datagram sent on the socket (the
 /// pacer sends 50 a second per call from this very port) then wakes the
-/// media runtime for nothing. Sends are plain non-blocking `send_to`.
+/// shard for nothing. Sends are plain non-blocking `send_to`.
 type RtpFd = AsyncFd<UdpSocket>;
 
 fn readable(socket: UdpSocket) -> std::io::Result<RtpFd> {
@@ -275,6 +272,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
         then,
         pacer,
         stats,
+        mut streams,
         liveness,
     } = s;
     let ssrc = stream.ssrc;
@@ -337,6 +335,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         rewriter: Rewriter::new(state),
                     });
                     liveness.set_room(Some(sends));
+                    streams.set(2);
                     let _ = done.send(());
                 }
                 Some(Command::Play { source, done }) => {
@@ -352,6 +351,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     });
                     held = true;
                     liveness.set_room(None);
+                    streams.set(1);
                     let _ = done.send(());
                 }
                 Some(Command::State { reply }) => {
@@ -401,7 +401,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         }
                     }
                 } else if src != remote {
-                    stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 // Anything from the peer is life, RTCP (muxed) included.
@@ -412,7 +412,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         // Non-blocking; a full send buffer drops the packet,
                         // as the network would.
                         let _ = b.socket.get_ref().send_to(packet, b.remote);
-                        stats.relayed.fetch_add(1, Ordering::Relaxed);
+                        stats.relay.relayed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             },
@@ -435,7 +435,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                     b.latched = true;
                     b.remote = src;
                 } else if src != b.remote {
-                    stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 liveness.heard(MediaLeg::Room);
@@ -448,7 +448,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                 out.payload_type = packet[1] & 0x7F;
                 out.rewrite(packet);
                 let _ = caller.get_ref().send_to(packet, remote);
-                stats.relayed.fetch_add(1, Ordering::Relaxed);
+                stats.relay.relayed.fetch_add(1, Ordering::Relaxed);
             },
         }
     }

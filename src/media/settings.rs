@@ -17,12 +17,14 @@ pub struct MediaSettings {
     /// Even ports of `[rtp_port_min, rtp_port_max]` carry RTP.
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
-    /// Share of its time (0.0–1.0) the pacer may spend sending before it
-    /// reports itself overloaded (see `load`).
+    /// Share of its time (0.0–1.0) a shard may be busy (sending music,
+    /// relaying) before it refuses new calls (see `load`).
     pub pacer_busy_limit: f64,
     /// A leg that should send and sends nothing this long is reported
     /// (`CallMedia::silent`); None: never.
     pub rtp_timeout: Option<Duration>,
+    /// Media shards (OS threads) to run; 0 is taken as 1.
+    pub threads: usize,
 }
 
 impl MediaSettings {
@@ -43,6 +45,7 @@ impl MediaSettings {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
+            threads: config.media.media_threads(),
         }
     }
 
