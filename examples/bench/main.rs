@@ -389,11 +389,13 @@ fn start_pinless(
     let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     // A benchmark measures capacity: the pacer may run to 95 % busy before
     // new calls are refused (the default 80 % starts refusing at about
-    // 3,900 held calls on a 2-vCPU machine).
+    // 3,900 held calls on a 2-vCPU machine). sipp's callers send no RTP,
+    // so the dead-peer rule (`rtp_timeout_secs`) is off, or every call
+    // would end 30 s after its answer, in the middle of a long run.
     let text = format!(
         "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n\
          [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
-         [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\n{threads}\
+         [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\nrtp_timeout_secs = 0\n{threads}\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\npacer_busy_max_pct = 95\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
          room_creation_api = \"http://{hook}/hook\"\nopen = true\n",

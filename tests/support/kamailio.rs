@@ -73,7 +73,17 @@ impl Kamailio {
 }
 
 impl Drop for Kamailio {
+    /// SIGTERM, not SIGKILL: Kamailio's main process then stops the
+    /// worker processes it forked; killed outright, it would leave them
+    /// running (still probing the nodes) after the test.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
