@@ -404,6 +404,13 @@ fn start_pinless(
         threads = shards.config_line(),
     );
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    // Each run starts empty: a gateway of an earlier run (scaling mode
+    // runs several) was killed with its calls saved, and would otherwise
+    // be resumed here, with their ports.
+    match std::fs::remove_dir_all(dir.join("state")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.to_string()),
+        _ => {}
+    }
     let args = vec!["--config".to_string(), config.display().to_string()];
     let child = pinned(
         &shards.cores,
