@@ -1,7 +1,7 @@
 //! pinless: a pinless dial-in hold-and-transfer SIP gateway.
 //!
 //! Map of the crate. Imports go one way, top to bottom (`tests/layers.rs`
-//! checks it): a module uses only modules below it, the four siblings of
+//! checks it): a module uses only modules below it, the five siblings of
 //! the protocol layer know nothing of each other, and the files inside a
 //! module import each other without cycles.
 //!
@@ -15,10 +15,13 @@
 //!   call feeds it facts and performs its actions; one admission door
 //!   decides on every new INVITE; calls are saved at each state change and
 //!   resumed after a restart.
-//! - [`sip`], [`media`], [`webhook`], [`store`] (siblings): SIP on ezk
-//!   (dialogs, legs, SDP, digest, TLS); RTP, hold music, the pacer and the
-//!   relay, on one shard (OS thread) per core; signing, message bodies and
-//!   delivery of webhooks; SQLite (`state_dir/pinless.db`).
+//! - [`sip`], [`media`], [`webhook`], [`store`], [`cluster`] (siblings):
+//!   SIP on ezk (dialogs, legs, SDP, digest, TLS); RTP, hold music, the
+//!   pacer and the relay, on one shard (OS thread) per core; signing,
+//!   message bodies and delivery of webhooks; SQLite
+//!   (`state_dir/pinless.db`); Redis for a cluster of nodes (who is alive,
+//!   which node owns each call, the provisioned entries), never in a
+//!   call's path.
 //! - [`config`]: the one configuration struct, parsed once into typed
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),
