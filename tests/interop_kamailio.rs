@@ -3,7 +3,8 @@
 //! callers reach one SIP address and are spread over every node; each
 //! call is transferred by an update sent to a node that does not own it;
 //! a node stopped with SIGTERM (drain) is skipped by the next calls with
-//! no failure, while its own calls go on to their end. (Redis going away
+//! no failure, while its own calls go on to their end; requests for other
+//! hosts are not relayed. (Redis going away
 //! mid-run is tests/cluster.rs's.) Run with `cargo test --features
 //! interop`.
 #![cfg(feature = "interop")]
@@ -54,6 +55,27 @@ async fn three_cluster_nodes_behind_kamailio_spread_calls_and_skip_one_that_drai
     cluster_of(&nodes.iter().collect::<Vec<_>>()).await;
     let front = Kamailio::start(&nodes.iter().map(|n| n.sip).collect::<Vec<_>>()).await;
     let target = front.sip.to_string();
+
+    // Not an open relay: a request with a To-tag goes only to a node.
+    let stranger = support::raw::RawSip::new(front.sip).await;
+    let local = stranger.local;
+    stranger
+        .send(&format!(
+            "BYE sip:victim@127.0.0.1:9 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bKrelay1\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:a@{local}>;tag=a\r\n\
+             To: <sip:victim@127.0.0.1:9>;tag=b\r\n\
+             Call-ID: relay-probe\r\n\
+             CSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+        .await;
+    let refused = stranger
+        .response(std::time::Duration::from_secs(5), true)
+        .await
+        .expect("an answer from Kamailio");
+    assert_eq!(refused.code(), 403, "{}", refused.0);
 
     // 30 callers, each on the line for 9 s: about ten per node.
     let first = sipp_calls(&target, "caller_restart.xml", 30, &["-l", "30", "-r", "30"]);
