@@ -78,9 +78,10 @@ pub(super) enum Command {
     Wake,
 }
 
-/// Handle to one shard's pacer. Cheap to clone; the shard's tick drains
-/// the commands each millisecond (`Slots::apply`), so a command never
-/// wakes the shard by itself.
+/// Handle to one shard's pacer. Cheap to clone. While the shard ticks,
+/// its tick drains the commands each millisecond (`Slots::apply`), so a
+/// command costs no wake-up of its own; an idle shard (no call, no tick)
+/// is woken by the first command that reaches it.
 #[derive(Clone)]
 pub struct Pacer {
     tx: mpsc::UnboundedSender<Command>,

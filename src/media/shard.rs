@@ -145,7 +145,9 @@ impl Busy {
 /// read, as the slot deadlines do.
 struct SlotTimer {
     fd: AsyncFd<TimerHandle>,
-    /// Set while armed; if arming ever fails, tokio's timer stands in.
+    /// Set while armed. If arming fails, tokio's coarser timer stands in
+    /// (a timerfd that cannot be created at all fails the shard's start,
+    /// and with it the node's: a clear error at start, not worse audio).
     armed: bool,
 }
 
