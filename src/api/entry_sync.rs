@@ -25,10 +25,6 @@ pub enum SyncError {
     /// The node's own copy could not be read or written.
     #[error("local copy of the entries: {0}")]
     Store(String),
-    /// The entries read could not be put in force (a clash with the
-    /// config file, an unusable secret or audio file).
-    #[error("entries not put in force: {0}")]
-    Apply(String),
 }
 
 /// What the sync task works on.
@@ -136,11 +132,12 @@ impl EntrySync {
             store.entries()
         })
         .await?;
-        self.entries
-            .rebuild(&all)
-            .map_err(|e| SyncError::Apply(e.to_string()))?;
+        // An entry this node cannot apply is skipped (and logged) by the
+        // book; the rest go in force.
+        let skipped = self.entries.rebuild(&all);
         tracing::info!(
             written = fresh.len(),
+            skipped = skipped.len(),
             removed = stale.len(),
             version = ?version,
             "cluster: provisioned entries synced"
