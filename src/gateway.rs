@@ -66,7 +66,7 @@ impl Gateway {
         let call_domain = call_domain(&config, &store)?;
         let max_hold = Duration::from_secs(config.hold.max_hold_secs);
         let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
-        let entries = EntryBook::new(fixed, &store.entries()?, max_hold)?;
+        let entries = EntryBook::new(fixed, &store.entries()?, max_hold);
         let music = HoldLoop::load(&config.hold.music)?;
         let media = Arc::new(MediaEngine::start(
             music,

@@ -323,3 +323,105 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     .await;
     assert_eq!(s, 200);
 }
+
+/// A node whose copy is empty seeds a new Redis first; a node that made an
+/// entry through its API (under another Redis) then joins: its entry is
+/// merged in and reaches the first node, instead of being wiped by the
+/// empty set the first node wrote.
+#[tokio::test]
+async fn an_empty_redis_seeded_by_an_empty_node_wipes_no_entry() {
+    let old = Redis::start();
+    let hooks = WebhookReceiver::start(&[]).await;
+    let mut a = node(&old, &hooks.url()).await;
+    let mut entry_hooks = WebhookReceiver::start(&[]).await;
+    let (s, made) = api(
+        &a,
+        Method::POST,
+        "/v1/domain-dialin-config",
+        Some(json!({ "type": "pinless_dialin", "config": {
+            "sip_uri": "sip:kept@127.0.0.1", "room_creation_api": entry_hooks.url(), "open": true
+        }})),
+    )
+    .await;
+    assert_eq!(s, 200, "{made}");
+    let entry = made["id"].as_str().unwrap().to_string();
+    a.signal("TERM");
+    a.exited(30).await;
+
+    // A new Redis, seeded first by a node with no entries.
+    let new = Redis::start();
+    let c = node(&new, &hooks.url()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let config = std::fs::read_to_string(&a.config).unwrap();
+    std::fs::write(&a.config, config.replace(&old.url(), &new.url())).unwrap();
+    a.start().await;
+
+    within(5, "the entry to reach the node that seeded Redis", async {
+        while api(
+            &c,
+            Method::GET,
+            &format!("/v1/domain-dialin-config/{entry}"),
+            None,
+        )
+        .await
+        .0 != 200
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (s, _) = api(
+        &a,
+        Method::GET,
+        &format!("/v1/domain-dialin-config/{entry}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the joining node kept its entry");
+    // And it takes calls on the node that seeded Redis empty.
+    let phone = Phone::new().await;
+    let (_leg, _) = phone.call(&uri(&c, "kept"), &[]).await;
+    assert!(call_hook(&mut entry_hooks).await.json()["callId"].is_string());
+}
+
+/// The app may send its update through another node as soon as the
+/// webhook arrives, before the owner's heartbeat has written the owner
+/// key: the update's callDomain names the owner, and the update reaches it.
+#[tokio::test]
+async fn an_update_before_the_owner_key_is_written_reaches_the_node_it_names() {
+    let redis = Redis::start();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let a = node(&redis, &hooks.url()).await;
+    let b = node(&redis, &hooks.url()).await;
+    cluster_of(&[&a, &b]).await;
+    let phone = Phone::new().await;
+    let (_leg, media) = phone.call(&uri(&a, "support"), &[]).await;
+    let hook = call_hook(&mut hooks).await.json();
+    let id = hook["callId"].as_str().unwrap().to_string();
+    let domain = hook["callDomain"].as_str().unwrap().to_string();
+    // As if the webhook had just been posted: no owner key yet.
+    let deleted = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url(), "DEL", &format!("pinless:call:{id}")])
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "1");
+    let mut room = Room::new().await;
+    let (s, answer) = api(
+        &b,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(json!({ "callId": id, "callDomain": domain, "sipUri": room.uri("room", false) })),
+    )
+    .await;
+    assert_eq!(s, 200, "{answer}");
+    let _bridged = bridges(&mut room, &phone, &media).await;
+    // A callDomain that is no node of the cluster is still refused.
+    let (s, _) = api(
+        &b,
+        Method::POST,
+        "/v1/dialin/pinlessCallUpdate",
+        Some(json!({ "callId": "no-such-call", "callDomain": "nowhere", "sipUri": room.uri("room", false) })),
+    )
+    .await;
+    assert!(s == 404 || s == 400, "{s}");
+}

@@ -3,18 +3,36 @@
 //! which a restart or a Redis outage does not lose) and puts that copy in
 //! force as the provisioning API does locally.
 //!
-//! A node checks the entries' version on every change notice and every
-//! `ENTRIES_POLL_EVERY`, and re-reads them only when it moved. When Redis
-//! comes back without its data, nodes put their copies back (an entry a
-//! node never had is not lost; one deleted during the outage may return).
+//! A node checks the entries' version and epoch on every change notice and
+//! every `ENTRIES_POLL_EVERY`, and re-reads them only when either moved.
+//!
+//! Epochs keep a Redis that lost its data (or a new one) from wiping the
+//! nodes' copies. The epoch is a random id in Redis, set by the first node
+//! that finds none; each node remembers (in its database) the epoch it last
+//! synced with. A node whose epoch differs from Redis's merges first: it
+//! adds the entries of its copy that Redis lacks (never overwriting one)
+//! and raises the version only if it added any; then, like every round,
+//! it makes its copy what Redis holds. So a deletion reaches the other
+//! nodes only within one epoch: an entry deleted while Redis was being
+//! refilled may come back from a node that still had it, but no entry is
+//! lost because Redis came back empty. A record this node cannot read is
+//! skipped (its local copy, if any, is kept), and an entry that cannot be
+//! put in force here is skipped by the `EntryBook`: neither stops the
+//! others.
 
 use super::entry_record::{from_record, same, to_record};
 use super::provision::WRITES;
 use crate::call::EntryBook;
-use crate::cluster::{Cluster, ClusterError, keys};
+use crate::cluster::{Cluster, ClusterError, EntryRecord, keys};
 use crate::store::{Store, StoreError, StoredEntry};
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
+
+/// The `node` table key under which the node keeps the epoch it synced.
+const EPOCH_KEY: &str = "entries_epoch";
+
+/// The version and epoch a node last applied.
+pub type Stamp = (Option<u64>, Option<String>);
 
 /// Why one sync round failed; the next round tries again.
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +43,9 @@ pub enum SyncError {
     /// The node's own copy could not be read or written.
     #[error("local copy of the entries: {0}")]
     Store(String),
-    /// The entries read could not be put in force (a clash with the
-    /// config file, an unusable secret or audio file).
-    #[error("entries not put in force: {0}")]
-    Apply(String),
+    /// Redis lost its data again while this node merged into it.
+    #[error("redis's entries epoch changed during the merge")]
+    EpochMoved,
 }
 
 /// What the sync task works on.
@@ -52,10 +69,10 @@ impl EntrySync {
     /// Runs until `stop` turns true; `notice` is signalled by the change
     /// subscription.
     pub async fn run(self, notice: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        let mut applied: Option<u64> = None;
+        let mut applied: Option<Stamp> = None;
         let mut last_error = String::new();
         loop {
-            match self.round(applied).await {
+            match self.round(applied.take()).await {
                 Ok(v) => {
                     applied = v;
                     last_error.clear();
@@ -77,74 +94,150 @@ impl EntrySync {
         }
     }
 
-    /// One check: nothing to do when the version is the one applied.
-    async fn round(&self, applied: Option<u64>) -> Result<Option<u64>, SyncError> {
-        let version = self.cluster.entries_version().await?;
-        if version.is_some() && version == applied {
+    /// One check: nothing to do when version and epoch are the ones
+    /// applied.
+    async fn round(&self, applied: Option<Stamp>) -> Result<Option<Stamp>, SyncError> {
+        let now = self.cluster.entries_state().await?;
+        if now.0.is_some() && now.1.is_some() && Some(&now) == applied.as_ref() {
             return Ok(applied);
         }
-        self.sync().await
+        self.sync().await.map(Some)
     }
 
-    /// Makes the node's copy what Redis holds and puts it in force;
-    /// returns the version applied.
-    pub async fn sync(&self) -> Result<Option<u64>, SyncError> {
+    /// Makes the node's copy what Redis holds (merging it in first when
+    /// the epoch is new to this node) and puts it in force; returns the
+    /// version and epoch applied.
+    pub async fn sync(&self) -> Result<Stamp, SyncError> {
         // One writer at a time: the provisioning API's writes too.
         let _write = WRITES.lock().await;
-        let (mut version, mut records) = self.cluster.entries().await?;
         let store = self.store.clone();
-        let local = blocking(move || store.entries()).await?;
-        if version.is_none() {
-            // Redis lost its data (or is new): put our copy back.
+        let (local, mine) =
+            blocking(move || Ok((store.entries()?, store.node_value(EPOCH_KEY)?))).await?;
+        let mut read = self.cluster.entries().await?;
+        let epoch = match read.epoch.clone() {
+            Some(e) => e,
+            None => {
+                let proposed = uuid::Uuid::new_v4().to_string();
+                self.cluster.claim_epoch(&proposed).await?
+            }
+        };
+        if mine.as_ref() != Some(&epoch) {
+            // A new epoch for this node: add what Redis lacks, delete
+            // nothing.
             let ours: Vec<_> = local.iter().map(to_record).collect();
-            self.cluster.seed_entries(&ours).await?;
+            let added = self.cluster.merge_entries(&ours).await?;
             tracing::info!(
-                entries = ours.len(),
-                "cluster: provisioned entries written back to redis"
+                added,
+                epoch = %epoch,
+                "cluster: this node's provisioned entries merged into redis"
             );
-            (version, records) = self.cluster.entries().await?;
+            read = self.cluster.entries().await?;
+            if read.epoch.as_ref() != Some(&epoch) {
+                return Err(SyncError::EpochMoved);
+            }
         }
-        let mut stale: Vec<String> = Vec::new();
-        let mut fresh: Vec<StoredEntry> = Vec::new();
-        for r in &records {
-            match local.iter().find(|s| s.id == r.id) {
-                Some(s) if same(s, r) => {}
-                Some(s) => {
-                    stale.push(s.id.clone());
-                    fresh.push(from_record(r.clone()));
+        let (stale, fresh) = plan(&local, &read.records, &read.unreadable);
+        if !stale.is_empty() || !fresh.is_empty() {
+            let (store, changes) = (self.store.clone(), (stale.clone(), fresh.clone()));
+            let all = blocking(move || {
+                let (stale, fresh) = changes;
+                for id in &stale {
+                    store.delete_entry(id)?;
                 }
-                None => fresh.push(from_record(r.clone())),
-            }
+                for s in &fresh {
+                    store.insert_entry(s)?;
+                }
+                store.entries()
+            })
+            .await?;
+            // An entry this node cannot apply is skipped (and logged) by
+            // the book; the rest go in force.
+            let skipped = self.entries.rebuild(&all);
+            tracing::info!(
+                written = fresh.len(),
+                skipped = skipped.len(),
+                removed = stale.len(),
+                version = ?read.version,
+                "cluster: provisioned entries synced"
+            );
         }
-        for s in &local {
-            if !records.iter().any(|r| r.id == s.id) {
+        if mine.as_ref() != Some(&epoch) {
+            let (store, e) = (self.store.clone(), epoch.clone());
+            blocking(move || store.set_node_value(EPOCH_KEY, &e)).await?;
+        }
+        Ok((read.version, Some(epoch)))
+    }
+}
+
+/// What makes the local copy `local` what Redis holds: the ids to delete
+/// and the entries to write (a changed one is in both). An id whose record
+/// this node cannot read (`unreadable`) is left as the copy has it.
+fn plan(
+    local: &[StoredEntry],
+    records: &[EntryRecord],
+    unreadable: &[String],
+) -> (Vec<String>, Vec<StoredEntry>) {
+    let mut stale: Vec<String> = Vec::new();
+    let mut fresh: Vec<StoredEntry> = Vec::new();
+    for r in records {
+        match local.iter().find(|s| s.id == r.id) {
+            Some(s) if same(s, r) => {}
+            Some(s) => {
                 stale.push(s.id.clone());
+                fresh.push(from_record(r.clone()));
             }
+            None => fresh.push(from_record(r.clone())),
         }
-        if stale.is_empty() && fresh.is_empty() {
-            return Ok(version);
+    }
+    for s in local {
+        if !records.iter().any(|r| r.id == s.id) && !unreadable.contains(&s.id) {
+            stale.push(s.id.clone());
         }
-        let (store, changes) = (self.store.clone(), (stale.clone(), fresh.clone()));
-        let all = blocking(move || {
-            let (stale, fresh) = changes;
-            for id in &stale {
-                store.delete_entry(id)?;
-            }
-            for s in &fresh {
-                store.insert_entry(s)?;
-            }
-            store.entries()
-        })
-        .await?;
-        self.entries
-            .rebuild(&all)
-            .map_err(|e| SyncError::Apply(e.to_string()))?;
-        tracing::info!(
-            written = fresh.len(),
-            removed = stale.len(),
-            version = ?version,
-            "cluster: provisioned entries synced"
-        );
-        Ok(version)
+    }
+    (stale, fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DialinEntry;
+    use crate::store::StoredKeys;
+
+    fn entry(id: &str, updated_at: u64) -> StoredEntry {
+        StoredEntry {
+            id: id.into(),
+            config: DialinEntry {
+                name_prefix: id.into(),
+                room_creation_api: "http://127.0.0.1:9/dialin".into(),
+                open: true,
+                ..DialinEntry::default()
+            },
+            keys: StoredKeys {
+                hmac: "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==".into(),
+                previous: None,
+            },
+            created_at: 1,
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn plan_adopts_redis_but_keeps_what_it_cannot_read() {
+        let local = [
+            entry("same", 1),
+            entry("changed", 1),
+            entry("gone", 1),
+            entry("bad", 1),
+        ];
+        let records = [
+            to_record(&entry("same", 1)),
+            to_record(&entry("changed", 2)),
+            to_record(&entry("new", 1)),
+        ];
+        let (stale, fresh) = plan(&local, &records, &["bad".to_string()]);
+        assert_eq!(stale, ["changed", "gone"]);
+        let ids: Vec<_> = fresh.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["changed", "new"]);
+        assert_eq!(fresh[0].updated_at, 2);
     }
 }

@@ -42,14 +42,17 @@ pub(super) fn candidate<'a>(
     Some(cluster)
 }
 
-/// Sends the request to the owner of `call_id`: its answer, or None when
-/// no node owns the call (the caller answers 404 as a lone node would).
+/// Sends the request to the owner of `call_id` (or, when Redis names no
+/// owner, to `named_node` if it is another live node of the cluster): its
+/// answer, or None when no node owns the call (the caller answers 404 as a
+/// lone node would).
 pub(super) async fn to_owner(
     cluster: &Cluster,
     call_id: &str,
+    named_node: Option<&str>,
     r: Received<'_>,
 ) -> Result<Option<Response<Body>>, ApiError> {
-    let Some(owner) = cluster.owner(call_id).await? else {
+    let Some(owner) = cluster.owner(call_id, named_node).await? else {
         return Ok(None);
     };
     let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());

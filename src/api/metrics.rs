@@ -336,7 +336,7 @@ fn encode_cluster(
         up.metric_type(),
     )?)?;
     let counter_type = ConstCounter::new(0u64).metric_type();
-    let help = "API requests for another node's call, by result: ok (the owner answered) or failed (503: Redis or the owner unreachable).";
+    let help = "API requests sent to another node (for a call it owns, and each node asked by GET /v1/calls?scope=cluster), by result: ok (it answered) or failed (Redis or the node unreachable).";
     let mut family =
         encoder.encode_descriptor("pinless_cluster_forwards", help, None, counter_type)?;
     for (result, n) in [("ok", &c.forwards_ok), ("failed", &c.forwards_failed)] {

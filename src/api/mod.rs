@@ -158,13 +158,16 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         return Err(ApiError::Unauthorized);
     }
     // A call another node of the cluster owns: its owner answers.
-    let call_id = match (&method, segments.as_slice()) {
-        (&Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => {
-            update::parse(&body).ok().map(|u| u.call_id)
-        }
+    // An update names the node that sent its webhook (`callDomain`): the
+    // owner when Redis has no owner key yet (it is written just after).
+    let (call_id, named_node) = match (&method, segments.as_slice()) {
+        (&Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => match update::parse(&body) {
+            Ok(u) => (Some(u.call_id), Some(u.call_domain)),
+            Err(_) => (None, None),
+        },
         (&Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (&Method::POST, ["v1", "calls", id, "hold"]) => Some(id.to_string()),
-        _ => None,
+        | (&Method::POST, ["v1", "calls", id, "hold"]) => (Some(id.to_string()), None),
+        _ => (None, None),
     };
     if let Some(id) = &call_id
         && let Some(cluster) = forward::candidate(api.cluster.as_ref(), &api.registry, headers, id)
@@ -176,7 +179,9 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             headers,
             body: &body,
         };
-        if let Some(answer) = forward::to_owner(cluster, id, received).await? {
+        if let Some(answer) =
+            forward::to_owner(cluster, id, named_node.as_deref(), received).await?
+        {
             return Ok(answer);
         }
     }

@@ -18,7 +18,7 @@ use crate::webhook::{
 };
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Longest a room may ring on one transfer attempt.
@@ -267,6 +267,13 @@ impl Entries {
     }
 }
 
+/// A stored entry left out of the set in force, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub id: String,
+    pub reason: String,
+}
+
 /// The entries in force, swapped whole when the provisioning API changes
 /// one. Cheap to clone.
 #[derive(Clone)]
@@ -274,22 +281,24 @@ pub struct EntryBook {
     fixed: Arc<Vec<Arc<Entry>>>,
     current: Arc<RwLock<Arc<Entries>>>,
     max_hold: Duration,
+    /// The entries skipped at the last rebuild: each is logged when it
+    /// starts being skipped, not at every rebuild.
+    skipped: Arc<Mutex<Vec<Skipped>>>,
 }
 
 impl EntryBook {
-    /// The config file's entries plus `stored` (from the database).
-    pub fn new(
-        fixed: Vec<Arc<Entry>>,
-        stored: &[StoredEntry],
-        max_hold: Duration,
-    ) -> Result<EntryBook, EntryError> {
+    /// The config file's entries plus `stored` (from the database). A
+    /// stored entry that cannot be put in force is skipped (and logged):
+    /// one bad entry must not keep the node from starting.
+    pub fn new(fixed: Vec<Arc<Entry>>, stored: &[StoredEntry], max_hold: Duration) -> EntryBook {
         let book = EntryBook {
             fixed: Arc::new(fixed),
             current: Arc::new(RwLock::new(Arc::new(Entries::default()))),
             max_hold,
+            skipped: Arc::default(),
         };
-        book.rebuild(stored)?;
-        Ok(book)
+        book.rebuild(stored);
+        book
     }
 
     /// The set in force now.
@@ -304,22 +313,50 @@ impl EntryBook {
         self.max_hold
     }
 
-    /// Replaces the API-made part of the set with `stored`.
-    pub fn rebuild(&self, stored: &[StoredEntry]) -> Result<(), EntryError> {
+    /// Replaces the API-made part of the set with `stored`, leaving out
+    /// (and returning) each entry that cannot be put in force: one that
+    /// clashes with the config file or with an earlier stored entry (in
+    /// `stored`'s order: the older one keeps the number), or whose secret
+    /// or audio file is unusable on this node. The rest go in force.
+    pub fn rebuild(&self, stored: &[StoredEntry]) -> Vec<Skipped> {
         let mut entries = Entries::new(self.fixed.iter().cloned().collect());
+        let mut skipped = Vec::new();
         for s in stored {
             // The API refuses clashes; one here means the config file
-            // changed under a stored entry.
+            // changed under a stored entry, or two nodes of a cluster made
+            // the same number at once.
             if let Some(clash) = entries.conflict(&s.config, None) {
-                return Err(EntryError::Clash {
-                    key: format!("entry {}", s.id),
+                skipped.push(Skipped {
+                    id: s.id.clone(),
                     reason: format!("{clash}; change the config file or delete the entry"),
                 });
+                continue;
             }
-            entries.push(Arc::new(Entry::from_stored(s, self.max_hold)?));
+            match Entry::from_stored(s, self.max_hold) {
+                Ok(e) => entries.push(Arc::new(e)),
+                Err(e) => skipped.push(Skipped {
+                    id: s.id.clone(),
+                    reason: e.to_string(),
+                }),
+            }
         }
         let entries = Arc::new(entries);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = entries;
-        Ok(())
+        self.log_skipped(&skipped);
+        skipped
+    }
+
+    /// Warns of each entry newly skipped (same id, same reason: once).
+    fn log_skipped(&self, now: &[Skipped]) {
+        let mut before = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        for s in now {
+            if !before.contains(s) {
+                tracing::warn!(entry = %s.id, reason = %s.reason, "provisioned entry not in force on this node; the others are");
+            }
+        }
+        *before = now.to_vec();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,8 @@ use super::health::{ClusterStats, Transition};
 use super::keys::{self, EntryRecord, NodeRecord};
 use crate::config::ClusterConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,6 +26,22 @@ pub struct Cluster {
     /// The nodes seen alive at the last beat (callDomains), so that a
     /// callDomain check needs no Redis round trip.
     known: RwLock<BTreeSet<String>>,
+    /// Entry records in Redis this node could not read (id, text): each
+    /// is logged once.
+    unreadable: Mutex<HashSet<(String, String)>>,
+}
+
+/// What `Cluster::entries` read.
+#[derive(Debug, Default)]
+pub struct EntriesRead {
+    /// The entries' version (None: never set).
+    pub version: Option<u64>,
+    /// The id of the entries' current epoch (None: Redis has none).
+    pub epoch: Option<String>,
+    /// The records that parse.
+    pub records: Vec<EntryRecord>,
+    /// Ids of the records that do not (left out of `records`).
+    pub unreadable: Vec<String>,
 }
 
 impl Cluster {
@@ -62,6 +79,7 @@ impl Cluster {
             conn,
             http,
             stats: Arc::default(),
+            unreadable: Mutex::default(),
         })
     }
 
@@ -239,40 +257,86 @@ impl Cluster {
         .await
     }
 
-    /// The provisioned entries and their version (None: Redis holds no
-    /// entries at all — new, or restarted without its data).
-    pub async fn entries(&self) -> Result<(Option<u64>, Vec<EntryRecord>), ClusterError> {
+    /// The provisioned entries with their version and epoch (None: Redis
+    /// holds none — new, or restarted without its data). A record that
+    /// does not parse (damaged, or written by a newer node with fields
+    /// this one does not know) is left out and named in `unreadable`:
+    /// one bad record must not stop the others from syncing.
+    pub async fn entries(&self) -> Result<EntriesRead, ClusterError> {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("GET")
             .arg(keys::entries_version())
+            .cmd("GET")
+            .arg(keys::entries_epoch())
             .cmd("HGETALL")
             .arg(keys::entries());
-        let (version, all): (Option<u64>, HashMap<String, String>) = self
+        let (version, epoch, all): (Option<u64>, Option<String>, HashMap<String, String>) = self
             .run(move |mut c| Box::pin(async move { pipe.query_async(&mut c).await }))
             .await?;
-        let mut out = Vec::with_capacity(all.len());
-        for (id, text) in all {
-            let record = EntryRecord::from_json(&text).map_err(|e| ClusterError::BadRecord {
-                key: format!("{} {id}", keys::entries()),
-                reason: e.to_string(),
-            })?;
-            out.push(record);
-        }
-        Ok((version, out))
+        let (records, bad) = keys::parse_entries(all);
+        let read = EntriesRead {
+            version,
+            epoch,
+            records,
+            unreadable: bad.iter().map(|(id, _, _)| id.clone()).collect(),
+        };
+        self.log_unreadable(bad);
+        Ok(read)
     }
 
-    /// The entries' version alone (the cheap poll).
-    pub async fn entries_version(&self) -> Result<Option<u64>, ClusterError> {
+    /// Warns of each unreadable record once (per id and content), not at
+    /// every poll; forgets the ones that became readable or went away.
+    fn log_unreadable(&self, bad: Vec<(String, String, String)>) {
+        let mut seen = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = HashSet::with_capacity(bad.len());
+        for (id, text, reason) in bad {
+            let key = (id, text);
+            if !seen.contains(&key) {
+                tracing::warn!(entry = %key.0, %reason, "cluster: provisioned entry in redis unreadable by this node; skipped, this node's copy of it (if any) stays");
+            }
+            now.insert(key);
+        }
+        *seen = now;
+    }
+
+    /// The entries' version and epoch alone (the cheap poll).
+    pub async fn entries_state(&self) -> Result<(Option<u64>, Option<String>), ClusterError> {
         self.run(|mut c| {
             Box::pin(async move {
-                redis::cmd("GET")
+                redis::cmd("MGET")
                     .arg(keys::entries_version())
+                    .arg(keys::entries_epoch())
                     .query_async(&mut c)
                     .await
             })
         })
         .await
+    }
+
+    /// Starts an epoch of the entries if Redis has none (it is new, or lost
+    /// its data): `proposed` wins unless another node's got there first.
+    /// The version is set to 0 with it, so that polls have a value to
+    /// compare. Returns the epoch in force.
+    pub async fn claim_epoch(&self, proposed: &str) -> Result<String, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(keys::entries_epoch())
+            .arg(proposed)
+            .arg("NX")
+            .ignore()
+            .cmd("SET")
+            .arg(keys::entries_version())
+            .arg(0)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(keys::entries_epoch());
+        let (epoch,): (String,) = self
+            .run(move |mut c| Box::pin(async move { pipe.query_async(&mut c).await }))
+            .await?;
+        Ok(epoch)
     }
 
     /// Stores (or replaces) an entry, raises the version and tells every
@@ -303,9 +367,13 @@ impl Cluster {
         self.changed(pipe).await
     }
 
-    /// Puts back entries a node holds when Redis has none (it restarted
-    /// without its data): an entry already there is left as it is.
-    pub async fn seed_entries(&self, records: &[EntryRecord]) -> Result<u64, ClusterError> {
+    /// Adds the entries of `records` that Redis lacks (an entry already
+    /// there is left as it is) and, only if any was added, raises the
+    /// version and tells every node. Returns how many were added.
+    pub async fn merge_entries(&self, records: &[EntryRecord]) -> Result<usize, ClusterError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for r in records {
@@ -313,13 +381,18 @@ impl Cluster {
                 key: keys::entries(),
                 reason: e.to_string(),
             })?;
-            pipe.cmd("HSETNX")
-                .arg(keys::entries())
-                .arg(&r.id)
-                .arg(text)
-                .ignore();
+            pipe.cmd("HSETNX").arg(keys::entries()).arg(&r.id).arg(text);
         }
-        self.changed(pipe).await
+        let added: Vec<u64> = self
+            .run(move |mut c| Box::pin(async move { pipe.query_async(&mut c).await }))
+            .await?;
+        let added = added.into_iter().filter(|n| *n == 1).count();
+        if added > 0 {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            self.changed(pipe).await?;
+        }
+        Ok(added)
     }
 
     /// Ends an entry-changing transaction: version up, notice out.

@@ -86,19 +86,35 @@ impl Cluster {
     }
 
     /// The owner of `call_id` when another live node owns it: None when no
-    /// node does (or this one does, and the call is no longer here). A
-    /// failure here is a failed forward (counted as such).
-    pub async fn owner(&self, call_id: &str) -> Result<Option<NodeRecord>, ClusterError> {
-        let result = self.look_up(call_id).await;
+    /// node does (or this one does, and the call is no longer here). When
+    /// Redis has no owner key, `named_node` (the update's callDomain) is
+    /// taken if it is another live node: the app may send its update
+    /// through any node as soon as the webhook arrives, before the owner's
+    /// key is written. A failure here is a failed forward (counted as
+    /// such).
+    pub async fn owner(
+        &self,
+        call_id: &str,
+        named_node: Option<&str>,
+    ) -> Result<Option<NodeRecord>, ClusterError> {
+        let result = self.look_up(call_id, named_node).await;
         if result.is_err() {
             self.stats.forwards_failed.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    async fn look_up(&self, call_id: &str) -> Result<Option<NodeRecord>, ClusterError> {
+    async fn look_up(
+        &self,
+        call_id: &str,
+        named_node: Option<&str>,
+    ) -> Result<Option<NodeRecord>, ClusterError> {
         let Some(owner) = self.owner_of(call_id).await? else {
-            return Ok(None);
+            return match named_node.filter(|n| *n != self.me.call_domain) {
+                // A name that is no live node: the call is unknown (404).
+                Some(named) => self.node(named).await,
+                None => Ok(None),
+            };
         };
         if owner == self.me.call_domain {
             return Ok(None);

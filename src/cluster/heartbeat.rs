@@ -19,6 +19,10 @@ use tokio::sync::{Notify, watch};
 pub struct Ownership {
     /// Calls whose owner key Redis holds (as far as we know).
     written: BTreeSet<String>,
+    /// Calls whose key a failed round may or may not have written: still
+    /// to write (they are not in `written`), and to delete if they end
+    /// first.
+    uncertain: BTreeSet<String>,
 }
 
 /// One round's work.
@@ -39,19 +43,28 @@ impl Ownership {
         } else {
             live.difference(&self.written).cloned().collect()
         };
-        let delete = self.written.difference(live).cloned().collect();
+        let delete = self
+            .written
+            .union(&self.uncertain)
+            .filter(|id| !live.contains(*id))
+            .cloned()
+            .collect();
         Round { write, delete }
     }
 
-    /// The round went through.
+    /// The round went through: every live call is written, every ended
+    /// one deleted.
     pub fn done(&mut self, live: BTreeSet<String>) {
         self.written = live;
+        self.uncertain.clear();
     }
 
-    /// The round failed: keep what must be deleted for the next one (the
-    /// calls written are unknown; the next full beat writes them anyway).
+    /// The round failed: what was to be deleted stays to delete, and what
+    /// was to be written stays to write (a call never written is not
+    /// counted as written, so the next round between beats retries it).
     pub fn failed(&mut self, live: &BTreeSet<String>) {
-        self.written.extend(live.iter().cloned());
+        self.uncertain
+            .extend(live.difference(&self.written).cloned());
     }
 }
 
@@ -133,5 +146,25 @@ mod tests {
         assert_eq!(r.delete, ["b", "c"]);
         o.done(live);
         assert!(o.round(&set(&["a"]), false).write.is_empty());
+        // A new call whose write failed is written by the next round
+        // between beats, not left for the next full beat; one that ends
+        // first is deleted (the failed write may have reached Redis).
+        let live = set(&["a", "d", "e"]);
+        assert_eq!(o.round(&live, false).write, ["d", "e"]);
+        o.failed(&live);
+        let live = set(&["a", "d"]);
+        let r = o.round(&live, false);
+        assert_eq!(
+            (r.write, r.delete),
+            (vec!["d".to_string()], vec!["e".to_string()])
+        );
+        o.done(live);
+        assert_eq!(
+            o.round(&set(&["a", "d"]), false),
+            Round {
+                write: vec![],
+                delete: vec![]
+            }
+        );
     }
 }

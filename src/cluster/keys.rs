@@ -7,6 +7,7 @@
 //! pinless:call:{callId}         callDomain of the owner, expires CALL_TTL after the last beat
 //! pinless:entries               hash: entry id → provisioned entry (JSON, with its secrets)
 //! pinless:entries:version       counter, raised by every entry change
+//! pinless:entries:epoch         random id, set when Redis had no entries epoch (new, or lost its data)
 //! pinless:entries:changed       pub/sub channel: the new version, after each change
 //! ```
 //!
@@ -67,6 +68,12 @@ pub fn entries() -> String {
 /// The entries' version counter.
 pub fn entries_version() -> String {
     format!("{PREFIX}entries:version")
+}
+
+/// The id of the entries' current epoch: a new one means Redis lost its
+/// data and was seeded again, and nodes merge their copies into it.
+pub fn entries_epoch() -> String {
+    format!("{PREFIX}entries:epoch")
 }
 
 /// The channel on which entry changes are announced.
@@ -139,9 +146,45 @@ impl EntryRecord {
     }
 }
 
+/// The records of the entries hash that parse, and the (id, text,
+/// reason) of each that does not: one bad record leaves the others
+/// readable.
+pub fn parse_entries(
+    all: impl IntoIterator<Item = (String, String)>,
+) -> (Vec<EntryRecord>, Vec<(String, String, String)>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for (id, text) in all {
+        match EntryRecord::from_json(&text) {
+            Ok(r) => good.push(r),
+            Err(e) => bad.push((id, text, e.to_string())),
+        }
+    }
+    (good, bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_unreadable_entry_record_leaves_the_others() {
+        let good = r#"{"id":"a","config":{"name_prefix":"a","room_creation_api":"http://h/x","open":true},"hmac":"aw==","createdAt":1,"updatedAt":1}"#;
+        // Written by a newer node: a field this one does not know.
+        let newer = good
+            .replace(r#""id":"a""#, r#""id":"b""#)
+            .replace(r#""open":true"#, r#""open":true,"future_knob":1"#);
+        let (records, bad) = parse_entries([
+            ("a".to_string(), good.to_string()),
+            ("b".to_string(), newer),
+            ("c".to_string(), "not json".to_string()),
+        ]);
+        let ids: Vec<_> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        let bad_ids: Vec<_> = bad.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(bad_ids, ["b", "c"]);
+        assert!(bad[0].2.contains("future_knob"), "{}", bad[0].2);
+    }
 
     #[test]
     fn key_names_are_stable() {
@@ -153,6 +196,7 @@ mod tests {
         assert_eq!(entries(), "pinless:entries");
         assert_eq!(entries_version(), "pinless:entries:version");
         assert_eq!(entries_channel(), "pinless:entries:changed");
+        assert_eq!(entries_epoch(), "pinless:entries:epoch");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub mod heartbeat;
 pub mod keys;
 pub mod notices;
 
-pub use client::Cluster;
+pub use client::{Cluster, EntriesRead};
 pub use error::ClusterError;
 pub use forward::{Answer, Forward};
 pub use health::ClusterStats;

@@ -87,7 +87,7 @@ impl Config {
                 "cluster.redis_url",
                 format!(
                     "{:?} is not a Redis URL like redis://127.0.0.1:6379/0: {e}",
-                    c.redis_url
+                    without_userinfo(&c.redis_url)
                 ),
             ));
         }
@@ -280,4 +280,39 @@ fn validate_call_policy(
         ));
     }
     Ok(())
+}
+
+/// `url` with any `user:password@` of its authority shown as `***@`: a
+/// config error is printed and logged, and must not carry the password.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{tail}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        assert_eq!(
+            without_userinfo("redis://u:p@h:6379/0"),
+            "redis://***@h:6379/0"
+        );
+        assert_eq!(without_userinfo("redis://:secret@h/0"), "redis://***@h/0");
+        assert_eq!(without_userinfo("u:p@h/0"), "***@h/0");
+        assert_eq!(
+            without_userinfo("redis://h:6379/0?x=a@b"),
+            "redis://h:6379/0?x=a@b"
+        );
+        assert_eq!(without_userinfo("redis://h/0"), "redis://h/0");
+    }
 }

@@ -107,6 +107,15 @@ impl Store {
             .optional()?)
     }
 
+    /// Sets a value of the `node` table, replacing any.
+    pub fn set_node_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO node (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
     /// Sets a value of the `node` table unless it is already set; returns
     /// the value that is kept.
     pub fn node_value_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
