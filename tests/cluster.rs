@@ -205,20 +205,7 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     let entry = made["id"].as_str().unwrap().to_string();
     // B reaches A's calls (so their owners are recorded) and has the entry.
     state_through(&b, y_id, "held").await;
-    within(5, "the entry on node B", async {
-        while api(
-            &b,
-            Method::GET,
-            &format!("/v1/domain-dialin-config/{entry}"),
-            None,
-        )
-        .await
-        .0 != 200
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    entry_reaches(&b, &entry, "node B").await;
 
     redis.stop();
 
@@ -356,20 +343,7 @@ async fn an_empty_redis_seeded_by_an_empty_node_wipes_no_entry() {
     std::fs::write(&a.config, config.replace(&old.url(), &new.url())).unwrap();
     a.start().await;
 
-    within(5, "the entry to reach the node that seeded Redis", async {
-        while api(
-            &c,
-            Method::GET,
-            &format!("/v1/domain-dialin-config/{entry}"),
-            None,
-        )
-        .await
-        .0 != 200
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    entry_reaches(&c, &entry, "the node that seeded Redis").await;
     let (s, _) = api(
         &a,
         Method::GET,

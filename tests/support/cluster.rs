@@ -157,3 +157,14 @@ pub async fn state_through(node: &Binary, id: &str, state: &str) -> Value {
     })
     .await
 }
+
+/// Waits (5 s at most) until provisioned entry `id` is on `node`.
+pub async fn entry_reaches(node: &Binary, id: &str, which: &str) {
+    let path = format!("/v1/domain-dialin-config/{id}");
+    within(5, &format!("the entry to reach {which}"), async {
+        while api(node, Method::GET, &path, None).await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
