@@ -96,17 +96,8 @@ async fn any_node_answers_for_any_call_and_provisioned_entries_reach_every_node(
     // An entry created through node 1 takes a call on node 3 within 1 s,
     // its webhook signed with the secret node 1 handed out.
     let mut shared_hooks = WebhookReceiver::start(&[]).await;
-    let (s, made) = api(
-        &n1,
-        Method::POST,
-        "/v1/domain-dialin-config",
-        Some(json!({ "type": "pinless_dialin", "config": {
-            "sip_uri": "sip:shared@127.0.0.1", "room_creation_api": shared_hooks.url(), "open": true
-        }})),
-    )
-    .await;
+    let made = provision_open_entry(&n1, "shared", &shared_hooks.url()).await;
     let answered_at = Instant::now();
-    assert_eq!(s, 200, "{made}");
     let secret = made["config"]["hmac"].as_str().unwrap().to_string();
     let entry = made["id"].as_str().unwrap().to_string();
     let phone3 = Phone::new().await;
@@ -192,16 +183,7 @@ async fn redis_down_stops_no_call_and_all_recovers_when_it_returns() {
     );
     let y_id = y["callId"].as_str().unwrap();
     let mut cached_hooks = WebhookReceiver::start(&[]).await;
-    let (s, made) = api(
-        &a,
-        Method::POST,
-        "/v1/domain-dialin-config",
-        Some(json!({ "type": "pinless_dialin", "config": {
-            "sip_uri": "sip:cached@127.0.0.1", "room_creation_api": cached_hooks.url(), "open": true
-        }})),
-    )
-    .await;
-    assert_eq!(s, 200, "{made}");
+    let made = provision_open_entry(&a, "cached", &cached_hooks.url()).await;
     let entry = made["id"].as_str().unwrap().to_string();
     // B reaches A's calls (so their owners are recorded) and has the entry.
     state_through(&b, y_id, "held").await;
@@ -321,16 +303,7 @@ async fn an_empty_redis_seeded_by_an_empty_node_wipes_no_entry() {
     let hooks = WebhookReceiver::start(&[]).await;
     let mut a = node(&old, &hooks.url()).await;
     let mut entry_hooks = WebhookReceiver::start(&[]).await;
-    let (s, made) = api(
-        &a,
-        Method::POST,
-        "/v1/domain-dialin-config",
-        Some(json!({ "type": "pinless_dialin", "config": {
-            "sip_uri": "sip:kept@127.0.0.1", "room_creation_api": entry_hooks.url(), "open": true
-        }})),
-    )
-    .await;
-    assert_eq!(s, 200, "{made}");
+    let made = provision_open_entry(&a, "kept", &entry_hooks.url()).await;
     let entry = made["id"].as_str().unwrap().to_string();
     a.signal("TERM");
     a.exited(30).await;

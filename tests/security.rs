@@ -355,27 +355,7 @@ async fn a_pacer_that_cannot_keep_up_refuses_new_calls_not_held_ones() {
         &[],
     )
     .await;
-    within(3, "the pacer to report overload", async {
-        while call.gw.metric("pinless_pacer_overloaded").await != 1.0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    let sip = RawSip::new(call.gw.gw.sip_udp.unwrap()).await;
-    sip.send(&sip.invite("support", "while-overloaded", 1, ""))
-        .await;
-    let refused = sip
-        .response(Duration::from_secs(3), true)
-        .await
-        .expect("an answer");
-    assert_eq!(refused.code(), 503, "{}", refused.0);
-    assert_eq!(refused.header("Retry-After"), Some("1"));
-    assert_eq!(
-        call.gw
-            .metric("pinless_invites_pacer_overloaded_total")
-            .await,
-        1.0
-    );
+    call.gw.refuses_while_overloaded("while-overloaded").await;
     // The held caller still hears an unbroken stream.
     call.phone.rtp.drain();
     let music = call.phone.rtp.collect(Duration::from_millis(500)).await;

@@ -8,7 +8,6 @@ mod support;
 use serde_json::json;
 use std::time::Duration;
 use support::peers::Packet;
-use support::raw::RawSip;
 use support::*;
 
 /// A call's two ends: the caller and the room it was bridged to.
@@ -152,25 +151,8 @@ async fn when_every_shard_is_full_new_calls_get_503_and_held_calls_keep_clean_au
             .await;
         assert_eq!(streams, 1.0, "shard {shard}");
     }
-    within(3, "shard 1 to fill up", async {
-        while gw.metric("pinless_pacer_overloaded").await != 1.0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
     // No shard takes calls: the third is refused.
-    let sip = RawSip::new(gw.gw.sip_udp.unwrap()).await;
-    sip.send(&sip.invite("support", "third-call", 1, "")).await;
-    let refused = sip
-        .response(Duration::from_secs(3), true)
-        .await
-        .expect("an answer");
-    assert_eq!(refused.code(), 503, "{}", refused.0);
-    assert_eq!(refused.header("Retry-After"), Some("1"));
-    assert_eq!(
-        gw.metric("pinless_invites_pacer_overloaded_total").await,
-        1.0
-    );
+    gw.refuses_while_overloaded("third-call").await;
     // Both held callers still hear one unbroken stream each.
     first.rtp.drain();
     second.rtp.drain();

@@ -168,3 +168,15 @@ pub async fn entry_reaches(node: &Binary, id: &str, which: &str) {
     })
     .await;
 }
+
+/// Creates, through `node`'s provisioning API, an open entry for
+/// `sip:{user}@127.0.0.1` posting to `hook_url`; returns the API's answer
+/// (its `id`, and `config.hmac` shown this once).
+pub async fn provision_open_entry(node: &Binary, user: &str, hook_url: &str) -> Value {
+    let body = serde_json::json!({ "type": "pinless_dialin", "config": {
+        "sip_uri": format!("sip:{user}@127.0.0.1"), "room_creation_api": hook_url, "open": true
+    }});
+    let (s, made) = api(node, Method::POST, "/v1/domain-dialin-config", Some(body)).await;
+    assert_eq!(s, 200, "{made}");
+    made
+}

@@ -138,6 +138,30 @@ open = true
     }
 
     /// A value from `/metrics`.
+    /// Waits (3 s at most) until the node reports its media overloaded,
+    /// then checks that a new INVITE (Call-ID `call_id`) gets 503 with
+    /// `Retry-After: 1`, counted as refused for overload.
+    pub async fn refuses_while_overloaded(&self, call_id: &str) {
+        within(3, "the media to report overload", async {
+            while self.metric("pinless_pacer_overloaded").await != 1.0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let sip = raw::RawSip::new(self.gw.sip_udp.unwrap()).await;
+        sip.send(&sip.invite("support", call_id, 1, "")).await;
+        let refused = sip
+            .response(Duration::from_secs(3), true)
+            .await
+            .expect("an answer");
+        assert_eq!(refused.code(), 503, "{}", refused.0);
+        assert_eq!(refused.header("Retry-After"), Some("1"));
+        assert_eq!(
+            self.metric("pinless_invites_pacer_overloaded_total").await,
+            1.0
+        );
+    }
+
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .http
