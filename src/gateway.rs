@@ -91,13 +91,15 @@ impl Gateway {
         let registry = Registry::default();
         // Redis is not waited for: a node starts, and takes calls with its
         // own copy of the entries, while Redis is down.
-        let cluster = match config.cluster.enabled() {
-            true => Some(Arc::new(Cluster::new(
+        let cluster = if config.cluster.enabled() {
+            let started = crate::clock::unix_ms();
+            Some(Arc::new(Cluster::new(
                 &config.cluster,
                 &call_domain,
-                crate::clock::unix_ms(),
-            )?)),
-            false => None,
+                started,
+            )?))
+        } else {
+            None
         };
         let node = Arc::new(NodeCalls::default());
         let clock = Clock::starting_at(saved.clock_start(crate::clock::unix_ms()));

@@ -160,13 +160,17 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
     // A call another node of the cluster owns: its owner answers.
     // An update names the node that sent its webhook (`callDomain`): the
     // owner when Redis has no owner key yet (it is written just after).
-    let (call_id, named_node) = match (&method, segments.as_slice()) {
-        (&Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => match update::parse(&body) {
-            Ok(u) => (Some(u.call_id), Some(u.call_domain)),
-            Err(_) => (None, None),
-        },
-        (&Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (&Method::POST, ["v1", "calls", id, "hold"]) => (Some(id.to_string()), None),
+    // A lone node skips this (and parses an update's body once).
+    let (call_id, named_node) = match (&api.cluster, &method, segments.as_slice()) {
+        (None, ..) => (None, None),
+        (Some(_), &Method::POST, ["v1", "dialin", "pinlessCallUpdate"]) => {
+            match update::parse(&body) {
+                Ok(u) => (Some(u.call_id), Some(u.call_domain)),
+                Err(_) => (None, None),
+            }
+        }
+        (Some(_), &Method::GET | &Method::DELETE, ["v1", "calls", id])
+        | (Some(_), &Method::POST, ["v1", "calls", id, "hold"]) => (Some(id.to_string()), None),
         _ => (None, None),
     };
     if let Some(id) = &call_id

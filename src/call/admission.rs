@@ -71,6 +71,16 @@ pub struct DoorConfig {
 
 /// True when `ip` is inside `net/len`. IPv4-mapped IPv6 sources count as
 /// IPv4.
+/// 503 at `max_calls`: places free up as calls end.
+fn full() -> Refusal {
+    Refusal::busy(5, "max_calls reached")
+}
+
+/// 503 while no media shard takes calls: load moves in about a second.
+fn overloaded() -> Refusal {
+    Refusal::busy(1, "pacer overloaded")
+}
+
 pub fn cidr_contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
@@ -123,11 +133,9 @@ impl Admission {
     /// `Stack::set_busy_probe`). Draining is the SIP layer's own.
     pub fn busy(&self) -> Option<Refusal> {
         if self.capacity.full() {
-            return Some(Refusal::busy(5, "max_calls reached"));
+            return Some(full());
         }
-        self.media
-            .overloaded()
-            .then(|| Refusal::busy(1, "pacer overloaded"))
+        self.media.overloaded().then(overloaded)
     }
 
     /// Decides on one INVITE, at `now_ms` (Unix ms, for the rate and
@@ -147,12 +155,12 @@ impl Admission {
         };
         let Some(permit) = self.capacity.try_acquire() else {
             self.stats.at_capacity.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::busy(5, "max_calls reached"));
+            return Err(full());
         };
         if self.media.overloaded() {
             // The calls already held come first: their audio stays clean.
             self.stats.pacer_overloaded.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::busy(1, "pacer overloaded"));
+            return Err(overloaded());
         }
         self.entry(&entry, info, now_ms)?;
         let offer = sdp::parse(&info.sdp).map_err(|e| {
