@@ -201,24 +201,15 @@ fn plan(
 mod tests {
     use super::*;
     use crate::config::DialinEntry;
-    use crate::store::StoredKeys;
 
     fn entry(id: &str, updated_at: u64) -> StoredEntry {
-        StoredEntry {
-            id: id.into(),
-            config: DialinEntry {
-                name_prefix: id.into(),
-                room_creation_api: "http://127.0.0.1:9/dialin".into(),
-                open: true,
-                ..DialinEntry::default()
-            },
-            keys: StoredKeys {
-                hmac: "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==".into(),
-                previous: None,
-            },
-            created_at: 1,
-            updated_at,
-        }
+        let config = DialinEntry {
+            name_prefix: id.into(),
+            room_creation_api: "http://127.0.0.1:9/dialin".into(),
+            open: true,
+            ..DialinEntry::default()
+        };
+        StoredEntry::for_tests(id, config, updated_at)
     }
 
     #[test]

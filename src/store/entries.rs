@@ -24,6 +24,24 @@ pub struct StoredEntry {
     pub updated_at: u64,
 }
 
+#[cfg(test)]
+impl StoredEntry {
+    /// TEST ONLY: `config` stored as `id`, with a fixed test key and no
+    /// previous one, created at 1 and changed at `updated_at`.
+    pub fn for_tests(id: &str, config: DialinEntry, updated_at: u64) -> Self {
+        Self {
+            id: id.into(),
+            config,
+            keys: StoredKeys {
+                hmac: "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==".into(),
+                previous: None,
+            },
+            created_at: 1,
+            updated_at,
+        }
+    }
+}
+
 fn row_to_entry(row: &Row<'_>) -> rusqlite::Result<(String, String, StoredKeys, u64, u64)> {
     let previous: Option<String> = row.get(3)?;
     let until: Option<i64> = row.get(4)?;

@@ -6,22 +6,14 @@ fn dir() -> PathBuf {
 }
 
 fn entry(id: &str) -> StoredEntry {
-    StoredEntry {
-        id: id.into(),
-        config: DialinEntry {
-            name_prefix: "sales".into(),
-            phone_number: Some("+15550001111".into()),
-            room_creation_api: "http://127.0.0.1:9/dialin".into(),
-            open: true,
-            ..DialinEntry::default()
-        },
-        keys: StoredKeys {
-            hmac: "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==".into(),
-            previous: None,
-        },
-        created_at: 1,
-        updated_at: 1,
-    }
+    let config = DialinEntry {
+        name_prefix: "sales".into(),
+        phone_number: Some("+15550001111".into()),
+        room_creation_api: "http://127.0.0.1:9/dialin".into(),
+        open: true,
+        ..DialinEntry::default()
+    };
+    StoredEntry::for_tests(id, config, 1)
 }
 
 #[test]

@@ -1,7 +1,4 @@
 use super::*;
-use crate::store::StoredKeys;
-
-const KEY: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==";
 
 fn config(name: &str, number: &str) -> DialinEntry {
     DialinEntry {
@@ -14,16 +11,7 @@ fn config(name: &str, number: &str) -> DialinEntry {
 }
 
 fn stored(id: &str, c: DialinEntry) -> StoredEntry {
-    StoredEntry {
-        id: id.into(),
-        config: c,
-        keys: StoredKeys {
-            hmac: KEY.into(),
-            previous: None,
-        },
-        created_at: 1,
-        updated_at: 1,
-    }
+    StoredEntry::for_tests(id, c, 1)
 }
 
 fn fixed() -> Vec<Arc<Entry>> {
