@@ -52,6 +52,52 @@ pub struct DialinEntry {
     /// Which of the caller's headers cross into the webhook and room INVITE.
     #[serde(default)]
     pub header_policy: HeaderPolicyConfig,
+    /// When the caller is answered: at once, or only when a room answers
+    /// (music in early media until then).
+    #[serde(default)]
+    pub answer: AnswerMode,
+    /// With `answer = "early"`: answer and hold as usual after this long
+    /// in early media with no room.
+    #[serde(default = "default_early_media_max_secs")]
+    pub early_media_max_secs: u64,
+    /// Tell held callers their place in the queue and the estimated wait
+    /// this often; 0 = never.
+    #[serde(default)]
+    pub announce_position_every_secs: u64,
+    /// The prompt set for position announcements (else the bundled
+    /// English one in `assets/prompts`).
+    pub prompts_dir: Option<PathBuf>,
+    /// A digit the held caller presses → a transfer to this SIP URI.
+    #[serde(default)]
+    pub dtmf_transfer: BTreeMap<String, String>,
+    /// SRTP (SDES) on the caller's leg.
+    #[serde(default)]
+    pub media_encryption: MediaEncryption,
+}
+
+/// `answer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// 200 OK at once; music on an answered call.
+    #[default]
+    Now,
+    /// 183 Session Progress with music; 200 OK only when a room answers,
+    /// or after `early_media_max_secs`.
+    Early,
+}
+
+/// `media_encryption`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaEncryption {
+    /// Plain RTP only.
+    #[default]
+    Disable,
+    /// SRTP when the caller offers it, plain RTP otherwise.
+    Allow,
+    /// SRTP only: a plain offer is refused.
+    Require,
 }
 
 /// A digest username and password accepted for an entry.
@@ -105,6 +151,10 @@ fn default_transfer_timeout_secs() -> u64 {
     30
 }
 
+fn default_early_media_max_secs() -> u64 {
+    120
+}
+
 impl Default for HeaderPolicyConfig {
     fn default() -> Self {
         Self {
@@ -138,6 +188,12 @@ impl Default for DialinEntry {
             timeout_sip_uri: None,
             events_url: None,
             header_policy: HeaderPolicyConfig::default(),
+            answer: AnswerMode::Now,
+            early_media_max_secs: default_early_media_max_secs(),
+            announce_position_every_secs: 0,
+            prompts_dir: None,
+            dtmf_transfer: BTreeMap::new(),
+            media_encryption: MediaEncryption::Disable,
         }
     }
 }

@@ -26,7 +26,10 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use dialin::{Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, OnRoomHangup};
+pub use dialin::{
+    AnswerMode, Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, MediaEncryption,
+    OnRoomHangup,
+};
 pub use error::ConfigError;
 pub use sections::{
     ApiConfig, ClusterConfig, Config, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,

@@ -162,6 +162,35 @@ fn call_policy_keys_are_checked() {
 }
 
 #[test]
+fn hold_experience_keys_parse_and_are_checked() {
+    let with = |extra: &str| load(&format!("{ENTRY}{extra}\n"), &[]);
+    let c = with(
+        "answer = \"early\"\nearly_media_max_secs = 30\nannounce_position_every_secs = 45\n\
+         dtmf_transfer = { \"0\" = \"sip:operator@127.0.0.1\", \"#\" = \"sips:desk@example.com\" }\n\
+         media_encryption = \"allow\"",
+    )
+    .unwrap();
+    let d = &c.dialin[0];
+    assert_eq!(d.answer, crate::config::AnswerMode::Early);
+    assert_eq!(d.early_media_max_secs, 30);
+    assert_eq!(d.announce_position_every_secs, 45);
+    assert_eq!(d.dtmf_transfer.len(), 2);
+    let plain = with("").unwrap();
+    assert_eq!(plain.dialin[0].answer, crate::config::AnswerMode::Now);
+    assert_eq!(plain.dialin[0].early_media_max_secs, 120);
+    let e = with("answer = \"later\"").unwrap_err();
+    assert!(e.to_string().contains("answer"), "{e}");
+    let e = with("answer = \"early\"\nearly_media_max_secs = 0").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].early_media_max_secs"), "{e}");
+    let e = with("dtmf_transfer = { \"12\" = \"sip:a@b\" }").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].dtmf_transfer.12"), "{e}");
+    let e = with("dtmf_transfer = { \"5\" = \"http://x\" }").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].dtmf_transfer.5"), "{e}");
+    let e = with("media_encryption = \"require\"").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].media_encryption"), "{e}");
+}
+
+#[test]
 fn an_entry_open_to_anyone_must_say_so() {
     let closed = ENTRY.replace("open = true\n", "");
     let e = load(&closed, &[]).unwrap_err();

@@ -1,7 +1,7 @@
 //! Checks run once at load time, so that a bad config stops the gateway
 //! before it binds anything, with the key and the reason.
 
-use super::dialin::{DialinEntry, HoldTimeoutAction};
+use super::dialin::{AnswerMode, DialinEntry, HoldTimeoutAction, MediaEncryption};
 use super::error::ConfigError;
 use super::sections::Config;
 use super::syntax::{check_custom_header, decode_secret, parse_cidr, uri_user};
@@ -258,6 +258,7 @@ fn validate_call_policy(
             "must be an http:// or https:// URL",
         ));
     }
+    validate_hold_experience(entry, key)?;
     let policy = &entry.header_policy;
     for (j, name) in policy.allow.iter().enumerate() {
         let bare = name.strip_suffix('*').unwrap_or(name);
@@ -280,6 +281,50 @@ fn validate_call_policy(
         ));
     }
     Ok(())
+}
+
+/// Early media, announcements, DTMF and media encryption keys of one entry.
+fn validate_hold_experience(
+    entry: &DialinEntry,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if entry.answer == AnswerMode::Early && entry.early_media_max_secs == 0 {
+        return Err(ConfigError::key(
+            key("early_media_max_secs"),
+            "must be at least 1 with answer = \"early\"",
+        ));
+    }
+    for (digit, uri) in &entry.dtmf_transfer {
+        let field = key(&format!("dtmf_transfer.{digit}"));
+        if !is_dtmf_digit(digit) {
+            return Err(ConfigError::key(
+                field,
+                "the key must be one DTMF digit: 0-9, *, #, A-D",
+            ));
+        }
+        if uri_user(uri).is_none() {
+            return Err(ConfigError::key(
+                field,
+                "must be a sip: or sips: URI with a user part",
+            ));
+        }
+    }
+    if entry.media_encryption == MediaEncryption::Require {
+        return Err(ConfigError::key(
+            key("media_encryption"),
+            "\"require\" is not supported yet (SRTP is not implemented): use \"disable\" or \"allow\"",
+        ));
+    }
+    Ok(())
+}
+
+/// One DTMF key as RFC 4733 names them: `0`-`9`, `*`, `#`, `A`-`D`.
+fn is_dtmf_digit(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(
+        (chars.next(), chars.next()),
+        (Some('0'..='9' | '*' | '#' | 'A'..='D'), None)
+    )
 }
 
 /// `url` with any `user:password@` of its authority shown as `***@`: a
