@@ -2,6 +2,7 @@
 //! text is the `"error"` the client reads, so it names what to fix: the
 //! field first (`sipUris[1]: …`, `since: …`, `config.phone_number: …`).
 
+use crate::call::route::{RouteError, RouteReason};
 use crate::config::ConfigError;
 use crate::sip::headers::HeaderError;
 use std::borrow::Cow;
@@ -54,6 +55,19 @@ impl FieldError {
         FieldError {
             field: field.into(),
             reason: Reason::Rule(reason.into()),
+        }
+    }
+}
+
+impl From<RouteError> for FieldError {
+    fn from(e: RouteError) -> Self {
+        let reason = match e.reason {
+            RouteReason::Rule(words) => Reason::Rule(words),
+            RouteReason::Header(h) => Reason::Header(h),
+        };
+        FieldError {
+            field: e.field,
+            reason,
         }
     }
 }

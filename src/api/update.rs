@@ -2,14 +2,12 @@
 //! body, hand the transfer to the call's driver, answer 200 as soon as it
 //! is under way (never waiting for the room).
 
-use super::bad_request::{BadRequest, FieldError, Reason};
+use super::bad_request::{BadRequest, FieldError};
 use super::calls::live;
 use super::error::{ApiError, Unknown};
 use super::reply::json;
 use super::state::Api;
-use crate::call::{Mode, TransferRequest};
-use crate::sip::headers;
-use serde_json::Value;
+use crate::call::{TransferRequest, route};
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
@@ -22,9 +20,6 @@ const FIELDS: [&str; 6] = [
     "mode",
 ];
 
-/// Longest `sipUris` list accepted.
-const MAX_TARGETS: usize = 10;
-
 /// A validated update.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Update {
@@ -33,92 +28,20 @@ pub struct Update {
     pub transfer: TransferRequest,
 }
 
-/// A non-empty string field, trimmed.
-fn string(name: &str, v: Option<&Value>) -> Result<String, FieldError> {
-    match v {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(Value::String(_)) => Err(FieldError::rule(name, "must not be empty")),
-        Some(_) => Err(FieldError::rule(name, "must be a string")),
-        None => Err(FieldError::rule(name, "required")),
-    }
-}
-
 /// Parses and checks the body; the error names the field.
 pub fn parse(body: &[u8]) -> Result<Update, BadRequest> {
     let obj = BadRequest::object(body)?;
     if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(FieldError::rule(unknown.as_str(), "unknown field").into());
     }
-    let call_id = string("callId", obj.get("callId"))?;
-    let call_domain = string("callDomain", obj.get("callDomain"))?;
-    let targets = match (obj.get("sipUri"), obj.get("sipUris")) {
-        (Some(_), Some(_)) => {
-            return Err(FieldError::rule("sipUris", "give sipUri or sipUris, not both").into());
-        }
-        (None, None) => {
-            return Err(FieldError::rule("sipUri", "required (or sipUris, a list)").into());
-        }
-        (Some(one), None) => vec![string("sipUri", Some(one))?],
-        (None, Some(Value::Array(list))) if !list.is_empty() && list.len() <= MAX_TARGETS => list
-            .iter()
-            .enumerate()
-            .map(|(i, v)| string(&format!("sipUris[{i}]"), Some(v)))
-            .collect::<Result<Vec<_>, _>>()?,
-        (None, Some(_)) => {
-            return Err(FieldError::rule(
-                "sipUris",
-                format!("must be a list of 1 to {MAX_TARGETS} SIP URIs"),
-            )
-            .into());
-        }
-    };
-    for (i, uri) in targets.iter().enumerate() {
-        if crate::sip::uri_user(uri).is_none() || uri.parse::<ezk_sip_types::uri::SipUri>().is_err()
-        {
-            let field = if obj.contains_key("sipUri") {
-                "sipUri".to_string()
-            } else {
-                format!("sipUris[{i}]")
-            };
-            return Err(FieldError::rule(
-                field,
-                "must be a sip: or sips: URI with a user part, like sip:room@host",
-            )
-            .into());
-        }
-    }
-    let mode = match obj.get("mode") {
-        None | Some(Value::Null) => Mode::Bridge,
-        Some(Value::String(m)) if m == "bridge" => Mode::Bridge,
-        Some(Value::String(m)) if m == "refer" => Mode::Refer,
-        Some(_) => return Err(FieldError::rule("mode", "must be \"bridge\" or \"refer\"").into()),
-    };
-    let mut extra = Vec::new();
-    match obj.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, value) in map {
-                let field = || format!("headers.{name}");
-                let Value::String(value) = value else {
-                    return Err(FieldError::rule(field(), "must be a string").into());
-                };
-                headers::check(name, value).map_err(|e| FieldError {
-                    field: field(),
-                    reason: Reason::Header(e),
-                })?;
-                extra.push((name.clone(), value.clone()));
-            }
-        }
-        Some(_) => return Err(FieldError::rule("headers", "must be an object of strings").into()),
-    }
+    let call_id = route::string("callId", obj.get("callId")).map_err(FieldError::from)?;
+    let call_domain =
+        route::string("callDomain", obj.get("callDomain")).map_err(FieldError::from)?;
+    let transfer = route::transfer(&obj).map_err(FieldError::from)?;
     Ok(Update {
         call_id,
         call_domain,
-        transfer: TransferRequest {
-            targets,
-            headers: extra,
-            mode,
-        },
+        transfer,
     })
 }
 
@@ -163,6 +86,7 @@ pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Result<Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::Mode;
 
     #[test]
     fn errors_name_the_field() {

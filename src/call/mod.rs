@@ -39,6 +39,7 @@ pub mod plan;
 pub mod rate;
 pub mod registry;
 mod resume;
+pub mod route;
 mod saved;
 pub mod steps;
 mod view;

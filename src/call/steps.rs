@@ -3,6 +3,7 @@
 //! the timeline's lines. Kept apart from `machine` so that file holds
 //! only the transitions.
 
+use super::plan::TransferRequest;
 use crate::config::OnRoomHangup;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -100,6 +101,9 @@ pub enum Input {
     },
     /// Webhook delivery gave up.
     WebhookGaveUp,
+    /// The webhook's 2xx answer names a room: the transfer it asks for,
+    /// or why it cannot be used (the field and the reason).
+    WebhookRouted(Result<TransferRequest, String>),
     /// The room answered 2xx and media now flows through the bridge.
     RoomAnswered,
     /// The room INVITE failed: a SIP code, or none for no answer/transport.
@@ -169,6 +173,8 @@ pub enum EventKind {
     WebhookAttempt,
     #[serde(rename = "webhook.failed")]
     WebhookFailed,
+    #[serde(rename = "webhook.routed")]
+    WebhookRouted,
     #[serde(rename = "update.refused")]
     UpdateRefused,
     #[serde(rename = "call.transfer_started")]
@@ -197,6 +203,7 @@ impl EventKind {
             EventKind::HeadersDropped => "headers.dropped",
             EventKind::WebhookAttempt => "webhook.attempt",
             EventKind::WebhookFailed => "webhook.failed",
+            EventKind::WebhookRouted => "webhook.routed",
             EventKind::UpdateRefused => "update.refused",
             EventKind::TransferStarted => "call.transfer_started",
             EventKind::TransferFailed => "call.transfer_failed",
@@ -217,6 +224,7 @@ impl EventKind {
             EventKind::HeadersDropped
                 | EventKind::WebhookAttempt
                 | EventKind::WebhookFailed
+                | EventKind::WebhookRouted
                 | EventKind::UpdateRefused
         )
     }

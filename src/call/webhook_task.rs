@@ -1,10 +1,12 @@
 //! The incoming-call webhook of one call, posted with retries in a task
-//! of its own; each attempt and a final give-up are reported to the
-//! call's driver, which writes them to the timeline.
+//! of its own; each attempt, a final give-up, and a route named in the
+//! app's answer are reported to the call's driver, which writes them to
+//! the timeline (and starts the transfer the answer asks for).
 
 use super::entries::Entry;
 use super::handle::DriverMsg;
 use super::machine::{Input, Parties};
+use super::route::{self, WebhookAnswer};
 use crate::webhook::{self, AttemptOutcome, Delivery, messages};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -38,8 +40,23 @@ pub(super) async fn send(
             let _ = driver.send(DriverMsg::Report(report));
         })
         .await;
-    if let Delivery::Failed { attempts, last } = result {
-        tracing::warn!(call = %p.call_id, attempts, ?last, "webhook not delivered; caller stays on hold");
-        let _ = driver.send(DriverMsg::Report(Input::WebhookGaveUp));
-    }
+    let report = match result {
+        Delivery::Failed { attempts, last } => {
+            tracing::warn!(call = %p.call_id, attempts, ?last, "webhook not delivered; caller stays on hold");
+            Input::WebhookGaveUp
+        }
+        // The app may route the call in its answer (as TwiML does).
+        Delivery::Delivered {
+            answer: Some(body), ..
+        } => match route::webhook_answer(&body) {
+            WebhookAnswer::Hold => return,
+            WebhookAnswer::Route(request) => Input::WebhookRouted(Ok(request)),
+            WebhookAnswer::Unusable(e) => {
+                tracing::info!(call = %p.call_id, error = %e, "webhook answer names an unusable route; caller stays on hold");
+                Input::WebhookRouted(Err(e.to_string()))
+            }
+        },
+        Delivery::Delivered { answer: None, .. } => return,
+    };
+    let _ = driver.send(DriverMsg::Report(report));
 }

@@ -128,9 +128,16 @@ pub struct Attempt {
 /// The final result of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    Delivered { attempts: u32 },
+    /// A 2xx came back. `answer` is its body when it had one of at most
+    /// `MAX_ANSWER_BYTES` (the incoming-call webhook's answer may route
+    /// the call); a longer or unreadable body is `None`.
+    Delivered { attempts: u32, answer: Option<Vec<u8>> },
     Failed { attempts: u32, last: AttemptOutcome },
 }
+
+/// Longest 2xx answer body kept: a routing answer is a few hundred bytes;
+/// an app that sends back a whole page does not route with it.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Posts signed webhooks. Cheap to clone; shares one connection pool.
 #[derive(Clone)]
@@ -175,14 +182,17 @@ impl Sender {
         loop {
             number += 1;
             let started = std::time::Instant::now();
-            let outcome = self.attempt(url, keys, id, body).await;
+            let (outcome, answer) = self.attempt(url, keys, id, body).await;
             report(&Attempt {
                 number,
                 outcome: outcome.clone(),
                 elapsed: started.elapsed(),
             });
             if outcome.ok() {
-                return Delivery::Delivered { attempts: number };
+                return Delivery::Delivered {
+                    attempts: number,
+                    answer,
+                };
             }
             if !outcome.retryable() || number >= self.policy.max_attempts {
                 return Delivery::Failed {
@@ -195,13 +205,14 @@ impl Sender {
         }
     }
 
+    /// One POST: its outcome, and the body of a 2xx answer (see `Delivery`).
     async fn attempt(
         &self,
         url: &str,
         keys: &SigningKeys,
         id: &str,
         body: &[u8],
-    ) -> AttemptOutcome {
+    ) -> (AttemptOutcome, Option<Vec<u8>>) {
         let headers = sign(keys, id, unix_ms(), body);
         let mut request = self
             .client
@@ -212,10 +223,38 @@ impl Sender {
             request = request.header(name, value);
         }
         match request.send().await {
-            Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
-            Err(e) => AttemptOutcome::Error(AttemptError::of(e)),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let answer = if response.status().is_success() {
+                    read_capped(response).await
+                } else {
+                    None
+                };
+                (AttemptOutcome::Status(status), answer)
+            }
+            Err(e) => (AttemptOutcome::Error(AttemptError::of(e)), None),
         }
     }
+}
+
+/// The body of `response` if it holds at most `MAX_ANSWER_BYTES` and reads
+/// in full (the client's timeout bounds the wait); else `None`. Read in
+/// chunks so that a huge body is never held whole.
+async fn read_capped(mut response: reqwest::Response) -> Option<Vec<u8>> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 /// Wall-clock Unix time in milliseconds.

@@ -68,6 +68,8 @@ pub struct WebhookReceiver {
     pub rx: mpsc::UnboundedReceiver<Hook>,
     /// Statuses to answer with, in order; 200 once empty.
     pub script: Arc<Mutex<VecDeque<u16>>>,
+    /// Bodies to answer with, in order; empty once none is left.
+    pub bodies: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl WebhookReceiver {
@@ -77,6 +79,8 @@ impl WebhookReceiver {
             script.iter().copied().collect::<VecDeque<u16>>(),
         ));
         let s = script.clone();
+        let bodies = Arc::new(Mutex::new(VecDeque::<String>::new()));
+        let b = bodies.clone();
         let route = warp::post()
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
@@ -91,11 +95,22 @@ impl WebhookReceiver {
                     body,
                     status_returned: status,
                 });
-                warp::reply::with_status("", warp::http::StatusCode::from_u16(status).unwrap())
+                let body = b.lock().unwrap().pop_front().unwrap_or_default();
+                warp::reply::with_status(body, warp::http::StatusCode::from_u16(status).unwrap())
             });
         let (addr, server) = warp::serve(route).bind_ephemeral(([127, 0, 0, 1], 0));
         tokio::spawn(server);
-        WebhookReceiver { addr, rx, script }
+        WebhookReceiver {
+            addr,
+            rx,
+            script,
+            bodies,
+        }
+    }
+
+    /// The next webhook gets `body` as its answer (after any queued before).
+    pub fn answer_with(&self, body: &str) {
+        self.bodies.lock().unwrap().push_back(body.to_string());
     }
 
     pub fn url(&self) -> String {

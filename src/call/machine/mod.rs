@@ -287,6 +287,7 @@ impl Machine {
                 self.log(now, EventKind::WebhookFailed, Value::Null);
                 vec![]
             }
+            Input::WebhookRouted(answer) => self.webhook_routed(answer, now),
             Input::RoomAnswered if transferring && self.refer.is_none() => self.bridged(now),
             Input::RoomFailed { code, reason } if transferring && self.refer.is_none() => {
                 self.attempt_failed(code, reason, now)

@@ -79,6 +79,33 @@ impl Machine {
         Ok((Accepted::Started, self.attempt(now)))
     }
 
+    /// The incoming-call webhook's answer names a room: the transfer starts
+    /// exactly as if `pinlessCallUpdate` had asked for it (so a later
+    /// identical update is a duplicate, and a different one is refused
+    /// while this one runs). An unusable route leaves the caller on hold;
+    /// the timeline says why.
+    pub(super) fn webhook_routed(
+        &mut self,
+        answer: Result<TransferRequest, String>,
+        now: Instant,
+    ) -> Vec<Action> {
+        let request = match answer {
+            Ok(request) => request,
+            Err(error) => {
+                self.log(now, EventKind::WebhookRouted, json!({ "error": error }));
+                return vec![];
+            }
+        };
+        let detail = json!({ "targets": request.targets, "mode": request.mode });
+        self.log(now, EventKind::WebhookRouted, detail);
+        // A refusal (the call ended meanwhile, another transfer under
+        // way) is logged by `request_transfer` itself.
+        match self.request_transfer(request, None, now) {
+            Ok((_, actions)) => actions,
+            Err(_) => vec![],
+        }
+    }
+
     /// Forgets the transfer under way; the action that stops it, if any.
     pub(super) fn drop_transfer(&mut self) -> Vec<Action> {
         self.refer = None;
