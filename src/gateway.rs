@@ -5,7 +5,9 @@ use crate::api::entry_sync::EntrySync;
 use crate::api::{self, Api, Provisioning, ServeError};
 use crate::call::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
-use crate::call::{EntryBook, EntryError, NodeCalls, Registry, Saved, config_entries};
+use crate::call::{
+    EntryBook, EntryError, EventFeed, NodeCalls, Registry, Saved, config_entries,
+};
 use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
@@ -102,6 +104,7 @@ impl Gateway {
             None
         };
         let node = Arc::new(NodeCalls::default());
+        let feed = Arc::new(EventFeed::new(crate::clock::unix_ms()));
         let clock = Clock::starting_at(saved.clock_start(crate::clock::unix_ms()));
         let webhooks = webhook::Sender::new(RetryPolicy::default());
         let ctx = Arc::new(Ctx {
@@ -114,6 +117,7 @@ impl Gateway {
             media: media.clone(),
             clock,
             node: node.clone(),
+            feed: feed.clone(),
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.
@@ -151,6 +155,7 @@ impl Gateway {
             },
             node: node.clone(),
             cluster: cluster.clone(),
+            feed: feed.clone(),
         });
         // Calls of the last run first: the API (and /readyz) answers only
         // once they are taken over.
@@ -168,6 +173,9 @@ impl Gateway {
         let mut api_stop = stopped.clone();
         let (api_bound, server) = api::serve(api_state, api_addr, async move {
             let _ = api_stop.wait_for(|s| *s).await;
+            // Event streams never end by themselves: end them, or the
+            // server's graceful stop would wait for them.
+            feed.close();
         })?;
         tokio::spawn(server);
         if let Some(cluster) = cluster {

@@ -10,6 +10,7 @@ mod cluster_calls;
 mod entry_record;
 pub mod entry_sync;
 mod error;
+mod events;
 mod forward;
 mod metrics;
 mod provision;
@@ -150,6 +151,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "domain-dialin-config", _]
             | ["v1", "domain-dialin-config", _, "rotate-hmac"]
             | ["v1", "call-records"]
+            | ["v1", "events"]
     );
     if !known {
         return Err(ApiError::NoSuchEndpoint);
@@ -208,6 +210,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             api.provisioning.rotate(id, &body).await
         }
         (Method::GET, ["v1", "call-records"]) => records::list(api, query).await,
+        (Method::GET, ["v1", "events"]) => events::stream(api, query, headers),
         _ => Err(ApiError::MethodNotAllowed),
     }
 }

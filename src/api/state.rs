@@ -3,7 +3,7 @@
 
 use super::provision::Provisioning;
 use crate::call::admission::AdmissionStats;
-use crate::call::{NodeCalls, Registry};
+use crate::call::{EventFeed, NodeCalls, Registry};
 use crate::cluster::Cluster;
 use crate::media::MediaStats;
 use std::sync::Arc;
@@ -21,4 +21,6 @@ pub struct Api {
     pub node: Arc<NodeCalls>,
     /// The cluster this node is part of (`[cluster] redis_url`), if any.
     pub cluster: Option<Arc<Cluster>>,
+    /// The node's call events, for `GET /v1/events`.
+    pub feed: Arc<EventFeed>,
 }

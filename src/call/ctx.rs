@@ -1,6 +1,7 @@
 //! What the rest of the gateway shares with call drivers: the SIP stack,
 //! media, webhook senders, the store, the registry and the clock.
 
+use super::feed::EventFeed;
 use super::node::NodeCalls;
 use super::registry::Registry;
 use crate::clock::Clock;
@@ -26,6 +27,8 @@ pub struct Ctx {
     pub clock: Clock,
     /// Whether the node is stopping; how calls ended.
     pub node: Arc<NodeCalls>,
+    /// Every call's published events, for `GET /v1/events`.
+    pub feed: Arc<EventFeed>,
 }
 
 impl Ctx {

@@ -550,14 +550,16 @@ impl Call {
     }
 
     /// Publishes the call's view, and hands new timeline entries to the
-    /// events webhook.
+    /// events webhook and the node's event feed.
     fn publish(&mut self) {
         self.view.send_replace(Arc::new(self.machine.view()));
         let timeline = self.machine.timeline();
-        if let Some(sink) = &self.events
-            && self.published < timeline.len()
-        {
-            sink.publish(&timeline[self.published..]);
+        if let Some(new) = timeline.get(self.published..).filter(|n| !n.is_empty()) {
+            if let Some(sink) = &self.events {
+                sink.publish(new);
+            }
+            let p = self.machine.parties();
+            self.ctx.feed.publish(&p.call_id, &p.call_domain, new);
         }
         self.published = timeline.len();
     }

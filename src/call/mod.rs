@@ -31,6 +31,7 @@ mod ctx;
 pub mod driver;
 pub mod entries;
 pub mod events;
+pub mod feed;
 mod handle;
 pub mod header_policy;
 pub mod machine;
@@ -45,6 +46,7 @@ pub mod steps;
 mod view;
 mod webhook_task;
 
+pub use feed::EventFeed;
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
 pub use handle::{CallError, CallHandle};
 pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
