@@ -8,6 +8,7 @@
 //! - [`gateway`] (wiring): starts every layer and connects them;
 //!   `Gateway::start` is the entry point that `main.rs` and the tests call.
 //!   [`lifecycle`]: how a running node stops (drain, or save and resume).
+//!   [`probe`]: `pinless probe`, a test caller for any SIP endpoint.
 //! - [`api`] (warp): the HTTP API. Validates, authenticates, then reaches a
 //!   call through its opaque handle; one error type renders every error.
 //! - [`call`]: the call core. A sans-IO machine holds a call's whole state
@@ -38,6 +39,7 @@ pub mod ct;
 pub mod gateway;
 pub mod lifecycle;
 pub mod media;
+pub mod probe;
 pub mod sip;
 pub mod store;
 pub mod webhook;

@@ -1,4 +1,4 @@
-//! `pinless [--config FILE] [--check-config]`
+//! `pinless [--config FILE] [--check-config]`, `pinless probe SIP_URI …`
 
 use anyhow::Context;
 use clap::Parser;
@@ -22,12 +22,62 @@ struct Args {
     /// Validate the configuration and exit (0 when valid)
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Place a test call to any SIP URI and report what was heard: answer
+    /// time, codec, packets, loss, jitter, sound or silence, and an
+    /// E-model quality estimate. Exit 0: answered and heard sound; 1: the
+    /// call failed; 2: answered but silent (or --update-to did not bridge)
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// Where to call: sip:…, sips:…, with ;transport=tcp or tls
+    target: String,
+    /// Seconds to listen once answered
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds to wait for an answer
+    #[arg(long, default_value_t = 20.0)]
+    ring_timeout: f64,
+    /// DTMF keys to send as RFC 4733 events, from one second in (e.g. 123#)
+    #[arg(long, default_value = "")]
+    dtmf: String,
+    /// The From URI (default: a unique sip:probe-…@<local address>)
+    #[arg(long)]
+    from: Option<String>,
+    /// Local IP for SIP and RTP (default: the one that routes to the target)
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
+    /// Extra CA certificate (PEM) for sips: targets
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Once held, move the call to this room through a pinless API
+    #[arg(long, value_name = "SIP_URI")]
+    update_to: Option<String>,
+    /// The pinless API for --update-to
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Bearer token for --update-to (or PINLESS_PROBE_TOKEN)
+    #[arg(long, env = "PINLESS_PROBE_TOKEN", default_value = "dev-token", hide_env_values = true)]
+    token: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> std::process::ExitCode {
     // Before logging starts: --help, --version and usage errors print and
     // exit here (usage errors with status 2).
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Probe(p)) = args.command.take() {
+        return probe(p);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PINLESS_LOG")
@@ -41,6 +91,62 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("pinless: {}", one_line(&e));
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pinless probe`: logs only warnings (the report is the output).
+fn probe(p: ProbeArgs) -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .init();
+    let seconds = |name: &str, s: f64| {
+        if s.is_finite() && s > 0.0 && s <= 3600.0 {
+            Ok(std::time::Duration::from_secs_f64(s))
+        } else {
+            Err(format!("--{name} must be a number of seconds above 0 and up to 3600"))
+        }
+    };
+    let durations = seconds("duration", p.duration).and_then(|listen| {
+        seconds("ring-timeout", p.ring_timeout).map(|ring| (listen, ring))
+    });
+    let (listen, ring_timeout) = match durations {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("pinless probe: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let options = pinless::probe::Options {
+        target: p.target,
+        listen,
+        ring_timeout,
+        dtmf: p.dtmf,
+        from: p.from,
+        bind: p.bind,
+        tls_ca: p.tls_ca,
+        update: p.update_to.map(|room| pinless::probe::update::UpdateTo {
+            room,
+            api: p.api,
+            token: p.token,
+        }),
+    };
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(pinless::probe::run(options)).map_err(|e| e.to_string()));
+    match outcome {
+        Ok(report) => {
+            if p.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print!("{}", report.text());
+            }
+            std::process::ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("pinless probe: {e}");
+            std::process::ExitCode::from(64)
         }
     }
 }

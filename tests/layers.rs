@@ -36,8 +36,8 @@ const ORDER: &[Tier] = &[
         why: "the binary and the crate root: declare modules, re-export, run",
     },
     Tier {
-        modules: &["lifecycle"],
-        why: "how a running node stops: drives the gateway on signals",
+        modules: &["lifecycle", "probe"],
+        why: "how a running node stops: drives the gateway on signals; the probe, a test caller of its own",
     },
     Tier {
         modules: &["gateway"],

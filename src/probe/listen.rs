@@ -1,0 +1,213 @@
+//! What the probe heard, without I/O: RTP packets in, statistics out.
+//! Loss and interarrival jitter as RFC 3550 defines them (§6.4.1, A.1,
+//! A.8), and whether the audio was more than silence.
+
+use crate::codec::Law;
+use crate::media::rtp;
+use serde::Serialize;
+use std::time::Duration;
+
+/// RTP clock rate of G.711 and telephone-event.
+const RATE: f64 = 8000.0;
+/// A 20 ms frame whose mean magnitude (16-bit scale) is above this is
+/// sound; comfort noise and digital silence stay well below.
+const SOUND_LEVEL: f64 = 200.0;
+
+/// The statistics of one received stream.
+#[derive(Debug, Default)]
+pub struct Listener {
+    received: u64,
+    first_seq: Option<u64>,
+    /// Highest extended sequence number (RFC 3550 A.1: cycles counted).
+    highest: u64,
+    /// Interarrival jitter in RTP timestamp units (RFC 3550 A.8).
+    jitter: f64,
+    last_transit: Option<f64>,
+    audio_frames: u64,
+    sound_frames: u64,
+    level_sum: f64,
+    ssrcs: Vec<u32>,
+    events: u64,
+    first_at: Option<Duration>,
+}
+
+/// What `Listener` found, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heard {
+    pub packets: u64,
+    /// Packets the sequence numbers say were sent but never arrived.
+    pub lost: u64,
+    /// `lost` over expected, 0 to 1.
+    pub loss_ratio: f64,
+    pub jitter_ms: f64,
+    /// Audio frames louder than silence.
+    pub sound_frames: u64,
+    /// Mean magnitude of the audio, 16-bit scale.
+    pub mean_level: f64,
+    /// The stream was silence throughout (or there was none).
+    pub silent: bool,
+    /// Distinct SSRCs seen (1 for one unbroken stream).
+    pub ssrcs: usize,
+    /// telephone-event packets received.
+    pub event_packets: u64,
+    /// When the first packet came, from the start of listening.
+    pub first_packet_ms: Option<u64>,
+}
+
+impl Listener {
+    /// One packet that arrived `at` after listening started. `law` decodes
+    /// the audio payload type `audio_pt`; other types count as events when
+    /// they are `event_pt`, and are ignored otherwise.
+    pub fn packet(
+        &mut self,
+        packet: &[u8],
+        at: Duration,
+        audio_pt: u8,
+        law: Law,
+        event_pt: Option<u8>,
+    ) {
+        let Some((header, payload)) = rtp::parse(packet) else {
+            return;
+        };
+        let payload = &packet[payload];
+        self.received += 1;
+        self.first_at.get_or_insert(at);
+        if !self.ssrcs.contains(&header.ssrc) {
+            self.ssrcs.push(header.ssrc);
+        }
+        self.sequence(header.sequence);
+        let arrival = at.as_secs_f64() * RATE;
+        let transit = arrival - f64::from(header.timestamp);
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs();
+            // A new SSRC or a timestamp jump is not jitter.
+            if d < RATE {
+                self.jitter += (d - self.jitter) / 16.0;
+            }
+        }
+        self.last_transit = Some(transit);
+        if header.payload_type == audio_pt {
+            self.audio(payload, law);
+        } else if Some(header.payload_type) == event_pt {
+            self.events += 1;
+        }
+    }
+
+    /// Tracks the highest extended sequence number.
+    fn sequence(&mut self, seq: u16) {
+        let seq = u64::from(seq);
+        let Some(first) = self.first_seq else {
+            self.first_seq = Some(seq);
+            self.highest = seq;
+            return;
+        };
+        let _ = first;
+        let low = self.highest & 0xFFFF;
+        let ahead = (seq.wrapping_sub(low)) & 0xFFFF;
+        // Up to half the sequence space ahead is new; the rest is late.
+        if ahead != 0 && ahead < 0x8000 {
+            self.highest += ahead;
+        }
+    }
+
+    fn audio(&mut self, payload: &[u8], law: Law) {
+        if payload.is_empty() {
+            return;
+        }
+        let sum: f64 = payload
+            .iter()
+            .map(|b| f64::from(law.decode(*b)).abs())
+            .sum();
+        let level = sum / payload.len() as f64;
+        self.audio_frames += 1;
+        self.level_sum += level;
+        if level > SOUND_LEVEL {
+            self.sound_frames += 1;
+        }
+    }
+
+    pub fn heard(&self) -> Heard {
+        let expected = match self.first_seq {
+            Some(first) => self.highest - first + 1,
+            None => 0,
+        };
+        let lost = expected.saturating_sub(self.received);
+        Heard {
+            packets: self.received,
+            lost,
+            loss_ratio: if expected == 0 {
+                0.0
+            } else {
+                lost as f64 / expected as f64
+            },
+            jitter_ms: self.jitter / RATE * 1000.0,
+            sound_frames: self.sound_frames,
+            mean_level: if self.audio_frames == 0 {
+                0.0
+            } else {
+                self.level_sum / self.audio_frames as f64
+            },
+            silent: self.sound_frames == 0,
+            ssrcs: self.ssrcs.len(),
+            event_packets: self.events,
+            first_packet_ms: self.first_at.map(|d| d.as_millis() as u64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::{HEADER_LEN, Header};
+
+    fn packet(seq: u16, ts: u32, pt: u8, fill: u8) -> Vec<u8> {
+        let mut head = [0u8; HEADER_LEN];
+        Header {
+            marker: false,
+            payload_type: pt,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: 9,
+        }
+        .write(&mut head);
+        let mut p = head.to_vec();
+        p.extend(std::iter::repeat_n(fill, 160));
+        p
+    }
+
+    #[test]
+    fn a_clean_stream_across_the_sequence_wrap() {
+        let mut l = Listener::default();
+        for i in 0..100u16 {
+            let seq = 65500u16.wrapping_add(i);
+            let at = Duration::from_millis(20 * u64::from(i));
+            // 0x10 in μ-law is loud.
+            l.packet(&packet(seq, 160 * u32::from(i), 0, 0x10), at, 0, Law::Mu, None);
+        }
+        let h = l.heard();
+        assert_eq!((h.packets, h.lost), (100, 0));
+        assert!(h.jitter_ms < 0.01, "{h:?}");
+        assert!(!h.silent);
+        assert_eq!(h.ssrcs, 1);
+    }
+
+    #[test]
+    fn losses_jitter_and_silence_are_seen() {
+        let mut l = Listener::default();
+        for i in (0..50u16).filter(|i| i % 10 != 3) {
+            // Every other packet 4 ms late.
+            let late = if i % 2 == 0 { 4 } else { 0 };
+            let at = Duration::from_millis(20 * u64::from(i) + late);
+            // 0xFF is μ-law silence.
+            l.packet(&packet(i, 160 * u32::from(i), 0, 0xFF), at, 0, Law::Mu, Some(101));
+        }
+        l.packet(&packet(50, 8000, 101, 0), Duration::from_millis(1000), 0, Law::Mu, Some(101));
+        let h = l.heard();
+        assert_eq!(h.lost, 5);
+        assert!((h.loss_ratio - 5.0 / 51.0).abs() < 1e-9, "{h:?}");
+        assert!(h.jitter_ms > 1.0 && h.jitter_ms < 5.0, "{h:?}");
+        assert!(h.silent);
+        assert_eq!(h.event_packets, 1);
+    }
+}
