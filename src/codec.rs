@@ -1,5 +1,6 @@
 //! The small codec types that SIP (SDP offers and answers) and media (the
-//! hold music and the relay) both speak. They live in this leaf so that
+//! hold music and the relay) both speak, and the DTMF key press both
+//! report (SIP INFO, RFC 4733 telephone-events). They live in this leaf so that
 //! `sip` and `media`, siblings in the layer order, need not import each
 //! other; the G.711 arithmetic itself stays in `media::g711`.
 

@@ -87,7 +87,10 @@ fn events_url(rx: &WebhookReceiver) -> String {
 async fn rfc4733_presses_are_one_call_dtmf_each() {
     let mut events = WebhookReceiver::start(&[]).await;
     let call = held_call(&events_url(&events), &[]).await;
-    let pt = call.media.event_payload_type.expect("telephone-event agreed");
+    let pt = call
+        .media
+        .event_payload_type
+        .expect("telephone-event agreed");
     let mut seq = 1000;
     press(&call.phone.rtp, call.media.addr, pt, 5, &mut seq, 8000).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -128,7 +131,10 @@ async fn a_dtmf_transfer_key_moves_the_held_caller_to_its_room() {
         room.uri("operator", false)
     );
     let call = held_call(&extra, &[]).await;
-    let pt = call.media.event_payload_type.expect("telephone-event agreed");
+    let pt = call
+        .media
+        .event_payload_type
+        .expect("telephone-event agreed");
     let mut seq = 1;
     // A key with no room: still held.
     press(&call.phone.rtp, call.media.addr, pt, 1, &mut seq, 800).await;
@@ -172,7 +178,9 @@ async fn sip_info_dtmf_is_a_call_dtmf_too() {
         .info("application/media_control+xml", "<media_control/>");
     assert_eq!(other.await.unwrap(), Some(200));
     // A DTMF body that names no key is refused.
-    let bad = call.caller.info("application/dtmf-relay", "Duration=160\r\n");
+    let bad = call
+        .caller
+        .info("application/dtmf-relay", "Duration=160\r\n");
     assert_eq!(bad.await.unwrap(), Some(400));
     let (_, view) = call.gw.get_call(&call.call_id).await;
     assert_eq!(details(&view, "call.dtmf").len(), 2, "{view}");
@@ -216,7 +224,10 @@ async fn while_bridged_the_callers_events_reach_the_room_mapped() {
     };
     let heard = room.rtp.collect(Duration::from_millis(400)).await;
     sending.await.unwrap();
-    let at_room: Vec<_> = heard.iter().filter(|p| p.header.payload_type == 96).collect();
+    let at_room: Vec<_> = heard
+        .iter()
+        .filter(|p| p.header.payload_type == 96)
+        .collect();
     assert_eq!(at_room.len(), 7, "every event packet relayed: {heard:?}");
     assert!(at_room.iter().all(|p| p.payload[0] == 0));
     assert_eq!(at_room.last().unwrap().payload[1] & 0x80, 0x80, "end bit");

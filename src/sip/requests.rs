@@ -63,7 +63,9 @@ impl Leg {
     /// `application/dtmf-relay`, say).
     pub fn info(&mut self, content_type: &str, body: &str) -> Answer {
         let mut request = self.request(Method::INFO);
-        request.headers.insert(Name::CONTENT_TYPE, content_type.to_string());
+        request
+            .headers
+            .insert(Name::CONTENT_TYPE, content_type.to_string());
         request.body = Bytes::from(body.to_string().into_bytes());
         self.send(request)
     }
