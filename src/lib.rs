@@ -26,7 +26,7 @@
 //! - [`config`]: the one configuration struct, parsed once into typed
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),
-//!   [`codec`] (codec types sip and media share), [`ct`] (constant-time
+//!   [`codec`] (codec and DTMF types sip and media share), [`ct`] (constant-time
 //!   comparison of secrets).
 
 pub mod api;

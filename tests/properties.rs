@@ -102,6 +102,7 @@ proptest! {
                 HoldTimeout::Transfer("sip:overflow@h".into())
             },
             ring_cap: Duration::from_secs(30),
+            dtmf_transfer: Default::default(),
         };
         let parties = Parties {
             call_id: "c".into(),

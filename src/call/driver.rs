@@ -243,6 +243,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 impl Call {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) -> Outcome {
+        let mut presses = self.media.presses();
         loop {
             let wake = self
                 .machine
@@ -263,6 +264,7 @@ impl Call {
                     };
                     self.feed(Input::PeerSilent(leg))
                 }
+                press = presses.next() => self.feed(Input::Dtmf(press)),
                 code = refer_answer(&mut self.refer) => {
                     self.refer = None;
                     self.feed(Input::ReferAnswered(code))
@@ -347,6 +349,7 @@ impl Call {
                 self.media.set_sends(MediaLeg::Caller, sends);
                 vec![]
             }
+            LegEvent::Dtmf(press) => self.feed(Input::Dtmf(press)),
         }
     }
 
@@ -363,7 +366,8 @@ impl Call {
                 self.media.set_sends(MediaLeg::Room, sends);
                 vec![]
             }
-            LegEvent::ReferProgress(_) => vec![],
+            // The room's keys are not the caller's: not reported.
+            LegEvent::ReferProgress(_) | LegEvent::Dtmf(_) => vec![],
         }
     }
 

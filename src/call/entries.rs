@@ -124,6 +124,7 @@ impl Entry {
                 on_room_hangup: c.on_room_hangup,
                 on_hold_timeout,
                 ring_cap: RING_CAP,
+                dtmf_transfer: c.dtmf_transfer.clone(),
             },
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,

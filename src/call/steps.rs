@@ -4,9 +4,11 @@
 //! only the transitions.
 
 use super::plan::TransferRequest;
+use crate::codec::DtmfPress;
 use crate::config::OnRoomHangup;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Where a call is.
@@ -49,6 +51,10 @@ pub struct Policy {
     pub on_hold_timeout: HoldTimeout,
     /// Longest a room may ring on one attempt (and a REFER may take).
     pub ring_cap: Duration,
+    /// A key the held caller presses → the room to transfer to (the
+    /// entry's `dtmf_transfer`). Empty for calls saved before it existed.
+    #[serde(default)]
+    pub dtmf_transfer: BTreeMap<String, String>,
 }
 
 /// What a hold timeout does.
@@ -128,6 +134,9 @@ pub enum Input {
     PeerSilent(Silent),
     /// The caller's session timer (RFC 4028) ran out without a refresh.
     SessionExpired,
+    /// The caller pressed a key (RFC 4733 in its RTP, or a SIP INFO),
+    /// reported once per press.
+    Dtmf(DtmfPress),
 }
 
 /// Which leg went silent.
@@ -193,6 +202,8 @@ pub enum EventKind {
     ReferFailed,
     #[serde(rename = "call.ended")]
     Ended,
+    #[serde(rename = "call.dtmf")]
+    Dtmf,
 }
 
 impl EventKind {
@@ -213,6 +224,7 @@ impl EventKind {
             EventKind::Referred => "call.referred",
             EventKind::ReferFailed => "call.refer_failed",
             EventKind::Ended => "call.ended",
+            EventKind::Dtmf => "call.dtmf",
         }
     }
 
@@ -339,6 +351,7 @@ mod tests {
             Referred,
             ReferFailed,
             Ended,
+            Dtmf,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }

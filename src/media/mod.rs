@@ -13,12 +13,14 @@
 //! - `load`: whether a shard keeps up (new calls get 503 when none does).
 //! - `stats`: per-shard counters and the node's totals.
 //! - `session`: one call's media task (latching, relay) on its shard.
+//! - `dtmf`: the caller's RFC 4733 telephone-events as key presses.
 //! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep per shard.
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
 //! - `state`: a call's media as data, to resume it in a new process.
 //! - `error`: `MediaError`.
 //! - `settings`: what the engine starts with.
 
+pub mod dtmf;
 mod error;
 pub mod g711;
 pub mod hold;
@@ -40,7 +42,7 @@ pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
 pub use liveness::MediaLeg;
 pub use ports::RtpSocket;
-pub use session::{CallMedia, LegCodec};
+pub use session::{CallMedia, LegCodec, Presses};
 pub use settings::MediaSettings;
 pub use state::MediaState;
 pub use stats::{MediaStats, RelayStats, ShardStats};

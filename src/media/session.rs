@@ -2,7 +2,10 @@
 //! latches the caller's real RTP source (NAT), and once bridged relays RTP
 //! both ways (PCMU↔PCMA converted, telephone-events passed through with
 //! their payload type mapped), keeping the caller's stream continuous.
+//! The caller's telephone-events are also read as key presses (`dtmf`),
+//! held or bridged, and reported to the call's driver.
 
+use super::dtmf::DtmfDetector;
 use super::g711::{Law, transcode};
 use super::hold::HoldLoop;
 use super::liveness::{Liveness, MediaLeg};
@@ -13,6 +16,7 @@ use super::rtp;
 use super::state::{LegState, MediaState, RoomState, StreamPosition};
 use super::stats::{ShardStats, StreamsHeld};
 use crate::clock::unix_ms;
+use crate::codec::DtmfPress;
 use std::net::SocketAddr;
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -48,6 +52,27 @@ pub struct CallMedia {
     liveness: Arc<Liveness>,
     /// Gets the first leg found silent (see `liveness`); None once read.
     silent: Option<oneshot::Receiver<MediaLeg>>,
+    /// The caller's key presses (RFC 4733), until `presses` takes them.
+    dtmf: Option<mpsc::UnboundedReceiver<DtmfPress>>,
+}
+
+/// The caller's key presses sent as RFC 4733 telephone-events, held or
+/// bridged, once per press however many packets carry it (see `dtmf`).
+/// Apart from `CallMedia` so that a driver can wait on both at once.
+pub struct Presses(Option<mpsc::UnboundedReceiver<DtmfPress>>);
+
+impl Presses {
+    /// The next press. Never resolves once the media task is gone (or
+    /// for a second taker). Cancel-safe.
+    pub async fn next(&mut self) -> DtmfPress {
+        if let Some(rx) = self.0.as_mut()
+            && let Some(press) = rx.recv().await
+        {
+            return press;
+        }
+        self.0 = None;
+        std::future::pending().await
+    }
 }
 
 /// One leg as a media task starts with it.
@@ -105,11 +130,13 @@ impl CallMedia {
         }
         let liveness = s.liveness.clone();
         let (tx, rx) = mpsc::unbounded_channel();
-        rt.spawn(run(s, sender, rx));
+        let (dtmf_tx, dtmf) = mpsc::unbounded_channel();
+        rt.spawn(run(s, sender, rx, dtmf_tx));
         Ok(CallMedia {
             tx,
             liveness,
             silent: Some(silent),
+            dtmf: Some(dtmf),
         })
     }
 
@@ -159,6 +186,12 @@ impl CallMedia {
             }
         }
         std::future::pending().await
+    }
+
+    /// The caller's key presses; the first call takes them, later ones
+    /// get none.
+    pub fn presses(&mut self) -> Presses {
+        Presses(self.dtmf.take())
     }
 
     /// `leg`'s peer now does (or does not) send, as a re-INVITE's SDP
@@ -263,8 +296,22 @@ async fn stream_state(
         })
 }
 
-/// `sender` is the caller socket as the pacer uses it (a clone).
-async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::UnboundedReceiver<Command>) {
+/// Until the press under way is over without its end packet (see `dtmf`).
+async fn press_over(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `sender` is the caller socket as the pacer uses it (a clone); `dtmf`
+/// gets the caller's key presses.
+async fn run(
+    s: Start,
+    sender: Arc<std::net::UdpSocket>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    dtmf: mpsc::UnboundedSender<DtmfPress>,
+) {
     let Start {
         id,
         caller,
@@ -315,6 +362,7 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
     };
     let mut from_caller = [0u8; 2048];
     let mut from_room = [0u8; 2048];
+    let mut presses = DtmfDetector::new();
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -406,6 +454,19 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                 }
                 // Anything from the peer is life, RTCP (muxed) included.
                 liveness.heard(MediaLeg::Caller);
+                if let Some((header, payload)) = rtp::parse(&from_caller[..n])
+                    && Some(header.payload_type) == caller_codec.event_payload_type
+                {
+                    let ended = presses.packet(
+                        header.ssrc,
+                        header.timestamp,
+                        &from_caller[payload],
+                        Instant::now(),
+                    );
+                    for press in ended {
+                        let _ = dtmf.send(press);
+                    }
+                }
                 if let Some(b) = &bridge {
                     let packet = &mut from_caller[..n];
                     if map_payload(packet, caller_codec, b.codec) {
@@ -414,6 +475,11 @@ async fn run(s: Start, sender: Arc<std::net::UdpSocket>, mut rx: mpsc::Unbounded
                         let _ = b.socket.get_ref().send_to(packet, b.remote);
                         stats.relay.relayed.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+            },
+            _ = press_over(presses.deadline()) => {
+                if let Some(press) = presses.timeout(Instant::now()) {
+                    let _ = dtmf.send(press);
                 }
             },
             // RTCP on port+1 is life too, from the peer's address only.

@@ -3,10 +3,12 @@
 //! BYE and the rest, is `requests`).
 
 use super::dialogs::{Answer, DialogKey, Inbound, Shared};
+use super::info;
 use super::leg_state::{LegState, SessionTimer};
 use super::respond::{reply, reply_with};
 use super::target::Target;
 use super::timer;
+use crate::codec::DtmfPress;
 use bytes::Bytes;
 use ezk_sip_core::Endpoint;
 use ezk_sip_core::IncomingRequest;
@@ -36,6 +38,10 @@ pub enum LegEvent {
     /// A re-INVITE changed whether the peer sends audio (hold with
     /// `a=inactive`/`recvonly`, or back): `true` when it sends now.
     Sends(bool),
+    /// The peer pressed a key, said in a SIP INFO (`application/dtmf-relay`
+    /// or `application/dtmf`; answered 200). RFC 4733 presses come
+    /// through the media instead.
+    Dtmf(DtmfPress),
 }
 
 pub(crate) struct LegSetup {
@@ -253,9 +259,24 @@ impl Leg {
                     let headers = headers.as_ref().map_or(&[][..], |h| &h[..]);
                     Box::pin(reply_with(&self.s.endpoint, *request, 200, headers)).await
                 }
-                Method::INFO | Method::OPTIONS => {
-                    Box::pin(reply(endpoint, *request, 200, None)).await
+                // Other INFO bodies get 200 as before: legacy INFO (RFC 2976)
+                // has no way to say "not understood" that senders act on,
+                // and a 415 would be read by some as a failed dialog.
+                Method::INFO => {
+                    let kind = request.headers.get_raw(&Name::CONTENT_TYPE).next();
+                    match info::dtmf(kind.map(|k| &**k), &request.body) {
+                        Ok(press) => {
+                            Box::pin(reply(endpoint, *request, 200, None)).await;
+                            if let Some(press) = press {
+                                return LegEvent::Dtmf(press);
+                            }
+                        }
+                        Err(()) => {
+                            Box::pin(reply(endpoint, *request, 400, Some(info::BAD_DTMF))).await
+                        }
+                    }
                 }
+                Method::OPTIONS => Box::pin(reply(endpoint, *request, 200, None)).await,
                 _ => Box::pin(reply(endpoint, *request, 405, None)).await,
             }
         }

@@ -37,6 +37,8 @@ impl Layer for PinlessLayer {
             Method::BYE,
             Method::CANCEL,
             Method::OPTIONS,
+            // In a dialog: DTMF as SIP INFO (see `info`).
+            Method::INFO,
         ] {
             endpoint.add_allow(m);
         }

@@ -17,6 +17,7 @@
 //! - `target`: where a leg's requests go (transport, peer, our Via),
 //!   found again after a restart.
 //! - `stack`: the running endpoint, Contact and Via building, which legs use.
+//! - `info`: DTMF in SIP INFO bodies (`application/dtmf-relay`, `…/dtmf`).
 //! - `dialog`: an established leg either way (BYE out, BYE/re-INVITE in).
 //! - `requests`: what a leg sends in its dialog (BYE, REFER, OPTIONS,
 //!   UPDATE, re-INVITE).
@@ -40,6 +41,7 @@ mod dialogs;
 pub mod digest;
 pub mod headers;
 mod inbound;
+mod info;
 mod layer;
 mod leg_state;
 pub mod limits;

@@ -1,4 +1,4 @@
-//! The requests we send inside a leg's dialog: BYE, REFER, and the
+//! The requests we send inside a leg's dialog: BYE, REFER, INFO, and the
 //! probes and refreshes (OPTIONS, UPDATE, re-INVITE with its ACK). Each
 //! goes out in the background; the caller gets its final status.
 
@@ -56,6 +56,17 @@ impl Leg {
     /// still know the dialog (481 if not)?
     pub fn options(&mut self) -> Answer {
         let request = self.request(Method::OPTIONS);
+        self.send(request)
+    }
+
+    /// Sends INFO with `body` of `content_type` (RFC 6086; DTMF as
+    /// `application/dtmf-relay`, say).
+    pub fn info(&mut self, content_type: &str, body: &str) -> Answer {
+        let mut request = self.request(Method::INFO);
+        request
+            .headers
+            .insert(Name::CONTENT_TYPE, content_type.to_string());
+        request.body = Bytes::from(body.to_string().into_bytes());
         self.send(request)
     }
 

@@ -21,6 +21,7 @@
 //! ```
 //! A transfer from Bridged is make-before-break: the caller keeps the old
 //! room until the new one answers, and keeps it if the new one fails.
+//! Transfers are in `transfer.rs`, the caller's key presses in `dtmf.rs`.
 
 use super::plan::{Mode, Plan, TransferRequest};
 use super::view::CallView;
@@ -304,6 +305,7 @@ impl Machine {
             // one too, in case it is only its media that died).
             Input::PeerSilent(_) => self.end(now, EndReason::RtpTimeout, true),
             Input::SessionExpired => self.end(now, EndReason::SessionExpired, true),
+            Input::Dtmf(press) => self.dtmf(press, now),
         }
     }
 
@@ -401,6 +403,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+mod dtmf;
 mod transfer;
 
 #[cfg(test)]

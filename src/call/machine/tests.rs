@@ -14,6 +14,7 @@ fn policy() -> Policy {
         on_room_hangup: OnRoomHangup::End,
         on_hold_timeout: HoldTimeout::Hangup { announcement: None },
         ring_cap: Duration::from_secs(30),
+        dtmf_transfer: Default::default(),
     }
 }
 

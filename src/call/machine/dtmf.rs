@@ -1,0 +1,148 @@
+//! The caller's key presses. Each is a `call.dtmf` line of the timeline
+//! (so an event posted to the entry's `events_url`), whatever the call's
+//! state. A key the entry maps in `dtmf_transfer`, pressed while the caller
+//! is held with no transfer under way, moves the caller there exactly as an
+//! update with that `sipUri` would: same events, retries and deadline,
+//! bridge mode.
+
+use super::{Action, EventKind, Machine, State};
+use crate::call::plan::{Mode, TransferRequest};
+use crate::clock::Instant;
+use crate::codec::DtmfPress;
+use serde_json::json;
+
+impl Machine {
+    pub(super) fn dtmf(&mut self, press: DtmfPress, now: Instant) -> Vec<Action> {
+        let digit = press.digit.to_string();
+        let detail = json!({ "digit": digit, "durationMs": press.duration_ms });
+        self.log(now, EventKind::Dtmf, detail);
+        // Bridged, the key is the room's (the relay passes it on); with a
+        // transfer under way or backing off, the app already chose a room
+        // and a key does not overrule it.
+        if self.state != State::Held || self.plan.is_some() {
+            return vec![];
+        }
+        let Some(uri) = self.policy.dtmf_transfer.get(&digit).cloned() else {
+            return vec![];
+        };
+        let request = TransferRequest {
+            targets: vec![uri],
+            headers: vec![],
+            mode: Mode::Bridge,
+        };
+        // Held with no plan, the transfer is always taken; a refusal would
+        // be on the timeline already.
+        match self.request_transfer(request, None, now) {
+            Ok((_, actions)) => actions,
+            Err(_) => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{HoldTimeout, Input, Parties, Policy};
+    use super::*;
+    use crate::config::OnRoomHangup;
+    use std::time::Duration;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn held() -> Machine {
+        let policy = Policy {
+            transfer_timeout: Duration::from_secs(30),
+            max_hold: Duration::from_secs(600),
+            on_room_hangup: OnRoomHangup::Hold,
+            on_hold_timeout: HoldTimeout::Hangup { announcement: None },
+            ring_cap: Duration::from_secs(30),
+            dtmf_transfer: [("0".to_string(), "sip:operator@r".to_string())].into(),
+        };
+        let parties = Parties {
+            call_id: "c1".into(),
+            call_domain: "d".into(),
+            from: "+15550001".into(),
+            to: "sip:support@gw".into(),
+            entry: "support".into(),
+            caller_headers: vec![],
+        };
+        Machine::answered(parties, policy, t(1_000), 1_000)
+    }
+
+    fn key(digit: char) -> Input {
+        Input::Dtmf(DtmfPress {
+            digit,
+            duration_ms: 120,
+        })
+    }
+
+    fn dialled(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Dial(t) => Some(t.target.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn dtmf_lines(m: &Machine) -> Vec<serde_json::Value> {
+        let lines = m.timeline().iter();
+        let dtmf = lines.filter(|e| e.event == EventKind::Dtmf);
+        dtmf.map(|e| e.detail.clone()).collect()
+    }
+
+    #[test]
+    fn every_press_is_a_published_timeline_line() {
+        let mut m = held();
+        assert!(m.handle(key('5'), t(2_000)).is_empty());
+        assert!(m.handle(key('#'), t(2_500)).is_empty());
+        assert_eq!(
+            dtmf_lines(&m),
+            vec![
+                json!({"digit": "5", "durationMs": 120}),
+                json!({"digit": "#", "durationMs": 120}),
+            ]
+        );
+        assert!(EventKind::Dtmf.published());
+        assert_eq!(m.state(), State::Held);
+    }
+
+    #[test]
+    fn a_mapped_key_while_held_transfers_as_an_update_would() {
+        let mut m = held();
+        let a = m.handle(key('0'), t(2_000));
+        assert_eq!(dialled(&a), vec!["sip:operator@r"]);
+        assert_eq!(m.state(), State::Transferring);
+        let started = m.timeline().last().unwrap();
+        assert_eq!(started.event, EventKind::TransferStarted);
+        assert_eq!(started.detail["mode"], "bridge");
+        // Pressed again while that transfer is under way: logged, no
+        // second leg.
+        assert!(m.handle(key('0'), t(2_100)).is_empty());
+        assert!(m.handle(Input::RoomAnswered, t(3_000)).is_empty());
+        assert_eq!(m.state(), State::Bridged);
+        // Bridged, the key is the room's.
+        assert!(m.handle(key('0'), t(4_000)).is_empty());
+        assert_eq!(dtmf_lines(&m).len(), 3);
+        assert_eq!(m.view().target.as_deref(), Some("sip:operator@r"));
+    }
+
+    #[test]
+    fn an_unmapped_key_moves_nobody() {
+        let mut m = held();
+        assert!(m.handle(key('1'), t(2_000)).is_empty());
+        assert_eq!(m.state(), State::Held);
+    }
+
+    #[test]
+    fn a_call_saved_before_dtmf_transfer_existed_restores() {
+        let m = held();
+        let mut saved = serde_json::to_value(&m).unwrap();
+        let policy = saved["policy"].as_object_mut().unwrap();
+        assert!(policy.remove("dtmf_transfer").is_some());
+        let restored: Machine = serde_json::from_value(saved).unwrap();
+        assert!(restored.policy.dtmf_transfer.is_empty());
+    }
+}
