@@ -14,7 +14,7 @@ pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, EndReason, Event, Input, Machine, Silent, Transfer};
+use super::machine::{Action, EndReason, Event, EventKind, Input, Machine, Silent, Transfer};
 use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
@@ -155,7 +155,10 @@ pub(super) async fn drive(
 /// or the incoming-call webhook delivered (or given up on), so that a
 /// resumed call posts it again only when the app never got it.
 fn worth_a_save(e: &Event) -> bool {
-    e.event.published() || e.settles_webhook()
+    // A key press is published but changes nothing a restart needs: it
+    // rides along with the next save rather than cost a write per press.
+    let state_change = e.event.published() && e.event != EventKind::Dtmf;
+    state_change || e.settles_webhook()
 }
 
 /// How a driver's loop ended.
