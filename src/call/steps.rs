@@ -150,6 +150,9 @@ pub enum Action {
     /// Post the incoming-call webhook again (a room hung up on a caller
     /// whose entry says "hold").
     PostWebhook,
+    /// Answer the caller (200 OK with the SDP of its 183): it was in early
+    /// media. Its music or room goes on as it is.
+    AnswerCaller,
     /// Play the hold-timeout announcement (the machine knows its length and
     /// ends the call when it is over).
     PlayAnnouncement,
@@ -187,6 +190,9 @@ pub enum EventKind {
     ReferFailed,
     #[serde(rename = "call.ended")]
     Ended,
+    /// A caller held in early media was answered (200 OK).
+    #[serde(rename = "call.answered")]
+    Answered,
 }
 
 impl EventKind {
@@ -206,6 +212,7 @@ impl EventKind {
             EventKind::Referred => "call.referred",
             EventKind::ReferFailed => "call.refer_failed",
             EventKind::Ended => "call.ended",
+            EventKind::Answered => "call.answered",
         }
     }
 
@@ -331,6 +338,7 @@ mod tests {
             Referred,
             ReferFailed,
             Ended,
+            Answered,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }

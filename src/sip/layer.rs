@@ -37,6 +37,7 @@ impl Layer for PinlessLayer {
             Method::BYE,
             Method::CANCEL,
             Method::OPTIONS,
+            Method::PRACK,
         ] {
             endpoint.add_allow(m);
         }

@@ -72,6 +72,13 @@ pub struct Machine {
     /// When the hold-timeout announcement is over.
     announce_until: Option<Instant>,
     keys: Vec<(String, TransferRequest)>,
+    /// False while the caller is in early media (183, no 200 yet); a call
+    /// saved before early media existed was answered.
+    #[serde(default = "early::answered_by_default")]
+    answered: bool,
+    /// In early media: when the caller is answered anyway (`early.rs`).
+    #[serde(default)]
+    early_until: Option<Instant>,
 }
 
 /// A REFER sent to the caller's side.
@@ -121,6 +128,8 @@ impl Machine {
             bridged_since: None,
             announce_until: None,
             keys: Vec::new(),
+            answered: true,
+            early_until: None,
         };
         m.log(now, EventKind::Held, Value::Null);
         m
@@ -162,6 +171,7 @@ impl Machine {
             talk_ms: self.talk_ms,
             sip_headers: self.parties.caller_headers.clone(),
             timeline: self.timeline.clone(),
+            answered: self.answered,
         }
     }
 
@@ -185,6 +195,7 @@ impl Machine {
             self.plan.as_ref().and_then(|p| p.retry_at),
             self.refer.as_ref().map(|r| r.deadline),
             self.announce_until,
+            self.early_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -201,6 +212,7 @@ impl Machine {
             self.announce_until = None;
             return self.end(now, EndReason::HoldTimeout, true);
         }
+        actions.extend(self.early_timed_out(now));
         // The hold timeout first: it drops any transfer under way, whose
         // own deadlines then no longer matter.
         if self.hold_deadline().is_some_and(|at| at <= now) {
@@ -400,6 +412,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+mod early;
 mod transfer;
 
 #[cfg(test)]
