@@ -74,3 +74,158 @@ impl Machine {
         self.answer(now, "shutdown")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{HoldTimeout, Input, Mode, TransferRequest};
+    use super::*;
+    use crate::config::OnRoomHangup;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    /// A call in early media since t(1 s), answered at the latest at 11 s.
+    fn early_call(max_hold: Duration) -> Machine {
+        let parties = Parties {
+            call_id: "c1".into(),
+            call_domain: "d".into(),
+            from: "+15550001".into(),
+            to: "sip:support@gw".into(),
+            entry: "support".into(),
+            caller_headers: vec![],
+        };
+        let policy = Policy {
+            transfer_timeout: Duration::from_secs(30),
+            max_hold,
+            on_room_hangup: OnRoomHangup::End,
+            on_hold_timeout: HoldTimeout::Hangup { announcement: None },
+            ring_cap: Duration::from_secs(30),
+        };
+        Machine::early(parties, policy, t(1_000), 1_000, Duration::from_secs(10))
+    }
+
+    fn to(target: &str, mode: Mode) -> TransferRequest {
+        TransferRequest {
+            targets: vec![target.into()],
+            headers: vec![],
+            mode,
+        }
+    }
+
+    fn events(m: &Machine) -> Vec<&'static str> {
+        m.timeline().iter().map(|e| e.event.name()).collect()
+    }
+
+    #[test]
+    fn with_no_room_the_early_limit_answers_and_the_call_stays_held() {
+        let mut m = early_call(Duration::from_secs(600));
+        assert!(!m.is_answered() && !m.view().answered);
+        assert_eq!(m.poll_timeout(), Some(t(11_000)));
+        assert!(m.handle_timeout(t(10_999)).is_empty(), "not before");
+        assert_eq!(m.handle_timeout(t(11_000)), vec![Action::AnswerCaller]);
+        assert!(m.is_answered() && m.view().answered);
+        assert_eq!(m.state(), State::Held);
+        let answered = &m.timeline()[1];
+        assert_eq!(answered.event, EventKind::Answered);
+        assert_eq!(answered.detail["reason"], "early_media_max");
+        assert_eq!(answered.at, 11_000);
+        // Once: the next deadline is the hold timeout's, from the start.
+        assert_eq!(m.poll_timeout(), Some(t(601_000)));
+        assert!(m.handle_timeout(t(12_000)).is_empty());
+    }
+
+    #[test]
+    fn a_room_answering_answers_the_caller_once() {
+        let mut m = early_call(Duration::from_secs(600));
+        let (_, a) = m
+            .request_transfer(to("sip:room@r", Mode::Bridge), None, t(2_000))
+            .unwrap();
+        assert!(matches!(a[..], [Action::Dial(_)]), "{a:?}");
+        assert!(!m.is_answered(), "ringing a room answers nobody");
+        let a = m.handle(Input::RoomAnswered, t(3_000));
+        assert_eq!(a, vec![Action::AnswerCaller]);
+        assert_eq!(m.state(), State::Bridged);
+        assert_eq!(
+            events(&m),
+            [
+                "call.held",
+                "call.transfer_started",
+                "call.answered",
+                "call.bridged"
+            ]
+        );
+        assert_eq!(m.timeline()[2].detail["reason"], "room");
+        // No early deadline once answered.
+        assert_eq!(m.poll_timeout(), None);
+        assert!(m.handle_timeout(t(20_000)).is_empty());
+    }
+
+    #[test]
+    fn a_failed_transfer_leaves_the_caller_in_early_media() {
+        let mut m = early_call(Duration::from_secs(600));
+        m.request_transfer(to("sip:room@r", Mode::Bridge), None, t(2_000))
+            .unwrap();
+        let failed = Input::RoomFailed {
+            code: Some(486),
+            reason: "busy".into(),
+        };
+        assert!(m.handle(failed, t(2_500)).is_empty());
+        assert_eq!(m.state(), State::Held);
+        assert!(!m.is_answered());
+        assert_eq!(m.poll_timeout(), Some(t(11_000)), "the early limit runs on");
+    }
+
+    #[test]
+    fn a_refer_answers_first() {
+        let mut m = early_call(Duration::from_secs(600));
+        let (_, a) = m
+            .request_transfer(to("sip:room@r", Mode::Refer), None, t(2_000))
+            .unwrap();
+        assert!(
+            matches!(a[..], [Action::AnswerCaller, Action::Refer(_)]),
+            "{a:?}"
+        );
+        assert!(m.is_answered());
+    }
+
+    #[test]
+    fn a_hold_timeout_in_early_media_hangs_up_without_an_answer() {
+        let mut m = early_call(Duration::from_secs(5));
+        assert_eq!(m.poll_timeout(), Some(t(6_000)));
+        let a = m.handle_timeout(t(6_000));
+        assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
+        assert!(!m.is_answered());
+        assert_eq!(m.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_cancel_ends_the_call_as_a_caller_hang_up() {
+        let mut m = early_call(Duration::from_secs(600));
+        m.request_transfer(to("sip:room@r", Mode::Bridge), None, t(2_000))
+            .unwrap();
+        let a = m.handle(Input::CallerHungUp, t(2_500));
+        assert_eq!(a, vec![Action::CancelTransfer, Action::Finish]);
+        assert_eq!(m.end_reason(), Some(super::super::EndReason::CallerHangup));
+    }
+
+    #[test]
+    fn a_stop_answers_an_early_call_so_it_can_be_saved() {
+        let mut m = early_call(Duration::from_secs(600));
+        assert_eq!(m.answer_before_save(t(2_000)), Some(Action::AnswerCaller));
+        assert_eq!(m.answer_before_save(t(2_001)), None);
+        assert_eq!(m.timeline()[1].detail["reason"], "shutdown");
+    }
+
+    #[test]
+    fn a_call_saved_before_early_media_existed_reads_back_answered() {
+        let m = early_call(Duration::from_secs(600));
+        let mut json = serde_json::to_value(&m).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        obj.remove("answered");
+        obj.remove("early_until");
+        let back: Machine = serde_json::from_value(json).unwrap();
+        assert!(back.is_answered());
+        assert_eq!(back.poll_timeout(), Some(t(601_000)));
+    }
+}
