@@ -206,3 +206,67 @@ fn cancel_of(invite: &str) -> String {
         header("Call-ID"),
     )
 }
+
+#[tokio::test]
+async fn a_reliable_183_is_retransmitted_until_prack_and_the_200_waits_for_the_prack() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    // The early limit passes while the 183 is still unacknowledged.
+    let extra = "answer = \"early\"\nearly_media_max_secs = 1";
+    let gw = TestGateway::start(&hooks.url(), extra).await;
+    let raw = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let rtp = RtpPeer::new().await;
+    let invite = raw.invite_rtp(
+        "support",
+        "early-prack",
+        1,
+        "Supported: 100rel\r\nRequire: 100rel\r\n",
+        rtp.addr.port(),
+    );
+    raw.send(&invite).await;
+    // No PRACK for two seconds: the 183 comes again (T1, 2·T1…), the
+    // same each time, and no 200 goes out before its PRACK.
+    let mut progress = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2_000);
+    while let Some(r) = raw
+        .response(deadline - tokio::time::Instant::now(), false)
+        .await
+    {
+        assert_ne!(r.code(), 200, "200 before the reliable 183 was PRACKed");
+        if r.code() == 183 {
+            progress.push(r);
+        }
+    }
+    assert!(progress.len() >= 3, "183 sent {} times in 2 s", progress.len());
+    let rseq = progress[0].header("RSeq").expect("RSeq").to_string();
+    assert_eq!(progress[0].header("Require"), Some("100rel"));
+    assert!(progress.iter().all(|p| p.header("RSeq") == Some(&rseq)));
+
+    let p = &progress[0];
+    let contact = p.header("Contact").unwrap();
+    let uri = contact.trim_start_matches('<').split('>').next().unwrap();
+    let prack = format!(
+        "PRACK {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: early-prack\r\n\
+         CSeq: 2 PRACK\r\nRAck: {rseq} 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        local = raw.local,
+        branch = uuid::Uuid::new_v4().simple(),
+        from = p.header("From").unwrap(),
+        to = p.header("To").unwrap(),
+    );
+    raw.send(&prack).await;
+    let mut finals = vec![];
+    while let Some(r) = raw.response(Duration::from_secs(2), true).await {
+        let cseq = r.header("CSeq").unwrap_or_default().to_string();
+        finals.push((r.code(), cseq.clone()));
+        if cseq.ends_with("INVITE") {
+            raw.ack(&r, "early-prack").await;
+            break;
+        }
+    }
+    assert_eq!(
+        finals,
+        [(200, "2 PRACK".to_string()), (200, "1 INVITE".to_string())],
+        "the PRACK's 200, then the INVITE's"
+    );
+}
