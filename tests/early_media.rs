@@ -270,3 +270,71 @@ async fn a_reliable_183_is_retransmitted_until_prack_and_the_200_waits_for_the_p
         "the PRACK's 200, then the INVITE's"
     );
 }
+
+#[tokio::test]
+async fn a_stop_in_resume_mode_answers_an_early_call_and_the_next_start_holds_it() {
+    use support::binary::Binary;
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let mut gw = Binary::new("", &hooks.url(), EARLY, "");
+    gw.start().await;
+    let raw = RawSip::new(gw.sip).await;
+    let rtp = RtpPeer::new().await;
+    raw.send(&raw.invite_rtp("support", "early-stop", 1, "", rtp.addr.port()))
+        .await;
+    let id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ssrc = rtp.collect(Duration::from_millis(300)).await[0].header.ssrc;
+
+    gw.signal("TERM");
+    // Saved only once answered: the stop answers the caller first.
+    let ok = raw.response(Duration::from_secs(5), true).await.expect("a 200 at the stop");
+    assert_eq!(ok.code(), 200, "{}", ok.0);
+    raw.ack(&ok, "early-stop").await;
+    assert!(gw.exited(5).await.success(), "{}", gw.log());
+
+    gw.start().await;
+    assert!(gw.log().contains("resumed=1"), "{}", gw.log());
+    rtp.drain();
+    let again = within(3, "music after the restart", async {
+        loop {
+            let p = rtp.collect(Duration::from_millis(40)).await;
+            if let Some(p) = p.into_iter().find(|p| p.header.ssrc == ssrc) {
+                return p;
+            }
+        }
+    })
+    .await;
+    assert_eq!(again.header.ssrc, ssrc);
+    let view: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1/calls/{id}", gw.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((view["state"].as_str(), view["answered"].as_bool()), (Some("held"), Some(true)));
+    assert_eq!(details(&view, "call.answered")[0]["reason"], "shutdown");
+}
+
+#[tokio::test]
+async fn a_hold_timeout_in_early_media_refuses_the_invite_instead_of_a_bye() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let extra = "answer = \"early\"\nearly_media_max_secs = 60\nmax_hold_secs = 1";
+    let gw = TestGateway::start(&hooks.url(), extra).await;
+    let c = call_early(&gw, "early-hold-timeout").await;
+    assert_eq!(c.progress.code(), 183);
+    let id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last = c.raw.response(Duration::from_secs(4), true).await.expect("a final answer");
+    assert_eq!(last.code(), 480, "{}", last.0);
+    let call = gw
+        .wait_call(&id, Duration::from_secs(5), |c| c["state"] == "ended")
+        .await;
+    assert_eq!((call["endReason"].as_str(), call["answered"].as_bool()), (Some("hold_timeout"), Some(false)));
+}
