@@ -81,7 +81,10 @@ async fn early_caller_hears_music_before_any_200_and_is_answered_when_the_room_a
     let hook = hooks.next().await;
     let id = hook.json()["callId"].as_str().unwrap().to_string();
     let (_, call) = gw.get_call(&id).await;
-    assert_eq!((call["state"].as_str(), call["answered"].as_bool()), (Some("held"), Some(false)));
+    assert_eq!(
+        (call["state"].as_str(), call["answered"].as_bool()),
+        (Some("held"), Some(false))
+    );
 
     let (code, _) = gw
         .update(gw.update_body(&id, json!({ "sipUri": room.uri("room", false) })))
@@ -90,7 +93,10 @@ async fn early_caller_hears_music_before_any_200_and_is_answered_when_the_room_a
     let invite = room.next_invite().await;
     // The room rings a while: the caller stays unanswered all along.
     let early_final = c.raw.response(Duration::from_millis(1_000), true).await;
-    assert!(early_final.is_none(), "200 before the room answered: {early_final:?}");
+    assert!(
+        early_final.is_none(),
+        "200 before the room answered: {early_final:?}"
+    );
     let (_room_leg, gw_media) = room.answer(invite).await;
 
     let ok = within(5, "200 OK after the room answered", async {
@@ -144,16 +150,28 @@ async fn with_no_room_the_caller_is_answered_after_early_media_max_secs_on_the_s
     let answered_at = started + after;
     let before = packets.iter().filter(|p| p.at < answered_at).count();
     let later = packets.iter().filter(|p| p.at > answered_at).count();
-    assert!(before >= 50 && later >= 40, "music {before} before, {later} after the 200");
-    assert!(one_stream(&packets), "the answer does not restart the music's stream");
+    assert!(
+        before >= 50 && later >= 40,
+        "music {before} before, {later} after the 200"
+    );
+    assert!(
+        one_stream(&packets),
+        "the answer does not restart the music's stream"
+    );
 
     let id = hooks.next().await.json()["callId"]
         .as_str()
         .unwrap()
         .to_string();
     let (_, call) = gw.get_call(&id).await;
-    assert_eq!((call["state"].as_str(), call["answered"].as_bool()), (Some("held"), Some(true)));
-    assert_eq!(details(&call, "call.answered")[0]["reason"], "early_media_max");
+    assert_eq!(
+        (call["state"].as_str(), call["answered"].as_bool()),
+        (Some("held"), Some(true))
+    );
+    assert_eq!(
+        details(&call, "call.answered")[0]["reason"],
+        "early_media_max"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +203,10 @@ async fn a_cancel_in_early_media_ends_the_call_and_the_room_invite() {
         .await;
     assert_eq!(call["endReason"], "caller_hangup");
     assert_eq!(call["answered"], false);
-    assert!(c.rtp.collect(Duration::from_millis(300)).await.len() <= 2, "music stopped");
+    assert!(
+        c.rtp.collect(Duration::from_millis(300)).await.len() <= 2,
+        "music stopped"
+    );
 }
 
 /// The CANCEL of a raw INVITE: its Via (branch), From, To, Call-ID.
@@ -236,7 +257,11 @@ async fn a_reliable_183_is_retransmitted_until_prack_and_the_200_waits_for_the_p
             progress.push(r);
         }
     }
-    assert!(progress.len() >= 3, "183 sent {} times in 2 s", progress.len());
+    assert!(
+        progress.len() >= 3,
+        "183 sent {} times in 2 s",
+        progress.len()
+    );
     let rseq = progress[0].header("RSeq").expect("RSeq").to_string();
     assert_eq!(progress[0].header("Require"), Some("100rel"));
     assert!(progress.iter().all(|p| p.header("RSeq") == Some(&rseq)));
@@ -289,7 +314,10 @@ async fn a_stop_in_resume_mode_answers_an_early_call_and_the_next_start_holds_it
 
     gw.signal("TERM");
     // Saved only once answered: the stop answers the caller first.
-    let ok = raw.response(Duration::from_secs(5), true).await.expect("a 200 at the stop");
+    let ok = raw
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("a 200 at the stop");
     assert_eq!(ok.code(), 200, "{}", ok.0);
     raw.ack(&ok, "early-stop").await;
     assert!(gw.exited(5).await.success(), "{}", gw.log());
@@ -316,7 +344,10 @@ async fn a_stop_in_resume_mode_answers_an_early_call_and_the_next_start_holds_it
         .json()
         .await
         .unwrap();
-    assert_eq!((view["state"].as_str(), view["answered"].as_bool()), (Some("held"), Some(true)));
+    assert_eq!(
+        (view["state"].as_str(), view["answered"].as_bool()),
+        (Some("held"), Some(true))
+    );
     assert_eq!(details(&view, "call.answered")[0]["reason"], "shutdown");
 }
 
@@ -331,10 +362,17 @@ async fn a_hold_timeout_in_early_media_refuses_the_invite_instead_of_a_bye() {
         .as_str()
         .unwrap()
         .to_string();
-    let last = c.raw.response(Duration::from_secs(4), true).await.expect("a final answer");
+    let last = c
+        .raw
+        .response(Duration::from_secs(4), true)
+        .await
+        .expect("a final answer");
     assert_eq!(last.code(), 480, "{}", last.0);
     let call = gw
         .wait_call(&id, Duration::from_secs(5), |c| c["state"] == "ended")
         .await;
-    assert_eq!((call["endReason"].as_str(), call["answered"].as_bool()), (Some("hold_timeout"), Some(false)));
+    assert_eq!(
+        (call["endReason"].as_str(), call["answered"].as_bool()),
+        (Some("hold_timeout"), Some(false))
+    );
 }

@@ -35,7 +35,14 @@ fn sipp_early_caller(gw: &TestGateway, rtp: &RtpPeer, answered: &Path) -> std::p
     sipp_call(
         &gw_addr,
         "early_100rel.xml",
-        &["-key", "rtp_port", &rtp_port, "-key", "answered_file", &answered],
+        &[
+            "-key",
+            "rtp_port",
+            &rtp_port,
+            "-key",
+            "answered_file",
+            &answered,
+        ],
     )
 }
 
@@ -54,7 +61,11 @@ async fn sipp_with_100rel_hears_music_in_early_media_and_is_answered_when_the_ro
         .unwrap()
         .to_string();
     let music = rtp.collect(Duration::from_millis(600)).await;
-    assert!(music.len() >= 20, "music in early media: {} packets", music.len());
+    assert!(
+        music.len() >= 20,
+        "music in early media: {} packets",
+        music.len()
+    );
     let (_, call) = gw.get_call(&id).await;
     assert_eq!(call["answered"], false);
 
@@ -71,15 +82,24 @@ async fn sipp_with_100rel_hears_music_in_early_media_and_is_answered_when_the_ro
     let room_answered = unix_ms();
     let (_room_leg, _) = room.answer(invite).await;
 
-    assert!(finished(caller, "sipp caller", 20).await, "sipp's scenario passed");
+    assert!(
+        finished(caller, "sipp caller", 20).await,
+        "sipp's scenario passed"
+    );
     let at = answered_at(&answered).expect("sipp got the INVITE's 200");
-    assert!(at + 50 >= room_answered, "200 at {at}, room answered at {room_answered}");
+    assert!(
+        at + 50 >= room_answered,
+        "200 at {at}, room answered at {room_answered}"
+    );
     let call = gw
         .wait_call(&id, Duration::from_secs(5), |c| c["state"] == "ended")
         .await;
     let names = event_names(&call);
     let position = |n: &str| names.iter().position(|e| e == n);
-    assert!(position("call.answered") < position("call.bridged"), "{names:?}");
+    assert!(
+        position("call.answered") < position("call.bridged"),
+        "{names:?}"
+    );
     assert!(position("call.bridged").is_some(), "{names:?}");
     assert_eq!(call["endReason"], "caller_hangup");
     assert_eq!(call["answered"], true);
@@ -111,18 +131,30 @@ async fn sipp_with_no_route_is_answered_after_early_media_max_secs_and_the_music
     let answered_instant = started + Duration::from_millis(after);
     let before = packets.iter().filter(|p| p.at < answered_instant).count();
     let later = packets.iter().filter(|p| p.at > answered_instant).count();
-    assert!(before >= 50 && later >= 25, "{before} packets before the 200, {later} after");
+    assert!(
+        before >= 50 && later >= 25,
+        "{before} packets before the 200, {later} after"
+    );
     let one_stream = packets.windows(2).all(|w| {
         w[0].header.ssrc == w[1].header.ssrc
             && w[1].header.sequence == w[0].header.sequence.wrapping_add(1)
     });
-    assert!(one_stream, "one SSRC, consecutive sequence numbers across the answer");
+    assert!(
+        one_stream,
+        "one SSRC, consecutive sequence numbers across the answer"
+    );
 
-    assert!(finished(caller, "sipp caller", 15).await, "sipp's scenario passed");
+    assert!(
+        finished(caller, "sipp caller", 15).await,
+        "sipp's scenario passed"
+    );
     let call = gw
         .wait_call(&id, Duration::from_secs(5), |c| c["state"] == "ended")
         .await;
-    assert_eq!(details(&call, "call.answered")[0]["reason"], "early_media_max");
+    assert_eq!(
+        details(&call, "call.answered")[0]["reason"],
+        "early_media_max"
+    );
     assert!(!event_names(&call).contains(&"call.bridged".to_string()));
     let _ = std::fs::remove_file(&answered);
 }

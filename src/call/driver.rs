@@ -10,8 +10,8 @@
 use super::admission::Admitted;
 use super::answer::{self, Answered, hold_music};
 use super::capacity::Permit;
-use super::early::{self, EarlyCaller};
 pub use super::ctx::Ctx;
+use super::early::{self, EarlyCaller};
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};

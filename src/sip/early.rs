@@ -89,7 +89,11 @@ impl EarlyDialog {
         let (pracked_tx, pracked) = watch::channel(setup.rseq.is_none());
         let (left_tx, left) = oneshot::channel();
         let task = tokio::spawn(run(setup, rx, pracked_tx, left_tx));
-        EarlyDialog { pracked, left, task }
+        EarlyDialog {
+            pracked,
+            left,
+            task,
+        }
     }
 
     /// Resolves when the caller leaves through the early dialog.

@@ -39,8 +39,8 @@
 mod bind;
 mod dialog;
 mod dialogs;
-mod early;
 pub mod digest;
+mod early;
 pub mod headers;
 mod inbound;
 mod layer;
