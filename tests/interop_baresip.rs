@@ -120,3 +120,42 @@ async fn refer_moves_a_baresip_caller_to_the_room_directly() {
         "no bridge through the gateway"
     );
 }
+
+#[tokio::test]
+async fn refer_on_an_early_media_call_answers_the_caller_first() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "answer = \"early\"").await;
+    let mut room = Room::new().await;
+    let port = free_port();
+    let caller = Baresip::dial(&gw.sip_uri("support", false), port);
+    let call_id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, call) = gw.get_call(&call_id).await;
+    assert_eq!(call["answered"], false, "held in early media");
+
+    let (status, _) = gw
+        .update(gw.update_body(
+            &call_id,
+            json!({ "sipUri": room.uri("agent", false), "mode": "refer" }),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    assert_eq!(
+        invite.info.source.port(),
+        port,
+        "baresip took the REFER (it needs an answered call); baresip log:\n{}",
+        caller.log()
+    );
+    let (_leg, _) = room.answer(invite).await;
+    let state = gw
+        .wait_call(&call_id, Duration::from_secs(10), |c| c["state"] == "ended")
+        .await;
+    assert_eq!(state["endReason"], "referred", "{state:#}");
+    let events = event_names(&state);
+    let at = |n: &str| events.iter().position(|e| e == n);
+    assert!(at("call.answered") < at("call.referred"), "{events:?}");
+    assert_eq!(details(&state, "call.answered")[0]["reason"], "refer");
+}

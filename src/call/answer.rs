@@ -1,10 +1,12 @@
 //! From an admitted INVITE to a held call: ring while the entry's
-//! `answer_delay_ms` runs (a CANCEL then gets 487), answer with our SDP,
-//! start hold music, and set up the machine. Boxed by the caller: these
+//! `answer_delay_ms` runs (a CANCEL then gets 487), answer with our SDP
+//! (or, for `answer = "early"`, send it in a 183 and keep the INVITE for
+//! later: `early`), start hold music, and set up the machine. Boxed by the caller: these
 //! states are large and would otherwise be reserved in every held call's
 //! task for its whole life.
 
 use super::ctx::Ctx;
+use super::early::EarlyCaller;
 use super::entries::Entry;
 use super::machine::{EventKind, Machine, Parties};
 use crate::media::{CallMedia, HoldLoop, RtpSocket};
@@ -13,9 +15,11 @@ use crate::sip::{IncomingInvite, InviteInfo, Leg, Refusal};
 use serde_json::json;
 use std::sync::Arc;
 
-/// A call just answered and on hold.
+/// A call just answered and on hold (or held in early media: then
+/// `caller` is None and `early` holds the INVITE).
 pub(super) struct Answered {
-    pub caller: Leg,
+    pub caller: Option<Leg>,
+    pub early: Option<Box<EarlyCaller>>,
     pub media: CallMedia,
     pub machine: Machine,
     /// The caller's From URI, used as From of our room INVITEs.
@@ -50,30 +54,43 @@ pub(super) async fn answer(
     let codec = offer.choose();
     let answer = sdp::answer(ctx.media.public_ip(), socket.port, codec);
     let info = invite.info.clone();
-    let caller = match invite.accept(&ctx.stack, answer).await {
-        Ok(leg) => leg,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not answer INVITE");
-            return None;
+    let (caller, early) = match entry.early_media {
+        // Early media: 183 now, the 200 when the machine says.
+        Some(_) => {
+            let early = EarlyCaller::start(&ctx.stack, invite, answer, offer.sends).await?;
+            (None, Some(Box::new(early)))
         }
+        None => match invite.accept(&ctx.stack, answer).await {
+            Ok(leg) => (Some(leg), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not answer INVITE");
+                return None;
+            }
+        },
     };
-    let media = match ctx.media.hold(
-        socket,
-        offer.addr,
-        codec,
-        offer.sends,
-        hold_music(ctx, entry),
-    ) {
+    // In early media the caller's silence does not count (many phones
+    // send nothing before the 200): `EarlyCaller::answer` turns it on.
+    let sends = offer.sends && early.is_none();
+    let media = match ctx
+        .media
+        .hold(socket, offer.addr, codec, sends, hold_music(ctx, entry))
+    {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "no media for answered call; hanging up");
-            caller.hangup();
+            if let Some(caller) = caller {
+                caller.hangup();
+            }
+            if let Some(early) = early {
+                early.hang_up(None).await;
+            }
             return None;
         }
     };
     let machine = held_machine(ctx, entry, &info);
     Some(Answered {
         caller,
+        early,
         media,
         machine,
         caller_from: info.from_uri,
@@ -98,7 +115,11 @@ fn held_machine(ctx: &Ctx, entry: &Entry, info: &InviteInfo) -> Machine {
         caller_headers,
     };
     let now = ctx.clock.now();
-    let mut m = Machine::answered(parties, entry.policy.clone(), now, crate::clock::unix_ms());
+    let (policy, unix_ms) = (entry.policy.clone(), crate::clock::unix_ms());
+    let mut m = match entry.early_media {
+        Some(max) => Machine::early(parties, policy, now, unix_ms, max),
+        None => Machine::answered(parties, policy, now, unix_ms),
+    };
     if !dropped.is_empty() {
         let names: Vec<_> = dropped
             .iter()

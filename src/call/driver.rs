@@ -11,6 +11,7 @@ use super::admission::Admitted;
 use super::answer::{self, Answered, hold_music};
 use super::capacity::Permit;
 pub use super::ctx::Ctx;
+use super::early::{self, EarlyCaller};
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
@@ -36,6 +37,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, invite)).await;
     let Some(Answered {
         caller,
+        early,
         media,
         machine,
         caller_from,
@@ -49,7 +51,8 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     test_hooks::maybe_panic(&machine);
     let parts = Parts {
         machine,
-        caller: Some(caller),
+        caller,
+        early,
         room: None,
         media,
         caller_from,
@@ -64,6 +67,8 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
 pub(super) struct Parts {
     pub machine: Machine,
     pub caller: Option<Leg>,
+    /// The caller's INVITE while it is held in early media.
+    pub early: Option<Box<EarlyCaller>>,
     pub room: Option<Leg>,
     pub media: CallMedia,
     pub caller_from: String,
@@ -105,6 +110,7 @@ pub(super) async fn drive(
         entry,
         machine: parts.machine,
         caller: parts.caller,
+        early: parts.early,
         room: parts.room,
         dialing: None,
         refer: None,
@@ -198,6 +204,8 @@ struct Call {
     entry: Arc<Entry>,
     machine: Machine,
     caller: Option<Leg>,
+    /// The caller's INVITE while it is held in early media (no 200 yet).
+    early: Option<Box<EarlyCaller>>,
     room: Option<Leg>,
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
@@ -254,6 +262,12 @@ impl Call {
                 .map(|at| self.ctx.clock.to_tokio(at));
             let actions = tokio::select! {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
+                why = early::caller_left(&mut self.early) => {
+                    if let Some(early) = self.early.take() {
+                        early.close(why).await;
+                    }
+                    self.feed(Input::CallerHungUp)
+                }
                 event = next_leg_event(&mut self.room) => self.room_event(event),
                 outcome = dial_outcome(&mut self.dialing) => {
                     let input = Box::pin(self.room_outcome(outcome)).await;
@@ -401,6 +415,18 @@ impl Call {
                     if let Some(l) = self.caller.take() {
                         self.hang_up(l);
                     }
+                    if let Some(early) = self.early.take() {
+                        early.hang_up(self.machine.end_reason()).await;
+                    }
+                }
+                Action::AnswerCaller => {
+                    let Some(early) = self.early.take() else {
+                        continue;
+                    };
+                    match early.answer(&self.ctx.stack, &self.media).await {
+                        Some(leg) => self.caller = Some(leg),
+                        None => queue.extend(self.feed(Input::CallerHungUp)),
+                    }
                 }
                 Action::HangupRoom => {
                     if let Some(l) = self.room.take() {
@@ -521,6 +547,11 @@ impl Call {
     /// on, it only could not be resumed from this point.
     async fn save(&mut self) -> bool {
         self.saved_lines = self.machine.timeline().len();
+        // An INVITE in early media cannot be taken over by another
+        // process: the call is saved from its answer on.
+        if !self.machine.is_answered() {
+            return false;
+        }
         let saved = SavedCall {
             entry: self.entry.id.clone(),
             machine: self.machine.clone(),
@@ -553,6 +584,11 @@ impl Call {
             dialing.cancel();
         }
         self.refer = None;
+        // Answered first, so that the next start can take it over.
+        let now = self.ctx.clock.now();
+        if let Some(answer) = self.machine.answer_before_save(now) {
+            Box::pin(self.perform(vec![answer])).await;
+        }
         self.save().await
     }
 

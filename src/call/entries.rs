@@ -39,6 +39,9 @@ pub struct Entry {
     /// Signing keys, for both webhooks.
     pub keys: SigningKeys,
     pub answer_delay: Duration,
+    /// `answer = "early"`: hold in early media (183) for at most this
+    /// long before answering; None answers at once.
+    pub early_media: Option<Duration>,
     pub policy: Policy,
     pub headers: HeaderPolicy,
     /// Played before hanging up on a hold timeout.
@@ -118,6 +121,8 @@ impl Entry {
             events_url: c.events_url.clone(),
             keys,
             answer_delay: Duration::from_millis(c.answer_delay_ms),
+            early_media: (c.answer == crate::config::AnswerMode::Early)
+                .then(|| Duration::from_secs(c.early_media_max_secs)),
             policy: Policy {
                 transfer_timeout: Duration::from_secs(c.transfer_timeout_secs),
                 max_hold: c.max_hold_secs.map(Duration::from_secs).unwrap_or(max_hold),

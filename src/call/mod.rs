@@ -8,7 +8,8 @@
 //!   and `capacity`'s permits for `max_calls`).
 //! - Running a call: `driver`, one task per call, a thin loop that feeds
 //!   the machine and performs its actions; `answer` takes an admitted
-//!   INVITE to a held call; `webhook_task` posts the incoming-call
+//!   INVITE to a held call (`early`: one held in early media, answered
+//!   later); `webhook_task` posts the incoming-call
 //!   webhook; `events` posts the timeline to the entry's `events_url`;
 //!   `ctx` is what every driver shares; `node` whether the node takes
 //!   calls and how calls ended.
@@ -21,7 +22,7 @@
 //!
 //! Inside the module, imports go from the drivers down to the machine:
 //! resume → driver → (admission, answer, webhook_task, events, handle,
-//! registry, ctx, saved) → machine → (steps, plan, view); `tests/layers.rs`
+//! registry, ctx, saved) → early → machine → (steps, plan, view); `tests/layers.rs`
 //! checks that no file cycle forms.
 
 pub mod admission;
@@ -29,6 +30,7 @@ mod answer;
 pub mod capacity;
 mod ctx;
 pub mod driver;
+mod early;
 pub mod entries;
 pub mod events;
 pub mod feed;

@@ -157,6 +157,7 @@ async fn resume_one(
     let parts = Parts {
         machine,
         caller: Some(caller_leg),
+        early: None,
         room: room_leg,
         media,
         caller_from: saved.caller_from,

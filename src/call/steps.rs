@@ -163,6 +163,9 @@ pub enum Action {
     /// Post the incoming-call webhook again (a room hung up on a caller
     /// whose entry says "hold").
     PostWebhook,
+    /// Answer the caller (200 OK with the SDP of its 183): it was in early
+    /// media. Its music or room goes on as it is.
+    AnswerCaller,
     /// Play the hold-timeout announcement (the machine knows its length and
     /// ends the call when it is over).
     PlayAnnouncement,
@@ -204,6 +207,9 @@ pub enum EventKind {
     Ended,
     #[serde(rename = "call.dtmf")]
     Dtmf,
+    /// A caller held in early media was answered (200 OK).
+    #[serde(rename = "call.answered")]
+    Answered,
 }
 
 impl EventKind {
@@ -225,6 +231,7 @@ impl EventKind {
             EventKind::ReferFailed => "call.refer_failed",
             EventKind::Ended => "call.ended",
             EventKind::Dtmf => "call.dtmf",
+            EventKind::Answered => "call.answered",
         }
     }
 
@@ -352,6 +359,7 @@ mod tests {
             ReferFailed,
             Ended,
             Dtmf,
+            Answered,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }

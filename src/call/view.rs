@@ -39,6 +39,8 @@ pub struct CallView {
     #[serde(serialize_with = "headers_object")]
     pub sip_headers: Vec<(String, String)>,
     pub timeline: Vec<Event>,
+    /// False while the caller is held in early media (183, no 200 OK).
+    pub answered: bool,
 }
 
 fn headers_object<S: Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {

@@ -1,9 +1,12 @@
 //! An INVITE we received: 100 Trying is sent on arrival; the application
 //! then rings, rejects or answers it. A CANCEL before the answer is
-//! reported through `cancelled()`; the owner then answers 487.
+//! reported through `cancelled()`; the owner then answers 487. An INVITE
+//! may first be held in early media (`progress`: 183 with SDP, see
+//! `early`), and answered later.
 
 use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
 use super::dialogs::{DialogKey, Shared, random_tag};
+use super::early::{CallerLeft, EarlyDialog, EarlySetup, first_rseq, requires_100rel};
 use super::headers::custom_headers;
 use super::stack::Stack;
 use super::target::Target;
@@ -56,6 +59,8 @@ pub struct IncomingInvite {
     branch: String,
     cancel_rx: oneshot::Receiver<()>,
     cancelled: bool,
+    /// Set once a 183 with SDP went out: the early dialog it began.
+    early: Option<EarlyDialog>,
     pub info: InviteInfo,
 }
 
@@ -91,6 +96,7 @@ impl IncomingInvite {
             branch,
             cancel_rx,
             cancelled: false,
+            early: None,
             info,
         })
     }
@@ -146,6 +152,73 @@ impl IncomingInvite {
         }
     }
 
+    /// Sends 183 Session Progress with `sdp` (early media): reliably
+    /// (RFC 3262) when the INVITE requires 100rel, and opens the early
+    /// dialog that answers PRACK. Once only; a later call does nothing.
+    pub async fn progress(&mut self, stack: &Stack, sdp: &str) -> Result<(), ezk_sip_core::Error> {
+        if self.early.is_some() {
+            return Ok(());
+        }
+        let mut r = self.response(Some(stack), 183, None);
+        let rseq = requires_100rel(&self.request).then(first_rseq);
+        if let Some(rseq) = rseq {
+            r.msg.headers.insert(Name::REQUIRE, "100rel");
+            r.msg.headers.insert(Name::RSEQ, rseq.to_string());
+        }
+        r.msg.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        r.msg.body = Bytes::from(sdp.to_string().into_bytes());
+        let Some(tsx) = self.tsx.as_mut() else {
+            return Err(ezk_sip_core::Error::RequestTimedOut);
+        };
+        tsx.respond_provisional(&mut r).await?;
+        self.early = Some(EarlyDialog::start(EarlySetup {
+            endpoint: self.endpoint.clone(),
+            shared: self.shared.clone(),
+            key: self.key(),
+            response: r,
+            rseq,
+            invite_cseq: self.request.base_headers.cseq.cseq,
+        }));
+        Ok(())
+    }
+
+    /// Resolves when the caller gives up before the final answer: a
+    /// CANCEL, or (in early media) a BYE or a reliable 183 never PRACKed.
+    pub async fn caller_left(&mut self) -> CallerLeft {
+        let Self {
+            early,
+            cancel_rx,
+            cancelled,
+            ..
+        } = self;
+        let early = async {
+            match early.as_mut() {
+                Some(e) => e.left().await,
+                None => std::future::pending().await,
+            }
+        };
+        let cancel = async {
+            if !*cancelled {
+                if cancel_rx.await.is_err() {
+                    std::future::pending::<()>().await
+                }
+                *cancelled = true;
+            }
+        };
+        tokio::select! {
+            why = early => why,
+            _ = cancel => CallerLeft::Cancelled,
+        }
+    }
+
+    /// The dialog key our answers (183 or 200) set up.
+    fn key(&self) -> DialogKey {
+        DialogKey {
+            call_id: self.info.call_id.clone(),
+            local_tag: self.local_tag.clone(),
+        }
+    }
+
     /// Answers with a final error (4xx–6xx), with extra headers.
     pub async fn reject(self, code: u16, reason: Option<&'static str>, headers: &[(&str, String)]) {
         let mut r = self.response(None, code, reason);
@@ -177,7 +250,11 @@ impl IncomingInvite {
         let Some(tsx) = self.tsx.take() else {
             return Err(ezk_sip_core::Error::RequestTimedOut);
         };
+        // A CANCEL from now on is too late (RFC 3261 §9.2).
         self.shared.pending.remove(&self.branch);
+        if let Some(early) = self.early.take() {
+            early.finish().await;
+        }
         let mut response = self.response(Some(stack), 200, None);
         response
             .msg
@@ -219,11 +296,9 @@ impl IncomingInvite {
             .connection_remote()
             .unwrap_or(request.tp_info.source);
         let reliable = !transport.is_udp();
-        let key = DialogKey {
-            call_id: self.info.call_id.clone(),
-            local_tag: self.local_tag.clone(),
-        };
-        // Register before the 200 leaves, so the ACK finds us.
+        let key = self.key();
+        // Register before the 200 leaves, so the ACK finds us (this
+        // replaces an early dialog's entry).
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared.dialogs.insert(key.clone(), tx.clone());
         let mut leg = Leg::new(LegSetup {
@@ -256,6 +331,10 @@ impl IncomingInvite {
 impl Drop for IncomingInvite {
     fn drop(&mut self) {
         self.shared.pending.remove(&self.branch);
+        // Ended in early media without a 2xx: the early dialog is over.
+        if self.early.take().is_some() {
+            self.shared.dialogs.remove(&self.key());
+        }
     }
 }
 

@@ -39,6 +39,7 @@ impl Layer for PinlessLayer {
             Method::OPTIONS,
             // In a dialog: DTMF as SIP INFO (see `info`).
             Method::INFO,
+            Method::PRACK,
         ] {
             endpoint.add_allow(m);
         }

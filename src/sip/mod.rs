@@ -22,7 +22,9 @@
 //! - `requests`: what a leg sends in its dialog (BYE, REFER, OPTIONS,
 //!   UPDATE, re-INVITE).
 //! - `resume`: a leg rebuilt from its `LegState` in a new process.
-//! - `inbound`: an INVITE we received (ring, reject, answer).
+//! - `early`: an INVITE held in early media (183 with SDP, reliable per
+//!   RFC 3262 when the caller requires 100rel, PRACK).
+//! - `inbound`: an INVITE we received (ring, early media, reject, answer).
 //! - `outbound`: an INVITE we send (progress, CANCEL, ACK).
 //! - `layer`: routes each request outside a transaction: new INVITEs,
 //!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
@@ -39,6 +41,7 @@ mod bind;
 mod dialog;
 mod dialogs;
 pub mod digest;
+mod early;
 pub mod headers;
 mod inbound;
 mod info;
@@ -59,6 +62,7 @@ pub mod tls;
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
 pub use dialogs::{Answer, BusyProbe};
+pub use early::CallerLeft;
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTimer, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};

@@ -86,9 +86,21 @@ impl RawSip {
     /// An INVITE to `user` with an SDP offer; `extra` header lines are
     /// added as given (each ending in CRLF).
     pub fn invite(&self, user: &str, call_id: &str, cseq: u32, extra: &str) -> String {
+        self.invite_rtp(user, call_id, cseq, extra, self.local.port() + 2)
+    }
+
+    /// Like `invite`, with the SDP's audio on `rtp_port` (a socket the
+    /// test holds, to hear what the gateway sends).
+    pub fn invite_rtp(
+        &self,
+        user: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &str,
+        rtp_port: u16,
+    ) -> String {
         let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-            self.local.port() + 2
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
         );
         format!(
             "INVITE sip:{user}@{to} SIP/2.0\r\n\

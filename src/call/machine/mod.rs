@@ -73,6 +73,13 @@ pub struct Machine {
     /// When the hold-timeout announcement is over.
     announce_until: Option<Instant>,
     keys: Vec<(String, TransferRequest)>,
+    /// False while the caller is in early media (183, no 200 yet); a call
+    /// saved before early media existed was answered.
+    #[serde(default = "early::answered_by_default")]
+    answered: bool,
+    /// In early media: when the caller is answered anyway (`early.rs`).
+    #[serde(default)]
+    early_until: Option<Instant>,
 }
 
 /// A REFER sent to the caller's side.
@@ -122,6 +129,8 @@ impl Machine {
             bridged_since: None,
             announce_until: None,
             keys: Vec::new(),
+            answered: true,
+            early_until: None,
         };
         m.log(now, EventKind::Held, Value::Null);
         m
@@ -163,6 +172,7 @@ impl Machine {
             talk_ms: self.talk_ms,
             sip_headers: self.parties.caller_headers.clone(),
             timeline: self.timeline.clone(),
+            answered: self.answered,
         }
     }
 
@@ -186,6 +196,7 @@ impl Machine {
             self.plan.as_ref().and_then(|p| p.retry_at),
             self.refer.as_ref().map(|r| r.deadline),
             self.announce_until,
+            self.early_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -202,6 +213,7 @@ impl Machine {
             self.announce_until = None;
             return self.end(now, EndReason::HoldTimeout, true);
         }
+        actions.extend(self.early_timed_out(now));
         // The hold timeout first: it drops any transfer under way, whose
         // own deadlines then no longer matter.
         if self.hold_deadline().is_some_and(|at| at <= now) {
@@ -404,6 +416,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 mod dtmf;
+mod early;
 mod transfer;
 
 #[cfg(test)]

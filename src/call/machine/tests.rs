@@ -7,7 +7,7 @@ fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy {
         transfer_timeout: Duration::from_secs(30),
         max_hold: Duration::from_secs(600),

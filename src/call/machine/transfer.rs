@@ -155,7 +155,10 @@ impl Machine {
                 accepted: false,
                 deadline: now + ring_timeout,
             });
-            vec![Action::Refer(transfer)]
+            // REFER is sent in a confirmed dialog: answer an early call.
+            let mut actions: Vec<Action> = self.answer(now, "refer").into_iter().collect();
+            actions.push(Action::Refer(transfer));
+            actions
         } else {
             vec![Action::Dial(transfer)]
         }
@@ -211,6 +214,8 @@ impl Machine {
     }
 
     pub(super) fn bridged(&mut self, now: Instant) -> Vec<Action> {
+        // An early-media caller is answered now that a room took the call.
+        let actions: Vec<Action> = self.answer(now, "room").into_iter().collect();
         let plan = self.plan.take();
         let target = plan.as_ref().map(|p| p.current().to_string());
         let replaced = self.room.take();
@@ -228,7 +233,7 @@ impl Machine {
             EventKind::Bridged,
             json!({ "sipUri": target, "attempt": plan.map(|p| p.attempts), "replaced": replaced }),
         );
-        vec![]
+        actions
     }
 
     pub(super) fn attempt_failed(
