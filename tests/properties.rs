@@ -102,6 +102,7 @@ proptest! {
                 HoldTimeout::Transfer("sip:overflow@h".into())
             },
             ring_cap: Duration::from_secs(30),
+            announce_every: Some(Duration::from_secs(45)),
         };
         let parties = Parties {
             call_id: "c".into(),

@@ -3,6 +3,7 @@
 //! a base that may end in `/`), so that every error has the same JSON
 //! shape. Handlers validate and authenticate, then call into `call`.
 
+mod audio;
 mod auth;
 mod bad_request;
 mod calls;
@@ -12,7 +13,9 @@ pub mod entry_sync;
 mod error;
 mod forward;
 mod metrics;
+mod play;
 mod provision;
+mod queues;
 mod records;
 mod reply;
 mod state;
@@ -20,6 +23,7 @@ mod update;
 
 pub use bad_request::{BadRequest, FieldError, Reason};
 pub use error::{ApiError, Internal, MAX_BODY, Unknown};
+pub use audio::AudioCache;
 pub use state::Api;
 
 use bytes::{Buf, Bytes};
@@ -146,6 +150,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "calls"]
             | ["v1", "calls", _]
             | ["v1", "calls", _, "hold"]
+            | ["v1", "calls", _, "play"]
+            | ["v1", "queues"]
             | ["v1", "domain-dialin-config"]
             | ["v1", "domain-dialin-config", _]
             | ["v1", "domain-dialin-config", _, "rotate-hmac"]
@@ -170,7 +176,9 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             }
         }
         (Some(_), &Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (Some(_), &Method::POST, ["v1", "calls", id, "hold"]) => (Some(id.to_string()), None),
+        | (Some(_), &Method::POST, ["v1", "calls", id, "hold" | "play"]) => {
+            (Some(id.to_string()), None)
+        }
         _ => (None, None),
     };
     if let Some(id) = &call_id
@@ -197,6 +205,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
+        (Method::POST, ["v1", "calls", id, "play"]) => play::handle(api, id, &body).await,
+        (Method::GET, ["v1", "queues"]) => Ok(queues::list(api)),
         (Method::POST, ["v1", "domain-dialin-config"]) => api.provisioning.create(&body).await,
         (Method::GET, ["v1", "domain-dialin-config"]) => api.provisioning.list().await,
         (Method::GET, ["v1", "domain-dialin-config", id]) => api.provisioning.get(id).await,

@@ -21,4 +21,6 @@ pub struct Api {
     pub node: Arc<NodeCalls>,
     /// The cluster this node is part of (`[cluster] redis_url`), if any.
     pub cluster: Option<Arc<Cluster>>,
+    /// Decoded audio of the play API, by file or URL.
+    pub audio: super::audio::AudioCache,
 }

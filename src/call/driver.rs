@@ -14,6 +14,7 @@ pub use super::ctx::Ctx;
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
+use super::prompts::HoldPrompts;
 use super::machine::{Action, EndReason, Event, Input, Machine, Silent, Transfer};
 use super::saved::SavedCall;
 use super::view::CallView;
@@ -116,6 +117,7 @@ pub(super) async fn drive(
         published: parts.published,
         view: view_tx,
         saved_lines: 0,
+        prompts: HoldPrompts::default(),
     };
     if post_webhook {
         call.post_webhook();
@@ -210,6 +212,8 @@ struct Call {
     view: watch::Sender<Arc<CallView>>,
     /// Timeline length at the last save.
     saved_lines: usize,
+    /// Announcements and play-API prompts not over yet.
+    prompts: HoldPrompts,
 }
 
 async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
@@ -262,6 +266,10 @@ impl Call {
                         MediaLeg::Room => Silent::Room,
                     };
                     self.feed(Input::PeerSilent(leg))
+                }
+                Some(f) = self.prompts.finished() => {
+                    let now = self.ctx.clock.now();
+                    self.machine.play_finished(&f.audio, f.then, f.played, now)
                 }
                 code = refer_answer(&mut self.refer) => {
                     self.refer = None;
@@ -319,6 +327,19 @@ impl Call {
                 };
                 let _ = reply.send(answer);
                 actions
+            }
+            DriverMsg::Play {
+                prompt,
+                audio,
+                then,
+                reply,
+            } => {
+                let answer = self.machine.request_play(now);
+                if answer.is_ok() {
+                    self.prompts.play(&self.media, prompt, audio, then);
+                }
+                let _ = reply.send(answer);
+                vec![]
             }
             DriverMsg::Hangup => self.feed(Input::HangupRequested),
             DriverMsg::Shutdown => self.feed(Input::Shutdown),
@@ -410,6 +431,12 @@ impl Call {
                     if let Some(a) = self.entry.announcement.clone() {
                         self.media.play(a).await;
                     }
+                }
+                Action::AnnouncePosition => {
+                    let id = super::CallId(self.machine.parties().call_id.clone());
+                    let registry = &self.ctx.registry;
+                    self.prompts
+                        .announce(&self.media, registry, &self.entry, &id);
                 }
                 Action::Finish => finished = true,
             }
@@ -553,6 +580,11 @@ impl Call {
     /// events webhook.
     fn publish(&mut self) {
         self.view.send_replace(Arc::new(self.machine.view()));
+        // The queue follows the machine: waiting or not, after each step.
+        let id = super::CallId(self.machine.parties().call_id.clone());
+        let bridged = self.machine.state() == super::machine::State::Bridged;
+        let entry = &self.machine.parties().entry;
+        (self.ctx.registry).set_waiting(&id, entry, self.machine.waiting(), bridged);
         let timeline = self.machine.timeline();
         if let Some(sink) = &self.events
             && self.published < timeline.len()

@@ -48,6 +48,9 @@ pub struct Policy {
     pub on_hold_timeout: HoldTimeout,
     /// Longest a room may ring on one attempt (and a REFER may take).
     pub ring_cap: Duration,
+    /// Tell a waiting caller its position this often (none: never).
+    #[serde(default)]
+    pub announce_every: Option<Duration>,
 }
 
 /// What a hold timeout does.
@@ -153,6 +156,9 @@ pub enum Action {
     /// Play the hold-timeout announcement (the machine knows its length and
     /// ends the call when it is over).
     PlayAnnouncement,
+    /// Tell the waiting caller its place in the queue and the estimated
+    /// wait (the driver asks the queue: the machine knows no other call).
+    AnnouncePosition,
     /// Release media, leave the registry: the call is over.
     Finish,
 }
@@ -187,6 +193,8 @@ pub enum EventKind {
     ReferFailed,
     #[serde(rename = "call.ended")]
     Ended,
+    #[serde(rename = "call.play_finished")]
+    PlayFinished,
 }
 
 impl EventKind {
@@ -206,6 +214,7 @@ impl EventKind {
             EventKind::Referred => "call.referred",
             EventKind::ReferFailed => "call.refer_failed",
             EventKind::Ended => "call.ended",
+            EventKind::PlayFinished => "call.play_finished",
         }
     }
 
@@ -331,6 +340,7 @@ mod tests {
             Referred,
             ReferFailed,
             Ended,
+            PlayFinished,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }

@@ -71,6 +71,9 @@ pub struct Machine {
     bridged_since: Option<Instant>,
     /// When the hold-timeout announcement is over.
     announce_until: Option<Instant>,
+    /// When the caller's position was last announced (see `announce`).
+    #[serde(default)]
+    last_position_announced: Option<Instant>,
     keys: Vec<(String, TransferRequest)>,
 }
 
@@ -120,6 +123,7 @@ impl Machine {
             held_since: Some(now),
             bridged_since: None,
             announce_until: None,
+            last_position_announced: None,
             keys: Vec::new(),
         };
         m.log(now, EventKind::Held, Value::Null);
@@ -185,6 +189,7 @@ impl Machine {
             self.plan.as_ref().and_then(|p| p.retry_at),
             self.refer.as_ref().map(|r| r.deadline),
             self.announce_until,
+            self.position_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -221,6 +226,7 @@ impl Machine {
             plan.retry_at = None;
             actions.extend(self.attempt(now));
         }
+        actions.extend(self.position_due(now));
         actions
     }
 
@@ -400,6 +406,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+mod announce;
+mod play;
+pub use play::PlayThen;
 mod transfer;
 
 #[cfg(test)]
