@@ -188,3 +188,30 @@ prompts_dir = "{dir}"
     assert!(err.contains("n7.wav"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_provisioned_entry_whose_prompts_dir_lacks_a_file_is_refused_naming_it() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let dir = temp_dir("prompts-api");
+    constant_prompts(&dir);
+    std::fs::remove_file(dir.join("minutes.wav")).unwrap();
+    let config = json!({
+        "phone_number": "+15550008888",
+        "room_creation_api": hooks.url(),
+        "open": true,
+        "announce_position_every_secs": 30,
+        "prompts_dir": dir.display().to_string(),
+    });
+    let (status, body) = gw
+        .api(
+            reqwest::Method::POST,
+            "/v1/domain-dialin-config",
+            Some(json!({ "type": "pinless_dialin", "config": config })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("prompts_dir") && error.contains("minutes.wav"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
