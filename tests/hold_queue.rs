@@ -8,8 +8,8 @@ mod support;
 use pinless::media::{HoldLoop, Law};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::peers::Packet;
 use support::audio::{chirp, constant_prompts, temp_dir};
+use support::peers::Packet;
 use support::*;
 
 async fn dial(gw: &TestGateway, hooks: &mut WebhookReceiver) -> (Phone, pinless::sip::Leg, String) {
@@ -43,11 +43,20 @@ async fn three_callers_wait_in_arrival_order_and_move_up_when_the_first_is_bridg
     let calls = queue["calls"].as_array().unwrap();
     let order: Vec<(&str, u64)> = calls
         .iter()
-        .map(|c| (c["callId"].as_str().unwrap(), c["position"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c["callId"].as_str().unwrap(),
+                c["position"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         order,
-        [(first.as_str(), 1), (second.as_str(), 2), (third.as_str(), 3)]
+        [
+            (first.as_str(), 1),
+            (second.as_str(), 2),
+            (third.as_str(), 3)
+        ]
     );
     let waited = |i: usize| calls[i]["waitedMs"].as_u64().unwrap();
     assert!(waited(0) >= waited(1) && waited(1) >= waited(2), "{queue}");
@@ -108,7 +117,13 @@ async fn the_position_is_announced_in_the_hold_stream_and_the_music_resumes_wher
         music_path.display()
     );
     let call = held_call(&extra, &[]).await;
-    let law = |p: &Packet| if p.header.payload_type == 8 { Law::A } else { Law::Mu };
+    let law = |p: &Packet| {
+        if p.header.payload_type == 8 {
+            Law::A
+        } else {
+            Law::Mu
+        }
+    };
     let prompt_clip = HoldLoop::load(&dir.join("n1.wav")).unwrap();
     let music = HoldLoop::load(&music_path).unwrap();
     let is_prompt = |p: &Packet| p.payload == prompt_clip.frame(law(p), 0);
@@ -149,8 +164,15 @@ async fn the_position_is_announced_in_the_hold_stream_and_the_music_resumes_wher
     };
     let before = index_of(&heard[first - 1]);
     let after = index_of(&heard[last + 1]);
-    assert!(before >= 40, "about a second of music first, got frame {before}");
-    assert_eq!(after, (before + 1) % music.frames(), "music resumes where it stopped");
+    assert!(
+        before >= 40,
+        "about a second of music first, got frame {before}"
+    );
+    assert_eq!(
+        after,
+        (before + 1) % music.frames(),
+        "music resumes where it stopped"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -212,6 +234,9 @@ async fn a_provisioned_entry_whose_prompts_dir_lacks_a_file_is_refused_naming_it
         .await;
     assert_eq!(status, 400, "{body}");
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("prompts_dir") && error.contains("minutes.wav"), "{error}");
+    assert!(
+        error.contains("prompts_dir") && error.contains("minutes.wav"),
+        "{error}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

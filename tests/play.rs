@@ -61,7 +61,11 @@ fn prompt_file(path: &Path, frames: usize) {
 }
 
 fn law(p: &Packet) -> Law {
-    if p.header.payload_type == 8 { Law::A } else { Law::Mu }
+    if p.header.payload_type == 8 {
+        Law::A
+    } else {
+        Law::Mu
+    }
 }
 
 /// Packets until the first run of `clip`'s frames is over and 10 more
@@ -104,11 +108,18 @@ async fn a_prompt_is_heard_in_place_of_the_music_which_then_resumes_and_the_app_
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "playing");
     let (heard, first, last) = hear_prompt(&call.phone.rtp, &clip).await;
-    assert_eq!(last - first + 1, clip.frames() as usize, "the whole prompt, once");
+    assert_eq!(
+        last - first + 1,
+        clip.frames() as usize,
+        "the whole prompt, once"
+    );
     for w in heard[..last + 10].windows(2) {
         assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
         assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
-        assert_eq!(w[1].header.timestamp, w[0].header.timestamp.wrapping_add(160));
+        assert_eq!(
+            w[1].header.timestamp,
+            w[0].header.timestamp.wrapping_add(160)
+        );
     }
     let index_of = |p: &Packet| {
         (0..music.frames())
@@ -200,7 +211,10 @@ async fn bad_play_requests_are_refused_naming_what_is_wrong() {
     let missing = dir.join("missing.wav").display().to_string();
     let (status, body) = play(&call, json!({ "audio": missing })).await;
     assert_eq!(status, 400, "{body}");
-    assert!(error(&body).starts_with(&format!("audio: cannot get {missing}")), "{body}");
+    assert!(
+        error(&body).starts_with(&format!("audio: cannot get {missing}")),
+        "{body}"
+    );
 
     let closed = format!("http://127.0.0.1:{}/prompt.wav", free_port());
     let (status, body) = play(&call, json!({ "audio": closed })).await;
@@ -218,7 +232,10 @@ async fn bad_play_requests_are_refused_naming_what_is_wrong() {
     let text = text.display().to_string();
     let (status, body) = play(&call, json!({ "audio": text })).await;
     assert_eq!(status, 422, "{body}");
-    assert!(error(&body).starts_with(&format!("audio: cannot decode {text}")), "{body}");
+    assert!(
+        error(&body).starts_with(&format!("audio: cannot decode {text}")),
+        "{body}"
+    );
 
     let prompt = dir.join("prompt.wav");
     prompt_file(&prompt, 5);

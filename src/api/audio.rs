@@ -68,7 +68,10 @@ fn undecodable(audio: &str, e: HoldError) -> ApiError {
         HoldError::NoTrack { .. } => "no audio track".into(),
         HoldError::Empty { .. } => "no audio in it".into(),
     };
-    ApiError::Undecodable(FieldError::rule("audio", format!("cannot decode {audio}: {why}")))
+    ApiError::Undecodable(FieldError::rule(
+        "audio",
+        format!("cannot decode {audio}: {why}"),
+    ))
 }
 
 impl AudioCache {
@@ -92,7 +95,10 @@ impl AudioCache {
                     .map_err(|e| unreachable(audio, e))?
                     .len();
                 if size > MAX_AUDIO_BYTES as u64 {
-                    return Err(unreachable(audio, format!("larger than {MAX_AUDIO_BYTES} bytes")));
+                    return Err(unreachable(
+                        audio,
+                        format!("larger than {MAX_AUDIO_BYTES} bytes"),
+                    ));
                 }
                 tokio::task::spawn_blocking(move || HoldLoop::load(&path)).await
             }

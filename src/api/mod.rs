@@ -21,9 +21,9 @@ mod reply;
 mod state;
 mod update;
 
+pub use audio::AudioCache;
 pub use bad_request::{BadRequest, FieldError, Reason};
 pub use error::{ApiError, Internal, MAX_BODY, Unknown};
-pub use audio::AudioCache;
 pub use state::Api;
 
 use bytes::{Buf, Bytes};

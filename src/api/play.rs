@@ -56,7 +56,8 @@ pub async fn handle(api: &Api, id: &str, body: &[u8]) -> Result<Response<Body>, 
     let clip = api.audio.get(&request.audio).await?;
     let duration_ms = u64::from(clip.frames()) * 20;
     let prompt = Prompt::new(vec![clip]);
-    call.play(prompt, request.audio.clone(), request.then).await?;
+    call.play(prompt, request.audio.clone(), request.then)
+        .await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -76,7 +77,13 @@ mod tests {
     #[test]
     fn bodies_are_checked_field_by_field() {
         let ok = parse(br#"{"audio": "a.wav"}"#).unwrap();
-        assert_eq!(ok, PlayRequest { audio: "a.wav".into(), then: PlayThen::Hold });
+        assert_eq!(
+            ok,
+            PlayRequest {
+                audio: "a.wav".into(),
+                then: PlayThen::Hold
+            }
+        );
         let hangup = parse(br#"{"audio": "http://h/a.mp3", "then": "hangup"}"#).unwrap();
         assert_eq!(hangup.then, PlayThen::Hangup);
         let err = |b: &[u8]| parse(b).unwrap_err().to_string();

@@ -4,9 +4,9 @@
 
 use super::machine::PlayThen;
 use super::plan::TransferRequest;
-use crate::media::Prompt;
 use super::steps::{Accepted, Input, UpdateRefused};
 use super::view::CallView;
+use crate::media::Prompt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -95,7 +95,12 @@ impl CallHandle {
 
     /// Plays `prompt` (decoded from `audio`) to the held caller; answers
     /// as soon as it starts. Refused unless the call is held.
-    pub async fn play(&self, prompt: Prompt, audio: String, then: PlayThen) -> Result<(), CallError> {
+    pub async fn play(
+        &self,
+        prompt: Prompt,
+        audio: String,
+        then: PlayThen,
+    ) -> Result<(), CallError> {
         let answer = self
             .ask(|reply| DriverMsg::Play {
                 prompt,

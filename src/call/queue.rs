@@ -99,7 +99,8 @@ impl Queues {
             if q.recent.len() >= RECENT {
                 q.recent.pop_front();
             }
-            q.recent.push_back(millis(now.saturating_duration_since(since)));
+            q.recent
+                .push_back(millis(now.saturating_duration_since(since)));
         }
     }
 
@@ -206,10 +207,16 @@ mod tests {
         q.join(&id("a"), "support", at(30));
         assert_eq!(pos(&q, "a"), Some(1));
         q.leave(&id("a"), at(40), true);
-        assert_eq!([pos(&q, "a"), pos(&q, "b"), pos(&q, "c")], [None, Some(1), Some(2)]);
+        assert_eq!(
+            [pos(&q, "a"), pos(&q, "b"), pos(&q, "c")],
+            [None, Some(1), Some(2)]
+        );
         // Back on hold after a room: the end of the line.
         q.join(&id("a"), "support", at(50));
-        assert_eq!([pos(&q, "b"), pos(&q, "c"), pos(&q, "a")], [Some(1), Some(2), Some(3)]);
+        assert_eq!(
+            [pos(&q, "b"), pos(&q, "c"), pos(&q, "a")],
+            [Some(1), Some(2), Some(3)]
+        );
     }
 
     #[test]
@@ -219,7 +226,10 @@ mod tests {
         q.join(&id("b"), "support", at(1_000));
         q.join(&id("c"), "support", at(2_000));
         let v = &q.views(at(5_000))[0];
-        assert_eq!((v.held, v.oldest_wait_ms, v.average_wait_ms), (3, Some(5_000), None));
+        assert_eq!(
+            (v.held, v.oldest_wait_ms, v.average_wait_ms),
+            (3, Some(5_000), None)
+        );
         q.leave(&id("a"), at(60_000), true); // waited 60 s
         q.leave(&id("b"), at(61_000), false); // hung up: not counted
         q.leave(&id("c"), at(122_000), true); // waited 120 s
@@ -248,10 +258,22 @@ mod tests {
         let min = Duration::from_secs(60);
         assert_eq!(estimate_wait(1, 1, None), None);
         assert_eq!(estimate_wait(1, 4, Some(min * 2)), Some(Wait::UnderAMinute));
-        assert_eq!(estimate_wait(2, 4, Some(min * 2)), Some(Wait::AboutMinutes(1)));
-        assert_eq!(estimate_wait(4, 4, Some(min * 2)), Some(Wait::AboutMinutes(2)));
-        assert_eq!(estimate_wait(3, 3, Some(min * 10)), Some(Wait::AboutMinutes(10)));
+        assert_eq!(
+            estimate_wait(2, 4, Some(min * 2)),
+            Some(Wait::AboutMinutes(1))
+        );
+        assert_eq!(
+            estimate_wait(4, 4, Some(min * 2)),
+            Some(Wait::AboutMinutes(2))
+        );
+        assert_eq!(
+            estimate_wait(3, 3, Some(min * 10)),
+            Some(Wait::AboutMinutes(10))
+        );
         // A position past the count (a race) counts as the last.
-        assert_eq!(estimate_wait(5, 2, Some(min * 5)), Some(Wait::AboutMinutes(5)));
+        assert_eq!(
+            estimate_wait(5, 2, Some(min * 5)),
+            Some(Wait::AboutMinutes(5))
+        );
     }
 }

@@ -352,7 +352,11 @@ mod tests {
             heard.push(next(&mut slots));
         }
         let (done, mut played) = oneshot::channel();
-        slots.apply(Command::Prompt(7, Prompt::new(vec![prompt_clip.clone()]), done));
+        slots.apply(Command::Prompt(
+            7,
+            Prompt::new(vec![prompt_clip.clone()]),
+            done,
+        ));
         for i in 0..2 {
             heard.push(next(&mut slots));
             assert_eq!(played.try_recv().is_ok(), i == 1, "told at its last frame");
@@ -369,7 +373,18 @@ mod tests {
         }
         let payloads: Vec<&[u8]> = heard.iter().map(|(_, p)| &p[..]).collect();
         let m = |i| music.frame(Law::Mu, i);
-        assert_eq!(payloads, [m(0), m(1), m(2), prompt_clip.frame(Law::Mu, 0), prompt_clip.frame(Law::Mu, 1), m(3), m(4)]);
+        assert_eq!(
+            payloads,
+            [
+                m(0),
+                m(1),
+                m(2),
+                prompt_clip.frame(Law::Mu, 0),
+                prompt_clip.frame(Law::Mu, 1),
+                m(3),
+                m(4)
+            ]
+        );
     }
 
     #[test]

@@ -106,7 +106,9 @@ const LARGEST: u64 = 99;
 #[derive(Debug, thiserror::Error)]
 pub enum PromptsError {
     /// A file of the set is missing from the directory.
-    #[error("{dir}: missing {file}.wav (a prompt set needs every file listed in assets/prompts/README.md)")]
+    #[error(
+        "{dir}: missing {file}.wav (a prompt set needs every file listed in assets/prompts/README.md)"
+    )]
     Missing { dir: PathBuf, file: &'static str },
     /// A file of the set is there but is no usable audio.
     #[error("{0}")]
@@ -181,7 +183,7 @@ impl PromptSet {
             self.clip(&format!("n{n}"), out);
         } else {
             self.clip(&format!("n{}", n / 10 * 10), out);
-            if n % 10 != 0 {
+            if !n.is_multiple_of(10) {
                 self.clip(&format!("n{}", n % 10), out);
             }
         }
@@ -255,10 +257,7 @@ mod tests {
     #[test]
     fn announcements_say_the_position_and_the_wait() {
         let set = PromptSet::bundled();
-        assert_eq!(
-            said(&set, 3, None),
-            ["caller_number", "n3", "thank_you"]
-        );
+        assert_eq!(said(&set, 3, None), ["caller_number", "n3", "thank_you"]);
         assert_eq!(
             said(&set, 23, Some(Wait::UnderAMinute)),
             [
@@ -272,7 +271,15 @@ mod tests {
         );
         assert_eq!(
             said(&set, 40, Some(Wait::AboutMinutes(1))),
-            ["caller_number", "n40", "estimated_wait", "about", "n1", "minute", "thank_you"]
+            [
+                "caller_number",
+                "n40",
+                "estimated_wait",
+                "about",
+                "n1",
+                "minute",
+                "thank_you"
+            ]
         );
         assert_eq!(
             said(&set, 250, Some(Wait::AboutMinutes(12))),

@@ -49,4 +49,3 @@ pub fn constant_prompts(dir: &Path) {
         wav(&dir.join(format!("{name}.wav")), &[9_000; 800]);
     }
 }
-

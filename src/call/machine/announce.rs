@@ -47,8 +47,8 @@ pub(super) mod tests {
     use super::super::{Input, Parties, Policy, State};
     use super::*;
     use crate::call::plan::{Mode, TransferRequest};
-    use crate::config::OnRoomHangup;
     use crate::call::steps::HoldTimeout;
+    use crate::config::OnRoomHangup;
     use std::time::Duration;
 
     fn t(ms: u64) -> Instant {

@@ -75,7 +75,10 @@ mod tests {
     fn a_prompt_plays_to_a_held_caller_then_hold_or_hangup() {
         let mut m = held(None);
         assert_eq!(m.request_play(t(10)), Ok(()));
-        assert_eq!(m.play_finished("a.wav", PlayThen::Hold, true, t(2_000)), vec![]);
+        assert_eq!(
+            m.play_finished("a.wav", PlayThen::Hold, true, t(2_000)),
+            vec![]
+        );
         assert_eq!(m.state(), State::Held);
         let last = m.timeline().last().unwrap();
         assert_eq!(last.event, EventKind::PlayFinished);
@@ -86,13 +89,19 @@ mod tests {
         let actions = m.play_finished("b.wav", PlayThen::Hangup, true, t(4_000));
         assert_eq!(actions, vec![Action::HangupCaller, Action::Finish]);
         assert_eq!(m.end_reason(), Some(EndReason::ApiHangup));
-        assert_eq!(m.play_finished("c.wav", PlayThen::Hold, true, t(5_000)), vec![]);
+        assert_eq!(
+            m.play_finished("c.wav", PlayThen::Hold, true, t(5_000)),
+            vec![]
+        );
     }
 
     #[test]
     fn a_cut_short_prompt_does_not_hang_up_and_only_held_calls_play() {
         let mut m = held(None);
-        assert_eq!(m.play_finished("a.wav", PlayThen::Hangup, false, t(1)), vec![]);
+        assert_eq!(
+            m.play_finished("a.wav", PlayThen::Hangup, false, t(1)),
+            vec![]
+        );
         assert_eq!(m.state(), State::Held);
         m.handle(crate::call::steps::Input::HangupRequested, t(2));
         let refused = m.request_play(t(3)).unwrap_err();
