@@ -115,6 +115,9 @@ impl Entry {
                     source,
                 }
             })?)),
+            // Decoded now (once per process), not by the first call's
+            // driver on the async threads.
+            None if c.announce_position_every_secs > 0 => Some(PromptSet::bundled()),
             None => None,
         };
         let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
