@@ -156,6 +156,7 @@ impl Gateway {
             node: node.clone(),
             cluster: cluster.clone(),
             feed: feed.clone(),
+            audio: Default::default(),
         });
         // Calls of the last run first: the API (and /readyz) answers only
         // once they are taken over.

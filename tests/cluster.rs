@@ -85,6 +85,15 @@ async fn any_node_answers_for_any_call_and_provisioned_entries_reach_every_node(
     let (s, held) = api(&n3, Method::POST, &format!("/v1/calls/{id}/hold"), None).await;
     assert_eq!((s, &held["status"]), (200, &json!("held")), "{held}");
     state_through(&n2, &id, "held").await;
+    // A prompt asked of node 2 plays on the owner.
+    let prompt = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/prompts/thank_you.wav");
+    let path = format!("/v1/calls/{id}/play");
+    let (s, playing) = api(&n2, Method::POST, &path, Some(json!({ "audio": prompt }))).await;
+    assert_eq!(
+        (s, &playing["status"]),
+        (200, &json!("playing")),
+        "{playing}"
+    );
     let (s, ending) = api(&n2, Method::DELETE, &format!("/v1/calls/{id}"), None).await;
     assert_eq!((s, &ending["status"]), (200, &json!("ending")), "{ending}");
     state_through(&n1, &id, "ended").await;

@@ -103,6 +103,7 @@ proptest! {
             },
             ring_cap: Duration::from_secs(30),
             dtmf_transfer: Default::default(),
+            announce_every: Some(Duration::from_secs(45)),
         };
         let parties = Parties {
             call_id: "c".into(),

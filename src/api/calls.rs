@@ -1,4 +1,5 @@
-//! `GET /v1/calls`, `GET /v1/calls/{callId}`, `DELETE /v1/calls/{callId}`,
+//! `GET /v1/calls`, `GET /v1/calls/{callId}` (with `position` while the
+//! call waits, see `queues`), `DELETE /v1/calls/{callId}`,
 //! `POST /v1/calls/{callId}/hold`, and `live`, the one way handlers reach
 //! a live call.
 
@@ -6,7 +7,7 @@ use super::bad_request::FieldError;
 use super::error::{ApiError, Unknown};
 use super::reply::json;
 use super::state::Api;
-use crate::call::{CallHandle, CallId, CallView};
+use crate::call::{CallHandle, CallId};
 use warp::http::{HeaderMap, StatusCode};
 use warp::hyper::{Body, Response};
 
@@ -40,13 +41,19 @@ pub async fn list(api: &Api, query: &str, headers: &HeaderMap) -> Result<Respons
         }
     }
     let calls = api.registry.live_snapshots();
-    let calls: Vec<&CallView> = calls.iter().map(|c| &**c).collect();
+    let calls: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|c| super::queues::with_position(api, c))
+        .collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "calls": calls })))
 }
 
 pub fn get(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     match api.registry.snapshot(&CallId(id.to_string())) {
-        Some(call) => Ok(json(StatusCode::OK, &*call)),
+        Some(call) => Ok(json(
+            StatusCode::OK,
+            &super::queues::with_position(api, &call),
+        )),
         None => Err(ApiError::Unknown(Unknown::CallId)),
     }
 }

@@ -38,6 +38,10 @@ pub enum ApiError {
     /// 404: what the request names does not exist here.
     #[error("unknown {0}")]
     Unknown(Unknown),
+    /// 422: the play API's audio was fetched or read but is no audio
+    /// symphonia decodes; the text names it.
+    #[error(transparent)]
+    Undecodable(FieldError),
     /// 409: the call cannot take requests in this state (`ended`, …).
     #[error("call is {0}")]
     CallIs(&'static str),
@@ -125,6 +129,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Undecodable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoSuchEndpoint | ApiError::Unknown(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

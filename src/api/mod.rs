@@ -3,6 +3,7 @@
 //! a base that may end in `/`), so that every error has the same JSON
 //! shape. Handlers validate and authenticate, then call into `call`.
 
+mod audio;
 mod auth;
 mod bad_request;
 mod calls;
@@ -13,12 +14,15 @@ mod error;
 mod events;
 mod forward;
 mod metrics;
+mod play;
 mod provision;
+mod queues;
 mod records;
 mod reply;
 mod state;
 mod update;
 
+pub use audio::AudioCache;
 pub use bad_request::{BadRequest, FieldError, Reason};
 pub use error::{ApiError, Internal, MAX_BODY, Unknown};
 pub use state::Api;
@@ -147,6 +151,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "calls"]
             | ["v1", "calls", _]
             | ["v1", "calls", _, "hold"]
+            | ["v1", "calls", _, "play"]
+            | ["v1", "queues"]
             | ["v1", "domain-dialin-config"]
             | ["v1", "domain-dialin-config", _]
             | ["v1", "domain-dialin-config", _, "rotate-hmac"]
@@ -172,7 +178,9 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             }
         }
         (Some(_), &Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (Some(_), &Method::POST, ["v1", "calls", id, "hold"]) => (Some(id.to_string()), None),
+        | (Some(_), &Method::POST, ["v1", "calls", id, "hold" | "play"]) => {
+            (Some(id.to_string()), None)
+        }
         _ => (None, None),
     };
     if let Some(id) = &call_id
@@ -199,6 +207,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
+        (Method::POST, ["v1", "calls", id, "play"]) => play::handle(api, id, &body).await,
+        (Method::GET, ["v1", "queues"]) => Ok(queues::list(api)),
         (Method::POST, ["v1", "domain-dialin-config"]) => api.provisioning.create(&body).await,
         (Method::GET, ["v1", "domain-dialin-config"]) => api.provisioning.list().await,
         (Method::GET, ["v1", "domain-dialin-config", id]) => api.provisioning.get(id).await,

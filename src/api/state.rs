@@ -23,4 +23,6 @@ pub struct Api {
     pub cluster: Option<Arc<Cluster>>,
     /// The node's call events, for `GET /v1/events`.
     pub feed: Arc<EventFeed>,
+    /// Decoded audio of the play API, by file or URL.
+    pub audio: super::audio::AudioCache,
 }

@@ -16,6 +16,7 @@ use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
 use super::machine::{Action, EndReason, Event, EventKind, Input, Machine, Silent, Transfer};
+use super::prompts::HoldPrompts;
 use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
@@ -122,6 +123,7 @@ pub(super) async fn drive(
         published: parts.published,
         view: view_tx,
         saved_lines: 0,
+        prompts: HoldPrompts::default(),
     };
     if post_webhook {
         call.post_webhook();
@@ -221,6 +223,8 @@ struct Call {
     view: watch::Sender<Arc<CallView>>,
     /// Timeline length at the last save.
     saved_lines: usize,
+    /// Announcements and play-API prompts not over yet.
+    prompts: HoldPrompts,
 }
 
 async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
@@ -282,6 +286,10 @@ impl Call {
                     self.feed(Input::PeerSilent(leg))
                 }
                 press = presses.next() => self.feed(Input::Dtmf(press)),
+                Some(f) = self.prompts.finished() => {
+                    let now = self.ctx.clock.now();
+                    self.machine.play_finished(&f.audio, f.then, f.played, now)
+                }
                 code = refer_answer(&mut self.refer) => {
                     self.refer = None;
                     self.feed(Input::ReferAnswered(code))
@@ -338,6 +346,19 @@ impl Call {
                 };
                 let _ = reply.send(answer);
                 actions
+            }
+            DriverMsg::Play {
+                prompt,
+                audio,
+                then,
+                reply,
+            } => {
+                let answer = self.machine.request_play(now);
+                if answer.is_ok() {
+                    self.prompts.play(&self.media, prompt, audio, then);
+                }
+                let _ = reply.send(answer);
+                vec![]
             }
             DriverMsg::Hangup => self.feed(Input::HangupRequested),
             DriverMsg::Shutdown => self.feed(Input::Shutdown),
@@ -443,6 +464,12 @@ impl Call {
                     if let Some(a) = self.entry.announcement.clone() {
                         self.media.play(a).await;
                     }
+                }
+                Action::AnnouncePosition => {
+                    let id = super::CallId(self.machine.parties().call_id.clone());
+                    let registry = &self.ctx.registry;
+                    self.prompts
+                        .announce(&self.media, registry, &self.entry, &id);
                 }
                 Action::Finish => finished = true,
             }
@@ -596,6 +623,11 @@ impl Call {
     /// events webhook and the node's event feed.
     fn publish(&mut self) {
         self.view.send_replace(Arc::new(self.machine.view()));
+        // The queue follows the machine: waiting or not, after each step.
+        let id = super::CallId(self.machine.parties().call_id.clone());
+        let bridged = self.machine.state() == super::machine::State::Bridged;
+        let entry = &self.machine.parties().entry;
+        (self.ctx.registry).set_waiting(&id, entry, self.machine.waiting(), bridged);
         let timeline = self.machine.timeline();
         if let Some(new) = timeline.get(self.published..).filter(|n| !n.is_empty()) {
             if let Some(sink) = &self.events {

@@ -11,7 +11,7 @@
 use super::header_policy::HeaderPolicy;
 use super::machine::{HoldTimeout, Policy};
 use crate::config::{DialinEntry, HoldTimeoutAction};
-use crate::media::HoldLoop;
+use crate::media::{HoldLoop, PromptSet};
 use crate::store::StoredEntry;
 use crate::webhook::{
     SecretError, SigningKeys, decode_secret, load_or_create_secret, parse_secret,
@@ -48,6 +48,9 @@ pub struct Entry {
     pub announcement: Option<Arc<HoldLoop>>,
     /// This entry's own hold music (else `[hold].music`).
     pub music: Option<Arc<HoldLoop>>,
+    /// The prompt set of position announcements (`prompts_dir`; else the
+    /// bundled English one).
+    pub prompts: Option<Arc<PromptSet>>,
     /// Source ranges allowed to call (empty: any).
     pub allowed: Vec<(std::net::IpAddr, u8)>,
     /// Digest usernames and passwords (empty: no digest).
@@ -66,6 +69,14 @@ pub enum EntryError {
         key: String,
         #[source]
         source: crate::media::HoldError,
+    },
+    /// The entry's prompt set (`prompts_dir`) lacks a file or holds one
+    /// that is no audio; the text names the key and the file.
+    #[error("config key `{key}`: {source}")]
+    Prompts {
+        key: String,
+        #[source]
+        source: crate::media::PromptsError,
     },
     /// A stored secret does not decode.
     #[error("config key `{key}`: {source}")]
@@ -100,6 +111,18 @@ impl Entry {
         };
         let announcement = load("timeout_announcement", &c.timeout_announcement)?;
         let music = load("hold_music", &c.hold_music)?;
+        let prompts = match &c.prompts_dir {
+            Some(dir) => Some(Arc::new(PromptSet::load(dir).map_err(|source| {
+                EntryError::Prompts {
+                    key: format!("{key}.prompts_dir"),
+                    source,
+                }
+            })?)),
+            // Decoded now (once per process), not by the first call's
+            // driver on the async threads.
+            None if c.announce_position_every_secs > 0 => Some(PromptSet::bundled()),
+            None => None,
+        };
         let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
             (HoldTimeoutAction::Transfer, Some(uri)) => HoldTimeout::Transfer(uri.clone()),
             _ => HoldTimeout::Hangup {
@@ -130,10 +153,13 @@ impl Entry {
                 on_hold_timeout,
                 ring_cap: RING_CAP,
                 dtmf_transfer: c.dtmf_transfer.clone(),
+                announce_every: (c.announce_position_every_secs > 0)
+                    .then(|| Duration::from_secs(c.announce_position_every_secs)),
             },
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,
             music,
+            prompts,
             // Validated at load; an unparsable range cannot reach here.
             allowed: c
                 .allowed_cidrs

@@ -2,9 +2,11 @@
 //! a method per request, and the view its driver publishes. The driver
 //! owns the machine; nobody else locks or changes it.
 
+use super::machine::PlayThen;
 use super::plan::TransferRequest;
 use super::steps::{Accepted, Input, UpdateRefused};
 use super::view::CallView;
+use crate::media::Prompt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -34,6 +36,13 @@ pub(super) enum DriverMsg {
     },
     /// `POST /v1/calls/{id}/hold`.
     Hold {
+        reply: oneshot::Sender<Result<(), UpdateRefused>>,
+    },
+    /// `POST /v1/calls/{id}/play`: `prompt` is the decoded `audio`.
+    Play {
+        prompt: Prompt,
+        audio: String,
+        then: PlayThen,
         reply: oneshot::Sender<Result<(), UpdateRefused>>,
     },
     Hangup,
@@ -82,6 +91,25 @@ impl CallHandle {
     /// Back to hold music from wherever the call is.
     pub async fn hold(&self) -> Result<(), CallError> {
         Ok(self.ask(|reply| DriverMsg::Hold { reply }).await??)
+    }
+
+    /// Plays `prompt` (decoded from `audio`) to the held caller; answers
+    /// as soon as it starts. Refused unless the call is held.
+    pub async fn play(
+        &self,
+        prompt: Prompt,
+        audio: String,
+        then: PlayThen,
+    ) -> Result<(), CallError> {
+        let answer = self
+            .ask(|reply| DriverMsg::Play {
+                prompt,
+                audio,
+                then,
+                reply,
+            })
+            .await?;
+        Ok(answer?)
     }
 
     /// Hangs up both legs; false when the call is already gone.

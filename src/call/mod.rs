@@ -16,7 +16,10 @@
 //! - Restarts: `saved` is a live call as saved at each state change;
 //!   `resume` takes the saved calls over at start.
 //! - Reaching a call: `registry` (live and recently ended calls), `handle`
-//!   (the opaque handle the API uses) and `view` (what the API shows).
+//!   (the opaque handle the API uses) and `view` (what the API shows);
+//!   `queue`, the hold queues the registry keeps (positions, waits).
+//! - Hold prompts: `prompts` plays position announcements and the play
+//!   API's prompts for a driver, and tells it when they are over.
 //! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
 //!   `header_policy` filters the caller's headers.
 //!
@@ -39,6 +42,8 @@ pub mod header_policy;
 pub mod machine;
 mod node;
 pub mod plan;
+mod prompts;
+pub mod queue;
 pub mod rate;
 pub mod registry;
 mod resume;
@@ -51,9 +56,10 @@ mod webhook_task;
 pub use feed::EventFeed;
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
 pub use handle::{CallError, CallHandle};
-pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
+pub use machine::{Accepted, Machine, PlayThen, State, Transfer, UpdateRefused};
 pub use node::NodeCalls;
 pub use plan::{Mode, TransferRequest};
+pub use queue::{QueueView, QueuedCall};
 pub use registry::{NotLive, Registry};
 pub use resume::Saved;
 pub use steps::EndReason;

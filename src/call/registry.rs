@@ -1,10 +1,12 @@
 //! The call registry: live calls by `callId`, and a bounded memory of
 //! recently ended ones so `GET /v1/calls/{id}` can still tell how a call
 //! ended. Methods are synchronous and return owned values: no map guard
-//! ever lives across an `.await`.
+//! ever lives across an `.await`. It also keeps the hold queues (see
+//! `queue`): which live calls wait, in what order.
 
 use super::CallId;
 use super::handle::CallHandle;
+use super::queue::{QueueView, Queues};
 use super::steps::{EndReason, State};
 use super::view::CallView;
 use dashmap::DashMap;
@@ -33,6 +35,7 @@ pub struct Registry {
     /// Signalled when a call enters or leaves: a cluster node writes a new
     /// call's owner at once, before its app can ask another node for it.
     changed: Arc<tokio::sync::Notify>,
+    queues: Arc<Mutex<Queues>>,
 }
 
 /// A call's place in the registry, held by its driver. Dropping it —
@@ -84,6 +87,7 @@ impl Registry {
     /// without ending it (a bug: it panicked) is shown as ended by the
     /// gateway.
     fn finish(&self, id: &CallId) {
+        self.queues().leave(id, std::time::Instant::now(), false);
         let Some((_, handle)) = self.live.remove(id) else {
             return;
         };
@@ -129,6 +133,38 @@ impl Registry {
     /// Signalled (one stored permit) whenever a call enters or leaves.
     pub fn changed(&self) -> Arc<tokio::sync::Notify> {
         self.changed.clone()
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `id` (a call of `entry`) waits in its entry's queue now:
+    /// it joins at the end, or keeps its place; it leaves, its wait
+    /// counted as served when `bridged`.
+    pub fn set_waiting(&self, id: &CallId, entry: &str, waiting: bool, bridged: bool) {
+        let now = std::time::Instant::now();
+        let mut queues = self.queues();
+        if waiting {
+            queues.join(id, entry, now);
+        } else {
+            queues.leave(id, now, bridged);
+        }
+    }
+
+    /// A waiting call's 1-based place in its entry's queue.
+    pub fn position(&self, id: &CallId) -> Option<u64> {
+        self.queues().position(id)
+    }
+
+    /// A waiting call's place and estimated wait (see `queue`).
+    pub fn place(&self, id: &CallId) -> Option<(u64, Option<crate::media::Wait>)> {
+        self.queues().place(id)
+    }
+
+    /// Every entry's queue (`GET /v1/queues`).
+    pub fn queue_views(&self) -> Vec<QueueView> {
+        self.queues().views(std::time::Instant::now())
     }
 
     /// Every live call as last published.

@@ -55,6 +55,9 @@ pub struct Policy {
     /// entry's `dtmf_transfer`). Empty for calls saved before it existed.
     #[serde(default)]
     pub dtmf_transfer: BTreeMap<String, String>,
+    /// Tell a waiting caller its position this often (none: never).
+    #[serde(default)]
+    pub announce_every: Option<Duration>,
 }
 
 /// What a hold timeout does.
@@ -169,6 +172,9 @@ pub enum Action {
     /// Play the hold-timeout announcement (the machine knows its length and
     /// ends the call when it is over).
     PlayAnnouncement,
+    /// Tell the waiting caller its place in the queue and the estimated
+    /// wait (the driver asks the queue: the machine knows no other call).
+    AnnouncePosition,
     /// Release media, leave the registry: the call is over.
     Finish,
 }
@@ -210,6 +216,8 @@ pub enum EventKind {
     /// A caller held in early media was answered (200 OK).
     #[serde(rename = "call.answered")]
     Answered,
+    #[serde(rename = "call.play_finished")]
+    PlayFinished,
 }
 
 impl EventKind {
@@ -232,6 +240,7 @@ impl EventKind {
             EventKind::Ended => "call.ended",
             EventKind::Dtmf => "call.dtmf",
             EventKind::Answered => "call.answered",
+            EventKind::PlayFinished => "call.play_finished",
         }
     }
 
@@ -360,6 +369,7 @@ mod tests {
             Ended,
             Dtmf,
             Answered,
+            PlayFinished,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }

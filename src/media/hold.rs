@@ -11,7 +11,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
 use symphonia::core::errors::Error as SymErr;
 use symphonia::core::formats::FormatOptions;
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -76,6 +76,20 @@ impl HoldLoop {
         Ok(Self::from_samples(&mono, rate))
     }
 
+    /// Decodes audio already in memory (a fetched URL, a bundled prompt);
+    /// `name` stands for the file in errors, and its extension, if any,
+    /// hints at the format.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<HoldLoop, HoldError> {
+        let path = Path::new(name);
+        let (mono, rate) = decode_source(Box::new(std::io::Cursor::new(bytes)), path)?;
+        if mono.is_empty() || rate == 0 {
+            return Err(HoldError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Self::from_samples(&mono, rate))
+    }
+
     /// Builds the loop from mono samples in [-1, 1] at `rate` Hz.
     pub fn from_samples(mono: &[f32], rate: u32) -> HoldLoop {
         let pcm = resample_loop(mono, rate);
@@ -107,15 +121,21 @@ impl HoldLoop {
 }
 
 fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
-    let err_decode = |source: SymErr| HoldError::Decode {
-        path: path.to_path_buf(),
-        source,
-    };
     let file = std::fs::File::open(path).map_err(|source| HoldError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    decode_source(Box::new(file), path)
+}
+
+/// Decodes audio from any source; `path` names it in errors and gives
+/// symphonia the extension as a hint.
+fn decode_source(source: Box<dyn MediaSource>, path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
+    let err_decode = |source: SymErr| HoldError::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);

@@ -5,6 +5,8 @@
 //!
 //! - `g711`, `rtp`, `rewrite`: pure codecs and header arithmetic.
 //! - `hold`: decode the music once, pre-encode 20 ms frames.
+//! - `prompt`: one-shot clips the pacer plays in place of the music;
+//!   `prompts`: the prompt set position announcements are built from.
 //! - `shard`: one OS thread with its own runtime, its calls' sockets and
 //!   media tasks, and its one 1 ms tick that paces their music.
 //! - `placement`: which shard takes a new call (least loaded, not
@@ -29,6 +31,8 @@ pub mod load;
 pub mod pacer;
 pub mod placement;
 pub mod ports;
+pub mod prompt;
+pub mod prompts;
 pub mod rewrite;
 pub mod rtp;
 pub mod session;
@@ -42,6 +46,8 @@ pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
 pub use liveness::MediaLeg;
 pub use ports::RtpSocket;
+pub use prompt::Prompt;
+pub use prompts::{PromptSet, PromptsError, Wait};
 pub use session::{CallMedia, LegCodec, Presses};
 pub use settings::MediaSettings;
 pub use state::MediaState;

@@ -6,11 +6,18 @@
 //! (start + n ms), so lateness never accumulates. Measured in DESIGN.md:
 //! one tick for many streams beats a timer per call by a wide margin in
 //! CPU and jitter.
+//!
+//! A stream may also play one-shot prompts (`prompt`): they take the
+//! music's place on the same stream (same SSRC, sequence and timestamp
+//! running on), and the music resumes at the frame where it stopped, so
+//! a caller hears "you are caller number three" as a break in the music,
+//! not as a new call or a restarted tune.
 
 use super::g711::Law;
 use super::hold::HoldLoop;
+use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,6 +81,9 @@ pub(super) enum Command {
     Remove(u64, oneshot::Sender<Option<StreamState>>),
     Peek(u64, oneshot::Sender<Option<StreamState>>),
     SetRemote(u64, SocketAddr),
+    /// Play a prompt in place of the music, after those already queued;
+    /// `done` is told when it has played (dropped if the stream is gone).
+    Prompt(u64, Prompt, oneshot::Sender<()>),
     /// Nothing to do but wake an idle shard: a call was placed on it.
     Wake,
 }
@@ -118,6 +128,15 @@ impl Pacer {
         let _ = self.tx.send(Command::SetRemote(id, remote));
     }
 
+    /// Plays `prompt` on stream `id` in place of its music, after any
+    /// prompt already playing there; the music then resumes where it
+    /// stopped. `done` is told once the last frame has left; it is
+    /// dropped unheard if the stream is not (or no longer) paced — the
+    /// call was bridged, or ended.
+    pub fn prompt(&self, id: u64, prompt: Prompt, done: oneshot::Sender<()>) {
+        let _ = self.tx.send(Command::Prompt(id, prompt, done));
+    }
+
     /// Starts the shard's tick if it was idle (see `shard`).
     pub(super) fn wake(&self) {
         let _ = self.tx.send(Command::Wake);
@@ -134,9 +153,12 @@ struct Stream {
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
+    /// The music's next frame; it stands still while a prompt plays.
     frame: u32,
     first: bool,
     last_sent: Option<Instant>,
+    /// Prompts to play before the music goes on, the first one playing.
+    prompts: VecDeque<Playing>,
 }
 
 impl Stream {
@@ -213,6 +235,7 @@ impl Slots {
                 frame: 0,
                 first: true,
                 last_sent: None,
+                prompts: VecDeque::new(),
             }),
             Command::Remove(id, reply) => {
                 let _ = reply.send(self.remove(id).map(|s| s.state()));
@@ -223,6 +246,14 @@ impl Slots {
             Command::SetRemote(id, addr) => {
                 if let Some(s) = self.get_mut(id) {
                     s.remote = addr;
+                }
+            }
+            Command::Prompt(id, prompt, done) => {
+                // An unknown stream drops `done`: the prompt was refused.
+                if let Some(s) = self.get_mut(id)
+                    && let Some(playing) = Playing::start(prompt, done)
+                {
+                    s.prompts.push_back(playing);
                 }
             }
             Command::Wake => {}
@@ -246,7 +277,11 @@ impl Slots {
             }
             .write(&mut header);
             packet[..HEADER_LEN].copy_from_slice(&header);
-            packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.law, s.frame));
+            let audio = match s.prompts.front() {
+                Some(p) => p.frame(s.law),
+                None => s.source.frame(s.law, s.frame),
+            };
+            packet[HEADER_LEN..].copy_from_slice(audio);
             match s.socket.send_to(&packet[..], s.remote) {
                 Ok(_) => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
                 Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
@@ -254,7 +289,14 @@ impl Slots {
             s.first = false;
             s.sequence = s.sequence.wrapping_add(1);
             s.timestamp = s.timestamp.wrapping_add(SAMPLES_PER_PACKET);
-            s.frame = (s.frame + 1) % s.source.frames();
+            match s.prompts.front_mut() {
+                Some(p) => {
+                    if p.advance() {
+                        s.prompts.pop_front();
+                    }
+                }
+                None => s.frame = (s.frame + 1) % s.source.frames(),
+            }
             s.last_sent = Some(sent_at);
         }
         self.slots[slot].len()
@@ -264,6 +306,98 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Music whose frames differ from one another: a rising tone.
+    fn music() -> Arc<HoldLoop> {
+        let samples: Vec<f32> = (0..8000)
+            .map(|i| (i as f32 * i as f32 * 0.00002).sin() * 0.5)
+            .collect();
+        Arc::new(HoldLoop::from_samples(&samples, 8000))
+    }
+
+    #[test]
+    fn a_prompt_takes_the_music_s_place_and_the_music_resumes_where_it_stopped() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let music = music();
+        let mut slots = Slots::default();
+        let stats = PacerStats::default();
+        slots.apply(Command::Add(NewStream {
+            id: 7,
+            source: music.clone(),
+            socket: tx,
+            remote: rx.local_addr().unwrap(),
+            law: Law::Mu,
+            payload_type: 0,
+            state: StreamState {
+                ssrc: 42,
+                next_sequence: 65534,
+                next_timestamp: u32::MAX - 200,
+                last_sent: None,
+            },
+        }));
+        let prompt_clip = Arc::new(HoldLoop::from_samples(&[0.5; 320], 8000));
+        let mut tick = 0u64;
+        let mut next = |slots: &mut Slots| {
+            slots.send(tick, Instant::now(), &stats);
+            tick += SLOTS as u64; // the stream's slot again, 20 ms later
+            let mut buf = [0u8; 512];
+            let n = rx.recv(&mut buf).unwrap();
+            let (h, range) = crate::media::rtp::parse(&buf[..n]).unwrap();
+            (h, buf[range].to_vec())
+        };
+        let mut heard = Vec::new();
+        for _ in 0..3 {
+            heard.push(next(&mut slots));
+        }
+        let (done, mut played) = oneshot::channel();
+        slots.apply(Command::Prompt(
+            7,
+            Prompt::new(vec![prompt_clip.clone()]),
+            done,
+        ));
+        for i in 0..2 {
+            heard.push(next(&mut slots));
+            assert_eq!(played.try_recv().is_ok(), i == 1, "told at its last frame");
+        }
+        for _ in 0..2 {
+            heard.push(next(&mut slots));
+        }
+        // One stream throughout: same SSRC, sequence and timestamp running on.
+        for (i, (h, _)) in heard.iter().enumerate() {
+            assert_eq!(h.ssrc, 42);
+            assert_eq!(h.sequence, 65534u16.wrapping_add(i as u16));
+            assert_eq!(h.timestamp, (u32::MAX - 200).wrapping_add(160 * i as u32));
+            assert_eq!(h.marker, i == 0);
+        }
+        let payloads: Vec<&[u8]> = heard.iter().map(|(_, p)| &p[..]).collect();
+        let m = |i| music.frame(Law::Mu, i);
+        assert_eq!(
+            payloads,
+            [
+                m(0),
+                m(1),
+                m(2),
+                prompt_clip.frame(Law::Mu, 0),
+                prompt_clip.frame(Law::Mu, 1),
+                m(3),
+                m(4)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_prompt_for_a_stream_not_paced_is_refused() {
+        let mut slots = Slots::default();
+        let (done, mut played) = oneshot::channel();
+        let clip = Arc::new(HoldLoop::from_samples(&[0.5; 160], 8000));
+        slots.apply(Command::Prompt(1, Prompt::new(vec![clip]), done));
+        assert!(matches!(
+            played.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+    }
 
     #[test]
     fn deadlines_keep_rising_past_two_to_the_32_ticks() {

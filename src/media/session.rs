@@ -11,6 +11,7 @@ use super::hold::HoldLoop;
 use super::liveness::{Liveness, MediaLeg};
 use super::pacer::{NewStream, Pacer, StreamState};
 use super::ports::RtpSocket;
+use super::prompt::Prompt;
 use super::rewrite::Rewriter;
 use super::rtp;
 use super::state::{LegState, MediaState, RoomState, StreamPosition};
@@ -43,6 +44,11 @@ enum Command {
     },
     /// Where the call's media stands, to save it.
     State { reply: oneshot::Sender<MediaState> },
+    /// A one-shot prompt in place of the music (held calls only).
+    Prompt {
+        prompt: Prompt,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The handle the call driver holds. Dropping it stops the call's media
@@ -169,6 +175,19 @@ impl CallMedia {
         let (done, rx) = oneshot::channel();
         let sent = self.tx.send(Command::Play { source, done });
         sent.is_ok() && rx.await.is_ok()
+    }
+
+    /// Plays `prompt` to a held caller in place of the music, on the same
+    /// stream, after any prompt already playing; the music then resumes
+    /// where it stopped. The receiver gets `Ok` once the prompt's last
+    /// frame has left, and an error when it was refused (the caller is
+    /// with a room, not on music) or cut short (bridged or ended while
+    /// it played).
+    pub fn prompt(&self, prompt: Prompt) -> oneshot::Receiver<()> {
+        let (done, rx) = oneshot::channel();
+        // A media task that is gone drops `done`: refused.
+        let _ = self.tx.send(Command::Prompt { prompt, done });
+        rx
     }
 
     /// Resolves, once, when a leg whose SDP says it sends has sent nothing
@@ -401,6 +420,13 @@ async fn run(
                     liveness.set_room(None);
                     streams.set(1);
                     let _ = done.send(());
+                }
+                Some(Command::Prompt { prompt, done }) => {
+                    // Only the pacer plays prompts: with a room, `done`
+                    // is dropped and the prompt refused.
+                    if held {
+                        pacer.prompt(id, prompt, done);
+                    }
                 }
                 Some(Command::State { reply }) => {
                     let stream = match &bridge {

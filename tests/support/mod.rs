@@ -2,6 +2,7 @@
 //! receiver, and a phone and a room built on pinless's own SIP code.
 #![allow(dead_code, unused_imports)]
 
+pub mod audio;
 pub mod binary;
 pub mod cluster;
 pub mod kamailio;

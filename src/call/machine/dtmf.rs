@@ -41,10 +41,9 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{HoldTimeout, Input, Parties, Policy};
+    use super::super::{Input, Parties, Policy};
     use super::*;
     use crate::config::OnRoomHangup;
-    use std::time::Duration;
 
     fn t(ms: u64) -> Instant {
         Instant::from_millis(ms)
@@ -52,12 +51,9 @@ mod tests {
 
     fn held() -> Machine {
         let policy = Policy {
-            transfer_timeout: Duration::from_secs(30),
-            max_hold: Duration::from_secs(600),
             on_room_hangup: OnRoomHangup::Hold,
-            on_hold_timeout: HoldTimeout::Hangup { announcement: None },
-            ring_cap: Duration::from_secs(30),
             dtmf_transfer: [("0".to_string(), "sip:operator@r".to_string())].into(),
+            ..crate::call::machine::tests::policy()
         };
         let parties = Parties {
             call_id: "c1".into(),

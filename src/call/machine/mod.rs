@@ -72,6 +72,9 @@ pub struct Machine {
     bridged_since: Option<Instant>,
     /// When the hold-timeout announcement is over.
     announce_until: Option<Instant>,
+    /// When the caller's position was last announced (see `announce`).
+    #[serde(default)]
+    last_position_announced: Option<Instant>,
     keys: Vec<(String, TransferRequest)>,
     /// False while the caller is in early media (183, no 200 yet); a call
     /// saved before early media existed was answered.
@@ -128,6 +131,7 @@ impl Machine {
             held_since: Some(now),
             bridged_since: None,
             announce_until: None,
+            last_position_announced: None,
             keys: Vec::new(),
             answered: true,
             early_until: None,
@@ -197,6 +201,7 @@ impl Machine {
             self.refer.as_ref().map(|r| r.deadline),
             self.announce_until,
             self.early_deadline(),
+            self.position_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -234,6 +239,7 @@ impl Machine {
             plan.retry_at = None;
             actions.extend(self.attempt(now));
         }
+        actions.extend(self.position_due(now));
         actions
     }
 
@@ -417,6 +423,9 @@ fn millis(d: Duration) -> u64 {
 
 mod dtmf;
 mod early;
+mod announce;
+mod play;
+pub use play::PlayThen;
 mod transfer;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ fn t(ms: u64) -> Instant {
 
 pub(super) fn policy() -> Policy {
     Policy {
+        announce_every: None,
         transfer_timeout: Duration::from_secs(30),
         max_hold: Duration::from_secs(600),
         on_room_hangup: OnRoomHangup::End,

@@ -1,0 +1,113 @@
+//! Position announcements: while the caller waits on hold, every
+//! `announce_every` the machine asks the driver to tell it its place in
+//! the queue (`Action::AnnouncePosition`). The first comes one period
+//! after the caller starts waiting (after the answer, or after it came
+//! back to hold), then one per period; a caller who is transferring,
+//! bridged or announced to at hold timeout hears none.
+
+use super::{Action, Machine, State};
+use crate::clock::Instant;
+
+impl Machine {
+    /// True while the caller waits for a room: on hold music and not with
+    /// one (`held`, or `transferring` from hold), not moved by the hold
+    /// timeout. The driver keeps the call in its entry's queue meanwhile.
+    pub fn waiting(&self) -> bool {
+        matches!(self.state, State::Held | State::Transferring)
+            && self.room.is_none()
+            && self.held_since.is_some()
+            && !self.timeout_transfer
+    }
+
+    /// When the next position announcement is due.
+    pub(super) fn position_deadline(&self) -> Option<Instant> {
+        let every = self.policy.announce_every?;
+        if self.state != State::Held || !self.waiting() {
+            return None;
+        }
+        let since = self.held_since?;
+        let from = self
+            .last_position_announced
+            .map_or(since, |last| last.max(since));
+        Some(from + every)
+    }
+
+    /// The announcement, if it is due at `now`.
+    pub(super) fn position_due(&mut self, now: Instant) -> Option<Action> {
+        if self.position_deadline()? > now {
+            return None;
+        }
+        self.last_position_announced = Some(now);
+        Some(Action::AnnouncePosition)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::{Input, Parties, Policy, State};
+    use super::*;
+    use crate::call::plan::{Mode, TransferRequest};
+    use crate::config::OnRoomHangup;
+    use std::time::Duration;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    pub(in crate::call::machine) fn held(announce_every: Option<Duration>) -> Machine {
+        let parties = Parties {
+            call_id: "c1".into(),
+            call_domain: "d".into(),
+            from: "+15550001".into(),
+            to: "sip:support@gw".into(),
+            entry: "support".into(),
+            caller_headers: vec![],
+        };
+        let policy = Policy {
+            on_room_hangup: OnRoomHangup::Hold,
+            announce_every,
+            ..crate::call::machine::tests::policy()
+        };
+        Machine::answered(parties, policy, t(0), 1_000)
+    }
+
+    fn transfer() -> TransferRequest {
+        TransferRequest {
+            targets: vec!["sip:room@example.com".into()],
+            headers: vec![],
+            mode: Mode::Bridge,
+        }
+    }
+
+    #[test]
+    fn a_waiting_caller_hears_its_position_every_period() {
+        let mut m = held(Some(Duration::from_secs(30)));
+        assert!(m.waiting());
+        assert_eq!(m.poll_timeout(), Some(t(30_000)));
+        assert_eq!(m.handle_timeout(t(29_999)), vec![]);
+        assert_eq!(m.handle_timeout(t(30_000)), vec![Action::AnnouncePosition]);
+        assert_eq!(m.poll_timeout(), Some(t(60_000)));
+        // Transferring: still waiting (in the queue), but no announcement.
+        let (_, actions) = m.request_transfer(transfer(), None, t(40_000)).unwrap();
+        assert!(matches!(actions[..], [Action::Dial(_)]), "{actions:?}");
+        assert!(m.waiting());
+        assert_eq!(m.handle_timeout(t(60_000)), vec![]);
+        // Bridged: out of the queue, no announcement.
+        m.handle(Input::RoomAnswered, t(41_000));
+        assert_eq!(m.state(), State::Bridged);
+        assert!(!m.waiting());
+        assert_eq!(m.handle_timeout(t(90_000)), vec![]);
+        // Back on hold: one period after it came back.
+        m.handle(Input::RoomHungUp, t(100_000));
+        assert!(m.waiting());
+        assert_eq!(m.poll_timeout(), Some(t(130_000)));
+        assert_eq!(m.handle_timeout(t(130_000)), vec![Action::AnnouncePosition]);
+    }
+
+    #[test]
+    fn without_a_period_nothing_is_announced() {
+        let mut m = held(None);
+        assert_eq!(m.poll_timeout(), Some(t(600_000)), "only the hold timeout");
+        assert_eq!(m.handle_timeout(t(300_000)), vec![]);
+    }
+}

@@ -1,0 +1,51 @@
+//! Test audio: WAV files made on the spot, recognisable packet by packet.
+
+use std::path::{Path, PathBuf};
+
+/// Writes 8 kHz 16-bit mono WAV of `samples`.
+pub fn wav(path: &Path, samples: &[i16]) {
+    let n = samples.len() as u32;
+    let mut w = Vec::new();
+    w.extend(b"RIFF");
+    w.extend((36 + n * 2).to_le_bytes());
+    w.extend(b"WAVEfmt ");
+    w.extend(16u32.to_le_bytes());
+    w.extend(1u16.to_le_bytes());
+    w.extend(1u16.to_le_bytes());
+    w.extend(8000u32.to_le_bytes());
+    w.extend(16000u32.to_le_bytes());
+    w.extend(2u16.to_le_bytes());
+    w.extend(16u16.to_le_bytes());
+    w.extend(b"data");
+    w.extend((n * 2).to_le_bytes());
+    for s in samples {
+        w.extend(s.to_le_bytes());
+    }
+    std::fs::write(path, w).unwrap();
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pinless-{what}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Music no two 20 ms frames of which are alike: a rising tone, 4 s.
+pub fn chirp(path: &Path) {
+    let samples: Vec<i16> = (0..32_000)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            ((2.0 * std::f32::consts::PI * (200.0 + 150.0 * t) * t).sin() * 12_000.0) as i16
+        })
+        .collect();
+    wav(path, &samples);
+}
+
+/// Every file of a prompt set, each 0.1 s of one constant sample value:
+/// nothing like music, and recognisable frame by frame.
+pub fn constant_prompts(dir: &Path) {
+    for name in pinless::media::prompts::FILES {
+        wav(&dir.join(format!("{name}.wav")), &[9_000; 800]);
+    }
+}
