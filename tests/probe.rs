@@ -16,7 +16,9 @@ async fn probe(args: &[&str]) -> (i32, Value) {
         .args(["--json", "--bind", "127.0.0.1"])
         .kill_on_drop(true)
         .output();
-    let out = within(40, "the probe to finish", out).await.expect("probe runs");
+    let out = within(40, "the probe to finish", out)
+        .await
+        .expect("probe runs");
     let text = String::from_utf8_lossy(&out.stdout);
     let report = serde_json::from_str(&text).unwrap_or_else(|e| {
         panic!(
@@ -31,8 +33,37 @@ async fn probe(args: &[&str]) -> (i32, Value) {
 async fn against_pinless_it_hears_the_hold_music_and_exits_0() {
     let hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), "").await;
-    let (code, r) = probe(&[&gw.sip_uri("support", false), "--duration", "2"]).await;
+    let (code, r) = probe(&[
+        &gw.sip_uri("support", false),
+        "--duration",
+        "2",
+        "--dtmf",
+        "7#",
+    ])
+    .await;
     assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["dtmfSent"], "7#");
+    // pinless heard the keys: one call.dtmf per press, in the call's
+    // record (written just after the probe's BYE).
+    let from = r["from"].as_str().unwrap().to_string();
+    let mut record = None;
+    for _ in 0..50 {
+        let (_, records) = gw.api(reqwest::Method::GET, "/v1/call-records", None).await;
+        record = records["records"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["from"] == from.as_str()).cloned());
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the probe's call is recorded");
+    let presses = details(&record, "call.dtmf");
+    let keys: Vec<&str> = presses
+        .iter()
+        .map(|d| d["digit"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(keys, ["7", "#"], "{record:#}");
     assert_eq!(r["result"], "answered");
     assert_eq!(r["codec"], "PCMU/8000");
     let heard = &r["heard"];
@@ -119,8 +150,19 @@ async fn against_sipp_s_echo_it_hears_its_own_tone_without_loss() {
     let port = free_udp_port().to_string();
     let media = free_udp_port().to_string();
     let echo = sipp(&[
-        "-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-p", &port, "-mp", &media, "-m", "1",
-        "-timeout", "30",
+        "-sn",
+        "uas",
+        "-rtp_echo",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-mp",
+        &media,
+        "-m",
+        "1",
+        "-timeout",
+        "30",
     ]);
     // sipp needs a moment to listen.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -131,5 +173,8 @@ async fn against_sipp_s_echo_it_hears_its_own_tone_without_loss() {
     assert!(heard["packets"].as_u64().unwrap() >= 120, "{r:#}");
     assert_eq!(heard["lost"], 0, "{r:#}");
     assert_eq!(heard["silent"], false, "its own tone came back: {r:#}");
-    assert!(finished(echo, "sipp echo", 15).await, "sipp saw a clean call");
+    assert!(
+        finished(echo, "sipp echo", 15).await,
+        "sipp saw a clean call"
+    );
 }

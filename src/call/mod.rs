@@ -53,8 +53,8 @@ pub mod steps;
 mod view;
 mod webhook_task;
 
-pub use feed::EventFeed;
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
+pub use feed::EventFeed;
 pub use handle::{CallError, CallHandle};
 pub use machine::{Accepted, Machine, PlayThen, State, Transfer, UpdateRefused};
 pub use node::NodeCalls;

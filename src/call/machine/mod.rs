@@ -421,9 +421,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+mod announce;
 mod dtmf;
 mod early;
-mod announce;
 mod play;
 pub use play::PlayThen;
 mod transfer;
