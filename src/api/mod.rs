@@ -16,6 +16,7 @@ mod metrics;
 mod provision;
 mod records;
 mod reply;
+mod sip_trace;
 mod state;
 mod update;
 
@@ -147,6 +148,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "calls"]
             | ["v1", "calls", _]
             | ["v1", "calls", _, "hold"]
+            | ["v1", "calls", _, "sip"]
             | ["v1", "domain-dialin-config"]
             | ["v1", "domain-dialin-config", _]
             | ["v1", "domain-dialin-config", _, "rotate-hmac"]
@@ -172,7 +174,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             }
         }
         (Some(_), &Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (Some(_), &Method::POST, ["v1", "calls", id, "hold"]) => (Some(id.to_string()), None),
+        | (Some(_), &Method::POST, ["v1", "calls", id, "hold"])
+        | (Some(_), &Method::GET, ["v1", "calls", id, "sip"]) => (Some(id.to_string()), None),
         _ => (None, None),
     };
     if let Some(id) = &call_id
@@ -199,6 +202,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::GET, ["v1", "calls", id]) => calls::get(api, id),
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
+        (Method::GET, ["v1", "calls", id, "sip"]) => sip_trace::get(api, id),
         (Method::POST, ["v1", "domain-dialin-config"]) => api.provisioning.create(&body).await,
         (Method::GET, ["v1", "domain-dialin-config"]) => api.provisioning.list().await,
         (Method::GET, ["v1", "domain-dialin-config", id]) => api.provisioning.get(id).await,

@@ -16,7 +16,8 @@
 //! - Restarts: `saved` is a live call as saved at each state change;
 //!   `resume` takes the saved calls over at start.
 //! - Reaching a call: `registry` (live and recently ended calls), `handle`
-//!   (the opaque handle the API uses) and `view` (what the API shows).
+//!   (the opaque handle the API uses) and `view` (what the API shows);
+//!   `traces` keeps each call's SIP ladder beside the registry.
 //! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
 //!   `header_policy` filters the caller's headers.
 //!
@@ -44,6 +45,7 @@ pub mod registry;
 mod resume;
 pub mod route;
 mod saved;
+mod traces;
 pub mod steps;
 mod view;
 mod webhook_task;
