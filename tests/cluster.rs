@@ -72,7 +72,11 @@ async fn any_node_answers_for_any_call_and_provisioned_entries_reach_every_node(
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["startLine"].as_str().is_some_and(|l| l.starts_with("INVITE ")))
+        .filter(|m| {
+            m["startLine"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("INVITE "))
+        })
         .filter_map(|m| m["leg"].as_str())
         .collect();
     assert_eq!(invites, ["caller", "room"], "{ladder}");

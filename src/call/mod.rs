@@ -45,13 +45,13 @@ pub mod registry;
 mod resume;
 pub mod route;
 mod saved;
-mod traces;
 pub mod steps;
+mod traces;
 mod view;
 mod webhook_task;
 
-pub use feed::EventFeed;
 pub use entries::{Entries, Entry, EntryBook, EntryError, config_entries};
+pub use feed::EventFeed;
 pub use handle::{CallError, CallHandle};
 pub use machine::{Accepted, Machine, State, Transfer, UpdateRefused};
 pub use node::NodeCalls;

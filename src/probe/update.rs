@@ -49,7 +49,12 @@ impl UpdateReport {
 
     /// The probe's listening time ran out first.
     pub fn unfinished() -> Self {
-        Self::failed("", None, None, "the probe stopped listening before the call bridged (raise --duration)".into())
+        Self::failed(
+            "",
+            None,
+            None,
+            "the probe stopped listening before the call bridged (raise --duration)".into(),
+        )
     }
 
     pub fn summary(&self) -> String {

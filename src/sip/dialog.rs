@@ -4,9 +4,9 @@
 
 use super::dialogs::{Answer, DialogKey, Inbound, Shared};
 use super::info;
+use super::leg_state::SipTransport;
 use super::leg_state::{LegState, SessionTimer};
 use super::respond::{reply, reply_with};
-use super::leg_state::SipTransport;
 use super::target::Target;
 use super::timer;
 use super::trace::{Tap, Trace, print};
@@ -248,7 +248,14 @@ impl Leg {
             // RFC 3261 §12.2.2: a request whose CSeq is not above the last
             // one is out of order: 500, and the dialog goes on.
             if self.s.remote_cseq != 0 && cseq <= self.s.remote_cseq {
-                Box::pin(reply(endpoint, *request, 500, Some("CSeq Out Of Order"), tap)).await;
+                Box::pin(reply(
+                    endpoint,
+                    *request,
+                    500,
+                    Some("CSeq Out Of Order"),
+                    tap,
+                ))
+                .await;
                 continue;
             }
             self.s.remote_cseq = cseq;
@@ -298,7 +305,8 @@ impl Leg {
                             }
                         }
                         Err(()) => {
-                            Box::pin(reply(endpoint, *request, 400, Some(info::BAD_DTMF), tap)).await
+                            Box::pin(reply(endpoint, *request, 400, Some(info::BAD_DTMF), tap))
+                                .await
                         }
                     }
                 }

@@ -8,8 +8,8 @@ use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
 use super::dialogs::{DialogKey, Shared, random_tag};
 use super::early::{CallerLeft, EarlyDialog, EarlySetup, first_rseq, requires_100rel};
 use super::headers::custom_headers;
-use super::stack::Stack;
 use super::leg_state::SipTransport;
+use super::stack::Stack;
 use super::target::Target;
 use super::timer;
 use super::trace::{Tap, Trace, print};
@@ -84,10 +84,7 @@ impl IncomingInvite {
         }
         let transport = shared.transport_kind(&request.tp_info.transport);
         let info = info_of(&request, transport.as_str());
-        let trace = shared
-            .challenged
-            .take(&info.call_id)
-            .unwrap_or_default();
+        let trace = shared.challenged.take(&info.call_id).unwrap_or_default();
         trace.received(&request.tp_info, transport);
         let branch = request.tsx_key.branch().to_string();
         let mut tsx = endpoint.create_server_inv_tsx(&mut request);

@@ -235,7 +235,10 @@ async fn run(
     progress: mpsc::UnboundedSender<u16>,
 ) -> DialOutcome {
     let local_tag = random_tag();
-    let trace = r.trace.as_ref().map_or_else(|| Trace::new().room(), Trace::room);
+    let trace = r
+        .trace
+        .as_ref()
+        .map_or_else(|| Trace::new().room(), Trace::room);
     let Sent {
         call_id,
         local_from,

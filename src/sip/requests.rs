@@ -4,9 +4,9 @@
 
 use super::dialog::Leg;
 use super::dialogs::Answer;
+use super::leg_state::SipTransport;
 use super::timer::request_headers;
 use super::trace::Trace;
-use super::leg_state::SipTransport;
 use bytes::Bytes;
 use ezk_sip_core::transaction::TsxKey;
 use ezk_sip_core::transport::TargetTransportInfo;

@@ -100,9 +100,16 @@ impl Store {
 }
 
 /// A call's SIP messages. Cheap to clone: clones share one store; each
-/// clone records as the leg it was made for.
+/// clone records as the leg it was made for. One pointer wide, as every
+/// leg carries one.
 #[derive(Debug, Clone)]
 pub struct Trace {
+    inner: Arc<Recorder>,
+}
+
+/// The store, and the leg a `Trace` records as.
+#[derive(Debug)]
+struct Recorder {
     store: Arc<Mutex<Store>>,
     leg: TraceLeg,
 }
@@ -143,23 +150,23 @@ pub struct LadderMessage {
 impl Trace {
     /// A new trace, recording as the caller's leg.
     pub fn new() -> Self {
+        Self::of(Arc::default(), TraceLeg::Caller)
+    }
+
+    fn of(store: Arc<Mutex<Store>>, leg: TraceLeg) -> Self {
         Self {
-            store: Arc::default(),
-            leg: TraceLeg::Caller,
+            inner: Arc::new(Recorder { store, leg }),
         }
     }
 
     /// The same trace, recording as a room leg.
     pub fn room(&self) -> Trace {
-        Trace {
-            store: self.store.clone(),
-            leg: TraceLeg::Room,
-        }
+        Self::of(self.inner.store.clone(), TraceLeg::Room)
     }
 
     /// Whether both record into the same store (the same call).
     pub fn same(&self, other: &Trace) -> bool {
-        Arc::ptr_eq(&self.store, &other.store)
+        Arc::ptr_eq(&self.inner.store, &other.inner.store)
     }
 
     /// A message received (request or response), as ezk's transport
@@ -168,12 +175,26 @@ impl Trace {
         // A stream transport's buffer shares the connection's read buffer:
         // copy it rather than keep that alive.
         let copy = transport != SipTransport::Udp;
-        self.record(tp.timestamp, Direction::In, tp.source, transport, &tp.buffer, copy);
+        self.record(
+            tp.timestamp,
+            Direction::In,
+            tp.source,
+            transport,
+            &tp.buffer,
+            copy,
+        );
     }
 
     /// A message sent, printed into `parts.buffer` by ezk or `print`.
     pub(crate) fn sent(&self, at: SystemTime, parts: &OutgoingParts, transport: SipTransport) {
-        self.record(at, Direction::Out, parts.destination, transport, &parts.buffer, false);
+        self.record(
+            at,
+            Direction::Out,
+            parts.destination,
+            transport,
+            &parts.buffer,
+            false,
+        );
     }
 
     fn record(
@@ -197,21 +218,25 @@ impl Trace {
         };
         let c = Captured {
             at,
-            leg: self.leg,
+            leg: self.inner.leg,
             direction,
             peer,
             transport,
             bytes,
             cut,
         };
-        self.store.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        self.inner
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
     }
 
     /// The messages, parsed and masked, in the order they were sent or
     /// received.
     pub fn ladder(&self) -> Ladder {
         let (mut head, mut tail, dropped) = {
-            let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let s = self.inner.store.lock().unwrap_or_else(|e| e.into_inner());
             (s.head.clone(), Vec::from(s.tail.clone()), s.dropped)
         };
         // Stable: messages of one instant keep the order they were recorded.
@@ -325,7 +350,14 @@ pub(crate) fn print(response: &mut OutgoingResponse) {
     msg.headers
         .insert(Name::CONTENT_LENGTH, msg.body.len().to_string());
     let mut text = String::new();
-    if write!(text, "{}\r\n{}\r\n", msg.line.default_print_ctx(), msg.headers).is_err() {
+    if write!(
+        text,
+        "{}\r\n{}\r\n",
+        msg.line.default_print_ctx(),
+        msg.headers
+    )
+    .is_err()
+    {
         // Left empty: ezk prints (and fails) the same way on sending.
         return;
     }
@@ -339,7 +371,8 @@ mod tests {
     use super::*;
 
     fn msg(n: usize, size: usize) -> Captured {
-        let mut text = format!("OPTIONS sip:{n}@x SIP/2.0\r\nCSeq: {n} OPTIONS\r\n\r\n").into_bytes();
+        let mut text =
+            format!("OPTIONS sip:{n}@x SIP/2.0\r\nCSeq: {n} OPTIONS\r\n\r\n").into_bytes();
         text.resize(text.len().max(size), b'x');
         Captured {
             at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(n as u64),
@@ -353,10 +386,7 @@ mod tests {
     }
 
     fn trace_with(store: Store) -> Trace {
-        Trace {
-            store: Arc::new(Mutex::new(store)),
-            leg: TraceLeg::Caller,
-        }
+        Trace::of(Arc::new(Mutex::new(store)), TraceLeg::Caller)
     }
 
     #[test]
@@ -373,7 +403,10 @@ mod tests {
         assert_eq!(cseq(0), "0 OPTIONS");
         assert_eq!(cseq(HEAD - 1), format!("{} OPTIONS", HEAD - 1));
         // Then the most recent ones, in order.
-        assert_eq!(cseq(HEAD), format!("{} OPTIONS", 1000 - (MAX_MESSAGES - HEAD)));
+        assert_eq!(
+            cseq(HEAD),
+            format!("{} OPTIONS", 1000 - (MAX_MESSAGES - HEAD))
+        );
         assert_eq!(cseq(MAX_MESSAGES - 1), "999 OPTIONS");
     }
 

@@ -34,7 +34,15 @@ pub struct Parsed {
 pub const MASKED: &str = "<credentials masked>";
 
 /// Parameters of a digest header that are safe to show.
-const SAFE_PARAMS: &[&str] = &["username", "realm", "uri", "algorithm", "qop", "stale", "domain"];
+const SAFE_PARAMS: &[&str] = &[
+    "username",
+    "realm",
+    "uri",
+    "algorithm",
+    "qop",
+    "stale",
+    "domain",
+];
 
 /// Splits `raw` into start line, headers and body; `cut` says the capture
 /// kept only a prefix of the message.
@@ -199,7 +207,10 @@ mod tests {
         assert_eq!(
             p.headers,
             vec![
-                ("Via".into(), "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1".into()),
+                (
+                    "Via".into(),
+                    "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1".into()
+                ),
                 ("Subject".into(), "a long line".into()),
                 ("i".into(), "abc".into()),
                 ("Content-Length".into(), "4".into()),
