@@ -5,7 +5,9 @@ use crate::api::entry_sync::EntrySync;
 use crate::api::{self, Api, Provisioning, ServeError};
 use crate::call::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
-use crate::call::{EntryBook, EntryError, EventFeed, NodeCalls, Registry, Saved, config_entries};
+use crate::call::{
+    EntryBook, EntryError, EventFeed, NodeCalls, Registry, Saved, config_entries,
+};
 use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};

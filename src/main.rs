@@ -64,12 +64,7 @@ struct ProbeArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     api: String,
     /// Bearer token for --update-to (or PINLESS_PROBE_TOKEN)
-    #[arg(
-        long,
-        env = "PINLESS_PROBE_TOKEN",
-        default_value = "dev-token",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "PINLESS_PROBE_TOKEN", default_value = "dev-token", hide_env_values = true)]
     token: String,
     /// Print the report as JSON
     #[arg(long)]
@@ -110,13 +105,12 @@ fn probe(p: ProbeArgs) -> std::process::ExitCode {
         if s.is_finite() && s > 0.0 && s <= 3600.0 {
             Ok(std::time::Duration::from_secs_f64(s))
         } else {
-            Err(format!(
-                "--{name} must be a number of seconds above 0 and up to 3600"
-            ))
+            Err(format!("--{name} must be a number of seconds above 0 and up to 3600"))
         }
     };
-    let durations = seconds("duration", p.duration)
-        .and_then(|listen| seconds("ring-timeout", p.ring_timeout).map(|ring| (listen, ring)));
+    let durations = seconds("duration", p.duration).and_then(|listen| {
+        seconds("ring-timeout", p.ring_timeout).map(|ring| (listen, ring))
+    });
     let (listen, ring_timeout) = match durations {
         Ok(d) => d,
         Err(e) => {
@@ -140,17 +134,11 @@ fn probe(p: ProbeArgs) -> std::process::ExitCode {
     };
     let outcome = tokio::runtime::Runtime::new()
         .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(pinless::probe::run(options))
-                .map_err(|e| e.to_string())
-        });
+        .and_then(|rt| rt.block_on(pinless::probe::run(options)).map_err(|e| e.to_string()));
     match outcome {
         Ok(report) => {
             if p.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
                 print!("{}", report.text());
             }

@@ -161,11 +161,7 @@ mod tests {
     #[test]
     fn a_reconnect_gets_what_it_missed_and_only_that() {
         let feed = EventFeed::new(77);
-        feed.publish(
-            "c1",
-            "d",
-            &events(&[EventKind::Held, EventKind::WebhookAttempt]),
-        );
+        feed.publish("c1", "d", &events(&[EventKind::Held, EventKind::WebhookAttempt]));
         let first = feed.subscribe(None);
         assert_eq!(first.backlog.len(), 1, "unpublished kinds stay out");
         let seen = first.backlog[0].id.clone();

@@ -67,7 +67,10 @@ pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError>
             ));
         }
         (None, None) => {
-            return Err(RouteError::rule("sipUri", "required (or sipUris, a list)"));
+            return Err(RouteError::rule(
+                "sipUri",
+                "required (or sipUris, a list)",
+            ));
         }
         (Some(one), None) => vec![string("sipUri", Some(one))?],
         (None, Some(Value::Array(list))) if !list.is_empty() && list.len() <= MAX_TARGETS => list
@@ -161,14 +164,7 @@ mod tests {
 
     #[test]
     fn only_a_named_target_routes() {
-        for body in [
-            &b""[..],
-            b"{}",
-            b"not json",
-            br#"{"status":"OK"}"#,
-            b"[1]",
-            b"null",
-        ] {
+        for body in [&b""[..], b"{}", b"not json", br#"{"status":"OK"}"#, b"[1]", b"null"] {
             assert!(
                 matches!(webhook_answer(body), WebhookAnswer::Hold),
                 "{}",

@@ -181,10 +181,7 @@ fn hold_experience_keys_parse_and_are_checked() {
     let e = with("answer = \"later\"").unwrap_err();
     assert!(e.to_string().contains("answer"), "{e}");
     let e = with("answer = \"early\"\nearly_media_max_secs = 0").unwrap_err();
-    assert!(
-        e.to_string().contains("dialin[0].early_media_max_secs"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("dialin[0].early_media_max_secs"), "{e}");
     let e = with("dtmf_transfer = { \"12\" = \"sip:a@b\" }").unwrap_err();
     assert!(e.to_string().contains("dialin[0].dtmf_transfer.12"), "{e}");
     let e = with("dtmf_transfer = { \"5\" = \"http://x\" }").unwrap_err();

@@ -183,13 +183,7 @@ mod tests {
             let seq = 65500u16.wrapping_add(i);
             let at = Duration::from_millis(20 * u64::from(i));
             // 0x10 in μ-law is loud.
-            l.packet(
-                &packet(seq, 160 * u32::from(i), 0, 0x10),
-                at,
-                0,
-                Law::Mu,
-                None,
-            );
+            l.packet(&packet(seq, 160 * u32::from(i), 0, 0x10), at, 0, Law::Mu, None);
         }
         let h = l.heard();
         assert_eq!((h.packets, h.lost), (100, 0));
@@ -206,21 +200,9 @@ mod tests {
             let late = if i % 2 == 0 { 4 } else { 0 };
             let at = Duration::from_millis(20 * u64::from(i) + late);
             // 0xFF is μ-law silence.
-            l.packet(
-                &packet(i, 160 * u32::from(i), 0, 0xFF),
-                at,
-                0,
-                Law::Mu,
-                Some(101),
-            );
+            l.packet(&packet(i, 160 * u32::from(i), 0, 0xFF), at, 0, Law::Mu, Some(101));
         }
-        l.packet(
-            &packet(50, 8000, 101, 0),
-            Duration::from_millis(1000),
-            0,
-            Law::Mu,
-            Some(101),
-        );
+        l.packet(&packet(50, 8000, 101, 0), Duration::from_millis(1000), 0, Law::Mu, Some(101));
         let h = l.heard();
         assert_eq!(h.lost, 5);
         assert!((h.loss_ratio - 5.0 / 51.0).abs() < 1e-9, "{h:?}");

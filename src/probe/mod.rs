@@ -171,17 +171,13 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
     let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .map_err(|source| ProbeError::Rtp { ip, source })?;
-    let port = rtp
-        .local_addr()
-        .map_err(|source| ProbeError::Rtp { ip, source })?
-        .port();
+    let port = rtp.local_addr().map_err(|source| ProbeError::Rtp { ip, source })?.port();
     let host = stack
         .udp_addr()
         .map_or_else(|| ip.to_string(), |a| a.to_string());
-    let from = o
-        .from
-        .clone()
-        .unwrap_or_else(|| format!("sip:probe-{:08x}@{host}", rand::random::<u32>()));
+    let from = o.from.clone().unwrap_or_else(|| {
+        format!("sip:probe-{:08x}@{host}", rand::random::<u32>())
+    });
     let mut report = Report {
         target: o.target.clone(),
         from: from.clone(),
@@ -304,8 +300,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
         leg.hangup();
     }
     let heard = listener.heard();
-    report.quality =
-        (heard.packets > 0).then(|| quality::estimate(heard.loss_ratio, heard.jitter_ms));
+    report.quality = (heard.packets > 0).then(|| quality::estimate(heard.loss_ratio, heard.jitter_ms));
     report.heard = Some(heard);
     // Let the BYE leave before the stack goes.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -370,18 +365,12 @@ mod tests {
 
     #[test]
     fn host_and_port_of_sip_uris() {
-        assert_eq!(
-            host_port("sip:a@10.0.0.1").as_deref(),
-            Some("10.0.0.1:5060")
-        );
+        assert_eq!(host_port("sip:a@10.0.0.1").as_deref(), Some("10.0.0.1:5060"));
         assert_eq!(
             host_port("sip:a@127.0.0.1:5070;transport=tcp").as_deref(),
             Some("127.0.0.1:5070")
         );
-        assert_eq!(
-            host_port("sips:a@example.com").as_deref(),
-            Some("example.com:5061")
-        );
+        assert_eq!(host_port("sips:a@example.com").as_deref(), Some("example.com:5061"));
         assert_eq!(host_port("sip:[::1]:5080").as_deref(), Some("[::1]:5080"));
         assert_eq!(host_port("sip:a@").as_deref(), None);
     }

@@ -49,12 +49,7 @@ impl UpdateReport {
 
     /// The probe's listening time ran out first.
     pub fn unfinished() -> Self {
-        Self::failed(
-            "",
-            None,
-            None,
-            "the probe stopped listening before the call bridged (raise --duration)".into(),
-        )
+        Self::failed("", None, None, "the probe stopped listening before the call bridged (raise --duration)".into())
     }
 
     pub fn summary(&self) -> String {

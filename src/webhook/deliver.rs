@@ -131,14 +131,8 @@ pub enum Delivery {
     /// A 2xx came back. `answer` is its body when it had one of at most
     /// `MAX_ANSWER_BYTES` (the incoming-call webhook's answer may route
     /// the call); a longer or unreadable body is `None`.
-    Delivered {
-        attempts: u32,
-        answer: Option<Vec<u8>>,
-    },
-    Failed {
-        attempts: u32,
-        last: AttemptOutcome,
-    },
+    Delivered { attempts: u32, answer: Option<Vec<u8>> },
+    Failed { attempts: u32, last: AttemptOutcome },
 }
 
 /// Longest 2xx answer body kept: a routing answer is a few hundred bytes;
