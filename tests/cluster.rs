@@ -65,6 +65,21 @@ async fn any_node_answers_for_any_call_and_provisioned_entries_reach_every_node(
     // Read through node 3: the owner's view, with the owner's callDomain.
     let call = state_through(&n3, &id, "bridged").await;
     assert_eq!(call["callDomain"], domain.as_str());
+    // Its SIP ladder too: the owner's, with both legs' INVITEs.
+    let (s, ladder) = api(&n3, Method::GET, &format!("/v1/calls/{id}/sip"), None).await;
+    assert_eq!((s, &ladder["callId"]), (200, &json!(id)), "{ladder}");
+    let invites: Vec<&str> = ladder["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["startLine"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("INVITE "))
+        })
+        .filter_map(|m| m["leg"].as_str())
+        .collect();
+    assert_eq!(invites, ["caller", "room"], "{ladder}");
 
     // The cluster's list, from node 2.
     let (s, list) = api(&n2, Method::GET, "/v1/calls?scope=cluster", None).await;

@@ -19,6 +19,7 @@ mod provision;
 mod queues;
 mod records;
 mod reply;
+mod sip_trace;
 mod state;
 mod update;
 
@@ -153,6 +154,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "calls", _, "hold"]
             | ["v1", "calls", _, "play"]
             | ["v1", "queues"]
+            | ["v1", "calls", _, "sip"]
             | ["v1", "domain-dialin-config"]
             | ["v1", "domain-dialin-config", _]
             | ["v1", "domain-dialin-config", _, "rotate-hmac"]
@@ -178,9 +180,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             }
         }
         (Some(_), &Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (Some(_), &Method::POST, ["v1", "calls", id, "hold" | "play"]) => {
-            (Some(id.to_string()), None)
-        }
+        | (Some(_), &Method::POST, ["v1", "calls", id, "hold" | "play"])
+        | (Some(_), &Method::GET, ["v1", "calls", id, "sip"]) => (Some(id.to_string()), None),
         _ => (None, None),
     };
     if let Some(id) = &call_id
@@ -209,6 +210,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
         (Method::POST, ["v1", "calls", id, "play"]) => play::handle(api, id, &body).await,
         (Method::GET, ["v1", "queues"]) => Ok(queues::list(api)),
+        (Method::GET, ["v1", "calls", id, "sip"]) => sip_trace::get(api, id),
         (Method::POST, ["v1", "domain-dialin-config"]) => api.provisioning.create(&body).await,
         (Method::GET, ["v1", "domain-dialin-config"]) => api.provisioning.list().await,
         (Method::GET, ["v1", "domain-dialin-config", id]) => api.provisioning.get(id).await,

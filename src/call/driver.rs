@@ -21,7 +21,9 @@ use super::saved::SavedCall;
 use super::view::CallView;
 use super::webhook_task;
 use crate::media::{CallMedia, MediaLeg, RtpSocket};
-use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, sdp};
+use crate::sip::{
+    DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, Trace, sdp,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -93,10 +95,15 @@ pub(super) async fn drive(
     let id = super::CallId(parts.machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
+    let mut parts = parts;
+    let trace = link_trace(&mut parts);
     // Leaves the registry when dropped, however this task ends.
     let enrolled = ctx
         .registry
         .enroll(id.clone(), CallHandle::new(tx.clone(), view_rx));
+    if let Some(t) = &trace {
+        ctx.registry.keep_trace(&id, t.clone());
+    }
     let events = entry.events_url.as_ref().map(|url| {
         EventSink::start(
             ctx.events.clone(),
@@ -124,6 +131,7 @@ pub(super) async fn drive(
         view: view_tx,
         saved_lines: 0,
         prompts: HoldPrompts::default(),
+        trace,
     };
     if post_webhook {
         call.post_webhook();
@@ -225,6 +233,25 @@ struct Call {
     saved_lines: usize,
     /// Announcements and play-API prompts not over yet.
     prompts: HoldPrompts,
+    /// The call's SIP ladder, which room legs join.
+    trace: Option<Trace>,
+}
+
+/// The call's SIP ladder: the one its INVITE began. A call resumed after
+/// a restart has legs rebuilt with fresh traces of their own: the room's
+/// then records into the caller's, so the call has one ladder again.
+fn link_trace(parts: &mut Parts) -> Option<Trace> {
+    let trace = match (&parts.caller, &parts.early) {
+        (Some(leg), _) => leg.trace(),
+        (None, Some(early)) => early.trace(),
+        (None, None) => return None,
+    };
+    if let Some(room) = parts.room.as_mut()
+        && !room.trace().same(&trace)
+    {
+        room.set_trace(trace.room());
+    }
+    Some(trace)
 }
 
 async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
@@ -497,6 +524,7 @@ impl Call {
             headers: t.headers,
             sdp: sdp::offer(self.ctx.media.public_ip(), socket.port),
             ring_timeout: t.ring_timeout,
+            trace: self.trace.clone(),
         };
         tracing::info!(target = %request.target, "transferring");
         self.dialing = Some((Dialing::start(&self.ctx.stack, request), socket));

@@ -21,6 +21,11 @@ pub(super) struct EarlyCaller {
 }
 
 impl EarlyCaller {
+    /// The call's SIP ladder, which the INVITE began.
+    pub fn trace(&self) -> crate::sip::Trace {
+        self.invite.trace()
+    }
+
     /// Sends 183 with `sdp` on `invite`; None (logged) when it could not go.
     pub async fn start(
         stack: &Stack,

@@ -20,6 +20,7 @@
 //!   `queue`, the hold queues the registry keeps (positions, waits).
 //! - Hold prompts: `prompts` plays position announcements and the play
 //!   API's prompts for a driver, and tells it when they are over.
+//!   `traces` keeps each call's SIP ladder beside the registry.
 //! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
 //!   `header_policy` filters the caller's headers.
 //!
@@ -50,6 +51,7 @@ mod resume;
 pub mod route;
 mod saved;
 pub mod steps;
+mod traces;
 mod view;
 mod webhook_task;
 

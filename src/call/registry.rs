@@ -8,6 +8,7 @@ use super::CallId;
 use super::handle::CallHandle;
 use super::queue::{QueueView, Queues};
 use super::steps::{EndReason, State};
+use super::traces::Traces;
 use super::view::CallView;
 use dashmap::DashMap;
 use std::collections::VecDeque;
@@ -36,6 +37,8 @@ pub struct Registry {
     /// call's owner at once, before its app can ask another node for it.
     changed: Arc<tokio::sync::Notify>,
     queues: Arc<Mutex<Queues>>,
+    /// Each call's SIP ladder, kept as long as its view.
+    traces: Arc<Traces>,
 }
 
 /// A call's place in the registry, held by its driver. Dropping it —
@@ -91,6 +94,7 @@ impl Registry {
         let Some((_, handle)) = self.live.remove(id) else {
             return;
         };
+        self.traces.finish(id, ENDED_KEPT);
         self.changed.notify_one();
         let mut view = handle.snapshot();
         if view.state != State::Ended {
@@ -118,6 +122,16 @@ impl Registry {
             Some(h) => Some(h.snapshot()),
             None => self.ended_view(id),
         }
+    }
+
+    /// Keeps a live call's SIP ladder (until it leaves the ended memory).
+    pub fn keep_trace(&self, id: &CallId, trace: crate::sip::Trace) {
+        self.traces.keep(id, trace);
+    }
+
+    /// A live or recently ended call's SIP ladder.
+    pub fn trace(&self, id: &CallId) -> Option<crate::sip::Trace> {
+        self.traces.get(id)
     }
 
     /// Handles of every live call.

@@ -205,6 +205,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
             headers: vec![],
             sdp: sdp::offer(ip, port),
             ring_timeout: o.ring_timeout,
+            trace: None,
         },
     );
     let (mut leg, body) = match dialing.outcome().await {

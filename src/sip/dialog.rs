@@ -4,16 +4,19 @@
 
 use super::dialogs::{Answer, DialogKey, Inbound, Shared};
 use super::info;
+use super::leg_state::SipTransport;
 use super::leg_state::{LegState, SessionTimer};
 use super::respond::{reply, reply_with};
 use super::target::Target;
 use super::timer;
+use super::trace::{Tap, Trace, print};
 use crate::codec::DtmfPress;
 use bytes::Bytes;
 use ezk_sip_core::Endpoint;
 use ezk_sip_core::IncomingRequest;
 use ezk_sip_core::transaction::Accepted;
 use ezk_sip_core::transaction::consts::{T1, T2};
+use ezk_sip_core::transport::OutgoingParts;
 use ezk_sip_types::print::AppendCtx;
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name, StatusCode};
@@ -66,6 +69,8 @@ pub(crate) struct LegSetup {
     /// RFC 4028 session timer, when negotiated.
     pub timer: Option<SessionTimer>,
     pub rx: mpsc::UnboundedReceiver<Inbound>,
+    /// The call's SIP ladder, as this leg (caller or room) records into it.
+    pub trace: Trace,
 }
 
 /// A confirmed dialog with a peer. What it sends is in `requests`.
@@ -112,6 +117,17 @@ impl Leg {
         let min_se = self.s.shared.min_se.load(Ordering::Relaxed);
         self.s.timer = timer::negotiate(request, min_se);
         self.arm_timer();
+    }
+
+    /// The call's SIP ladder this leg records into.
+    pub fn trace(&self) -> Trace {
+        self.s.trace.clone()
+    }
+
+    /// Records into `trace` from now on: a leg rebuilt after a restart
+    /// starts with a trace of its own, which its call then links.
+    pub fn set_trace(&mut self, trace: Trace) {
+        self.s.trace = trace;
     }
 
     /// Call-ID of this leg's dialog.
@@ -205,6 +221,8 @@ impl Leg {
             // (several KiB) then live on the heap only while a request is
             // being answered, not in every idle call's task, which waits
             // here for its whole life (the per-call memory figure).
+            let transport = self.s.shared.transport_kind(&request.tp_info.transport);
+            self.s.trace.received(&request.tp_info, transport);
             let cseq = request.base_headers.cseq.cseq;
             if request.line.method == Method::ACK {
                 // An ACK carries its INVITE's CSeq; any other is not ours.
@@ -223,24 +241,35 @@ impl Leg {
                 .target
                 .adopt(&request.tp_info.transport, request.tp_info.source);
             let endpoint = &self.s.endpoint;
+            let tap = Some(Tap {
+                trace: &self.s.trace,
+                transport,
+            });
             // RFC 3261 §12.2.2: a request whose CSeq is not above the last
             // one is out of order: 500, and the dialog goes on.
             if self.s.remote_cseq != 0 && cseq <= self.s.remote_cseq {
-                Box::pin(reply(endpoint, *request, 500, Some("CSeq Out Of Order"))).await;
+                Box::pin(reply(
+                    endpoint,
+                    *request,
+                    500,
+                    Some("CSeq Out Of Order"),
+                    tap,
+                ))
+                .await;
                 continue;
             }
             self.s.remote_cseq = cseq;
             match request.line.method {
                 Method::BYE => {
                     self.ended = true;
-                    Box::pin(reply(endpoint, *request, 200, None)).await;
+                    Box::pin(reply(endpoint, *request, 200, None, tap)).await;
                     return LegEvent::Bye;
                 }
                 Method::INVITE => {
                     // An offer that says whether the peer still sends (a
                     // hold re-INVITE does not): the owner's media must know.
                     let sends = super::sdp::parse(&request.body).ok().map(|o| o.sends);
-                    Box::pin(self.answer_reinvite(*request)).await;
+                    Box::pin(self.answer_reinvite(*request, transport)).await;
                     if let Some(sends) = sends.filter(|s| *s != self.peer_sends) {
                         self.peer_sends = sends;
                         return LegEvent::Sends(sends);
@@ -248,7 +277,7 @@ impl Leg {
                 }
                 Method::NOTIFY => {
                     let progress = refer_progress(&request);
-                    Box::pin(reply(endpoint, *request, 200, None)).await;
+                    Box::pin(reply(endpoint, *request, 200, None, tap)).await;
                     if let Some(code) = progress {
                         return LegEvent::ReferProgress(code);
                     }
@@ -257,7 +286,11 @@ impl Leg {
                     self.peer_refreshed(&request);
                     let headers = self.s.timer.as_ref().map(timer::answer_headers);
                     let headers = headers.as_ref().map_or(&[][..], |h| &h[..]);
-                    Box::pin(reply_with(&self.s.endpoint, *request, 200, headers)).await
+                    let tap = Some(Tap {
+                        trace: &self.s.trace,
+                        transport,
+                    });
+                    Box::pin(reply_with(&self.s.endpoint, *request, 200, headers, tap)).await
                 }
                 // Other INFO bodies get 200 as before: legacy INFO (RFC 2976)
                 // has no way to say "not understood" that senders act on,
@@ -266,25 +299,26 @@ impl Leg {
                     let kind = request.headers.get_raw(&Name::CONTENT_TYPE).next();
                     match info::dtmf(kind.map(|k| &**k), &request.body) {
                         Ok(press) => {
-                            Box::pin(reply(endpoint, *request, 200, None)).await;
+                            Box::pin(reply(endpoint, *request, 200, None, tap)).await;
                             if let Some(press) = press {
                                 return LegEvent::Dtmf(press);
                             }
                         }
                         Err(()) => {
-                            Box::pin(reply(endpoint, *request, 400, Some(info::BAD_DTMF))).await
+                            Box::pin(reply(endpoint, *request, 400, Some(info::BAD_DTMF), tap))
+                                .await
                         }
                     }
                 }
-                Method::OPTIONS => Box::pin(reply(endpoint, *request, 200, None)).await,
-                _ => Box::pin(reply(endpoint, *request, 405, None)).await,
+                Method::OPTIONS => Box::pin(reply(endpoint, *request, 200, None, tap)).await,
+                _ => Box::pin(reply(endpoint, *request, 405, None, tap)).await,
             }
         }
     }
 
     /// A re-INVITE (session refresh, hold/unhold): answer with the SDP we
     /// already gave; media keeps flowing where it flows.
-    async fn answer_reinvite(&mut self, mut request: IncomingRequest) {
+    async fn answer_reinvite(&mut self, mut request: IncomingRequest, transport: SipTransport) {
         self.peer_refreshed(&request);
         let endpoint = self.s.endpoint.clone();
         let mut response = endpoint.create_response(&request, StatusCode::OK, None);
@@ -309,11 +343,16 @@ impl Leg {
         response.msg.body = Bytes::from(self.s.local_sdp.clone().into_bytes());
         let reliable = !request.tp_info.transport.is_udp();
         let tsx = endpoint.create_server_inv_tsx(&mut request);
+        print(&mut response);
+        let at = std::time::SystemTime::now();
+        let parts = response.parts.clone();
         match tsx.respond_success(response).await {
             Ok(accepted) => {
+                self.s.trace.sent(at, &parts, transport);
                 let ack = self.expect_ack();
                 if let Some(tx) = self.s.shared.dialogs.get(&self.s.key).map(|t| t.clone()) {
-                    spawn_2xx_retransmit(accepted, reliable, ack, tx);
+                    let retransmits = (self.s.trace.clone(), transport, parts);
+                    spawn_2xx_retransmit(accepted, reliable, ack, tx, retransmits);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "re-INVITE answer not sent"),
@@ -343,12 +382,14 @@ impl Drop for Leg {
 }
 
 /// Retransmits our 2xx over UDP (T1, doubling to T2) until the ACK comes;
-/// after 64·T1 without one, tells the leg its dialog is dead.
+/// after 64·T1 without one, tells the leg its dialog is dead. Each
+/// retransmission goes into the trace (`parts`: the 2xx as first sent).
 pub(crate) fn spawn_2xx_retransmit(
     mut accepted: Accepted,
     reliable: bool,
     mut ack: oneshot::Receiver<()>,
     leg: mpsc::UnboundedSender<Inbound>,
+    (trace, transport, parts): (Trace, SipTransport, OutgoingParts),
 ) {
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + T1 * 64;
@@ -365,7 +406,10 @@ pub(crate) fn spawn_2xx_retransmit(
                 return;
             }
             if !reliable {
-                let _ = accepted.retransmit().await;
+                let at = std::time::SystemTime::now();
+                if accepted.retransmit().await.is_ok() {
+                    trace.sent(at, &parts, transport);
+                }
                 interval = (interval * 2).min(T2);
             }
         }

@@ -5,6 +5,7 @@
 //! register) both depend on it rather than on each other.
 
 use super::leg_state::{MIN_SESSION_EXPIRES_SECS, SipTransport};
+use super::trace::Trace;
 use dashmap::DashMap;
 use ezk_sip_core::IncomingRequest;
 use rand::Rng;
@@ -32,8 +33,12 @@ pub(crate) enum Inbound {
 /// State shared between the layer and the legs.
 pub(crate) struct Shared {
     pub dialogs: DashMap<DialogKey, mpsc::UnboundedSender<Inbound>>,
-    /// INVITEs not yet answered, by top Via branch, for CANCEL.
-    pub pending: DashMap<String, oneshot::Sender<()>>,
+    /// INVITEs not yet answered, by top Via branch, for CANCEL (which
+    /// goes into the INVITE's trace).
+    pub pending: DashMap<String, (oneshot::Sender<()>, Trace)>,
+    /// Traces of INVITEs just challenged (401/407), by Call-ID: the
+    /// caller's retry with credentials carries on the same ladder.
+    pub challenged: super::trace::Challenged,
     /// Port of our TLS listener: connections bound to it are TLS (ezk does
     /// not tell TLS from TCP on a received message).
     pub tls_port: std::sync::OnceLock<u16>,
@@ -60,6 +65,7 @@ impl Shared {
         Self {
             dialogs: DashMap::new(),
             pending: DashMap::new(),
+            challenged: Default::default(),
             tls_port: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             resuming: std::sync::atomic::AtomicBool::new(false),

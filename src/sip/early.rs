@@ -18,7 +18,9 @@
 //! PRACK matching and the early dialog's routing are ours.
 
 use super::dialogs::{DialogKey, Inbound, Shared};
+use super::leg_state::SipTransport;
 use super::respond::reply;
+use super::trace::{Tap, Trace};
 use ezk_sip_core::transaction::consts::T1;
 use ezk_sip_core::transport::OutgoingResponse;
 use ezk_sip_core::{Endpoint, IncomingRequest};
@@ -72,6 +74,9 @@ pub(crate) struct EarlyDialog {
 pub(crate) struct EarlySetup {
     pub endpoint: Endpoint,
     pub shared: Arc<Shared>,
+    /// The call's trace, and what the INVITE came on.
+    pub trace: Trace,
+    pub transport: SipTransport,
     pub key: DialogKey,
     /// The 183 as sent; `Some(rseq)` when it was sent reliably.
     pub response: OutgoingResponse,
@@ -164,8 +169,10 @@ async fn run(
                     }
                     continue;
                 }
-                if let Err(e) = s.endpoint.send_outgoing_response(&mut s.response).await {
-                    tracing::debug!(error = %e, "183 retransmission not sent");
+                let at = std::time::SystemTime::now();
+                match s.endpoint.send_outgoing_response(&mut s.response).await {
+                    Ok(()) => s.trace.sent(at, &s.response.parts, s.transport),
+                    Err(e) => tracing::debug!(error = %e, "183 retransmission not sent"),
                 }
                 interval *= 2;
                 next = Some(tokio::time::Instant::now() + interval);
@@ -181,6 +188,12 @@ async fn answer(
     pracked: &watch::Sender<bool>,
 ) -> Option<CallerLeft> {
     let endpoint = &s.endpoint;
+    let tap = Tap {
+        trace: &s.trace,
+        transport: s.shared.transport_kind(&request.tp_info.transport),
+    };
+    tap.received(&request.tp_info);
+    let tap = Some(tap);
     match request.line.method {
         Method::PRACK => {
             let rack = request.headers.get_named::<RAck>().ok();
@@ -189,24 +202,24 @@ async fn answer(
             });
             if ours {
                 pracked.send_replace(true);
-                reply(endpoint, request, 200, None).await;
+                reply(endpoint, request, 200, None, tap).await;
             } else {
                 // RFC 3262 §3: a PRACK that matches no unacknowledged
                 // reliable response is answered 481.
-                reply(endpoint, request, 481, None).await;
+                reply(endpoint, request, 481, None, tap).await;
             }
             None
         }
         Method::BYE => {
-            reply(endpoint, request, 200, None).await;
+            reply(endpoint, request, 200, None, tap).await;
             Some(CallerLeft::Bye)
         }
         Method::UPDATE | Method::INFO | Method::OPTIONS => {
-            reply(endpoint, request, 200, None).await;
+            reply(endpoint, request, 200, None, tap).await;
             None
         }
         _ => {
-            reply(endpoint, request, 405, None).await;
+            reply(endpoint, request, 405, None, tap).await;
             None
         }
     }

@@ -8,9 +8,11 @@ use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
 use super::dialogs::{DialogKey, Shared, random_tag};
 use super::early::{CallerLeft, EarlyDialog, EarlySetup, first_rseq, requires_100rel};
 use super::headers::custom_headers;
+use super::leg_state::SipTransport;
 use super::stack::Stack;
 use super::target::Target;
 use super::timer;
+use super::trace::{Tap, Trace, print};
 use bytes::Bytes;
 use bytesstr::BytesStr;
 use ezk_sip_core::transaction::ServerInvTsx;
@@ -61,6 +63,11 @@ pub struct IncomingInvite {
     cancelled: bool,
     /// Set once a 183 with SDP went out: the early dialog it began.
     early: Option<EarlyDialog>,
+    /// The call's SIP ladder, which this INVITE begins (or continues,
+    /// after a digest challenge).
+    trace: Trace,
+    /// What the INVITE came on, as the trace names it.
+    transport: SipTransport,
     pub info: InviteInfo,
 }
 
@@ -75,18 +82,22 @@ impl IncomingInvite {
         if request.headers.get_named::<Contact>().is_err() {
             return Err(Box::new(request));
         }
-        let info = info_of(
-            &request,
-            shared.transport_kind(&request.tp_info.transport).as_str(),
-        );
+        let transport = shared.transport_kind(&request.tp_info.transport);
+        let info = info_of(&request, transport.as_str());
+        let trace = shared.challenged.take(&info.call_id).unwrap_or_default();
+        trace.received(&request.tp_info, transport);
         let branch = request.tsx_key.branch().to_string();
         let mut tsx = endpoint.create_server_inv_tsx(&mut request);
         let mut trying = endpoint.create_response(&request, StatusCode::TRYING, None);
-        if let Err(e) = tsx.respond_provisional(&mut trying).await {
-            tracing::debug!(error = %e, "100 Trying not sent");
+        let at = std::time::SystemTime::now();
+        match tsx.respond_provisional(&mut trying).await {
+            Ok(()) => trace.sent(at, &trying.parts, transport),
+            Err(e) => tracing::debug!(error = %e, "100 Trying not sent"),
         }
         let (cancel_tx, cancel_rx) = oneshot::channel();
-        shared.pending.insert(branch.clone(), cancel_tx);
+        shared
+            .pending
+            .insert(branch.clone(), (cancel_tx, trace.clone()));
         Ok(Self {
             endpoint,
             shared,
@@ -97,8 +108,22 @@ impl IncomingInvite {
             cancel_rx,
             cancelled: false,
             early: None,
+            trace,
+            transport,
             info,
         })
+    }
+
+    /// The call's SIP ladder (shared with the legs this INVITE leads to).
+    pub fn trace(&self) -> Trace {
+        self.trace.clone()
+    }
+
+    fn tap(&self) -> Tap<'_> {
+        Tap {
+            trace: &self.trace,
+            transport: self.transport,
+        }
     }
 
     /// Resolves when the caller CANCELs (or at once if it already has).
@@ -147,8 +172,10 @@ impl IncomingInvite {
     pub async fn ring(&mut self, stack: &Stack) {
         let mut r = self.response(Some(stack), 180, None);
         let Some(tsx) = self.tsx.as_mut() else { return };
-        if let Err(e) = tsx.respond_provisional(&mut r).await {
-            tracing::debug!(error = %e, "180 Ringing not sent");
+        let at = std::time::SystemTime::now();
+        match tsx.respond_provisional(&mut r).await {
+            Ok(()) => self.trace.sent(at, &r.parts, self.transport),
+            Err(e) => tracing::debug!(error = %e, "180 Ringing not sent"),
         }
     }
 
@@ -170,10 +197,14 @@ impl IncomingInvite {
         let Some(tsx) = self.tsx.as_mut() else {
             return Err(ezk_sip_core::Error::RequestTimedOut);
         };
+        let at = std::time::SystemTime::now();
         tsx.respond_provisional(&mut r).await?;
+        self.trace.sent(at, &r.parts, self.transport);
         self.early = Some(EarlyDialog::start(EarlySetup {
             endpoint: self.endpoint.clone(),
             shared: self.shared.clone(),
+            trace: self.trace.clone(),
+            transport: self.transport,
             key: self.key(),
             response: r,
             rseq,
@@ -233,9 +264,18 @@ impl IncomingInvite {
         self.reject(r.code, r.phrase, &r.headers).await;
     }
 
-    async fn finish_failure(mut self, response: OutgoingResponse) {
+    async fn finish_failure(mut self, mut response: OutgoingResponse) {
         self.shared.pending.remove(&self.branch);
         let Some(tsx) = self.tsx.take() else { return };
+        print(&mut response);
+        self.tap()
+            .sent(std::time::SystemTime::now(), &response.parts);
+        // A challenge: the retry with credentials continues this ladder.
+        if matches!(response.msg.line.code.into_u16(), 401 | 407) {
+            self.shared
+                .challenged
+                .keep(&self.info.call_id, self.trace.clone());
+        }
         tokio::spawn(async move {
             if let Err(e) = tsx.respond_failure(response).await {
                 tracing::debug!(error = %e, "final error response not acknowledged");
@@ -320,10 +360,16 @@ impl IncomingInvite {
             local_sdp: sdp,
             timer: session_timer,
             rx,
+            trace: self.trace.clone(),
         });
+        print(&mut response);
+        let at = std::time::SystemTime::now();
+        let parts = response.parts.clone();
         let accepted = tsx.respond_success(response).await?;
+        self.tap().sent(at, &parts);
         let ack_rx = leg.expect_ack();
-        spawn_2xx_retransmit(accepted, reliable, ack_rx, tx);
+        let retransmits = (self.trace.clone(), self.transport, parts);
+        spawn_2xx_retransmit(accepted, reliable, ack_rx, tx, retransmits);
         Ok(leg)
     }
 }

@@ -5,6 +5,7 @@ use super::dialogs::{DialogKey, Inbound, Shared};
 use super::inbound::IncomingInvite;
 use super::refusal::Refusal;
 use super::respond::{refuse, reply, respond, with_to_tag};
+use super::trace::Tap;
 use bytesstr::BytesStr;
 use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::{Method, Name, StatusCode};
@@ -70,7 +71,7 @@ impl Layer for PinlessLayer {
                 let mut response = endpoint.create_response(&request, StatusCode::OK, None);
                 response.msg.headers.insert_named(endpoint.allowed());
                 response.msg.headers.insert(Name::ACCEPT, "application/sdp");
-                respond(endpoint, request.take(), with_to_tag(response)).await;
+                respond(endpoint, request.take(), with_to_tag(response), None).await;
             }
             (_, Some(tag)) => {
                 let key = key_of(&request, &tag);
@@ -90,9 +91,9 @@ impl Layer for PinlessLayer {
                 {
                     return; // the peer retransmits; the leg is about to be back
                 }
-                reply(endpoint, request, 481, None).await;
+                reply(endpoint, request, 481, None, None).await;
             }
-            (_, None) => reply(endpoint, request.take(), 405, None).await,
+            (_, None) => reply(endpoint, request.take(), 405, None, None).await,
         }
     }
 }
@@ -105,14 +106,14 @@ impl PinlessLayer {
 
     async fn new_invite(&self, endpoint: &Endpoint, request: IncomingRequest) {
         if request.base_headers.from.tag.is_none() {
-            reply(endpoint, request, 400, Some("Missing From tag")).await;
+            reply(endpoint, request, 400, Some("Missing From tag"), None).await;
             return;
         }
         let invite = match IncomingInvite::new(endpoint.clone(), self.shared.clone(), request).await
         {
             Ok(invite) => invite,
             Err(request) => {
-                reply(endpoint, *request, 400, Some("Malformed INVITE")).await;
+                reply(endpoint, *request, 400, Some("Malformed INVITE"), None).await;
                 return;
             }
         };
@@ -129,12 +130,17 @@ impl PinlessLayer {
     async fn cancel(&self, endpoint: &Endpoint, request: IncomingRequest) {
         let branch = request.tsx_key.branch().to_string();
         match self.shared.pending.remove(&branch) {
-            Some((_, cancel)) => {
+            Some((_, (cancel, trace))) => {
                 // 200 to the CANCEL here; the INVITE's owner sends the 487.
                 let _ = cancel.send(());
-                reply(endpoint, request, 200, None).await;
+                let tap = Tap {
+                    trace: &trace,
+                    transport: self.shared.transport_kind(&request.tp_info.transport),
+                };
+                tap.received(&request.tp_info);
+                reply(endpoint, request, 200, None, Some(tap)).await;
             }
-            None => reply(endpoint, request, 481, None).await,
+            None => reply(endpoint, request, 481, None, None).await,
         }
     }
 }

@@ -10,6 +10,10 @@
 //! - `refusal`: a final error answer as data (every 503 is built there).
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.
 //! - `leg_state`: a leg's dialog as data (saved, resumed after a restart).
+//! - `trace_parse`: a captured message read for the ladder (start line,
+//!   headers, bounded body), credentials and SRTP keys masked.
+//! - `trace`: a call's SIP ladder: every message its legs send and
+//!   receive, recorded at the points below, bounded.
 //! - `dialogs`: the dialog registry and the types the files share (dialog
 //!   key, what a leg receives, state shared by the layer and the legs).
 //! - `respond`: answering a request on the spot (errors, To-tags).
@@ -58,6 +62,8 @@ mod stack;
 mod target;
 mod timer;
 pub mod tls;
+mod trace;
+mod trace_parse;
 
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
@@ -68,6 +74,10 @@ pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTime
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
 pub use refusal::{DRAINING_RETRY_AFTER_SECS, Refusal};
 pub use stack::Stack;
+pub use trace::{
+    Direction, HEAD as TRACE_HEAD, Ladder, LadderMessage, MAX_BODY as TRACE_MAX_BODY,
+    MAX_MESSAGES as TRACE_MAX_MESSAGES, Trace, TraceLeg,
+};
 
 /// The user part of a `sip:` / `sips:` URI string (`support` in
 /// `sip:support@host`); config validation uses the same function.

@@ -8,6 +8,7 @@ use super::dialogs::{DialogKey, Inbound, Shared, random_tag};
 use super::leg_state::SipTransport;
 use super::stack::Stack;
 use super::target::Target;
+use super::trace::Trace;
 use bytes::Bytes;
 use ezk_sip_core::transaction::consts::T1;
 use ezk_sip_core::transaction::{ClientInvTsx, TsxKey, TsxResponse};
@@ -36,6 +37,9 @@ pub struct OutboundRequest {
     pub sdp: String,
     /// Give up (and CANCEL) if no final answer comes in this long.
     pub ring_timeout: Duration,
+    /// The call's SIP ladder, which this INVITE and its dialog join as a
+    /// room leg; None: a trace of its own.
+    pub trace: Option<Trace>,
 }
 
 /// Why an INVITE could not even be sent, or failed on its way.
@@ -151,7 +155,12 @@ struct Sent {
     via: HostPort,
 }
 
-async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sent, DialError> {
+async fn send(
+    stack: &Stack,
+    r: &OutboundRequest,
+    local_tag: &str,
+    trace: &Trace,
+) -> Result<Sent, DialError> {
     let uri: SipUri = r.target.parse().map_err(|e| DialError::BadUri {
         uri: r.target.clone(),
         source: Box::new(e),
@@ -185,11 +194,13 @@ async fn send(stack: &Stack, r: &OutboundRequest, local_tag: &str) -> Result<Sen
         via_host_port: Some(via.clone()),
         transport: Some((handle, destination)),
     };
+    let at = std::time::SystemTime::now();
     let tsx = stack
         .endpoint
         .send_invite(request, &mut target)
         .await
         .map_err(DialError::Send)?;
+    trace.sent(at, &tsx.request().parts, kind);
     Ok(Sent {
         call_id,
         local_from,
@@ -227,13 +238,17 @@ async fn run(
     progress: mpsc::UnboundedSender<u16>,
 ) -> DialOutcome {
     let local_tag = random_tag();
+    let trace = r
+        .trace
+        .as_ref()
+        .map_or_else(|| Trace::new().room(), Trace::room);
     let Sent {
         call_id,
         local_from,
         mut tsx,
         kind,
         via,
-    } = match send(stack, &r, &local_tag).await {
+    } = match send(stack, &r, &local_tag, &trace).await {
         Ok(s) => s,
         Err(e) => return DialOutcome::Failed(e),
     };
@@ -267,13 +282,14 @@ async fn run(
                         return DialOutcome::Failed(DialError::Send(e));
                     }
                 };
+                trace.received(&response.tp_info, kind);
                 let code = response.line.code.into_u16();
                 match code {
                     100..=199 => { let _ = progress.send(code); }
                     200..=299 => {
-                        let dialog = NewDialog { key: key.clone(), local_from: local_from.clone(), kind, via: via.clone() };
+                        let dialog = NewDialog { key: key.clone(), local_from: local_from.clone(), kind, via: via.clone(), trace: trace.clone() };
                         let (leg, ack) = answered(stack, &tsx, &response, dialog, &r, leg_rx).await;
-                        keep_acking(tsx, &stack.endpoint, ack);
+                        keep_acking(tsx, &stack.endpoint, ack, (trace.clone(), kind));
                         if cancel.is_some() {
                             // The room answered as our CANCEL crossed it.
                             leg.hangup();
@@ -292,15 +308,18 @@ async fn run(
                 }
             }
             _ = &mut cancel_rx, if cancel.is_none() => {
-                cancel = send_cancel(&stack.endpoint, &tsx).await;
+                cancel = send_cancel(&stack.endpoint, &tsx, (&trace, kind)).await;
             }
             _ = tokio::time::sleep_until(give_up_at), if cancel.is_none() => {
                 why_cancelled = DialOutcome::TimedOut;
-                cancel = send_cancel(&stack.endpoint, &tsx).await;
+                cancel = send_cancel(&stack.endpoint, &tsx, (&trace, kind)).await;
             }
             _ = sleep_until_opt(resend_at) => {
                 if let Some((req, at, every)) = cancel.as_mut() {
-                    let _ = stack.endpoint.send_outgoing_request(req).await;
+                    let sent_at = std::time::SystemTime::now();
+                    if stack.endpoint.send_outgoing_request(req).await.is_ok() {
+                        trace.sent(sent_at, &req.parts, kind);
+                    }
                     *every = (*every * 2).min(Duration::from_secs(4));
                     *at = Instant::now() + *every;
                 }
@@ -318,10 +337,13 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 /// Builds and sends the CANCEL for the INVITE in `tsx`: same Request-URI,
 /// top Via (branch), From, To, Call-ID and CSeq number (RFC 3261 §9.1).
-/// Over UDP it is resent until the INVITE gets its final answer.
+/// Over UDP it is resent until the INVITE gets its final answer. (Its
+/// 200 is not in the trace: sent outside a transaction of ezk's, it comes
+/// back as a response ezk matches to nothing and drops.)
 async fn send_cancel(
     endpoint: &Endpoint,
     tsx: &ClientInvTsx,
+    (trace, kind): (&Trace, SipTransport),
 ) -> Option<(OutgoingRequest, Instant, Duration)> {
     let invite = tsx.request();
     let mut headers = Headers::with_capacity(7);
@@ -354,8 +376,10 @@ async fn send_cancel(
             buffer: Default::default(),
         },
     };
-    if let Err(e) = endpoint.send_outgoing_request(&mut cancel).await {
-        tracing::debug!(error = %e, "CANCEL not sent");
+    let at = std::time::SystemTime::now();
+    match endpoint.send_outgoing_request(&mut cancel).await {
+        Ok(()) => trace.sent(at, &cancel.parts, kind),
+        Err(e) => tracing::debug!(error = %e, "CANCEL not sent"),
     }
     let every = if invite.parts.transport.is_udp() {
         T1
@@ -433,6 +457,7 @@ struct NewDialog {
     local_from: String,
     kind: SipTransport,
     via: HostPort,
+    trace: Trace,
 }
 
 async fn answered(
@@ -448,10 +473,13 @@ async fn answered(
         local_from,
         kind,
         via,
+        trace,
     } = dialog;
     let mut ack = build_ack(&stack.endpoint, tsx, response, via.clone());
-    if let Err(e) = stack.endpoint.send_outgoing_request(&mut ack).await {
-        tracing::debug!(error = %e, "ACK not sent");
+    let at = std::time::SystemTime::now();
+    match stack.endpoint.send_outgoing_request(&mut ack).await {
+        Ok(()) => trace.sent(at, &ack.parts, kind),
+        Err(e) => tracing::debug!(error = %e, "ACK not sent"),
     }
     let invite = tsx.request();
     let leg = Leg::new(LegSetup {
@@ -480,18 +508,28 @@ async fn answered(
                 .load(std::sync::atomic::Ordering::Relaxed),
         ),
         rx,
+        trace,
     });
     (leg, ack)
 }
 
 /// 2xx retransmissions (the peer did not see our ACK) come back through
 /// the INVITE transaction for a while: answer each with the same ACK.
-fn keep_acking(mut tsx: ClientInvTsx, endpoint: &Endpoint, mut ack: OutgoingRequest) {
+fn keep_acking(
+    mut tsx: ClientInvTsx,
+    endpoint: &Endpoint,
+    mut ack: OutgoingRequest,
+    (trace, kind): (Trace, SipTransport),
+) {
     let endpoint = endpoint.clone();
     tokio::spawn(async move {
         while let Ok(Some(r)) = tsx.receive().await {
+            trace.received(&r.tp_info, kind);
             if r.line.code.into_u16() / 100 == 2 {
-                let _ = endpoint.send_outgoing_request(&mut ack).await;
+                let at = std::time::SystemTime::now();
+                if endpoint.send_outgoing_request(&mut ack).await.is_ok() {
+                    trace.sent(at, &ack.parts, kind);
+                }
             }
         }
     });

@@ -4,7 +4,9 @@
 
 use super::dialog::Leg;
 use super::dialogs::Answer;
+use super::leg_state::SipTransport;
 use super::timer::request_headers;
+use super::trace::Trace;
 use bytes::Bytes;
 use ezk_sip_core::transaction::TsxKey;
 use ezk_sip_core::transport::TargetTransportInfo;
@@ -110,10 +112,11 @@ impl Leg {
         let ack = self.in_dialog(Method::ACK);
         let endpoint = self.s.endpoint.clone();
         let (target, hops) = (self.s.target.clone(), self.next_hops());
+        let trace = (self.s.trace.clone(), target.kind);
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             let code = match target.info(&endpoint, &hops).await {
-                Ok(info) => invite_and_ack(&endpoint, request, ack, info).await,
+                Ok(info) => invite_and_ack(&endpoint, request, ack, info, trace).await,
                 Err(e) => {
                     tracing::debug!(error = %e, "re-INVITE not sent");
                     None
@@ -159,16 +162,27 @@ impl Leg {
     fn send(&self, request: Request) -> Answer {
         let endpoint = self.s.endpoint.clone();
         let (target, hops) = (self.s.target.clone(), self.next_hops());
+        let trace = self.s.trace.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             let method = request.line.method.clone();
+            let kind = target.kind;
+            let at = std::time::SystemTime::now();
             let sent = match target.info(&endpoint, &hops).await {
                 Ok(mut info) => endpoint.send_request(request, &mut info).await,
                 Err(e) => Err(e),
             };
+            if let Ok(tsx) = &sent {
+                trace.sent(at, &tsx.request().parts, kind);
+            }
+            // Provisional answers to these (rare) are not in the trace:
+            // ezk's transaction passes over them here.
             let code = match sent {
                 Ok(mut tsx) => match tsx.receive_final().await {
-                    Ok(response) => Some(response.line.code.into_u16()),
+                    Ok(response) => {
+                        trace.received(&response.tp_info, kind);
+                        Some(response.line.code.into_u16())
+                    }
                     Err(e) => {
                         tracing::debug!(%method, error = %e, "request in dialog not answered");
                         None
@@ -205,9 +219,14 @@ async fn invite_and_ack(
     request: Request,
     ack: Request,
     mut info: TargetTransportInfo,
+    (trace, kind): (Trace, SipTransport),
 ) -> Option<u16> {
+    let at = std::time::SystemTime::now();
     let mut tsx = match endpoint.send_invite(request, &mut info).await {
-        Ok(tsx) => tsx,
+        Ok(tsx) => {
+            trace.sent(at, &tsx.request().parts, kind);
+            tsx
+        }
         Err(e) => {
             tracing::debug!(error = %e, "re-INVITE not sent");
             return None;
@@ -215,8 +234,12 @@ async fn invite_and_ack(
     };
     let code = loop {
         match tsx.receive().await {
-            Ok(Some(r)) if r.line.code.into_u16() >= 200 => break r.line.code.into_u16(),
-            Ok(Some(_)) => continue,
+            Ok(Some(r)) => {
+                trace.received(&r.tp_info, kind);
+                if r.line.code.into_u16() >= 200 {
+                    break r.line.code.into_u16();
+                }
+            }
             Ok(None) => return None,
             Err(e) => {
                 tracing::debug!(error = %e, "re-INVITE not answered");
@@ -240,12 +263,19 @@ async fn invite_and_ack(
         info.via_host_port.clone(),
     );
     ack.msg.headers.insert_named_front(&via);
-    let _ = endpoint.send_outgoing_request(&mut ack).await;
+    let at = std::time::SystemTime::now();
+    if endpoint.send_outgoing_request(&mut ack).await.is_ok() {
+        trace.sent(at, &ack.parts, kind);
+    }
     let endpoint = endpoint.clone();
     tokio::spawn(async move {
         while let Ok(Some(r)) = tsx.receive().await {
+            trace.received(&r.tp_info, kind);
             if r.line.code.into_u16() / 100 == 2 {
-                let _ = endpoint.send_outgoing_request(&mut ack).await;
+                let at = std::time::SystemTime::now();
+                if endpoint.send_outgoing_request(&mut ack).await.is_ok() {
+                    trace.sent(at, &ack.parts, kind);
+                }
             }
         }
     });

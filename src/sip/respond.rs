@@ -1,9 +1,11 @@
 //! Answering a request on the spot, outside any leg's logic: errors to
 //! requests that match nothing, and the routine answers of a dialog (200 to
-//! BYE, 405, 481…). Used by the layer and by legs alike.
+//! BYE, 405, 481…). Used by the layer and by legs alike; a leg passes its
+//! `Tap` so that the answer goes into its call's trace.
 
 use super::dialogs::random_tag;
 use super::refusal::Refusal;
+use super::trace::{Tap, print};
 use bytesstr::BytesStr;
 use ezk_sip_core::transport::OutgoingResponse;
 use ezk_sip_core::{Endpoint, IncomingRequest};
@@ -16,13 +18,14 @@ pub(crate) async fn reply(
     request: IncomingRequest,
     code: u16,
     reason: Option<&'static str>,
+    tap: Option<Tap<'_>>,
 ) {
     let response = endpoint.create_response(
         &request,
         StatusCode::from(code),
         reason.map(BytesStr::from_static),
     );
-    respond(endpoint, request, with_to_tag(response)).await;
+    respond(endpoint, request, with_to_tag(response), tap).await;
 }
 
 /// Answers `request` with `code` and extra headers.
@@ -31,12 +34,13 @@ pub(crate) async fn reply_with(
     request: IncomingRequest,
     code: u16,
     headers: &[(Name, String)],
+    tap: Option<Tap<'_>>,
 ) {
     let mut response = endpoint.create_response(&request, StatusCode::from(code), None);
     for (name, value) in headers {
         response.msg.headers.insert(name.clone(), value.clone());
     }
-    respond(endpoint, request, with_to_tag(response)).await;
+    respond(endpoint, request, with_to_tag(response), tap).await;
 }
 
 /// Answers `request` with a refusal's code, phrase and headers.
@@ -49,7 +53,7 @@ pub(crate) async fn refuse(endpoint: &Endpoint, request: IncomingRequest, refusa
     for (name, value) in &refusal.headers {
         response.msg.headers.insert(name.to_string(), value.clone());
     }
-    respond(endpoint, request, with_to_tag(response)).await;
+    respond(endpoint, request, with_to_tag(response), None).await;
 }
 
 /// RFC 3261 §8.2.6.2: every response but 100 carries a To-tag; ezk copies
@@ -69,12 +73,19 @@ pub(crate) fn with_to_tag(mut response: OutgoingResponse) -> OutgoingResponse {
     response
 }
 
-/// Sends `response` in a server transaction of its own.
+/// Sends `response` in a server transaction of its own (recorded in
+/// `tap`'s trace, if any).
 pub(crate) async fn respond(
     endpoint: &Endpoint,
     mut request: IncomingRequest,
-    response: OutgoingResponse,
+    mut response: OutgoingResponse,
+    tap: Option<Tap<'_>>,
 ) {
+    if let Some(tap) = tap {
+        // Printed now so that the trace has the very bytes sent.
+        print(&mut response);
+        tap.sent(std::time::SystemTime::now(), &response.parts);
+    }
     let result = if request.line.method == Method::INVITE {
         // A final error to an INVITE waits for the ACK (up to 32 s over
         // UDP); do that off the receive path.

@@ -88,6 +88,9 @@ impl Stack {
             // itself if it cares.
             timer: state.session_timer,
             rx,
+            // A fresh ladder: what the old process recorded is gone. The
+            // call links its legs' traces (`Leg::set_trace`).
+            trace: super::trace::Trace::new(),
         }))
     }
 }

@@ -194,6 +194,7 @@ impl Phone {
                     .collect(),
                 sdp: offer,
                 ring_timeout: Duration::from_secs(10),
+                trace: None,
             },
         )
     }
