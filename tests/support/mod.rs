@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod binary;
+pub mod browser;
 pub mod cluster;
 pub mod kamailio;
 pub mod peers;
