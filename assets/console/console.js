@@ -50,10 +50,17 @@
   let uid = 0;
   const nextId = (prefix) => `${prefix}-${++uid}`;
 
+  // A success fades after a while (the card itself shows the new state);
+  // an error stays until the next try.
+  const OK_FADES_MS = 8000;
+
   function setMsg(node, text, kind) {
     node.textContent = text || '';
     node.classList.toggle('error', kind === 'error');
     node.classList.toggle('ok', kind === 'ok');
+    if (kind === 'ok' && text) {
+      window.setTimeout(() => { if (node.textContent === text) node.textContent = ''; }, OK_FADES_MS);
+    }
   }
 
   function announce(text) {
@@ -787,7 +794,7 @@
     const party = (name, addr, cls) => el('span', { class: `party ${cls}` }, name,
       addr ? el('small', { text: addr }) : null);
     const head = el('div', { class: 'lrow lhead', 'aria-hidden': 'true' },
-      el('span', { class: 't' }),
+      el('span', { class: 't', text: 's' }),
       el('div', { class: 'lane a' }, party('Caller', peer('caller'), 'p-caller')),
       el('div', { class: 'lane b' }, party('pinless', '', 'p-pinless'), party('Room', peer('room'), 'p-room')));
     const list = el('ol', { class: 'ladder-rows' });
@@ -801,7 +808,7 @@
       const code = response ? Number(line.split(' ')[1]) : 0;
       const kind = response ? (code >= 300 ? 'fail' : 'resp') : 'req';
       const detailId = nextId('sipmsg');
-      const offset = `+${((m.at - t0) / 1000).toFixed(3)} s`;
+      const offset = `+${((m.at - t0) / 1000).toFixed(3)}`;
       const expanded = openAt.has(String(i));
       const arrow = el('button', {
         type: 'button',
@@ -810,7 +817,7 @@
         'aria-controls': detailId,
         'data-n': String(i),
       },
-      el('span', { class: 'sr-only', text: `${offset}, ${from} to ${to}: ` }),
+      el('span', { class: 'sr-only', text: `${offset} s, ${from} to ${to}: ` }),
       el('span', { class: 'label', text: line }),
       el('span', { class: 'line', 'aria-hidden': 'true' }));
       const text = [line, ...(m.headers || []).map(([n, val]) => `${n}: ${val}`)].join('\n');
