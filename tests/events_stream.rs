@@ -23,16 +23,16 @@ struct Sse {
 
 impl Sse {
     async fn open(gw: &TestGateway, last_id: Option<&str>) -> Sse {
-        let mut request = gw.http.get(gw.url("/v1/events")).bearer_auth(TOKEN);
+        let mut request = gw
+            .http
+            .get(gw.url("/v1/events"))
+            .bearer_auth(TOKEN);
         if let Some(id) = last_id {
             request = request.header("Last-Event-ID", id);
         }
         let response = request.send().await.expect("stream opens");
         assert_eq!(response.status(), 200);
-        let kind = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let kind = response.headers()["content-type"].to_str().unwrap().to_string();
         assert_eq!(kind, "text/event-stream");
         Sse {
             response,
@@ -68,8 +68,7 @@ impl Sse {
                 .await
                 .expect("stream readable")
                 .expect("stream still open");
-            self.buf
-                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+            self.buf.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
         }
     }
 
@@ -101,10 +100,7 @@ async fn a_call_s_events_arrive_in_order_and_a_reconnect_gets_what_it_missed() {
     let mut sse = Sse::open(&gw, None).await;
     let phone = Phone::new().await;
     let (caller, _media) = phone.call(&gw.sip_uri("support", false), &[]).await;
-    let id = hooks.next().await.json()["callId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
     let mut room = Room::new().await;
     let (status, _) = gw
         .update(gw.update_body(&id, json!({ "sipUri": room.uri("r", false) })))

@@ -16,9 +16,7 @@ async fn probe(args: &[&str]) -> (i32, Value) {
         .args(["--json", "--bind", "127.0.0.1"])
         .kill_on_drop(true)
         .output();
-    let out = within(40, "the probe to finish", out)
-        .await
-        .expect("probe runs");
+    let out = within(40, "the probe to finish", out).await.expect("probe runs");
     let text = String::from_utf8_lossy(&out.stdout);
     let report = serde_json::from_str(&text).unwrap_or_else(|e| {
         panic!(
@@ -121,19 +119,8 @@ async fn against_sipp_s_echo_it_hears_its_own_tone_without_loss() {
     let port = free_udp_port().to_string();
     let media = free_udp_port().to_string();
     let echo = sipp(&[
-        "-sn",
-        "uas",
-        "-rtp_echo",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-mp",
-        &media,
-        "-m",
-        "1",
-        "-timeout",
-        "30",
+        "-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-p", &port, "-mp", &media, "-m", "1",
+        "-timeout", "30",
     ]);
     // sipp needs a moment to listen.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -144,8 +131,5 @@ async fn against_sipp_s_echo_it_hears_its_own_tone_without_loss() {
     assert!(heard["packets"].as_u64().unwrap() >= 120, "{r:#}");
     assert_eq!(heard["lost"], 0, "{r:#}");
     assert_eq!(heard["silent"], false, "its own tone came back: {r:#}");
-    assert!(
-        finished(echo, "sipp echo", 15).await,
-        "sipp saw a clean call"
-    );
+    assert!(finished(echo, "sipp echo", 15).await, "sipp saw a clean call");
 }

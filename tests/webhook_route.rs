@@ -81,11 +81,7 @@ async fn answers_that_name_no_room_leave_the_caller_on_hold() {
         let (gw, _hooks, phone, _leg, id) = call_answered_with(body).await;
         // Music goes on and nothing is dialled.
         let music = phone.rtp.collect(Duration::from_millis(600)).await;
-        assert!(
-            music.len() >= 20,
-            "answer {body:?}: {} packets",
-            music.len()
-        );
+        assert!(music.len() >= 20, "answer {body:?}: {} packets", music.len());
         let dialled = tokio::time::timeout(Duration::from_millis(400), room.next_invite()).await;
         assert!(dialled.is_err(), "answer {body:?} dialled a room");
         let (_, call) = gw.get_call(&id).await;
