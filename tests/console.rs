@@ -52,8 +52,8 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
         until(
             c,
             5.0,
-            "the sign-in form",
-            "return !!document.getElementById('token')",
+            "the sign-in form, ready",
+            "return !document.getElementById('signin-fields').disabled",
         )
         .await;
         // Marks this page load: a reload would lose it.
@@ -68,14 +68,15 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
             c,
             5.0,
             "the refusal",
-            "return document.getElementById('signin-msg').textContent",
+            "const t = document.getElementById('signin-msg').textContent; \
+             return t.includes('refused') ? t : null",
         )
         .await;
         let msg = msg.as_str().unwrap_or_default().to_string();
         assert!(msg.contains("refused") && msg.contains("401"), "{msg}");
         let state = js(
             c,
-            "return [document.getElementById('live').hidden, \
+            "return [getComputedStyle(document.getElementById('live')).display === 'none', \
                      document.querySelectorAll('li.call').length, \
                      sessionStorage.length]",
         )
@@ -247,6 +248,17 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
         let text = text.as_str().unwrap_or_default();
         assert!(text.contains(&room_uri), "the card names the room: {text}");
         assert!(text.contains("Talk time"), "{text}");
+        assert_eq!(
+            js(
+                c,
+                &format!(
+                    "return document.querySelector('{bridged}').contains(document.activeElement)"
+                )
+            )
+            .await,
+            true,
+            "the keyboard focus moved with the call"
+        );
         assert_eq!(
             js(
                 c,
@@ -501,7 +513,7 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
             c,
             "return [sessionStorage.getItem('pinless.token'), \
                      document.getElementById('signin').hidden, \
-                     document.getElementById('live').hidden, \
+                     getComputedStyle(document.getElementById('live')).display === 'none', \
                      document.querySelectorAll('li.call').length]",
         )
         .await;

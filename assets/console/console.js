@@ -258,7 +258,10 @@
     if (v.state === 'ended') {
       const card = cards.get(v.callId);
       if (card) {
+        // Focus inside a card that goes away would fall to the page's top.
+        const hadFocus = card.root.contains(document.activeElement);
         card.root.remove();
+        if (hadFocus) $('ended-h').focus();
         cards.delete(v.callId);
         if (speak) announce(`Call from ${v.from} ended: ${v.endReason || 'ended'}.`);
       }
@@ -289,6 +292,13 @@
   const isHeld = (s) => s === 'held' || s === 'announcing';
 
   function place(card) {
+    // Moving a node drops the focus inside it: put it back.
+    const focused = card.root.contains(document.activeElement) ? document.activeElement : null;
+    movePlace(card);
+    if (focused && document.activeElement !== focused && !focused.hidden) focused.focus();
+  }
+
+  function movePlace(card) {
     const v = card.view;
     if (isHeld(v.state)) {
       const g = group(v.entry);
@@ -872,6 +882,7 @@
       }
       signIn(t);
     });
+    $('signin-fields').disabled = false;
     $('signout').addEventListener('click', () => signOut());
     window.addEventListener('hashchange', () => {
       const wasCall = !$('call').hidden;
