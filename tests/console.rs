@@ -488,6 +488,49 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
         "sipp got the operator's BYE and answered it"
     );
 
+    // Play a prompt: the form reaches `POST /v1/calls/{id}/play` and says
+    // what the node answered (an error in the API's own words where the
+    // node has no such endpoint or refuses the file).
+    let second_card = card("held", &second_id);
+    step(c, "play", async {
+        click(c, &format!("{second_card} .act-play")).await;
+        type_into(
+            c,
+            &format!("{second_card} input.audio"),
+            "no-such-prompt.wav",
+        )
+        .await;
+        type_into(c, &format!("{second_card} input.audio"), ENTER).await;
+        let said = until(
+            c,
+            5.0,
+            "the play answer",
+            &format!(
+                "const m = document.querySelector('{second_card} .msg').textContent; \
+                 return m && !m.endsWith('…') ? m : null"
+            ),
+        )
+        .await;
+        let said = said.as_str().unwrap_or_default();
+        let (status, answer) = gw
+            .api(
+                reqwest::Method::POST,
+                &format!("/v1/calls/{second_id}/play"),
+                Some(serde_json::json!({"audio": "no-such-prompt.wav", "then": "hold"})),
+            )
+            .await;
+        if status >= 400 {
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(
+                said.starts_with(&format!("Play failed: {status}: {error}")),
+                "{said}"
+            );
+        } else {
+            assert_eq!(said, "Playing.");
+        }
+    })
+    .await;
+
     let (status, _) = gw
         .api(
             reqwest::Method::DELETE,
