@@ -512,12 +512,16 @@
   // on the call's page ('page'). `update(view)` refreshes what it shows
   // without touching an open form, so typing is never lost to an event.
   function makeCard(v, where) {
-    const heading = el('div', { class: 'who', role: 'heading', 'aria-level': 3 });
+    // Buttons name their call to screen readers ("Transfer, +1555…").
+    const whoId = nextId('who');
+    const heading = el('div', { class: 'who', role: 'heading', 'aria-level': 3, id: whoId });
     const badge = el('span', { class: 'badge' });
     const facts = el('dl', { class: 'facts' });
     const msg = el('p', { class: 'msg', role: 'status', 'aria-live': 'polite' });
     const panel = el('div', { class: 'panel' });
-    const btn = (label, cls, on) => el('button', { type: 'button', class: cls, text: label, onclick: on });
+    const btn = (label, cls, on) => el('button', {
+      type: 'button', class: cls, text: label, onclick: on, 'aria-describedby': whoId,
+    });
     const bTransfer = btn('Transfer', 'act-transfer', () => openTransfer());
     const bHold = btn('Back to hold', 'act-hold', () => backToHold());
     const bPlay = btn('Play a prompt', 'act-play', () => openPlay());
