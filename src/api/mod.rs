@@ -8,6 +8,7 @@ mod auth;
 mod bad_request;
 mod calls;
 mod cluster_calls;
+mod console;
 mod entry_record;
 pub mod entry_sync;
 mod error;
@@ -130,7 +131,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
     } = r;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    // Health and metrics answer without a token.
+    // Health, metrics and the console's own files answer without a token
+    // (the console holds no data; its calls to the API carry one).
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => {
             return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
@@ -144,6 +146,10 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
         }
         (&Method::GET, ["metrics"]) => return Ok(metrics::render(api)),
+        (&Method::GET, ["console"]) => return Ok(console::page()),
+        (&Method::GET, ["console", name]) => {
+            return console::asset(name).ok_or(ApiError::NoSuchEndpoint);
+        }
         _ => {}
     }
     let known = matches!(
