@@ -267,3 +267,53 @@ fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+#[tokio::test]
+async fn a_prompt_queued_behind_an_announcement_ends_the_call_as_soon_as_it_has_played() {
+    let dir = temp_dir("play-after-announcement");
+    let music_path = dir.join("music.wav");
+    chirp(&music_path);
+    let prompts = dir.join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    support::audio::constant_prompts(&prompts);
+    let prompt_path = dir.join("prompt.wav");
+    prompt_file(&prompt_path, 10); // 0.2 s
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let extra = format!(
+        "hold_music = \"{}\"\nannounce_position_every_secs = 2\nprompts_dir = \"{}\"",
+        music_path.display(),
+        prompts.display()
+    );
+    let gw = TestGateway::start(&hooks.url(), &extra).await;
+    let phone = Phone::new().await;
+    let (mut caller, _media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let id = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
+    // The announcement (constant samples of 9,000) starts 2 s in.
+    within(5, "the announcement", async {
+        loop {
+            let got = phone.rtp.collect(Duration::from_millis(20)).await;
+            let announcing = got.iter().any(|p| {
+                p.payload.iter().all(|b| *b == p.payload[0]) && p.payload[0] != 0xFF
+            });
+            if announcing {
+                return;
+            }
+        }
+    })
+    .await;
+    let asked = Instant::now();
+    let body = json!({ "audio": prompt_path.display().to_string(), "then": "hangup" });
+    let path = format!("/v1/calls/{id}/play");
+    let (status, reply) = gw.api(reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 200, "{reply}");
+    let bye = within(5, "BYE at the caller", caller.next_event()).await;
+    assert_eq!(bye, LegEvent::Bye);
+    // The rest of the announcement (under 0.6 s) and the prompt (0.2 s),
+    // not the next announcement's turn 2 s later.
+    assert!(
+        asked.elapsed() < Duration::from_millis(1300),
+        "BYE {:?} after the play request",
+        asked.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -313,7 +313,7 @@ impl Call {
                     self.feed(Input::PeerSilent(leg))
                 }
                 press = presses.next() => self.feed(Input::Dtmf(press)),
-                Some(f) = self.prompts.finished() => {
+                f = self.prompts.finished() => {
                     let now = self.ctx.clock.now();
                     self.machine.play_finished(&f.audio, f.then, f.played, now)
                 }
@@ -492,6 +492,10 @@ impl Call {
                         self.media.play(a).await;
                     }
                 }
+                // One still to be heard (a period shorter than the
+                // announcement, or a long prompt before it): skip this one
+                // rather than queue them up behind each other.
+                Action::AnnouncePosition if self.prompts.announcing() => {}
                 Action::AnnouncePosition => {
                     let id = super::CallId(self.machine.parties().call_id.clone());
                     let registry = &self.ctx.registry;

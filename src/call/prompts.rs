@@ -55,19 +55,36 @@ impl HoldPrompts {
         });
     }
 
-    /// The next play-API prompt that is over (announcements end silently).
-    /// Pending while none is playing. Cancel-safe: nothing is taken until
-    /// the first prompt's end is known.
-    pub async fn finished(&mut self) -> Option<Finished> {
-        let Some(first) = self.pending.front_mut() else {
-            return std::future::pending().await;
-        };
-        let played = (&mut first.done).await.is_ok();
-        let (audio, then) = self.pending.pop_front()?.play?;
-        Some(Finished {
-            audio,
-            then,
-            played,
-        })
+    /// The next play-API prompt that is over; announcements before it end
+    /// silently on the way. Pending while none is playing. Cancel-safe:
+    /// nothing is taken until a prompt's end is known. (It never returns
+    /// for an announcement: a driver's `select!` arm that got nothing
+    /// would be off until another arm fired, and a play-API prompt queued
+    /// behind the announcement would be heard over long before the
+    /// machine learnt of it.)
+    pub async fn finished(&mut self) -> Finished {
+        loop {
+            let Some(first) = self.pending.front_mut() else {
+                return std::future::pending().await;
+            };
+            let played = (&mut first.done).await.is_ok();
+            if let Some(Pending {
+                play: Some((audio, then)),
+                ..
+            }) = self.pending.pop_front()
+            {
+                return Finished {
+                    audio,
+                    then,
+                    played,
+                };
+            }
+        }
+    }
+
+    /// Whether an announcement is still to be heard (the next one then
+    /// waits: they would pile up behind each other otherwise).
+    pub fn announcing(&self) -> bool {
+        self.pending.iter().any(|p| p.play.is_none())
     }
 }
