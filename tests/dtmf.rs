@@ -209,8 +209,25 @@ async fn while_bridged_the_callers_events_reach_the_room_mapped() {
         ..offer.choose()
     };
     let answer = sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), codec);
-    let _leg = invite.accept(&room.stack, answer).await.unwrap();
+    let mut room_leg = invite.accept(&room.stack, answer).await.unwrap();
     call.wait(|c| c["state"] == "bridged").await;
+    // A key the caller sends as SIP INFO goes on to the room as SIP INFO.
+    let mut caller = call.caller;
+    let sent = caller.info("application/dtmf-relay", "Signal=#\r\nDuration=120\r\n");
+    assert_eq!(sent.await.unwrap(), Some(200));
+    let at_room = within(5, "the key at the room", async {
+        loop {
+            if let pinless::sip::LegEvent::Dtmf(p) = room_leg.next_event().await {
+                return p;
+            }
+        }
+    })
+    .await;
+    assert_eq!((at_room.digit, at_room.duration_ms), ('#', 120));
+    assert_eq!(
+        next_press(&mut events).await,
+        json!({"digit": "#", "durationMs": 120})
+    );
     let caller_pt = call.media.event_payload_type.unwrap();
     assert_eq!(caller_pt, 101);
     let mut seq = 1;
@@ -240,5 +257,6 @@ async fn while_bridged_the_callers_events_reach_the_room_mapped() {
     assert!(more.is_err(), "a key moved a bridged caller");
     let (_, view) = call.gw.get_call(&call.call_id).await;
     assert_eq!(view["state"], "bridged");
-    assert_eq!(details(&view, "call.dtmf").len(), 1, "{view}");
+    assert_eq!(details(&view, "call.dtmf").len(), 2, "{view}");
+    drop(caller);
 }

@@ -414,7 +414,16 @@ impl Call {
                 self.media.set_sends(MediaLeg::Caller, sends);
                 vec![]
             }
-            LegEvent::Dtmf(press) => self.feed(Input::Dtmf(press)),
+            LegEvent::Dtmf(press) => {
+                // Bridged, the room's IVR needs the key too. RFC 4733 keys
+                // cross with the relay; a key that came as SIP INFO goes
+                // on as SIP INFO (the relay has no RTP to carry it).
+                if let Some(room) = self.room.as_mut() {
+                    let body = format!("Signal={}\r\nDuration={}\r\n", press.digit, press.duration_ms);
+                    drop(room.info("application/dtmf-relay", &body));
+                }
+                self.feed(Input::Dtmf(press))
+            }
         }
     }
 

@@ -9,10 +9,27 @@ use super::{Action, EventKind, Machine, State};
 use crate::call::plan::{Mode, TransferRequest};
 use crate::clock::Instant;
 use crate::codec::DtmfPress;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// Presses a call logs at most: each is a timeline line, an event and a
+/// store write's worth of data. A caller (or a broken phone) sending
+/// events without end would otherwise grow the call without bound.
+pub const MAX_PRESSES: u32 = 256;
+/// The key presses a call took.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presses {
+    taken: u32,
+}
 
 impl Machine {
     pub(super) fn dtmf(&mut self, press: DtmfPress, now: Instant) -> Vec<Action> {
+        // Past the cap presses are dropped, quietly: a flood's only
+        // effect is that it stops being recorded.
+        if self.presses.taken >= MAX_PRESSES {
+            return vec![];
+        }
+        self.presses.taken += 1;
         let digit = press.digit.to_string();
         let detail = json!({ "digit": digit, "durationMs": press.duration_ms });
         self.log(now, EventKind::Dtmf, detail);
@@ -103,6 +120,18 @@ mod tests {
         );
         assert!(EventKind::Dtmf.published());
         assert_eq!(m.state(), State::Held);
+    }
+
+    #[test]
+    fn a_flood_of_presses_is_bounded() {
+        let mut m = held();
+        // A caller pressing (or faking) keys for ever logs MAX_PRESSES.
+        for i in 0..1_000 {
+            m.handle(key('3'), t(3_000 + 50 * i));
+        }
+        assert_eq!(dtmf_lines(&m).len(), MAX_PRESSES as usize);
+        // Past the cap, a mapped key moves nobody either.
+        assert!(m.handle(key('0'), t(100_000)).is_empty());
     }
 
     #[test]

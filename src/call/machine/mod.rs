@@ -83,6 +83,9 @@ pub struct Machine {
     /// In early media: when the caller is answered anyway (`early.rs`).
     #[serde(default)]
     early_until: Option<Instant>,
+    /// Key presses taken, and when the last one was (`dtmf.rs`).
+    #[serde(default)]
+    presses: dtmf::Presses,
 }
 
 /// A REFER sent to the caller's side.
@@ -135,6 +138,7 @@ impl Machine {
             keys: Vec::new(),
             answered: true,
             early_until: None,
+            presses: Default::default(),
         };
         m.log(now, EventKind::Held, Value::Null);
         m
