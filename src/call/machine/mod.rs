@@ -83,9 +83,13 @@ pub struct Machine {
     /// In early media: when the caller is answered anyway (`early.rs`).
     #[serde(default)]
     early_until: Option<Instant>,
-    /// Key presses taken, and when the last one was (`dtmf.rs`).
+    /// Key presses taken (`dtmf.rs`).
     #[serde(default)]
     presses: dtmf::Presses,
+    /// The request that brought the caller to its room: the same one
+    /// again is a duplicate, not a move (`sipUris` name several rooms).
+    #[serde(default)]
+    room_request: Option<TransferRequest>,
 }
 
 /// A REFER sent to the caller's side.
@@ -139,6 +143,7 @@ impl Machine {
             answered: true,
             early_until: None,
             presses: Default::default(),
+            room_request: None,
         };
         m.log(now, EventKind::Held, Value::Null);
         m
@@ -382,6 +387,7 @@ impl Machine {
     /// The caller is no longer with a room: count its talk time.
     fn leave_room(&mut self, now: Instant) {
         self.room = None;
+        self.room_request = None;
         if let Some(since) = self.bridged_since.take() {
             self.talk_ms += millis(now.since(since));
         }

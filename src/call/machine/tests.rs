@@ -192,6 +192,50 @@ fn duplicates_are_absorbed_and_conflicts_refused() {
 }
 
 #[test]
+fn the_same_list_again_after_it_bridged_is_a_duplicate() {
+    let mut m = held();
+    let list = to(&["sip:a@r", "sip:b@r"]);
+    m.request_transfer(list.clone(), None, t(2_000)).unwrap();
+    m.handle(Input::RoomAnswered, t(2_100));
+    assert_eq!(m.state(), State::Bridged);
+    // A Daily-style app sending the update its webhook answer already
+    // routed: no second leg.
+    assert_eq!(
+        m.request_transfer(list, None, t(3_000)),
+        Ok((Accepted::Duplicate, vec![]))
+    );
+    // Another list is a move, as before.
+    let (a, actions) = m
+        .request_transfer(to(&["sip:b@r", "sip:a@r"]), None, t(3_100))
+        .unwrap();
+    assert_eq!(a, Accepted::Started);
+    assert!(!actions.is_empty());
+}
+
+#[test]
+fn the_webhook_answer_cannot_route_a_call_for_ever() {
+    let mut m = held_with(Policy {
+        on_room_hangup: OnRoomHangup::Hold,
+        ..policy()
+    });
+    let mut at = 2_000;
+    for round in 0..5 {
+        let actions = m.handle(Input::WebhookRouted(Ok(to(&["sip:a@r"]))), t(at));
+        let dialled = actions.iter().any(|a| matches!(a, Action::Dial(_)));
+        assert_eq!(dialled, round < 3, "round {round}");
+        if !dialled {
+            break;
+        }
+        m.handle(Input::RoomAnswered, t(at + 100));
+        // The room hangs up: back to hold, and the webhook again.
+        let again = m.handle(Input::RoomHungUp, t(at + 200));
+        assert!(again.contains(&Action::PostWebhook));
+        at += 1_000;
+    }
+    assert_eq!(m.state(), State::Held);
+}
+
+#[test]
 fn retransfer_is_make_before_break() {
     let mut m = held();
     m.request_transfer(to(&["sip:a@r"]), None, t(2_000))

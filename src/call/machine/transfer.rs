@@ -11,6 +11,9 @@ use crate::call::plan::{Mode, Next, Plan, TransferRequest};
 use crate::clock::Instant;
 use serde_json::json;
 
+/// Routes a call takes from the webhook's answers (see `webhook_routed`).
+const MAX_WEBHOOK_ROUTES: usize = 3;
+
 impl Machine {
     /// The node restarted while an attempt was in flight: its room INVITE
     /// was CANCELed before the stop (or died with the process). Count it
@@ -62,7 +65,13 @@ impl Machine {
                 }
                 true
             }
-            None => request.targets.len() == 1 && self.room.as_ref() == request.targets.first(),
+            // Bridged by this very request (any of its targets), or to
+            // the one room it names.
+            None => {
+                let served = self.room_request.as_ref();
+                served.is_some_and(|r| r.targets == request.targets && r.mode == request.mode)
+                    || (request.targets.len() == 1 && self.room.as_ref() == request.targets.first())
+            }
         };
         if let Some(k) = key {
             if self.keys.len() >= KEYS_KEPT {
@@ -89,6 +98,17 @@ impl Machine {
         answer: Result<TransferRequest, String>,
         now: Instant,
     ) -> Vec<Action> {
+        // A room that hangs up on every caller, an entry that holds them
+        // again (`on_room_hangup = "hold"`, which posts the webhook anew)
+        // and an app that answers each webhook with that room would loop
+        // for ever, and the hold timer restarts each time: the webhook
+        // routes a call this many times at most, then only updates do.
+        let routed = self.timeline.iter().filter(|e| e.event == EventKind::WebhookRouted);
+        if routed.count() >= MAX_WEBHOOK_ROUTES {
+            let error = format!("ignored: the webhook already routed this call {MAX_WEBHOOK_ROUTES} times");
+            self.log(now, EventKind::WebhookRouted, json!({ "error": error }));
+            return vec![];
+        }
         let request = match answer {
             Ok(request) => request,
             Err(error) => {
@@ -218,6 +238,7 @@ impl Machine {
         let actions: Vec<Action> = self.answer(now, "room").into_iter().collect();
         let plan = self.plan.take();
         let target = plan.as_ref().map(|p| p.current().to_string());
+        self.room_request = plan.as_ref().map(|p| p.request.clone());
         let replaced = self.room.take();
         if let Some(since) = self.held_since.take() {
             self.hold_ms += millis(now.since(since));
