@@ -216,6 +216,12 @@ async fn bad_play_requests_are_refused_naming_what_is_wrong() {
         "{body}"
     );
 
+    // A directory (or a FIFO, a device) is not audio to read.
+    let folder = dir.display().to_string();
+    let (status, body) = play(&call, json!({ "audio": folder })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error(&body).ends_with("not a regular file"), "{body}");
+
     let closed = format!("http://127.0.0.1:{}/prompt.wav", free_port());
     let (status, body) = play(&call, json!({ "audio": closed })).await;
     assert_eq!(status, 400, "{body}");

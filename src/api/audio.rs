@@ -21,6 +21,8 @@ pub const MAX_AUDIO_BYTES: usize = 20 * 1024 * 1024;
 const CACHED_FRAMES: u64 = 30 * 60 * 50;
 /// Clips kept at most.
 const CACHED_CLIPS: usize = 64;
+/// Longest prompt played (decoding stops there).
+const LONGEST: Duration = Duration::from_secs(10 * 60);
 
 /// Decoded clips by the `audio` string that named them.
 pub struct AudioCache {
@@ -67,6 +69,9 @@ fn undecodable(audio: &str, e: HoldError) -> ApiError {
         HoldError::Format { source, .. } | HoldError::Decode { source, .. } => source.to_string(),
         HoldError::NoTrack { .. } => "no audio track".into(),
         HoldError::Empty { .. } => "no audio in it".into(),
+        HoldError::TooLong { longest, .. } => {
+            format!("longer than {} minutes", longest.as_secs() / 60)
+        }
     };
     ApiError::Undecodable(FieldError::rule(
         "audio",
@@ -87,20 +92,34 @@ impl AudioCache {
                 let bytes = self.fetch(&url).await?;
                 // The URL's last segment hints at the format.
                 let name = url.rsplit('/').next().unwrap_or_default().to_string();
-                tokio::task::spawn_blocking(move || HoldLoop::from_bytes(bytes, &name)).await
+                tokio::task::spawn_blocking(move || {
+                    HoldLoop::from_bytes_within(bytes, &name, Some(LONGEST))
+                })
+                .await
             }
             Source::File(path) => {
-                let size = tokio::fs::metadata(&path)
+                let meta = tokio::fs::metadata(&path)
                     .await
-                    .map_err(|e| unreachable(audio, e))?
-                    .len();
-                if size > MAX_AUDIO_BYTES as u64 {
+                    .map_err(|e| unreachable(audio, e))?;
+                // Not a FIFO, a device or a directory: a FIFO would block a
+                // thread for ever, /dev/zero never ends (and says size 0).
+                if !meta.is_file() {
+                    return Err(unreachable(audio, "not a regular file"));
+                }
+                if meta.len() > MAX_AUDIO_BYTES as u64 {
                     return Err(unreachable(
                         audio,
                         format!("larger than {MAX_AUDIO_BYTES} bytes"),
                     ));
                 }
-                tokio::task::spawn_blocking(move || HoldLoop::load(&path)).await
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| unreachable(audio, e))?;
+                let name = path.display().to_string();
+                tokio::task::spawn_blocking(move || {
+                    HoldLoop::from_bytes_within(bytes, &name, Some(LONGEST))
+                })
+                .await
             }
         };
         let clip = match decoded {

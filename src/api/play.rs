@@ -56,7 +56,7 @@ pub async fn handle(api: &Api, id: &str, body: &[u8]) -> Result<Response<Body>, 
     let clip = api.audio.get(&request.audio).await?;
     let duration_ms = u64::from(clip.frames()) * 20;
     let prompt = Prompt::new(vec![clip]);
-    call.play(prompt, request.audio.clone(), request.then)
+    call.play(prompt, shown(&request.audio), request.then)
         .await?;
     Ok(json(
         StatusCode::OK,
@@ -70,9 +70,29 @@ pub async fn handle(api: &Api, id: &str, body: &[u8]) -> Result<Response<Body>, 
     ))
 }
 
+/// `audio` as the timeline, the events and the records show it: a URL
+/// without its query or fragment, where signed URLs carry their tokens.
+fn shown(audio: &str) -> String {
+    let lower = audio.to_ascii_lowercase();
+    let url = lower.starts_with("http://") || lower.starts_with("https://");
+    match audio.find(['?', '#']) {
+        Some(cut) if url => audio[..cut].to_string(),
+        _ => audio.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_s_query_is_not_shown() {
+        assert_eq!(
+            shown("https://cdn.example.com/a.mp3?X-Amz-Signature=abc#t=1"),
+            "https://cdn.example.com/a.mp3"
+        );
+        assert_eq!(shown("/var/prompts/a?b.wav"), "/var/prompts/a?b.wav");
+    }
 
     #[test]
     fn bodies_are_checked_field_by_field() {

@@ -54,6 +54,12 @@ pub enum HoldError {
     /// The file decoded to no samples at all.
     #[error("hold.music {path}: no audio in the file")]
     Empty { path: PathBuf },
+    /// The audio runs longer than its use allows (decoding stopped there).
+    #[error("{path}: longer than {longest:?}")]
+    TooLong {
+        path: PathBuf,
+        longest: std::time::Duration,
+    },
 }
 
 /// The encoded loop, shared by all calls.
@@ -80,8 +86,19 @@ impl HoldLoop {
     /// `name` stands for the file in errors, and its extension, if any,
     /// hints at the format.
     pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<HoldLoop, HoldError> {
+        Self::from_bytes_within(bytes, name, None)
+    }
+
+    /// `from_bytes`, refusing audio longer than `longest` (a few MB of a
+    /// low-rate format can decode to hours of samples).
+    pub fn from_bytes_within(
+        bytes: Vec<u8>,
+        name: &str,
+        longest: Option<std::time::Duration>,
+    ) -> Result<HoldLoop, HoldError> {
         let path = Path::new(name);
-        let (mono, rate) = decode_source(Box::new(std::io::Cursor::new(bytes)), path)?;
+        let source = Box::new(std::io::Cursor::new(bytes));
+        let (mono, rate) = decode_source(source, path, longest)?;
         if mono.is_empty() || rate == 0 {
             return Err(HoldError::Empty {
                 path: path.to_path_buf(),
@@ -125,12 +142,16 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
         path: path.to_path_buf(),
         source,
     })?;
-    decode_source(Box::new(file), path)
+    decode_source(Box::new(file), path, None)
 }
 
 /// Decodes audio from any source; `path` names it in errors and gives
 /// symphonia the extension as a hint.
-fn decode_source(source: Box<dyn MediaSource>, path: &Path) -> Result<(Vec<f32>, u32), HoldError> {
+fn decode_source(
+    source: Box<dyn MediaSource>,
+    path: &Path,
+    longest: Option<std::time::Duration>,
+) -> Result<(Vec<f32>, u32), HoldError> {
     let err_decode = |source: SymErr| HoldError::Decode {
         path: path.to_path_buf(),
         source,
@@ -189,6 +210,14 @@ fn decode_source(source: Box<dyn MediaSource>, path: &Path) -> Result<(Vec<f32>,
         buf.copy_interleaved_ref(decoded);
         for frame in buf.samples().chunks(channels) {
             mono.push(frame.iter().sum::<f32>() / channels as f32);
+        }
+        if let Some(longest) = longest
+            && mono.len() as f64 > longest.as_secs_f64() * f64::from(rate.max(1))
+        {
+            return Err(HoldError::TooLong {
+                path: path.to_path_buf(),
+                longest,
+            });
         }
     }
     Ok((mono, rate))
