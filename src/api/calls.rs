@@ -40,11 +40,7 @@ pub async fn list(api: &Api, query: &str, headers: &HeaderMap) -> Result<Respons
             return Err(FieldError::rule("scope", "must be \"node\" or \"cluster\"").into());
         }
     }
-    let calls = api.registry.live_snapshots();
-    let calls: Vec<serde_json::Value> = calls
-        .iter()
-        .map(|c| super::queues::with_position(api, c))
-        .collect();
+    let calls = super::queues::all_with_positions(api);
     Ok(json(StatusCode::OK, &serde_json::json!({ "calls": calls })))
 }
 

@@ -112,6 +112,16 @@ impl Queues {
         Some(q.waiting.range(..*n).count() as u64 + 1)
     }
 
+    /// Every waiting call's position, in one pass over the queues (a list
+    /// of all calls asking `position` of each would cost n² steps).
+    pub fn positions(&self) -> HashMap<CallId, u64> {
+        let queues = self.entries.values();
+        queues
+            .flat_map(|q| q.waiting.values().zip(1..))
+            .map(|((id, _), position)| (id.clone(), position))
+            .collect()
+    }
+
     /// `call`'s position and its estimated wait (see `estimate_wait`).
     pub fn place(&self, call: &CallId) -> Option<(u64, Option<Wait>)> {
         let position = self.position(call)?;

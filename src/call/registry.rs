@@ -171,6 +171,11 @@ impl Registry {
         self.queues().position(id)
     }
 
+    /// Every waiting call's position (for a list of calls).
+    pub fn positions(&self) -> std::collections::HashMap<CallId, u64> {
+        self.queues().positions()
+    }
+
     /// A waiting call's place and estimated wait (see `queue`).
     pub fn place(&self, id: &CallId) -> Option<(u64, Option<crate::media::Wait>)> {
         self.queues().place(id)
