@@ -53,14 +53,17 @@ pub fn stream(api: &Api, query: &str, headers: &HeaderMap) -> Result<Response<Bo
     for e in sub.backlog.iter().filter(|e| wanted(e)) {
         head.push_str(&frame(e));
     }
+    let quiet_until = tokio::time::Instant::now() + KEEP_ALIVE;
     let live = stream::unfold(
-        (sub.live, sub.closed, wanted),
-        |(mut live, mut closed, wanted)| async move {
+        (sub.live, sub.closed, wanted, quiet_until),
+        |(mut live, mut closed, wanted, mut quiet_until)| async move {
             loop {
+                // Measured from the last frame sent: events filtered out
+                // (`?callId=`) do not put the keep-alive off.
                 let next = tokio::select! {
                     _ = closed.wait_for(|c| *c) => return None,
                     got = live.recv() => Some(got),
-                    _ = tokio::time::sleep(KEEP_ALIVE) => None,
+                    _ = tokio::time::sleep_until(quiet_until) => None,
                 };
                 let text = match next {
                     None => ": keep-alive\n\n".to_string(),
@@ -71,7 +74,8 @@ pub fn stream(api: &Api, query: &str, headers: &HeaderMap) -> Result<Response<Bo
                     // window, without a hole.
                     Some(Err(RecvError::Lagged(_) | RecvError::Closed)) => return None,
                 };
-                return Some((text, (live, closed, wanted)));
+                quiet_until = tokio::time::Instant::now() + KEEP_ALIVE;
+                return Some((text, (live, closed, wanted, quiet_until)));
             }
         },
     );

@@ -33,8 +33,9 @@ pub struct FeedEvent {
 
 /// Where a subscriber starts, and the events it missed.
 pub struct Subscription {
-    /// Events after the client's `Last-Event-ID` (the whole window when
-    /// there is no id, or an unknown one — then `gap` is set).
+    /// Events after the client's `Last-Event-ID`: none without an id (a
+    /// new client starts from now), the whole window for an unknown one
+    /// (then `gap` is set).
     pub backlog: Vec<Arc<FeedEvent>>,
     /// The id the client gave could not be found: it is of an earlier run
     /// of the node, older than the window, or not an id of ours.
@@ -106,9 +107,11 @@ impl EventFeed {
         let oldest = ring.events.front().map_or(ring.next_seq, |e| e.seq);
         let after = last_id.map(|id| self.seq_of(id));
         let (from, gap) = match after {
-            None => (oldest, false),
+            None => (ring.next_seq, false),
             // Everything after it is still here (or nothing came since).
-            Some(Some(seq)) if seq + 1 >= oldest && seq < ring.next_seq => (seq + 1, false),
+            Some(Some(seq)) if seq.saturating_add(1) >= oldest && seq < ring.next_seq => {
+                (seq + 1, false)
+            }
             Some(_) => (oldest, true),
         };
         let backlog = ring
@@ -166,7 +169,9 @@ mod tests {
             "d",
             &events(&[EventKind::Held, EventKind::WebhookAttempt]),
         );
-        let first = feed.subscribe(None);
+        // A new client starts from now.
+        assert!(feed.subscribe(None).backlog.is_empty());
+        let first = feed.subscribe(Some("77-0"));
         assert_eq!(first.backlog.len(), 1, "unpublished kinds stay out");
         let seen = first.backlog[0].id.clone();
         assert_eq!(seen, "77-1");
@@ -187,7 +192,7 @@ mod tests {
         for _ in 0..WINDOW + 10 {
             feed.publish("c", "d", &events(&[EventKind::Held]));
         }
-        for stale in ["4-3", "5-3", "junk", "5-999999"] {
+        for stale in ["4-3", "5-3", "junk", "5-999999", "5-18446744073709551615"] {
             let s = feed.subscribe(Some(stale));
             assert!(s.gap, "{stale}");
             assert_eq!(s.backlog.len(), WINDOW, "{stale}");
