@@ -83,8 +83,7 @@ pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError>
         }
     };
     for (i, uri) in targets.iter().enumerate() {
-        if crate::sip::uri_user(uri).is_none() || uri.parse::<ezk_sip_types::uri::SipUri>().is_err()
-        {
+        if !crate::config::syntax::dialable(uri) {
             let field = if obj.contains_key("sipUri") {
                 "sipUri".to_string()
             } else {

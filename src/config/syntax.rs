@@ -22,6 +22,13 @@ pub fn uri_user(uri: &str) -> Option<&str> {
     }
 }
 
+/// True for a URI pinless can dial: `sip:`/`sips:` with a user part, and
+/// one the SIP stack parses (the one check for the update API, the
+/// webhook's answer, `timeout_sip_uri` and `dtmf_transfer`).
+pub fn dialable(uri: &str) -> bool {
+    uri_user(uri).is_some() && uri.parse::<ezk_sip_types::uri::SipUri>().is_ok()
+}
+
 /// True for headers that pinless carries: `X-…` and `User-to-User`.
 pub fn is_custom_header(name: &str) -> bool {
     // Bytes, not a str slice: a name may start with a multi-byte character

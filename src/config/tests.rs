@@ -187,6 +187,8 @@ fn hold_experience_keys_parse_and_are_checked() {
     );
     let e = with("dtmf_transfer = { \"12\" = \"sip:a@b\" }").unwrap_err();
     assert!(e.to_string().contains("dialin[0].dtmf_transfer.12"), "{e}");
+    let e = with("dtmf_transfer = { \"5\" = \"sip:op@\" }").unwrap_err();
+    assert!(e.to_string().contains("dialin[0].dtmf_transfer.5"), "{e}");
     let e = with("dtmf_transfer = { \"5\" = \"http://x\" }").unwrap_err();
     assert!(e.to_string().contains("dialin[0].dtmf_transfer.5"), "{e}");
     let e = with("media_encryption = \"require\"").unwrap_err();

@@ -4,7 +4,7 @@
 use super::dialin::{AnswerMode, DialinEntry, HoldTimeoutAction, MediaEncryption};
 use super::error::ConfigError;
 use super::sections::Config;
-use super::syntax::{check_custom_header, decode_secret, parse_cidr, uri_user};
+use super::syntax::{check_custom_header, decode_secret, dialable, parse_cidr, uri_user};
 
 /// More shards than this is a typo, not a machine: each is an OS thread
 /// that ticks every millisecond.
@@ -240,7 +240,7 @@ fn validate_call_policy(
                 "hold_timeout_action = \"transfer\" needs a timeout_sip_uri",
             ));
         }
-        (_, Some(uri)) if uri_user(uri).is_none() => {
+        (_, Some(uri)) if !dialable(uri) => {
             return Err(ConfigError::key(
                 key("timeout_sip_uri"),
                 "must be a sip: or sips: URI with a user part",
@@ -302,7 +302,7 @@ fn validate_hold_experience(
                 "the key must be one DTMF digit: 0-9, *, #, A-D",
             ));
         }
-        if uri_user(uri).is_none() {
+        if !dialable(uri) {
             return Err(ConfigError::key(
                 field,
                 "must be a sip: or sips: URI with a user part",
