@@ -68,3 +68,8 @@ pub fn dtmf_digit(event: u8) -> Option<char> {
         _ => None,
     }
 }
+
+/// The RFC 4733 event code of a DTMF key (`dtmf_digit` backwards).
+pub fn dtmf_event(digit: char) -> Option<u8> {
+    (0..=15).find(|e| dtmf_digit(*e) == Some(digit))
+}

@@ -293,14 +293,17 @@ async fn a_prompt_queued_behind_an_announcement_ends_the_call_as_soon_as_it_has_
     let gw = TestGateway::start(&hooks.url(), &extra).await;
     let phone = Phone::new().await;
     let (mut caller, _media) = phone.call(&gw.sip_uri("support", false), &[]).await;
-    let id = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
+    let id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The announcement (constant samples of 9,000) starts 2 s in.
     within(5, "the announcement", async {
         loop {
             let got = phone.rtp.collect(Duration::from_millis(20)).await;
-            let announcing = got.iter().any(|p| {
-                p.payload.iter().all(|b| *b == p.payload[0]) && p.payload[0] != 0xFF
-            });
+            let announcing = got
+                .iter()
+                .any(|p| p.payload.iter().all(|b| *b == p.payload[0]) && p.payload[0] != 0xFF);
             if announcing {
                 return;
             }

@@ -419,7 +419,10 @@ impl Call {
                 // cross with the relay; a key that came as SIP INFO goes
                 // on as SIP INFO (the relay has no RTP to carry it).
                 if let Some(room) = self.room.as_mut() {
-                    let body = format!("Signal={}\r\nDuration={}\r\n", press.digit, press.duration_ms);
+                    let body = format!(
+                        "Signal={}\r\nDuration={}\r\n",
+                        press.digit, press.duration_ms
+                    );
                     drop(room.info("application/dtmf-relay", &body));
                 }
                 self.feed(Input::Dtmf(press))

@@ -321,10 +321,10 @@ fn validate_hold_experience(
 /// One DTMF key as RFC 4733 names them: `0`-`9`, `*`, `#`, `A`-`D`.
 fn is_dtmf_digit(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(
-        (chars.next(), chars.next()),
-        (Some('0'..='9' | '*' | '#' | 'A'..='D'), None)
-    )
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => crate::codec::dtmf_event(c).is_some(),
+        _ => false,
+    }
 }
 
 /// `url` with any `user:password@` of its authority shown as `***@`: a

@@ -152,7 +152,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
     let codes = o
         .dtmf
         .chars()
-        .map(|c| send::event_code(c).ok_or(ProbeError::Dtmf(c)))
+        .map(|c| crate::codec::dtmf_event(c).ok_or(ProbeError::Dtmf(c)))
         .collect::<Result<Vec<u8>, _>>()?;
     let ip = match o.bind {
         Some(ip) => ip,

@@ -15,17 +15,6 @@ const GAP: u32 = 5;
 /// The first press starts one second in.
 const FIRST_PRESS: u32 = 50;
 
-/// The RFC 4733 event code of a DTMF key.
-pub fn event_code(digit: char) -> Option<u8> {
-    match digit {
-        '0'..='9' => Some(digit as u8 - b'0'),
-        '*' => Some(10),
-        '#' => Some(11),
-        'A'..='D' => Some(12 + (digit as u8 - b'A')),
-        _ => None,
-    }
-}
-
 /// The probe's outgoing stream.
 pub struct Outgoing {
     ssrc: u32,
@@ -39,7 +28,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// `digits` must be event codes (see `event_code`); they are sent only
+    /// `digits` must be event codes (see `codec::dtmf_event`); they are sent only
     /// when the peer takes telephone-events (`event_pt`).
     pub fn new(law: Law, audio_pt: u8, event_pt: Option<u8>, digits: Vec<u8>) -> Outgoing {
         Outgoing {
@@ -127,7 +116,7 @@ mod tests {
 
     #[test]
     fn digits_go_out_as_telephone_events_between_tone() {
-        let codes = "5#".chars().filter_map(event_code).collect();
+        let codes = "5#".chars().filter_map(crate::codec::dtmf_event).collect();
         let mut out = Outgoing::new(Law::Mu, 0, Some(101), codes);
         let packets: Vec<Vec<u8>> = (0..80).map(|_| out.next_packet()).collect();
         let head = |p: &Vec<u8>| rtp::parse(p).unwrap().0;
@@ -145,7 +134,7 @@ mod tests {
         // Sequence numbers run on through it all.
         let seqs: Vec<u16> = packets.iter().map(|p| head(p).sequence).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
-        assert_eq!(event_code('x'), None);
-        assert_eq!(event_code('D'), Some(15));
+        assert_eq!(crate::codec::dtmf_event('x'), None);
+        assert_eq!(crate::codec::dtmf_event('D'), Some(15));
     }
 }

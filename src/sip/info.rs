@@ -54,7 +54,7 @@ fn signal(value: &str) -> Result<Option<char>, ()> {
     let mut chars = value.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
         let c = c.to_ascii_uppercase();
-        if matches!(c, '0'..='9' | '*' | '#' | 'A'..='D') {
+        if crate::codec::dtmf_event(c).is_some() {
             return Ok(Some(c));
         }
     }

@@ -103,9 +103,13 @@ impl Machine {
         // and an app that answers each webhook with that room would loop
         // for ever, and the hold timer restarts each time: the webhook
         // routes a call this many times at most, then only updates do.
-        let routed = self.timeline.iter().filter(|e| e.event == EventKind::WebhookRouted);
+        let routed = self
+            .timeline
+            .iter()
+            .filter(|e| e.event == EventKind::WebhookRouted);
         if routed.count() >= MAX_WEBHOOK_ROUTES {
-            let error = format!("ignored: the webhook already routed this call {MAX_WEBHOOK_ROUTES} times");
+            let error =
+                format!("ignored: the webhook already routed this call {MAX_WEBHOOK_ROUTES} times");
             self.log(now, EventKind::WebhookRouted, json!({ "error": error }));
             return vec![];
         }
