@@ -132,7 +132,7 @@ impl AudioCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, ApiError> {
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .send()
@@ -142,21 +142,9 @@ impl AudioCache {
         if !status.is_success() {
             return Err(unreachable(url, format!("HTTP {}", status.as_u16())));
         }
-        let too_large = || unreachable(url, format!("larger than {MAX_AUDIO_BYTES} bytes"));
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_AUDIO_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(url, e))? {
-            if body.len() + chunk.len() > MAX_AUDIO_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        crate::webhook::read_capped(response, MAX_AUDIO_BYTES)
+            .await
+            .map_err(|e| unreachable(url, e))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<HoldLoop>)>> {

@@ -232,7 +232,7 @@ impl Sender {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let answer = if response.status().is_success() {
-                    read_capped(response).await
+                    read_capped(response, MAX_ANSWER_BYTES).await.ok()
                 } else {
                     None
                 };
@@ -243,24 +243,35 @@ impl Sender {
     }
 }
 
-/// The body of `response` if it holds at most `MAX_ANSWER_BYTES` and reads
-/// in full (the client's timeout bounds the wait); else `None`. Read in
-/// chunks so that a huge body is never held whole.
-async fn read_capped(mut response: reqwest::Response) -> Option<Vec<u8>> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
-    {
-        return None;
+/// Why a body was not read (see `read_capped`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The body is longer than allowed.
+    #[error("larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body could not be read in full (reset, timed out).
+    #[error(transparent)]
+    Failed(#[from] reqwest::Error),
+}
+
+/// The body of `response` if it holds at most `max` bytes and reads in
+/// full (the client's timeout bounds the wait). Read in chunks, so that a
+/// huge body is never held whole.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ReadError::TooLarge(max));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return None;
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge(max));
         }
         body.extend_from_slice(&chunk);
     }
-    Some(body)
+    Ok(body)
 }
 
 /// Wall-clock Unix time in milliseconds.
