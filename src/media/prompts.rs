@@ -13,8 +13,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-/// Every file a prompt set holds, without the `.wav` extension.
-pub const FILES: [&str; 35] = [
+/// The prompt files, named once: the list every set must hold and the
+/// bundled set's bytes both come from it.
+macro_rules! prompt_files {
+    ($($name:literal),* $(,)?) => {
+        /// Every file a prompt set holds, without the `.wav` extension.
+        pub const FILES: &[&str] = &[$($name),*];
+
+        /// The bundled set, as committed under `assets/prompts`.
+        fn bundled_files() -> Vec<(&'static str, &'static [u8])> {
+            vec![$(($name, &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/prompts/", $name, ".wav"))[..])),*]
+        }
+    };
+}
+
+prompt_files!(
     "caller_number",
     "estimated_wait",
     "less_than_a_minute",
@@ -50,54 +63,7 @@ pub const FILES: [&str; 35] = [
     "n70",
     "n80",
     "n90",
-];
-
-/// The bundled set, as committed under `assets/prompts`.
-macro_rules! bundled {
-    ($($name:literal),* $(,)?) => {
-        [$(($name, &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/prompts/", $name, ".wav"))[..])),*]
-    };
-}
-
-fn bundled_files() -> [(&'static str, &'static [u8]); 35] {
-    bundled!(
-        "caller_number",
-        "estimated_wait",
-        "less_than_a_minute",
-        "about",
-        "minute",
-        "minutes",
-        "more_than",
-        "thank_you",
-        "n1",
-        "n2",
-        "n3",
-        "n4",
-        "n5",
-        "n6",
-        "n7",
-        "n8",
-        "n9",
-        "n10",
-        "n11",
-        "n12",
-        "n13",
-        "n14",
-        "n15",
-        "n16",
-        "n17",
-        "n18",
-        "n19",
-        "n20",
-        "n30",
-        "n40",
-        "n50",
-        "n60",
-        "n70",
-        "n80",
-        "n90",
-    )
-}
+);
 
 /// Largest number said as a number; beyond it, "more than ninety nine".
 const LARGEST: u64 = 99;
@@ -152,7 +118,7 @@ impl PromptSet {
     /// name with any extension symphonia reads: `.flac`, `.ogg`, `.mp3`).
     pub fn load(dir: &Path) -> Result<PromptSet, PromptsError> {
         let mut clips = HashMap::new();
-        for name in FILES {
+        for &name in FILES {
             let path = ["wav", "flac", "ogg", "mp3"]
                 .iter()
                 .map(|ext| dir.join(format!("{name}.{ext}")))
@@ -226,7 +192,8 @@ mod tests {
             // Every clip is speech: at least a quarter of a second.
             assert!(clip.frames() >= 12, "{name}: {} frames", clip.frames());
         }
-        assert_eq!(bundled_files().map(|(n, _)| n), FILES);
+        let names: Vec<&str> = bundled_files().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, FILES);
     }
 
     /// The file names an announcement is made of, in order.
