@@ -6,9 +6,7 @@
 
 use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
 use super::dialogs::{DialogKey, Shared, random_tag};
-use super::early::{
-    CallerLeft, EarlyDialog, EarlyNews, EarlySetup, first_rseq, requires_100rel,
-};
+use super::early::{CallerLeft, EarlyDialog, EarlyNews, EarlySetup, first_rseq, requires_100rel};
 use super::headers::custom_headers;
 use super::leg_state::SipTransport;
 use super::stack::Stack;
