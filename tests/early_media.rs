@@ -376,3 +376,238 @@ async fn a_hold_timeout_in_early_media_refuses_the_invite_instead_of_a_bye() {
         (Some("hold_timeout"), Some(false))
     );
 }
+
+/// A request from the raw caller in the early (or confirmed) dialog that
+/// `dialog` (a 183 or 200 of ours) set up: to its Contact, with its
+/// From, To (our tag) and Call-ID; `extra` header lines end in CRLF.
+fn in_dialog(
+    raw: &RawSip,
+    dialog: &RawResponse,
+    method: &str,
+    cseq: u32,
+    extra: &str,
+    body: &str,
+) -> String {
+    let contact = dialog.header("Contact").expect("Contact");
+    let uri = contact.trim_start_matches('<').split('>').next().unwrap();
+    format!(
+        "{method} {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
+        local = raw.local,
+        branch = uuid::Uuid::new_v4().simple(),
+        from = dialog.header("From").unwrap(),
+        to = dialog.header("To").unwrap(),
+        call_id = dialog.header("Call-ID").unwrap(),
+        len = body.len(),
+    )
+}
+
+/// The answer to the request of CSeq `cseq` (other messages skipped).
+async fn answer_to(raw: &RawSip, cseq: &str) -> RawResponse {
+    within(3, "an answer in the early dialog", async {
+        loop {
+            let r = raw.response(Duration::from_secs(3), false).await.unwrap();
+            if r.header("CSeq") == Some(cseq) {
+                return r;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_plain_183_is_sent_again_so_a_lost_one_does_not_leave_the_caller_without_our_sdp() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), EARLY).await;
+    let c = call_early(&gw, "early-resend").await;
+    let again = within(3, "the 183 sent again", async {
+        loop {
+            let r = c.raw.response(Duration::from_secs(3), false).await.unwrap();
+            if r.code() == 183 {
+                return r;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        again.header("To"),
+        c.progress.header("To"),
+        "same early dialog"
+    );
+    assert_eq!(audio_line(&again.0), audio_line(&c.progress.0), "same SDP");
+    assert_eq!(again.header("RSeq"), None, "still a plain 183");
+}
+
+#[tokio::test]
+async fn a_bye_while_the_answer_waits_for_a_prack_gets_487_and_the_call_still_takes_requests() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    // The early limit asks for the 200 at 1 s; the caller never PRACKs.
+    let extra = "answer = \"early\"\nearly_media_max_secs = 1";
+    let gw = TestGateway::start(&hooks.url(), extra).await;
+    let raw = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let rtp = RtpPeer::new().await;
+    let call_id = "early-no-prack";
+    let invite = raw.invite_rtp(
+        "support",
+        call_id,
+        1,
+        "Supported: 100rel\r\nRequire: 100rel\r\n",
+        rtp.addr.port(),
+    );
+    raw.send(&invite).await;
+    let progress = within(3, "a reliable 183", async {
+        loop {
+            let r = raw.response(Duration::from_secs(3), false).await.unwrap();
+            if r.code() == 183 {
+                return r;
+            }
+        }
+    })
+    .await;
+    let id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.wait_call(&id, Duration::from_secs(3), |c| c["answered"] == true)
+        .await;
+
+    // The 200 waits for the PRACK, but the call is not stuck meanwhile.
+    let asked = std::time::Instant::now();
+    let (code, _) = gw.post(&format!("/v1/calls/{id}/hold")).await;
+    assert_eq!(code, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "the hold request waited {:?}",
+        asked.elapsed()
+    );
+
+    // The caller hangs up in the early dialog: no 200 to it after that.
+    raw.send(&in_dialog(&raw, &progress, "BYE", 2, "", ""))
+        .await;
+    let mut finals = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Some(r) = raw
+        .response(deadline - tokio::time::Instant::now(), true)
+        .await
+    {
+        let cseq = r.header("CSeq").unwrap_or_default().to_string();
+        finals.push((r.code(), cseq.clone()));
+        if cseq.ends_with("INVITE") {
+            break;
+        }
+    }
+    assert_eq!(
+        finals,
+        [(200, "2 BYE".to_string()), (487, "1 INVITE".to_string())],
+        "the BYE's 200, then 487 to the INVITE"
+    );
+    let call = gw
+        .wait_call(&id, Duration::from_secs(3), |c| c["state"] == "ended")
+        .await;
+    assert_eq!(call["endReason"], "caller_hangup");
+}
+
+#[tokio::test]
+async fn info_dtmf_in_early_media_is_a_call_dtmf_and_its_dtmf_transfer_key_routes() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let mut events = WebhookReceiver::start(&[]).await;
+    let mut room = Room::new().await;
+    let extra = format!(
+        "{EARLY}\nevents_url = \"http://{}/events\"\ndtmf_transfer = {{ \"0\" = \"{}\" }}",
+        events.addr,
+        room.uri("operator", false)
+    );
+    let gw = TestGateway::start(&hooks.url(), &extra).await;
+    let c = call_early(&gw, "early-info").await;
+    let relay = "Content-Type: application/dtmf-relay\r\n";
+    let info = in_dialog(
+        &c.raw,
+        &c.progress,
+        "INFO",
+        2,
+        relay,
+        "Signal=5\r\nDuration=160\r\n",
+    );
+    c.raw.send(&info).await;
+    assert_eq!(answer_to(&c.raw, "2 INFO").await.code(), 200);
+    let press = within(5, "a call.dtmf event", async {
+        loop {
+            let e = events.next().await.json();
+            if e["type"] == "call.dtmf" {
+                return e["data"].clone();
+            }
+        }
+    })
+    .await;
+    assert_eq!(press, json!({ "digit": "5", "durationMs": 160 }));
+    // The mapped key moves the caller, still unanswered, to its room.
+    let info = in_dialog(
+        &c.raw,
+        &c.progress,
+        "INFO",
+        3,
+        relay,
+        "Signal=0\r\nDuration=100\r\n",
+    );
+    c.raw.send(&info).await;
+    assert_eq!(answer_to(&c.raw, "3 INFO").await.code(), 200);
+    let invite = within(5, "the operator's INVITE", room.next_invite()).await;
+    assert_eq!(invite.info.request_user.as_deref(), Some("operator"));
+}
+
+#[tokio::test]
+async fn an_update_with_an_offer_in_early_media_gets_488_and_one_without_gets_200() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), EARLY).await;
+    let c = call_early(&gw, "early-update").await;
+    let sdp_offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let sdp = "Content-Type: application/sdp\r\n";
+    let update = in_dialog(&c.raw, &c.progress, "UPDATE", 2, sdp, sdp_offer);
+    c.raw.send(&update).await;
+    assert_eq!(answer_to(&c.raw, "2 UPDATE").await.code(), 488);
+    let update = in_dialog(&c.raw, &c.progress, "UPDATE", 3, "", "");
+    c.raw.send(&update).await;
+    assert_eq!(answer_to(&c.raw, "3 UPDATE").await.code(), 200);
+}
+
+#[tokio::test]
+async fn a_refer_from_early_media_waits_for_the_callers_ack_of_the_200() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), EARLY).await;
+    let room = Room::new().await;
+    let c = call_early(&gw, "early-refer").await;
+    let id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({ "sipUri": room.uri("room", false), "mode": "refer" });
+    let (code, _) = gw.update(gw.update_body(&id, body)).await;
+    assert_eq!(code, 200);
+    let ok = within(3, "the 200 OK before the REFER", async {
+        c.raw.response(Duration::from_secs(3), true).await.unwrap()
+    })
+    .await;
+    assert_eq!(ok.code(), 200, "{}", ok.0);
+    // No ACK yet: the 200 is retransmitted, and no REFER comes.
+    let early = c.raw.request(Duration::from_millis(1_200)).await;
+    assert!(early.is_none(), "a request before our ACK: {early:?}");
+    c.raw.ack(&ok, &c.sip_call_id).await;
+    let refer = within(3, "the REFER after the ACK", async {
+        loop {
+            let r = c.raw.request(Duration::from_secs(3)).await.unwrap();
+            if r.0.starts_with("REFER ") {
+                return r;
+            }
+        }
+    })
+    .await;
+    assert!(
+        refer
+            .header("Refer-To")
+            .is_some_and(|t| t.contains("room@")),
+        "{}",
+        refer.0
+    );
+}

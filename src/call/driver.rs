@@ -22,7 +22,7 @@ use super::view::CallView;
 use super::webhook_task;
 use crate::media::{CallMedia, MediaLeg, RtpSocket};
 use crate::sip::{
-    DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, OutboundRequest, Trace, sdp,
+    DialOutcome, Dialing, EarlyNews, IncomingInvite, Leg, LegEvent, OutboundRequest, Trace, sdp,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -122,6 +122,7 @@ pub(super) async fn drive(
         room: parts.room,
         dialing: None,
         refer: None,
+        refer_due: None,
         media: parts.media,
         caller_from: parts.caller_from,
         tx,
@@ -206,6 +207,10 @@ async fn record(ctx: &Ctx, view: CallView) {
     }
 }
 
+/// How long a stop in resume mode waits for an early-media caller's
+/// PRACK before it refuses the call instead of answering and saving it.
+const SUSPEND_PRACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The Reason (RFC 3326) on the BYEs of a drain's hang-ups.
 const SHUTDOWN_REASON: &str = "SIP;cause=503;text=\"shutting down\"";
 
@@ -221,6 +226,8 @@ struct Call {
     dialing: Option<(Dialing, RtpSocket)>,
     /// The answer to the REFER under way.
     refer: Option<oneshot::Receiver<Option<u16>>>,
+    /// A REFER waiting for the early-media caller's 200 OK (its PRACK).
+    refer_due: Option<Transfer>,
     media: CallMedia,
     caller_from: String,
     tx: mpsc::UnboundedSender<DriverMsg>,
@@ -293,12 +300,7 @@ impl Call {
                 .map(|at| self.ctx.clock.to_tokio(at));
             let actions = tokio::select! {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
-                why = early::caller_left(&mut self.early) => {
-                    if let Some(early) = self.early.take() {
-                        early.close(why).await;
-                    }
-                    self.feed(Input::CallerHungUp)
-                }
+                news = early::news(&mut self.early) => Box::pin(self.early_news(news)).await,
                 event = next_leg_event(&mut self.room) => self.room_event(event),
                 outcome = dial_outcome(&mut self.dialing) => {
                     let input = Box::pin(self.room_outcome(outcome)).await;
@@ -457,19 +459,23 @@ impl Call {
             match action {
                 Action::Dial(t) => {
                     self.refer = None;
+                    self.refer_due = None;
                     if let Err(input) = self.start_dial(t) {
                         queue.extend(self.feed(input));
                     }
                 }
-                Action::Refer(t) => match self.caller.as_mut() {
-                    Some(leg) => self.refer = Some(leg.refer(&t.target, &t.headers)),
-                    None => queue.extend(self.feed(Input::ReferAnswered(None))),
+                Action::Refer(t) => match (self.caller.as_mut(), &self.early) {
+                    (Some(leg), _) => self.refer = Some(leg.refer(&t.target, &t.headers)),
+                    // Sent with the 200 OK, which waits for the PRACK.
+                    (None, Some(_)) => self.refer_due = Some(t),
+                    (None, None) => queue.extend(self.feed(Input::ReferAnswered(None))),
                 },
                 // Dropping `Dialing` CANCELs the INVITE; its task ACKs and
                 // BYEs a 2xx that crosses the CANCEL.
                 Action::CancelTransfer => {
                     self.dialing = None;
                     self.refer = None;
+                    self.refer_due = None;
                 }
                 Action::HangupCaller => {
                     if let Some(l) = self.caller.take() {
@@ -479,13 +485,12 @@ impl Call {
                         early.hang_up(self.machine.end_reason()).await;
                     }
                 }
+                // Sent from `run`'s loop once the caller may be answered
+                // (its reliable 183 PRACKed): a PRACK is never waited for
+                // here, where updates and API requests would wait too.
                 Action::AnswerCaller => {
-                    let Some(early) = self.early.take() else {
-                        continue;
-                    };
-                    match early.answer(&self.ctx.stack, &self.media).await {
-                        Some(leg) => self.caller = Some(leg),
-                        None => queue.extend(self.feed(Input::CallerHungUp)),
+                    if let Some(early) = self.early.as_mut() {
+                        early.want_answer();
                     }
                 }
                 Action::HangupRoom => {
@@ -518,6 +523,38 @@ impl Call {
             }
         }
         finished
+    }
+
+    /// Acts on news of the caller in early media.
+    async fn early_news(&mut self, news: EarlyNews) -> Vec<Action> {
+        match news {
+            EarlyNews::Left(why) => {
+                if let Some(early) = self.early.take() {
+                    early.close(why).await;
+                }
+                self.feed(Input::CallerHungUp)
+            }
+            EarlyNews::Dtmf(press) => self.feed(Input::Dtmf(press)),
+            EarlyNews::Answerable => self.answer_early().await,
+        }
+    }
+
+    /// Sends the early-media caller its 200 OK, and the REFER that waited
+    /// for it (the leg holds it back until the caller's ACK).
+    async fn answer_early(&mut self) -> Vec<Action> {
+        let Some(early) = self.early.take() else {
+            return vec![];
+        };
+        match early.answer(&self.ctx.stack, &self.media).await {
+            Some(mut leg) => {
+                if let Some(t) = self.refer_due.take() {
+                    self.refer = Some(leg.refer(&t.target, &t.headers));
+                }
+                self.caller = Some(leg);
+                vec![]
+            }
+            None => self.feed(Input::CallerHungUp),
+        }
     }
 
     /// BYE on `leg`, saying why when the node's stop ends the call.
@@ -657,8 +694,22 @@ impl Call {
         self.refer = None;
         // Answered first, so that the next start can take it over.
         let now = self.ctx.clock.now();
-        if let Some(answer) = self.machine.answer_before_save(now) {
-            Box::pin(self.perform(vec![answer])).await;
+        if self.machine.answer_before_save(now).is_some() || self.early.is_some() {
+            // A stop does not wait long for a PRACK: a caller that cannot
+            // be answered by then is refused (503) and not saved.
+            let answered = match self.early.as_mut() {
+                Some(early) => match early.answerable(SUSPEND_PRACK_WAIT).await {
+                    Ok(()) => self.answer_early().await.is_empty() && self.caller.is_some(),
+                    Err(_) => false,
+                },
+                None => self.caller.is_some(),
+            };
+            if !answered {
+                if let Some(early) = self.early.take() {
+                    early.hang_up(Some(EndReason::Shutdown)).await;
+                }
+                return false;
+            }
         }
         self.save().await
     }

@@ -1,13 +1,17 @@
 //! The caller's side of an early-media hold, as the driver holds it: the
 //! INVITE answered 183 (music already flows to the caller) and what its
 //! 200 OK will carry. The driver answers it when the machine says
-//! (`Action::AnswerCaller`), refuses it when the call ends first, and
-//! hears from it when the caller leaves (CANCEL, BYE, no PRACK).
+//! (`Action::AnswerCaller`: asked for here, sent when `news` says it may
+//! go, so a caller's PRACK is waited for in the driver's loop, never in
+//! one of its steps), refuses it when the call ends first, and hears from
+//! it when the caller leaves (CANCEL, BYE, no PRACK) or presses a key in
+//! a SIP INFO.
 
 use super::machine::EndReason;
 use crate::media::CallMedia;
 use crate::media::MediaLeg;
-use crate::sip::{CallerLeft, IncomingInvite, Leg, Refusal, Stack};
+use crate::sip::{CallerLeft, EarlyNews, IncomingInvite, Leg, Refusal, Stack};
+use std::time::Duration;
 
 /// An INVITE held in early media.
 pub(super) struct EarlyCaller {
@@ -18,6 +22,8 @@ pub(super) struct EarlyCaller {
     /// The caller's offer says it sends: its silence counts once it is
     /// answered (many phones send nothing in early media).
     sends: bool,
+    /// The machine asked for the 200 OK; it goes out at `Answerable`.
+    answer_wanted: bool,
 }
 
 impl EarlyCaller {
@@ -40,12 +46,42 @@ impl EarlyCaller {
                 .await;
             return None;
         }
-        Some(EarlyCaller { invite, sdp, sends })
+        Some(EarlyCaller {
+            invite,
+            sdp,
+            sends,
+            answer_wanted: false,
+        })
     }
 
-    /// Resolves when the caller gives up before its answer.
-    pub async fn left(&mut self) -> CallerLeft {
-        self.invite.caller_left().await
+    /// The 200 OK is due: `news` says `Answerable` when it may go out.
+    pub fn want_answer(&mut self) {
+        self.answer_wanted = true;
+    }
+
+    /// The next thing to act on: the caller left, the 200 OK may go out
+    /// (once wanted), or a key press in a SIP INFO.
+    pub async fn news(&mut self) -> EarlyNews {
+        self.invite.early_news(self.answer_wanted).await
+    }
+
+    /// Waits at most `within` until the 200 OK may go out (a stop in
+    /// resume mode, which must not wait long); `Err` when the caller left
+    /// or its reliable 183 is still not PRACKed by then.
+    pub async fn answerable(&mut self, within: Duration) -> Result<(), CallerLeft> {
+        let wait = async {
+            loop {
+                match self.invite.early_news(true).await {
+                    EarlyNews::Answerable => return Ok(()),
+                    EarlyNews::Left(why) => return Err(why),
+                    // Nobody acts on a key press while the node stops.
+                    EarlyNews::Dtmf(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(within, wait)
+            .await
+            .unwrap_or(Err(CallerLeft::NoPrack))
     }
 
     /// The final answer to an INVITE whose caller left: 487 after a CANCEL
@@ -59,8 +95,15 @@ impl EarlyCaller {
         self.invite.refuse(&refusal).await;
     }
 
-    /// Answers 200 OK; the caller's music or room goes on as it is.
-    pub async fn answer(self, stack: &Stack, media: &CallMedia) -> Option<Leg> {
+    /// Answers 200 OK; the caller's music or room goes on as it is. A
+    /// caller who left meanwhile (a BYE crossing the PRACK) gets its
+    /// final error instead, and None comes back, as when the 200 could
+    /// not be sent.
+    pub async fn answer(mut self, stack: &Stack, media: &CallMedia) -> Option<Leg> {
+        if let Err(why) = self.invite.early_ready() {
+            self.close(why).await;
+            return None;
+        }
         match self.invite.accept(stack, self.sdp).await {
             Ok(leg) => {
                 media.set_sends(MediaLeg::Caller, self.sends);
@@ -85,10 +128,10 @@ impl EarlyCaller {
     }
 }
 
-/// The caller leaving, when one is in early media (else never).
-pub(super) async fn caller_left(early: &mut Option<Box<EarlyCaller>>) -> CallerLeft {
+/// News of the caller in early media, when there is one (else never).
+pub(super) async fn news(early: &mut Option<Box<EarlyCaller>>) -> EarlyNews {
     match early {
-        Some(e) => e.left().await,
+        Some(e) => e.news().await,
         None => std::future::pending().await,
     }
 }

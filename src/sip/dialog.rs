@@ -22,7 +22,7 @@ use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// What happened on a leg that its owner must act on.
@@ -77,6 +77,8 @@ pub(crate) struct LegSetup {
 pub struct Leg {
     pub(super) s: LegSetup,
     ack_tx: Option<oneshot::Sender<()>>,
+    /// False from our 2xx until its ACK: a REFER waits for it (`requests`).
+    acked: watch::Sender<bool>,
     pub(super) ended: bool,
     /// Session timer: when the session counts as expired, when we send
     /// our next refresh, and the refresh under way.
@@ -93,6 +95,7 @@ impl Leg {
         let mut leg = Self {
             s: setup,
             ack_tx: None,
+            acked: watch::Sender::new(true),
             ended: false,
             expires_at: None,
             refresh_at: None,
@@ -160,7 +163,19 @@ impl Leg {
     pub(crate) fn expect_ack(&mut self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         self.ack_tx = Some(tx);
+        self.acked.send_replace(false);
         rx
+    }
+
+    /// Resolves once the ACK of our last 2xx came (at once when none is
+    /// awaited); never when the leg is gone first.
+    pub(super) fn acked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut acked = self.acked.subscribe();
+        async move {
+            if acked.wait_for(|a| *a).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Waits for the next event the owner must act on. Everything else in
@@ -230,6 +245,7 @@ impl Leg {
                     if let Some(tx) = self.ack_tx.take() {
                         let _ = tx.send(());
                     }
+                    self.acked.send_replace(true);
                 } else {
                     tracing::debug!(cseq, "ACK with another CSeq ignored");
                 }

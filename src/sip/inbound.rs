@@ -6,7 +6,7 @@
 
 use super::dialog::{Leg, LegSetup, spawn_2xx_retransmit};
 use super::dialogs::{DialogKey, Shared, random_tag};
-use super::early::{CallerLeft, EarlyDialog, EarlySetup, first_rseq, requires_100rel};
+use super::early::{CallerLeft, EarlyDialog, EarlyNews, EarlySetup, first_rseq, requires_100rel};
 use super::headers::custom_headers;
 use super::leg_state::SipTransport;
 use super::stack::Stack;
@@ -213,9 +213,12 @@ impl IncomingInvite {
         Ok(())
     }
 
-    /// Resolves when the caller gives up before the final answer: a
-    /// CANCEL, or (in early media) a BYE or a reliable 183 never PRACKed.
-    pub async fn caller_left(&mut self) -> CallerLeft {
+    /// The next thing the owner of an INVITE in early media must act on:
+    /// the caller gave up (a CANCEL, or in the early dialog a BYE or a
+    /// reliable 183 never PRACKed), the 2xx may go out now (when
+    /// `answer_wanted`: the reliable 183 was PRACKed), or a key press in
+    /// an INFO. Without an early dialog, only a CANCEL is news.
+    pub async fn early_news(&mut self, answer_wanted: bool) -> EarlyNews {
         let Self {
             early,
             cancel_rx,
@@ -224,7 +227,8 @@ impl IncomingInvite {
         } = self;
         let early = async {
             match early.as_mut() {
-                Some(e) => e.left().await,
+                Some(e) => e.news(answer_wanted).await,
+                None if answer_wanted => EarlyNews::Answerable,
                 None => std::future::pending().await,
             }
         };
@@ -237,8 +241,22 @@ impl IncomingInvite {
             }
         };
         tokio::select! {
-            why = early => why,
-            _ = cancel => CallerLeft::Cancelled,
+            biased;
+            _ = cancel => EarlyNews::Left(CallerLeft::Cancelled),
+            news = early => news,
+        }
+    }
+
+    /// Whether the 2xx may go out now (see `accept`): `Err` when the
+    /// caller left, or a reliable 183 is not PRACKed yet.
+    pub fn early_ready(&mut self) -> Result<(), CallerLeft> {
+        if self.cancelled || self.cancel_rx.try_recv().is_ok() {
+            self.cancelled = true;
+            return Err(CallerLeft::Cancelled);
+        }
+        match self.early.as_mut() {
+            Some(e) => e.ready(),
+            None => Ok(()),
         }
     }
 
@@ -285,7 +303,10 @@ impl IncomingInvite {
 
     /// Answers 200 OK with `sdp` and returns the established leg. Over UDP
     /// the 200 is retransmitted until the ACK arrives; without one after
-    /// 32 s the leg reports `LegEvent::AckTimeout`.
+    /// 32 s the leg reports `LegEvent::AckTimeout`. It never waits: an
+    /// INVITE in early media is answered once `early_news` said
+    /// `Answerable` and `early_ready` holds (RFC 3262 §3: no 2xx before
+    /// the PRACK of a reliable 183 with SDP).
     pub async fn accept(mut self, stack: &Stack, sdp: String) -> Result<Leg, ezk_sip_core::Error> {
         let Some(tsx) = self.tsx.take() else {
             return Err(ezk_sip_core::Error::RequestTimedOut);
@@ -293,7 +314,7 @@ impl IncomingInvite {
         // A CANCEL from now on is too late (RFC 3261 §9.2).
         self.shared.pending.remove(&self.branch);
         if let Some(early) = self.early.take() {
-            early.finish().await;
+            early.finish();
         }
         let mut response = self.response(Some(stack), 200, None);
         response

@@ -68,7 +68,7 @@ mod trace_parse;
 pub use bind::{StackConfig, StackError};
 pub use dialog::{Leg, LegEvent};
 pub use dialogs::{Answer, BusyProbe};
-pub use early::CallerLeft;
+pub use early::{CallerLeft, EarlyNews};
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTimer, SipTransport};
 pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};

@@ -9,11 +9,17 @@ use super::timer::request_headers;
 use super::trace::Trace;
 use bytes::Bytes;
 use ezk_sip_core::transaction::TsxKey;
+use ezk_sip_core::transaction::consts::T1;
 use ezk_sip_core::transport::TargetTransportInfo;
 use ezk_sip_core::{Endpoint, Request};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};
+use std::future::Future;
+use std::pin::Pin;
 use tokio::sync::oneshot;
+
+/// What a request waits for before it goes out.
+type Waiting = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Leg {
     /// A new request in the dialog, with the next CSeq.
@@ -41,7 +47,11 @@ impl Leg {
     /// Asks the peer to call `target` itself (RFC 3515 REFER); `headers`
     /// ride in the Refer-To URI, for peers that copy them into their
     /// INVITE. Resolves to the REFER's final status (None: no answer).
-    /// Progress then arrives as `LegEvent::ReferProgress`.
+    /// Progress then arrives as `LegEvent::ReferProgress`. Right after we
+    /// answered the peer's INVITE, the REFER waits for the ACK: over UDP
+    /// it could overtake our 200, and the peer would answer 481 to a
+    /// dialog it does not know yet (bounded: without an ACK in 64·T1 the
+    /// leg is dead anyway).
     pub fn refer(&mut self, target: &str, headers: &[(String, String)]) -> Answer {
         let mut request = self.request(Method::REFER);
         let h = &mut request.headers;
@@ -51,7 +61,7 @@ impl Leg {
         );
         h.insert("Referred-By", self.s.local_from.clone());
         h.insert(Name::CONTACT, self.s.contact.clone());
-        self.send(request)
+        self.send_after(request, Some(Box::pin(self.acked())))
     }
 
     /// Sends OPTIONS in the dialog: is the peer still there, and does it
@@ -160,11 +170,24 @@ impl Leg {
 
     /// Sends a non-INVITE request in the background.
     fn send(&self, request: Request) -> Answer {
+        self.send_after(request, None)
+    }
+
+    /// Sends `request` once `first` resolved (within 64·T1; else it is not
+    /// sent, and the answer is None).
+    fn send_after(&self, request: Request, first: Option<Waiting>) -> Answer {
         let endpoint = self.s.endpoint.clone();
         let (target, hops) = (self.s.target.clone(), self.next_hops());
         let trace = self.s.trace.clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
+            if let Some(first) = first
+                && tokio::time::timeout(T1 * 64, first).await.is_err()
+            {
+                tracing::debug!(method = %request.line.method, "not sent: no ACK of our 2xx");
+                let _ = tx.send(None);
+                return;
+            }
             let method = request.line.method.clone();
             let kind = target.kind;
             let at = std::time::SystemTime::now();

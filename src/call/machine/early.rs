@@ -37,11 +37,19 @@ impl Machine {
     }
 
     /// When the early-media limit answers the caller, if it is pending.
+    /// Not when the hold timeout comes first or at the same time (both
+    /// default to 120 s), nor during the hold-timeout announcement: that
+    /// call is ending, and a 200 OK then would bill a call only to BYE it
+    /// at once. It is refused instead (480), never answered.
     pub(super) fn early_deadline(&self) -> Option<Instant> {
-        if self.answered || self.state == State::Ended {
+        if self.answered || matches!(self.state, State::Ended | State::Announcing) {
             return None;
         }
-        self.early_until
+        let at = self.early_until?;
+        match self.hold_deadline() {
+            Some(hold) if hold <= at => None,
+            _ => Some(at),
+        }
     }
 
     /// Answers the caller now if it is still in early media: the action,
@@ -193,6 +201,46 @@ mod tests {
         assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
         assert!(!m.is_answered());
         assert_eq!(m.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_hold_timeout_at_the_early_limit_refuses_instead_of_answering_then_hanging_up() {
+        // Both limits at 11 s (as both default to 120 s).
+        let mut m = early_call(Duration::from_secs(10));
+        assert_eq!(m.poll_timeout(), Some(t(11_000)));
+        let a = m.handle_timeout(t(11_000));
+        assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
+        assert!(!m.is_answered(), "no 200 OK for a call that ends now");
+        assert!(!events(&m).contains(&"call.answered"), "{:?}", events(&m));
+        // The hold timeout before the early limit: the same.
+        let mut m = early_call(Duration::from_secs(9));
+        assert_eq!(m.poll_timeout(), Some(t(10_000)));
+        let a = m.handle_timeout(t(10_000));
+        assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
+        assert!(!m.is_answered());
+    }
+
+    #[test]
+    fn the_early_limit_does_not_answer_during_the_hold_timeout_announcement() {
+        let parties = early_call(Duration::from_secs(600)).parties().clone();
+        let policy = Policy {
+            max_hold: Duration::from_secs(8),
+            on_hold_timeout: super::super::HoldTimeout::Hangup {
+                announcement: Some(Duration::from_secs(5)),
+            },
+            ..crate::call::machine::tests::policy()
+        };
+        let mut m = Machine::early(parties, policy, t(1_000), 1_000, Duration::from_secs(10));
+        assert_eq!(m.handle_timeout(t(9_000)), vec![Action::PlayAnnouncement]);
+        assert_eq!(m.state(), State::Announcing);
+        // The early limit (11 s) passes during the announcement (to 14 s).
+        assert_eq!(m.poll_timeout(), Some(t(14_000)));
+        assert!(m.handle_timeout(t(11_000)).is_empty());
+        assert!(!m.is_answered());
+        let a = m.handle_timeout(t(14_000));
+        assert_eq!(a, vec![Action::HangupCaller, Action::Finish]);
+        assert!(!m.is_answered());
+        assert_eq!(m.end_reason(), Some(super::super::EndReason::HoldTimeout));
     }
 
     #[test]
