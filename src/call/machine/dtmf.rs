@@ -9,27 +9,20 @@ use super::{Action, EventKind, Machine, State};
 use crate::call::plan::{Mode, TransferRequest};
 use crate::clock::Instant;
 use crate::codec::DtmfPress;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// Presses a call logs at most: each is a timeline line, an event and a
 /// store write's worth of data. A caller (or a broken phone) sending
 /// events without end would otherwise grow the call without bound.
 pub const MAX_PRESSES: u32 = 256;
-/// The key presses a call took.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Presses {
-    taken: u32,
-}
-
 impl Machine {
     pub(super) fn dtmf(&mut self, press: DtmfPress, now: Instant) -> Vec<Action> {
         // Past the cap presses are dropped, quietly: a flood's only
         // effect is that it stops being recorded.
-        if self.presses.taken >= MAX_PRESSES {
+        if self.presses >= MAX_PRESSES {
             return vec![];
         }
-        self.presses.taken += 1;
+        self.presses += 1;
         let digit = press.digit.to_string();
         let detail = json!({ "digit": digit, "durationMs": press.duration_ms });
         self.log(now, EventKind::Dtmf, detail);

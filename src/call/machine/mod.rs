@@ -85,7 +85,7 @@ pub struct Machine {
     early_until: Option<Instant>,
     /// Key presses taken (`dtmf.rs`).
     #[serde(default)]
-    presses: dtmf::Presses,
+    presses: u32,
     /// The request that brought the caller to its room: the same one
     /// again is a duplicate, not a move (`sipUris` name several rooms).
     #[serde(default)]
@@ -142,7 +142,7 @@ impl Machine {
             keys: Vec::new(),
             answered: true,
             early_until: None,
-            presses: Default::default(),
+            presses: 0,
             room_request: None,
         };
         m.log(now, EventKind::Held, Value::Null);
