@@ -4,6 +4,7 @@
 use super::feed::EventFeed;
 use super::node::NodeCalls;
 use super::registry::Registry;
+use super::view::CallView;
 use crate::clock::Clock;
 use crate::media::MediaEngine;
 use crate::sip::Stack;
@@ -43,6 +44,26 @@ impl Ctx {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Removes an ended call's saved state.
+    pub async fn forget(&self, call_id: &str) {
+        let id = call_id.to_string();
+        if let Err(error) = self.store_write(move |store| store.remove_live(&id)).await {
+            tracing::warn!(call = %call_id, %error, "saved state of an ended call not removed");
+        }
+    }
+
+    /// Writes the call's record (off the async threads: SQLite blocks).
+    pub async fn record(&self, view: CallView) {
+        let id = view.call_id.clone();
+        let record = view.record();
+        if let Err(error) = self
+            .store_write(move |store| store.record_call(&record))
+            .await
+        {
+            tracing::warn!(call = %id, %error, "call record not written");
         }
     }
 }

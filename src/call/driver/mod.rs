@@ -8,25 +8,23 @@
 //! goes to, which Reason header it carries).
 
 use super::admission::Admitted;
-use super::answer::{self, Answered, hold_music};
+use super::answer::{self, Answered};
 use super::capacity::Permit;
 pub use super::ctx::Ctx;
 use super::early::{self, EarlyCaller};
 use super::entries::Entry;
 use super::events::EventSink;
 use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, EndReason, Event, EventKind, Input, Machine, Silent, Transfer};
+use super::machine::{Action, Input, Machine, Silent, Transfer};
 use super::prompts::HoldPrompts;
-use super::saved::SavedCall;
 use super::view::CallView;
-use super::webhook_task;
 use crate::media::{CallMedia, MediaLeg, RtpSocket};
-use crate::sip::{
-    DialOutcome, Dialing, EarlyNews, IncomingInvite, Leg, LegEvent, OutboundRequest, Trace, sdp,
-};
-use std::collections::VecDeque;
+use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, Trace};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
+
+mod actions;
+mod persist;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
 /// permit is held until this returns (or unwinds).
@@ -163,19 +161,9 @@ pub(super) async fn drive(
     if let Some(reason) = call.machine.end_reason() {
         ctx.node.ended(reason);
     }
-    forget(&ctx, &id.0).await;
-    record(&ctx, call.machine.view()).await;
+    ctx.forget(&id.0).await;
+    ctx.record(call.machine.view()).await;
     tracing::info!(call = %id, "call ended");
-}
-
-/// A timeline line that changes what a restart must do: a state change,
-/// or the incoming-call webhook delivered (or given up on), so that a
-/// resumed call posts it again only when the app never got it.
-fn worth_a_save(e: &Event) -> bool {
-    // A key press is published but changes nothing a restart needs: it
-    // rides along with the next save rather than cost a write per press.
-    let state_change = e.event.published() && e.event != EventKind::Dtmf;
-    state_change || e.settles_webhook()
 }
 
 /// How a driver's loop ended.
@@ -186,33 +174,6 @@ enum Outcome {
     /// The call was saved and left up for the next start.
     Suspended,
 }
-
-/// Removes an ended call's saved state.
-async fn forget(ctx: &Ctx, call_id: &str) {
-    let id = call_id.to_string();
-    if let Err(error) = ctx.store_write(move |store| store.remove_live(&id)).await {
-        tracing::warn!(call = %call_id, %error, "saved state of an ended call not removed");
-    }
-}
-
-/// Writes the call's record (off the async threads: SQLite blocks).
-async fn record(ctx: &Ctx, view: CallView) {
-    let id = view.call_id.clone();
-    let record = view.record();
-    if let Err(error) = ctx
-        .store_write(move |store| store.record_call(&record))
-        .await
-    {
-        tracing::warn!(call = %id, %error, "call record not written");
-    }
-}
-
-/// How long a stop in resume mode waits for an early-media caller's
-/// PRACK before it refuses the call instead of answering and saving it.
-const SUSPEND_PRACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The Reason (RFC 3326) on the BYEs of a drain's hang-ups.
-const SHUTDOWN_REASON: &str = "SIP;cause=503;text=\"shutting down\"";
 
 struct Call {
     ctx: Arc<Ctx>,
@@ -448,290 +409,6 @@ impl Call {
             // The room's keys are not the caller's: not reported.
             LegEvent::ReferProgress(_) | LegEvent::Dtmf(_) => vec![],
         }
-    }
-
-    /// Performs actions (and those their failures lead to); true when the
-    /// call is finished.
-    async fn perform(&mut self, actions: Vec<Action>) -> bool {
-        let mut queue = VecDeque::from(actions);
-        let mut finished = false;
-        while let Some(action) = queue.pop_front() {
-            match action {
-                Action::Dial(t) => {
-                    self.refer = None;
-                    self.refer_due = None;
-                    if let Err(input) = self.start_dial(t) {
-                        queue.extend(self.feed(input));
-                    }
-                }
-                Action::Refer(t) => match (self.caller.as_mut(), &self.early) {
-                    (Some(leg), _) => self.refer = Some(leg.refer(&t.target, &t.headers)),
-                    // Sent with the 200 OK, which waits for the PRACK.
-                    (None, Some(_)) => self.refer_due = Some(t),
-                    (None, None) => queue.extend(self.feed(Input::ReferAnswered(None))),
-                },
-                // Dropping `Dialing` CANCELs the INVITE; its task ACKs and
-                // BYEs a 2xx that crosses the CANCEL.
-                Action::CancelTransfer => {
-                    self.dialing = None;
-                    self.refer = None;
-                    self.refer_due = None;
-                }
-                Action::HangupCaller => {
-                    if let Some(l) = self.caller.take() {
-                        self.hang_up(l);
-                    }
-                    if let Some(early) = self.early.take() {
-                        early.hang_up(self.machine.end_reason()).await;
-                    }
-                }
-                // Sent from `run`'s loop once the caller may be answered
-                // (its reliable 183 PRACKed): a PRACK is never waited for
-                // here, where updates and API requests would wait too.
-                Action::AnswerCaller => {
-                    if let Some(early) = self.early.as_mut() {
-                        early.want_answer();
-                    }
-                }
-                Action::HangupRoom => {
-                    if let Some(l) = self.room.take() {
-                        self.hang_up(l);
-                    }
-                }
-                Action::ResumeHold => {
-                    self.media.play(hold_music(&self.ctx, &self.entry)).await;
-                }
-                Action::PostWebhook => self.post_webhook(),
-                // The machine ends the call when the announcement is over;
-                // an entry without one never asks for it.
-                Action::PlayAnnouncement => {
-                    if let Some(a) = self.entry.announcement.clone() {
-                        self.media.play(a).await;
-                    }
-                }
-                // One still to be heard (a period shorter than the
-                // announcement, or a long prompt before it): skip this one
-                // rather than queue them up behind each other.
-                Action::AnnouncePosition if self.prompts.announcing() => {}
-                Action::AnnouncePosition => {
-                    let id = super::CallId(self.machine.parties().call_id.clone());
-                    let registry = &self.ctx.registry;
-                    self.prompts
-                        .announce(&self.media, registry, &self.entry, &id);
-                }
-                Action::Finish => finished = true,
-            }
-        }
-        finished
-    }
-
-    /// Acts on news of the caller in early media.
-    async fn early_news(&mut self, news: EarlyNews) -> Vec<Action> {
-        match news {
-            EarlyNews::Left(why) => {
-                if let Some(early) = self.early.take() {
-                    early.close(why).await;
-                }
-                self.feed(Input::CallerHungUp)
-            }
-            EarlyNews::Dtmf(press) => self.feed(Input::Dtmf(press)),
-            EarlyNews::Answerable => self.answer_early().await,
-        }
-    }
-
-    /// Sends the early-media caller its 200 OK, and the REFER that waited
-    /// for it (the leg holds it back until the caller's ACK).
-    async fn answer_early(&mut self) -> Vec<Action> {
-        let Some(early) = self.early.take() else {
-            return vec![];
-        };
-        match early.answer(&self.ctx.stack, &self.media).await {
-            Some(mut leg) => {
-                if let Some(t) = self.refer_due.take() {
-                    self.refer = Some(leg.refer(&t.target, &t.headers));
-                }
-                self.caller = Some(leg);
-                vec![]
-            }
-            None => self.feed(Input::CallerHungUp),
-        }
-    }
-
-    /// BYE on `leg`, saying why when the node's stop ends the call.
-    fn hang_up(&self, leg: Leg) {
-        match self.machine.end_reason() {
-            Some(EndReason::Shutdown) => leg.hangup_because(SHUTDOWN_REASON),
-            _ => leg.hangup(),
-        }
-    }
-
-    /// Starts a room INVITE; on failure, the input to feed the machine.
-    fn start_dial(&mut self, t: Transfer) -> Result<(), Input> {
-        let socket = self.ctx.media.allocate().map_err(|e| Input::RoomFailed {
-            code: None,
-            reason: e.to_string(),
-        })?;
-        let request = OutboundRequest {
-            target: t.target,
-            from: self.caller_from.clone(),
-            headers: t.headers,
-            sdp: sdp::offer(self.ctx.media.public_ip(), socket.port),
-            ring_timeout: t.ring_timeout,
-            trace: self.trace.clone(),
-        };
-        tracing::info!(target = %request.target, "transferring");
-        self.dialing = Some((Dialing::start(&self.ctx.stack, request), socket));
-        Ok(())
-    }
-
-    /// Sets up media for a room that answered; the fact to feed.
-    async fn room_outcome(&mut self, outcome: DialOutcome) -> Input {
-        let failed = |code: Option<u16>, reason: String| Input::RoomFailed { code, reason };
-        let Some((_, socket)) = self.dialing.take() else {
-            return failed(None, "no transfer under way".into());
-        };
-        let input = match outcome {
-            DialOutcome::Answered { leg, sdp: body } => match sdp::parse(&body) {
-                Ok(answer) => {
-                    if self
-                        .media
-                        .bridge(socket, answer.addr, answer.choose(), answer.sends)
-                        .await
-                    {
-                        // Make before break: the caller is on the new room
-                        // already; only now does the old one go.
-                        if let Some(old) = self.room.replace(leg) {
-                            old.hangup();
-                        }
-                        Input::RoomAnswered
-                    } else {
-                        leg.hangup();
-                        failed(None, "media relay unavailable".into())
-                    }
-                }
-                Err(e) => {
-                    leg.hangup();
-                    failed(Some(488), format!("room answer unusable: {e}"))
-                }
-            },
-            DialOutcome::Rejected { code, reason } => failed(Some(code), reason),
-            DialOutcome::TimedOut => failed(Some(408), "no answer from room".into()),
-            DialOutcome::Cancelled => failed(None, "cancelled".into()),
-            DialOutcome::Failed(e) => failed(None, e.to_string()),
-        };
-        if let Input::RoomFailed { code, reason } = &input {
-            tracing::info!(?code, %reason, "transfer attempt failed");
-        }
-        input
-    }
-
-    /// Posts the incoming-call webhook (again, after a room hung up on a
-    /// caller whose entry returns it to hold).
-    fn post_webhook(&mut self) {
-        if let Some(old) = self.webhook_task.take() {
-            old.abort();
-        }
-        self.webhook_task = Some(tokio::spawn(webhook_task::send(
-            self.ctx.webhooks.clone(),
-            self.entry.clone(),
-            self.machine.parties().clone(),
-            self.tx.clone(),
-        )));
-    }
-
-    /// True when the call changed state since its last save: a published
-    /// event (held, transfer started or failed, bridged, back to hold…)
-    /// was logged. Webhook attempts and refused updates are not worth a
-    /// write of their own; they ride along with the next save.
-    fn changed_since_save(&self) -> bool {
-        let timeline = self.machine.timeline();
-        timeline
-            .get(self.saved_lines..)
-            .is_some_and(|new| new.iter().any(worth_a_save))
-    }
-
-    /// Saves the call as it is now, for a restart to resume (at every
-    /// state change; never per packet). A failure is logged: the call goes
-    /// on, it only could not be resumed from this point.
-    async fn save(&mut self) -> bool {
-        self.saved_lines = self.machine.timeline().len();
-        // An INVITE in early media cannot be taken over by another
-        // process: the call is saved from its answer on.
-        if !self.machine.is_answered() {
-            return false;
-        }
-        let saved = SavedCall {
-            entry: self.entry.id.clone(),
-            machine: self.machine.clone(),
-            clock: self.ctx.clock.now(),
-            caller_from: self.caller_from.clone(),
-            caller: self.caller.as_ref().map(Leg::state),
-            room: self.room.as_ref().map(Leg::state),
-            media: self.media.state().await,
-            published: self.published,
-        };
-        let written = match saved.to_live(crate::clock::unix_ms()) {
-            Ok(live) => {
-                self.ctx
-                    .store_write(move |store| store.save_live(&live))
-                    .await
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = &written {
-            tracing::warn!(%error, "call state not saved");
-        }
-        written.is_ok()
-    }
-
-    /// Resume mode's stop: a room INVITE still unanswered is CANCELed
-    /// (its transfer starts again after the restart, so the caller is
-    /// never left without a leg); then the call is saved as it stands.
-    async fn suspend(&mut self) -> bool {
-        if let Some((mut dialing, _)) = self.dialing.take() {
-            dialing.cancel();
-        }
-        self.refer = None;
-        // Answered first, so that the next start can take it over.
-        let now = self.ctx.clock.now();
-        if self.machine.answer_before_save(now).is_some() || self.early.is_some() {
-            // A stop does not wait long for a PRACK: a caller that cannot
-            // be answered by then is refused (503) and not saved.
-            let answered = match self.early.as_mut() {
-                Some(early) => match early.answerable(SUSPEND_PRACK_WAIT).await {
-                    Ok(()) => self.answer_early().await.is_empty() && self.caller.is_some(),
-                    Err(_) => false,
-                },
-                None => self.caller.is_some(),
-            };
-            if !answered {
-                if let Some(early) = self.early.take() {
-                    early.hang_up(Some(EndReason::Shutdown)).await;
-                }
-                return false;
-            }
-        }
-        self.save().await
-    }
-
-    /// Publishes the call's view, and hands new timeline entries to the
-    /// events webhook and the node's event feed.
-    fn publish(&mut self) {
-        self.view.send_replace(Arc::new(self.machine.view()));
-        // The queue follows the machine: waiting or not, after each step.
-        let id = super::CallId(self.machine.parties().call_id.clone());
-        let bridged = self.machine.state() == super::machine::State::Bridged;
-        let entry = &self.machine.parties().entry;
-        (self.ctx.registry).set_waiting(&id, entry, self.machine.waiting(), bridged);
-        let timeline = self.machine.timeline();
-        if let Some(new) = timeline.get(self.published..).filter(|n| !n.is_empty()) {
-            if let Some(sink) = &self.events {
-                sink.publish(new);
-            }
-            let p = self.machine.parties();
-            self.ctx.feed.publish(&p.call_id, &p.call_domain, new);
-        }
-        self.published = timeline.len();
     }
 }
 
