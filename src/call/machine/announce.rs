@@ -44,31 +44,20 @@ impl Machine {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::{Input, Parties, Policy, State};
+    use super::super::tests::{parties, t};
+    use super::super::{Input, Policy, State};
     use super::*;
     use crate::call::plan::{Mode, TransferRequest};
     use crate::config::OnRoomHangup;
     use std::time::Duration;
 
-    fn t(ms: u64) -> Instant {
-        Instant::from_millis(ms)
-    }
-
     pub(in crate::call::machine) fn held(announce_every: Option<Duration>) -> Machine {
-        let parties = Parties {
-            call_id: "c1".into(),
-            call_domain: "d".into(),
-            from: "+15550001".into(),
-            to: "sip:support@gw".into(),
-            entry: "support".into(),
-            caller_headers: vec![],
-        };
         let policy = Policy {
             on_room_hangup: OnRoomHangup::Hold,
             announce_every,
             ..crate::call::machine::tests::policy()
         };
-        Machine::answered(parties, policy, t(0), 1_000)
+        Machine::answered(parties(), policy, t(0), 1_000)
     }
 
     fn transfer() -> TransferRequest {

@@ -51,13 +51,10 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Input, Parties, Policy};
+    use super::super::tests::t;
+    use super::super::{Input, Policy};
     use super::*;
     use crate::config::OnRoomHangup;
-
-    fn t(ms: u64) -> Instant {
-        Instant::from_millis(ms)
-    }
 
     fn held() -> Machine {
         let policy = Policy {
@@ -65,15 +62,7 @@ mod tests {
             dtmf_transfer: [("0".to_string(), "sip:operator@r".to_string())].into(),
             ..crate::call::machine::tests::policy()
         };
-        let parties = Parties {
-            call_id: "c1".into(),
-            call_domain: "d".into(),
-            from: "+15550001".into(),
-            to: "sip:support@gw".into(),
-            entry: "support".into(),
-            caller_headers: vec![],
-        };
-        Machine::answered(parties, policy, t(1_000), 1_000)
+        crate::call::machine::tests::held_with(policy)
     }
 
     fn key(digit: char) -> Input {

@@ -85,28 +85,17 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{parties, t};
     use super::super::{Input, Mode, TransferRequest};
     use super::*;
 
-    fn t(ms: u64) -> Instant {
-        Instant::from_millis(ms)
-    }
-
     /// A call in early media since t(1 s), answered at the latest at 11 s.
     fn early_call(max_hold: Duration) -> Machine {
-        let parties = Parties {
-            call_id: "c1".into(),
-            call_domain: "d".into(),
-            from: "+15550001".into(),
-            to: "sip:support@gw".into(),
-            entry: "support".into(),
-            caller_headers: vec![],
-        };
         let policy = Policy {
             max_hold,
             ..crate::call::machine::tests::policy()
         };
-        Machine::early(parties, policy, t(1_000), 1_000, Duration::from_secs(10))
+        Machine::early(parties(), policy, t(1_000), 1_000, Duration::from_secs(10))
     }
 
     fn to(target: &str, mode: Mode) -> TransferRequest {

@@ -65,11 +65,8 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::super::announce::tests::held;
+    use super::super::tests::t;
     use super::*;
-
-    fn t(ms: u64) -> Instant {
-        Instant::from_millis(ms)
-    }
 
     #[test]
     fn a_prompt_plays_to_a_held_caller_then_hold_or_hangup() {

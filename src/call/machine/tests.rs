@@ -3,7 +3,7 @@ use crate::clock::Instant;
 use std::time::Duration;
 
 /// The fake clock: `t(ms)` is `ms` after it started.
-fn t(ms: u64) -> Instant {
+pub(super) fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
@@ -19,20 +19,21 @@ pub(super) fn policy() -> Policy {
     }
 }
 
-fn held_with(policy: Policy) -> Machine {
-    Machine::answered(
-        Parties {
-            call_id: "c1".into(),
-            call_domain: "d".into(),
-            from: "+15550001".into(),
-            to: "sip:support@gw".into(),
-            entry: "support".into(),
-            caller_headers: vec![("X-Lang".into(), "de".into())],
-        },
-        policy,
-        t(1_000),
-        1_000,
-    )
+/// The parties of every test call (the sub-modules' tests share them).
+pub(super) fn parties() -> Parties {
+    Parties {
+        call_id: "c1".into(),
+        call_domain: "d".into(),
+        from: "+15550001".into(),
+        to: "sip:support@gw".into(),
+        entry: "support".into(),
+        caller_headers: vec![("X-Lang".into(), "de".into())],
+    }
+}
+
+/// A call answered and held at t(1 s) under `policy`.
+pub(super) fn held_with(policy: Policy) -> Machine {
+    Machine::answered(parties(), policy, t(1_000), 1_000)
 }
 
 fn held() -> Machine {
