@@ -5,10 +5,10 @@
 
 mod support;
 
-use pinless::media::{HoldLoop, Law};
+use pinless::media::HoldLoop;
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::audio::{chirp, constant_prompts, temp_dir};
+use support::audio::{assert_one_stream, chirp, constant_prompts, law, music_frame, temp_dir};
 use support::peers::Packet;
 use support::*;
 
@@ -117,13 +117,6 @@ async fn the_position_is_announced_in_the_hold_stream_and_the_music_resumes_wher
         music_path.display()
     );
     let call = held_call(&extra, &[]).await;
-    let law = |p: &Packet| {
-        if p.header.payload_type == 8 {
-            Law::A
-        } else {
-            Law::Mu
-        }
-    };
     let prompt_clip = HoldLoop::load(&dir.join("n1.wav")).unwrap();
     let music = HoldLoop::load(&music_path).unwrap();
     let is_prompt = |p: &Packet| p.payload == prompt_clip.frame(law(p), 0);
@@ -148,19 +141,10 @@ async fn the_position_is_announced_in_the_hold_stream_and_the_music_resumes_wher
         "the announcement is three clips long"
     );
     // One stream throughout: same SSRC, sequence and timestamp running on.
-    for w in heard[..last + 10].windows(2) {
-        assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
-        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
-        assert_eq!(
-            w[1].header.timestamp,
-            w[0].header.timestamp.wrapping_add(160)
-        );
-    }
+    assert_one_stream(&heard[..last + 10]);
     // The music goes on from the frame after the last one heard before.
     let index_of = |p: &Packet| {
-        (0..music.frames())
-            .find(|i| music.frame(law(p), *i) == &p.payload[..])
-            .unwrap_or_else(|| panic!("packet {} is music", p.header.sequence))
+        music_frame(&music, p).unwrap_or_else(|| panic!("packet {} is music", p.header.sequence))
     };
     let before = index_of(&heard[first - 1]);
     let after = index_of(&heard[last + 1]);

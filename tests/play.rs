@@ -6,12 +6,12 @@
 
 mod support;
 
-use pinless::media::{HoldLoop, Law};
+use pinless::media::HoldLoop;
 use pinless::sip::LegEvent;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::audio::{chirp, temp_dir, wav};
+use support::audio::{assert_one_stream, chirp, law, music_frame, temp_dir, wav};
 use support::peers::Packet;
 use support::*;
 
@@ -60,14 +60,6 @@ fn prompt_file(path: &Path, frames: usize) {
     wav(path, &vec![-7_000; frames * 160]);
 }
 
-fn law(p: &Packet) -> Law {
-    if p.header.payload_type == 8 {
-        Law::A
-    } else {
-        Law::Mu
-    }
-}
-
 /// Packets until the first run of `clip`'s frames is over and 10 more
 /// packets came; (packets, first, last) of that run.
 async fn hear_prompt(peer: &RtpPeer, clip: &HoldLoop) -> (Vec<Packet>, usize, usize) {
@@ -113,19 +105,8 @@ async fn a_prompt_is_heard_in_place_of_the_music_which_then_resumes_and_the_app_
         clip.frames() as usize,
         "the whole prompt, once"
     );
-    for w in heard[..last + 10].windows(2) {
-        assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
-        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
-        assert_eq!(
-            w[1].header.timestamp,
-            w[0].header.timestamp.wrapping_add(160)
-        );
-    }
-    let index_of = |p: &Packet| {
-        (0..music.frames())
-            .find(|i| music.frame(law(p), *i) == &p.payload[..])
-            .expect("music")
-    };
+    assert_one_stream(&heard[..last + 10]);
+    let index_of = |p: &Packet| music_frame(&music, p).expect("music");
     assert!(first > 0, "music before the prompt");
     let before = index_of(&heard[first - 1]);
     assert_eq!(index_of(&heard[last + 1]), (before + 1) % music.frames());

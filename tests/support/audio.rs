@@ -49,3 +49,30 @@ pub fn constant_prompts(dir: &Path) {
         wav(&dir.join(format!("{name}.wav")), &[9_000; 800]);
     }
 }
+
+/// The G.711 law of a received packet (PCMA for payload type 8).
+pub fn law(p: &super::peers::Packet) -> pinless::media::Law {
+    if p.header.payload_type == 8 {
+        pinless::media::Law::A
+    } else {
+        pinless::media::Law::Mu
+    }
+}
+
+/// `packets` are one unbroken RTP stream: the same SSRC, each sequence
+/// number one more and each timestamp 160 more than the last.
+pub fn assert_one_stream(packets: &[super::peers::Packet]) {
+    for w in packets.windows(2) {
+        assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
+        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
+        assert_eq!(
+            w[1].header.timestamp,
+            w[0].header.timestamp.wrapping_add(160)
+        );
+    }
+}
+
+/// Which frame of `music`'s loop `p` carries, if it carries one.
+pub fn music_frame(music: &pinless::media::HoldLoop, p: &super::peers::Packet) -> Option<u32> {
+    (0..music.frames()).find(|i| music.frame(law(p), *i) == &p.payload[..])
+}
