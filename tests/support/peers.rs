@@ -54,6 +54,42 @@ impl RtpPeer {
         out
     }
 
+    /// Every RTP packet received during `d`, read and time-stamped on an
+    /// OS thread of its own: a test whose runtime is kept busy (the
+    /// gateway's SIP work runs on it) would otherwise measure its own
+    /// scheduling delays as gaps in the audio.
+    pub async fn collect_apart(&self, d: Duration) -> Vec<Packet> {
+        use std::os::fd::AsFd;
+        // A second descriptor of the same socket, non-blocking like the
+        // first (they share their flags): polled, never set blocking.
+        let fd = self.socket.as_fd().try_clone_to_owned().unwrap();
+        let socket = std::net::UdpSocket::from(fd);
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 2048];
+            let deadline = Instant::now() + d;
+            while Instant::now() < deadline {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if let Some((header, range)) = rtp::parse(&buf[..n]) {
+                            out.push(Packet {
+                                header,
+                                payload: buf[range].to_vec(),
+                                at: Instant::now(),
+                                from,
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+            out
+        });
+        tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap()
+    }
+
     /// Waits (5 s at most) for a packet whose payload is all `byte`.
     pub async fn hears(&self, byte: u8) -> Packet {
         super::within(5, &format!("audio 0x{byte:02X}"), async {
