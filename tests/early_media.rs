@@ -573,6 +573,42 @@ async fn an_update_with_an_offer_in_early_media_gets_488_and_one_without_gets_20
 }
 
 #[tokio::test]
+async fn an_update_with_an_offer_on_an_answered_call_gets_our_sdp_as_its_answer() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let raw = RawSip::new(gw.gw.sip_udp.unwrap()).await;
+    let rtp = RtpPeer::new().await;
+    raw.send(&raw.invite_rtp("support", "answered-update", 1, "", rtp.addr.port()))
+        .await;
+    let ok = within(5, "200 OK", async {
+        loop {
+            let r = raw.response(Duration::from_secs(5), true).await.unwrap();
+            if r.code() == 200 {
+                return r;
+            }
+        }
+    })
+    .await;
+    raw.ack(&ok, "answered-update").await;
+    let ours = ok.0.split("\r\n\r\n").nth(1).unwrap().to_string();
+    assert!(ours.contains("m=audio "), "{ours}");
+    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let sdp = "Content-Type: application/sdp\r\n";
+    raw.send(&in_dialog(&raw, &ok, "UPDATE", 2, sdp, offer))
+        .await;
+    let answer = answer_to(&raw, "2 UPDATE").await;
+    assert_eq!(answer.code(), 200);
+    assert_eq!(answer.header("Content-Type"), Some("application/sdp"));
+    let body = answer.0.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(body, ours, "the SDP the call already has");
+    // Without an offer, a plain 200 (a session refresh).
+    raw.send(&in_dialog(&raw, &ok, "UPDATE", 3, "", "")).await;
+    let refresh = answer_to(&raw, "3 UPDATE").await;
+    assert_eq!(refresh.code(), 200);
+    assert_eq!(refresh.header("Content-Type"), None);
+}
+
+#[tokio::test]
 async fn a_refer_from_early_media_waits_for_the_callers_ack_of_the_200() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), EARLY).await;

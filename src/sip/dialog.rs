@@ -6,7 +6,7 @@ use super::dialogs::{Answer, DialogKey, Inbound, Shared};
 use super::info;
 use super::leg_state::SipTransport;
 use super::leg_state::{LegState, SessionTimer};
-use super::respond::{reply, reply_with};
+use super::respond::{reply, reply_sdp, reply_with};
 use super::target::Target;
 use super::timer;
 use super::trace::{Tap, Trace, print};
@@ -306,7 +306,24 @@ impl Leg {
                         trace: &self.s.trace,
                         transport,
                     });
-                    Box::pin(reply_with(&self.s.endpoint, *request, 200, headers, tap)).await
+                    // An UPDATE with an offer (RFC 3311) gets our SDP as
+                    // its answer, the one the call already has, as a
+                    // re-INVITE does; media keeps flowing where it flows.
+                    if super::sdp::parse(&request.body).is_ok() {
+                        let mut with_contact = headers.to_vec();
+                        with_contact.push((Name::CONTACT, self.s.contact.to_string()));
+                        let sdp = &self.s.local_sdp;
+                        Box::pin(reply_sdp(
+                            &self.s.endpoint,
+                            *request,
+                            &with_contact,
+                            sdp,
+                            tap,
+                        ))
+                        .await
+                    } else {
+                        Box::pin(reply_with(&self.s.endpoint, *request, 200, headers, tap)).await
+                    }
                 }
                 // Other INFO bodies get 200 as before: legacy INFO (RFC 2976)
                 // has no way to say "not understood" that senders act on,

@@ -43,6 +43,27 @@ pub(crate) async fn reply_with(
     respond(endpoint, request, with_to_tag(response), tap).await;
 }
 
+/// Answers `request` 200 with extra headers and an SDP body (an UPDATE
+/// that carried an offer: RFC 3311 wants the answer in its 2xx).
+pub(crate) async fn reply_sdp(
+    endpoint: &Endpoint,
+    request: IncomingRequest,
+    headers: &[(Name, String)],
+    sdp: &str,
+    tap: Option<Tap<'_>>,
+) {
+    let mut response = endpoint.create_response(&request, StatusCode::OK, None);
+    for (name, value) in headers {
+        response.msg.headers.insert(name.clone(), value.clone());
+    }
+    response
+        .msg
+        .headers
+        .insert(Name::CONTENT_TYPE, "application/sdp");
+    response.msg.body = bytes::Bytes::from(sdp.to_string());
+    respond(endpoint, request, with_to_tag(response), tap).await;
+}
+
 /// Answers `request` with a refusal's code, phrase and headers.
 pub(crate) async fn refuse(endpoint: &Endpoint, request: IncomingRequest, refusal: &Refusal) {
     let mut response = endpoint.create_response(
