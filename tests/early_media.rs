@@ -294,6 +294,30 @@ async fn a_reliable_183_is_retransmitted_until_prack_and_the_200_waits_for_the_p
         [(200, "2 PRACK".to_string()), (200, "1 INVITE".to_string())],
         "the PRACK's 200, then the INVITE's"
     );
+    // The same PRACK again (its 200 lost): the same 200, from its
+    // transaction. A new PRACK for the acknowledged 183: 481 (RFC 3262 §3),
+    // as in the early dialog, not "method not allowed".
+    raw.send(&prack).await;
+    let again = raw.response(Duration::from_secs(2), true).await.unwrap();
+    assert_eq!((again.code(), again.header("CSeq")), (200, Some("2 PRACK")));
+    let branch = |text: &str| {
+        text.split(";branch=")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let late = prack
+        .replace(
+            &branch(&prack),
+            &format!("z9hG4bK{}", uuid::Uuid::new_v4().simple()),
+        )
+        .replace("CSeq: 2 PRACK", "CSeq: 3 PRACK");
+    raw.send(&late).await;
+    let late = raw.response(Duration::from_secs(2), true).await.unwrap();
+    assert_eq!((late.code(), late.header("CSeq")), (481, Some("3 PRACK")));
 }
 
 #[tokio::test]

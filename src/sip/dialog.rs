@@ -344,6 +344,9 @@ impl Leg {
                     }
                 }
                 Method::OPTIONS => Box::pin(reply(endpoint, *request, 200, None, tap)).await,
+                // Our reliable 183 was acknowledged before the call was
+                // answered: a PRACK now matches nothing (RFC 3262 §3).
+                Method::PRACK => Box::pin(reply(endpoint, *request, 481, None, tap)).await,
                 _ => Box::pin(reply(endpoint, *request, 405, None, tap)).await,
             }
         }
