@@ -23,7 +23,11 @@ struct Sse {
 
 impl Sse {
     async fn open(gw: &TestGateway, last_id: Option<&str>) -> Sse {
-        let mut request = gw.http.get(gw.url("/v1/events")).bearer_auth(TOKEN);
+        Self::open_path(gw, "/v1/events", last_id).await
+    }
+
+    async fn open_path(gw: &TestGateway, path: &str, last_id: Option<&str>) -> Sse {
+        let mut request = gw.http.get(gw.url(path)).bearer_auth(TOKEN);
         if let Some(id) = last_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -92,6 +96,37 @@ fn types(frames: &[Frame]) -> Vec<String> {
         .iter()
         .map(|f| f.data["type"].as_str().unwrap_or("?").to_string())
         .collect()
+}
+
+#[tokio::test]
+async fn a_stream_for_one_call_id_percent_encoded_as_a_browser_may_gets_that_call_only() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let phone = Phone::new().await;
+    let (first, _m1) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let first_id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (second, _m2) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let second_id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let encoded = second_id.replace('-', "%2D");
+    let mut sse = Sse::open_path(&gw, &format!("/v1/events?callId={encoded}"), None).await;
+    first.hangup();
+    gw.wait_call(&first_id, Duration::from_secs(5), |c| c["state"] == "ended")
+        .await;
+    second.hangup();
+    let frames = sse.until("call.ended").await;
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.data["callId"] == second_id.as_str()),
+        "{:?}",
+        types(&frames)
+    );
 }
 
 #[tokio::test]

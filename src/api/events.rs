@@ -29,9 +29,9 @@ fn frame(e: &FeedEvent) -> String {
 
 pub fn stream(api: &Api, query: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     let mut call = None;
-    for (k, v) in query.split('&').filter_map(|pair| pair.split_once('=')) {
-        match k {
-            "callId" if !v.is_empty() => call = Some(v.to_string()),
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "callId" if !v.is_empty() => call = Some(v.into_owned()),
             "callId" => return Err(FieldError::rule("callId", "must not be empty").into()),
             _ => {}
         }
