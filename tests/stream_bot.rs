@@ -539,3 +539,59 @@ async fn bad_stream_fields_get_400_naming_the_field() {
         assert_eq!(body["error"], error);
     }
 }
+
+#[tokio::test]
+async fn a_caller_with_a_bot_at_a_restart_is_back_on_hold_with_a_new_webhook() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let mut gw = support::binary::Binary::new("", &hooks.url(), "", "");
+    gw.start().await;
+    let phone = Phone::new().await;
+    let (_caller, _media) = phone
+        .call(&format!("sip:support@{}", gw.sip), &[])
+        .await;
+    let hook = hooks.next().await.json();
+    let (call_id, domain) = (hook["callId"].clone(), hook["callDomain"].clone());
+    let bot = TestBot::new().await;
+    let http = reqwest::Client::new();
+    let status = http
+        .post(format!("{}/v1/dialin/pinlessCallUpdate", gw.api))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "callId": call_id, "callDomain": domain, "streamUrl": bot.url("/") }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let mut conn = bot.accept().await;
+    conn.started().await;
+    // Saved bridged (to the bot), then stopped in resume mode.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.signal("TERM");
+    assert!(gw.exited(5).await.success(), "{}", gw.log());
+    conn.until_closed().await;
+    gw.start().await;
+    // The socket did not survive: music, and the app is asked again.
+    let again = within(10, "a new webhook", hooks.next()).await.json();
+    assert_eq!(again["callId"], call_id);
+    phone.rtp.drain();
+    let packets = phone.rtp.collect(Duration::from_millis(400)).await;
+    assert!(
+        packets.iter().filter(|p| !all(p, SILENCE)).count() >= 10,
+        "music after the restart"
+    );
+    let view: Value = http
+        .get(format!("{}/v1/calls/{}", gw.api, call_id.as_str().unwrap()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["state"], "held", "{view:#}");
+    assert_eq!(
+        details(&view, "call.returned_to_hold").last().unwrap()["reason"],
+        "restart"
+    );
+    gw.signal("KILL");
+}
