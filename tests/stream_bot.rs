@@ -546,9 +546,7 @@ async fn a_caller_with_a_bot_at_a_restart_is_back_on_hold_with_a_new_webhook() {
     let mut gw = support::binary::Binary::new("", &hooks.url(), "", "");
     gw.start().await;
     let phone = Phone::new().await;
-    let (_caller, _media) = phone
-        .call(&format!("sip:support@{}", gw.sip), &[])
-        .await;
+    let (_caller, _media) = phone.call(&format!("sip:support@{}", gw.sip), &[]).await;
     let hook = hooks.next().await.json();
     let (call_id, domain) = (hook["callId"].clone(), hook["callDomain"].clone());
     let bot = TestBot::new().await;
