@@ -22,16 +22,15 @@ const SILENCE: u8 = 0xFF;
 
 /// Sends one RFC 4733 key press (100 ms) as a phone does.
 async fn press(rtp: &RtpPeer, to: SocketAddr, pt: u8, event: u8) {
-    let mut seq = 5000u16;
     let mut packets = Vec::new();
-    for (marker, end, duration) in [
+    for (seq, (marker, end, duration)) in (5000u16..).zip([
         (true, false, 160u16),
         (false, false, 320),
         (false, false, 480),
         (false, true, 800),
         (false, true, 800),
         (false, true, 800),
-    ] {
+    ]) {
         let mut head = [0u8; HEADER_LEN];
         Header {
             marker,
@@ -41,7 +40,6 @@ async fn press(rtp: &RtpPeer, to: SocketAddr, pt: u8, event: u8) {
             ssrc: 0x0D7F_0002,
         }
         .write(&mut head);
-        seq += 1;
         let d = duration.to_be_bytes();
         let flags = if end { 0x80 | 10 } else { 10 };
         packets.push([&head[..], &[event, flags, d[0], d[1]]].concat());

@@ -187,11 +187,11 @@ fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteErr
         targets: vec![url.shown()],
         headers: vec![],
         mode: Mode::Bridge,
-        stream: Some(StreamTarget {
+        stream: Some(Box::new(StreamTarget {
             url: url.as_str().to_string(),
             parameters,
             headers: stream_headers,
-        }),
+        })),
     })
 }
 

@@ -73,6 +73,7 @@ impl TestBot {
     }
 
     /// Takes the next stream, answering its handshake 101.
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
     pub async fn accept(&self) -> BotConn {
         let io = self.io().await;
         let mut seen = (String::new(), Vec::new());
@@ -99,6 +100,7 @@ impl TestBot {
     }
 
     /// Takes the next connection and answers its handshake `status`.
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
     pub async fn refuse(&self, status: u16) {
         let io = self.io().await;
         let refused = tokio_tungstenite::accept_hdr_async(io, |_: &Request, _: Response| {

@@ -12,14 +12,14 @@ fn bot(url: &str, shown: &str) -> TransferRequest {
         targets: vec![shown.into()],
         headers: vec![],
         mode: Mode::Bridge,
-        stream: Some(StreamTarget {
+        stream: Some(Box::new(StreamTarget {
             url: url.into(),
             parameters: vec![
                 ("lang".into(), "de-DE".into()),
                 ("From".into(), "app".into()),
             ],
             headers: vec![("Authorization".into(), "Bearer t".into())],
-        }),
+        })),
     }
 }
 

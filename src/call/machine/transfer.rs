@@ -200,7 +200,7 @@ impl Machine {
         let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
         let attempt = plan.attempts;
         if let Some(stream) = plan.request.stream.clone() {
-            return self.connect(stream, target, attempt, ring_timeout, now);
+            return self.connect(*stream, target, attempt, ring_timeout, now);
         }
         let transfer = Transfer {
             target: target.clone(),
