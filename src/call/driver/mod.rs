@@ -20,10 +20,14 @@ use super::prompts::HoldPrompts;
 use super::view::CallView;
 use crate::media::{CallMedia, MediaLeg, RtpSocket};
 use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, Trace};
+use crate::stream::{OpenError, Opened, StreamLink};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod actions;
+mod bot;
 mod persist;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
@@ -119,6 +123,8 @@ pub(super) async fn drive(
         early: parts.early,
         room: parts.room,
         dialing: None,
+        opening: None,
+        bot: None,
         refer: None,
         refer_due: None,
         media: parts.media,
@@ -185,6 +191,10 @@ struct Call {
     room: Option<Leg>,
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
+    /// A voice bot's stream being opened (the attempt under way).
+    opening: Option<Opening>,
+    /// The voice bot the caller is with (in place of `room`).
+    bot: Option<StreamLink>,
     /// The answer to the REFER under way.
     refer: Option<oneshot::Receiver<Option<u16>>>,
     /// A REFER waiting for the early-media caller's 200 OK (its PRACK).
@@ -244,6 +254,24 @@ async fn refer_answer(r: &mut Option<oneshot::Receiver<Option<u16>>>) -> Option<
     }
 }
 
+/// A voice bot's stream being opened: dropping it gives up the attempt.
+type Opening = Pin<Box<dyn Future<Output = Result<Opened, OpenError>> + Send>>;
+
+async fn stream_opened(o: &mut Option<Opening>) -> Result<Opened, OpenError> {
+    match o {
+        Some(f) => f.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why the bot's stream ended.
+async fn stream_closed(b: &mut Option<StreamLink>) -> String {
+    match b {
+        Some(link) => link.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -267,6 +295,15 @@ impl Call {
                     let input = Box::pin(self.room_outcome(outcome)).await;
                     self.feed(input)
                 }
+                opened = stream_opened(&mut self.opening) => {
+                    let input = Box::pin(self.stream_outcome(opened)).await;
+                    self.feed(input)
+                }
+                why = stream_closed(&mut self.bot) => {
+                    tracing::info!(%why, "voice bot stream ended");
+                    self.bot = None;
+                    self.feed(Input::RoomHungUp)
+                }
                 leg = self.media.silent() => {
                     tracing::info!(?leg, "no RTP from a leg for rtp_timeout_secs");
                     let leg = match leg {
@@ -275,7 +312,10 @@ impl Call {
                     };
                     self.feed(Input::PeerSilent(leg))
                 }
-                press = presses.next() => self.feed(Input::Dtmf(press)),
+                press = presses.next() => {
+                    self.press_to_bot(&press);
+                    self.feed(Input::Dtmf(press))
+                }
                 f = self.prompts.finished() => {
                     let now = self.ctx.clock.now();
                     self.machine.play_finished(&f.audio, f.then, f.played, now)
@@ -388,6 +428,7 @@ impl Call {
                     );
                     drop(room.info("application/dtmf-relay", &body));
                 }
+                self.press_to_bot(&press);
                 self.feed(Input::Dtmf(press))
             }
         }
