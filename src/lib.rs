@@ -16,9 +16,10 @@
 //!   call feeds it facts and performs its actions; one admission door
 //!   decides on every new INVITE; calls are saved at each state change and
 //!   resumed after a restart.
-//! - [`sip`], [`media`], [`webhook`], [`store`], [`cluster`] (siblings):
-//!   SIP on ezk (dialogs, legs, SDP, digest, TLS); RTP, hold music, the
-//!   pacer and the relay, on one shard (OS thread) per core; signing,
+//! - [`sip`], [`media`], [`stream`], [`webhook`], [`store`], [`cluster`]
+//!   (siblings): SIP on ezk (dialogs, legs, SDP, digest, TLS); RTP, hold
+//!   music, the pacer and the relay, on one shard (OS thread) per core;
+//!   voice bots over WebSocket (Twilio Media Streams); signing,
 //!   message bodies and delivery of webhooks; SQLite
 //!   (`state_dir/pinless.db`); Redis for a cluster of nodes (who is alive,
 //!   which node owns each call, the provisioned entries), never in a
@@ -42,6 +43,7 @@ pub mod media;
 pub mod probe;
 pub mod sip;
 pub mod store;
+pub mod stream;
 pub mod webhook;
 
 pub use config::Config;

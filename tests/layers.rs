@@ -52,8 +52,8 @@ const ORDER: &[Tier] = &[
         why: "what a call is and does; drives the protocols below",
     },
     Tier {
-        modules: &["sip", "media", "webhook", "store", "cluster"],
-        why: "the protocols, the store and the cluster (Redis) a call uses: siblings that know nothing of each other",
+        modules: &["sip", "media", "stream", "webhook", "store", "cluster"],
+        why: "the protocols (SIP, RTP, bot streams), the store and the cluster (Redis) a call uses: siblings that know nothing of each other",
     },
     Tier {
         modules: &["config"],

@@ -15,6 +15,8 @@
 //! - `load`: whether a shard keeps up (new calls get 503 when none does).
 //! - `stats`: per-shard counters and the node's totals.
 //! - `session`: one call's media task (latching, relay) on its shard.
+//! - `bot`: a voice bot's audio queue, paced by the pacer like music, and
+//!   the caller's audio cut into chunks for the bot's stream.
 //! - `dtmf`: the caller's RFC 4733 telephone-events as key presses.
 //! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep per shard.
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
@@ -22,6 +24,7 @@
 //! - `error`: `MediaError`.
 //! - `settings`: what the engine starts with.
 
+pub mod bot;
 pub mod dtmf;
 mod error;
 pub mod g711;
@@ -41,6 +44,7 @@ mod shard;
 pub mod state;
 pub mod stats;
 
+pub use bot::BotQueue;
 pub use error::MediaError;
 pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};

@@ -13,6 +13,7 @@
 //! a caller hears "you are caller number three" as a break in the music,
 //! not as a new call or a restarted tune.
 
+use super::bot::BotQueue;
 use super::g711::Law;
 use super::hold::HoldLoop;
 use super::prompt::{Playing, Prompt};
@@ -86,6 +87,9 @@ pub(super) enum Command {
     Prompt(u64, Prompt, oneshot::Sender<()>),
     /// Nothing to do but wake an idle shard: a call was placed on it.
     Wake,
+    /// Play a voice bot's queue on the stream instead of its music and
+    /// prompts (None: back to them).
+    Bot(u64, Option<BotQueue>),
 }
 
 /// Handle to one shard's pacer. Cheap to clone. While the shard ticks,
@@ -137,6 +141,12 @@ impl Pacer {
         let _ = self.tx.send(Command::Prompt(id, prompt, done));
     }
 
+    /// Plays `queue` (a voice bot's audio, silence when it is empty) on
+    /// stream `id` in place of its music, from its next frame on.
+    pub fn set_bot(&self, id: u64, queue: Option<BotQueue>) {
+        let _ = self.tx.send(Command::Bot(id, queue));
+    }
+
     /// Starts the shard's tick if it was idle (see `shard`).
     pub(super) fn wake(&self) {
         let _ = self.tx.send(Command::Wake);
@@ -159,6 +169,8 @@ struct Stream {
     last_sent: Option<Instant>,
     /// Prompts to play before the music goes on, the first one playing.
     prompts: VecDeque<Playing>,
+    /// A voice bot's audio, played instead of music and prompts.
+    bot: Option<BotQueue>,
 }
 
 impl Stream {
@@ -236,6 +248,7 @@ impl Slots {
                 first: true,
                 last_sent: None,
                 prompts: VecDeque::new(),
+                bot: None,
             }),
             Command::Remove(id, reply) => {
                 let _ = reply.send(self.remove(id).map(|s| s.state()));
@@ -257,6 +270,14 @@ impl Slots {
                 }
             }
             Command::Wake => {}
+            Command::Bot(id, queue) => {
+                if let Some(s) = self.get_mut(id) {
+                    // Prompts under way are cut short (their `done` is
+                    // dropped), as when a room takes the caller.
+                    s.prompts.clear();
+                    s.bot = queue;
+                }
+            }
         }
     }
 
@@ -277,11 +298,17 @@ impl Slots {
             }
             .write(&mut header);
             packet[..HEADER_LEN].copy_from_slice(&header);
-            let audio = match s.prompts.front() {
-                Some(p) => p.frame(s.law),
-                None => s.source.frame(s.law, s.frame),
-            };
-            packet[HEADER_LEN..].copy_from_slice(audio);
+            match (&s.bot, s.prompts.front()) {
+                (Some(bot), _) => {
+                    let mut frame = [0u8; SAMPLES_PER_PACKET as usize];
+                    bot.frame(s.law, &mut frame);
+                    packet[HEADER_LEN..].copy_from_slice(&frame);
+                }
+                (None, Some(p)) => packet[HEADER_LEN..].copy_from_slice(p.frame(s.law)),
+                (None, None) => {
+                    packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.law, s.frame))
+                }
+            }
             match s.socket.send_to(&packet[..], s.remote) {
                 Ok(_) => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
                 Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
@@ -290,6 +317,9 @@ impl Slots {
             s.sequence = s.sequence.wrapping_add(1);
             s.timestamp = s.timestamp.wrapping_add(SAMPLES_PER_PACKET);
             match s.prompts.front_mut() {
+                // The bot's queue moved on by itself; music and prompts
+                // wait where they are.
+                _ if s.bot.is_some() => {}
                 Some(p) => {
                     if p.advance() {
                         s.prompts.pop_front();

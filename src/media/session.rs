@@ -5,6 +5,7 @@
 //! The caller's telephone-events are also read as key presses (`dtmf`),
 //! held or bridged, and reported to the call's driver.
 
+use super::bot::{self, BotQueue, CallerFeed};
 use super::dtmf::DtmfDetector;
 use super::g711::{Law, transcode};
 use super::hold::HoldLoop;
@@ -44,6 +45,13 @@ enum Command {
     },
     /// Where the call's media stands, to save it.
     State { reply: oneshot::Sender<MediaState> },
+    /// A voice bot: the pacer plays its queue to the caller, and the
+    /// caller's audio goes to `to_bot` (see `bot`).
+    Bot {
+        queue: BotQueue,
+        to_bot: mpsc::Sender<Vec<u8>>,
+        done: oneshot::Sender<()>,
+    },
     /// A one-shot prompt in place of the music (held calls only).
     Prompt {
         prompt: Prompt,
@@ -174,6 +182,20 @@ impl CallMedia {
     pub async fn play(&self, source: Arc<HoldLoop>) -> bool {
         let (done, rx) = oneshot::channel();
         let sent = self.tx.send(Command::Play { source, done });
+        sent.is_ok() && rx.await.is_ok()
+    }
+
+    /// Switches the caller to a voice bot, from music or a room (which is
+    /// let go): the caller's stream goes on, paced, with the bot's queued
+    /// audio (silence when there is none); the caller's audio goes to
+    /// `to_bot` in 20 ms μ-law chunks. Resolves once the switch is done.
+    pub async fn bot(&self, queue: BotQueue, to_bot: mpsc::Sender<Vec<u8>>) -> bool {
+        let (done, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Bot {
+            queue,
+            to_bot,
+            done,
+        });
         sent.is_ok() && rx.await.is_ok()
     }
 
@@ -382,6 +404,8 @@ async fn run(
     let mut from_caller = [0u8; 2048];
     let mut from_room = [0u8; 2048];
     let mut presses = DtmfDetector::new();
+    // The caller's audio on its way to a voice bot, while there is one.
+    let mut feed: Option<CallerFeed> = None;
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -403,6 +427,7 @@ async fn run(
                     });
                     liveness.set_room(Some(sends));
                     streams.set(2);
+                    feed = None;
                     let _ = done.send(());
                 }
                 Some(Command::Play { source, done }) => {
@@ -419,6 +444,31 @@ async fn run(
                     held = true;
                     liveness.set_room(None);
                     streams.set(1);
+                    feed = None;
+                    let _ = done.send(());
+                }
+                Some(Command::Bot { queue, to_bot, done }) => {
+                    if !held {
+                        // From a room: the pacer takes the caller's stream
+                        // back where the relay left it.
+                        let state = stream_state(&pacer, id, ssrc, &mut held, bridge.take()).await;
+                        pacer.add(NewStream {
+                            id,
+                            source: bot::silence(),
+                            socket: sender.clone(),
+                            remote,
+                            law: caller_codec.law,
+                            payload_type: caller_codec.payload_type,
+                            state,
+                        });
+                        held = true;
+                        liveness.set_room(None);
+                        streams.set(1);
+                    }
+                    // Applied by the pacer right after the `Add` above,
+                    // before its next send: no frame of music between.
+                    pacer.set_bot(id, Some(queue));
+                    feed = Some(CallerFeed::new(to_bot));
                     let _ = done.send(());
                 }
                 Some(Command::Prompt { prompt, done }) => {
@@ -492,6 +542,9 @@ async fn run(
                     for press in ended {
                         let _ = dtmf.send(press);
                     }
+                }
+                if let Some(f) = feed.as_mut() {
+                    f.packet(&from_caller[..n], caller_codec);
                 }
                 if let Some(b) = &bridge {
                     let packet = &mut from_caller[..n];

@@ -1,0 +1,249 @@
+//! A voice bot's audio, both ways, as the media side sees it.
+//!
+//! `BotQueue`: what the bot sends (μ-law, any chunk size, often faster
+//! than real time) waits here; the shard's pacer takes one 20 ms frame
+//! per period for the caller's stream, and a silence frame when the queue
+//! is empty, so the caller's RTP never has a gap. The bot's marks sit at
+//! their place in the audio and are reported once the pacer has sent the
+//! frame holding the last byte before them; `clear` drops what is left
+//! and reports the marks still pending (as Twilio does).
+//!
+//! `CallerFeed`: the caller's RTP audio cut into 160-byte μ-law chunks
+//! (PCMA callers transcoded) for the stream's `media` messages.
+
+use super::g711::{Law, transcode};
+use super::hold::HoldLoop;
+use super::rtp::{self, SAMPLES_PER_PACKET};
+use crate::codec::LegCodec;
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+
+const FRAME: usize = SAMPLES_PER_PACKET as usize;
+/// μ-law silence (a zero sample).
+const MULAW_SILENCE: u8 = 0xFF;
+/// Most bot audio kept waiting: 5 minutes. A bot that sends more ahead
+/// of time loses the oldest, rather than the node its memory.
+const MAX_QUEUED: usize = 8000 * 300;
+
+/// One frame of silence, looped: the pacer's source for a stream whose
+/// frames come from a `BotQueue` (it is never played while one is set).
+pub fn silence() -> Arc<HoldLoop> {
+    static SILENCE: LazyLock<Arc<HoldLoop>> =
+        LazyLock::new(|| Arc::new(HoldLoop::from_samples(&[0.0; FRAME], 8000)));
+    SILENCE.clone()
+}
+
+struct Queue {
+    audio: VecDeque<u8>,
+    /// Bytes taken by the pacer (or cleared) since the start.
+    taken: u64,
+    /// Marks, each at the count of bytes queued before it.
+    marks: VecDeque<(u64, String)>,
+    played: mpsc::UnboundedSender<String>,
+}
+
+impl Queue {
+    fn queued(&self) -> u64 {
+        self.taken + self.audio.len() as u64
+    }
+
+    /// Reports every mark whose audio is gone.
+    fn release(&mut self) {
+        while self.marks.front().is_some_and(|(at, _)| *at <= self.taken) {
+            if let Some((_, name)) = self.marks.pop_front() {
+                let _ = self.played.send(name);
+            }
+        }
+    }
+}
+
+/// The bot's audio waiting for the caller. Cheap to clone; shared by the
+/// stream's task (which fills it) and the shard's pacer (which plays it).
+#[derive(Clone)]
+pub struct BotQueue(Arc<Mutex<Queue>>);
+
+impl std::fmt::Debug for BotQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BotQueue")
+    }
+}
+
+impl BotQueue {
+    /// An empty queue, and where the names of played marks arrive.
+    pub fn new() -> (BotQueue, mpsc::UnboundedReceiver<String>) {
+        let (played, rx) = mpsc::unbounded_channel();
+        let queue = Queue {
+            audio: VecDeque::new(),
+            taken: 0,
+            marks: VecDeque::new(),
+            played,
+        };
+        (BotQueue(Arc::new(Mutex::new(queue))), rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding the lock leaves plain bytes behind: usable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues μ-law audio after what is waiting.
+    pub fn push(&self, mulaw: &[u8]) {
+        let mut q = self.lock();
+        q.audio.extend(mulaw);
+        let over = q.audio.len().saturating_sub(MAX_QUEUED);
+        if over > 0 {
+            q.audio.drain(..over);
+            q.taken += over as u64;
+            q.release();
+        }
+    }
+
+    /// Places a mark after the audio queued so far.
+    pub fn mark(&self, name: String) {
+        let mut q = self.lock();
+        let at = q.queued();
+        q.marks.push_back((at, name));
+        // Nothing before it still to play: it is played now.
+        q.release();
+    }
+
+    /// Drops the audio not played yet; pending marks are reported now.
+    pub fn clear(&self) {
+        let mut q = self.lock();
+        let dropped = q.audio.len() as u64;
+        q.audio.clear();
+        q.taken += dropped;
+        q.release();
+    }
+
+    /// The next 20 ms for the caller in `law`: queued audio, padded with
+    /// silence when the bot has sent less.
+    pub(super) fn frame(&self, law: Law, out: &mut [u8; FRAME]) {
+        let mut q = self.lock();
+        let n = q.audio.len().min(FRAME);
+        for (slot, byte) in out.iter_mut().zip(q.audio.drain(..n)) {
+            *slot = byte;
+        }
+        out[n..].fill(MULAW_SILENCE);
+        q.taken += n as u64;
+        q.release();
+        drop(q);
+        transcode(out, Law::Mu, law);
+    }
+}
+
+/// The caller's audio on its way to the bot.
+pub(super) struct CallerFeed {
+    to_bot: mpsc::Sender<Vec<u8>>,
+    /// μ-law bytes not yet making a whole chunk (a caller with another
+    /// packet time than 20 ms).
+    pending: Vec<u8>,
+}
+
+impl CallerFeed {
+    pub fn new(to_bot: mpsc::Sender<Vec<u8>>) -> CallerFeed {
+        CallerFeed {
+            to_bot,
+            pending: Vec::with_capacity(FRAME * 2),
+        }
+    }
+
+    /// One RTP packet from the caller; audio in the caller's law becomes
+    /// μ-law chunks. Telephone-events and other types are not audio.
+    pub fn packet(&mut self, packet: &[u8], codec: LegCodec) {
+        let Some((header, range)) = rtp::parse(packet) else {
+            return;
+        };
+        let law = if header.payload_type == codec.payload_type {
+            codec.law
+        } else if Some(header.payload_type) == codec.event_payload_type {
+            return;
+        } else if let Some(law) = Law::from_payload_type(header.payload_type) {
+            law
+        } else {
+            return;
+        };
+        let start = self.pending.len();
+        self.pending.extend_from_slice(&packet[range]);
+        transcode(&mut self.pending[start..], law, Law::Mu);
+        while self.pending.len() >= FRAME {
+            let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
+            // A bot that does not keep up loses audio, as a network would;
+            // the caller's relay never waits for it.
+            let _ = self.to_bot.try_send(chunk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_come_from_the_queue_then_silence_and_marks_follow_their_audio() {
+        let (q, mut played) = BotQueue::new();
+        q.push(&[1; 100]);
+        q.mark("a".into());
+        q.push(&[2; 200]);
+        q.mark("b".into());
+        let mut f = [0u8; FRAME];
+        q.frame(Law::Mu, &mut f);
+        assert_eq!(&f[..100], &[1; 100][..]);
+        assert_eq!(&f[100..], &[2; 60][..]);
+        assert_eq!(played.try_recv().unwrap(), "a");
+        assert!(played.try_recv().is_err(), "b's audio is not all out");
+        q.frame(Law::Mu, &mut f);
+        assert_eq!(&f[..140], &[2; 140][..]);
+        assert!(f[140..].iter().all(|b| *b == MULAW_SILENCE));
+        assert_eq!(played.try_recv().unwrap(), "b");
+        q.frame(Law::Mu, &mut f);
+        assert!(f.iter().all(|b| *b == MULAW_SILENCE), "silence, not a gap");
+        q.mark("now".into());
+        assert_eq!(played.try_recv().unwrap(), "now", "nothing before it");
+    }
+
+    #[test]
+    fn clear_drops_the_queue_and_reports_pending_marks() {
+        let (q, mut played) = BotQueue::new();
+        q.push(&[5; 1600]);
+        q.mark("end".into());
+        q.clear();
+        assert_eq!(played.try_recv().unwrap(), "end");
+        let mut f = [0u8; FRAME];
+        q.frame(Law::A, &mut f);
+        assert!(f.iter().all(|b| *b == Law::A.encode(0)), "A-law silence");
+    }
+
+    #[test]
+    fn caller_audio_becomes_mulaw_chunks() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut feed = CallerFeed::new(tx);
+        let a = LegCodec {
+            law: Law::A,
+            payload_type: 8,
+            event_payload_type: Some(101),
+        };
+        let packet = |pt: u8, payload: &[u8]| {
+            let mut head = [0u8; rtp::HEADER_LEN];
+            rtp::Header {
+                marker: false,
+                payload_type: pt,
+                sequence: 1,
+                timestamp: 2,
+                ssrc: 3,
+            }
+            .write(&mut head);
+            [&head[..], payload].concat()
+        };
+        feed.packet(&packet(101, &[1, 0x80, 0, 160]), a);
+        feed.packet(&packet(8, &[Law::A.encode(1000); 80]), a);
+        assert!(rx.try_recv().is_err(), "half a chunk");
+        feed.packet(&packet(8, &[Law::A.encode(1000); 80]), a);
+        let chunk = rx.try_recv().unwrap();
+        assert_eq!(chunk.len(), FRAME);
+        let mut expected = [Law::A.encode(1000); FRAME];
+        transcode(&mut expected, Law::A, Law::Mu);
+        assert_eq!(chunk, expected);
+    }
+}
