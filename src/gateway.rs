@@ -116,6 +116,7 @@ impl Gateway {
             clock,
             node: node.clone(),
             feed: feed.clone(),
+            stream_tls: tls_connector(&config)?,
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.

@@ -64,6 +64,8 @@ impl From<RouteError> for FieldError {
         let reason = match e.reason {
             RouteReason::Rule(words) => Reason::Rule(words),
             RouteReason::Header(h) => Reason::Header(h),
+            RouteReason::StreamUrl(e) => Reason::Rule(e.to_string().into()),
+            RouteReason::StreamHeader(e) => Reason::Rule(e.to_string().into()),
         };
         FieldError {
             field: e.field,

@@ -30,6 +30,9 @@ pub struct Ctx {
     pub node: Arc<NodeCalls>,
     /// Every call's published events, for `GET /v1/events`.
     pub feed: Arc<EventFeed>,
+    /// TLS for voice bots' `wss://` streams: the web PKI roots and
+    /// `sip.tls_ca`, the trust of TLS room legs.
+    pub stream_tls: tokio_rustls::TlsConnector,
 }
 
 impl Ctx {

@@ -21,11 +21,26 @@ pub enum Mode {
 /// What an update asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRequest {
-    /// Tried in order; never empty.
+    /// Tried in order; never empty. For a stream, its one entry is the
+    /// URL as shown (without query): the full URL is in `stream`.
     pub targets: Vec<String>,
     /// The update's own headers, added after the caller's.
     pub headers: Vec<(String, String)>,
     pub mode: Mode,
+    /// A voice bot over WebSocket instead of a SIP room (`streamUrl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamTarget>,
+}
+
+/// A voice bot to stream the caller to (Twilio Media Streams).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTarget {
+    /// `ws://` or `wss://`, query included (it may carry the bot's token).
+    pub url: String,
+    /// `streamParameters`: added to the `start` message's `customParameters`.
+    pub parameters: Vec<(String, String)>,
+    /// `streamHeaders`: sent on the WebSocket handshake.
+    pub headers: Vec<(String, String)>,
 }
 
 /// First wait after every target has failed once, doubled up to `MAX_BACKOFF`.
@@ -103,7 +118,9 @@ impl Plan {
 
     /// The attempt at `current()` failed with `code` at `now`.
     pub fn failed(&mut self, code: Option<u16>, now: Instant) -> Next {
-        if retryable(code) {
+        // A bot's server that is starting, or whose token is not valid
+        // yet, answers anything: every failure is "not ready yet".
+        if retryable(code) || self.request.stream.is_some() {
             self.index += 1;
         } else if self.index < self.live.len() {
             self.live.remove(self.index);
@@ -142,6 +159,7 @@ mod tests {
                 targets: targets.iter().map(|t| t.to_string()).collect(),
                 headers: vec![],
                 mode: Mode::Bridge,
+                stream: None,
             },
             at(0),
             Duration::from_secs(30),

@@ -1,16 +1,22 @@
 //! Where a transfer goes, read from JSON: the `sipUri` / `sipUris`,
 //! `headers` and `mode` fields that both `pinlessCallUpdate` and the
-//! incoming-call webhook's answer carry. One reader for both, so that a
-//! route the API accepts is a route the webhook answer accepts, with the
-//! same error texts.
+//! incoming-call webhook's answer carry, or a voice bot's `streamUrl`
+//! with its `streamParameters` and `streamHeaders`. One reader for both,
+//! so that a route the API accepts is a route the webhook answer accepts,
+//! with the same error texts.
 
-use super::plan::{Mode, TransferRequest};
+use super::plan::{Mode, StreamTarget, TransferRequest};
 use crate::sip::headers::{self, HeaderError};
+use crate::stream::{self, StreamUrl};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
 /// Longest `sipUris` list accepted.
 pub const MAX_TARGETS: usize = 10;
+/// Most `streamParameters` (and `streamHeaders`) accepted, and the longest
+/// name or value of one, in bytes: they travel in every `start` message.
+pub const MAX_STREAM_FIELDS: usize = 32;
+pub const MAX_STREAM_FIELD_BYTES: usize = 1024;
 
 /// One route field that is wrong, and why: `{field}: {reason}`.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,12 @@ pub enum RouteReason {
     /// A header the app asked for cannot be sent.
     #[error(transparent)]
     Header(HeaderError),
+    /// The stream URL is not one pinless can open.
+    #[error(transparent)]
+    StreamUrl(stream::UrlError),
+    /// A `streamHeaders` entry cannot go on the WebSocket handshake.
+    #[error(transparent)]
+    StreamHeader(stream::HeaderError),
 }
 
 impl RouteError {
@@ -52,13 +64,21 @@ pub fn string(name: &str, v: Option<&Value>) -> Result<String, RouteError> {
     }
 }
 
-/// Whether `obj` names a target at all (`sipUri` or `sipUris`).
+/// Whether `obj` names a target at all (`sipUri`, `sipUris` or `streamUrl`).
 pub fn has_target(obj: &Map<String, Value>) -> bool {
-    obj.contains_key("sipUri") || obj.contains_key("sipUris")
+    obj.contains_key("sipUri") || obj.contains_key("sipUris") || obj.contains_key("streamUrl")
 }
 
 /// The transfer `obj` asks for; the error names the field.
 pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError> {
+    if obj.contains_key("streamUrl") {
+        return stream_transfer(obj);
+    }
+    for field in ["streamParameters", "streamHeaders"] {
+        if obj.contains_key(field) {
+            return Err(RouteError::rule(field, "only goes with streamUrl"));
+        }
+    }
     let targets = match (obj.get("sipUri"), obj.get("sipUris")) {
         (Some(_), Some(_)) => {
             return Err(RouteError::rule(
@@ -123,7 +143,99 @@ pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError>
         targets,
         headers: extra,
         mode,
+        stream: None,
     })
+}
+
+/// A transfer to a voice bot: `streamUrl`, with optional
+/// `streamParameters` and `streamHeaders`.
+fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError> {
+    if obj.contains_key("sipUri") || obj.contains_key("sipUris") {
+        return Err(RouteError::rule(
+            "streamUrl",
+            "give sipUri, sipUris or streamUrl, not several",
+        ));
+    }
+    let text = string("streamUrl", obj.get("streamUrl"))?;
+    let url = StreamUrl::parse(&text).map_err(|e| RouteError {
+        field: "streamUrl".into(),
+        reason: RouteReason::StreamUrl(e),
+    })?;
+    match obj.get("mode") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(m)) if m == "bridge" => {}
+        Some(_) => {
+            return Err(RouteError::rule(
+                "mode",
+                "only \"bridge\" goes with streamUrl",
+            ));
+        }
+    }
+    if obj.get("headers").is_some_and(|h| !h.is_null()) {
+        return Err(RouteError::rule(
+            "headers",
+            "SIP headers do not go to a stream: use streamHeaders (handshake) or streamParameters",
+        ));
+    }
+    let parameters = string_map(obj, "streamParameters", |_, _| Ok(()))?;
+    let stream_headers = string_map(obj, "streamHeaders", |name, value| {
+        stream::check_header(name, value).map_err(RouteReason::StreamHeader)
+    })?;
+    Ok(TransferRequest {
+        targets: vec![url.shown()],
+        headers: vec![],
+        mode: Mode::Bridge,
+        stream: Some(StreamTarget {
+            url: url.as_str().to_string(),
+            parameters,
+            headers: stream_headers,
+        }),
+    })
+}
+
+/// An optional object of strings, in the order given; `check` vets each
+/// entry. The error names the entry (`streamHeaders.Authorization`).
+fn string_map(
+    obj: &Map<String, Value>,
+    field: &str,
+    check: impl Fn(&str, &str) -> Result<(), RouteReason>,
+) -> Result<Vec<(String, String)>, RouteError> {
+    let map = match obj.get(field) {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::Object(map)) if map.len() <= MAX_STREAM_FIELDS => map,
+        Some(Value::Object(_)) => {
+            return Err(RouteError::rule(
+                field,
+                format!("at most {MAX_STREAM_FIELDS} entries"),
+            ));
+        }
+        Some(_) => return Err(RouteError::rule(field, "must be an object of strings")),
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let entry = || format!("{field}.{name}");
+        let Value::String(value) = value else {
+            return Err(RouteError::rule(entry(), "must be a string"));
+        };
+        if name.is_empty() || name.len() > MAX_STREAM_FIELD_BYTES {
+            return Err(RouteError::rule(
+                entry(),
+                format!("name must be 1 to {MAX_STREAM_FIELD_BYTES} bytes"),
+            ));
+        }
+        if value.len() > MAX_STREAM_FIELD_BYTES {
+            return Err(RouteError::rule(
+                entry(),
+                format!("longer than {MAX_STREAM_FIELD_BYTES} bytes"),
+            ));
+        }
+        check(name, value).map_err(|reason| RouteError {
+            field: entry(),
+            reason,
+        })?;
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
 }
 
 /// What the incoming-call webhook's 2xx answer says about the call.
@@ -186,5 +298,67 @@ mod tests {
             panic!("accepted a bad URI");
         };
         assert!(e.to_string().starts_with("sipUri: must be a sip:"), "{e}");
+        let WebhookAnswer::Route(r) =
+            webhook_answer(br#"{"streamUrl":"wss://bot/ws?t=1","streamParameters":{"a":"b"}}"#)
+        else {
+            panic!("no stream route");
+        };
+        assert_eq!(r.targets, ["wss://bot/ws"]);
+        assert_eq!(r.stream.unwrap().url, "wss://bot/ws?t=1");
+    }
+
+    fn err(body: serde_json::Value) -> String {
+        let Value::Object(obj) = body else {
+            panic!("not an object")
+        };
+        transfer(&obj).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn stream_fields_are_checked_and_named() {
+        use serde_json::json;
+        let Value::Object(ok) = json!({
+            "streamUrl": "ws://127.0.0.1:9/bot",
+            "streamParameters": {"lang": "de"},
+            "streamHeaders": {"Authorization": "Bearer t"},
+        }) else {
+            unreachable!()
+        };
+        let r = transfer(&ok).unwrap();
+        let s = r.stream.unwrap();
+        assert_eq!(s.parameters, [("lang".to_string(), "de".to_string())]);
+        assert_eq!(s.headers[0].0, "Authorization");
+        assert_eq!(
+            err(json!({"streamUrl": "http://bot/ws"})),
+            "streamUrl: must be a ws:// or wss:// URL"
+        );
+        assert_eq!(
+            err(json!({"streamUrl": "ws://b/", "sipUri": "sip:a@b"})),
+            "streamUrl: give sipUri, sipUris or streamUrl, not several"
+        );
+        assert_eq!(
+            err(json!({"streamUrl": "ws://b/", "streamParameters": ["x"]})),
+            "streamParameters: must be an object of strings"
+        );
+        assert_eq!(
+            err(json!({"streamUrl": "ws://b/", "streamParameters": {"n": 1}})),
+            "streamParameters.n: must be a string"
+        );
+        assert_eq!(
+            err(json!({"streamUrl": "ws://b/", "streamHeaders": {"X-A": "1\r\n2"}})),
+            "streamHeaders.X-A: value must be visible text (no control characters)"
+        );
+        assert_eq!(
+            err(json!({"streamUrl": "ws://b/", "streamHeaders": {"Upgrade": "x"}})),
+            "streamHeaders.Upgrade: set by the WebSocket handshake itself"
+        );
+        assert_eq!(
+            err(json!({"streamUrl": "ws://b/", "mode": "refer"})),
+            "mode: only \"bridge\" goes with streamUrl"
+        );
+        assert_eq!(
+            err(json!({"sipUri": "sip:a@b", "streamHeaders": {}})),
+            "streamHeaders: only goes with streamUrl"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! the timeline's lines. Kept apart from `machine` so that file holds
 //! only the transitions.
 
-use super::plan::TransferRequest;
+use super::plan::{StreamTarget, TransferRequest};
 use crate::codec::DtmfPress;
 use crate::config::OnRoomHangup;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,18 @@ pub struct Transfer {
     pub ring_timeout: Duration,
 }
 
+/// One voice bot's stream to open (in place of a room INVITE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    pub stream: StreamTarget,
+    /// The `start` message's `customParameters`: `callId`, `From`, `To`,
+    /// the caller's custom headers, then the update's `streamParameters`
+    /// (which win over ours of the same name).
+    pub parameters: Vec<(String, String)>,
+    /// How long this attempt may take, up to `start` sent.
+    pub timeout: Duration,
+}
+
 /// Why an update or hold request was refused (409).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -116,6 +128,7 @@ pub enum Input {
     /// The room answered 2xx and media now flows through the bridge.
     RoomAnswered,
     /// The room INVITE failed: a SIP code, or none for no answer/transport.
+    /// For a stream: the HTTP status of a refused handshake, or none.
     RoomFailed {
         code: Option<u16>,
         reason: String,
@@ -126,6 +139,7 @@ pub enum Input {
     /// A NOTIFY of our REFER's progress: the status code of its sipfrag.
     ReferNotified(u16),
     CallerHungUp,
+    /// The room hung up, or the bot closed its stream.
     RoomHungUp,
     /// `DELETE /v1/calls/{id}`.
     HangupRequested,
@@ -156,6 +170,9 @@ pub enum Action {
     Dial(Transfer),
     /// Ask the caller's side to call the target itself.
     Refer(Transfer),
+    /// Open a voice bot's stream; the caller stays where it is until
+    /// `start` is sent (then `RoomAnswered`, or `RoomFailed`).
+    Connect(Connect),
     /// Stop the room INVITE or REFER under way.
     CancelTransfer,
     HangupCaller,

@@ -25,9 +25,16 @@ impl Call {
                 Action::Dial(t) => {
                     self.refer = None;
                     self.refer_due = None;
+                    self.opening = None;
                     if let Err(input) = self.start_dial(t) {
                         queue.extend(self.feed(input));
                     }
+                }
+                Action::Connect(c) => {
+                    self.refer = None;
+                    self.refer_due = None;
+                    self.dialing = None;
+                    self.start_connect(c);
                 }
                 Action::Refer(t) => match (self.caller.as_mut(), &self.early) {
                     (Some(leg), _) => self.refer = Some(leg.refer(&t.target, &t.headers)),
@@ -39,6 +46,7 @@ impl Call {
                 // BYEs a 2xx that crosses the CANCEL.
                 Action::CancelTransfer => {
                     self.dialing = None;
+                    self.opening = None;
                     self.refer = None;
                     self.refer_due = None;
                 }
@@ -62,6 +70,8 @@ impl Call {
                     if let Some(l) = self.room.take() {
                         self.hang_up(l);
                     }
+                    // Dropping the link sends `stop` and closes the socket.
+                    self.bot = None;
                 }
                 Action::ResumeHold => {
                     self.media.play(hold_music(&self.ctx, &self.entry)).await;
@@ -99,7 +109,10 @@ impl Call {
                 }
                 self.feed(Input::CallerHungUp)
             }
-            EarlyNews::Dtmf(press) => self.feed(Input::Dtmf(press)),
+            EarlyNews::Dtmf(press) => {
+                self.press_to_bot(&press);
+                self.feed(Input::Dtmf(press))
+            }
             EarlyNews::Answerable => self.answer_early().await,
         }
     }
@@ -164,10 +177,12 @@ impl Call {
                         .await
                     {
                         // Make before break: the caller is on the new room
-                        // already; only now does the old one go.
+                        // already; only now does the old one (or the old
+                        // bot) go.
                         if let Some(old) = self.room.replace(leg) {
                             old.hangup();
                         }
+                        self.bot = None;
                         Input::RoomAnswered
                     } else {
                         leg.hangup();

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod actions;
+mod bot;
 mod persist;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
@@ -119,6 +120,8 @@ pub(super) async fn drive(
         early: parts.early,
         room: parts.room,
         dialing: None,
+        opening: None,
+        bot: None,
         refer: None,
         refer_due: None,
         media: parts.media,
@@ -185,6 +188,10 @@ struct Call {
     room: Option<Leg>,
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
+    /// A voice bot's stream being opened (the attempt under way).
+    opening: Option<bot::Opening>,
+    /// The voice bot the caller is with (in place of `room`).
+    bot: Option<crate::stream::StreamLink>,
     /// The answer to the REFER under way.
     refer: Option<oneshot::Receiver<Option<u16>>>,
     /// A REFER waiting for the early-media caller's 200 OK (its PRACK).
@@ -267,6 +274,15 @@ impl Call {
                     let input = Box::pin(self.room_outcome(outcome)).await;
                     self.feed(input)
                 }
+                opened = bot::opened(&mut self.opening) => {
+                    let input = Box::pin(self.stream_outcome(opened)).await;
+                    self.feed(input)
+                }
+                why = bot::closed(&mut self.bot) => {
+                    tracing::info!(%why, "voice bot stream ended");
+                    self.bot = None;
+                    self.feed(Input::RoomHungUp)
+                }
                 leg = self.media.silent() => {
                     tracing::info!(?leg, "no RTP from a leg for rtp_timeout_secs");
                     let leg = match leg {
@@ -275,7 +291,10 @@ impl Call {
                     };
                     self.feed(Input::PeerSilent(leg))
                 }
-                press = presses.next() => self.feed(Input::Dtmf(press)),
+                press = presses.next() => {
+                    self.press_to_bot(&press);
+                    self.feed(Input::Dtmf(press))
+                }
                 f = self.prompts.finished() => {
                     let now = self.ctx.clock.now();
                     self.machine.play_finished(&f.audio, f.then, f.played, now)
@@ -388,6 +407,7 @@ impl Call {
                     );
                     drop(room.info("application/dtmf-relay", &body));
                 }
+                self.press_to_bot(&press);
                 self.feed(Input::Dtmf(press))
             }
         }

@@ -32,8 +32,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 pub use super::steps::{
-    Accepted, Action, EndReason, Event, EventKind, HoldTimeout, Input, Policy, Silent, State,
-    Transfer, UpdateRefused,
+    Accepted, Action, Connect, EndReason, Event, EventKind, HoldTimeout, Input, Policy, Silent,
+    State, Transfer, UpdateRefused,
 };
 
 /// Idempotency keys remembered per call.
@@ -374,6 +374,7 @@ impl Machine {
                     targets: vec![uri],
                     headers: vec![],
                     mode: Mode::Bridge,
+                    stream: None,
                 };
                 self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
                 self.timeout_transfer = true;

@@ -45,6 +45,7 @@ fn to(targets: &[&str]) -> TransferRequest {
         targets: targets.iter().map(|t| t.to_string()).collect(),
         headers: vec![],
         mode: Mode::Bridge,
+        stream: None,
     }
 }
 

@@ -4,8 +4,8 @@
 //! in `mod.rs`.
 
 use super::{
-    Accepted, Action, EndReason, EventKind, KEYS_KEPT, Machine, Referring, State, Transfer,
-    UpdateRefused, millis,
+    Accepted, Action, Connect, EndReason, EventKind, KEYS_KEPT, Machine, Referring, State,
+    Transfer, UpdateRefused, millis,
 };
 use crate::call::plan::{Mode, Next, Plan, TransferRequest};
 use crate::clock::Instant;
@@ -19,19 +19,49 @@ impl Machine {
     /// was CANCELed before the stop (or died with the process). Count it
     /// as failed, so the transfer goes on as after any failed attempt
     /// (next target, backoff, deadline). A REFER is waited for instead.
+    ///
+    /// A caller that was with a voice bot is back on hold, and the app
+    /// gets the webhook again: a WebSocket does not outlive the process
+    /// (the media side resumes the caller's stream with music).
     pub fn interrupted(&mut self, now: Instant) -> Vec<Action> {
-        let in_flight = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
-        if !in_flight || self.state == State::Ended {
+        if self.state == State::Ended {
             return vec![];
+        }
+        let mut actions = self.stream_lost(now);
+        let in_flight = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
+        if !in_flight {
+            return actions;
         }
         let reason = "interrupted by a restart of the gateway";
         if self.refer.is_some() {
             // The caller's side may act on the REFER still, and its NOTIFY
             // reaches the resumed dialog: keep waiting until the REFER's
             // own deadline rather than bridging the caller a second time.
+            return actions;
+        }
+        actions.extend(self.attempt_failed(None, reason.to_string(), now));
+        actions
+    }
+
+    /// Whether the caller is with a voice bot (not a SIP room).
+    pub fn with_bot(&self) -> bool {
+        self.room.is_some() && self.room_request.as_ref().is_some_and(|r| r.stream.is_some())
+    }
+
+    /// After a restart: the caller's bot stream is gone; back on hold.
+    fn stream_lost(&mut self, now: Instant) -> Vec<Action> {
+        if !self.with_bot() {
             return vec![];
         }
-        self.attempt_failed(None, reason.to_string(), now)
+        self.leave_room(now);
+        if self.plan.is_some() {
+            // A transfer away from the bot was under way: it goes on.
+            self.held_since = Some(now);
+            self.log(now, EventKind::ReturnedToHold, json!({ "reason": "restart" }));
+            return vec![];
+        }
+        self.back_to_hold(now, "restart");
+        vec![Action::PostWebhook]
     }
 
     /// The app asks to move the call (`pinlessCallUpdate`).
@@ -161,6 +191,9 @@ impl Machine {
         headers.extend(app.iter().cloned());
         let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
         let attempt = plan.attempts;
+        if let Some(stream) = plan.request.stream.clone() {
+            return self.connect(stream, target, attempt, ring_timeout, now);
+        }
         let transfer = Transfer {
             target: target.clone(),
             headers,
@@ -186,6 +219,39 @@ impl Machine {
         } else {
             vec![Action::Dial(transfer)]
         }
+    }
+
+    /// An attempt at a voice bot: open its stream.
+    fn connect(
+        &mut self,
+        stream: crate::call::plan::StreamTarget,
+        target: String,
+        attempt: u32,
+        timeout: std::time::Duration,
+        now: Instant,
+    ) -> Vec<Action> {
+        let p = &self.parties;
+        let mut parameters = vec![
+            ("callId".to_string(), p.call_id.clone()),
+            ("From".to_string(), p.from.clone()),
+            ("To".to_string(), p.to.clone()),
+        ];
+        parameters.extend(p.caller_headers.iter().cloned());
+        parameters.extend(stream.parameters.iter().cloned());
+        self.transfer_attempts += 1;
+        self.target = Some(target.clone());
+        self.log(
+            now,
+            EventKind::TransferStarted,
+            json!({ "target": target, "attempt": attempt, "mode": "stream" }),
+        );
+        // An early-media caller is answered when the bot is there, as
+        // for a room (`bridged`).
+        vec![Action::Connect(Connect {
+            stream,
+            parameters,
+            timeout,
+        })]
     }
 
     pub(super) fn refer_answered(&mut self, code: Option<u16>, now: Instant) -> Vec<Action> {
@@ -242,6 +308,7 @@ impl Machine {
         let actions: Vec<Action> = self.answer(now, "room").into_iter().collect();
         let plan = self.plan.take();
         let target = plan.as_ref().map(|p| p.current().to_string());
+        let stream = plan.as_ref().is_some_and(|p| p.request.stream.is_some());
         self.room_request = plan.as_ref().map(|p| p.request.clone());
         let replaced = self.room.take();
         if let Some(since) = self.held_since.take() {
@@ -253,11 +320,13 @@ impl Machine {
         self.bridged_at = Some(self.shown(now));
         self.room = target.clone();
         self.target = target.clone();
-        self.log(
-            now,
-            EventKind::Bridged,
-            json!({ "sipUri": target, "attempt": plan.map(|p| p.attempts), "replaced": replaced }),
-        );
+        let attempt = plan.map(|p| p.attempts);
+        let detail = if stream {
+            json!({ "target": target, "attempt": attempt, "replaced": replaced })
+        } else {
+            json!({ "sipUri": target, "attempt": attempt, "replaced": replaced })
+        };
+        self.log(now, EventKind::Bridged, detail);
         actions
     }
 
@@ -272,8 +341,15 @@ impl Machine {
         };
         let target = plan.current().to_string();
         let attempt = plan.attempts;
+        let stream = plan.request.stream.is_some();
         let next = plan.failed(code, now);
-        let detail = |last: bool| json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last });
+        let detail = |last: bool| {
+            if stream {
+                json!({ "target": target, "code": code, "reason": reason, "attempt": attempt, "final": last })
+            } else {
+                json!({ "sipUri": target, "code": code, "reason": reason, "attempt": attempt, "final": last })
+            }
+        };
         match next {
             Next::Try(_) => {
                 self.log(now, EventKind::TransferFailed, detail(false));
