@@ -31,7 +31,8 @@ pub struct Update {
 /// Parses and checks the body; the error names the field.
 pub fn parse(body: &[u8]) -> Result<Update, BadRequest> {
     let obj = BadRequest::object(body)?;
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    let known = |k: &str| FIELDS.contains(&k) || route::STREAM_FIELDS.contains(&k);
+    if let Some(unknown) = obj.keys().find(|k| !known(k.as_str())) {
         return Err(FieldError::rule(unknown.as_str(), "unknown field").into());
     }
     let call_id = route::string("callId", obj.get("callId")).map_err(FieldError::from)?;

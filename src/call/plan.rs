@@ -29,7 +29,8 @@ pub struct TransferRequest {
     pub mode: Mode,
     /// A voice bot over WebSocket instead of a SIP room (`streamUrl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<StreamTarget>,
+    // Boxed: requests travel in `Input`s, most of which are small.
+    pub stream: Option<Box<StreamTarget>>,
 }
 
 /// A voice bot to stream the caller to (Twilio Media Streams).

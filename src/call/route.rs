@@ -13,6 +13,8 @@ use std::borrow::Cow;
 
 /// Longest `sipUris` list accepted.
 pub const MAX_TARGETS: usize = 10;
+/// The fields of a route to a voice bot.
+pub const STREAM_FIELDS: [&str; 3] = ["streamUrl", "streamParameters", "streamHeaders"];
 /// Most `streamParameters` (and `streamHeaders`) accepted, and the longest
 /// name or value of one, in bytes: they travel in every `start` message.
 pub const MAX_STREAM_FIELDS: usize = 32;
@@ -185,11 +187,11 @@ fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteErr
         targets: vec![url.shown()],
         headers: vec![],
         mode: Mode::Bridge,
-        stream: Some(StreamTarget {
+        stream: Some(Box::new(StreamTarget {
             url: url.as_str().to_string(),
             parameters,
             headers: stream_headers,
-        }),
+        })),
     })
 }
 

@@ -56,9 +56,7 @@ impl StreamLink {
         let Some(rx) = self.closed.as_mut() else {
             return std::future::pending().await;
         };
-        let why = rx
-            .await
-            .unwrap_or_else(|_| "stream task ended".to_string());
+        let why = rx.await.unwrap_or_else(|_| "stream task ended".to_string());
         self.closed = None;
         why
     }

@@ -225,7 +225,9 @@ mod tests {
         assert_eq!(m2["media"]["timestamp"], "20");
         assert_eq!(m2["sequenceNumber"], "3");
         assert_eq!(m2["streamSid"], "MZ1");
-        let payload = B64.decode(m2["media"]["payload"].as_str().unwrap()).unwrap();
+        let payload = B64
+            .decode(m2["media"]["payload"].as_str().unwrap())
+            .unwrap();
         assert_eq!(payload, vec![0x7F; 160]);
         assert_eq!(v(&o.dtmf("5"))["dtmf"]["digit"], "5");
         assert_eq!(v(&o.mark("m"))["mark"]["name"], "m");
@@ -237,7 +239,10 @@ mod tests {
     #[test]
     fn bot_messages_parse_or_say_why() {
         let media = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AAEC"}}"#;
-        assert_eq!(Incoming::parse(media).unwrap(), Incoming::Media(vec![0, 1, 2]));
+        assert_eq!(
+            Incoming::parse(media).unwrap(),
+            Incoming::Media(vec![0, 1, 2])
+        );
         let mark = r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"a"}}"#;
         assert_eq!(Incoming::parse(mark).unwrap(), Incoming::Mark("a".into()));
         let clear = r#"{"event":"clear","streamSid":"MZ1"}"#;

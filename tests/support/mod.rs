@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod binary;
+pub mod bot;
 pub mod browser;
 pub mod cluster;
 pub mod kamailio;

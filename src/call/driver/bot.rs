@@ -47,7 +47,8 @@ impl Call {
             tls: self.ctx.stream_tls.clone(),
             timeout: c.timeout,
         };
-        tracing::info!(target = ?self.machine.view().target, "connecting a voice bot");
+        let shown = stream::StreamUrl::parse(&request.url).map(|u| u.shown());
+        tracing::info!(target = %shown.unwrap_or_default(), "connecting a voice bot");
         self.opening = Some(Box::pin(stream::open(request)));
     }
 

@@ -440,4 +440,6 @@ pub use play::PlayThen;
 mod transfer;
 
 #[cfg(test)]
+mod bot_tests;
+#[cfg(test)]
 mod tests;

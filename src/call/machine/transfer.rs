@@ -45,7 +45,11 @@ impl Machine {
 
     /// Whether the caller is with a voice bot (not a SIP room).
     pub fn with_bot(&self) -> bool {
-        self.room.is_some() && self.room_request.as_ref().is_some_and(|r| r.stream.is_some())
+        self.room.is_some()
+            && self
+                .room_request
+                .as_ref()
+                .is_some_and(|r| r.stream.is_some())
     }
 
     /// After a restart: the caller's bot stream is gone; back on hold.
@@ -57,7 +61,11 @@ impl Machine {
         if self.plan.is_some() {
             // A transfer away from the bot was under way: it goes on.
             self.held_since = Some(now);
-            self.log(now, EventKind::ReturnedToHold, json!({ "reason": "restart" }));
+            self.log(
+                now,
+                EventKind::ReturnedToHold,
+                json!({ "reason": "restart" }),
+            );
             return vec![];
         }
         self.back_to_hold(now, "restart");
@@ -192,7 +200,7 @@ impl Machine {
         let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
         let attempt = plan.attempts;
         if let Some(stream) = plan.request.stream.clone() {
-            return self.connect(stream, target, attempt, ring_timeout, now);
+            return self.connect(*stream, target, attempt, ring_timeout, now);
         }
         let transfer = Transfer {
             target: target.clone(),
