@@ -315,15 +315,13 @@ fn account(s: &mut State, packet: &[u8], at_ns: i128) {
     let watched = s
         .watch
         .is_some_and(|byte| packet.len() > 12 && packet[12..].iter().all(|b| *b == byte));
-    if watched {
-        if !stream.switched {
-            stream.switched = true;
-            let switch = Switch {
-                at_ns,
-                gap_ns: at_ns - stream.last_arrival_ns,
-            };
-            s.switches.push(switch);
-        }
+    if watched && !stream.switched {
+        stream.switched = true;
+        let switch = Switch {
+            at_ns,
+            gap_ns: at_ns - stream.last_arrival_ns,
+        };
+        s.switches.push(switch);
     }
     let gap = seq.wrapping_sub(stream.last_seq);
     let mut lost = 0;
