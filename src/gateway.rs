@@ -72,11 +72,13 @@ impl Gateway {
             music,
             MediaSettings::from_config(&config),
         )?);
+        // One trust for TLS room legs and voice bots' wss:// streams.
+        let tls_client = tls_connector(&config)?;
         let (stack, invites) = Stack::start(StackConfig {
             udp: config.sip.udp,
             tcp: config.sip.tcp,
             tls: tls_listener(&config)?,
-            tls_connector: Some(tls_connector(&config)?),
+            tls_connector: Some(tls_client.clone()),
             public_host: config.sip.public_host.clone(),
             invite_queue: 1024,
         })
@@ -116,7 +118,7 @@ impl Gateway {
             clock,
             node: node.clone(),
             feed: feed.clone(),
-            stream_tls: tls_connector(&config)?,
+            stream_tls: tls_client,
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.

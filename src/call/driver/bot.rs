@@ -7,14 +7,9 @@ use super::Call;
 use crate::call::machine::{Connect, Input};
 use crate::codec::DtmfPress;
 use crate::media::BotQueue;
-use crate::stream::{self, BotSink, Feeds, OpenError, OpenRequest, Opened, StartInfo, StreamLink};
-use std::future::Future;
-use std::pin::Pin;
+use crate::stream::{self, BotSink, Feeds, OpenError, OpenRequest, Opened, StartInfo};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// A stream being opened: dropping it gives up the attempt.
-pub(super) type Opening = Pin<Box<dyn Future<Output = Result<Opened, OpenError>> + Send>>;
 
 /// The caller's 20 ms chunks waiting for a bot that reads slowly (2 s);
 /// beyond, chunks are dropped rather than delaying the relay.
@@ -91,21 +86,5 @@ impl Call {
         if let Some(bot) = &self.bot {
             bot.dtmf(&press.digit.to_string());
         }
-    }
-}
-
-/// The stream being opened, once it is (never without one).
-pub(super) async fn opened(o: &mut Option<Opening>) -> Result<Opened, OpenError> {
-    match o {
-        Some(f) => f.as_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Why the bot's stream ended (never without one).
-pub(super) async fn closed(b: &mut Option<StreamLink>) -> String {
-    match b {
-        Some(link) => link.closed().await,
-        None => std::future::pending().await,
     }
 }

@@ -20,6 +20,9 @@ use super::prompts::HoldPrompts;
 use super::view::CallView;
 use crate::media::{CallMedia, MediaLeg, RtpSocket};
 use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, Trace};
+use crate::stream::{OpenError, Opened, StreamLink};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -189,9 +192,9 @@ struct Call {
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
     /// A voice bot's stream being opened (the attempt under way).
-    opening: Option<bot::Opening>,
+    opening: Option<Opening>,
     /// The voice bot the caller is with (in place of `room`).
-    bot: Option<crate::stream::StreamLink>,
+    bot: Option<StreamLink>,
     /// The answer to the REFER under way.
     refer: Option<oneshot::Receiver<Option<u16>>>,
     /// A REFER waiting for the early-media caller's 200 OK (its PRACK).
@@ -251,6 +254,24 @@ async fn refer_answer(r: &mut Option<oneshot::Receiver<Option<u16>>>) -> Option<
     }
 }
 
+/// A voice bot's stream being opened: dropping it gives up the attempt.
+type Opening = Pin<Box<dyn Future<Output = Result<Opened, OpenError>> + Send>>;
+
+async fn stream_opened(o: &mut Option<Opening>) -> Result<Opened, OpenError> {
+    match o {
+        Some(f) => f.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why the bot's stream ended.
+async fn stream_closed(b: &mut Option<StreamLink>) -> String {
+    match b {
+        Some(link) => link.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -274,11 +295,11 @@ impl Call {
                     let input = Box::pin(self.room_outcome(outcome)).await;
                     self.feed(input)
                 }
-                opened = bot::opened(&mut self.opening) => {
+                opened = stream_opened(&mut self.opening) => {
                     let input = Box::pin(self.stream_outcome(opened)).await;
                     self.feed(input)
                 }
-                why = bot::closed(&mut self.bot) => {
+                why = stream_closed(&mut self.bot) => {
                     tracing::info!(%why, "voice bot stream ended");
                     self.bot = None;
                     self.feed(Input::RoomHungUp)
