@@ -1,13 +1,16 @@
 //! The reference customer app: receives pinless's incoming-call webhook,
 //! rejects a bad signature with 401, and transfers the caller to a room
 //! (or, for a two-site overflow, to another pinless node's static URI),
-//! adding `--header` values to the room INVITE.
+//! adding `--header` values to the room INVITE; or, with `--stream-url`,
+//! to a voice bot over WebSocket (Twilio Media Streams), `--param` values
+//! going to the bot as `customParameters`.
 //!
 //! ```text
 //! cargo run --example router -- --room sip:room@127.0.0.1:5070 \
 //!     [--listen 127.0.0.1:9000] [--api http://127.0.0.1:8080] [--token dev-token] \
 //!     [--hmac BASE64 | --hmac-file state/hmac-support.key] \
 //!     [--header X-Lang=de ...] [--refer]
+//! cargo run --example router -- --stream-url ws://127.0.0.1:8765/ws [--param lang=de ...]
 //! ```
 
 use bytes::Bytes;
@@ -21,9 +24,41 @@ struct Args {
     api: String,
     token: String,
     key: Vec<u8>,
-    room: String,
+    target: Target,
     headers: serde_json::Map<String, serde_json::Value>,
     refer: bool,
+    /// `streamParameters` for a bot.
+    params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where callers go.
+enum Target {
+    /// A SIP URI (`--room`).
+    Room(String),
+    /// A bot's WebSocket URL (`--stream-url`).
+    Stream(String),
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        match self {
+            Target::Room(uri) => format!("rooms → {uri}"),
+            Target::Stream(url) => format!("bot → {url}"),
+        }
+    }
+}
+
+/// Reads `NAME=VALUE` into `into`.
+fn pair(
+    flag: &str,
+    pair: &str,
+    into: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let (name, v) = pair
+        .split_once('=')
+        .ok_or(format!("{flag} {pair}: expected NAME=VALUE"))?;
+    into.insert(name.to_string(), v.into());
+    Ok(())
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +67,9 @@ fn parse_args() -> Result<Args, String> {
     let mut token = "dev-token".to_string();
     let mut hmac = None;
     let mut room = None;
+    let mut stream_url = None;
+    let mut params = serde_json::Map::new();
+    params.insert("routedBy".into(), "router-example".into());
     let mut headers = serde_json::Map::new();
     headers.insert("X-Routed-By".into(), "router-example".into());
     let mut refer = false;
@@ -48,13 +86,9 @@ fn parse_args() -> Result<Args, String> {
                 hmac = Some(std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?);
             }
             "--room" => room = Some(value()?),
-            "--header" => {
-                let pair = value()?;
-                let (name, v) = pair
-                    .split_once('=')
-                    .ok_or(format!("--header {pair}: expected NAME=VALUE"))?;
-                headers.insert(name.to_string(), v.into());
-            }
+            "--stream-url" => stream_url = Some(value()?),
+            "--header" => pair("--header", &value()?, &mut headers)?,
+            "--param" => pair("--param", &value()?, &mut params)?,
             "--refer" => refer = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -62,6 +96,17 @@ fn parse_args() -> Result<Args, String> {
     let hmac = hmac
         .unwrap_or_else(|| std::fs::read_to_string("state/hmac-support.key").unwrap_or_default());
     let key = pinless::webhook::decode_secret(&hmac).map_err(|e| format!("--hmac: {e}"))?;
+    let target = match (room, stream_url) {
+        (Some(uri), None) => Target::Room(uri),
+        (None, Some(url)) if refer => {
+            return Err(format!("--refer: a bot ({url}) cannot be reached by REFER"));
+        }
+        (None, Some(url)) => Target::Stream(url),
+        (Some(_), Some(_)) => return Err("--room and --stream-url: one or the other".into()),
+        (None, None) => {
+            return Err("--room sip:room@host or --stream-url ws://host/path is required".into());
+        }
+    };
     Ok(Args {
         listen: listen
             .parse()
@@ -69,9 +114,10 @@ fn parse_args() -> Result<Args, String> {
         api: api.trim_end_matches('/').to_string(),
         token,
         key,
-        room: room.ok_or("--room sip:room@host is required")?,
+        target,
         headers,
         refer,
+        params,
     })
 }
 
@@ -108,13 +154,23 @@ async fn on_webhook(
         "router: call {} from {} to {}",
         event["callId"], event["From"], event["To"]
     );
-    let update = serde_json::json!({
-        "callId": event["callId"],
-        "callDomain": event["callDomain"],
-        "sipUri": args.room,
-        "headers": args.headers,
-        "mode": if args.refer { "refer" } else { "bridge" },
-    });
+    let update = match &args.target {
+        Target::Room(uri) => serde_json::json!({
+            "callId": event["callId"],
+            "callDomain": event["callDomain"],
+            "sipUri": uri,
+            "headers": args.headers,
+            "mode": if args.refer { "refer" } else { "bridge" },
+        }),
+        // The bot gets callId, From, To and the caller's X- headers from
+        // pinless itself; these parameters are ours to add.
+        Target::Stream(url) => serde_json::json!({
+            "callId": event["callId"],
+            "callDomain": event["callDomain"],
+            "streamUrl": url,
+            "streamParameters": args.params,
+        }),
+    };
     let args2 = args.clone();
     // Answer the webhook at once; transfer right after.
     tokio::spawn(async move {
@@ -150,8 +206,9 @@ async fn main() {
         .and(warp::body::bytes())
         .then(move |ts, sig, body| on_webhook(state.clone(), ts, sig, body));
     println!(
-        "router: webhooks on http://{}, rooms → {}",
-        args.listen, args.room
+        "router: webhooks on http://{}, {}",
+        args.listen,
+        args.target.describe()
     );
     warp::serve(route).run(args.listen).await;
 }

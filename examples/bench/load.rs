@@ -37,10 +37,14 @@ impl Drop for Load {
     }
 }
 
+/// The payload byte of every packet the load sends: a far end's audio is
+/// told from music and silence by it.
+pub const PAYLOAD: u8 = 0x33;
+
 fn send(streams: Vec<(Arc<UdpSocket>, SocketAddr)>, stop: Arc<AtomicBool>) {
     let ssrcs: Vec<u32> = streams.iter().map(|_| rand::random()).collect();
     let start = Instant::now();
-    let mut packet = [0x33u8; 172];
+    let mut packet = [PAYLOAD; 172];
     packet[0] = 0x80;
     for tick in 0u64.. {
         if stop.load(Ordering::Relaxed) {

@@ -11,6 +11,7 @@
 //! cargo run --release --example bench -- relay --calls 1000 --secs 20
 //! cargo run --release --example bench -- hold --calls 2000 --threads 2 --cores 0,1
 //! cargo run --release --example bench -- scaling --calls 1000 --secs 10
+//! cargo run --release --example bench -- stream --calls 200 --secs 20
 //! ```
 //! `--threads N` is the gateway's `[media] threads` (default: what the
 //! gateway picks, one shard per core it may use); `--cores LIST` (`0`,
@@ -25,10 +26,14 @@
 //!   rtpengine in userspace (relay.rs).
 //! - `scaling`: hold and relay at 1, 2, … shards, `--calls` per shard
 //!   (scaling.rs).
+//! - `stream`: calls sent with `streamUrl` to a WebSocket echo bot in the
+//!   bench, side by side with `relay` to SIP rooms on the same calls
+//!   (stream.rs, bot.rs).
 //!
 //! Needs sipp (`apt-get install sip-tester`), taskset (util-linux), and for
 //! `relay` rtpengine (`apt-get install rtpengine-daemon`).
 
+mod bot;
 mod cps;
 mod load;
 mod ng;
@@ -38,6 +43,7 @@ mod relay;
 mod scaling;
 mod scenarios;
 mod sink;
+mod stream;
 mod transfer;
 
 use receiver::{Receiver, Stats};
@@ -583,8 +589,9 @@ fn main() {
         "cps" => Some(cps::run),
         "relay" => Some(relay::run),
         "scaling" => Some(scaling::run),
+        "stream" => Some(stream::run),
         other => {
-            eprintln!("bench: no mode {other} (hold, cps, relay, transfer, scaling)");
+            eprintln!("bench: no mode {other} (hold, cps, relay, transfer, scaling, stream)");
             std::process::exit(2);
         }
     };

@@ -78,6 +78,8 @@ pub struct Stats {
     pub deviation: Histogram,
     /// Final jitter of each stream, µs.
     pub jitter: Histogram,
+    /// Packets whose payload was all the watched byte (see `watch`).
+    pub watched: u64,
 }
 
 struct State {
@@ -87,6 +89,8 @@ struct State {
     packets: u64,
     lost: u64,
     deviation: Histogram,
+    /// Recorded packets whose payload is all the watched byte.
+    watched: u64,
     /// Packets at any time, recording or not.
     all_packets: u64,
     /// A payload byte that marks a room's audio (transfer mode), and each
@@ -133,6 +137,7 @@ impl Receiver {
             packets: 0,
             lost: 0,
             deviation: Histogram::new(),
+            watched: 0,
             all_packets: 0,
             watch: None,
             switches: Vec::new(),
@@ -172,7 +177,7 @@ impl Receiver {
     }
 
     /// From now on, notes each stream's first packet whose payload is all
-    /// `byte` (see `switches`).
+    /// `byte` (see `switches`), and counts such packets while recording.
     pub fn watch(&self, byte: u8) {
         self.lock().watch = Some(byte);
     }
@@ -188,6 +193,7 @@ impl Receiver {
         s.recording = true;
         s.packets = 0;
         s.lost = 0;
+        s.watched = 0;
         s.deviation = Histogram::new();
         for stream in s.streams.values_mut() {
             stream.jitter = 0.0;
@@ -209,6 +215,7 @@ impl Receiver {
             streams: s.streams.len(),
             deviation: s.deviation.clone(),
             jitter,
+            watched: s.watched,
         }
     }
 
@@ -305,16 +312,16 @@ fn account(s: &mut State, packet: &[u8], at_ns: i128) {
         jitter: 0.0,
         switched: false,
     });
-    if let Some(byte) = s.watch {
-        let payload = &packet[12..];
-        if !stream.switched && !payload.is_empty() && payload.iter().all(|b| *b == byte) {
-            stream.switched = true;
-            let switch = Switch {
-                at_ns,
-                gap_ns: at_ns - stream.last_arrival_ns,
-            };
-            s.switches.push(switch);
-        }
+    let watched = s
+        .watch
+        .is_some_and(|byte| packet.len() > 12 && packet[12..].iter().all(|b| *b == byte));
+    if watched && !stream.switched {
+        stream.switched = true;
+        let switch = Switch {
+            at_ns,
+            gap_ns: at_ns - stream.last_arrival_ns,
+        };
+        s.switches.push(switch);
     }
     let gap = seq.wrapping_sub(stream.last_seq);
     let mut lost = 0;
@@ -335,6 +342,7 @@ fn account(s: &mut State, packet: &[u8], at_ns: i128) {
     }
     if recording {
         s.packets += 1;
+        s.watched += u64::from(watched);
         s.lost += lost;
         if let Some(d) = deviation {
             s.deviation.add(d);

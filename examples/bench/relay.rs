@@ -71,6 +71,10 @@ fn measure(
     let count = streams.len();
     let load = Load::start(streams).map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(args.settle.max(2)));
+    // The far end's audio is the load's: counted apart from music and
+    // silence.
+    a.watch(crate::load::PAYLOAD);
+    b.watch(crate::load::PAYLOAD);
     a.record();
     b.record();
     let cpu0 = proc::cpu_secs(pid).ok_or("server process gone")?;
@@ -90,13 +94,37 @@ fn measure(
 }
 
 pub fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Relay, String> {
+    pinless_run_with(args, dir, a, b, "relay", |runtime, calls, api| {
+        let (room_ports, legs) = runtime.block_on(bridge_all(calls, api, b.addr))?;
+        Ok((room_ports, Box::new(legs)))
+    })
+}
+
+/// pinless with `--calls` calls from sipp (their audio at `a`), each
+/// connected to its far end by `bridge` (rooms' audio at `b`), measured
+/// with the load running both ways. `bridge` returns where pinless wants
+/// each far end's RTP (none for a far end that sends no RTP) and what must
+/// live while the load runs (room legs, a bot).
+pub fn pinless_run_with<'a>(
+    args: &Args,
+    dir: &Path,
+    a: &Receiver,
+    b: &Receiver,
+    name: &str,
+    bridge: impl FnOnce(
+        &tokio::runtime::Runtime,
+        &[(String, String)],
+        SocketAddr,
+    ) -> Result<(Vec<SocketAddr>, Box<dyn std::any::Any>), String>
+    + 'a,
+) -> Result<Relay, String> {
     let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
     let sip = free_port();
     let (mut server, api) = start_pinless(dir, sip, args.calls, hook, &args.shards)?;
     std::thread::sleep(Duration::from_millis(800));
     let (_, ramp) = ramp(args.calls);
     let hold = ramp + Duration::from_secs(90 + args.secs + u64::from(args.calls) / 50);
-    let mut callers = start_callers(sip, a.addr.port(), args.calls, hold, dir, "relay")?;
+    let mut callers = start_callers(sip, a.addr.port(), args.calls, hold, dir, name)?;
     let result = (|| {
         let by = Instant::now() + ramp + Duration::from_secs(15);
         let calls = sink::calls(&arrivals, args.calls as usize, by)?;
@@ -111,16 +139,15 @@ pub fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Resul
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let (room_ports, _legs) = runtime.block_on(bridge_all(&calls, api, b.addr))?;
-        if caller_ports.len() != calls.len() || room_ports.len() != calls.len() {
+        let (far_ports, _alive) = bridge(&runtime, &calls, api)?;
+        if caller_ports.len() != calls.len() {
             return Err(format!(
-                "{} calls, {} caller ports, {} bridged",
+                "{} calls, {} caller ports",
                 calls.len(),
                 caller_ports.len(),
-                room_ports.len()
             ));
         }
-        let relay = measure(server.id(), args, a, b, &caller_ports, &room_ports);
+        let relay = measure(server.id(), args, a, b, &caller_ports, &far_ports);
         drop(runtime);
         relay
     })();

@@ -9,8 +9,10 @@ pub mod browser;
 pub mod cluster;
 pub mod kamailio;
 pub mod peers;
+pub mod pipecat;
 pub mod raw;
 pub mod sipp;
+pub mod tone;
 pub mod webhook_rx;
 
 use pinless::{Config, Gateway};
