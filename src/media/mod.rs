@@ -18,6 +18,8 @@
 //! - `dtmf`: the caller's RFC 4733 telephone-events as key presses.
 //! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep per shard.
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
+//! - `srtp`: SRTP (SDES keys) on a leg: the relay and the pacer encrypt
+//!   and decrypt through it.
 //! - `state`: a call's media as data, to resume it in a new process.
 //! - `error`: `MediaError`.
 //! - `settings`: what the engine starts with.
@@ -38,6 +40,7 @@ pub mod rtp;
 pub mod session;
 mod settings;
 mod shard;
+pub mod srtp;
 pub mod state;
 pub mod stats;
 
