@@ -73,6 +73,15 @@ pub struct MasterKey {
     inline: String,
 }
 
+/// One leg's keys: `local` is in our SDP and encrypts what we send;
+/// `remote` is in the peer's and decrypts what it sends (RFC 4568 §6.1:
+/// each side sends with the key it announced).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegKeys {
+    pub local: MasterKey,
+    pub remote: MasterKey,
+}
+
 /// Why the key material of an `inline:` parameter is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {

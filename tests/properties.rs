@@ -66,6 +66,7 @@ proptest! {
             targets: (0..targets).map(|i| format!("sip:r{i}@h")).collect(),
             headers: vec![],
             mode: Mode::Bridge,
+            media_encryption: None,
         };
         let mut plan = Plan::new(request, Instant::from_millis(0), Duration::from_secs(30));
         let mut now = 0u64;
@@ -120,8 +121,8 @@ proptest! {
             let was_ended = m.state() == State::Ended;
             let at = Instant::from_millis(now);
             let actions = match e {
-                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge }, None, at).map(|(_, a)| a).unwrap_or_default(),
-                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer }, Some("k".into()), at).map(|(_, a)| a).unwrap_or_default(),
+                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge, media_encryption: None }, None, at).map(|(_, a)| a).unwrap_or_default(),
+                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer, media_encryption: None }, Some("k".into()), at).map(|(_, a)| a).unwrap_or_default(),
                 2 => m.request_hold(at).unwrap_or_default(),
                 3 => m.handle(Input::RoomAnswered, at),
                 4 => m.handle(Input::RoomFailed { code: Some(480), reason: "x".into() }, at),

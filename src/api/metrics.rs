@@ -148,6 +148,12 @@ const FAMILIES: &[Family] = &[
         read: |n| n.media.dropped_foreign(),
     },
     Family {
+        name: "pinless_srtp_auth_failed_total",
+        help: "SRTP and SRTCP packets dropped for failing authentication.",
+        kind: Kind::Counter,
+        read: |n| n.media.srtp_failed(),
+    },
+    Family {
         name: "pinless_invites_rate_limited_total",
         help: "INVITEs refused with 503 for exceeding invites_per_sec_per_ip.",
         kind: Kind::Counter,

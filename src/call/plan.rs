@@ -26,6 +26,11 @@ pub struct TransferRequest {
     /// The update's own headers, added after the caller's.
     pub headers: Vec<(String, String)>,
     pub mode: Mode,
+    /// The update's `mediaEncryption`: `require` makes the room leg SRTP
+    /// whatever the URI's scheme (see `secure`); None or `disable`, SRTP
+    /// for `sips:` URIs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_encryption: Option<crate::config::MediaEncryption>,
 }
 
 /// First wait after every target has failed once, doubled up to `MAX_BACKOFF`.
@@ -142,6 +147,7 @@ mod tests {
                 targets: targets.iter().map(|t| t.to_string()).collect(),
                 headers: vec![],
                 mode: Mode::Bridge,
+                media_encryption: None,
             },
             at(0),
             Duration::from_secs(30),

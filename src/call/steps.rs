@@ -77,6 +77,8 @@ pub struct Transfer {
     /// update's, which replace the caller's of the same name.
     pub headers: Vec<(String, String)>,
     pub ring_timeout: Duration,
+    /// The room leg is SRTP (see `secure::room_wants_srtp`).
+    pub srtp: bool,
 }
 
 /// Why an update or hold request was refused (409).

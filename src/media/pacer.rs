@@ -17,6 +17,7 @@ use super::g711::Law;
 use super::hold::HoldLoop;
 use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
+use super::srtp::SrtpLeg;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -74,6 +75,9 @@ pub struct NewStream {
     pub law: Law,
     pub payload_type: u8,
     pub state: StreamState,
+    /// The caller's SRTP: every frame is encrypted with it before it
+    /// leaves (None: plain RTP).
+    pub srtp: Option<Arc<SrtpLeg>>,
 }
 
 pub(super) enum Command {
@@ -159,6 +163,7 @@ struct Stream {
     last_sent: Option<Instant>,
     /// Prompts to play before the music goes on, the first one playing.
     prompts: VecDeque<Playing>,
+    srtp: Option<Arc<SrtpLeg>>,
 }
 
 impl Stream {
@@ -236,6 +241,7 @@ impl Slots {
                 first: true,
                 last_sent: None,
                 prompts: VecDeque::new(),
+                srtp: n.srtp,
             }),
             Command::Remove(id, reply) => {
                 let _ = reply.send(self.remove(id).map(|s| s.state()));
@@ -282,9 +288,11 @@ impl Slots {
                 None => s.source.frame(s.law, s.frame),
             };
             packet[HEADER_LEN..].copy_from_slice(audio);
-            match s.socket.send_to(&packet[..], s.remote) {
-                Ok(_) => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
-                Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
+            // SRTP is a per-stream step: the frames are shared, each
+            // call's keys are its own.
+            match super::srtp::send(&s.socket, &packet[..], s.remote, s.srtp.as_deref()) {
+                true => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
+                false => stats.send_errors.fetch_add(1, Ordering::Relaxed),
             };
             s.first = false;
             s.sequence = s.sequence.wrapping_add(1);
@@ -336,6 +344,7 @@ mod tests {
                 next_timestamp: u32::MAX - 200,
                 last_sent: None,
             },
+            srtp: None,
         }));
         let prompt_clip = Arc::new(HoldLoop::from_samples(&[0.5; 320], 8000));
         let mut tick = 0u64;

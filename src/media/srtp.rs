@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub use crate::sdes::Suite;
+pub use crate::sdes::{LegKeys, Suite};
 
 /// Packets of the replay window (RFC 3711 §3.3.2: at least 64).
 const REPLAY_WINDOW: usize = 128;
@@ -37,14 +37,6 @@ const REPLAY_WINDOW: usize = 128;
 /// Steps of the index walk in `restore`: under 2^15, which the crate's
 /// rollover estimator takes as "forward".
 const WALK_STEP: u64 = 30_000;
-
-/// One leg's keys: `local` is in our SDP and encrypts what we send;
-/// `remote` is in the peer's and decrypts what it sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LegKeys {
-    pub local: MasterKey,
-    pub remote: MasterKey,
-}
 
 /// A leg's SRTP as saved with the call (see `MediaState`): its keys, and
 /// per SSRC the index (rollover counter × 2^16 + sequence number) of the

@@ -33,9 +33,10 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
         entry,
         offer,
         socket,
+        srtp,
         permit,
     } = admitted;
-    let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, invite)).await;
+    let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, srtp, invite)).await;
     let Some(Answered {
         caller,
         early,
@@ -119,6 +120,7 @@ pub(super) async fn drive(
         early: parts.early,
         room: parts.room,
         dialing: None,
+        dial_srtp: None,
         refer: None,
         refer_due: None,
         media: parts.media,
@@ -185,6 +187,8 @@ struct Call {
     room: Option<Leg>,
     /// The room INVITE under way and the socket its SDP offers.
     dialing: Option<(Dialing, RtpSocket)>,
+    /// Our SRTP keys offered in that INVITE, by tag (None: plain RTP).
+    dial_srtp: Option<Vec<(u32, crate::sdes::MasterKey)>>,
     /// The answer to the REFER under way.
     refer: Option<oneshot::Receiver<Option<u16>>>,
     /// A REFER waiting for the early-media caller's 200 OK (its PRACK).

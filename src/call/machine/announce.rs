@@ -65,6 +65,7 @@ pub(super) mod tests {
             targets: vec!["sip:room@example.com".into()],
             headers: vec![],
             mode: Mode::Bridge,
+            media_encryption: None,
         }
     }
 

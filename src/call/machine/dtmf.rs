@@ -39,6 +39,7 @@ impl Machine {
             targets: vec![uri],
             headers: vec![],
             mode: Mode::Bridge,
+            media_encryption: None,
         };
         // Held with no plan, the transfer is always taken; a refusal would
         // be on the timeline already.

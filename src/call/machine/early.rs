@@ -103,6 +103,7 @@ mod tests {
             targets: vec![target.into()],
             headers: vec![],
             mode,
+            media_encryption: None,
         }
     }
 

@@ -374,6 +374,7 @@ impl Machine {
                     targets: vec![uri],
                     headers: vec![],
                     mode: Mode::Bridge,
+                    media_encryption: None,
                 };
                 self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
                 self.timeout_transfer = true;

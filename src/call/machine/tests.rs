@@ -45,6 +45,7 @@ fn to(targets: &[&str]) -> TransferRequest {
         targets: targets.iter().map(|t| t.to_string()).collect(),
         headers: vec![],
         mode: Mode::Bridge,
+        media_encryption: None,
     }
 }
 
@@ -82,6 +83,7 @@ fn transfer_then_bridge_then_caller_hangs_up() {
             target: "sip:room@r".into(),
             headers: vec![("X-Lang".into(), "de".into()), ("X-Id".into(), "7".into())],
             ring_timeout: Duration::from_secs(30),
+            srtp: false,
         })]
     );
     assert_eq!(m.state, State::Transferring);

@@ -161,10 +161,12 @@ impl Machine {
         headers.extend(app.iter().cloned());
         let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
         let attempt = plan.attempts;
+        let srtp = crate::call::secure::room_wants_srtp(&target, plan.request.media_encryption);
         let transfer = Transfer {
             target: target.clone(),
             headers,
             ring_timeout,
+            srtp,
         };
         self.transfer_attempts += 1;
         self.target = Some(target.clone());
