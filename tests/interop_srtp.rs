@@ -82,7 +82,9 @@ impl Baresip {
             rec = rec.display(),
         );
         std::fs::write(dir.join("config"), config).unwrap();
-        let enc = mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default();
+        let enc = mediaenc
+            .map(|m| format!(";mediaenc={m}"))
+            .unwrap_or_default();
         std::fs::write(
             dir.join("accounts"),
             format!("<sip:caller@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU{enc}\n"),
@@ -251,8 +253,10 @@ async fn baresip_with_srtp_over_tls_hears_music_then_talks_with_an_srtp_room() {
         })
         .unwrap(),
     );
-    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "bridged")
-        .await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
 
     // baresip → room: its 440 Hz tone, decrypted by the room.
     let mut tone = Vec::new();

@@ -49,7 +49,11 @@ fn offer(rtp: &RtpPeer, key: Option<&MasterKey>, savp: bool) -> String {
 }
 
 /// Dials `target` with `offer`: the answer's SDP, or the refusal's code.
-async fn dial(phone: &Phone, target: &str, offer: String) -> Result<(pinless::sip::Leg, Vec<u8>), u16> {
+async fn dial(
+    phone: &Phone,
+    target: &str,
+    offer: String,
+) -> Result<(pinless::sip::Leg, Vec<u8>), u16> {
     let mut d = phone.dial_sdp(target, &[], offer);
     match within(10, "an answer", d.outcome()).await {
         DialOutcome::Answered { leg, sdp } => Ok((leg, sdp.to_vec())),
@@ -166,7 +170,11 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     for wire in &packets {
         assert_eq!(wire.len(), HEADER_LEN + 160 + 10);
         let (h, payload) = open(&caller, wire).expect("authentic SRTP");
-        assert_ne!(&wire[HEADER_LEN..HEADER_LEN + 160], &payload[..], "encrypted");
+        assert_ne!(
+            &wire[HEADER_LEN..HEADER_LEN + 160],
+            &payload[..],
+            "encrypted"
+        );
         ssrcs.insert(h.ssrc);
         // PCMU silence is 0xFF/0x7F; music has other values.
         loud += payload.iter().filter(|b| **b & 0x7F != 0x7F).count();
@@ -229,14 +237,20 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     hears(&phone.rtp, &caller, 0x5B).await;
     let _to_room = send_srtp(&phone.rtp, gw_media, caller.clone(), 0x3C, 250);
     hears(&room.rtp, &room_srtp, 0x3C).await;
-    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "bridged")
-        .await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
 
     // No key in the API's call, nor in its SIP ladder.
     let keys = [&phone_key, &gw_key, &room_key, &line.key];
     let (_, call) = gw.get_call(&call_id).await;
     let (status, ladder) = gw
-        .api(reqwest::Method::GET, &format!("/v1/calls/{call_id}/sip"), None)
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/calls/{call_id}/sip"),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let text = format!("{call}{ladder}");
@@ -257,14 +271,27 @@ async fn the_entry_and_the_transport_decide_what_is_refused() {
     let tls = format!("sip:support@{};transport=tls", require.gw.sip_tls.unwrap());
     let udp = require.sip_uri("support", false);
     // A plain offer to a `require` entry: 488, over TLS as over UDP.
-    assert_eq!(dial(&phone, &tls, offer(&phone.rtp, None, false)).await.err(), Some(488));
-    assert_eq!(dial(&phone, &udp, offer(&phone.rtp, None, false)).await.err(), Some(488));
+    assert_eq!(
+        dial(&phone, &tls, offer(&phone.rtp, None, false))
+            .await
+            .err(),
+        Some(488)
+    );
+    assert_eq!(
+        dial(&phone, &udp, offer(&phone.rtp, None, false))
+            .await
+            .err(),
+        Some(488)
+    );
     // SDES keys over UDP are refused: they crossed the network in clear.
     let savp = offer(&phone.rtp, Some(&key), true);
     assert_eq!(dial(&phone, &udp, savp.clone()).await.err(), Some(488));
     // The _32 suite over TLS is answered in kind.
     let (_leg, answer) = dial(&phone, &tls, savp.clone()).await.expect("answered");
-    assert_eq!(crypto::read(&answer).lines[0].key.suite, Suite::AesCm128HmacSha1_32);
+    assert_eq!(
+        crypto::read(&answer).lines[0].key.suite,
+        Suite::AesCm128HmacSha1_32
+    );
 
     let allow = gateway(&hooks, "allow", &cert).await;
     let udp = allow.sip_uri("support", false);
@@ -274,13 +301,24 @@ async fn the_entry_and_the_transport_decide_what_is_refused() {
     // A best-effort offer over UDP: answered plain, its key ignored.
     let best = offer(&phone.rtp, Some(&key), false);
     let (_l1, a) = dial(&phone, &udp, best.clone()).await.expect("answered");
-    assert_eq!(crypto::read(&a).offered, 0, "{}", String::from_utf8_lossy(&a));
+    assert_eq!(
+        crypto::read(&a).offered,
+        0,
+        "{}",
+        String::from_utf8_lossy(&a)
+    );
     // Over TLS it is answered with SRTP (RTP/AVP kept).
     let (_l2, a) = dial(&phone, &tls, best).await.expect("answered");
     let seen = crypto::read(&a);
-    assert!(!seen.savp && seen.lines.len() == 1, "{}", String::from_utf8_lossy(&a));
+    assert!(
+        !seen.savp && seen.lines.len() == 1,
+        "{}",
+        String::from_utf8_lossy(&a)
+    );
     // A plain offer: plain.
-    let (_l3, a) = dial(&phone, &tls, offer(&phone.rtp, None, false)).await.expect("answered");
+    let (_l3, a) = dial(&phone, &tls, offer(&phone.rtp, None, false))
+        .await
+        .expect("answered");
     assert_eq!(crypto::read(&a).offered, 0);
 
     let disable = gateway(&hooks, "disable", &cert).await;
@@ -295,9 +333,13 @@ async fn a_room_that_answers_an_srtp_offer_plain_is_a_failed_attempt() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = gateway(&hooks, "allow", &cert).await;
     let phone = Phone::with(Some(&cert)).await;
-    let (_leg, _) = dial(&phone, &gw.sip_uri("support", false), offer(&phone.rtp, None, false))
-        .await
-        .expect("answered");
+    let (_leg, _) = dial(
+        &phone,
+        &gw.sip_uri("support", false),
+        offer(&phone.rtp, None, false),
+    )
+    .await
+    .expect("answered");
     let hook = hooks.next().await.json();
     let call_id = hook["callId"].as_str().unwrap().to_string();
     let mut room = Room::with(Some(&cert)).await;
@@ -315,7 +357,9 @@ async fn a_room_that_answers_an_srtp_offer_plain_is_a_failed_attempt() {
     let (_room_leg, _) = room.answer(invite).await;
     let call = gw
         .wait_call(&call_id, Duration::from_secs(5), |c| {
-            details(c, "call.transfer_failed").iter().any(|d| d["code"] == 488)
+            details(c, "call.transfer_failed")
+                .iter()
+                .any(|d| d["code"] == 488)
         })
         .await;
     assert_ne!(call["state"], "bridged", "{call:#}");

@@ -86,12 +86,21 @@ async fn a_bridged_srtp_call_resumes_with_its_keys() {
     // Music, encrypted for this caller.
     let mut buf = [0u8; 2048];
     let n = caller.recv(&mut buf).unwrap();
-    assert!(caller_srtp.unprotect(&mut buf, n).is_some(), "music is SRTP");
+    assert!(
+        caller_srtp.unprotect(&mut buf, n).is_some(),
+        "music is SRTP"
+    );
     let room_socket = old.allocate().unwrap();
     let room_port = room_socket.port;
     assert!(
         media
-            .bridge_secure(room_socket, room.local_addr().unwrap(), MU, true, Some(room_keys))
+            .bridge_secure(
+                room_socket,
+                room.local_addr().unwrap(),
+                MU,
+                true,
+                Some(room_keys)
+            )
             .await
     );
     say(&room, room_port, &room_srtp, 500, 0x2222, 0x5B);

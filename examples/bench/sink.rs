@@ -111,11 +111,9 @@ pub fn calls_by_header(
         let index = body["sipHeaders"][header]
             .as_str()
             .and_then(|v| v.parse::<u32>().ok());
-        if let (Some(i), Some(id), Some(domain)) = (
-            index,
-            body["callId"].as_str(),
-            body["callDomain"].as_str(),
-        ) {
+        if let (Some(i), Some(id), Some(domain)) =
+            (index, body["callId"].as_str(), body["callDomain"].as_str())
+        {
             calls.insert(i, (id.to_string(), domain.to_string()));
         }
     }

@@ -35,8 +35,8 @@ struct Cert {
 }
 
 fn cert(dir: &Path) -> Result<Cert, String> {
-    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])
-        .map_err(|e| e.to_string())?;
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).map_err(|e| e.to_string())?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).map_err(|e| e.to_string())?;
     std::fs::write(&key, made.key_pair.serialize_pem()).map_err(|e| e.to_string())?;

@@ -142,10 +142,17 @@ fn media_encryption(
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s == "require" => MediaEncryption::Require,
         Some(Value::String(s)) if s == "disable" => MediaEncryption::Disable,
-        Some(_) => return Err(RouteError::rule(FIELD, "must be \"require\" or \"disable\"")),
+        Some(_) => {
+            return Err(RouteError::rule(
+                FIELD,
+                "must be \"require\" or \"disable\"",
+            ));
+        }
     };
     if wanted == MediaEncryption::Require
-        && !targets.iter().all(|t| crate::config::syntax::dialable(t) && over_tls(t))
+        && !targets
+            .iter()
+            .all(|t| crate::config::syntax::dialable(t) && over_tls(t))
     {
         return Err(RouteError::rule(
             FIELD,
@@ -244,7 +251,10 @@ mod tests {
             Ok(Some(MediaEncryption::Disable))
         );
         let e = route(r#"{"sipUris":["sips:a@h","sip:b@h"],"mediaEncryption":"require"}"#);
-        assert!(e.unwrap_err().starts_with("mediaEncryption: \"require\" needs sips:"));
+        assert!(
+            e.unwrap_err()
+                .starts_with("mediaEncryption: \"require\" needs sips:")
+        );
         let e = route(r#"{"sipUri":"sip:a@h","mediaEncryption":"allow"}"#);
         assert_eq!(
             e,

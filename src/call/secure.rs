@@ -120,7 +120,8 @@ mod tests {
         } else {
             String::new()
         };
-        format!("v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n{line}").into_bytes()
+        format!("v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n{line}")
+            .into_bytes()
     }
 
     #[test]
@@ -139,7 +140,11 @@ mod tests {
             (&savp, "tls", ["488", "srtp savp=true", "srtp savp=true"]),
             (&savp, "udp", ["488", "488", "488"]),
             (&savp, "tcp", ["488", "488", "488"]),
-            (&best, "tls", ["plain", "srtp savp=false", "srtp savp=false"]),
+            (
+                &best,
+                "tls",
+                ["plain", "srtp savp=false", "srtp savp=false"],
+            ),
             (&best, "udp", ["plain", "plain", "488"]),
             (&plain, "tls", ["plain", "plain", "488"]),
             (&plain, "udp", ["plain", "plain", "488"]),
@@ -147,14 +152,22 @@ mod tests {
         ];
         for (o, t, want) in rows {
             let got = [Disable, Allow, Require].map(|p| code(p, t, o));
-            assert_eq!(got, want.map(String::from), "{t} {}", String::from_utf8_lossy(o));
+            assert_eq!(
+                got,
+                want.map(String::from),
+                "{t} {}",
+                String::from_utf8_lossy(o)
+            );
         }
         // The answer carries the offer's tag and a fresh key of ours.
         let s = caller(Allow, "tls", &savp).unwrap().unwrap();
         assert_eq!(s.tag, 3);
         assert_ne!(s.keys.local, s.keys.remote);
         let answer = s.answer("m=audio 1 RTP/AVP 0\r\n".into());
-        assert!(answer.starts_with("m=audio 1 RTP/SAVP 0\r\na=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(
+            answer
+                .starts_with("m=audio 1 RTP/SAVP 0\r\na=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:")
+        );
         assert!(!answer.contains(KEY), "our key, not theirs");
     }
 
@@ -167,6 +180,9 @@ mod tests {
             "sip:room@r;transport=tls",
             Some(MediaEncryption::Require)
         ));
-        assert!(!room_wants_srtp("sip:room@r", Some(MediaEncryption::Disable)));
+        assert!(!room_wants_srtp(
+            "sip:room@r",
+            Some(MediaEncryption::Disable)
+        ));
     }
 }

@@ -197,7 +197,10 @@ impl SrtpLeg {
     /// stream's index where it stood.
     pub fn restore(state: &SrtpState) -> Result<SrtpLeg, SrtpError> {
         let leg = SrtpLeg::new(state.keys.clone())?;
-        for (dir, saved) in [(&leg.outbound, &state.sent), (&leg.inbound, &state.received)] {
+        for (dir, saved) in [
+            (&leg.outbound, &state.sent),
+            (&leg.inbound, &state.received),
+        ] {
             let mut d = dir.lock().unwrap_or_else(|e| e.into_inner());
             for &(ssrc, index) in saved {
                 walk(&mut d.ctx, ssrc, index);

@@ -10,8 +10,8 @@
 
 use super::pacer::StreamState;
 use super::rewrite::Mapping;
-use super::srtp::SrtpState;
 use super::rtp::SAMPLES_PER_PACKET;
+use super::srtp::SrtpState;
 use crate::codec::{Law, LegCodec};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

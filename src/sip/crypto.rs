@@ -199,7 +199,11 @@ mod tests {
         assert!(c.savp);
         assert_eq!(c.offered, 5);
         let tags: Vec<u32> = c.lines.iter().map(|l| l.tag).collect();
-        assert_eq!(tags, vec![1, 5], "MKI, F8 and UNENCRYPTED_SRTP are not usable");
+        assert_eq!(
+            tags,
+            vec![1, 5],
+            "MKI, F8 and UNENCRYPTED_SRTP are not usable"
+        );
         assert_eq!(c.pick().unwrap().key.suite, Suite::AesCm128HmacSha1_32);
         let plain = read(offer("RTP/AVP", "").as_bytes());
         assert_eq!((plain.savp, plain.offered), (false, 0));

@@ -70,7 +70,8 @@ fn pair(suite: Suite) -> (SrtpLeg, SrtpLeg) {
 fn read(leg: &SrtpLeg, wire: &[u8]) -> Option<Vec<u8>> {
     let mut buf = [0u8; 512];
     buf[..wire.len()].copy_from_slice(wire);
-    leg.unprotect(&mut buf, wire.len()).map(|n| buf[..n].to_vec())
+    leg.unprotect(&mut buf, wire.len())
+        .map(|n| buf[..n].to_vec())
 }
 
 #[test]
@@ -190,7 +191,10 @@ fn a_leg_resumed_after_a_sequence_wrap_still_talks_to_its_peer() {
     // A leg made afresh with the same keys would start at ROC 0: the
     // peer cannot read it (and its keystream would repeat an old one).
     let fresh = SrtpLeg::new(sa.keys.clone()).unwrap();
-    assert_eq!(read(&b, &fresh.protect(&rtp(106, 42, &[4; 160])).unwrap()), None);
+    assert_eq!(
+        read(&b, &fresh.protect(&rtp(106, 42, &[4; 160])).unwrap()),
+        None
+    );
 
     // The other way: b restarts and still reads a's stream past the wrap.
     let b2 = SrtpLeg::restore(&sb).unwrap();
