@@ -8,18 +8,19 @@
 //! pinless's SIP stack over TLS (a self-signed certificate the gateway
 //! and the bench both trust). The relay's load encrypts each stream with
 //! its leg's keys (SRTP headers are in clear, so the receivers measure
-//! SRTP as they measure RTP). rtpengine is not run here: see README,
-//! Performance.
+//! SRTP as they measure RTP). `relay --srtp` then runs rtpengine
+//! (userspace) on the same SRTP streams as the baseline.
 
-use crate::load::Load;
+use crate::load::{Load, Stream};
+use crate::ng::{Ng, audio_port};
 use crate::receiver::{Receiver, Stats};
-use crate::{Args, free_port, proc, ramp, row, sink};
+use crate::{Args, free_port, pinned, proc, ramp, row, sink};
 use pinless::media::{LegKeys, SrtpLeg};
 use pinless::sdes::{MasterKey, Suite};
 use pinless::sip::{
     DialOutcome, Dialing, IncomingInvite, Leg, OutboundRequest, Stack, StackConfig, crypto, sdp,
 };
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
@@ -267,30 +268,16 @@ pub fn relay(args: &Args, dir: &Path) -> Result<(), String> {
             }
             let from_a = Arc::new(a.sender.try_clone().map_err(|e| e.to_string())?);
             let from_b = Arc::new(b.sender.try_clone().map_err(|e| e.to_string())?);
-            let streams: Vec<(Arc<UdpSocket>, SocketAddr, Option<Arc<SrtpLeg>>)> = to_a
+            let streams: Vec<Stream> = to_a
                 .into_iter()
                 .map(|(to, s)| (from_a.clone(), to, s))
                 .chain(to_b.into_iter().map(|(to, s)| (from_b.clone(), to, s)))
                 .collect();
-            let count = streams.len();
-            let load = Load::start_srtp(streams).map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_secs(args.settle.max(2)));
-            a.record();
-            b.record();
-            let cpu_pct = cpu_over(server.id(), args.secs)?;
-            let (sa, sb) = (a.finish(), b.finish());
-            drop(load);
-            let mut stats = sa;
-            stats.packets += sb.packets;
-            stats.lost += sb.lost;
+            let measured = measure(server.id(), args, &a, &b, streams);
             drop(calls);
             drop(stack);
             drop(room);
-            Ok(Measured {
-                cpu_pct,
-                stats,
-                packets_per_sec: count as f64 * 50.0,
-            })
+            measured
         })();
         stop(&mut server);
         a.reset();
@@ -298,6 +285,7 @@ pub fn relay(args: &Args, dir: &Path) -> Result<(), String> {
         drop(rt);
         runs.push(result?);
     }
+    let rtpengine = rtpengine_srtp(args, dir, &a, &b);
     let (plain, srtp) = (&runs[0], &runs[1]);
     println!(
         "\nrelay --srtp: {} bridged calls over TLS, audio both ways ({} streams at 50 \
@@ -307,12 +295,162 @@ pub fn relay(args: &Args, dir: &Path) -> Result<(), String> {
         args.secs,
         args.shards.cores
     );
-    table(
-        plain,
-        srtp,
-        f64::from(args.calls) * 2.0 * 50.0 * args.secs as f64,
-    );
+    let expected = f64::from(args.calls) * 2.0 * 50.0 * args.secs as f64;
+    table(plain, srtp, expected);
+    match rtpengine {
+        Ok(r) => {
+            println!(
+                "\nThe same SRTP relay (both legs SDES, AES_CM_128_HMAC_SHA1_80), against rtpengine in userspace:\n"
+            );
+            println!("| metric | pinless SRTP | rtpengine SRTP (baseline) | ratio |");
+            println!("|---|---|---|---|");
+            row(
+                "CPU per packet",
+                srtp.us_per_packet(),
+                r.us_per_packet(),
+                "µs",
+            );
+            row("CPU", srtp.cpu_pct, r.cpu_pct, "% core");
+            row(
+                "packets received",
+                srtp.stats.packets as f64,
+                r.stats.packets as f64,
+                "",
+            );
+            row(
+                "packets lost (sequence gaps)",
+                srtp.stats.lost as f64,
+                r.stats.lost as f64,
+                "",
+            );
+        }
+        Err(e) => println!("\nrtpengine SRTP baseline not measured: {e}"),
+    }
     Ok(())
+}
+
+/// Sends `streams` for `settle` + `secs` and measures the server `pid`
+/// over the window: CPU, and what both sides received.
+fn measure(
+    pid: u32,
+    args: &Args,
+    a: &Receiver,
+    b: &Receiver,
+    streams: Vec<Stream>,
+) -> Result<Measured, String> {
+    let count = streams.len();
+    let load = Load::start_srtp(streams).map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(args.settle.max(2)));
+    a.record();
+    b.record();
+    let cpu_pct = cpu_over(pid, args.secs)?;
+    let (sa, sb) = (a.finish(), b.finish());
+    drop(load);
+    let mut stats = sa;
+    stats.packets += sb.packets;
+    stats.lost += sb.lost;
+    Ok(Measured {
+        cpu_pct,
+        stats,
+        packets_per_sec: count as f64 * 50.0,
+    })
+}
+
+/// rtpengine (userspace) relaying the same SRTP streams: each side offers
+/// and answers `RTP/SAVP` with its own SDES key; rtpengine decrypts with
+/// one side's key and encrypts with its own key toward the other side,
+/// as pinless does.
+fn rtpengine_srtp(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Measured, String> {
+    a.reset();
+    b.reset();
+    let ng_port = free_port();
+    let rtp_args: Vec<String> = [
+        "--config-file=none",
+        "--foreground",
+        "--log-stderr",
+        "--log-level=4",
+        "--table=-1",
+        &format!("--num-threads={}", crate::relay::server_threads(args)),
+        "--interface=127.0.0.1",
+        &format!("--listen-ng=127.0.0.1:{ng_port}"),
+        "--port-min=30000",
+        "--port-max=39999",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut server = pinned(
+        &args.shards.cores,
+        Path::new("rtpengine"),
+        &rtp_args,
+        &dir.join("rtpengine-srtp.log"),
+    )
+    .map_err(|e| format!("rtpengine: {e} (apt-get install rtpengine-daemon)"))?;
+    std::thread::sleep(Duration::from_millis(800));
+    let result = (|| -> Result<Measured, String> {
+        let mut ng = Ng::new(([127, 0, 0, 1], ng_port).into()).map_err(|e| e.to_string())?;
+        let sdp_at = |port: u16, tag: u32, key: &MasterKey| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=crypto:{tag} {} inline:{}\r\na=sendrecv\r\n",
+                key.suite.name(),
+                key.inline()
+            )
+        };
+        let from_a = Arc::new(a.sender.try_clone().map_err(|e| e.to_string())?);
+        let from_b = Arc::new(b.sender.try_clone().map_err(|e| e.to_string())?);
+        let mut streams: Vec<Stream> = Vec::new();
+        for i in 0..args.calls {
+            let call = format!("bench-srtp-{i}");
+            let ka = MasterKey::fresh(SUITE);
+            let offer = ng.sdp(&[
+                ("command", "offer"),
+                ("call-id", &call),
+                ("from-tag", "a"),
+                ("sdp", &sdp_at(a.addr.port(), 1, &ka)),
+            ])?;
+            // rtpengine's offer to the room carries its own keys.
+            let to_room = crypto::read(offer.as_bytes())
+                .lines
+                .into_iter()
+                .find(|l| l.key.suite == SUITE)
+                .ok_or("rtpengine's offer has no AES_CM_128_HMAC_SHA1_80 line")?;
+            let kb = MasterKey::fresh(SUITE);
+            let answer = ng.sdp(&[
+                ("command", "answer"),
+                ("call-id", &call),
+                ("from-tag", "a"),
+                ("to-tag", "b"),
+                ("sdp", &sdp_at(b.addr.port(), to_room.tag, &kb)),
+            ])?;
+            let to_caller = crypto::read(answer.as_bytes())
+                .lines
+                .into_iter()
+                .next()
+                .ok_or("rtpengine's answer has no a=crypto line")?;
+            let b_port = audio_port(&offer).ok_or("offer without m=audio")?;
+            let a_port = audio_port(&answer).ok_or("answer without m=audio")?;
+            let leg = |local: MasterKey, remote: MasterKey| {
+                SrtpLeg::new(LegKeys { local, remote })
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            };
+            streams.push((
+                from_a.clone(),
+                ([127, 0, 0, 1], a_port).into(),
+                Some(leg(ka, to_caller.key)?),
+            ));
+            streams.push((
+                from_b.clone(),
+                ([127, 0, 0, 1], b_port).into(),
+                Some(leg(kb, to_room.key)?),
+            ));
+        }
+        measure(server.id(), args, a, b, streams)
+    })();
+    stop(&mut server);
+    result
 }
 
 /// Per call index: where the gateway wants the room's audio, the room's SRTP.
