@@ -28,7 +28,8 @@
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),
 //!   [`codec`] (codec and DTMF types sip and media share), [`ct`] (constant-time
-//!   comparison of secrets).
+//!   comparison of secrets), [`sdes`] (SRTP suites and master keys, which
+//!   sip writes in SDP and media keys its contexts with).
 
 pub mod api;
 pub mod call;
@@ -41,6 +42,7 @@ pub mod gateway;
 pub mod lifecycle;
 pub mod media;
 pub mod probe;
+pub mod sdes;
 pub mod sip;
 pub mod store;
 pub mod stream;

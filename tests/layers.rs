@@ -60,7 +60,7 @@ const ORDER: &[Tier] = &[
         why: "read by every layer, imports none of them",
     },
     Tier {
-        modules: &["ct", "codec", "clock"],
+        modules: &["ct", "codec", "clock", "sdes"],
         why: "leaves: small shared types and functions; import nothing of the crate",
     },
 ];

@@ -67,6 +67,7 @@ proptest! {
             headers: vec![],
             mode: Mode::Bridge,
             stream: None,
+            media_encryption: None,
         };
         let mut plan = Plan::new(request, Instant::from_millis(0), Duration::from_secs(30));
         let mut now = 0u64;
@@ -121,8 +122,8 @@ proptest! {
             let was_ended = m.state() == State::Ended;
             let at = Instant::from_millis(now);
             let actions = match e {
-                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge, stream: None }, None, at).map(|(_, a)| a).unwrap_or_default(),
-                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer, stream: None }, Some("k".into()), at).map(|(_, a)| a).unwrap_or_default(),
+                0 => m.request_transfer(TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge, stream: None, media_encryption: None }, None, at).map(|(_, a)| a).unwrap_or_default(),
+                1 => m.request_transfer(TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer, stream: None, media_encryption: None }, Some("k".into()), at).map(|(_, a)| a).unwrap_or_default(),
                 2 => m.request_hold(at).unwrap_or_default(),
                 3 => m.handle(Input::RoomAnswered, at),
                 4 => m.handle(Input::RoomFailed { code: Some(480), reason: "x".into() }, at),

@@ -12,6 +12,8 @@
 //! cargo run --release --example bench -- hold --calls 2000 --threads 2 --cores 0,1
 //! cargo run --release --example bench -- scaling --calls 1000 --secs 10
 //! cargo run --release --example bench -- stream --calls 200 --secs 20
+//! cargo run --release --example bench -- hold --srtp --calls 1000 --secs 20
+//! cargo run --release --example bench -- relay --srtp --calls 500 --secs 20
 //! ```
 //! `--threads N` is the gateway's `[media] threads` (default: what the
 //! gateway picks, one shard per core it may use); `--cores LIST` (`0`,
@@ -29,6 +31,8 @@
 //! - `stream`: calls sent with `streamUrl` to a WebSocket echo bot in the
 //!   bench, side by side with `relay` to SIP rooms on the same calls
 //!   (stream.rs, bot.rs).
+//! - `hold --srtp`, `relay --srtp`: the same gateway with plain RTP and
+//!   with SRTP, side by side: the cost of encryption per packet (srtp.rs).
 //!
 //! Needs sipp (`apt-get install sip-tester`), taskset (util-linux), and for
 //! `relay` rtpengine (`apt-get install rtpengine-daemon`).
@@ -43,6 +47,7 @@ mod relay;
 mod scaling;
 mod scenarios;
 mod sink;
+mod srtp;
 mod stream;
 mod transfer;
 
@@ -67,6 +72,9 @@ struct Args {
     rate: u32,
     /// The gateway's media shards and cores.
     shards: Shards,
+    /// `--srtp`: hold and relay measure plain RTP and SRTP side by side
+    /// (srtp.rs) instead of against a baseline.
+    srtp: bool,
 }
 
 /// How the gateway's media runs: `[media] threads` and the cores it is
@@ -140,7 +148,12 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         cores: "0".into(),
     };
+    let mut srtp = false;
     while let Some(flag) = args.next() {
+        if flag == "--srtp" {
+            srtp = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         if flag == "--cores" {
             Shards::core_numbers(&value)?;
@@ -179,6 +192,7 @@ fn parse_args() -> Result<Args, String> {
         transfers,
         rate,
         shards,
+        srtp,
     })
 }
 
@@ -390,6 +404,19 @@ fn start_pinless(
     hook: SocketAddr,
     shards: &Shards,
 ) -> Result<(Child, SocketAddr), String> {
+    start_pinless_with(dir, sip, calls, hook, shards, "", "")
+}
+
+/// `start_pinless` with more `[sip]` keys and more keys of the entry.
+fn start_pinless_with(
+    dir: &Path,
+    sip: u16,
+    calls: u32,
+    hook: SocketAddr,
+    shards: &Shards,
+    sip_extra: &str,
+    entry_extra: &str,
+) -> Result<(Child, SocketAddr), String> {
     let music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac");
     let config = dir.join("pinless.toml");
     let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -399,12 +426,12 @@ fn start_pinless(
     // so the dead-peer rule (`rtp_timeout_secs`) is off, or every call
     // would end 30 s after its answer, in the middle of a long run.
     let text = format!(
-        "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n\
+        "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n{sip_extra}\
          [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
          [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\nrtp_timeout_secs = 0\n{threads}\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\npacer_busy_max_pct = 95\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
-         room_creation_api = \"http://{hook}/hook\"\nopen = true\n",
+         room_creation_api = \"http://{hook}/hook\"\nopen = true\n{entry_extra}",
         state = dir.join("state").display(),
         max = calls + 100,
         threads = shards.config_line(),
@@ -584,6 +611,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("pinless-bench-{}", std::process::id()));
     type Mode = fn(&Args, &Path) -> Result<(), String>;
     let other: Option<Mode> = match args.mode.as_str() {
+        "hold" if args.srtp => Some(srtp::hold),
+        "relay" if args.srtp => Some(srtp::relay),
         "hold" => None,
         "transfer" => Some(transfer::run),
         "cps" => Some(cps::run),

@@ -259,7 +259,7 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
 
 /// rtpengine's threads: as many as pinless's media shards (its default
 /// when `--threads` is not given: one per core of `--cores`).
-fn server_threads(args: &Args) -> usize {
+pub fn server_threads(args: &Args) -> usize {
     match args.shards.threads {
         Some(n) => usize::from(n),
         None => crate::Shards::core_numbers(&args.shards.cores).map_or(1, |c| c.len().max(1)),

@@ -91,3 +91,31 @@ pub fn calls(
     }
     Ok(calls)
 }
+
+/// The next `n` incoming-call webhooks by the number in their `header`
+/// (a caller header the bench set): number → `(callId, callDomain)`.
+pub fn calls_by_header(
+    arrivals: &mpsc::Receiver<Arrival>,
+    n: usize,
+    by: Instant,
+    header: &str,
+) -> Result<std::collections::HashMap<u32, (String, String)>, String> {
+    let mut calls = std::collections::HashMap::new();
+    while calls.len() < n {
+        let left = by.saturating_duration_since(Instant::now());
+        let arrival = arrivals
+            .recv_timeout(left)
+            .map_err(|_| format!("{} of {n} webhooks arrived", calls.len()))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&arrival.body).map_err(|e| e.to_string())?;
+        let index = body["sipHeaders"][header]
+            .as_str()
+            .and_then(|v| v.parse::<u32>().ok());
+        if let (Some(i), Some(id), Some(domain)) =
+            (index, body["callId"].as_str(), body["callDomain"].as_str())
+        {
+            calls.insert(i, (id.to_string(), domain.to_string()));
+        }
+    }
+    Ok(calls)
+}

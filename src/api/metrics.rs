@@ -203,6 +203,15 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// Node families added after the per-shard ones (issue 15), so that the
+/// page of earlier releases stays as it was, in its order.
+const LATER_FAMILIES: &[Family] = &[Family {
+    name: "pinless_srtp_auth_failed_total",
+    help: "SRTP and SRTCP packets dropped for failing authentication (wrong key, tampered, replayed).",
+    kind: Kind::Counter,
+    read: |n| n.media.srtp_failed(),
+}];
+
 /// A per-shard family: one series per media shard, labelled `shard`.
 struct ShardFamily {
     /// As in `Family` (counters carry `_total`).
@@ -256,31 +265,7 @@ const ENDED: (&str, &str) = (
 impl Collector for Node {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in FAMILIES {
-            let value = (family.read)(self);
-            match family.kind {
-                Kind::Gauge => {
-                    let gauge = ConstGauge::new(value);
-                    let metric = encoder.encode_descriptor(
-                        family.name,
-                        family.help,
-                        None,
-                        gauge.metric_type(),
-                    )?;
-                    gauge.encode(metric)?;
-                }
-                Kind::Counter => {
-                    // A counter without the suffix would come out renamed.
-                    let stem = family.name.strip_suffix("_total").ok_or(std::fmt::Error)?;
-                    let counter = ConstCounter::new(value);
-                    let metric = encoder.encode_descriptor(
-                        stem,
-                        family.help,
-                        None,
-                        counter.metric_type(),
-                    )?;
-                    counter.encode(metric)?;
-                }
-            }
+            self.encode_family(family, &mut encoder)?;
         }
         let counter_type = ConstCounter::new(0u64).metric_type();
         let mut family = encoder.encode_descriptor(ENDED.0, ENDED.1, None, counter_type)?;
@@ -289,6 +274,9 @@ impl Collector for Node {
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
         self.encode_shards(&mut encoder)?;
+        for family in LATER_FAMILIES {
+            self.encode_family(family, &mut encoder)?;
+        }
         if let Some(cluster) = &self.cluster {
             encode_cluster(cluster, &mut encoder)?;
         }
@@ -297,6 +285,34 @@ impl Collector for Node {
 }
 
 impl Node {
+    fn encode_family(
+        &self,
+        family: &Family,
+        encoder: &mut DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let value = (family.read)(self);
+        match family.kind {
+            Kind::Gauge => {
+                let gauge = ConstGauge::new(value);
+                let metric = encoder.encode_descriptor(
+                    family.name,
+                    family.help,
+                    None,
+                    gauge.metric_type(),
+                )?;
+                gauge.encode(metric)
+            }
+            Kind::Counter => {
+                // A counter without the suffix would come out renamed.
+                let stem = family.name.strip_suffix("_total").ok_or(std::fmt::Error)?;
+                let counter = ConstCounter::new(value);
+                let metric =
+                    encoder.encode_descriptor(stem, family.help, None, counter.metric_type())?;
+                counter.encode(metric)
+            }
+        }
+    }
+
     fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let shards = self.media.shards();
         let labels: Vec<[(&str, String); 1]> = (0..shards.len())
@@ -469,11 +485,19 @@ pinless_calls_ended_total{reason=\"session_expired\"} 0
         n.calls.ended(crate::call::EndReason::Shutdown);
         n.calls.ended(crate::call::EndReason::Shutdown);
         // The first release's page comes first, unchanged.
+        set(&shard.relay.srtp_failed, 13);
         assert_eq!(
             n.encode_text().unwrap(),
-            format!("{PAGE}{LIFECYCLE}{ONE_SHARD}")
+            format!("{PAGE}{LIFECYCLE}{ONE_SHARD}{SRTP}")
         );
     }
+
+    /// What SRTP added (issue 15), after the shards' families.
+    const SRTP: &str = "\
+# HELP pinless_srtp_auth_failed_total SRTP and SRTCP packets dropped for failing authentication (wrong key, tampered, replayed).
+# TYPE pinless_srtp_auth_failed_total counter
+pinless_srtp_auth_failed_total 13
+";
 
     /// What media shards added (issue 12), for a node of one shard.
     const ONE_SHARD: &str = "\
@@ -524,7 +548,7 @@ pinless_shard_overloaded{shard=\"0\"} 1
 
     #[test]
     fn every_counter_is_named_with_its_total_suffix() {
-        for f in FAMILIES {
+        for f in FAMILIES.iter().chain(LATER_FAMILIES) {
             assert_eq!(
                 f.kind == Kind::Counter,
                 f.name.ends_with("_total"),

@@ -11,13 +11,14 @@ use crate::call::{TransferRequest, route};
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 7] = [
     "callId",
     "callDomain",
     "sipUri",
     "sipUris",
     "headers",
     "mode",
+    "mediaEncryption",
 ];
 
 /// A validated update.

@@ -4,7 +4,8 @@
 //! (503), a matching entry (404), a place under `max_calls` (503), a
 //! pacer that keeps up (503), the
 //! entry's allow list (403) and digest credentials (407, or 403 for wrong
-//! ones), an offer we can answer (488), and an RTP port (503). What it
+//! ones), an offer we can answer (488, SRTP as the entry says included),
+//! and an RTP port (503). What it
 //! admits carries everything the call needs, its permit among them; what
 //! it refuses is a `Refusal` to send. Every refusal is counted and logged
 //! with its source and reason, never with what the caller sent as
@@ -42,6 +43,8 @@ pub struct Admitted {
     pub entry: Arc<Entry>,
     pub offer: PeerMedia,
     pub socket: RtpSocket,
+    /// SRTP on the caller's leg (None: plain RTP), see `secure`.
+    pub srtp: Option<super::secure::CallerSrtp>,
     /// The call's place under `max_calls`, held until it ends.
     pub permit: Permit,
 }
@@ -174,6 +177,7 @@ impl Admission {
             Refusal::new(488, "offer unusable")
                 .with_header("Warning", format!("399 pinless \"{text}\""))
         })?;
+        let srtp = super::secure::caller(entry.media_encryption, info.transport, &info.sdp)?;
         let socket = self.media.allocate().map_err(|e| {
             tracing::warn!(error = %e, "no RTP port for a new call");
             Refusal::busy(5, "no RTP port free")
@@ -182,6 +186,7 @@ impl Admission {
             entry,
             offer,
             socket,
+            srtp,
             permit,
         })
     }

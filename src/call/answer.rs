@@ -9,6 +9,7 @@ use super::ctx::Ctx;
 use super::early::EarlyCaller;
 use super::entries::Entry;
 use super::machine::{EventKind, Machine, Parties};
+use super::secure::CallerSrtp;
 use crate::media::{CallMedia, HoldLoop, RtpSocket};
 use crate::sip::sdp::{self, PeerMedia};
 use crate::sip::{IncomingInvite, InviteInfo, Leg, Refusal};
@@ -33,6 +34,7 @@ pub(super) async fn answer(
     entry: &Entry,
     offer: PeerMedia,
     socket: RtpSocket,
+    srtp: Option<CallerSrtp>,
     mut invite: IncomingInvite,
 ) -> Option<Answered> {
     if !entry.answer_delay.is_zero() {
@@ -53,6 +55,10 @@ pub(super) async fn answer(
     }
     let codec = offer.choose();
     let answer = sdp::answer(ctx.media.public_ip(), socket.port, codec);
+    let answer = match &srtp {
+        Some(s) => s.answer(answer),
+        None => answer,
+    };
     let info = invite.info.clone();
     let (caller, early) = match entry.early_media {
         // Early media: 183 now, the 200 when the machine says.
@@ -71,10 +77,15 @@ pub(super) async fn answer(
     // In early media the caller's silence does not count (many phones
     // send nothing before the 200): `EarlyCaller::answer` turns it on.
     let sends = offer.sends && early.is_none();
-    let media = match ctx
-        .media
-        .hold(socket, offer.addr, codec, sends, hold_music(ctx, entry))
-    {
+    let keys = srtp.map(|s| s.keys);
+    let media = match ctx.media.hold_secure(
+        socket,
+        offer.addr,
+        codec,
+        sends,
+        hold_music(ctx, entry),
+        keys,
+    ) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "no media for answered call; hanging up");

@@ -55,6 +55,8 @@ pub struct Entry {
     pub allowed: Vec<(std::net::IpAddr, u8)>,
     /// Digest usernames and passwords (empty: no digest).
     pub credentials: Vec<(String, String)>,
+    /// SRTP on the caller's leg (see `secure`).
+    pub media_encryption: crate::config::MediaEncryption,
 }
 
 /// Why an entry could not be made ready.
@@ -171,6 +173,7 @@ impl Entry {
                 .iter()
                 .map(|cr| (cr.username.clone(), cr.password.clone()))
                 .collect(),
+            media_encryption: c.media_encryption,
         })
     }
 

@@ -23,6 +23,8 @@
 //!   `traces` keeps each call's SIP ladder beside the registry.
 //! - Entries: `entries` matches an INVITE to its `[[dialin]]` entry, whose
 //!   `header_policy` filters the caller's headers.
+//! - `secure`: whether a leg is SRTP (the entry's `media_encryption`, the
+//!   INVITE's transport, the room's URI) and with which keys.
 //!
 //! Inside the module, imports go from the drivers down to the machine:
 //! resume → driver → (admission, answer, webhook_task, events, handle,
@@ -50,6 +52,7 @@ pub mod registry;
 mod resume;
 pub mod route;
 mod saved;
+pub mod secure;
 pub mod steps;
 mod traces;
 mod view;

@@ -31,6 +31,11 @@ pub struct TransferRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     // Boxed: requests travel in `Input`s, most of which are small.
     pub stream: Option<Box<StreamTarget>>,
+    /// The update's `mediaEncryption`: `require` makes the room leg SRTP
+    /// whatever the URI's scheme (see `secure`); None or `disable`, SRTP
+    /// for `sips:` URIs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_encryption: Option<crate::config::MediaEncryption>,
 }
 
 /// A voice bot to stream the caller to (Twilio Media Streams).
@@ -161,6 +166,7 @@ mod tests {
                 headers: vec![],
                 mode: Mode::Bridge,
                 stream: None,
+                media_encryption: None,
             },
             at(0),
             Duration::from_secs(30),

@@ -1,11 +1,12 @@
 //! Where a transfer goes, read from JSON: the `sipUri` / `sipUris`,
-//! `headers` and `mode` fields that both `pinlessCallUpdate` and the
-//! incoming-call webhook's answer carry, or a voice bot's `streamUrl`
-//! with its `streamParameters` and `streamHeaders`. One reader for both,
-//! so that a route the API accepts is a route the webhook answer accepts,
-//! with the same error texts.
+//! `headers`, `mode` and `mediaEncryption` fields that both
+//! `pinlessCallUpdate` and the incoming-call webhook's answer carry, or a
+//! voice bot's `streamUrl` with its `streamParameters` and
+//! `streamHeaders`. One reader for both, so that a route the API accepts
+//! is a route the webhook answer accepts, with the same error texts.
 
 use super::plan::{Mode, StreamTarget, TransferRequest};
+use crate::config::MediaEncryption;
 use crate::sip::headers::{self, HeaderError};
 use crate::stream::{self, StreamUrl};
 use serde_json::{Map, Value};
@@ -141,11 +142,13 @@ pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError>
         }
         Some(_) => return Err(RouteError::rule("headers", "must be an object of strings")),
     }
+    let media_encryption = media_encryption(obj.get("mediaEncryption"), &targets)?;
     Ok(TransferRequest {
         targets,
         headers: extra,
         mode,
         stream: None,
+        media_encryption,
     })
 }
 
@@ -192,6 +195,7 @@ fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteErr
             parameters,
             headers: stream_headers,
         })),
+        media_encryption: None,
     })
 }
 
@@ -238,6 +242,45 @@ fn string_map(
         out.push((name.clone(), value.clone()));
     }
     Ok(out)
+}
+
+/// The `mediaEncryption` field: `"require"` (SRTP on the room leg, so
+/// every target must be reached over TLS: a `sips:` URI or
+/// `;transport=tls`, as SDES keys travel in the SDP) or `"disable"` (the
+/// default: SRTP for `sips:` URIs only).
+fn media_encryption(
+    v: Option<&Value>,
+    targets: &[String],
+) -> Result<Option<MediaEncryption>, RouteError> {
+    const FIELD: &str = "mediaEncryption";
+    let wanted = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s == "require" => MediaEncryption::Require,
+        Some(Value::String(s)) if s == "disable" => MediaEncryption::Disable,
+        Some(_) => {
+            return Err(RouteError::rule(
+                FIELD,
+                "must be \"require\" or \"disable\"",
+            ));
+        }
+    };
+    if wanted == MediaEncryption::Require
+        && !targets
+            .iter()
+            .all(|t| crate::config::syntax::dialable(t) && over_tls(t))
+    {
+        return Err(RouteError::rule(
+            FIELD,
+            "\"require\" needs sips: URIs or ;transport=tls (SRTP keys travel only over TLS)",
+        ));
+    }
+    Ok(Some(wanted))
+}
+
+/// Whether a target is reached over TLS.
+fn over_tls(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    lower.starts_with("sips:") || lower.contains(";transport=tls")
 }
 
 /// What the incoming-call webhook's 2xx answer says about the call.
@@ -361,6 +404,38 @@ mod tests {
         assert_eq!(
             err(json!({"sipUri": "sip:a@b", "streamHeaders": {}})),
             "streamHeaders: only goes with streamUrl"
+        );
+    }
+
+    #[test]
+    fn media_encryption_require_needs_tls_targets() {
+        let route = |body: &str| match webhook_answer(body.as_bytes()) {
+            WebhookAnswer::Route(r) => Ok(r.media_encryption),
+            WebhookAnswer::Unusable(e) => Err(e.to_string()),
+            WebhookAnswer::Hold => Err("hold".into()),
+        };
+        assert_eq!(route(r#"{"sipUri":"sip:a@h"}"#), Ok(None));
+        assert_eq!(
+            route(r#"{"sipUri":"sips:a@h","mediaEncryption":"require"}"#),
+            Ok(Some(MediaEncryption::Require))
+        );
+        assert_eq!(
+            route(r#"{"sipUri":"sip:a@h;transport=TLS","mediaEncryption":"require"}"#),
+            Ok(Some(MediaEncryption::Require))
+        );
+        assert_eq!(
+            route(r#"{"sipUri":"sip:a@h","mediaEncryption":"disable"}"#),
+            Ok(Some(MediaEncryption::Disable))
+        );
+        let e = route(r#"{"sipUris":["sips:a@h","sip:b@h"],"mediaEncryption":"require"}"#);
+        assert!(
+            e.unwrap_err()
+                .starts_with("mediaEncryption: \"require\" needs sips:")
+        );
+        let e = route(r#"{"sipUri":"sip:a@h","mediaEncryption":"allow"}"#);
+        assert_eq!(
+            e,
+            Err("mediaEncryption: must be \"require\" or \"disable\"".into())
         );
     }
 }

@@ -77,6 +77,8 @@ pub struct Transfer {
     /// update's, which replace the caller's of the same name.
     pub headers: Vec<(String, String)>,
     pub ring_timeout: Duration,
+    /// The room leg is SRTP (see `secure::room_wants_srtp`).
+    pub srtp: bool,
 }
 
 /// One voice bot's stream to open (in place of a room INVITE).

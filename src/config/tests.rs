@@ -191,8 +191,14 @@ fn hold_experience_keys_parse_and_are_checked() {
     assert!(e.to_string().contains("dialin[0].dtmf_transfer.5"), "{e}");
     let e = with("dtmf_transfer = { \"5\" = \"http://x\" }").unwrap_err();
     assert!(e.to_string().contains("dialin[0].dtmf_transfer.5"), "{e}");
-    let e = with("media_encryption = \"require\"").unwrap_err();
-    assert!(e.to_string().contains("dialin[0].media_encryption"), "{e}");
+    // SRTP is built: "require" is taken (issue 15), a wrong word is not.
+    let c = with("media_encryption = \"require\"").unwrap();
+    assert_eq!(
+        c.dialin[0].media_encryption,
+        crate::config::MediaEncryption::Require
+    );
+    let e = with("media_encryption = \"always\"").unwrap_err();
+    assert!(e.to_string().contains("media_encryption"), "{e}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Checks run once at load time, so that a bad config stops the gateway
 //! before it binds anything, with the key and the reason.
 
-use super::dialin::{AnswerMode, DialinEntry, HoldTimeoutAction, MediaEncryption};
+use super::dialin::{AnswerMode, DialinEntry, HoldTimeoutAction};
 use super::error::ConfigError;
 use super::sections::Config;
 use super::syntax::{check_custom_header, decode_secret, dialable, parse_cidr, uri_user};
@@ -308,12 +308,6 @@ fn validate_hold_experience(
                 "must be a sip: or sips: URI with a user part",
             ));
         }
-    }
-    if entry.media_encryption == MediaEncryption::Require {
-        return Err(ConfigError::key(
-            key("media_encryption"),
-            "\"require\" is not supported yet (SRTP is not implemented): use \"disable\" or \"allow\"",
-        ));
     }
     Ok(())
 }

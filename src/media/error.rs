@@ -22,4 +22,7 @@ pub enum MediaError {
     /// (the range changed since the call was saved).
     #[error("RTP port {port} of a saved call is outside the configured range")]
     PortOutOfRange { port: u16 },
+    /// A leg's SRTP could not be keyed (see `srtp`).
+    #[error(transparent)]
+    Srtp(#[from] super::srtp::SrtpError),
 }

@@ -20,6 +20,8 @@
 //! - `dtmf`: the caller's RFC 4733 telephone-events as key presses.
 //! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep per shard.
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
+//! - `srtp`: SRTP (SDES keys) on a leg: the relay and the pacer encrypt
+//!   and decrypt through it.
 //! - `state`: a call's media as data, to resume it in a new process.
 //! - `error`: `MediaError`.
 //! - `settings`: what the engine starts with.
@@ -41,6 +43,7 @@ pub mod rtp;
 pub mod session;
 mod settings;
 mod shard;
+pub mod srtp;
 pub mod state;
 pub mod stats;
 
@@ -54,6 +57,7 @@ pub use prompt::Prompt;
 pub use prompts::{PromptSet, PromptsError, Wait};
 pub use session::{CallMedia, LegCodec, Presses};
 pub use settings::MediaSettings;
+pub use srtp::{LegKeys, SrtpLeg, SrtpState};
 pub use state::MediaState;
 pub use stats::{MediaStats, RelayStats, ShardStats};
 
@@ -61,6 +65,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// A saved leg's SRTP taken up again (None for a plain leg).
+fn restore(saved: Option<&srtp::SrtpState>) -> Result<Option<Arc<SrtpLeg>>, MediaError> {
+    Ok(saved.map(SrtpLeg::restore).transpose()?.map(Arc::new))
+}
 
 /// The media side of the gateway: ports, and the shards on which calls'
 /// media runs, apart from SIP and HTTP.
@@ -121,6 +130,22 @@ impl MediaEngine {
         sends: bool,
         music: Arc<HoldLoop>,
     ) -> Result<CallMedia, MediaError> {
+        self.hold_secure(socket, remote, codec, sends, music, None)
+    }
+
+    /// `hold`, with SRTP on the caller's leg when `srtp` has its keys: the
+    /// music is encrypted for the caller, and what the caller sends is
+    /// decrypted (and authenticated) before anything reads it.
+    pub fn hold_secure(
+        &self,
+        socket: RtpSocket,
+        remote: SocketAddr,
+        codec: LegCodec,
+        sends: bool,
+        music: Arc<HoldLoop>,
+        srtp: Option<LegKeys>,
+    ) -> Result<CallMedia, MediaError> {
+        let srtp = srtp.map(SrtpLeg::new).transpose()?.map(Arc::new);
         let stream = pacer::StreamState {
             ssrc: rand::random(),
             next_sequence: rand::random(),
@@ -133,6 +158,7 @@ impl MediaEngine {
             latched: false,
             codec,
             sends,
+            srtp,
         };
         self.start_media(caller, stream, session::Then::Play(music))
     }
@@ -158,6 +184,7 @@ impl MediaEngine {
             latched: state.caller.latched,
             codec: state.caller.codec.into(),
             sends: state.caller.sends,
+            srtp: restore(state.caller_srtp.as_ref())?,
         };
         let then = match &state.room {
             None => session::Then::Play(music),
@@ -168,6 +195,7 @@ impl MediaEngine {
                     latched: room.leg.latched,
                     codec: room.leg.codec.into(),
                     sends: room.leg.sends,
+                    srtp: restore(state.room_srtp.as_ref())?,
                 },
                 rewrite::Rewriter::restored(stream, room.mapping),
             ),

@@ -18,6 +18,7 @@ use super::g711::Law;
 use super::hold::HoldLoop;
 use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
+use super::srtp::SrtpLeg;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -75,6 +76,9 @@ pub struct NewStream {
     pub law: Law,
     pub payload_type: u8,
     pub state: StreamState,
+    /// The caller's SRTP: every frame is encrypted with it before it
+    /// leaves (None: plain RTP).
+    pub srtp: Option<Arc<SrtpLeg>>,
 }
 
 pub(super) enum Command {
@@ -171,6 +175,7 @@ struct Stream {
     prompts: VecDeque<Playing>,
     /// A voice bot's audio, played instead of music and prompts.
     bot: Option<BotQueue>,
+    srtp: Option<Arc<SrtpLeg>>,
 }
 
 impl Stream {
@@ -249,6 +254,7 @@ impl Slots {
                 last_sent: None,
                 prompts: VecDeque::new(),
                 bot: None,
+                srtp: n.srtp,
             }),
             Command::Remove(id, reply) => {
                 let _ = reply.send(self.remove(id).map(|s| s.state()));
@@ -309,9 +315,11 @@ impl Slots {
                     packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.law, s.frame))
                 }
             }
-            match s.socket.send_to(&packet[..], s.remote) {
-                Ok(_) => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
-                Err(_) => stats.send_errors.fetch_add(1, Ordering::Relaxed),
+            // SRTP is a per-stream step: the frames are shared, each
+            // call's keys are its own.
+            match super::srtp::send(&s.socket, &packet[..], s.remote, s.srtp.as_deref()) {
+                true => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
+                false => stats.send_errors.fetch_add(1, Ordering::Relaxed),
             };
             s.first = false;
             s.sequence = s.sequence.wrapping_add(1);
@@ -366,6 +374,7 @@ mod tests {
                 next_timestamp: u32::MAX - 200,
                 last_sent: None,
             },
+            srtp: None,
         }));
         let prompt_clip = Arc::new(HoldLoop::from_samples(&[0.5; 320], 8000));
         let mut tick = 0u64;

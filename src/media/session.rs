@@ -3,7 +3,9 @@
 //! both ways (PCMU↔PCMA converted, telephone-events passed through with
 //! their payload type mapped), keeping the caller's stream continuous.
 //! The caller's telephone-events are also read as key presses (`dtmf`),
-//! held or bridged, and reported to the call's driver.
+//! held or bridged, and reported to the call's driver. A leg with SRTP
+//! (`srtp`) is decrypted as it comes in and encrypted as it goes out, so
+//! everything in between sees plain RTP.
 
 use super::bot::{self, BotQueue, CallerFeed};
 use super::dtmf::DtmfDetector;
@@ -15,6 +17,7 @@ use super::ports::RtpSocket;
 use super::prompt::Prompt;
 use super::rewrite::Rewriter;
 use super::rtp;
+use super::srtp::{self, LegKeys, SrtpLeg};
 use super::state::{LegState, MediaState, RoomState, StreamPosition};
 use super::stats::{ShardStats, StreamsHeld};
 use crate::clock::unix_ms;
@@ -36,6 +39,7 @@ enum Command {
         remote: SocketAddr,
         codec: LegCodec,
         sends: bool,
+        srtp: Option<Arc<SrtpLeg>>,
         done: oneshot::Sender<()>,
     },
     /// Stop relaying; the pacer plays `source` to the caller again.
@@ -98,6 +102,8 @@ pub(super) struct LegStart {
     pub codec: LegCodec,
     /// The peer's SDP says it sends (see `liveness`).
     pub sends: bool,
+    /// The leg's SRTP (None: plain RTP).
+    pub srtp: Option<Arc<SrtpLeg>>,
 }
 
 /// What the caller hears from the start.
@@ -140,6 +146,7 @@ impl CallMedia {
                 law: s.caller.codec.law,
                 payload_type: s.caller.codec.payload_type,
                 state: s.stream,
+                srtp: s.caller.srtp.clone(),
             });
         }
         let liveness = s.liveness.clone();
@@ -165,12 +172,33 @@ impl CallMedia {
         codec: LegCodec,
         sends: bool,
     ) -> bool {
+        self.bridge_secure(room, remote, codec, sends, None).await
+    }
+
+    /// `bridge`, with SRTP on the room's leg when `srtp` has its keys.
+    /// False, as for a media task that is gone, when they cannot be used.
+    pub async fn bridge_secure(
+        &self,
+        room: RtpSocket,
+        remote: SocketAddr,
+        codec: LegCodec,
+        sends: bool,
+        srtp: Option<LegKeys>,
+    ) -> bool {
+        let srtp = match srtp.map(SrtpLeg::new).transpose() {
+            Ok(s) => s.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(error = %e, "room leg SRTP unusable");
+                return false;
+            }
+        };
         let (done, rx) = oneshot::channel();
         let sent = self.tx.send(Command::Bridge {
             room,
             remote,
             codec,
             sends,
+            srtp,
             done,
         });
         sent.is_ok() && rx.await.is_ok()
@@ -289,6 +317,7 @@ struct Bridge {
     latched: bool,
     codec: LegCodec,
     rewriter: Rewriter,
+    srtp: Option<Arc<SrtpLeg>>,
 }
 
 /// The next RTCP packet's source on `fd`; pending without a socket. The
@@ -376,6 +405,7 @@ async fn run(
         mut latched,
         codec: caller_codec,
         sends: _,
+        srtp: caller_srtp,
     } = caller;
     let Ok(caller) = readable(caller_socket) else {
         if held {
@@ -398,6 +428,7 @@ async fn run(
                 latched: room.latched,
                 codec: room.codec,
                 rewriter,
+                srtp: room.srtp,
             })
         }
     };
@@ -409,7 +440,7 @@ async fn run(
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(Command::Bridge { room, remote: room_remote, codec, sends, done }) => {
+                Some(Command::Bridge { room, remote: room_remote, codec, sends, srtp, done }) => {
                     let port = room.port;
                     let rtcp = room.rtcp.and_then(|s| readable(s).ok());
                     let Ok(socket) = readable(room.socket) else { continue };
@@ -424,6 +455,7 @@ async fn run(
                         latched: false,
                         codec,
                         rewriter: Rewriter::new(state),
+                        srtp,
                     });
                     liveness.set_room(Some(sends));
                     streams.set(2);
@@ -440,6 +472,7 @@ async fn run(
                         law: caller_codec.law,
                         payload_type: caller_codec.payload_type,
                         state,
+                        srtp: caller_srtp.clone(),
                     });
                     held = true;
                     liveness.set_room(None);
@@ -460,6 +493,7 @@ async fn run(
                             law: caller_codec.law,
                             payload_type: caller_codec.payload_type,
                             state,
+                            srtp: caller_srtp.clone(),
                         });
                         held = true;
                         liveness.set_room(None);
@@ -508,12 +542,26 @@ async fn run(
                         caller,
                         stream: StreamPosition::of(stream, Instant::now(), unix_ms()),
                         room,
+                        caller_srtp: caller_srtp.as_ref().map(|s| s.state()),
+                        room_srtp: bridge.as_ref().and_then(|b| b.srtp.as_ref()).map(|s| s.state()),
                     });
                 }
                 None => break,
             },
             got = recv_from(&caller, &mut from_caller) => {
                 let Ok((n, src)) = got else { continue };
+                // SRTP: only an authentic packet latches, is life, or is
+                // read (DTMF) and relayed, decrypted.
+                let n = match &caller_srtp {
+                    None => n,
+                    Some(s) => match s.open(&mut from_caller, n) {
+                        Some(n) => n,
+                        None => {
+                            stats.relay.srtp_failed.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
                 if !latched {
                     // Latch to where the caller really sends from (NAT);
                     // from then on, RTP from anyone else is dropped.
@@ -551,7 +599,7 @@ async fn run(
                     if map_payload(packet, caller_codec, b.codec) {
                         // Non-blocking; a full send buffer drops the packet,
                         // as the network would.
-                        let _ = b.socket.get_ref().send_to(packet, b.remote);
+                        srtp::send(b.socket.get_ref(), packet, b.remote, b.srtp.as_deref());
                         stats.relay.relayed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -576,6 +624,16 @@ async fn run(
             got = recv_from_room(&bridge, &mut from_room) => {
                 let Ok((n, src)) = got else { continue };
                 let Some(b) = bridge.as_mut() else { continue };
+                let n = match &b.srtp {
+                    None => n,
+                    Some(s) => match s.open(&mut from_room, n) {
+                        Some(n) => n,
+                        None => {
+                            stats.relay.srtp_failed.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
                 if !b.latched {
                     b.latched = true;
                     b.remote = src;
@@ -592,7 +650,7 @@ async fn run(
                 let mut out = b.rewriter.rewrite(&header, Instant::now());
                 out.payload_type = packet[1] & 0x7F;
                 out.rewrite(packet);
-                let _ = caller.get_ref().send_to(packet, remote);
+                srtp::send(caller.get_ref(), packet, remote, caller_srtp.as_deref());
                 stats.relay.relayed.fetch_add(1, Ordering::Relaxed);
             },
         }

@@ -11,6 +11,7 @@
 use super::pacer::StreamState;
 use super::rewrite::Mapping;
 use super::rtp::SAMPLES_PER_PACKET;
+use super::srtp::SrtpState;
 use crate::codec::{Law, LegCodec};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -25,6 +26,13 @@ pub struct MediaState {
     pub stream: StreamPosition,
     /// The room's leg, when the call is bridged; `None` when held.
     pub room: Option<RoomState>,
+    /// The caller leg's SRTP keys and indexes (None: plain RTP). Keys in
+    /// the state DB: a call resumed without them could not be heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_srtp: Option<SrtpState>,
+    /// The room leg's, when bridged to an SRTP room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_srtp: Option<SrtpState>,
 }
 
 /// One leg: our port and the peer.
@@ -256,6 +264,8 @@ mod tests {
             },
             stream: StreamPosition::of(stream(None), Instant::now(), UNIX),
             room: None,
+            caller_srtp: None,
+            room_srtp: None,
         };
         let json = serde_json::to_string(&state).unwrap();
         assert!(json.contains("\"PCMA\""), "{json}");

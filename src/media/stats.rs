@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct RelayStats {
     pub relayed: AtomicU64,
     pub dropped_foreign: AtomicU64,
+    /// SRTP/SRTCP packets that failed authentication (wrong key,
+    /// tampered, replayed) and were dropped.
+    pub srtp_failed: AtomicU64,
 }
 
 /// One shard's counters.
@@ -151,6 +154,10 @@ impl MediaStats {
 
     pub fn dropped_foreign(&self) -> u64 {
         self.sum(|s| &s.relay.dropped_foreign)
+    }
+
+    pub fn srtp_failed(&self) -> u64 {
+        self.sum(|s| &s.relay.srtp_failed)
     }
 }
 

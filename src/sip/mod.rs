@@ -34,6 +34,8 @@
 //!   CANCEL, OPTIONS, and in-dialog requests to the leg that owns them.
 //! - `bind`: starts a stack: listening sockets, the layer, the INVITE queue.
 //! - `sdp`: offers and answers for G.711 + telephone-event.
+//! - `crypto`: SDES `a=crypto` lines (RFC 4568): reading a peer's, making
+//!   our SDP secure (`RTP/SAVP` and our keys).
 //! - `digest`: server-side digest authentication (407 challenges).
 //! - `limits`: size limits on an INVITE (513 / 400).
 //! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
@@ -42,6 +44,7 @@
 //! `crate::codec`, URI and header syntax from `crate::config::syntax`.
 
 mod bind;
+pub mod crypto;
 mod dialog;
 mod dialogs;
 pub mod digest;

@@ -61,7 +61,8 @@ pub fn parse(body: &[u8]) -> Result<PeerMedia, SdpError> {
     for m in &sdp.media_descriptions {
         if m.media.media_type != MediaType::Audio
             || m.media.port == 0
-            || m.media.proto != TransportProtocol::RtpAvp
+            // RTP/SAVP: SRTP, whose keys `crypto` reads.
+            || !matches!(m.media.proto, TransportProtocol::RtpAvp | TransportProtocol::RtpSavp)
         {
             continue;
         }

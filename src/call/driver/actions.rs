@@ -7,7 +7,8 @@
 use super::Call;
 use crate::call::answer::hold_music;
 use crate::call::machine::{Action, EndReason, Input, Transfer};
-use crate::call::webhook_task;
+use crate::call::{secure, webhook_task};
+use crate::sip::crypto;
 use crate::sip::{DialOutcome, Dialing, EarlyNews, Leg, OutboundRequest, sdp};
 use std::collections::VecDeque;
 
@@ -149,11 +150,20 @@ impl Call {
             code: None,
             reason: e.to_string(),
         })?;
+        let offer = sdp::offer(self.ctx.media.public_ip(), socket.port);
+        let (offer, keys) = match t.srtp {
+            true => {
+                let (offer, keys) = secure::room_offer(offer);
+                (offer, Some(keys))
+            }
+            false => (offer, None),
+        };
+        self.dial_srtp = keys;
         let request = OutboundRequest {
             target: t.target,
             from: self.caller_from.clone(),
             headers: t.headers,
-            sdp: sdp::offer(self.ctx.media.public_ip(), socket.port),
+            sdp: offer,
             ring_timeout: t.ring_timeout,
             trace: self.trace.clone(),
         };
@@ -168,12 +178,28 @@ impl Call {
         let Some((_, socket)) = self.dialing.take() else {
             return failed(None, "no transfer under way".into());
         };
+        let offered = self.dial_srtp.take();
+        let srtp = match (&outcome, offered) {
+            (DialOutcome::Answered { sdp: body, .. }, Some(ours)) => {
+                crypto::answered(body, &ours).map(Some)
+            }
+            _ => Ok(None),
+        };
         let input = match outcome {
             DialOutcome::Answered { leg, sdp: body } => match sdp::parse(&body) {
+                // A room that answers our SRTP offer without SRTP (or
+                // with keys we cannot use) is a failed attempt: its
+                // audio would be in clear, or unreadable.
+                Ok(_) if srtp.as_ref().is_err() => {
+                    leg.hangup();
+                    let e = srtp.err().map(|e| e.to_string()).unwrap_or_default();
+                    failed(Some(488), e)
+                }
                 Ok(answer) => {
+                    let keys = srtp.ok().flatten();
                     if self
                         .media
-                        .bridge(socket, answer.addr, answer.choose(), answer.sends)
+                        .bridge_secure(socket, answer.addr, answer.choose(), answer.sends, keys)
                         .await
                     {
                         // Make before break: the caller is on the new room

@@ -37,9 +37,10 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
         entry,
         offer,
         socket,
+        srtp,
         permit,
     } = admitted;
-    let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, invite)).await;
+    let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, srtp, invite)).await;
     let Some(Answered {
         caller,
         early,
@@ -125,6 +126,7 @@ pub(super) async fn drive(
         dialing: None,
         opening: None,
         bot: None,
+        dial_srtp: None,
         refer: None,
         refer_due: None,
         media: parts.media,
@@ -195,6 +197,8 @@ struct Call {
     opening: Option<Opening>,
     /// The voice bot the caller is with (in place of `room`).
     bot: Option<StreamLink>,
+    /// Our SRTP keys offered in that INVITE, by tag (None: plain RTP).
+    dial_srtp: Option<Vec<(u32, crate::sdes::MasterKey)>>,
     /// The answer to the REFER under way.
     refer: Option<oneshot::Receiver<Option<u16>>>,
     /// A REFER waiting for the early-media caller's 200 OK (its PRACK).

@@ -66,6 +66,7 @@ pub(super) mod tests {
             headers: vec![],
             mode: Mode::Bridge,
             stream: None,
+            media_encryption: None,
         }
     }
 

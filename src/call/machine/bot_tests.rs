@@ -20,6 +20,7 @@ fn bot(url: &str, shown: &str) -> TransferRequest {
             ],
             headers: vec![("Authorization".into(), "Bearer t".into())],
         })),
+        media_encryption: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn a_bot_is_left_make_before_break_and_its_close_follows_the_entry() {
                 headers: vec![],
                 mode: Mode::Bridge,
                 stream: None,
+                media_encryption: None,
             },
             None,
             t(2_000),
@@ -150,6 +152,7 @@ fn a_restart_puts_a_caller_with_a_bot_back_on_hold() {
             headers: vec![],
             mode: Mode::Bridge,
             stream: None,
+            media_encryption: None,
         },
         None,
         t(1_000),

@@ -40,6 +40,7 @@ impl Machine {
             headers: vec![],
             mode: Mode::Bridge,
             stream: None,
+            media_encryption: None,
         };
         // Held with no plan, the transfer is always taken; a refusal would
         // be on the timeline already.

@@ -104,6 +104,7 @@ mod tests {
             headers: vec![],
             mode,
             stream: None,
+            media_encryption: None,
         }
     }
 

@@ -375,6 +375,7 @@ impl Machine {
                     headers: vec![],
                     mode: Mode::Bridge,
                     stream: None,
+                    media_encryption: None,
                 };
                 self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
                 self.timeout_transfer = true;

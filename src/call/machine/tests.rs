@@ -46,6 +46,7 @@ fn to(targets: &[&str]) -> TransferRequest {
         headers: vec![],
         mode: Mode::Bridge,
         stream: None,
+        media_encryption: None,
     }
 }
 
@@ -83,6 +84,7 @@ fn transfer_then_bridge_then_caller_hangs_up() {
             target: "sip:room@r".into(),
             headers: vec![("X-Lang".into(), "de".into()), ("X-Id".into(), "7".into())],
             ring_timeout: Duration::from_secs(30),
+            srtp: false,
         })]
     );
     assert_eq!(m.state, State::Transferring);

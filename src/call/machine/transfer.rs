@@ -202,10 +202,12 @@ impl Machine {
         if let Some(stream) = plan.request.stream.clone() {
             return self.connect(*stream, target, attempt, ring_timeout, now);
         }
+        let srtp = crate::call::secure::room_wants_srtp(&target, plan.request.media_encryption);
         let transfer = Transfer {
             target: target.clone(),
             headers,
             ring_timeout,
+            srtp,
         };
         self.transfer_attempts += 1;
         self.target = Some(target.clone());

@@ -1,0 +1,129 @@
+//! A bridged SRTP call taken up again by a new engine, as after a
+//! restart: the saved state carries both legs' keys and stream indexes,
+//! so the caller and the room, who never restarted, go on decrypting
+//! what the new process sends and it goes on decrypting them.
+
+mod media_support;
+
+use media_support::*;
+use pinless::media::{LegKeys, MediaEngine, MediaError, MediaState, SrtpLeg};
+use pinless::sdes::{MasterKey, Suite};
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Both ends of one leg: the gateway's keys and the peer's SRTP.
+fn leg(suite: Suite) -> (LegKeys, SrtpLeg) {
+    let (gw, peer) = (MasterKey::fresh(suite), MasterKey::fresh(suite));
+    let peer_leg = SrtpLeg::new(LegKeys {
+        local: peer.clone(),
+        remote: gw.clone(),
+    })
+    .unwrap();
+    (
+        LegKeys {
+            local: gw,
+            remote: peer,
+        },
+        peer_leg,
+    )
+}
+
+/// Sends an SRTP packet of `byte` × 160.
+fn say(from: &UdpSocket, port: u16, srtp: &SrtpLeg, seq: u16, ssrc: u32, byte: u8) {
+    let mut p = rtp(0, seq, u32::from(seq) * 160, ssrc);
+    p[12..].fill(byte);
+    send(from, port, &srtp.protect(&p).unwrap());
+}
+
+/// Waits (2 s) for a packet that `srtp` decrypts to all `byte`.
+fn hears(on: &UdpSocket, srtp: &SrtpLeg, byte: u8) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 2048];
+    while std::time::Instant::now() < deadline {
+        let Ok(n) = on.recv(&mut buf) else { continue };
+        if let Some(m) = srtp.unprotect(&mut buf, n)
+            && buf[12..m].iter().all(|b| *b == byte)
+        {
+            return;
+        }
+    }
+    panic!("never heard 0x{byte:02X} decrypted");
+}
+
+fn restart(range: (u16, u16), state: &MediaState) -> (MediaEngine, pinless::media::CallMedia) {
+    let engine = engine(range);
+    for _ in 0..100 {
+        match engine.resume(state, Arc::new(music())) {
+            Ok(media) => return (engine, media),
+            Err(MediaError::PortTaken { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("resume: {e}"),
+        }
+    }
+    panic!("the old engine never freed its ports");
+}
+
+#[tokio::test]
+async fn a_bridged_srtp_call_resumes_with_its_keys() {
+    let range = (47_600, 47_619);
+    let old = engine(range);
+    let (caller, room) = (peer(), peer());
+    let (caller_keys, caller_srtp) = leg(Suite::AesCm128HmacSha1_80);
+    let (room_keys, room_srtp) = leg(Suite::AeadAes128Gcm);
+    let socket = old.allocate().unwrap();
+    let caller_port = socket.port;
+    let media = old
+        .hold_secure(
+            socket,
+            caller.local_addr().unwrap(),
+            MU,
+            true,
+            Arc::new(music()),
+            Some(caller_keys),
+        )
+        .unwrap();
+    say(&caller, caller_port, &caller_srtp, 1, 0x1111, 0x11);
+    // Music, encrypted for this caller.
+    let mut buf = [0u8; 2048];
+    let n = caller.recv(&mut buf).unwrap();
+    assert!(
+        caller_srtp.unprotect(&mut buf, n).is_some(),
+        "music is SRTP"
+    );
+    let room_socket = old.allocate().unwrap();
+    let room_port = room_socket.port;
+    assert!(
+        media
+            .bridge_secure(
+                room_socket,
+                room.local_addr().unwrap(),
+                MU,
+                true,
+                Some(room_keys)
+            )
+            .await
+    );
+    say(&room, room_port, &room_srtp, 500, 0x2222, 0x5B);
+    hears(&caller, &caller_srtp, 0x5B);
+    say(&caller, caller_port, &caller_srtp, 2, 0x1111, 0x3C);
+    hears(&room, &room_srtp, 0x3C);
+
+    // Saved as the state DB keeps it (JSON), then the process dies.
+    let state = media.state().await.expect("media task alive");
+    assert!(state.caller_srtp.is_some() && state.room_srtp.is_some());
+    let json = serde_json::to_string(&state).unwrap();
+    let state: MediaState = serde_json::from_str(&json).unwrap();
+    drop(media);
+    drop(old);
+
+    let (_new, _media) = restart(range, &state);
+    // The peers carry on with the same SRTP: both ways still decrypt.
+    for i in 0..5 {
+        say(&room, room_port, &room_srtp, 501 + i, 0x2222, 0x5D);
+    }
+    hears(&caller, &caller_srtp, 0x5D);
+    for i in 0..5 {
+        say(&caller, caller_port, &caller_srtp, 3 + i, 0x1111, 0x3D);
+    }
+    hears(&room, &room_srtp, 0x3D);
+}
