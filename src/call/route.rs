@@ -191,6 +191,7 @@ fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteErr
             url: url.as_str().to_string(),
             parameters,
             headers: stream_headers,
+            restored: false,
         })),
     })
 }
