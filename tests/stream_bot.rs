@@ -531,6 +531,16 @@ async fn bad_stream_fields_get_400_naming_the_field() {
             json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "Bad Name": "x" } }),
             "streamHeaders.Bad Name: not a valid HTTP header name",
         ),
+        // The handshake could not send it: a 400 now, not a 200 and then
+        // attempts until transfer_timeout_secs.
+        (
+            json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "X-Name": "Zoë" } }),
+            "streamHeaders.X-Name: value must be visible ASCII text (no control characters)",
+        ),
+        (
+            json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "Sec-WebSocket-Protocol": "audio" } }),
+            "streamHeaders.Sec-WebSocket-Protocol: set by the WebSocket handshake itself",
+        ),
     ] {
         let (status, body) = call.update(fields).await;
         assert_eq!(status, 400);

@@ -159,7 +159,18 @@ impl Plan {
     pub fn failed(&mut self, code: Option<u16>, now: Instant) -> Next {
         // A bot's server that is starting, or whose token is not valid
         // yet, answers anything: every failure is "not ready yet".
-        if retryable(code) || self.request.stream.is_some() {
+        let again = retryable(code) || self.request.stream.is_some();
+        self.next(again, now)
+    }
+
+    /// The attempt at `current()` cannot work however often it is made
+    /// (a stream whose URL or headers cannot be sent): it is dropped.
+    pub fn unusable(&mut self, now: Instant) -> Next {
+        self.next(false, now)
+    }
+
+    fn next(&mut self, again: bool, now: Instant) -> Next {
+        if again {
             self.index += 1;
         } else if self.index < self.live.len() {
             self.live.remove(self.index);

@@ -52,6 +52,12 @@ pub enum OpenError {
 }
 
 impl OpenError {
+    /// Whether another attempt may work: not with a URL or a header that
+    /// cannot be sent at all.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, OpenError::Url(_) | OpenError::Header(_))
+    }
+
     /// The HTTP status of a refused handshake.
     pub fn status(&self) -> Option<u16> {
         match self {

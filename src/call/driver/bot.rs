@@ -54,6 +54,9 @@ impl Call {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::info!(error = %e, "voice bot attempt failed");
+                if !e.retryable() {
+                    return Input::StreamUnusable(e.to_string());
+                }
                 return Input::RoomFailed {
                     code: e.status(),
                     reason: e.to_string(),

@@ -216,3 +216,18 @@ fn a_saved_call_keeps_no_bot_credentials_and_a_restart_abandons_its_stream() {
         .unwrap();
     assert_eq!(again, Accepted::Duplicate);
 }
+
+#[test]
+fn a_stream_that_cannot_be_sent_is_not_retried() {
+    let mut m = held_with(policy());
+    m.request_transfer(bot("wss://b/ws", "wss://b/ws"), None, t(1_000))
+        .unwrap();
+    let input = Input::StreamUnusable("streamHeaders.X-A: cannot be sent".into());
+    assert!(connects(&m.handle(input, t(1_010))).is_empty());
+    // No backoff: the next deadline is the hold timer's.
+    assert!(m.poll_timeout() > Some(t(10_000)), "{:?}", m.poll_timeout());
+    assert_eq!(m.state(), State::Held);
+    let failed = detail(&m, EventKind::TransferFailed);
+    assert_eq!(failed[0]["final"], true);
+    assert_eq!(failed[0]["gaveUp"], "every target refused the call");
+}

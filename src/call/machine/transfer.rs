@@ -368,13 +368,32 @@ impl Machine {
         reason: String,
         now: Instant,
     ) -> Vec<Action> {
+        self.attempt_ended(code, reason, false, now)
+    }
+
+    /// A stream attempt failed in a way no retry mends.
+    pub(super) fn attempt_unusable(&mut self, reason: String, now: Instant) -> Vec<Action> {
+        self.attempt_ended(None, reason, true, now)
+    }
+
+    fn attempt_ended(
+        &mut self,
+        code: Option<u16>,
+        reason: String,
+        unusable: bool,
+        now: Instant,
+    ) -> Vec<Action> {
         let Some(plan) = self.plan.as_mut() else {
             return vec![];
         };
         let target = plan.current().to_string();
         let attempt = plan.attempts;
         let stream = plan.request.stream.is_some();
-        let next = plan.failed(code, now);
+        let next = if unusable {
+            plan.unusable(now)
+        } else {
+            plan.failed(code, now)
+        };
         let detail = |last: bool| {
             if stream {
                 json!({ "target": target, "code": code, "reason": reason, "attempt": attempt, "final": last })
