@@ -106,13 +106,14 @@ pub async fn open(request: OpenRequest) -> Result<Opened, OpenError> {
 
 async fn open_now(request: OpenRequest) -> Result<Opened, OpenError> {
     let url = StreamUrl::parse(&request.url)?;
-    let tcp = TcpStream::connect((url.host(), url.port()))
+    let host = url.host();
+    let tcp = TcpStream::connect((host.as_str(), url.port()))
         .await
         .map_err(OpenError::Connect)?;
     // Audio frames are small and paced: Nagle would only delay them.
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if url.is_tls() {
-        let name = ServerName::try_from(url.host().to_string()).map_err(|e| {
+        let name = ServerName::try_from(host).map_err(|e| {
             OpenError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
         })?;
         let tls = request

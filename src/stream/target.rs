@@ -65,8 +65,16 @@ impl StreamUrl {
         self.0.scheme() == "wss"
     }
 
-    pub fn host(&self) -> &str {
-        self.0.host_str().unwrap_or_default()
+    /// The host to connect to and to check the certificate for: an IPv6
+    /// address without the brackets it has in the URL (`[::1]` is no
+    /// name to resolve).
+    pub fn host(&self) -> String {
+        match self.0.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Domain(name)) => name.to_string(),
+            None => String::new(),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -140,6 +148,14 @@ mod tests {
         assert_eq!(
             StreamUrl::parse("wss://bot/ws#x").unwrap_err(),
             UrlError::Fragment
+        );
+        let v6 = StreamUrl::parse("ws://[::1]:8765/ws").unwrap();
+        assert_eq!(v6.host(), "::1");
+        assert!(v6.host().parse::<std::net::IpAddr>().is_ok());
+        assert_eq!(v6.port(), 8765);
+        assert_eq!(
+            StreamUrl::parse("wss://Bot.Example/").unwrap().host(),
+            "bot.example"
         );
         assert!(matches!(
             StreamUrl::parse("bot"),
