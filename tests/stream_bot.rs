@@ -364,6 +364,18 @@ async fn a_bot_that_closes_ends_the_call() {
 }
 
 #[tokio::test]
+async fn a_bot_message_over_256_kib_ends_its_stream() {
+    let call = held_call("", &[]).await;
+    let bot = TestBot::new().await;
+    let (mut conn, _) = to_bot(&call, &bot, "/", json!({})).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    // 200 kB of audio in one message (267 KiB as base64): over the limit.
+    conn.media(&vec![0x55; 200_000]).await;
+    let view = call.wait(|c| c["state"] == "ended").await;
+    assert_eq!(view["endReason"], "room_hangup", "{view:#}");
+}
+
+#[tokio::test]
 async fn a_bot_that_closes_returns_the_caller_to_hold_when_the_entry_says_so() {
     let mut call = held_call("on_room_hangup = \"hold\"", &[]).await;
     let bot = TestBot::new().await;

@@ -22,9 +22,17 @@ use tokio::sync::mpsc;
 const FRAME: usize = SAMPLES_PER_PACKET as usize;
 /// μ-law silence (a zero sample).
 const MULAW_SILENCE: u8 = 0xFF;
-/// Most bot audio kept waiting: 5 minutes. A bot that sends more ahead
-/// of time loses the oldest, rather than the node its memory.
-const MAX_QUEUED: usize = 8000 * 300;
+/// Most bot audio kept waiting: 60 s (480 kB). A bot that sends more
+/// ahead of time loses the oldest, rather than the node its memory.
+const MAX_QUEUED: usize = 8000 * 60;
+/// Room kept by a queue that ran empty or was cleared (1 s): a bot that
+/// once sent a minute ahead does not hold its 480 kB for the whole call.
+const KEPT_CAPACITY: usize = 8000;
+/// Marks waiting at most; a bot placing more loses the newest (never
+/// reported), rather than the node its memory.
+const MAX_MARKS: usize = 1024;
+/// Longest mark name kept (bytes); a longer mark is ignored.
+const MAX_MARK_NAME: usize = 256;
 
 /// One frame of silence, looped: the pacer's source for a stream whose
 /// frames come from a `BotQueue` (it is never played while one is set).
@@ -46,6 +54,13 @@ struct Queue {
 impl Queue {
     fn queued(&self) -> u64 {
         self.taken + self.audio.len() as u64
+    }
+
+    /// A queue with nothing to play gives back what it grew to.
+    fn shrink_if_empty(&mut self) {
+        if self.audio.is_empty() && self.audio.capacity() > KEPT_CAPACITY {
+            self.audio.shrink_to(KEPT_CAPACITY);
+        }
     }
 
     /// Reports every mark whose audio is gone.
@@ -102,6 +117,10 @@ impl BotQueue {
     /// Places a mark after the audio queued so far.
     pub fn mark(&self, name: String) {
         let mut q = self.lock();
+        if name.len() > MAX_MARK_NAME || q.marks.len() >= MAX_MARKS {
+            tracing::debug!(len = name.len(), "bot mark ignored (too long, or too many)");
+            return;
+        }
         let at = q.queued();
         q.marks.push_back((at, name));
         // Nothing before it still to play: it is played now.
@@ -113,6 +132,7 @@ impl BotQueue {
         let mut q = self.lock();
         let dropped = q.audio.len() as u64;
         q.audio.clear();
+        q.shrink_if_empty();
         q.taken += dropped;
         q.release();
     }
@@ -126,6 +146,7 @@ impl BotQueue {
             *slot = byte;
         }
         out[n..].fill(MULAW_SILENCE);
+        q.shrink_if_empty();
         q.taken += n as u64;
         q.release();
         drop(q);
@@ -213,6 +234,36 @@ mod tests {
         let mut f = [0u8; FRAME];
         q.frame(Law::A, &mut f);
         assert!(f.iter().all(|b| *b == Law::A.encode(0)), "A-law silence");
+    }
+
+    #[test]
+    fn the_queue_and_its_marks_are_bounded_and_give_memory_back() {
+        let (q, mut played) = BotQueue::new();
+        // Two minutes ahead: the oldest minute is dropped.
+        for _ in 0..120 {
+            q.push(&[7; 8000]);
+        }
+        assert_eq!(q.lock().audio.len(), MAX_QUEUED);
+        q.clear();
+        assert!(q.lock().audio.capacity() <= 2 * KEPT_CAPACITY);
+        // Too long a name, and marks beyond the cap, are not kept.
+        q.push(&[1; 10]);
+        q.mark("x".repeat(MAX_MARK_NAME + 1));
+        for i in 0..MAX_MARKS + 10 {
+            q.mark(i.to_string());
+        }
+        assert_eq!(q.lock().marks.len(), MAX_MARKS);
+        let mut f = [0u8; FRAME];
+        q.frame(Law::Mu, &mut f);
+        let names: Vec<String> = std::iter::from_fn(|| played.try_recv().ok()).collect();
+        assert_eq!(names.len(), MAX_MARKS);
+        assert_eq!(names[0], "0");
+        // Emptied by playing, the queue shrinks too.
+        q.push(&vec![3; 8000 * 30]);
+        for _ in 0..8000 * 30 / FRAME {
+            q.frame(Law::Mu, &mut f);
+        }
+        assert!(q.lock().audio.capacity() <= 2 * KEPT_CAPACITY);
     }
 
     #[test]
