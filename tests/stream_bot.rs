@@ -375,6 +375,51 @@ async fn a_bot_message_over_256_kib_ends_its_stream() {
     assert_eq!(view["endReason"], "room_hangup", "{view:#}");
 }
 
+/// A bot that stops reading (nor answers pings) does not keep the caller:
+/// its stream ends after `rtp_timeout_secs`, as a dead RTP peer would.
+#[tokio::test]
+async fn a_bot_that_stops_reading_ends_its_stream() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start_with_env(
+        &hooks.url(),
+        "",
+        &[("PINLESS_MEDIA__RTP_TIMEOUT_SECS", "2")],
+    )
+    .await;
+    let phone = Phone::new().await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let hook = hooks.next().await;
+    let call_id = hook.json()["callId"].as_str().unwrap().to_string();
+    // The caller talks throughout (its own RTP timeout must not fire).
+    let _talk = phone.rtp.send_pattern(media.addr, 0, 0x11, 500);
+    let call = HeldCall {
+        gw,
+        hooks,
+        phone,
+        caller,
+        media,
+        call_id,
+        hook,
+    };
+    let bot = TestBot::new().await;
+    let (_stalled, _) = to_bot(&call, &bot, "/", json!({})).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    let since = Instant::now();
+    // `_stalled` is never read again.
+    let view = call
+        .gw
+        .wait_call(&call.call_id, Duration::from_secs(8), |c| {
+            c["state"] == "ended"
+        })
+        .await;
+    assert_eq!(view["endReason"], "room_hangup", "{view:#}");
+    assert!(
+        since.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        since.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_bot_that_closes_returns_the_caller_to_hold_when_the_entry_says_so() {
     let mut call = held_call("on_room_hangup = \"hold\"", &[]).await;
