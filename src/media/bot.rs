@@ -9,7 +9,11 @@
 //! and reports the marks still pending (as Twilio does).
 //!
 //! `CallerFeed`: the caller's RTP audio cut into 160-byte μ-law chunks
-//! (PCMA callers transcoded) for the stream's `media` messages.
+//! (PCMA callers transcoded) for the stream's `media` messages. The bot
+//! gets 50 chunks a second even from a caller that sends nothing (VAD,
+//! comfort noise): the pacer's tick (`BotQueue::caller_tick`) sends a
+//! silence chunk once the caller is more than `CALLER_LATE` chunks behind
+//! that clock, so a bot's own VAD sees the end of speech.
 
 use super::g711::{Law, transcode};
 use super::hold::HoldLoop;
@@ -33,6 +37,12 @@ const KEPT_CAPACITY: usize = 8000;
 const MAX_MARKS: usize = 1024;
 /// Longest mark name kept (bytes); a longer mark is ignored.
 const MAX_MARK_NAME: usize = 256;
+/// Caller chunks the pacer's clock waits for before it sends silence in
+/// their place (40 ms: network jitter is not a pause).
+const CALLER_LATE: i32 = 2;
+/// Caller chunks counted ahead of the clock at most (a burst after a
+/// delay must not silence the clock for long).
+const CALLER_AHEAD: i32 = 5;
 
 /// One frame of silence, looped: the pacer's source for a stream whose
 /// frames come from a `BotQueue` (it is never played while one is set).
@@ -49,6 +59,10 @@ struct Queue {
     /// Marks, each at the count of bytes queued before it.
     marks: VecDeque<(u64, String)>,
     played: mpsc::UnboundedSender<String>,
+    /// Where the caller's chunks go (set once the caller is with the bot).
+    to_bot: Option<mpsc::Sender<Vec<u8>>>,
+    /// Pacer ticks minus caller chunks sent: how far behind the caller is.
+    owed: i32,
 }
 
 impl Queue {
@@ -93,6 +107,8 @@ impl BotQueue {
             taken: 0,
             marks: VecDeque::new(),
             played,
+            to_bot: None,
+            owed: 0,
         };
         (BotQueue(Arc::new(Mutex::new(queue))), rx)
     }
@@ -137,6 +153,37 @@ impl BotQueue {
         q.release();
     }
 
+    /// Where the caller's 20 ms μ-law chunks are to go.
+    pub(super) fn connect_caller(&self, to_bot: mpsc::Sender<Vec<u8>>) {
+        let mut q = self.lock();
+        q.to_bot = Some(to_bot);
+        q.owed = 0;
+    }
+
+    /// One chunk of the caller's audio for the bot.
+    fn from_caller(&self, chunk: Vec<u8>) {
+        let mut q = self.lock();
+        q.owed = (q.owed - 1).max(-CALLER_AHEAD);
+        if let Some(to_bot) = &q.to_bot {
+            // A bot that does not keep up loses audio, as a network would;
+            // the caller's relay never waits for it.
+            let _ = to_bot.try_send(chunk);
+        }
+    }
+
+    /// The pacer's 20 ms: a caller that sent nothing for a while (VAD,
+    /// comfort noise, loss) is silence to the bot, not a pause.
+    pub(super) fn caller_tick(&self) {
+        let mut q = self.lock();
+        q.owed += 1;
+        if q.owed > CALLER_LATE {
+            q.owed -= 1;
+            if let Some(to_bot) = &q.to_bot {
+                let _ = to_bot.try_send(vec![MULAW_SILENCE; FRAME]);
+            }
+        }
+    }
+
     /// The next 20 ms for the caller in `law`: queued audio, padded with
     /// silence when the bot has sent less.
     pub(super) fn frame(&self, law: Law, out: &mut [u8; FRAME]) {
@@ -156,22 +203,24 @@ impl BotQueue {
 
 /// The caller's audio on its way to the bot.
 pub(super) struct CallerFeed {
-    to_bot: mpsc::Sender<Vec<u8>>,
+    to_bot: BotQueue,
     /// μ-law bytes not yet making a whole chunk (a caller with another
     /// packet time than 20 ms).
     pending: Vec<u8>,
 }
 
 impl CallerFeed {
-    pub fn new(to_bot: mpsc::Sender<Vec<u8>>) -> CallerFeed {
+    pub fn new(queue: BotQueue, to_bot: mpsc::Sender<Vec<u8>>) -> CallerFeed {
+        queue.connect_caller(to_bot);
         CallerFeed {
-            to_bot,
+            to_bot: queue,
             pending: Vec::with_capacity(FRAME * 2),
         }
     }
 
     /// One RTP packet from the caller; audio in the caller's law becomes
-    /// μ-law chunks. Telephone-events and other types are not audio.
+    /// μ-law chunks. Telephone-events and other types (comfort noise, 13)
+    /// are not audio: the pacer's clock sends silence for them.
     pub fn packet(&mut self, packet: &[u8], codec: LegCodec) {
         let Some((header, range)) = rtp::parse(packet) else {
             return;
@@ -190,9 +239,7 @@ impl CallerFeed {
         transcode(&mut self.pending[start..], law, Law::Mu);
         while self.pending.len() >= FRAME {
             let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
-            // A bot that does not keep up loses audio, as a network would;
-            // the caller's relay never waits for it.
-            let _ = self.to_bot.try_send(chunk);
+            self.to_bot.from_caller(chunk);
         }
     }
 }
@@ -267,9 +314,64 @@ mod tests {
     }
 
     #[test]
+    fn the_pacer_s_clock_sends_silence_for_a_caller_that_sends_nothing() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let (q, _) = BotQueue::new();
+        let mut feed = CallerFeed::new(q.clone(), tx);
+        let packet = |pt: u8| {
+            let mut head = [0u8; rtp::HEADER_LEN];
+            rtp::Header {
+                marker: false,
+                payload_type: pt,
+                sequence: 1,
+                timestamp: 2,
+                ssrc: 3,
+            }
+            .write(&mut head);
+            [&head[..], &[0x22; FRAME][..]].concat()
+        };
+        let mu = LegCodec {
+            law: Law::Mu,
+            payload_type: 0,
+            event_payload_type: Some(101),
+        };
+        let mut chunks = || std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>();
+        // Talking, one packet a tick (jitter of a tick or two is waited
+        // for): the caller's audio only.
+        for i in 0..50 {
+            if i % 10 == 0 {
+                q.caller_tick();
+                q.caller_tick();
+            } else {
+                q.caller_tick();
+                feed.packet(&packet(0), mu);
+            }
+            if i % 10 == 0 {
+                feed.packet(&packet(0), mu);
+                feed.packet(&packet(0), mu);
+            }
+        }
+        let talk = chunks();
+        assert!(
+            talk.iter().all(|c| c[0] == 0x22),
+            "no silence while talking"
+        );
+        // Comfort noise (13), then nothing: silence at the clock's pace
+        // once the caller is 40 ms late.
+        for _ in 0..50 {
+            feed.packet(&packet(13), mu);
+            q.caller_tick();
+        }
+        let quiet = chunks();
+        assert!(quiet.len() >= 45, "{} chunks in 1 s", quiet.len());
+        assert!(quiet.iter().all(|c| c[..] == [MULAW_SILENCE; FRAME]));
+    }
+
+    #[test]
     fn caller_audio_becomes_mulaw_chunks() {
         let (tx, mut rx) = mpsc::channel(8);
-        let mut feed = CallerFeed::new(tx);
+        let (q, _) = BotQueue::new();
+        let mut feed = CallerFeed::new(q, tx);
         let a = LegCodec {
             law: Law::A,
             payload_type: 8,
