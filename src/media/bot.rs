@@ -3,7 +3,11 @@
 //! `BotQueue`: what the bot sends (μ-law, any chunk size, often faster
 //! than real time) waits here; the shard's pacer takes one 20 ms frame
 //! per period for the caller's stream, and a silence frame when the queue
-//! is empty, so the caller's RTP never has a gap. The bot's marks sit at
+//! is empty, so the caller's RTP never has a gap. A small playout buffer
+//! keeps a late chunk from cutting speech: once the queue ran dry (or
+//! held less than a frame while the bot was still sending), play resumes
+//! only when `PLAYOUT` is queued, or when the bot has gone quiet for a
+//! tick (the end of what it says is played at once). The bot's marks sit at
 //! their place in the audio and are reported once the pacer has sent the
 //! frame holding the last byte before them; `clear` drops what is left
 //! and reports the marks still pending (as Twilio does).
@@ -37,6 +41,8 @@ const KEPT_CAPACITY: usize = 8000;
 const MAX_MARKS: usize = 1024;
 /// Longest mark name kept (bytes); a longer mark is ignored.
 const MAX_MARK_NAME: usize = 256;
+/// Bot audio queued before play resumes after the queue ran dry (40 ms).
+const PLAYOUT: usize = 2 * FRAME;
 /// Caller chunks the pacer's clock waits for before it sends silence in
 /// their place (40 ms: network jitter is not a pause).
 const CALLER_LATE: i32 = 2;
@@ -59,6 +65,10 @@ struct Queue {
     /// Marks, each at the count of bytes queued before it.
     marks: VecDeque<(u64, String)>,
     played: mpsc::UnboundedSender<String>,
+    /// The queue ran dry: wait for `PLAYOUT` (or a quiet bot) to play.
+    buffering: bool,
+    /// The bot sent audio since the pacer's last frame.
+    pushed: bool,
     /// Where the caller's chunks go (set once the caller is with the bot).
     to_bot: Option<mpsc::Sender<Vec<u8>>>,
     /// Pacer ticks minus caller chunks sent: how far behind the caller is.
@@ -109,6 +119,8 @@ impl BotQueue {
             played,
             to_bot: None,
             owed: 0,
+            buffering: false,
+            pushed: false,
         };
         (BotQueue(Arc::new(Mutex::new(queue))), rx)
     }
@@ -122,6 +134,7 @@ impl BotQueue {
     pub fn push(&self, mulaw: &[u8]) {
         let mut q = self.lock();
         q.audio.extend(mulaw);
+        q.pushed |= !mulaw.is_empty();
         let over = q.audio.len().saturating_sub(MAX_QUEUED);
         if over > 0 {
             q.audio.drain(..over);
@@ -188,7 +201,18 @@ impl BotQueue {
     /// silence when the bot has sent less.
     pub(super) fn frame(&self, law: Law, out: &mut [u8; FRAME]) {
         let mut q = self.lock();
-        let n = q.audio.len().min(FRAME);
+        let len = q.audio.len();
+        // A bot still sending is waited for (one tick at a time, silence
+        // meanwhile) rather than its speech cut by padding; a quiet one
+        // gets what it sent played out.
+        let quiet = !std::mem::take(&mut q.pushed);
+        let play = if q.buffering {
+            len >= PLAYOUT || quiet
+        } else {
+            len >= FRAME || quiet
+        };
+        let n = if play { len.min(FRAME) } else { 0 };
+        q.buffering = !play || n == len;
         for (slot, byte) in out.iter_mut().zip(q.audio.drain(..n)) {
             *slot = byte;
         }
@@ -272,6 +296,44 @@ mod tests {
     }
 
     #[test]
+    fn after_running_dry_play_waits_for_40_ms_or_a_quiet_bot() {
+        let (q, _) = BotQueue::new();
+        let mut f = [0u8; FRAME];
+        q.frame(Law::Mu, &mut f);
+        // Real-time 20 ms chunks after a pause: the first waits a tick
+        // for the second, then they play back to back, no silence between.
+        q.push(&[1; FRAME]);
+        q.frame(Law::Mu, &mut f);
+        assert!(f.iter().all(|b| *b == MULAW_SILENCE), "buffering");
+        let mut heard = Vec::new();
+        for byte in 2..=6 {
+            q.push(&[byte; FRAME]);
+            q.frame(Law::Mu, &mut f);
+            heard.push(f[0]);
+        }
+        assert_eq!(heard, [1, 2, 3, 4, 5]);
+        // Half a frame while the bot still sends: held back, not padded.
+        q.push(&[7; 80]);
+        q.frame(Law::Mu, &mut f);
+        assert_eq!(f[0], 6);
+        q.push(&[7; 40]);
+        q.frame(Law::Mu, &mut f);
+        assert!(f.iter().all(|b| *b == MULAW_SILENCE), "held back");
+        // The bot goes quiet: what it sent is played, padded.
+        q.frame(Law::Mu, &mut f);
+        assert!(
+            f[..120].iter().all(|b| *b == 7),
+            "played once the bot is quiet"
+        );
+        assert!(f[120..].iter().all(|b| *b == MULAW_SILENCE));
+        q.push(&[8; 100]);
+        q.frame(Law::Mu, &mut f);
+        q.frame(Law::Mu, &mut f);
+        assert_eq!(&f[..100], &[8; 100][..]);
+        assert!(f[100..].iter().all(|b| *b == MULAW_SILENCE));
+    }
+
+    #[test]
     fn clear_drops_the_queue_and_reports_pending_marks() {
         let (q, mut played) = BotQueue::new();
         q.push(&[5; 1600]);
@@ -301,6 +363,8 @@ mod tests {
         }
         assert_eq!(q.lock().marks.len(), MAX_MARKS);
         let mut f = [0u8; FRAME];
+        // Less than a frame: played once the bot is quiet (a tick later).
+        q.frame(Law::Mu, &mut f);
         q.frame(Law::Mu, &mut f);
         let names: Vec<String> = std::iter::from_fn(|| played.try_recv().ok()).collect();
         assert_eq!(names.len(), MAX_MARKS);
