@@ -731,7 +731,7 @@ async fn bad_stream_fields_get_400_naming_the_field() {
         // attempts until transfer_timeout_secs.
         (
             json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "X-Name": "Zoë" } }),
-            "streamHeaders.X-Name: value must be visible ASCII text (no control characters)",
+            "streamHeaders.X-Name: value must be visible text (no control characters)",
         ),
         (
             json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "Sec-WebSocket-Protocol": "audio" } }),

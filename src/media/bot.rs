@@ -174,7 +174,7 @@ impl BotQueue {
     }
 
     /// One chunk of the caller's audio for the bot.
-    fn from_caller(&self, chunk: Vec<u8>) {
+    fn caller_chunk(&self, chunk: Vec<u8>) {
         let mut q = self.lock();
         q.owed = (q.owed - 1).max(-CALLER_AHEAD);
         if let Some(to_bot) = &q.to_bot {
@@ -263,7 +263,7 @@ impl CallerFeed {
         transcode(&mut self.pending[start..], law, Law::Mu);
         while self.pending.len() >= FRAME {
             let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
-            self.to_bot.from_caller(chunk);
+            self.to_bot.caller_chunk(chunk);
         }
     }
 }

@@ -30,7 +30,7 @@ pub enum HeaderError {
     Name,
     /// The value holds a control character (CR and LF included) or
     /// anything beyond ASCII, which HTTP/1.1 headers cannot carry as is.
-    #[error("value must be visible ASCII text (no control characters)")]
+    #[error("value must be visible text (no control characters)")]
     Value,
     /// A header the WebSocket handshake sets itself.
     #[error("set by the WebSocket handshake itself")]
