@@ -57,6 +57,8 @@ pub struct Gateway {
     node: Arc<NodeCalls>,
     admission: Arc<Admission>,
     stack: Stack,
+    /// Voice bots' stream tasks (a stop lets them say `stop`).
+    streams: crate::stream::StreamTasks,
 }
 
 impl Gateway {
@@ -68,10 +70,14 @@ impl Gateway {
         let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
         let entries = EntryBook::new(fixed, &store.entries()?, max_hold);
         let music = HoldLoop::load(&config.hold.music)?;
-        let media = Arc::new(MediaEngine::start(
-            music,
-            MediaSettings::from_config(&config),
-        )?);
+        let media_settings = MediaSettings::from_config(&config);
+        // A bot silent (not even a pong) as long as a dead RTP peer is gone.
+        let streams = crate::stream::Upkeep {
+            idle: media_settings.rtp_timeout,
+            tasks: Default::default(),
+        };
+        let stream_tasks = streams.tasks.clone();
+        let media = Arc::new(MediaEngine::start(music, media_settings)?);
         // One trust for TLS room legs and voice bots' wss:// streams.
         let tls_client = tls_connector(&config)?;
         let (stack, invites) = Stack::start(StackConfig {
@@ -119,6 +125,7 @@ impl Gateway {
             node: node.clone(),
             feed: feed.clone(),
             stream_tls: tls_client,
+            streams,
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.
@@ -198,6 +205,7 @@ impl Gateway {
             stop,
             node,
             admission,
+            streams: stream_tasks,
             stack,
         })
     }
@@ -237,6 +245,13 @@ impl Gateway {
         // Let the CANCELs and the last writes leave before the exit.
         tokio::time::sleep(Duration::from_millis(200)).await;
         saved.into_iter().filter(|s| *s).count()
+    }
+
+    /// Waits until every voice bot's stream has said `stop` and closed
+    /// (ended calls' streams do so on their own task), or `within`
+    /// passes; true when none is left.
+    pub async fn streams_done(&self, within: Duration) -> bool {
+        self.streams.done(within).await
     }
 
     /// Waits until no call runs (records written), or `within` passes;

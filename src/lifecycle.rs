@@ -18,6 +18,10 @@ use tokio::sync::mpsc;
 /// Longest wait for hung-up calls to write their records before exit.
 const RECORDS_WITHIN: Duration = Duration::from_secs(10);
 
+/// Voice bots' streams of ended calls: `stop`, close, the bot's answer
+/// (each step of a stream is bounded by a few seconds itself).
+const STREAMS_WITHIN: Duration = Duration::from_secs(3);
+
 /// After the last call: time for the BYEs and CANCELs sent in the
 /// background (a room whose 2xx crossed a caller's hang-up still gets its
 /// ACK and BYE) to go out and be answered, UDP retransmissions included.
@@ -63,6 +67,11 @@ pub async fn run_until_stopped(
             };
             if !gateway.calls_done(RECORDS_WITHIN).await {
                 tracing::warn!("some calls did not finish in time; their records may be missing");
+            }
+            // Each ended call's bot gets its `stop` and a close before
+            // the process exits (they run on tasks of their own).
+            if !gateway.streams_done(STREAMS_WITHIN).await {
+                tracing::warn!("some voice bot streams did not close in time");
             }
             tokio::time::sleep(SIGNALLING_GRACE).await;
             Stopped::Drained { hung_up }

@@ -148,15 +148,23 @@ async fn the_bot_hears_the_caller_and_the_caller_hears_the_bot_on_its_one_stream
         .send_pattern(call.media.addr, 0, 0x55, 50)
         .await
         .unwrap();
+    // Silence chunks came before (the caller sent nothing), and may come
+    // between when a packet is late: chunks are numbered throughout.
     let mut media = Vec::new();
+    let mut chunk = None;
     while media.len() < 50 {
         let m = conn.next_event("media").await;
-        media.push(m);
-    }
-    for (i, m) in media.iter().enumerate() {
         assert_eq!(m["media"]["track"], "inbound");
-        assert_eq!(m["media"]["chunk"], (i + 1).to_string(), "{m}");
-        assert_eq!(payload(m), vec![0x55; 160]);
+        let n: u64 = m["media"]["chunk"].as_str().unwrap().parse().unwrap();
+        assert_eq!(n, chunk.map_or(n, |c| c + 1), "{m}");
+        chunk = Some(n);
+        match payload(&m)[..] {
+            [0x55, ..] => {
+                assert_eq!(payload(&m), vec![0x55; 160]);
+                media.push(m);
+            }
+            _ => assert_eq!(payload(&m), vec![SILENCE; 160]),
+        }
     }
     let ts = |m: &Value| -> u64 { m["media"]["timestamp"].as_str().unwrap().parse().unwrap() };
     let span = ts(&media[49]) - ts(&media[0]);
@@ -223,9 +231,28 @@ async fn marks_come_back_once_played_and_clear_cuts_the_queue() {
     assert!(cleared.elapsed() < Duration::from_secs(1));
 }
 
+/// A caller that sends no RTP (VAD, comfort noise) is silence to the bot,
+/// 50 `media` a second, so that the bot's own VAD sees the end of speech.
+#[tokio::test]
+async fn a_silent_caller_still_gives_the_bot_media_every_20_ms() {
+    let call = held_call("", &[]).await;
+    let bot = TestBot::new().await;
+    let (mut conn, _) = to_bot(&call, &bot, "/bot", json!({})).await;
+    let since = Instant::now();
+    let mut silence = 0;
+    while since.elapsed() < Duration::from_secs(1) {
+        let m = conn.next().await.expect("the stream is up");
+        if m["event"] == "media" {
+            assert!(payload(&m).iter().all(|b| *b == SILENCE), "{m}");
+            silence += 1;
+        }
+    }
+    assert!((40..=55).contains(&silence), "{silence} media in 1 s");
+}
+
 #[tokio::test]
 async fn the_caller_s_key_presses_reach_the_bot_as_dtmf() {
-    let call = held_call("", &[]).await;
+    let mut call = held_call("", &[]).await;
     let bot = TestBot::new().await;
     let (mut conn, _) = to_bot(&call, &bot, "/bot", json!({})).await;
     let pt = call
@@ -236,6 +263,13 @@ async fn the_caller_s_key_presses_reach_the_bot_as_dtmf() {
     let dtmf = conn.next_event("dtmf").await;
     assert_eq!(dtmf["dtmf"]["digit"], "7", "{dtmf}");
     assert_eq!(dtmf["dtmf"]["track"], "inbound_track");
+    // SIP INFO (application/dtmf-relay) reaches the bot the same way.
+    let info = call
+        .caller
+        .info("application/dtmf-relay", "Signal=#\r\nDuration=160\r\n");
+    assert_eq!(info.await.unwrap(), Some(200));
+    let dtmf = conn.next_event("dtmf").await;
+    assert_eq!(dtmf["dtmf"]["digit"], "#", "{dtmf}");
 }
 
 #[tokio::test]
@@ -303,16 +337,19 @@ async fn a_refused_bot_then_a_401_is_retried_while_the_caller_hears_music() {
     conn.started().await;
     conn.media(&[0x66; 24_000]).await;
     let view = call.wait(|c| c["state"] == "bridged").await;
+    // Refused (once, or more on a slow machine), then the 401.
     let failed = details(&view, "call.transfer_failed");
-    assert_eq!(failed.len(), 2, "{view:#}");
-    assert_eq!(failed[0]["code"], Value::Null);
+    let [.., refused, unauthorized] = &failed[..] else {
+        panic!("two failures at least: {view:#}");
+    };
+    assert_eq!(refused["code"], Value::Null);
     assert!(
-        failed[0]["reason"].as_str().unwrap().contains("connect"),
+        refused["reason"].as_str().unwrap().contains("connect"),
         "{failed:?}"
     );
-    assert_eq!(failed[1]["code"], 401);
-    assert_eq!(failed[1]["target"], url);
-    assert_eq!(failed[1]["final"], false);
+    assert_eq!(unauthorized["code"], 401);
+    assert_eq!(unauthorized["target"], url);
+    assert_eq!(unauthorized["final"], false);
     let packets = heard.await.unwrap();
     let music: Vec<_> = packets.iter().take_while(|p| !all(p, SILENCE)).collect();
     assert!(music.len() >= 25, "{} frames of music first", music.len());
@@ -343,9 +380,9 @@ async fn a_bot_that_never_comes_leaves_the_caller_on_hold() {
     assert_eq!(view["state"], "held");
     let last = details(&view, "call.transfer_failed").pop().unwrap();
     assert_eq!(last["gaveUp"], "transfer_timeout_secs reached", "{last}");
-    // Music plays on.
+    // Music plays on (not silence frames).
     let packets = call.phone.rtp.collect(Duration::from_millis(300)).await;
-    assert!(packets.len() >= 10);
+    assert!(packets.iter().filter(|p| !all(p, SILENCE)).count() >= 10);
 }
 
 #[tokio::test]
@@ -361,6 +398,63 @@ async fn a_bot_that_closes_ends_the_call() {
     let mut caller = call.caller;
     let event = within(5, "the caller's BYE", caller.next_event()).await;
     assert!(matches!(event, pinless::sip::LegEvent::Bye), "{event:?}");
+}
+
+#[tokio::test]
+async fn a_bot_message_over_256_kib_ends_its_stream() {
+    let call = held_call("", &[]).await;
+    let bot = TestBot::new().await;
+    let (mut conn, _) = to_bot(&call, &bot, "/", json!({})).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    // 200 kB of audio in one message (267 KiB as base64): over the limit.
+    conn.media(&vec![0x55; 200_000]).await;
+    let view = call.wait(|c| c["state"] == "ended").await;
+    assert_eq!(view["endReason"], "room_hangup", "{view:#}");
+}
+
+/// A bot that stops reading (nor answers pings) does not keep the caller:
+/// its stream ends after `rtp_timeout_secs`, as a dead RTP peer would.
+#[tokio::test]
+async fn a_bot_that_stops_reading_ends_its_stream() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start_with_env(
+        &hooks.url(),
+        "",
+        &[("PINLESS_MEDIA__RTP_TIMEOUT_SECS", "2")],
+    )
+    .await;
+    let phone = Phone::new().await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let hook = hooks.next().await;
+    let call_id = hook.json()["callId"].as_str().unwrap().to_string();
+    // The caller talks throughout (its own RTP timeout must not fire).
+    let _talk = phone.rtp.send_pattern(media.addr, 0, 0x11, 500);
+    let call = HeldCall {
+        gw,
+        hooks,
+        phone,
+        caller,
+        media,
+        call_id,
+        hook,
+    };
+    let bot = TestBot::new().await;
+    let (_stalled, _) = to_bot(&call, &bot, "/", json!({})).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    let since = Instant::now();
+    // `_stalled` is never read again.
+    let view = call
+        .gw
+        .wait_call(&call.call_id, Duration::from_secs(8), |c| {
+            c["state"] == "ended"
+        })
+        .await;
+    assert_eq!(view["endReason"], "room_hangup", "{view:#}");
+    assert!(
+        since.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        since.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -411,14 +505,40 @@ async fn re_transfers_between_bots_and_rooms_and_back_to_hold() {
     let (one, two) = (TestBot::new().await, TestBot::new().await);
     let mut room = Room::new().await;
 
-    // Bot → bot: the first gets stop once the second is there.
+    // Everything the caller receives, all along.
+    let rec = Recorder::start(&call.phone);
+
+    // Bot → bot: the first talks until the second has the caller, and
+    // gets stop only then.
     let (mut first, _) = to_bot(&call, &one, "/one", json!({})).await;
     call.wait(|c| c["state"] == "bridged").await;
+    first.media(&[0x11; 8000 * 10]).await;
+    rec.hears(0x11).await;
+    let first_stop = tokio::spawn(async move {
+        let rest = first.until_closed().await;
+        (Instant::now(), rest)
+    });
     let (mut second, _) = to_bot(&call, &two, "/two", json!({})).await;
-    let rest = first.until_closed().await;
+    second.media(&[0x12; 8000]).await;
+    rec.hears(0x12).await;
+    let (stop_at, rest) = first_stop.await.unwrap();
     assert_eq!(rest.last().unwrap()["event"], "stop");
-    second.media(&[0x12; 1600]).await;
-    call.phone.rtp.hears(0x12).await;
+    let packets = rec.packets();
+    let last_first = packets.iter().rposition(|p| all(p, 0x11)).unwrap();
+    let switched = &packets[last_first + 1];
+    assert!(
+        stop_at + Duration::from_millis(25) >= switched.at,
+        "bot 1 got stop {:?} before the caller left it",
+        switched.at.duration_since(stop_at)
+    );
+    // From bot 1's audio to bot 2's: at most a few silence frames, no music.
+    let first_second = packets.iter().position(|p| all(p, 0x12)).unwrap();
+    let between = &packets[last_first + 1..first_second];
+    assert!(
+        between.len() < 10 && between.iter().all(|p| all(p, SILENCE)),
+        "{} frames between the bots",
+        between.len()
+    );
 
     // Bot → room: the bot gets stop once the room answered.
     let (status, _) = call.update(json!({ "sipUri": room.uri("r", false) })).await;
@@ -426,7 +546,7 @@ async fn re_transfers_between_bots_and_rooms_and_back_to_hold() {
     let invite = room.next_invite().await;
     let (mut room_leg, offer) = room.answer(invite).await;
     let _sending = room.rtp.send_pattern(offer.addr, 0, 0x34, 200);
-    call.phone.rtp.hears(0x34).await;
+    rec.hears(0x34).await;
     let rest = second.until_closed().await;
     assert_eq!(rest.last().unwrap()["event"], "stop");
     let view = call.wait(|c| c["state"] == "bridged").await;
@@ -436,7 +556,7 @@ async fn re_transfers_between_bots_and_rooms_and_back_to_hold() {
     // Room → bot: the room gets BYE once the bot is there.
     let (mut third, _) = to_bot(&call, &one, "/three", json!({})).await;
     third.media(&[0x56; 1600]).await;
-    call.phone.rtp.hears(0x56).await;
+    rec.hears(0x56).await;
     let event = within(5, "the room's BYE", room_leg.next_event()).await;
     assert!(matches!(event, pinless::sip::LegEvent::Bye), "{event:?}");
 
@@ -454,9 +574,85 @@ async fn re_transfers_between_bots_and_rooms_and_back_to_hold() {
         4,
         "bot, bot, room, bot: {view:#}"
     );
-    call.phone.rtp.drain();
-    let packets = call.phone.rtp.collect(Duration::from_millis(300)).await;
-    assert!(packets.iter().filter(|p| !all(p, SILENCE)).count() >= 10);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let packets = rec.stop();
+    let music_again = packets
+        .iter()
+        .rev()
+        .take(15)
+        .filter(|p| !all(p, SILENCE) && !all(p, 0x56))
+        .count();
+    assert!(music_again >= 10, "music again at the end");
+    // One stream throughout (the hold music's SSRC, sequence and
+    // timestamps run on through bots and the room), and no hole while
+    // each new target opened.
+    assert_one_stream(&packets);
+    let gap = largest_gap(&packets);
+    assert!(gap < Duration::from_millis(100), "a gap of {gap:?}");
+}
+
+/// What the caller receives, read on an OS thread of its own (the test's
+/// runtime is busy with the gateway) into a list the test can look at.
+struct Recorder {
+    packets: std::sync::Arc<std::sync::Mutex<Vec<Packet>>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    fn start(phone: &Phone) -> Recorder {
+        use std::os::fd::AsFd;
+        let fd = phone.rtp.socket.as_fd().try_clone_to_owned().unwrap();
+        let socket = std::net::UdpSocket::from(fd);
+        let packets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (list, stop) = (packets.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if let Some((header, range)) = pinless::media::rtp::parse(&buf[..n]) {
+                            list.lock().unwrap().push(Packet {
+                                header,
+                                payload: buf[range].to_vec(),
+                                at: Instant::now(),
+                                from,
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+        });
+        Recorder {
+            packets,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn packets(&self) -> Vec<Packet> {
+        self.packets.lock().unwrap().clone()
+    }
+
+    /// Waits (5 s at most) until the caller received a frame of `byte`.
+    async fn hears(&self, byte: u8) {
+        within(5, &format!("audio 0x{byte:02X}"), async {
+            while !self.packets.lock().unwrap().iter().any(|p| all(p, byte)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    fn stop(mut self) -> Vec<Packet> {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.packets()
+    }
 }
 
 #[tokio::test]
@@ -530,6 +726,16 @@ async fn bad_stream_fields_get_400_naming_the_field() {
         (
             json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "Bad Name": "x" } }),
             "streamHeaders.Bad Name: not a valid HTTP header name",
+        ),
+        // The handshake could not send it: a 400 now, not a 200 and then
+        // attempts until transfer_timeout_secs.
+        (
+            json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "X-Name": "Zoë" } }),
+            "streamHeaders.X-Name: value must be visible text (no control characters)",
+        ),
+        (
+            json!({ "streamUrl": "wss://bot/ws", "streamHeaders": { "Sec-WebSocket-Protocol": "audio" } }),
+            "streamHeaders.Sec-WebSocket-Protocol: set by the WebSocket handshake itself",
         ),
     ] {
         let (status, body) = call.update(fields).await;

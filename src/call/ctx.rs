@@ -33,6 +33,9 @@ pub struct Ctx {
     /// TLS for voice bots' `wss://` streams: the web PKI roots and
     /// `sip.tls_ca`, the trust of TLS room legs.
     pub stream_tls: tokio_rustls::TlsConnector,
+    /// Voice bots' stream tasks, waited for by a stopping node (their
+    /// `stop`), and how long a bot may be silent (`rtp_timeout_secs`).
+    pub streams: crate::stream::Upkeep,
 }
 
 impl Ctx {

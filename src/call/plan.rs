@@ -39,14 +39,52 @@ pub struct TransferRequest {
 }
 
 /// A voice bot to stream the caller to (Twilio Media Streams).
+///
+/// Saved calls (pinless.db) keep only the URL as shown: its query and
+/// user info, `streamParameters` and `streamHeaders` may hold the bot's
+/// credentials, and a stream does not outlive the process anyway (a
+/// restart abandons it). Read back, a target is `restored` and cannot be
+/// connected again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamTarget {
     /// `ws://` or `wss://`, query included (it may carry the bot's token).
+    #[serde(serialize_with = "shown_url")]
     pub url: String,
     /// `streamParameters`: added to the `start` message's `customParameters`.
+    #[serde(skip)]
     pub parameters: Vec<(String, String)>,
     /// `streamHeaders`: sent on the WebSocket handshake.
+    #[serde(skip)]
     pub headers: Vec<(String, String)>,
+    /// Read back from a saved call: the secret parts above are gone.
+    #[serde(skip_serializing, default = "read_back")]
+    pub restored: bool,
+}
+
+/// Writes a stream URL without its query or user info.
+fn shown_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    let shown = crate::stream::StreamUrl::parse(url)
+        .map(|u| u.shown())
+        .unwrap_or_default();
+    s.serialize_str(&shown)
+}
+
+fn read_back() -> bool {
+    true
+}
+
+impl TransferRequest {
+    /// Whether `other` asks for what this request asked for. A stream
+    /// request read back from a saved call has lost its secret parts: its
+    /// shown URL is all that is left to compare.
+    pub fn same_as(&self, other: &TransferRequest) -> bool {
+        match (&self.stream, &other.stream) {
+            (Some(mine), Some(theirs)) if mine.restored || theirs.restored => {
+                self.targets == other.targets && self.mode == other.mode
+            }
+            _ => self == other,
+        }
+    }
 }
 
 /// First wait after every target has failed once, doubled up to `MAX_BACKOFF`.
@@ -126,7 +164,18 @@ impl Plan {
     pub fn failed(&mut self, code: Option<u16>, now: Instant) -> Next {
         // A bot's server that is starting, or whose token is not valid
         // yet, answers anything: every failure is "not ready yet".
-        if retryable(code) || self.request.stream.is_some() {
+        let again = retryable(code) || self.request.stream.is_some();
+        self.next(again, now)
+    }
+
+    /// The attempt at `current()` cannot work however often it is made
+    /// (a stream whose URL or headers cannot be sent): it is dropped.
+    pub fn unusable(&mut self, now: Instant) -> Next {
+        self.next(false, now)
+    }
+
+    fn next(&mut self, again: bool, now: Instant) -> Next {
+        if again {
             self.index += 1;
         } else if self.index < self.live.len() {
             self.live.remove(self.index);

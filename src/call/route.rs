@@ -194,6 +194,7 @@ fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteErr
             url: url.as_str().to_string(),
             parameters,
             headers: stream_headers,
+            restored: false,
         })),
         media_encryption: None,
     })

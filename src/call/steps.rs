@@ -135,6 +135,9 @@ pub enum Input {
         code: Option<u16>,
         reason: String,
     },
+    /// A stream attempt that no retry can mend (its URL or a handshake
+    /// header cannot be used at all): the target is dropped, not retried.
+    StreamUnusable(String),
     /// The final answer to our REFER (`None`: no answer, or it could not be
     /// sent).
     ReferAnswered(Option<u16>),

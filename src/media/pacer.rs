@@ -308,6 +308,8 @@ impl Slots {
                 (Some(bot), _) => {
                     let mut frame = [0u8; SAMPLES_PER_PACKET as usize];
                     bot.frame(s.law, &mut frame);
+                    // The bot hears the caller on this clock too.
+                    bot.caller_tick();
                     packet[HEADER_LEN..].copy_from_slice(&frame);
                 }
                 (None, Some(p)) => packet[HEADER_LEN..].copy_from_slice(p.frame(s.law)),

@@ -501,8 +501,8 @@ async fn run(
                     }
                     // Applied by the pacer right after the `Add` above,
                     // before its next send: no frame of music between.
-                    pacer.set_bot(id, Some(queue));
-                    feed = Some(CallerFeed::new(to_bot));
+                    pacer.set_bot(id, Some(queue.clone()));
+                    feed = Some(CallerFeed::new(queue.clone(), to_bot));
                     let _ = done.send(());
                 }
                 Some(Command::Prompt { prompt, done }) => {

@@ -14,7 +14,7 @@ mod open;
 pub mod proto;
 mod target;
 
-pub use link::{BotSink, Feeds, StreamLink};
+pub use link::{BotSink, Feeds, StreamLink, StreamTasks, Upkeep};
 pub use open::{OpenError, OpenRequest, Opened, open};
 pub use proto::{Incoming, Outbox, ProtoError, StartInfo};
 pub use target::{HeaderError, StreamUrl, UrlError, check_header};

@@ -15,6 +15,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// A byte stream a WebSocket runs on: plain TCP, or TLS over it.
@@ -52,6 +53,12 @@ pub enum OpenError {
 }
 
 impl OpenError {
+    /// Whether another attempt may work: not with a URL or a header that
+    /// cannot be sent at all.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, OpenError::Url(_) | OpenError::Header(_))
+    }
+
     /// The HTTP status of a refused handshake.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -89,6 +96,19 @@ impl std::fmt::Debug for Opened {
     }
 }
 
+/// Largest message (and frame) taken from a bot: 256 KiB, some 24 s of
+/// audio in one `media`. Bots send chunks of tens of milliseconds; the
+/// library's defaults (64 MiB) would let one message cost that much.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+fn limits() -> WebSocketConfig {
+    WebSocketConfig {
+        max_message_size: Some(MAX_MESSAGE),
+        max_frame_size: Some(MAX_MESSAGE),
+        ..WebSocketConfig::default()
+    }
+}
+
 /// Opens the stream, within `request.timeout`.
 pub async fn open(request: OpenRequest) -> Result<Opened, OpenError> {
     let timeout = request.timeout;
@@ -100,13 +120,14 @@ pub async fn open(request: OpenRequest) -> Result<Opened, OpenError> {
 
 async fn open_now(request: OpenRequest) -> Result<Opened, OpenError> {
     let url = StreamUrl::parse(&request.url)?;
-    let tcp = TcpStream::connect((url.host(), url.port()))
+    let host = url.host();
+    let tcp = TcpStream::connect((host.as_str(), url.port()))
         .await
         .map_err(OpenError::Connect)?;
     // Audio frames are small and paced: Nagle would only delay them.
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if url.is_tls() {
-        let name = ServerName::try_from(url.host().to_string()).map_err(|e| {
+        let name = ServerName::try_from(host).map_err(|e| {
             OpenError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
         })?;
         let tls = request
@@ -127,13 +148,14 @@ async fn open_now(request: OpenRequest) -> Result<Opened, OpenError> {
         };
         handshake.headers_mut().append(header, value);
     }
-    let (mut ws, _) = match tokio_tungstenite::client_async(handshake, io).await {
-        Ok(done) => done,
-        Err(tungstenite::Error::Http(response)) => {
-            return Err(OpenError::Status(response.status().as_u16()));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (mut ws, _) =
+        match tokio_tungstenite::client_async_with_config(handshake, io, Some(limits())).await {
+            Ok(done) => done,
+            Err(tungstenite::Error::Http(response)) => {
+                return Err(OpenError::Status(response.status().as_u16()));
+            }
+            Err(e) => return Err(e.into()),
+        };
     let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
     let mut outbox = Outbox::new(stream_sid, request.start.call_sid.clone());
     ws.send(Message::Text(outbox.connected())).await?;

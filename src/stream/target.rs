@@ -28,7 +28,8 @@ pub enum HeaderError {
     /// The name is not an HTTP token.
     #[error("not a valid HTTP header name")]
     Name,
-    /// The value holds a control character (CR and LF included).
+    /// The value holds a control character (CR and LF included) or
+    /// anything beyond ASCII, which HTTP/1.1 headers cannot carry as is.
     #[error("value must be visible text (no control characters)")]
     Value,
     /// A header the WebSocket handshake sets itself.
@@ -64,8 +65,16 @@ impl StreamUrl {
         self.0.scheme() == "wss"
     }
 
-    pub fn host(&self) -> &str {
-        self.0.host_str().unwrap_or_default()
+    /// The host to connect to and to check the certificate for: an IPv6
+    /// address without the brackets it has in the URL (`[::1]` is no
+    /// name to resolve).
+    pub fn host(&self) -> String {
+        match self.0.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Domain(name)) => name.to_string(),
+            None => String::new(),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -92,11 +101,11 @@ const RESERVED: &[&str] = &[
     "upgrade",
     "content-length",
     "transfer-encoding",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-extensions",
-    "sec-websocket-accept",
 ];
+
+/// Every `Sec-WebSocket-*` header belongs to the handshake (key, version,
+/// extensions, protocol): a bot's subprotocol is not negotiated here.
+const RESERVED_PREFIX: &str = "sec-websocket-";
 
 /// Whether `name: value` can go on the handshake.
 pub fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
@@ -104,10 +113,15 @@ pub fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
     if name.is_empty() || !name.bytes().all(token) {
         return Err(HeaderError::Name);
     }
-    if value.chars().any(|c| c.is_control() && c != '\t') {
+    // What the handshake's `HeaderValue` takes: visible ASCII, space, tab.
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
         return Err(HeaderError::Value);
     }
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    let lower = name.to_ascii_lowercase();
+    if RESERVED.contains(&lower.as_str()) || lower.starts_with(RESERVED_PREFIX) {
         return Err(HeaderError::Reserved);
     }
     Ok(())
@@ -135,6 +149,14 @@ mod tests {
             StreamUrl::parse("wss://bot/ws#x").unwrap_err(),
             UrlError::Fragment
         );
+        let v6 = StreamUrl::parse("ws://[::1]:8765/ws").unwrap();
+        assert_eq!(v6.host(), "::1");
+        assert!(v6.host().parse::<std::net::IpAddr>().is_ok());
+        assert_eq!(v6.port(), 8765);
+        assert_eq!(
+            StreamUrl::parse("wss://Bot.Example/").unwrap().host(),
+            "bot.example"
+        );
         assert!(matches!(
             StreamUrl::parse("bot"),
             Err(UrlError::Unparsable(_))
@@ -147,5 +169,23 @@ mod tests {
         assert_eq!(check_header("X A", "1"), Err(HeaderError::Name));
         assert_eq!(check_header("X-A", "1\r\nY: 2"), Err(HeaderError::Value));
         assert_eq!(check_header("upgrade", "h2"), Err(HeaderError::Reserved));
+        assert_eq!(check_header("X-Name", "Zoë"), Err(HeaderError::Value));
+        assert_eq!(check_header("X-A", "a\u{7f}"), Err(HeaderError::Value));
+        assert_eq!(check_header("X-A", "a\tb ~"), Ok(()));
+        for name in [
+            "Sec-WebSocket-Protocol",
+            "sec-websocket-key",
+            "SEC-WEBSOCKET-X",
+        ] {
+            assert_eq!(
+                check_header(name, "v"),
+                Err(HeaderError::Reserved),
+                "{name}"
+            );
+        }
+        // Whatever passes here, the handshake can send.
+        for value in ["Bearer x", "a\tb", " !~"] {
+            assert!(tokio_tungstenite::tungstenite::http::HeaderValue::from_str(value).is_ok());
+        }
     }
 }

@@ -54,6 +54,9 @@ impl Call {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::info!(error = %e, "voice bot attempt failed");
+                if !e.retryable() {
+                    return Input::StreamUnusable(e.to_string());
+                }
                 return Input::RoomFailed {
                     code: e.status(),
                     reason: e.to_string(),
@@ -65,7 +68,8 @@ impl Call {
         let switched = self.media.bot(queue.clone(), to_bot).await;
         // Running even when the switch failed, so that dropping the link
         // says `stop` to the bot rather than cutting the socket.
-        let link = opened.run(Arc::new(queue), Feeds { caller, played });
+        let upkeep = self.ctx.streams.clone();
+        let link = opened.run(Arc::new(queue), Feeds { caller, played }, upkeep);
         if !switched {
             return Input::RoomFailed {
                 code: None,

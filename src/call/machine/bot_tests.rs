@@ -19,6 +19,7 @@ fn bot(url: &str, shown: &str) -> TransferRequest {
                 ("From".into(), "app".into()),
             ],
             headers: vec![("Authorization".into(), "Bearer t".into())],
+            restored: false,
         })),
         media_encryption: None,
     }
@@ -161,4 +162,75 @@ fn a_restart_puts_a_caller_with_a_bot_back_on_hold() {
     m.handle(Input::RoomAnswered, t(1_100));
     assert!(m.interrupted(t(5_000)).is_empty());
     assert_eq!(m.state(), State::Bridged);
+}
+
+#[test]
+fn another_query_parameters_or_headers_is_another_bot() {
+    let mut m = held_with(policy());
+    let sales = bot("wss://b/x?agent=sales", "wss://b/x");
+    m.request_transfer(sales.clone(), None, t(1_000)).unwrap();
+    // While the plan for sales runs, support is another transfer: 409.
+    let support = bot("wss://b/x?agent=support", "wss://b/x");
+    assert!(m.request_transfer(support.clone(), None, t(1_010)).is_err());
+    let (same, _) = m.request_transfer(sales.clone(), None, t(1_020)).unwrap();
+    assert_eq!(same, Accepted::Duplicate);
+    m.handle(Input::RoomAnswered, t(1_100));
+    // With sales: support (query), other parameters or other headers
+    // each start a transfer; sales again is a duplicate.
+    let (again, _) = m.request_transfer(sales.clone(), None, t(2_000)).unwrap();
+    assert_eq!(again, Accepted::Duplicate);
+    let mut params = sales.clone();
+    params.stream.as_mut().unwrap().parameters = vec![("lang".into(), "fr".into())];
+    let mut headers = sales.clone();
+    headers.stream.as_mut().unwrap().headers = vec![("Authorization".into(), "Bearer u".into())];
+    for other in [support, params, headers] {
+        let mut m = m.clone();
+        let (started, actions) = m.request_transfer(other, None, t(2_000)).unwrap();
+        assert_eq!(started, Accepted::Started);
+        assert_eq!(connects(&actions).len(), 1, "{actions:?}");
+    }
+}
+
+#[test]
+fn a_saved_call_keeps_no_bot_credentials_and_a_restart_abandons_its_stream() {
+    let mut m = held_with(policy());
+    let mut request = bot("wss://u:pw@b/ws?token=s3cret", "wss://b/ws");
+    request.stream.as_mut().unwrap().headers = vec![("Authorization".into(), "Bearer hush".into())];
+    request.stream.as_mut().unwrap().parameters = vec![("apiKey".into(), "psst".into())];
+    m.request_transfer(request.clone(), Some("k1".into()), t(1_000))
+        .unwrap();
+    let json = serde_json::to_string(&m).unwrap();
+    for secret in ["s3cret", "hush", "psst", "pw@", "apiKey"] {
+        assert!(!json.contains(secret), "{secret} saved: {json}");
+    }
+    assert!(json.contains("wss://b/ws"), "{json}");
+    let mut m: Machine = serde_json::from_str(&json).unwrap();
+    // The attempt under way cannot be made again without its token.
+    let actions = m.interrupted(t(5_000));
+    assert!(connects(&actions).is_empty(), "{actions:?}");
+    assert_eq!(actions, [Action::PostWebhook]);
+    assert_eq!(m.state(), State::Held);
+    let failed = detail(&m, EventKind::TransferFailed);
+    assert_eq!(failed.last().unwrap()["final"], true);
+    assert_eq!(failed.last().unwrap()["target"], "wss://b/ws");
+    // The same update under the same key is still a duplicate.
+    let (again, _) = m
+        .request_transfer(request, Some("k1".into()), t(6_000))
+        .unwrap();
+    assert_eq!(again, Accepted::Duplicate);
+}
+
+#[test]
+fn a_stream_that_cannot_be_sent_is_not_retried() {
+    let mut m = held_with(policy());
+    m.request_transfer(bot("wss://b/ws", "wss://b/ws"), None, t(1_000))
+        .unwrap();
+    let input = Input::StreamUnusable("streamHeaders.X-A: cannot be sent".into());
+    assert!(connects(&m.handle(input, t(1_010))).is_empty());
+    // No backoff: the next deadline is the hold timer's.
+    assert!(m.poll_timeout() > Some(t(10_000)), "{:?}", m.poll_timeout());
+    assert_eq!(m.state(), State::Held);
+    let failed = detail(&m, EventKind::TransferFailed);
+    assert_eq!(failed[0]["final"], true);
+    assert_eq!(failed[0]["gaveUp"], "every target refused the call");
 }

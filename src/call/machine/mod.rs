@@ -322,7 +322,10 @@ impl Machine {
             }
             Input::ReferAnswered(code) => self.refer_answered(code, now),
             Input::ReferNotified(code) => self.refer_notified(code, now),
-            Input::RoomAnswered | Input::RoomFailed { .. } => vec![],
+            Input::StreamUnusable(reason) if transferring && self.refer.is_none() => {
+                self.attempt_unusable(reason, now)
+            }
+            Input::RoomAnswered | Input::RoomFailed { .. } | Input::StreamUnusable(_) => vec![],
             Input::CallerHungUp => self.end(now, EndReason::CallerHangup, false),
             Input::RoomHungUp if self.room.is_some() => self.room_hung_up(now),
             Input::RoomHungUp => vec![],

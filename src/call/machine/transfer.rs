@@ -28,6 +28,21 @@ impl Machine {
             return vec![];
         }
         let mut actions = self.stream_lost(now);
+        if self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.request.stream.is_some())
+        {
+            // Its URL's query, parameters and headers were not saved (they
+            // may be credentials): the bot cannot be tried again. Like a
+            // caller that was with a bot, the app is asked anew.
+            let reason = "interrupted by a restart of the gateway".to_string();
+            actions.extend(self.give_up_stream(reason, now));
+            if self.state == State::Held && !actions.contains(&Action::PostWebhook) {
+                actions.push(Action::PostWebhook);
+            }
+            return actions;
+        }
         let in_flight = self.plan.as_ref().is_some_and(|p| p.retry_at.is_none());
         if !in_flight {
             return actions;
@@ -87,7 +102,7 @@ impl Machine {
             .as_ref()
             .and_then(|k| self.keys.iter().find(|(seen, _)| seen == k));
         if let Some((_, earlier)) = earlier {
-            if *earlier == request {
+            if earlier.same_as(&request) {
                 return Ok((Accepted::Duplicate, vec![]));
             }
             let reason = "Idempotency-Key already used for a different update".to_string();
@@ -95,8 +110,11 @@ impl Machine {
         }
         let duplicate = match &self.plan {
             Some(plan) => {
-                let same =
-                    plan.request.targets == request.targets && plan.request.mode == request.mode;
+                // A stream's `targets` is its shown URL only: another
+                // query, parameters or handshake headers is another bot.
+                let same = plan.request.targets == request.targets
+                    && plan.request.mode == request.mode
+                    && plan.request.stream == request.stream;
                 if !same {
                     let reason = format!("a transfer to {} is under way", plan.current());
                     return Err(self.refuse(now, reason));
@@ -104,11 +122,17 @@ impl Machine {
                 true
             }
             // Bridged by this very request (any of its targets), or to
-            // the one room it names.
+            // the one room it names (a stream is the same only with the
+            // same query, parameters and headers: compared above).
             None => {
                 let served = self.room_request.as_ref();
-                served.is_some_and(|r| r.targets == request.targets && r.mode == request.mode)
-                    || (request.targets.len() == 1 && self.room.as_ref() == request.targets.first())
+                served.is_some_and(|r| {
+                    r.targets == request.targets
+                        && r.mode == request.mode
+                        && r.stream == request.stream
+                }) || (request.stream.is_none()
+                    && request.targets.len() == 1
+                    && self.room.as_ref() == request.targets.first())
             }
         };
         if let Some(k) = key {
@@ -346,13 +370,32 @@ impl Machine {
         reason: String,
         now: Instant,
     ) -> Vec<Action> {
+        self.attempt_ended(code, reason, false, now)
+    }
+
+    /// A stream attempt failed in a way no retry mends.
+    pub(super) fn attempt_unusable(&mut self, reason: String, now: Instant) -> Vec<Action> {
+        self.attempt_ended(None, reason, true, now)
+    }
+
+    fn attempt_ended(
+        &mut self,
+        code: Option<u16>,
+        reason: String,
+        unusable: bool,
+        now: Instant,
+    ) -> Vec<Action> {
         let Some(plan) = self.plan.as_mut() else {
             return vec![];
         };
         let target = plan.current().to_string();
         let attempt = plan.attempts;
         let stream = plan.request.stream.is_some();
-        let next = plan.failed(code, now);
+        let next = if unusable {
+            plan.unusable(now)
+        } else {
+            plan.failed(code, now)
+        };
         let detail = |last: bool| {
             if stream {
                 json!({ "target": target, "code": code, "reason": reason, "attempt": attempt, "final": last })
@@ -374,19 +417,37 @@ impl Machine {
                 let mut d = detail(true);
                 d["gaveUp"] = why.into();
                 self.log(now, EventKind::TransferFailed, d);
-                self.plan = None;
-                if self.timeout_transfer {
-                    return self.end(now, EndReason::HoldTimeout, true);
-                }
-                if self.room.is_some() {
-                    // Make before break: the caller never left its room.
-                    self.state = State::Bridged;
-                    self.target = self.room.clone();
-                } else {
-                    self.back_to_hold(now, "transfer_failed");
-                }
-                vec![]
+                self.given_up(now)
             }
         }
+    }
+
+    /// A stream plan read back after a restart: given up at once.
+    fn give_up_stream(&mut self, reason: String, now: Instant) -> Vec<Action> {
+        let Some(plan) = self.plan.as_ref() else {
+            return vec![];
+        };
+        let detail = json!({
+            "target": plan.current(), "code": null, "reason": reason,
+            "attempt": plan.attempts, "final": true, "gaveUp": "restart",
+        });
+        self.log(now, EventKind::TransferFailed, detail);
+        self.given_up(now)
+    }
+
+    /// The plan is over without a bridge: back where the caller was.
+    fn given_up(&mut self, now: Instant) -> Vec<Action> {
+        self.plan = None;
+        if self.timeout_transfer {
+            return self.end(now, EndReason::HoldTimeout, true);
+        }
+        if self.room.is_some() {
+            // Make before break: the caller never left its room.
+            self.state = State::Bridged;
+            self.target = self.room.clone();
+        } else {
+            self.back_to_hold(now, "transfer_failed");
+        }
+        vec![]
     }
 }
