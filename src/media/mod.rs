@@ -3,7 +3,9 @@
 //! The engine runs `[media] threads` shards; each call's media lives on
 //! one shard from start to end (both legs, its music, its relay).
 //!
-//! - `g711`, `rtp`, `rewrite`: pure codecs and header arithmetic.
+//! - `g711`, `g722`, `rtp`, `rewrite`: pure codecs and header arithmetic;
+//!   `resample` (16 kHz ↔ 8 kHz) and `transcode` (G.722 ↔ G.711, per
+//!   stream) for relaying between legs of different codecs.
 //! - `hold`: decode the music once, pre-encode 20 ms frames.
 //! - `prompt`: one-shot clips the pacer plays in place of the music;
 //!   `prompts`: the prompt set position announcements are built from.
@@ -25,6 +27,8 @@
 pub mod dtmf;
 mod error;
 pub mod g711;
+pub mod g722;
+pub mod resample;
 pub mod hold;
 mod liveness;
 pub mod load;
@@ -36,6 +40,7 @@ pub mod prompts;
 pub mod rewrite;
 pub mod rtp;
 pub mod session;
+pub mod transcode;
 mod settings;
 mod shard;
 pub mod state;
@@ -53,6 +58,7 @@ pub use settings::MediaSettings;
 pub use state::MediaState;
 pub use stats::{MediaStats, RelayStats, ShardStats};
 
+use crate::codec::AudioCodec;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +76,7 @@ pub struct MediaEngine {
     music: Arc<HoldLoop>,
     next_id: AtomicU64,
     public_ip: IpAddr,
+    codecs: Vec<AudioCodec>,
 }
 
 impl MediaEngine {
@@ -91,6 +98,7 @@ impl MediaEngine {
             music: Arc::new(music),
             next_id: AtomicU64::new(1),
             public_ip: settings.public_ip,
+            codecs: settings.codecs,
         })
     }
 
@@ -98,6 +106,12 @@ impl MediaEngine {
     /// sockets are bound to.
     pub fn public_ip(&self) -> IpAddr {
         self.public_ip
+    }
+
+    /// The codecs we speak, in the order we offer them (`[media] codecs`):
+    /// what SDP offers list and answers choose from.
+    pub fn codecs(&self) -> &[AudioCodec] {
+        &self.codecs
     }
 
     /// A fresh RTP socket from the configured range.

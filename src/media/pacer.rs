@@ -13,8 +13,8 @@
 //! a caller hears "you are caller number three" as a break in the music,
 //! not as a new call or a restarted tune.
 
-use super::g711::Law;
 use super::hold::HoldLoop;
+use crate::codec::AudioCodec;
 use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
 use std::collections::{HashMap, VecDeque};
@@ -71,7 +71,8 @@ pub struct NewStream {
     pub source: Arc<HoldLoop>,
     pub socket: Arc<UdpSocket>,
     pub remote: SocketAddr,
-    pub law: Law,
+    /// The caller's codec: the pre-encoded frames it gets.
+    pub codec: AudioCodec,
     pub payload_type: u8,
     pub state: StreamState,
 }
@@ -148,7 +149,7 @@ struct Stream {
     source: Arc<HoldLoop>,
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
-    law: Law,
+    codec: AudioCodec,
     payload_type: u8,
     ssrc: u32,
     sequence: u16,
@@ -227,7 +228,7 @@ impl Slots {
                 source: n.source,
                 socket: n.socket,
                 remote: n.remote,
-                law: n.law,
+                codec: n.codec,
                 payload_type: n.payload_type,
                 ssrc: n.state.ssrc,
                 sequence: n.state.next_sequence,
@@ -278,8 +279,8 @@ impl Slots {
             .write(&mut header);
             packet[..HEADER_LEN].copy_from_slice(&header);
             let audio = match s.prompts.front() {
-                Some(p) => p.frame(s.law),
-                None => s.source.frame(s.law, s.frame),
+                Some(p) => p.frame(s.codec),
+                None => s.source.frame(s.codec, s.frame),
             };
             packet[HEADER_LEN..].copy_from_slice(audio);
             match s.socket.send_to(&packet[..], s.remote) {
@@ -306,6 +307,7 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Law;
 
     /// Music whose frames differ from one another: a rising tone.
     fn music() -> Arc<HoldLoop> {
@@ -328,7 +330,7 @@ mod tests {
             source: music.clone(),
             socket: tx,
             remote: rx.local_addr().unwrap(),
-            law: Law::Mu,
+            codec: AudioCodec::Pcmu,
             payload_type: 0,
             state: StreamState {
                 ssrc: 42,

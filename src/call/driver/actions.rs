@@ -140,7 +140,11 @@ impl Call {
             target: t.target,
             from: self.caller_from.clone(),
             headers: t.headers,
-            sdp: sdp::offer(self.ctx.media.public_ip(), socket.port),
+            sdp: sdp::offer_of(
+                self.ctx.media.public_ip(),
+                socket.port,
+                self.ctx.media.codecs(),
+            ),
             ring_timeout: t.ring_timeout,
             trace: self.trace.clone(),
         };
@@ -156,7 +160,10 @@ impl Call {
             return failed(None, "no transfer under way".into());
         };
         let input = match outcome {
-            DialOutcome::Answered { leg, sdp: body } => match sdp::parse(&body) {
+            DialOutcome::Answered { leg, sdp: body } => match sdp::parse_for(
+                &body,
+                self.ctx.media.codecs(),
+            ) {
                 Ok(answer) => {
                     if self
                         .media
