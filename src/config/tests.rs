@@ -382,7 +382,11 @@ fn media_codecs_default_to_all_three_and_bad_lists_name_the_key() {
         default.media.codecs,
         [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::G722]
     );
-    let wide = load(&format!("{ENTRY}[media]\ncodecs = [\"g722\", \"PCMA\"]\n"), &[]).unwrap();
+    let wide = load(
+        &format!("{ENTRY}[media]\ncodecs = [\"g722\", \"PCMA\"]\n"),
+        &[],
+    )
+    .unwrap();
     assert_eq!(wide.media.codecs, [AudioCodec::G722, AudioCodec::Pcma]);
     let env = load(ENTRY, &[("PINLESS_MEDIA__CODECS", r#"["PCMU"]"#)]).unwrap();
     assert_eq!(env.media.codecs, [AudioCodec::Pcmu]);
@@ -394,6 +398,9 @@ fn media_codecs_default_to_all_three_and_bad_lists_name_the_key() {
     ] {
         let err = load(&format!("{ENTRY}[media]\ncodecs = {bad}\n"), &[]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("media.codecs") && text.contains(why), "{bad}: {text}");
+        assert!(
+            text.contains("media.codecs") && text.contains(why),
+            "{bad}: {text}"
+        );
     }
 }

@@ -53,11 +53,11 @@ const INV_Q4: [i32; 16] = [
 ];
 /// The inverse 6-bit quantiser (`QM6`): what the decoder outputs.
 const INV_Q6: [i32; 64] = [
-    -136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192,
-    -10232, -9360, -8576, -7856, -7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168,
-    -2776, -2400, -2032, -1688, -1360, -1040, -728, 24808, 21904, 19008, 16704, 14984, 13512,
-    12280, 11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456, 4944, 4464, 4008, 3576, 3168,
-    2776, 2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
+    -136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192, -10232,
+    -9360, -8576, -7856, -7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168, -2776,
+    -2400, -2032, -1688, -1360, -1040, -728, 24808, 21904, 19008, 16704, 14984, 13512, 12280,
+    11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456, 4944, 4464, 4008, 3576, 3168, 2776,
+    2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
 ];
 /// Low band log step-size adaptation (`WL`), by `RIL4` magnitude (`RL42`).
 const LOW_LOG_STEP: [i32; 8] = [-60, -30, 58, 172, 334, 538, 1198, 3042];
@@ -352,11 +352,10 @@ impl Default for G722Decoder {
 /// round. Encoded from a reset encoder, the wrap from the last frame to the
 /// first is a full-scale click: a listener's decoder arrives there with
 /// the state of the loop's end, the codes assume a reset one. So the
-/// encoder first runs round the loop for at least one pass and two
-/// seconds (the predictors take a few hundred milliseconds to settle on
-/// steady audio), and only the pass after that is kept: its start then
-/// meets the state its own end leaves. `pcm.len()` should be a multiple
-/// of 320.
+/// encoder first runs round the loop for at least one pass and one second
+/// (the predictors take a few hundred milliseconds to settle on steady
+/// audio), and only the pass after that is kept: its start then meets the
+/// state its own end leaves. `pcm.len()` should be a multiple of 320.
 pub fn encode_loop(pcm: &[i16]) -> Vec<u8> {
     let mut encoder = G722Encoder::new();
     let passes = (PRIMING_SAMPLES / pcm.len().max(1)).max(1);
@@ -366,8 +365,8 @@ pub fn encode_loop(pcm: &[i16]) -> Vec<u8> {
     encoder.encode(pcm)
 }
 
-/// Two seconds at 16 kHz (see `encode_loop`).
-const PRIMING_SAMPLES: usize = 32_000;
+/// One second at 16 kHz (see `encode_loop`).
+const PRIMING_SAMPLES: usize = 16_000;
 
 #[cfg(test)]
 mod tests {
@@ -490,6 +489,9 @@ mod tests {
         // what the priming is for.
         let once = G722Encoder::new().encode(&pcm);
         let click = errors_per_frame(&pcm, &once)[0];
-        assert!(click > 10 * errors[0] && click > 16000, "{click} vs {errors:?}");
+        assert!(
+            click > 10 * errors[0] && click > 16000,
+            "{click} vs {errors:?}"
+        );
     }
 }

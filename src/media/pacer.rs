@@ -14,9 +14,9 @@
 //! not as a new call or a restarted tune.
 
 use super::hold::HoldLoop;
-use crate::codec::AudioCodec;
 use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
+use crate::codec::AudioCodec;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;

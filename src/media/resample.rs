@@ -208,7 +208,11 @@ mod tests {
     #[test]
     fn downsampling_keeps_speech_and_removes_what_would_fold_back() {
         let mut down = Downsampler::new();
-        for (hz, low, high) in [(300.0, 0.97, 1.03), (1000.0, 0.97, 1.03), (3300.0, 0.95, 1.03)] {
+        for (hz, low, high) in [
+            (300.0, 0.97, 1.03),
+            (1000.0, 0.97, 1.03),
+            (3300.0, 0.95, 1.03),
+        ] {
             let x = tone(hz, 16000.0, 16000, 10000.0);
             let y = packets(&x, 320, |p, o| down.process(p, o));
             assert_eq!(y.len(), 8000);

@@ -669,7 +669,8 @@ mod tests {
         assert_ne!(&p[12..], &g722[..]);
         let wide = G722Decoder::new().decode(&g722);
         let narrow: Vec<i16> = p[12..].iter().map(|b| ulaw_decode(*b)).collect();
-        let energy = |x: &[i16]| x.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / x.len() as f64;
+        let energy =
+            |x: &[i16]| x.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / x.len() as f64;
         let ratio = energy(&narrow[40..]) / energy(&wide[80..]);
         assert!(ratio > 0.7 && ratio < 1.3, "{ratio}");
         // A static G.711 packet from a G.722 leg is converted too.

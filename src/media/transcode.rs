@@ -147,7 +147,10 @@ mod tests {
         let mut table = original.clone();
         g711::transcode(&mut table, Law::Mu, Law::A);
         assert_eq!(p, table);
-        assert!(t.decoder.is_none() && t.encoder.is_none(), "no G.722 state made");
+        assert!(
+            t.decoder.is_none() && t.encoder.is_none(),
+            "no G.722 state made"
+        );
     }
 
     #[test]

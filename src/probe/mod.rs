@@ -248,12 +248,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
     // Always a law: the answer was read for G.711 only.
     let law = codec.audio.law().unwrap_or(Law::Mu);
     report.codec = Some(format!("{}/8000", codec.audio.encoding_name()));
-    let mut out = send::Outgoing::new(
-        law,
-        codec.payload_type,
-        codec.event_payload_type,
-        codes,
-    );
+    let mut out = send::Outgoing::new(law, codec.payload_type, codec.event_payload_type, codes);
     if codec.event_payload_type.is_some() {
         report.dtmf_sent = o.dtmf.clone();
     }

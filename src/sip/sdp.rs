@@ -183,7 +183,11 @@ pub fn offer_of(ip: IpAddr, port: u16, codecs: &[AudioCodec]) -> String {
         .collect();
     s += &format!("m=audio {port} RTP/AVP {pts}{te}\r\n");
     for c in codecs {
-        s += &format!("a=rtpmap:{} {}/8000\r\n", c.payload_type(), c.encoding_name());
+        s += &format!(
+            "a=rtpmap:{} {}/8000\r\n",
+            c.payload_type(),
+            c.encoding_name()
+        );
     }
     s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
     s += "a=ptime:20\r\na=sendrecv\r\n";
@@ -290,9 +294,15 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
         let c = parse(wide.as_bytes()).unwrap().choose();
         assert_eq!((c.audio, c.payload_type), (AudioCodec::G722, 9));
         let named = OFFER.replace("8 0 96", "0 9 96") + "a=rtpmap:9 g722/8000\r\n";
-        assert_eq!(parse(named.as_bytes()).unwrap().choose().audio, AudioCodec::Pcmu);
+        assert_eq!(
+            parse(named.as_bytes()).unwrap().choose().audio,
+            AudioCodec::Pcmu
+        );
         let narrow = OFFER.replace("8 0 96", "8 9 0 96");
-        assert_eq!(parse(narrow.as_bytes()).unwrap().choose().audio, AudioCodec::Pcma);
+        assert_eq!(
+            parse(narrow.as_bytes()).unwrap().choose().audio,
+            AudioCodec::Pcma
+        );
         let c = parse_for(narrow.as_bytes(), &ours).unwrap().choose();
         assert_eq!(c.audio, AudioCodec::G722);
         // G722 at another clock rate is not ours.
@@ -302,6 +312,9 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
             Err(SdpError::NoCommonCodec(_))
         ));
         let a = answer(ip, 20002, c);
-        assert!(a.contains("m=audio 20002 RTP/AVP 9 96\r\na=rtpmap:9 G722/8000\r\n"), "{a}");
+        assert!(
+            a.contains("m=audio 20002 RTP/AVP 9 96\r\na=rtpmap:9 G722/8000\r\n"),
+            "{a}"
+        );
     }
 }

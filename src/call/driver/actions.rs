@@ -160,32 +160,31 @@ impl Call {
             return failed(None, "no transfer under way".into());
         };
         let input = match outcome {
-            DialOutcome::Answered { leg, sdp: body } => match sdp::parse_for(
-                &body,
-                self.ctx.media.codecs(),
-            ) {
-                Ok(answer) => {
-                    if self
-                        .media
-                        .bridge(socket, answer.addr, answer.choose(), answer.sends)
-                        .await
-                    {
-                        // Make before break: the caller is on the new room
-                        // already; only now does the old one go.
-                        if let Some(old) = self.room.replace(leg) {
-                            old.hangup();
+            DialOutcome::Answered { leg, sdp: body } => {
+                match sdp::parse_for(&body, self.ctx.media.codecs()) {
+                    Ok(answer) => {
+                        if self
+                            .media
+                            .bridge(socket, answer.addr, answer.choose(), answer.sends)
+                            .await
+                        {
+                            // Make before break: the caller is on the new room
+                            // already; only now does the old one go.
+                            if let Some(old) = self.room.replace(leg) {
+                                old.hangup();
+                            }
+                            Input::RoomAnswered
+                        } else {
+                            leg.hangup();
+                            failed(None, "media relay unavailable".into())
                         }
-                        Input::RoomAnswered
-                    } else {
+                    }
+                    Err(e) => {
                         leg.hangup();
-                        failed(None, "media relay unavailable".into())
+                        failed(Some(488), format!("room answer unusable: {e}"))
                     }
                 }
-                Err(e) => {
-                    leg.hangup();
-                    failed(Some(488), format!("room answer unusable: {e}"))
-                }
-            },
+            }
             DialOutcome::Rejected { code, reason } => failed(Some(code), reason),
             DialOutcome::TimedOut => failed(Some(408), "no answer from room".into()),
             DialOutcome::Cancelled => failed(None, "cancelled".into()),
