@@ -128,7 +128,7 @@ impl Band {
     /// size leaks towards zero and moves by `step`, within `[0, ceiling]`;
     /// the step size is its antilog (`shift`: 8 low, 10 high).
     fn scale(&mut self, step: i32, ceiling: i32, shift: i32) {
-        self.nb = ((self.nb * 127 >> 7) + step).clamp(0, ceiling);
+        self.nb = (((self.nb * 127) >> 7) + step).clamp(0, ceiling);
         let mantissa = LOG_TO_LINEAR[(self.nb >> 6 & 31) as usize];
         let exponent = shift - (self.nb >> 11);
         let linear = if exponent < 0 {
@@ -150,19 +150,21 @@ impl Band {
         let (s0, s1, s2) = (sign(p), sign(self.p[0]), sign(self.p[1]));
         let a1x4 = sat(self.a[1] << 2);
         let toward = (if s0 == s1 { -a1x4 } else { a1x4 }).min(32767);
-        let a2 = ((toward >> 7) + if s0 == s2 { 128 } else { -128 } + (self.a[2] * 32512 >> 15))
+        let a2 = ((toward >> 7) + if s0 == s2 { 128 } else { -128 } + ((self.a[2] * 32512) >> 15))
             .clamp(-12288, 12288);
         // UPPOL1: the first pole, kept inside the stability triangle.
-        let a1 = sat(if s0 == s1 { 192 } else { -192 } + (self.a[1] * 32640 >> 15));
+        let a1 = sat(if s0 == s1 { 192 } else { -192 } + ((self.a[1] * 32640) >> 15));
         let limit = sat(15360 - a2);
         let a1 = a1.clamp(-limit, limit);
         // UPZERO: each zero moves toward agreement of signs with `d`.
         let nudge = if d == 0 { 0 } else { 128 };
         let mut b = [0; 7];
-        for i in 1..7 {
+        for (i, bi) in b.iter_mut().enumerate().skip(1) {
+            // Zero i pairs with the difference i samples back: d[i - 1]
+            // before the shift below.
             let agree = sign(self.d[i - 1]) == sign(d);
-            let leak = self.b[i] * 32640 >> 15;
-            b[i] = sat(if agree { nudge } else { -nudge } + leak);
+            let leak = (self.b[i] * 32640) >> 15;
+            *bi = sat(if agree { nudge } else { -nudge } + leak);
         }
         // DELAYA: everything moves one sample on.
         self.d.copy_within(0..6, 1);
@@ -172,11 +174,11 @@ impl Band {
         self.p = [p, self.p[0], self.p[1]];
         self.a = [0, a1, a2];
         // FILTEP, FILTEZ, PREDIC: the next prediction.
-        let pole = |i: usize| self.a[i] * sat(self.r[i - 1] << 1) >> 15;
+        let pole = |i: usize| (self.a[i] * sat(self.r[i - 1] << 1)) >> 15;
         let sp = sat(pole(1) + pole(2));
         let mut sz = 0;
         for i in 1..7 {
-            sz += self.b[i] * sat(self.d[i - 1] << 1) >> 15;
+            sz += (self.b[i] * sat(self.d[i - 1] << 1)) >> 15;
         }
         self.sz = sat(sz);
         self.s = sat(sp + self.sz);
@@ -238,7 +240,7 @@ impl G722Encoder {
         let e = sat(x - band.s);
         let magnitude = if e >= 0 { e } else { -(e + 1) };
         let interval = (1..30)
-            .find(|m| magnitude < LOW_LEVELS[*m] * band.det >> 12)
+            .find(|m| magnitude < (LOW_LEVELS[*m] * band.det) >> 12)
             .unwrap_or(30);
         let code = if e < 0 {
             LOW_CODE_NEG[interval]
@@ -247,7 +249,7 @@ impl G722Encoder {
         };
         // INVQAL: the predictor sees the 4-bit difference.
         let ril = usize::from(code >> 2);
-        let d = band.det * INV_Q4[ril] >> 15;
+        let d = (band.det * INV_Q4[ril]) >> 15;
         band.scale(LOW_LOG_STEP[LOW_MAGNITUDE[ril]], 18432, 8);
         band.adapt(d);
         code
@@ -258,7 +260,7 @@ impl G722Encoder {
         let band = &mut self.high;
         let e = sat(x - band.s);
         let magnitude = if e >= 0 { e } else { -(e + 1) };
-        let interval = if magnitude >= 564 * band.det >> 12 {
+        let interval = if magnitude >= (564 * band.det) >> 12 {
             2
         } else {
             1
@@ -268,7 +270,7 @@ impl G722Encoder {
         } else {
             HIGH_CODE_POS[interval]
         };
-        let d = band.det * INV_Q2[usize::from(code)] >> 15;
+        let d = (band.det * INV_Q2[usize::from(code)]) >> 15;
         band.scale(HIGH_LOG_STEP[HIGH_MAGNITUDE[usize::from(code)]], 22528, 10);
         band.adapt(d);
         code
@@ -316,15 +318,15 @@ impl G722Decoder {
         // output uses all six bits, the predictor only four.
         let ilow = usize::from(code & 0x3F);
         let low = &mut self.low;
-        let rlow = (low.s + (low.det * INV_Q6[ilow] >> 15)).clamp(-16384, 16383);
+        let rlow = (low.s + ((low.det * INV_Q6[ilow]) >> 15)).clamp(-16384, 16383);
         let ril = ilow >> 2;
-        let dlow = low.det * INV_Q4[ril] >> 15;
+        let dlow = (low.det * INV_Q4[ril]) >> 15;
         low.scale(LOW_LOG_STEP[LOW_MAGNITUDE[ril]], 18432, 8);
         low.adapt(dlow);
         // High band.
         let ihigh = usize::from(code >> 6);
         let high = &mut self.high;
-        let dhigh = high.det * INV_Q2[ihigh] >> 15;
+        let dhigh = (high.det * INV_Q2[ihigh]) >> 15;
         let rhigh = (high.s + dhigh).clamp(-16384, 16383);
         high.scale(HIGH_LOG_STEP[HIGH_MAGNITUDE[ihigh]], 22528, 10);
         high.adapt(dhigh);

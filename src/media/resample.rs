@@ -137,7 +137,7 @@ impl Upsampler {
         for j in 0..input.len() {
             // The 8 kHz sample at the centre of the odd taps' span lies
             // between x[n + j - (HALF + 1) / 2] and the one after.
-            let c = n + j - (HALF + 1) / 2;
+            let c = n + j - HALF.div_ceil(2);
             out.push(to_i16(x[c]));
             let mut acc = 0f32;
             for (i, k) in (1..=HALF).step_by(2).enumerate() {
