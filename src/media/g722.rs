@@ -354,15 +354,22 @@ impl Default for G722Decoder {
 /// round. Encoded from a reset encoder, the wrap from the last frame to the
 /// first is a full-scale click: a listener's decoder arrives there with
 /// the state of the loop's end, the codes assume a reset one. So the
-/// encoder first runs round the loop for at least one pass and one second
-/// (the predictors take a few hundred milliseconds to settle on steady
-/// audio), and only the pass after that is kept: its start then meets the
-/// state its own end leaves. `pcm.len()` should be a multiple of 320.
+/// encoder is first run over the loop's last second (round and round for
+/// a shorter loop: the predictors take a few hundred milliseconds to
+/// settle on steady audio, and forget what came before), and only then
+/// over the loop itself: its start meets the state its own end leaves.
+/// Priming with the last second rather than a whole pass keeps start-up
+/// cheap for long music. `pcm.len()` should be a multiple of 320.
 pub fn encode_loop(pcm: &[i16]) -> Vec<u8> {
     let mut encoder = G722Encoder::new();
-    let passes = (PRIMING_SAMPLES / pcm.len().max(1)).max(1);
-    for _ in 0..passes {
-        encoder.encode(pcm);
+    if !pcm.is_empty() {
+        // The second before the loop's start, played round: a part of a
+        // pass ending at the loop's end, then whole passes.
+        let n = pcm.len();
+        encoder.encode(&pcm[n - PRIMING_SAMPLES % n..]);
+        for _ in 0..PRIMING_SAMPLES / n {
+            encoder.encode(pcm);
+        }
     }
     encoder.encode(pcm)
 }
