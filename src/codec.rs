@@ -2,7 +2,8 @@
 //! hold music and the relay) both speak, and the DTMF key press both
 //! report (SIP INFO, RFC 4733 telephone-events). They live in this leaf so that
 //! `sip` and `media`, siblings in the layer order, need not import each
-//! other; the G.711 arithmetic itself stays in `media::g711`.
+//! other; the G.711 arithmetic itself stays in `media::g711`, G.722 in
+//! `media::g722`.
 
 /// Which G.711 law a stream uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,10 +38,86 @@ impl Law {
     }
 }
 
+/// An audio codec we speak: the two G.711 laws (8 kHz audio) and G.722
+/// (16 kHz audio, ITU-T G.722 at 64 kbit/s). All three carry 8000 bytes a
+/// second, so a 20 ms packet is 160 bytes of payload and its RTP timestamp
+/// advances by 160 whichever it is: G.722's RTP clock is 8000 by an
+/// historical error that RFC 3551 §4.5.2 keeps for compatibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    /// G.711 µ-law, static payload type 0.
+    Pcmu,
+    /// G.711 A-law, static payload type 8.
+    Pcma,
+    /// G.722, static payload type 9 (`G722/8000` in SDP).
+    G722,
+}
+
+impl AudioCodec {
+    /// Every codec we speak, in the default order of our offers.
+    pub const ALL: [AudioCodec; 3] = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::G722];
+
+    /// Its static RTP payload type (RFC 3551).
+    pub fn payload_type(self) -> u8 {
+        match self {
+            AudioCodec::Pcmu => 0,
+            AudioCodec::Pcma => 8,
+            AudioCodec::G722 => 9,
+        }
+    }
+
+    pub fn from_payload_type(pt: u8) -> Option<AudioCodec> {
+        AudioCodec::ALL.into_iter().find(|c| c.payload_type() == pt)
+    }
+
+    /// Its SDP encoding name (`a=rtpmap`), as the config names it too.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU",
+            AudioCodec::Pcma => "PCMA",
+            AudioCodec::G722 => "G722",
+        }
+    }
+
+    /// The codec an SDP encoding name (any case) stands for.
+    pub fn from_name(name: &str) -> Option<AudioCodec> {
+        AudioCodec::ALL
+            .into_iter()
+            .find(|c| c.encoding_name().eq_ignore_ascii_case(name))
+    }
+
+    /// The G.711 law, for the two G.711 codecs.
+    pub fn law(self) -> Option<Law> {
+        match self {
+            AudioCodec::Pcmu => Some(Law::Mu),
+            AudioCodec::Pcma => Some(Law::A),
+            AudioCodec::G722 => None,
+        }
+    }
+
+    /// Audio samples a second (not the RTP clock, which is 8000 for all).
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu | AudioCodec::Pcma => 8000,
+            AudioCodec::G722 => 16000,
+        }
+    }
+}
+
+impl From<Law> for AudioCodec {
+    fn from(law: Law) -> AudioCodec {
+        match law {
+            Law::Mu => AudioCodec::Pcmu,
+            Law::A => AudioCodec::Pcma,
+        }
+    }
+}
+
 /// What one leg negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegCodec {
-    pub law: Law,
+    /// The audio codec (was `law` when only G.711 was spoken).
+    pub audio: AudioCodec,
     pub payload_type: u8,
     /// RFC 4733 telephone-event payload type, if the leg offered it.
     pub event_payload_type: Option<u8>,

@@ -292,11 +292,13 @@ async fn unmatched_calls_bad_codecs_and_api_errors() {
         DialOutcome::Rejected { code: 404, .. }
     ));
 
-    let g722 = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n",
+    // A codec pinless does not speak (G.729; this was G.722 until G.722
+    // was added, see tests/g722.rs).
+    let g729 = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
         phone.rtp.addr.port()
     );
-    let mut d = phone.dial_sdp(&gw.sip_uri("support", false), &[], g722);
+    let mut d = phone.dial_sdp(&gw.sip_uri("support", false), &[], g729);
     assert!(matches!(
         within(5, "488", d.outcome()).await,
         DialOutcome::Rejected { code: 488, .. }

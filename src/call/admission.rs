@@ -166,7 +166,7 @@ impl Admission {
             return Err(overloaded());
         }
         self.entry(&entry, info, now_ms)?;
-        let offer = sdp::parse(&info.sdp).map_err(|e| {
+        let offer = sdp::parse_for(&info.sdp, self.media.codecs()).map_err(|e| {
             // The parser's message may quote the offer: keep it one clean line.
             let text: String = e
                 .to_string()

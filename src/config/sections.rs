@@ -3,6 +3,7 @@
 //! checking `validate`'s.
 
 use super::dialin::DialinEntry;
+use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -84,6 +85,10 @@ pub struct MediaConfig {
     /// of their calls; 0 = one per core available to the process (see
     /// `media_threads`).
     pub threads: u16,
+    /// The audio codecs we speak, in the order we offer them (rooms get
+    /// this order; a caller's answer follows the caller's own order among
+    /// them). Never empty, no repeats (checked when read).
+    pub codecs: Vec<AudioCodec>,
 }
 
 /// `[api]`: the HTTP API.
@@ -181,6 +186,7 @@ impl Default for MediaConfig {
             rtp_port_max: 29999,
             rtp_timeout_secs: 30,
             threads: 0,
+            codecs: AudioCodec::ALL.to_vec(),
         }
     }
 }

@@ -379,3 +379,34 @@ fn media_threads_default_to_the_cores_and_bad_values_name_the_key() {
         assert!(err.to_string().contains("media.threads"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn media_codecs_default_to_all_three_and_bad_lists_name_the_key() {
+    use crate::codec::AudioCodec;
+    let default = load(ENTRY, &[]).unwrap();
+    assert_eq!(
+        default.media.codecs,
+        [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::G722]
+    );
+    let wide = load(
+        &format!("{ENTRY}[media]\ncodecs = [\"g722\", \"PCMA\"]\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(wide.media.codecs, [AudioCodec::G722, AudioCodec::Pcma]);
+    let env = load(ENTRY, &[("PINLESS_MEDIA__CODECS", r#"["PCMU"]"#)]).unwrap();
+    assert_eq!(env.media.codecs, [AudioCodec::Pcmu]);
+    for (bad, why) in [
+        ("[]", "at least one"),
+        ("[\"OPUS\"]", "\"OPUS\" is not a codec"),
+        ("[\"PCMU\", \"pcmu\"]", "twice"),
+        ("\"PCMU\"", "media.codecs"),
+    ] {
+        let err = load(&format!("{ENTRY}[media]\ncodecs = {bad}\n"), &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("media.codecs") && text.contains(why),
+            "{bad}: {text}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use super::{
     ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig,
     MediaConfig, NodeConfig, SipConfig,
 };
+use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
@@ -50,6 +51,8 @@ struct MediaText {
     rtp_port_max: u16,
     rtp_timeout_secs: u64,
     threads: u16,
+    /// SDP encoding names, as `AudioCodec::from_name` reads them.
+    codecs: Vec<String>,
 }
 
 /// `ApiConfig` as written.
@@ -99,6 +102,7 @@ impl ConfigText {
                 rtp_port_max: media.rtp_port_max,
                 rtp_timeout_secs: media.rtp_timeout_secs,
                 threads: media.threads,
+                codecs: codecs(&media.codecs)?,
             },
             api: ApiConfig {
                 listen: optional_addr("api.listen", &api.listen)?
@@ -111,6 +115,31 @@ impl ConfigText {
             cluster,
         })
     }
+}
+
+/// `[media] codecs`: known names (any case), at least one, none twice.
+fn codecs(names: &[String]) -> Result<Vec<AudioCodec>, ConfigError> {
+    const KEY: &str = "media.codecs";
+    if names.is_empty() {
+        return Err(ConfigError::key(
+            KEY,
+            "must name at least one codec (PCMU, PCMA, G722)",
+        ));
+    }
+    let mut codecs = Vec::with_capacity(names.len());
+    for name in names {
+        let codec = AudioCodec::from_name(name).ok_or_else(|| {
+            ConfigError::key(
+                KEY,
+                format!("{name:?} is not a codec pinless speaks (PCMU, PCMA, G722)"),
+            )
+        })?;
+        if codecs.contains(&codec) {
+            return Err(ConfigError::key(KEY, format!("{name:?} is listed twice")));
+        }
+        codecs.push(codec);
+    }
+    Ok(codecs)
 }
 
 /// A socket address key; "" means disabled.
@@ -159,6 +188,11 @@ impl Default for ConfigText {
                 rtp_port_max: media.rtp_port_max,
                 rtp_timeout_secs: media.rtp_timeout_secs,
                 threads: media.threads,
+                codecs: media
+                    .codecs
+                    .iter()
+                    .map(|c| c.encoding_name().to_string())
+                    .collect(),
             },
             api: ApiText {
                 listen: api.listen.to_string(),

@@ -19,10 +19,10 @@
 //! silence chunk once the caller is more than `CALLER_LATE` chunks behind
 //! that clock, so a bot's own VAD sees the end of speech.
 
-use super::g711::{Law, transcode};
 use super::hold::HoldLoop;
 use super::rtp::{self, SAMPLES_PER_PACKET};
-use crate::codec::LegCodec;
+use super::transcode::Transcoder;
+use crate::codec::{AudioCodec, LegCodec};
 use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -73,6 +73,8 @@ struct Queue {
     to_bot: Option<mpsc::Sender<Vec<u8>>>,
     /// Pacer ticks minus caller chunks sent: how far behind the caller is.
     owed: i32,
+    /// μ-law to the caller's codec (stateful for G.722).
+    to_caller: Transcoder,
 }
 
 impl Queue {
@@ -121,6 +123,7 @@ impl BotQueue {
             owed: 0,
             buffering: false,
             pushed: false,
+            to_caller: Transcoder::new(),
         };
         (BotQueue(Arc::new(Mutex::new(queue))), rx)
     }
@@ -197,9 +200,9 @@ impl BotQueue {
         }
     }
 
-    /// The next 20 ms for the caller in `law`: queued audio, padded with
-    /// silence when the bot has sent less.
-    pub(super) fn frame(&self, law: Law, out: &mut [u8; FRAME]) {
+    /// The next 20 ms for the caller in its `codec`: queued audio, padded
+    /// with silence when the bot has sent less.
+    pub(super) fn frame(&self, codec: AudioCodec, out: &mut [u8; FRAME]) {
         let mut q = self.lock();
         let len = q.audio.len();
         // A bot still sending is waited for (one tick at a time, silence
@@ -220,8 +223,7 @@ impl BotQueue {
         q.shrink_if_empty();
         q.taken += n as u64;
         q.release();
-        drop(q);
-        transcode(out, Law::Mu, law);
+        q.to_caller.convert(out, AudioCodec::Pcmu, codec);
     }
 }
 
@@ -231,6 +233,8 @@ pub(super) struct CallerFeed {
     /// μ-law bytes not yet making a whole chunk (a caller with another
     /// packet time than 20 ms).
     pending: Vec<u8>,
+    /// The caller's codec to μ-law (stateful for G.722).
+    to_mulaw: Transcoder,
 }
 
 impl CallerFeed {
@@ -239,6 +243,7 @@ impl CallerFeed {
         CallerFeed {
             to_bot: queue,
             pending: Vec::with_capacity(FRAME * 2),
+            to_mulaw: Transcoder::new(),
         }
     }
 
@@ -249,18 +254,19 @@ impl CallerFeed {
         let Some((header, range)) = rtp::parse(packet) else {
             return;
         };
-        let law = if header.payload_type == codec.payload_type {
-            codec.law
+        let audio = if header.payload_type == codec.payload_type {
+            codec.audio
         } else if Some(header.payload_type) == codec.event_payload_type {
             return;
-        } else if let Some(law) = Law::from_payload_type(header.payload_type) {
-            law
+        } else if let Some(audio) = AudioCodec::from_payload_type(header.payload_type) {
+            audio
         } else {
             return;
         };
         let start = self.pending.len();
         self.pending.extend_from_slice(&packet[range]);
-        transcode(&mut self.pending[start..], law, Law::Mu);
+        self.to_mulaw
+            .convert(&mut self.pending[start..], audio, AudioCodec::Pcmu);
         while self.pending.len() >= FRAME {
             let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
             self.to_bot.caller_chunk(chunk);
@@ -271,6 +277,7 @@ impl CallerFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::g711::{Law, transcode};
 
     #[test]
     fn frames_come_from_the_queue_then_silence_and_marks_follow_their_audio() {
@@ -280,16 +287,16 @@ mod tests {
         q.push(&[2; 200]);
         q.mark("b".into());
         let mut f = [0u8; FRAME];
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert_eq!(&f[..100], &[1; 100][..]);
         assert_eq!(&f[100..], &[2; 60][..]);
         assert_eq!(played.try_recv().unwrap(), "a");
         assert!(played.try_recv().is_err(), "b's audio is not all out");
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert_eq!(&f[..140], &[2; 140][..]);
         assert!(f[140..].iter().all(|b| *b == MULAW_SILENCE));
         assert_eq!(played.try_recv().unwrap(), "b");
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert!(f.iter().all(|b| *b == MULAW_SILENCE), "silence, not a gap");
         q.mark("now".into());
         assert_eq!(played.try_recv().unwrap(), "now", "nothing before it");
@@ -299,36 +306,36 @@ mod tests {
     fn after_running_dry_play_waits_for_40_ms_or_a_quiet_bot() {
         let (q, _) = BotQueue::new();
         let mut f = [0u8; FRAME];
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         // Real-time 20 ms chunks after a pause: the first waits a tick
         // for the second, then they play back to back, no silence between.
         q.push(&[1; FRAME]);
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert!(f.iter().all(|b| *b == MULAW_SILENCE), "buffering");
         let mut heard = Vec::new();
         for byte in 2..=6 {
             q.push(&[byte; FRAME]);
-            q.frame(Law::Mu, &mut f);
+            q.frame(AudioCodec::Pcmu, &mut f);
             heard.push(f[0]);
         }
         assert_eq!(heard, [1, 2, 3, 4, 5]);
         // Half a frame while the bot still sends: held back, not padded.
         q.push(&[7; 80]);
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert_eq!(f[0], 6);
         q.push(&[7; 40]);
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert!(f.iter().all(|b| *b == MULAW_SILENCE), "held back");
         // The bot goes quiet: what it sent is played, padded.
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert!(
             f[..120].iter().all(|b| *b == 7),
             "played once the bot is quiet"
         );
         assert!(f[120..].iter().all(|b| *b == MULAW_SILENCE));
         q.push(&[8; 100]);
-        q.frame(Law::Mu, &mut f);
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         assert_eq!(&f[..100], &[8; 100][..]);
         assert!(f[100..].iter().all(|b| *b == MULAW_SILENCE));
     }
@@ -341,7 +348,7 @@ mod tests {
         q.clear();
         assert_eq!(played.try_recv().unwrap(), "end");
         let mut f = [0u8; FRAME];
-        q.frame(Law::A, &mut f);
+        q.frame(AudioCodec::Pcma, &mut f);
         assert!(f.iter().all(|b| *b == Law::A.encode(0)), "A-law silence");
     }
 
@@ -364,15 +371,15 @@ mod tests {
         assert_eq!(q.lock().marks.len(), MAX_MARKS);
         let mut f = [0u8; FRAME];
         // Less than a frame: played once the bot is quiet (a tick later).
-        q.frame(Law::Mu, &mut f);
-        q.frame(Law::Mu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
+        q.frame(AudioCodec::Pcmu, &mut f);
         let names: Vec<String> = std::iter::from_fn(|| played.try_recv().ok()).collect();
         assert_eq!(names.len(), MAX_MARKS);
         assert_eq!(names[0], "0");
         // Emptied by playing, the queue shrinks too.
         q.push(&vec![3; 8000 * 30]);
         for _ in 0..8000 * 30 / FRAME {
-            q.frame(Law::Mu, &mut f);
+            q.frame(AudioCodec::Pcmu, &mut f);
         }
         assert!(q.lock().audio.capacity() <= 2 * KEPT_CAPACITY);
     }
@@ -395,7 +402,7 @@ mod tests {
             [&head[..], &[0x22; FRAME][..]].concat()
         };
         let mu = LegCodec {
-            law: Law::Mu,
+            audio: AudioCodec::Pcmu,
             payload_type: 0,
             event_payload_type: Some(101),
         };
@@ -437,7 +444,7 @@ mod tests {
         let (q, _) = BotQueue::new();
         let mut feed = CallerFeed::new(q, tx);
         let a = LegCodec {
-            law: Law::A,
+            audio: AudioCodec::Pcma,
             payload_type: 8,
             event_payload_type: Some(101),
         };

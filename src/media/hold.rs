@@ -1,10 +1,14 @@
 //! The hold-music loop: decoded once at start-up (any format symphonia
 //! reads, any rate or channel count), mixed to mono, resampled to 8 kHz
-//! and pre-encoded to PCMU and PCMA 20 ms frames shared by every call.
-//! Per call, playing hold music is then a copy of 160 bytes per packet.
+//! and pre-encoded to PCMU and PCMA 20 ms frames shared by every call, and
+//! resampled to 16 kHz and pre-encoded to G.722 frames as well (the same
+//! number of frames, 160 bytes each). Per call, playing hold music is then
+//! a copy of 160 bytes per packet, whichever the codec.
 
 use super::g711::Law;
+use super::g722;
 use super::rtp::SAMPLES_PER_PACKET;
+use crate::codec::AudioCodec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use symphonia::core::audio::SampleBuffer;
@@ -17,6 +21,9 @@ use symphonia::core::probe::Hint;
 
 const OUT_RATE: u32 = 8000;
 const FRAME: usize = SAMPLES_PER_PACKET as usize;
+/// G.722's audio rate, and its samples in a 20 ms frame.
+const WIDE_RATE: u32 = 16000;
+const WIDE_FRAME: usize = g722::SAMPLES_PER_FRAME;
 /// Half-width, in input samples at the cut-off scale, of the resampling
 /// kernel. 16 keeps the stop-band well down for hold music.
 const TAPS: i64 = 16;
@@ -67,6 +74,8 @@ pub enum HoldError {
 pub struct HoldLoop {
     pcmu: Arc<[u8]>,
     pcma: Arc<[u8]>,
+    /// The same frames in G.722, encoded from 16 kHz (`g722::encode_loop`).
+    g722: Arc<[u8]>,
     frames: u32,
 }
 
@@ -111,13 +120,18 @@ impl HoldLoop {
     pub fn from_samples(mono: &[f32], rate: u32) -> HoldLoop {
         let pcm = resample_loop(mono, rate);
         let encode = |law: Law| -> Arc<[u8]> { pcm.iter().map(|s| law.encode(*s)).collect() };
+        // The wideband loop holds exactly as many frames as the narrow one
+        // (a frame index means the same 20 ms in every codec).
+        let frames = pcm.len() / FRAME;
+        let wide = resample_exact(mono, rate, WIDE_RATE, frames * WIDE_FRAME);
         HoldLoop {
             // Saturating, not `as`: a cut count could be zero (and `frame`
             // divides by it). u32::MAX frames is 2.7 years of audio, so
             // the saturation never bites in practice.
-            frames: u32::try_from(pcm.len() / FRAME).unwrap_or(u32::MAX),
+            frames: u32::try_from(frames).unwrap_or(u32::MAX),
             pcmu: encode(Law::Mu),
             pcma: encode(Law::A),
+            g722: g722::encode_loop(&wide).into(),
         }
     }
 
@@ -126,12 +140,15 @@ impl HoldLoop {
         self.frames
     }
 
-    /// Frame `index` (taken modulo the loop) in the given law: 160 bytes.
-    pub fn frame(&self, law: Law, index: u32) -> &[u8] {
+    /// Frame `index` (taken modulo the loop) in the given codec (a G.711
+    /// `Law` will do): 160 bytes.
+    pub fn frame(&self, codec: impl Into<AudioCodec>, index: u32) -> &[u8] {
         let start = (index % self.frames) as usize * FRAME;
-        let all = match law {
-            Law::Mu => &self.pcmu,
-            Law::A => &self.pcma,
+        let all = match codec.into() {
+            AudioCodec::Pcmu => &self.pcmu,
+            AudioCodec::Pcma => &self.pcma,
+            // 160 bytes a frame too (two 16 kHz samples a byte).
+            AudioCodec::G722 => &self.g722,
         };
         &all[start..start + FRAME]
     }
@@ -227,16 +244,29 @@ fn decode_source(
 /// the ends so the loop stays seamless, and stretches it by a fraction of
 /// a percent so that it holds a whole number of 20 ms frames.
 fn resample_loop(input: &[f32], rate: u32) -> Vec<i16> {
-    let n_in = input.len() as i64;
     let ideal = input.len() as f64 * OUT_RATE as f64 / rate as f64;
     let n_out = ((ideal / FRAME as f64).round().max(1.0) as usize) * FRAME;
+    resample_exact(input, rate, OUT_RATE, n_out)
+}
+
+/// Resamples a loop from `rate` to `n_out` samples at about `out_rate`
+/// (the kernel's cut-off is set for `out_rate`), wrapping around the ends.
+fn resample_exact(input: &[f32], rate: u32, out_rate: u32, n_out: usize) -> Vec<i16> {
+    let n_in = input.len() as i64;
     let step = n_in as f64 / n_out as f64; // input samples per output sample
     // Low-pass at 0.45 of the lower of the two rates.
-    let cutoff = 0.45 * (OUT_RATE.min(rate) as f64) / rate as f64; // cycles per input sample
+    let cutoff = 0.45 * (out_rate.min(rate) as f64) / rate as f64; // cycles per input sample
     let half = (TAPS as f64 / (2.0 * cutoff)).ceil() as i64;
     let peak = input.iter().fold(0f32, |m, s| m.max(s.abs())).max(1e-9);
     // Normalise so that quiet files still sound on a phone, loud ones don't clip.
     let gain = (0.7 / peak as f64).min(8.0);
+    if rate == out_rate && n_out == input.len() {
+        // Already at the rate and a whole number of frames (the bundled
+        // music, for G.722): nothing to filter, and the kernel's cost
+        // (a sine and a cosine a tap) is saved at start-up.
+        let scale = |s: &f32| (f64::from(*s) * gain * 32767.0).clamp(-32768.0, 32767.0) as i16;
+        return input.iter().map(scale).collect();
+    }
     (0..n_out)
         .map(|i| {
             let t = i as f64 * step;
@@ -287,6 +317,35 @@ mod tests {
         let f = hold.frame(Law::Mu, 123);
         assert_eq!(f.len(), 160);
         assert!(f.iter().any(|b| *b != 0xFF), "not silence");
+        assert_eq!(hold.frame(AudioCodec::G722, 123).len(), 160);
+    }
+
+    #[test]
+    fn the_g722_loop_is_the_same_music_at_16_khz() {
+        // 1 s of a 3 kHz tone, sampled at 44.1 kHz: G.711 frames carry it,
+        // and the G.722 frames, decoded, carry it at 16 kHz with the level
+        // of the G.711 ones.
+        let tone: Vec<f32> = (0..44100)
+            .map(|i| (std::f32::consts::TAU * 3000.0 * i as f32 / 44100.0).sin() * 0.5)
+            .collect();
+        let hold = HoldLoop::from_samples(&tone, 44100);
+        assert_eq!(hold.frames(), 50);
+        let mut decoder = g722::G722Decoder::new();
+        let wide: Vec<i16> = (0..hold.frames())
+            .flat_map(|i| decoder.decode(hold.frame(AudioCodec::G722, i)))
+            .collect();
+        assert_eq!(wide.len(), 16000);
+        let crossings = wide.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        assert!((5990..=6010).contains(&crossings), "{crossings}");
+        let narrow: Vec<i16> = (0..hold.frames())
+            .flat_map(|i| hold.frame(Law::Mu, i).to_vec())
+            .map(|b| Law::Mu.decode(b))
+            .collect();
+        let rms = |x: &[i16]| {
+            (x.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        let ratio = rms(&wide[320..]) / rms(&narrow[160..]);
+        assert!(ratio > 0.9 && ratio < 1.1, "level ratio {ratio:.2}");
     }
 
     #[test]

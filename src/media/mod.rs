@@ -3,7 +3,9 @@
 //! The engine runs `[media] threads` shards; each call's media lives on
 //! one shard from start to end (both legs, its music, its relay).
 //!
-//! - `g711`, `rtp`, `rewrite`: pure codecs and header arithmetic.
+//! - `g711`, `g722`, `rtp`, `rewrite`: pure codecs and header arithmetic;
+//!   `resample` (16 kHz ↔ 8 kHz) and `transcode` (G.722 ↔ G.711, per
+//!   stream) for relaying between legs of different codecs.
 //! - `hold`: decode the music once, pre-encode 20 ms frames.
 //! - `prompt`: one-shot clips the pacer plays in place of the music;
 //!   `prompts`: the prompt set position announcements are built from.
@@ -30,6 +32,7 @@ pub mod bot;
 pub mod dtmf;
 mod error;
 pub mod g711;
+pub mod g722;
 pub mod hold;
 mod liveness;
 pub mod load;
@@ -38,6 +41,7 @@ pub mod placement;
 pub mod ports;
 pub mod prompt;
 pub mod prompts;
+pub mod resample;
 pub mod rewrite;
 pub mod rtp;
 pub mod session;
@@ -46,6 +50,7 @@ mod shard;
 pub mod srtp;
 pub mod state;
 pub mod stats;
+pub mod transcode;
 
 pub use bot::BotQueue;
 pub use error::MediaError;
@@ -61,6 +66,7 @@ pub use srtp::{LegKeys, SrtpLeg, SrtpState};
 pub use state::MediaState;
 pub use stats::{MediaStats, RelayStats, ShardStats};
 
+use crate::codec::AudioCodec;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +89,7 @@ pub struct MediaEngine {
     music: Arc<HoldLoop>,
     next_id: AtomicU64,
     public_ip: IpAddr,
+    codecs: Vec<AudioCodec>,
 }
 
 impl MediaEngine {
@@ -104,6 +111,7 @@ impl MediaEngine {
             music: Arc::new(music),
             next_id: AtomicU64::new(1),
             public_ip: settings.public_ip,
+            codecs: settings.codecs,
         })
     }
 
@@ -111,6 +119,12 @@ impl MediaEngine {
     /// sockets are bound to.
     pub fn public_ip(&self) -> IpAddr {
         self.public_ip
+    }
+
+    /// The codecs we speak, in the order we offer them (`[media] codecs`):
+    /// what SDP offers list and answers choose from.
+    pub fn codecs(&self) -> &[AudioCodec] {
+        &self.codecs
     }
 
     /// A fresh RTP socket from the configured range.

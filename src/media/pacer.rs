@@ -14,11 +14,11 @@
 //! not as a new call or a restarted tune.
 
 use super::bot::BotQueue;
-use super::g711::Law;
 use super::hold::HoldLoop;
 use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
 use super::srtp::SrtpLeg;
+use crate::codec::AudioCodec;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -73,7 +73,8 @@ pub struct NewStream {
     pub source: Arc<HoldLoop>,
     pub socket: Arc<UdpSocket>,
     pub remote: SocketAddr,
-    pub law: Law,
+    /// The caller's codec: the pre-encoded frames it gets.
+    pub codec: AudioCodec,
     pub payload_type: u8,
     pub state: StreamState,
     /// The caller's SRTP: every frame is encrypted with it before it
@@ -162,7 +163,7 @@ struct Stream {
     source: Arc<HoldLoop>,
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
-    law: Law,
+    codec: AudioCodec,
     payload_type: u8,
     ssrc: u32,
     sequence: u16,
@@ -244,7 +245,7 @@ impl Slots {
                 source: n.source,
                 socket: n.socket,
                 remote: n.remote,
-                law: n.law,
+                codec: n.codec,
                 payload_type: n.payload_type,
                 ssrc: n.state.ssrc,
                 sequence: n.state.next_sequence,
@@ -307,14 +308,14 @@ impl Slots {
             match (&s.bot, s.prompts.front()) {
                 (Some(bot), _) => {
                     let mut frame = [0u8; SAMPLES_PER_PACKET as usize];
-                    bot.frame(s.law, &mut frame);
+                    bot.frame(s.codec, &mut frame);
                     // The bot hears the caller on this clock too.
                     bot.caller_tick();
                     packet[HEADER_LEN..].copy_from_slice(&frame);
                 }
-                (None, Some(p)) => packet[HEADER_LEN..].copy_from_slice(p.frame(s.law)),
+                (None, Some(p)) => packet[HEADER_LEN..].copy_from_slice(p.frame(s.codec)),
                 (None, None) => {
-                    packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.law, s.frame))
+                    packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.codec, s.frame))
                 }
             }
             // SRTP is a per-stream step: the frames are shared, each
@@ -346,6 +347,7 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Law;
 
     /// Music whose frames differ from one another: a rising tone.
     fn music() -> Arc<HoldLoop> {
@@ -368,7 +370,7 @@ mod tests {
             source: music.clone(),
             socket: tx,
             remote: rx.local_addr().unwrap(),
-            law: Law::Mu,
+            codec: AudioCodec::Pcmu,
             payload_type: 0,
             state: StreamState {
                 ssrc: 42,

@@ -5,8 +5,8 @@
 //! from several files ("you are caller number" + "three") costs no copy
 //! of audio: only a list of shared clips.
 
-use super::g711::Law;
 use super::hold::HoldLoop;
+use crate::codec::AudioCodec;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -74,9 +74,9 @@ impl Playing {
         Some(p)
     }
 
-    /// The frame to send now (160 bytes).
-    pub fn frame(&self, law: Law) -> &[u8] {
-        self.prompt.clips[self.clip].frame(law, self.frame)
+    /// The frame to send now, in `codec` (160 bytes).
+    pub fn frame(&self, codec: impl Into<AudioCodec>) -> &[u8] {
+        self.prompt.clips[self.clip].frame(codec, self.frame)
     }
 
     /// Moves past the frame just sent; true when the prompt is over (its
@@ -116,6 +116,7 @@ impl Playing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Law;
 
     /// A clip of `frames` frames of a constant sample value.
     fn clip(value: f32, frames: usize) -> Arc<HoldLoop> {

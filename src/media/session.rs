@@ -1,7 +1,9 @@
 //! One call's media, driven by a small task on its shard's runtime: it
 //! latches the caller's real RTP source (NAT), and once bridged relays RTP
-//! both ways (PCMU↔PCMA converted, telephone-events passed through with
-//! their payload type mapped), keeping the caller's stream continuous.
+//! both ways (untouched when the legs agree on the codec; PCMU↔PCMA and
+//! G.722↔G.711 converted when they differ, see `transcode`;
+//! telephone-events passed through with their payload type mapped),
+//! keeping the caller's stream continuous.
 //! The caller's telephone-events are also read as key presses (`dtmf`),
 //! held or bridged, and reported to the call's driver. A leg with SRTP
 //! (`srtp`) is decrypted as it comes in and encrypted as it goes out, so
@@ -9,7 +11,6 @@
 
 use super::bot::{self, BotQueue, CallerFeed};
 use super::dtmf::DtmfDetector;
-use super::g711::{Law, transcode};
 use super::hold::HoldLoop;
 use super::liveness::{Liveness, MediaLeg};
 use super::pacer::{NewStream, Pacer, StreamState};
@@ -20,8 +21,9 @@ use super::rtp;
 use super::srtp::{self, LegKeys, SrtpLeg};
 use super::state::{LegState, MediaState, RoomState, StreamPosition};
 use super::stats::{ShardStats, StreamsHeld};
+use super::transcode::Transcoder;
 use crate::clock::unix_ms;
-use crate::codec::DtmfPress;
+use crate::codec::{AudioCodec, DtmfPress};
 use std::net::SocketAddr;
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -143,7 +145,7 @@ impl CallMedia {
                 source: music.clone(),
                 socket: sender.clone(),
                 remote: s.caller.remote,
-                law: s.caller.codec.law,
+                codec: s.caller.codec.audio,
                 payload_type: s.caller.codec.payload_type,
                 state: s.stream,
                 srtp: s.caller.srtp.clone(),
@@ -318,6 +320,9 @@ struct Bridge {
     codec: LegCodec,
     rewriter: Rewriter,
     srtp: Option<Arc<SrtpLeg>>,
+    /// Codec conversion state, one per direction (stateful for G.722).
+    to_room: Transcoder,
+    to_caller: Transcoder,
 }
 
 /// The next RTCP packet's source on `fd`; pending without a socket. The
@@ -429,6 +434,8 @@ async fn run(
                 codec: room.codec,
                 rewriter,
                 srtp: room.srtp,
+                to_room: Transcoder::new(),
+                to_caller: Transcoder::new(),
             })
         }
     };
@@ -456,6 +463,8 @@ async fn run(
                         codec,
                         rewriter: Rewriter::new(state),
                         srtp,
+                        to_room: Transcoder::new(),
+                        to_caller: Transcoder::new(),
                     });
                     liveness.set_room(Some(sends));
                     streams.set(2);
@@ -469,7 +478,7 @@ async fn run(
                         source,
                         socket: sender.clone(),
                         remote,
-                        law: caller_codec.law,
+                        codec: caller_codec.audio,
                         payload_type: caller_codec.payload_type,
                         state,
                         srtp: caller_srtp.clone(),
@@ -490,7 +499,7 @@ async fn run(
                             source: bot::silence(),
                             socket: sender.clone(),
                             remote,
-                            law: caller_codec.law,
+                            codec: caller_codec.audio,
                             payload_type: caller_codec.payload_type,
                             state,
                             srtp: caller_srtp.clone(),
@@ -594,9 +603,9 @@ async fn run(
                 if let Some(f) = feed.as_mut() {
                     f.packet(&from_caller[..n], caller_codec);
                 }
-                if let Some(b) = &bridge {
+                if let Some(b) = bridge.as_mut() {
                     let packet = &mut from_caller[..n];
-                    if map_payload(packet, caller_codec, b.codec) {
+                    if map_payload(packet, caller_codec, b.codec, &mut b.to_room) {
                         // Non-blocking; a full send buffer drops the packet,
                         // as the network would.
                         srtp::send(b.socket.get_ref(), packet, b.remote, b.srtp.as_deref());
@@ -644,7 +653,7 @@ async fn run(
                 liveness.heard(MediaLeg::Room);
                 let packet = &mut from_room[..n];
                 let Some((header, _)) = rtp::parse(packet) else { continue };
-                if !map_payload(packet, b.codec, caller_codec) {
+                if !map_payload(packet, b.codec, caller_codec, &mut b.to_caller) {
                     continue;
                 }
                 let mut out = b.rewriter.rewrite(&header, Instant::now());
@@ -661,23 +670,29 @@ async fn run(
 }
 
 /// Rewrites `packet`'s payload type (and payload, for audio in another
-/// law) from leg `from` to leg `to`. Returns false for packets to drop:
-/// not RTP, or a payload type the other leg did not negotiate.
-fn map_payload(packet: &mut [u8], from: LegCodec, to: LegCodec) -> bool {
+/// codec, through `transcoder`) from leg `from` to leg `to`. Returns false
+/// for packets to drop: not RTP, or a payload type the other leg did not
+/// negotiate.
+fn map_payload(
+    packet: &mut [u8],
+    from: LegCodec,
+    to: LegCodec,
+    transcoder: &mut Transcoder,
+) -> bool {
     let Some((header, payload)) = rtp::parse(packet) else {
         return false;
     };
     let pt = if header.payload_type == from.payload_type {
-        transcode(&mut packet[payload], from.law, to.law);
+        transcoder.convert(&mut packet[payload], from.audio, to.audio);
         to.payload_type
     } else if Some(header.payload_type) == from.event_payload_type {
         match to.event_payload_type {
             Some(pt) => pt,
             None => return false,
         }
-    } else if let Some(law) = Law::from_payload_type(header.payload_type) {
-        // A static G.711 type the leg did not pick but sent anyway.
-        transcode(&mut packet[payload], law, to.law);
+    } else if let Some(audio) = AudioCodec::from_payload_type(header.payload_type) {
+        // A static type of ours the leg did not pick but sent anyway.
+        transcoder.convert(&mut packet[payload], audio, to.audio);
         to.payload_type
     } else {
         return false;
@@ -690,6 +705,7 @@ fn map_payload(packet: &mut [u8], from: LegCodec, to: LegCodec) -> bool {
 mod tests {
     use super::*;
     use crate::media::g711::{alaw_encode, ulaw_decode, ulaw_encode};
+    use crate::media::g722::{G722Decoder, G722Encoder};
 
     fn packet(pt: u8, payload: &[u8]) -> Vec<u8> {
         let mut head = [0u8; rtp::HEADER_LEN];
@@ -705,12 +721,12 @@ mod tests {
     }
 
     const MU: LegCodec = LegCodec {
-        law: Law::Mu,
+        audio: AudioCodec::Pcmu,
         payload_type: 0,
         event_payload_type: Some(101),
     };
     const A: LegCodec = LegCodec {
-        law: Law::A,
+        audio: AudioCodec::Pcma,
         payload_type: 8,
         event_payload_type: Some(96),
     };
@@ -718,12 +734,12 @@ mod tests {
     #[test]
     fn audio_is_transcoded_and_events_remapped() {
         let mut p = packet(0, &[ulaw_encode(1000), ulaw_encode(-1000)]);
-        assert!(map_payload(&mut p, MU, A));
+        assert!(map_payload(&mut p, MU, A, &mut Transcoder::new()));
         assert_eq!(p[1] & 0x7F, 8);
         let via = |s: i16| alaw_encode(ulaw_decode(ulaw_encode(s)));
         assert_eq!(&p[12..], &[via(1000), via(-1000)][..]);
         let mut e = packet(101, &[5, 0x80, 0, 160]);
-        assert!(map_payload(&mut e, MU, A));
+        assert!(map_payload(&mut e, MU, A, &mut Transcoder::new()));
         assert_eq!(e[1] & 0x7F, 96);
         assert_eq!(&e[12..], &[5, 0x80, 0, 160]);
     }
@@ -731,12 +747,50 @@ mod tests {
     #[test]
     fn unknown_or_unnegotiated_types_are_dropped() {
         let mut p = packet(18, &[1, 2]);
-        assert!(!map_payload(&mut p, MU, A));
+        assert!(!map_payload(&mut p, MU, A, &mut Transcoder::new()));
         let no_events = LegCodec {
             event_payload_type: None,
             ..A
         };
         let mut e = packet(101, &[5, 0x80, 0, 160]);
-        assert!(!map_payload(&mut e, MU, no_events));
+        assert!(!map_payload(&mut e, MU, no_events, &mut Transcoder::new()));
+    }
+
+    const WIDE: LegCodec = LegCodec {
+        audio: AudioCodec::G722,
+        payload_type: 9,
+        event_payload_type: Some(101),
+    };
+
+    #[test]
+    fn g722_is_relayed_untouched_to_g722_and_transcoded_to_g711() {
+        let pcm: Vec<i16> = (0..320)
+            .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        let g722 = G722Encoder::new().encode(&pcm);
+        let mut p = packet(9, &g722);
+        assert!(map_payload(&mut p, WIDE, WIDE, &mut Transcoder::new()));
+        assert_eq!(&p[12..], &g722[..], "bytes untouched");
+        assert_eq!(p[1] & 0x7F, 9);
+        let mut t = Transcoder::new();
+        assert!(map_payload(&mut p, WIDE, MU, &mut t));
+        assert_eq!((p[1] & 0x7F, p.len()), (0, 12 + 160));
+        // What the G.711 leg gets is the G.722 decoded and halved: the
+        // same tone in µ-law, not the G.722 bytes relabelled.
+        assert_ne!(&p[12..], &g722[..]);
+        let wide = G722Decoder::new().decode(&g722);
+        let narrow: Vec<i16> = p[12..].iter().map(|b| ulaw_decode(*b)).collect();
+        let energy =
+            |x: &[i16]| x.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / x.len() as f64;
+        let ratio = energy(&narrow[40..]) / energy(&wide[80..]);
+        assert!(ratio > 0.7 && ratio < 1.3, "{ratio}");
+        // A static G.711 packet from a G.722 leg is converted too.
+        let mut q = packet(8, &[alaw_encode(1000); 160]);
+        assert!(map_payload(&mut q, WIDE, MU, &mut t));
+        assert_eq!(q[12], ulaw_encode(alaw_decode_of(1000)));
+    }
+
+    fn alaw_decode_of(s: i16) -> i16 {
+        crate::media::g711::alaw_decode(alaw_encode(s))
     }
 }

@@ -1,6 +1,7 @@
 //! What the media engine is started with, read from `[media]` and
 //! `[limits]` of the config, or built directly by tests and benchmarks.
 
+use crate::codec::AudioCodec;
 use crate::config::Config;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct MediaSettings {
     pub rtp_timeout: Option<Duration>,
     /// Media shards (OS threads) to run; 0 is taken as 1.
     pub threads: usize,
+    /// The codecs we speak, in the order we offer them (`[media] codecs`).
+    pub codecs: Vec<AudioCodec>,
 }
 
 impl MediaSettings {
@@ -46,6 +49,7 @@ impl MediaSettings {
                 secs => Some(Duration::from_secs(secs)),
             },
             threads: config.media.media_threads(),
+            codecs: config.media.codecs.clone(),
         }
     }
 

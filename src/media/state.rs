@@ -12,7 +12,7 @@ use super::pacer::StreamState;
 use super::rewrite::Mapping;
 use super::rtp::SAMPLES_PER_PACKET;
 use super::srtp::SrtpState;
-use crate::codec::{Law, LegCodec};
+use crate::codec::{AudioCodec, LegCodec};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -60,19 +60,22 @@ fn yes() -> bool {
 /// What the leg negotiated (`LegCodec`, as saved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodecState {
-    /// `"PCMU"` or `"PCMA"`.
+    /// `"PCMU"`, `"PCMA"` or `"G722"`. The key is still `law`, as when
+    /// only G.711 was spoken, so calls saved then and now read alike.
     pub law: SavedLaw,
     pub payload_type: u8,
     pub event_payload_type: Option<u8>,
 }
 
-/// A G.711 law by its SDP encoding name.
+/// An audio codec by its SDP encoding name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SavedLaw {
     #[serde(rename = "PCMU")]
     Pcmu,
     #[serde(rename = "PCMA")]
     Pcma,
+    #[serde(rename = "G722")]
+    G722,
 }
 
 /// The room's leg of a bridged call.
@@ -117,9 +120,10 @@ pub const SEQUENCE_MARGIN: u16 = 100;
 impl From<LegCodec> for CodecState {
     fn from(c: LegCodec) -> Self {
         CodecState {
-            law: match c.law {
-                Law::Mu => SavedLaw::Pcmu,
-                Law::A => SavedLaw::Pcma,
+            law: match c.audio {
+                AudioCodec::Pcmu => SavedLaw::Pcmu,
+                AudioCodec::Pcma => SavedLaw::Pcma,
+                AudioCodec::G722 => SavedLaw::G722,
             },
             payload_type: c.payload_type,
             event_payload_type: c.event_payload_type,
@@ -130,9 +134,10 @@ impl From<LegCodec> for CodecState {
 impl From<CodecState> for LegCodec {
     fn from(c: CodecState) -> Self {
         LegCodec {
-            law: match c.law {
-                SavedLaw::Pcmu => Law::Mu,
-                SavedLaw::Pcma => Law::A,
+            audio: match c.law {
+                SavedLaw::Pcmu => AudioCodec::Pcmu,
+                SavedLaw::Pcma => AudioCodec::Pcma,
+                SavedLaw::G722 => AudioCodec::G722,
             },
             payload_type: c.payload_type,
             event_payload_type: c.event_payload_type,
@@ -272,5 +277,26 @@ mod tests {
         assert_eq!(serde_json::from_str::<MediaState>(&json).unwrap(), state);
         let codec: LegCodec = state.caller.codec.into();
         assert_eq!(CodecState::from(codec), state.caller.codec);
+    }
+
+    #[test]
+    fn a_g722_leg_saves_by_name_and_a_call_saved_before_g722_still_reads() {
+        let g722 = LegCodec {
+            audio: AudioCodec::G722,
+            payload_type: 9,
+            event_payload_type: None,
+        };
+        let json = serde_json::to_string(&CodecState::from(g722)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"law":"G722","payload_type":9,"event_payload_type":null}"#
+        );
+        let back: CodecState = serde_json::from_str(&json).unwrap();
+        assert_eq!(LegCodec::from(back), g722);
+        // As the previous version wrote it.
+        let old = r#"{"law":"PCMU","payload_type":0,"event_payload_type":101}"#;
+        let codec = LegCodec::from(serde_json::from_str::<CodecState>(old).unwrap());
+        assert_eq!(codec.audio, AudioCodec::Pcmu);
+        assert_eq!(codec.event_payload_type, Some(101));
     }
 }

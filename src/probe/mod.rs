@@ -13,6 +13,7 @@ pub mod quality;
 pub mod send;
 pub mod update;
 
+use crate::codec::{AudioCodec, Law};
 use crate::sip::{DialOutcome, Dialing, LegEvent, OutboundRequest, Stack, StackConfig, sdp};
 use listen::{Heard, Listener};
 use quality::Quality;
@@ -21,6 +22,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
+
+/// What the probe offers and reads: its sender and listener speak G.711.
+const G711: [AudioCodec; 2] = [AudioCodec::Pcmu, AudioCodec::Pcma];
 
 /// What to probe, and how.
 #[derive(Debug, Clone)]
@@ -232,7 +236,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
     };
     report.result = "answered";
     report.answer_ms = Some(started.elapsed().as_millis() as u64);
-    let peer = match sdp::parse(&body) {
+    let peer = match sdp::parse_for(&body, &G711) {
         Ok(peer) => peer,
         Err(e) => {
             report.reason = Some(format!("the answer's SDP is unusable: {e}"));
@@ -241,13 +245,10 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
         }
     };
     let codec = peer.choose();
-    report.codec = Some(format!("{}/8000", codec.law.encoding_name()));
-    let mut out = send::Outgoing::new(
-        codec.law,
-        codec.payload_type,
-        codec.event_payload_type,
-        codes,
-    );
+    // Always a law: the answer was read for G.711 only.
+    let law = codec.audio.law().unwrap_or(Law::Mu);
+    report.codec = Some(format!("{}/8000", codec.audio.encoding_name()));
+    let mut out = send::Outgoing::new(law, codec.payload_type, codec.event_payload_type, codes);
     if codec.event_payload_type.is_some() {
         report.dtmf_sent = o.dtmf.clone();
     }
@@ -275,7 +276,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
                         &buf[..n],
                         listening.elapsed(),
                         codec.payload_type,
-                        codec.law,
+                        law,
                         codec.event_payload_type,
                     );
                 }

@@ -1,8 +1,9 @@
-//! SDP for G.711 audio with RFC 4733 telephone-events: reading a peer's
-//! offer or answer (with ezk-sdp-types), choosing the codec, and writing
-//! ours (plain text: four media lines need no builder).
+//! SDP for G.711 and G.722 audio with RFC 4733 telephone-events: reading
+//! a peer's offer or answer (with ezk-sdp-types), choosing the codec, and
+//! writing ours (plain text: a few media lines need no builder). Which
+//! codecs we speak, and in which order we offer them, is `[media] codecs`.
 
-use crate::codec::{Law, LegCodec};
+use crate::codec::{AudioCodec, LegCodec};
 use bytesstr::BytesStr;
 use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
 use std::net::{IpAddr, SocketAddr};
@@ -19,9 +20,25 @@ pub enum SdpError {
     /// No active RTP/AVP audio stream with an IP address.
     #[error("no usable audio stream in SDP")]
     NoAudio,
-    /// Audio, but neither PCMU nor PCMA.
-    #[error("no common codec (PCMU or PCMA needed)")]
-    NoCommonCodec,
+    /// Audio, but in none of the codecs we speak (the text lists them).
+    #[error("no common codec ({0} needed)")]
+    NoCommonCodec(Needed),
+}
+
+/// The codecs a peer needed one of, for `SdpError::NoCommonCodec`'s text:
+/// "PCMU or PCMA", "PCMU, PCMA or G722".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needed(pub Vec<AudioCodec>);
+
+impl std::fmt::Display for Needed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|c| c.encoding_name()).collect();
+        match names.split_last() {
+            None => f.write_str("none"),
+            Some((last, [])) => f.write_str(last),
+            Some((last, rest)) => write!(f, "{} or {last}", rest.join(", ")),
+        }
+    }
 }
 
 /// What the peer's SDP says about its audio.
@@ -29,8 +46,8 @@ pub enum SdpError {
 pub struct PeerMedia {
     /// Where to send RTP.
     pub addr: SocketAddr,
-    /// G.711 payloads in the peer's order of preference.
-    pub codecs: Vec<(u8, Law)>,
+    /// Audio payloads we speak, in the peer's order of preference.
+    pub codecs: Vec<(u8, AudioCodec)>,
     pub event_payload_type: Option<u8>,
     /// Whether the peer says it sends audio: false for `a=recvonly` or
     /// `a=inactive` (media level over session level) or port 0. A leg
@@ -39,19 +56,27 @@ pub struct PeerMedia {
 }
 
 impl PeerMedia {
-    /// The codec to use: the peer's first G.711 choice.
+    /// The codec to use: the peer's first choice among ours.
     pub fn choose(&self) -> LegCodec {
-        let (payload_type, law) = self.codecs[0];
+        let (payload_type, audio) = self.codecs[0];
         LegCodec {
-            law,
+            audio,
             payload_type,
             event_payload_type: self.event_payload_type,
         }
     }
 }
 
-/// Reads the first active audio stream of an SDP body.
+/// Reads the first active audio stream of an SDP body, keeping every
+/// codec we know (see `parse_for`).
 pub fn parse(body: &[u8]) -> Result<PeerMedia, SdpError> {
+    parse_for(body, &AudioCodec::ALL)
+}
+
+/// Reads the first active audio stream of an SDP body, keeping only the
+/// codecs of `ours` (`[media] codecs`): a peer with none of them gets
+/// `NoCommonCodec`.
+pub fn parse_for(body: &[u8], ours: &[AudioCodec]) -> Result<PeerMedia, SdpError> {
     let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed("not UTF-8".into()))?;
     if text.trim().is_empty() {
         return Err(SdpError::Malformed("empty body".into()));
@@ -80,17 +105,24 @@ pub fn parse(body: &[u8]) -> Result<PeerMedia, SdpError> {
             let map = m.rtpmap.iter().find(|r| r.payload == pt);
             let name = map.map(|r| r.encoding.to_ascii_uppercase());
             let rate = map.map(|r| r.clock_rate).unwrap_or(8000);
-            match (pt, name.as_deref()) {
-                (_, Some("PCMU")) if rate == 8000 => codecs.push((pt, Law::Mu)),
-                (_, Some("PCMA")) if rate == 8000 => codecs.push((pt, Law::A)),
-                (0, None) => codecs.push((0, Law::Mu)),
-                (8, None) => codecs.push((8, Law::A)),
-                (_, Some("TELEPHONE-EVENT")) if rate == 8000 && event.is_none() => event = Some(pt),
-                _ => {}
+            // A static type needs no rtpmap; a dynamic one is known by its
+            // name. All our codecs say 8000 (G.722 too, RFC 3551 §4.5.2).
+            let audio = match name.as_deref() {
+                Some("TELEPHONE-EVENT") => {
+                    if rate == 8000 && event.is_none() {
+                        event = Some(pt);
+                    }
+                    continue;
+                }
+                Some(name) => AudioCodec::from_name(name).filter(|_| rate == 8000),
+                None => AudioCodec::from_payload_type(pt),
+            };
+            if let Some(audio) = audio.filter(|a| ours.contains(a)) {
+                codecs.push((pt, audio));
             }
         }
         if codecs.is_empty() {
-            return Err(SdpError::NoCommonCodec);
+            return Err(SdpError::NoCommonCodec(Needed(ours.to_vec())));
         }
         return Ok(PeerMedia {
             addr: SocketAddr::new(ip, m.media.port),
@@ -123,24 +155,41 @@ pub fn answer(ip: IpAddr, port: u16, codec: LegCodec) -> String {
     match codec.event_payload_type {
         Some(te) => {
             s += &format!("m=audio {port} RTP/AVP {pt} {te}\r\n");
-            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.law.encoding_name());
+            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.audio.encoding_name());
             s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
         }
         None => {
             s += &format!("m=audio {port} RTP/AVP {pt}\r\n");
-            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.law.encoding_name());
+            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.audio.encoding_name());
         }
     }
     s += "a=ptime:20\r\na=sendrecv\r\n";
     s
 }
 
-/// Our offer: PCMU, PCMA and telephone-event.
+/// A G.711 offer: PCMU, PCMA and telephone-event, for a party that speaks
+/// G.711 only (the probe; test phones).
 pub fn offer(ip: IpAddr, port: u16) -> String {
+    offer_of(ip, port, &[AudioCodec::Pcmu, AudioCodec::Pcma])
+}
+
+/// Our offer: `codecs` in that order (`[media] codecs`: PCMU, PCMA and
+/// G722 by default), and telephone-event.
+pub fn offer_of(ip: IpAddr, port: u16, codecs: &[AudioCodec]) -> String {
     let te = EVENT_PAYLOAD_TYPE;
     let mut s = head(ip, rand::random::<u32>() as u64);
-    s += &format!("m=audio {port} RTP/AVP 0 8 {te}\r\n");
-    s += "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+    let pts: String = codecs
+        .iter()
+        .map(|c| format!("{} ", c.payload_type()))
+        .collect();
+    s += &format!("m=audio {port} RTP/AVP {pts}{te}\r\n");
+    for c in codecs {
+        s += &format!(
+            "a=rtpmap:{} {}/8000\r\n",
+            c.payload_type(),
+            c.encoding_name()
+        );
+    }
     s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
     s += "a=ptime:20\r\na=sendrecv\r\n";
     s
@@ -157,11 +206,11 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
     fn callers_order_is_kept_and_events_found() {
         let p = parse(OFFER.as_bytes()).unwrap();
         assert_eq!(p.addr, "10.0.0.1:4000".parse().unwrap());
-        assert_eq!(p.codecs, vec![(8, Law::A), (0, Law::Mu)]);
+        assert_eq!(p.codecs, vec![(8, AudioCodec::Pcma), (0, AudioCodec::Pcmu)]);
         let c = p.choose();
         assert_eq!(
-            (c.law, c.payload_type, c.event_payload_type),
-            (Law::A, 8, Some(96))
+            (c.audio, c.payload_type, c.event_payload_type),
+            (AudioCodec::Pcma, 8, Some(96))
         );
     }
 
@@ -170,7 +219,18 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
         let g722 = OFFER
             .replace("8 0 96", "9")
             .replace("a=rtpmap:96 telephone-event/8000\r\n", "");
-        assert_eq!(parse(g722.as_bytes()), Err(SdpError::NoCommonCodec));
+        let g711 = [AudioCodec::Pcmu, AudioCodec::Pcma];
+        let refused = parse_for(g722.as_bytes(), &g711);
+        assert_eq!(refused, Err(SdpError::NoCommonCodec(Needed(g711.to_vec()))));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "no common codec (PCMU or PCMA needed)"
+        );
+        let h261 = OFFER.replace("8 0 96", "31");
+        assert_eq!(
+            parse(h261.as_bytes()).unwrap_err().to_string(),
+            "no common codec (PCMU, PCMA or G722 needed)"
+        );
         let video = OFFER.replace("m=audio", "m=video");
         assert_eq!(parse(video.as_bytes()), Err(SdpError::NoAudio));
         assert!(matches!(parse(b"garbage"), Err(SdpError::Malformed(_))));
@@ -201,11 +261,61 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
     #[test]
     fn our_sdp_parses_back() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let o = parse(offer(ip, 20000).as_bytes()).unwrap();
-        assert_eq!(o.codecs, vec![(0, Law::Mu), (8, Law::A)]);
+        let o = parse(offer_of(ip, 20000, &AudioCodec::ALL).as_bytes()).unwrap();
+        assert_eq!(
+            o.codecs,
+            vec![
+                (0, AudioCodec::Pcmu),
+                (8, AudioCodec::Pcma),
+                (9, AudioCodec::G722)
+            ]
+        );
         assert_eq!(o.event_payload_type, Some(101));
         let a = parse(answer(ip, 20002, o.choose()).as_bytes()).unwrap();
         assert_eq!(a.addr.port(), 20002);
-        assert_eq!(a.codecs, vec![(0, Law::Mu)]);
+        assert_eq!(a.codecs, vec![(0, AudioCodec::Pcmu)]);
+    }
+
+    #[test]
+    fn g722_is_offered_in_the_configured_order_and_chosen_by_the_peer() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let ours = [AudioCodec::G722, AudioCodec::Pcmu];
+        let text = offer_of(ip, 20000, &ours);
+        let g711 = parse(offer(ip, 20000).as_bytes()).unwrap();
+        assert_eq!(
+            g711.codecs,
+            vec![(0, AudioCodec::Pcmu), (8, AudioCodec::Pcma)]
+        );
+        assert!(text.contains("m=audio 20000 RTP/AVP 9 0 101\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:9 G722/8000\r\n"), "{text}");
+        // A caller preferring G.722 gets it, with or without an rtpmap
+        // (9 is static); one preferring PCMA gets PCMA, unless we do not
+        // speak PCMA: then its next choice.
+        let wide = OFFER.replace("8 0 96", "9 0 96");
+        let c = parse(wide.as_bytes()).unwrap().choose();
+        assert_eq!((c.audio, c.payload_type), (AudioCodec::G722, 9));
+        let named = OFFER.replace("8 0 96", "0 9 96") + "a=rtpmap:9 g722/8000\r\n";
+        assert_eq!(
+            parse(named.as_bytes()).unwrap().choose().audio,
+            AudioCodec::Pcmu
+        );
+        let narrow = OFFER.replace("8 0 96", "8 9 0 96");
+        assert_eq!(
+            parse(narrow.as_bytes()).unwrap().choose().audio,
+            AudioCodec::Pcma
+        );
+        let c = parse_for(narrow.as_bytes(), &ours).unwrap().choose();
+        assert_eq!(c.audio, AudioCodec::G722);
+        // G722 at another clock rate is not ours.
+        let odd = OFFER.replace("8 0 96", "9") + "a=rtpmap:9 G722/16000\r\n";
+        assert!(matches!(
+            parse(odd.as_bytes()),
+            Err(SdpError::NoCommonCodec(_))
+        ));
+        let a = answer(ip, 20002, c);
+        assert!(
+            a.contains("m=audio 20002 RTP/AVP 9 96\r\na=rtpmap:9 G722/8000\r\n"),
+            "{a}"
+        );
     }
 }

@@ -2,19 +2,20 @@
 //! own (tests run in parallel), a fake peer's socket, RTP in and out.
 #![allow(dead_code)]
 
-use pinless::media::{HoldLoop, Law, LegCodec, MediaEngine, MediaSettings};
+use pinless::codec::AudioCodec;
+use pinless::media::{HoldLoop, LegCodec, MediaEngine, MediaSettings};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 pub const MU: LegCodec = LegCodec {
-    law: Law::Mu,
+    audio: AudioCodec::Pcmu,
     payload_type: 0,
     event_payload_type: Some(101),
 };
 pub const A: LegCodec = LegCodec {
-    law: Law::A,
+    audio: AudioCodec::Pcma,
     payload_type: 8,
     event_payload_type: Some(101),
 };

@@ -150,7 +150,11 @@ impl Call {
             code: None,
             reason: e.to_string(),
         })?;
-        let offer = sdp::offer(self.ctx.media.public_ip(), socket.port);
+        let offer = sdp::offer_of(
+            self.ctx.media.public_ip(),
+            socket.port,
+            self.ctx.media.codecs(),
+        );
         let (offer, keys) = match t.srtp {
             true => {
                 let (offer, keys) = secure::room_offer(offer);
@@ -186,40 +190,42 @@ impl Call {
             _ => Ok(None),
         };
         let input = match outcome {
-            DialOutcome::Answered { leg, sdp: body } => match sdp::parse(&body) {
-                // A room that answers our SRTP offer without SRTP (or
-                // with keys we cannot use) is a failed attempt: its
-                // audio would be in clear, or unreadable.
-                Ok(_) if srtp.as_ref().is_err() => {
-                    leg.hangup();
-                    let e = srtp.err().map(|e| e.to_string()).unwrap_or_default();
-                    failed(Some(488), e)
-                }
-                Ok(answer) => {
-                    let keys = srtp.ok().flatten();
-                    if self
-                        .media
-                        .bridge_secure(socket, answer.addr, answer.choose(), answer.sends, keys)
-                        .await
-                    {
-                        // Make before break: the caller is on the new room
-                        // already; only now does the old one (or the old
-                        // bot) go.
-                        if let Some(old) = self.room.replace(leg) {
-                            old.hangup();
-                        }
-                        self.bot = None;
-                        Input::RoomAnswered
-                    } else {
+            DialOutcome::Answered { leg, sdp: body } => {
+                match sdp::parse_for(&body, self.ctx.media.codecs()) {
+                    // A room that answers our SRTP offer without SRTP (or
+                    // with keys we cannot use) is a failed attempt: its
+                    // audio would be in clear, or unreadable.
+                    Ok(_) if srtp.as_ref().is_err() => {
                         leg.hangup();
-                        failed(None, "media relay unavailable".into())
+                        let e = srtp.err().map(|e| e.to_string()).unwrap_or_default();
+                        failed(Some(488), e)
+                    }
+                    Ok(answer) => {
+                        let keys = srtp.ok().flatten();
+                        if self
+                            .media
+                            .bridge_secure(socket, answer.addr, answer.choose(), answer.sends, keys)
+                            .await
+                        {
+                            // Make before break: the caller is on the new room
+                            // already; only now does the old one (or the old
+                            // bot) go.
+                            if let Some(old) = self.room.replace(leg) {
+                                old.hangup();
+                            }
+                            self.bot = None;
+                            Input::RoomAnswered
+                        } else {
+                            leg.hangup();
+                            failed(None, "media relay unavailable".into())
+                        }
+                    }
+                    Err(e) => {
+                        leg.hangup();
+                        failed(Some(488), format!("room answer unusable: {e}"))
                     }
                 }
-                Err(e) => {
-                    leg.hangup();
-                    failed(Some(488), format!("room answer unusable: {e}"))
-                }
-            },
+            }
             DialOutcome::Rejected { code, reason } => failed(Some(code), reason),
             DialOutcome::TimedOut => failed(Some(408), "no answer from room".into()),
             DialOutcome::Cancelled => failed(None, "cancelled".into()),
