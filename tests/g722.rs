@@ -196,11 +196,14 @@ async fn a_g722_caller_and_a_g711_room_hear_each_other_through_transcoding() {
         .await;
     assert_eq!(status, 200);
     let invite = room.next_invite().await;
-    // The room is offered G.722 after PCMU and PCMA; it takes PCMU.
+    // The room is offered the caller's G.722 first, then PCMU and PCMA;
+    // it speaks G.711 only and takes PCMU.
     let text = String::from_utf8_lossy(&invite.info.sdp).to_string();
-    assert!(text.contains(" RTP/AVP 0 8 9 101\r\n"), "{text}");
+    assert!(text.contains(" RTP/AVP 9 0 8 101\r\n"), "{text}");
     assert!(text.contains("a=rtpmap:9 G722/8000\r\n"), "{text}");
-    let (_room_leg, gw_room) = room.answer(invite).await;
+    let (_room_leg, gw_room) = room
+        .answer_only(invite, &[AudioCodec::Pcmu, AudioCodec::Pcma])
+        .await;
     assert_eq!(gw_room.codecs[0], (0, AudioCodec::Pcmu));
     gw.wait_call(&call_id, Duration::from_secs(5), |c| {
         c["state"] == "bridged"
@@ -349,6 +352,30 @@ async fn the_codecs_key_sets_the_offer_and_what_callers_may_use() {
     .await;
     let invite = room.next_invite().await;
     let text = String::from_utf8_lossy(&invite.info.sdp).to_string();
-    assert!(text.contains(" RTP/AVP 9 0 101\r\n"), "{text}");
+    // The caller's codec first (a room that speaks it too is then relayed
+    // untouched), then the configured order; PCMA is not configured.
+    assert!(text.contains(" RTP/AVP 0 9 101\r\n"), "{text}");
     assert!(!text.contains("PCMA"), "{text}");
+}
+
+#[tokio::test]
+async fn a_g722_caller_s_room_is_offered_g722_first() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let phone = Phone::new().await;
+    let mut room = Room::new().await;
+    let (_leg, answer) = call_offering(&gw, &phone, &[AudioCodec::G722]).await;
+    assert_eq!(answer.codecs, vec![(9, AudioCodec::G722)]);
+    let call_id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.update(gw.update_body(
+        &call_id,
+        serde_json::json!({"sipUri": room.uri("room", false)}),
+    ))
+    .await;
+    let invite = room.next_invite().await;
+    let text = String::from_utf8_lossy(&invite.info.sdp).to_string();
+    assert!(text.contains(" RTP/AVP 9 0 8 101\r\n"), "{text}");
 }

@@ -73,8 +73,6 @@ struct Queue {
     to_bot: Option<mpsc::Sender<Vec<u8>>>,
     /// Pacer ticks minus caller chunks sent: how far behind the caller is.
     owed: i32,
-    /// μ-law to the caller's codec (stateful for G.722).
-    to_caller: Transcoder,
 }
 
 impl Queue {
@@ -102,7 +100,15 @@ impl Queue {
 /// The bot's audio waiting for the caller. Cheap to clone; shared by the
 /// stream's task (which fills it) and the shard's pacer (which plays it).
 #[derive(Clone)]
-pub struct BotQueue(Arc<Mutex<Queue>>);
+pub struct BotQueue(Arc<Shared>);
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// μ-law to the caller's codec (stateful for G.722). Apart from the
+    /// queue, and used only by the pacer: the conversion (tens of µs for
+    /// G.722) runs without holding up the stream's task filling the queue.
+    to_caller: Mutex<Transcoder>,
+}
 
 impl std::fmt::Debug for BotQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,14 +129,17 @@ impl BotQueue {
             owed: 0,
             buffering: false,
             pushed: false,
-            to_caller: Transcoder::new(),
         };
-        (BotQueue(Arc::new(Mutex::new(queue))), rx)
+        let shared = Shared {
+            queue: Mutex::new(queue),
+            to_caller: Mutex::new(Transcoder::new()),
+        };
+        (BotQueue(Arc::new(shared)), rx)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding the lock leaves plain bytes behind: usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues μ-law audio after what is waiting.
@@ -223,7 +232,10 @@ impl BotQueue {
         q.shrink_if_empty();
         q.taken += n as u64;
         q.release();
-        q.to_caller.convert(out, AudioCodec::Pcmu, codec);
+        drop(q);
+        // A panic while converting leaves filter state behind: usable.
+        let mut to_caller = self.0.to_caller.lock().unwrap_or_else(|e| e.into_inner());
+        to_caller.convert(out, AudioCodec::Pcmu, codec);
     }
 }
 

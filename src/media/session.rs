@@ -74,6 +74,8 @@ pub struct CallMedia {
     silent: Option<oneshot::Receiver<MediaLeg>>,
     /// The caller's key presses (RFC 4733), until `presses` takes them.
     dtmf: Option<mpsc::UnboundedReceiver<DtmfPress>>,
+    /// What the caller's leg speaks (fixed for the call).
+    caller_codec: LegCodec,
 }
 
 /// The caller's key presses sent as RFC 4733 telephone-events, held or
@@ -154,13 +156,21 @@ impl CallMedia {
         let liveness = s.liveness.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let (dtmf_tx, dtmf) = mpsc::unbounded_channel();
+        let caller_codec = s.caller.codec;
         rt.spawn(run(s, sender, rx, dtmf_tx));
         Ok(CallMedia {
             tx,
             liveness,
             silent: Some(silent),
             dtmf: Some(dtmf),
+            caller_codec,
         })
+    }
+
+    /// What the caller's leg speaks: a room offer puts it first, so that
+    /// a room that speaks it too is relayed untouched, not transcoded.
+    pub fn caller_codec(&self) -> LegCodec {
+        self.caller_codec
     }
 
     /// Switches the caller from music to the room: the pacer lets go of the

@@ -289,7 +289,20 @@ impl Room {
     /// Answers with the first codec of the offer; returns the leg and
     /// where the gateway wants the room's RTP.
     pub async fn answer(&self, invite: IncomingInvite) -> (Leg, PeerMedia) {
-        let offer = sdp::parse(&invite.info.sdp).expect("gateway's offer parses");
+        self.answer_only(invite, &[]).await
+    }
+
+    /// Answers with the first offered codec among `speaks` (any offered
+    /// one when empty): a room that speaks only some of them.
+    pub async fn answer_only(
+        &self,
+        invite: IncomingInvite,
+        speaks: &[pinless::codec::AudioCodec],
+    ) -> (Leg, PeerMedia) {
+        let mut offer = sdp::parse(&invite.info.sdp).expect("gateway's offer parses");
+        if !speaks.is_empty() {
+            offer.codecs.retain(|(_, c)| speaks.contains(c));
+        }
         let answer = sdp::answer(self.rtp.addr.ip(), self.rtp.addr.port(), offer.choose());
         let leg = invite
             .accept(&self.stack, answer)

@@ -150,11 +150,12 @@ impl Call {
             code: None,
             reason: e.to_string(),
         })?;
-        let offer = sdp::offer_of(
-            self.ctx.media.public_ip(),
-            socket.port,
-            self.ctx.media.codecs(),
-        );
+        // The caller's codec first: rooms mostly take the first they
+        // speak, and legs that agree are relayed untouched.
+        let caller = self.media.caller_codec().audio;
+        let mut codecs = vec![caller];
+        codecs.extend(self.ctx.media.codecs().iter().filter(|c| **c != caller));
+        let offer = sdp::offer_of(self.ctx.media.public_ip(), socket.port, &codecs);
         let (offer, keys) = match t.srtp {
             true => {
                 let (offer, keys) = secure::room_offer(offer);
