@@ -373,3 +373,69 @@ async fn a_room_that_answers_an_srtp_offer_plain_is_a_failed_attempt() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("mediaEncryption"), "{body}");
 }
+
+#[tokio::test]
+async fn a_bare_sips_room_is_dialled_over_tls_and_keys_never_go_over_udp() {
+    let cert = TestCert::new();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = gateway(&hooks, "allow", &cert).await;
+    let phone = Phone::with(Some(&cert)).await;
+    let (_leg, _) = dial(
+        &phone,
+        &gw.sip_uri("support", false),
+        offer(&phone.rtp, None, false),
+    )
+    .await
+    .expect("answered");
+    let hook = hooks.next().await.json();
+    let call_id = hook["callId"].as_str().unwrap().to_string();
+    let mut room = Room::with(Some(&cert)).await;
+    let tls = room.stack.tls_addr().unwrap();
+
+    // `sips:` with no `;transport=`: ezk alone would pick UDP.
+    let (status, body) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": format!("sips:agent@{tls}") })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let invite = room.next_invite().await;
+    assert_eq!(invite.info.transport, "tls");
+    let room_offer = crypto::read(&invite.info.sdp);
+    assert!(room_offer.savp && room_offer.lines.len() == 3);
+    let line = &room_offer.lines[0];
+    let room_key = MasterKey::fresh(line.key.suite);
+    let offered = sdp::parse(&invite.info.sdp).unwrap();
+    let answer = crypto::secure(
+        sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), offered.choose()),
+        true,
+        &[(line.tag, &room_key)],
+    );
+    let _room_leg = invite.accept(&room.stack, answer).await.unwrap();
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+
+    // A `sips:` URI that asks for UDP: the offer (with its keys) is never
+    // sent; the attempt fails saying why.
+    let udp = format!("sips:agent@{};transport=udp", room.stack.udp_addr().unwrap());
+    let (status, body) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": udp })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let call = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            details(c, "call.transfer_failed")
+                .iter()
+                .any(|d| d["sipUri"] == udp.as_str())
+        })
+        .await;
+    let failed = details(&call, "call.transfer_failed");
+    let reason = failed.last().unwrap()["reason"].to_string();
+    assert!(reason.contains("only sent over TLS"), "{reason}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), room.next_invite())
+            .await
+            .is_err(),
+        "no INVITE reached the room over UDP"
+    );
+}

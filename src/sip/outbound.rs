@@ -60,6 +60,14 @@ pub enum DialError {
     /// runtime is shutting down).
     #[error("cannot send INVITE: dialing task ended")]
     TaskEnded,
+    /// The offer carries SDES keys (`a=crypto`) and the transport chosen
+    /// for the target is not TLS: sending would give the keys away.
+    #[error("SRTP keys are only sent over TLS; {target} is reached over {transport}")]
+    KeysInClear {
+        target: String,
+        /// The transport that would have carried them.
+        transport: SipTransport,
+    },
 }
 
 /// How an INVITE ended.
@@ -161,7 +169,8 @@ async fn send(
     local_tag: &str,
     trace: &Trace,
 ) -> Result<Sent, DialError> {
-    let uri: SipUri = r.target.parse().map_err(|e| DialError::BadUri {
+    let target = tls_for_sips(&r.target);
+    let uri: SipUri = target.parse().map_err(|e| DialError::BadUri {
         uri: r.target.clone(),
         source: Box::new(e),
     })?;
@@ -188,7 +197,13 @@ async fn send(
         .select_transport(&uri)
         .await
         .map_err(DialError::Send)?;
-    let kind = kind_of(&handle, &r.target);
+    let kind = kind_of(&handle, &target);
+    if kind != SipTransport::Tls && carries_keys(&r.sdp) {
+        return Err(DialError::KeysInClear {
+            target: r.target.clone(),
+            transport: kind,
+        });
+    }
     let via = stack.sent_by(kind, handle.bound().port());
     let mut target = TargetTransportInfo {
         via_host_port: Some(via.clone()),
@@ -210,13 +225,36 @@ async fn send(
     })
 }
 
+/// `sips:` with `;transport=tls` added when it names no transport: ezk
+/// picks TLS only from that parameter (or DNS), and would send a bare
+/// `sips:` URI over UDP.
+fn tls_for_sips(target: &str) -> std::borrow::Cow<'_, str> {
+    let is_sips = target
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
+    if !is_sips || target.to_ascii_lowercase().contains(";transport=") {
+        return target.into();
+    }
+    // URI parameters go before any `?headers`.
+    let at = target.find('?').unwrap_or(target.len());
+    format!("{};transport=tls{}", &target[..at], &target[at..]).into()
+}
+
+/// Whether an SDP body has SDES keys in it (RFC 4568 §8.3: only a secure
+/// transport may carry them).
+fn carries_keys(sdp: &str) -> bool {
+    sdp.lines().any(|l| l.trim_start().starts_with("a=crypto:"))
+}
+
 /// The transport of a connection we chose for `uri`: ezk does not say TLS
 /// from TCP on a handle, the URI does.
 fn kind_of(handle: &TpHandle, uri: &str) -> SipTransport {
     let lower = uri.to_ascii_lowercase();
     if handle.is_udp() {
         SipTransport::Udp
-    } else if lower.starts_with("sips:") || lower.contains("transport=tls") {
+    } else if lower.contains(";transport=tls") {
+        // `tls_for_sips` has made a bare `sips:` say so; `sips:…;transport=tcp`
+        // is TCP whatever its scheme.
         SipTransport::Tls
     } else {
         SipTransport::Tcp
@@ -533,4 +571,22 @@ fn keep_acking(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sips_targets_without_a_transport_get_tls() {
+        assert_eq!(tls_for_sips("sips:a@h:5061"), "sips:a@h:5061;transport=tls");
+        assert_eq!(
+            tls_for_sips("SIPS:a@h?X-A=1"),
+            "SIPS:a@h;transport=tls?X-A=1"
+        );
+        assert_eq!(tls_for_sips("sips:a@h;transport=tcp"), "sips:a@h;transport=tcp");
+        assert_eq!(tls_for_sips("sip:a@h"), "sip:a@h");
+        assert!(carries_keys("v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"));
+        assert!(!carries_keys("v=0\r\nm=audio 1 RTP/AVP 0\r\n"));
+    }
 }
