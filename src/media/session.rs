@@ -550,6 +550,12 @@ async fn run(
             },
             got = recv_from(&caller, &mut from_caller) => {
                 let Ok((n, src)) = got else { continue };
+                // Once latched, anyone else is dropped before SRTP sees
+                // the packet (its checks cost, and keep state per SSRC).
+                if latched && src != remote {
+                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 // SRTP: only an authentic packet latches, is life, or is
                 // read (DTMF) and relayed, decrypted.
                 let n = match &caller_srtp {
@@ -572,9 +578,6 @@ async fn run(
                             pacer.set_remote(id, src);
                         }
                     }
-                } else if src != remote {
-                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
                 // Anything from the peer is life, RTCP (muxed) included.
                 liveness.heard(MediaLeg::Caller);
@@ -624,6 +627,10 @@ async fn run(
             got = recv_from_room(&bridge, &mut from_room) => {
                 let Ok((n, src)) = got else { continue };
                 let Some(b) = bridge.as_mut() else { continue };
+                if b.latched && src != b.remote {
+                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let n = match &b.srtp {
                     None => n,
                     Some(s) => match s.open(&mut from_room, n) {
@@ -637,9 +644,6 @@ async fn run(
                 if !b.latched {
                     b.latched = true;
                     b.remote = src;
-                } else if src != b.remote {
-                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
                 liveness.heard(MediaLeg::Room);
                 let packet = &mut from_room[..n];

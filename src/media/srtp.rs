@@ -10,6 +10,11 @@
 //! - SRTCP is checked (authenticated and decrypted) and taken as a sign of
 //!   life, as plain RTCP is; like plain RTCP it is not relayed, and we
 //!   send none, so no SRTCP index of ours needs keeping.
+//! - What the peer sends reaches the crate only from the latched address
+//!   (the session checks that first) and for at most `MAX_PEER_SSRCS`
+//!   SSRCs: the crate keeps state for every SSRC it is shown, authentic
+//!   or not. SRTCP without its E flag is refused here: the crate would
+//!   return it unauthenticated.
 //! - Resuming a saved call (`SrtpState`): a fresh context starts every
 //!   stream at rollover counter 0, and the crate does not let us set it.
 //!   Its encrypt and decrypt share one per-SSRC index, so `restore` walks
@@ -33,6 +38,17 @@ pub use crate::sdes::{LegKeys, Suite};
 
 /// Packets of the replay window (RFC 3711 §3.3.2: at least 64).
 const REPLAY_WINDOW: usize = 128;
+
+/// Distinct SSRCs the peer's context may hold state for (RTP and SRTCP
+/// each). The crate makes per-SSRC state (with its replay window) for a
+/// packet before checking its tag, and never drops it: without a cap,
+/// forged packets with random SSRCs would grow the call's memory without
+/// end. A phone uses one SSRC, and a few more over re-INVITEs.
+const MAX_PEER_SSRCS: usize = 4;
+
+/// The same for what we send: our music SSRC and the other leg's, which
+/// change less often but are not authenticated when that leg is plain.
+const MAX_OWN_SSRCS: usize = 16;
 
 /// Steps of the index walk in `restore`: under 2^15, which the crate's
 /// rollover estimator takes as "forward".
@@ -67,9 +83,38 @@ pub enum SrtpError {
 struct Direction {
     ctx: Context,
     index: HashMap<u32, u64>,
+    /// SSRCs handed to the crate (RTP, then SRTCP), authentic or not:
+    /// each has state there (see `MAX_PEER_SSRCS`).
+    rtp_ssrcs: Vec<u32>,
+    rtcp_ssrcs: Vec<u32>,
+    /// How many of each it may hold.
+    cap: usize,
+}
+
+/// Whether `ssrc` may reach the crate: known already, or room for one
+/// more (then it is noted).
+fn admit(known: &mut Vec<u32>, cap: usize, ssrc: u32) -> bool {
+    if known.contains(&ssrc) {
+        return true;
+    }
+    if known.len() >= cap {
+        return false;
+    }
+    known.push(ssrc);
+    true
 }
 
 impl Direction {
+    fn new(ctx: Context, cap: usize) -> Direction {
+        Direction {
+            ctx,
+            index: HashMap::new(),
+            rtp_ssrcs: Vec::new(),
+            rtcp_ssrcs: Vec::new(),
+            cap,
+        }
+    }
+
     /// Notes that `ssrc` carried `seq`; the extended index follows it
     /// over wraps (RFC 3550 A.1 style: the candidate nearest the last).
     fn track(&mut self, ssrc: u32, seq: u16) {
@@ -181,14 +226,14 @@ impl SrtpLeg {
     /// A leg starting afresh with `keys`.
     pub fn new(keys: LegKeys) -> Result<SrtpLeg, SrtpError> {
         Ok(SrtpLeg {
-            outbound: Mutex::new(Direction {
-                ctx: context(&keys.local, false)?,
-                index: HashMap::new(),
-            }),
-            inbound: Mutex::new(Direction {
-                ctx: context(&keys.remote, true)?,
-                index: HashMap::new(),
-            }),
+            outbound: Mutex::new(Direction::new(
+                context(&keys.local, false)?,
+                MAX_OWN_SSRCS,
+            )),
+            inbound: Mutex::new(Direction::new(
+                context(&keys.remote, true)?,
+                MAX_PEER_SSRCS,
+            )),
             keys,
         })
     }
@@ -203,6 +248,10 @@ impl SrtpLeg {
         ] {
             let mut d = dir.lock().unwrap_or_else(|e| e.into_inner());
             for &(ssrc, index) in saved {
+                let cap = d.cap;
+                if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
+                    continue;
+                }
                 walk(&mut d.ctx, ssrc, index);
                 d.index.insert(ssrc, index);
             }
@@ -220,6 +269,10 @@ impl SrtpLeg {
     pub fn protect(&self, packet: &[u8]) -> Option<bytes::BytesMut> {
         let (seq, ssrc) = seq_ssrc(packet)?;
         let mut d = self.outbound.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = d.cap;
+        if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
+            return None;
+        }
         let out = d.ctx.encrypt_rtp(packet).ok()?;
         d.track(ssrc, seq);
         Some(out)
@@ -231,6 +284,10 @@ impl SrtpLeg {
         let packet = buf.get(..len)?;
         let (seq, ssrc) = seq_ssrc(packet)?;
         let mut d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = d.cap;
+        if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
+            return None;
+        }
         let plain = d.ctx.decrypt_rtp(packet).ok()?;
         d.track(ssrc, seq);
         drop(d);
@@ -242,8 +299,33 @@ impl SrtpLeg {
     /// Whether an SRTCP packet from the peer is authentic (and not a
     /// replay). Its contents are not used.
     pub fn check_rtcp(&self, packet: &[u8]) -> bool {
+        // The sender's SSRC follows the RTCP header (RFC 3550 §6.4).
+        let Some(ssrc) = packet.get(4..8) else {
+            return false;
+        };
+        let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
+        // The E flag (RFC 3711 §3.4) must say encrypted: we never agree to
+        // UNENCRYPTED_SRTCP, and the crate returns a packet without it
+        // as it is, its tag unchecked.
+        let flag_at = packet
+            .len()
+            .checked_sub(profile(self.suite()).rtcp_auth_tag_len() + 4);
+        if !flag_at.and_then(|i| packet.get(i)).is_some_and(|b| b & 0x80 != 0) {
+            return false;
+        }
         let mut d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = d.cap;
+        if !admit(&mut d.rtcp_ssrcs, cap, ssrc) {
+            return false;
+        }
         d.ctx.decrypt_rtcp(packet).is_ok()
+    }
+
+    /// SSRCs the peer's context holds state for (RTP, SRTCP).
+    #[cfg(test)]
+    fn peer_ssrcs(&self) -> (usize, usize) {
+        let d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        (d.rtp_ssrcs.len(), d.rtcp_ssrcs.len())
     }
 
     /// Reads what came in on the leg (`buf[..len]`): RTP is decrypted in
