@@ -23,7 +23,15 @@
 //!   next real packet, ours or the peer's, then carries the right
 //!   counter. Without it a call resumed after a sequence wrap would be
 //!   undecryptable for the peer and for us, and ours would reuse
-//!   keystream.
+//!   keystream. The state is saved at the call's changes of state only,
+//!   so the walk goes past the saved index by the time since (`Gap`):
+//!   exactly for our own stream (as its sequence number is moved), and
+//!   by one packet per 20 ms for the peer's and the relayed one. A peer
+//!   that sent much less than that meanwhile (more than 2^15 packets
+//!   less: 11 minutes of silence suppression) is read with the wrong
+//!   rollover counter and its audio is refused as not authentic; the
+//!   crate cannot be told to try the next counters. A saved index past
+//!   `MAX_RESTORED_INDEX` fails the resume (corrupt state).
 
 use crate::sdes::MasterKey;
 use rtc_srtp::context::Context;
@@ -50,6 +58,12 @@ const MAX_PEER_SSRCS: usize = 4;
 /// change less often but are not authenticated when that leg is plain.
 const MAX_OWN_SSRCS: usize = 16;
 
+/// The highest index `restore` takes, saved or projected: 2^32 packets
+/// are 2.7 years of one stream at 50 a second, and the walk to it costs
+/// about 143,000 throw-away encryptions. A corrupt index near 2^48 would
+/// otherwise keep the resume busy for hours.
+pub const MAX_RESTORED_INDEX: u64 = 1 << 32;
+
 /// Steps of the index walk in `restore`: under 2^15, which the crate's
 /// rollover estimator takes as "forward".
 const WALK_STEP: u64 = 30_000;
@@ -66,9 +80,34 @@ pub struct SrtpState {
     pub received: Vec<(u32, u64)>,
 }
 
+/// How far a saved leg's streams moved on while the call was down: the
+/// state is saved at the call's changes of state only, so it may be
+/// minutes older than the crash, and every stream went on meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// Packets a stream carried in that time, at one per 20 ms: what the
+    /// peer's streams (and the other leg's, relayed) are taken to have
+    /// moved. The crate's estimate follows from there within 2^15
+    /// packets either way.
+    pub packets: u64,
+    /// Our own stream on this leg (its SSRC) and how far its sequence
+    /// number moves (see `StreamPosition::project`): known exactly, so
+    /// its index lands exactly where our next packet is.
+    pub ours: Option<(u32, u64)>,
+}
+
 /// Why a leg's SRTP could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SrtpError {
+    /// A saved index (or where the gap moved it) is past what a call can
+    /// reach (`MAX_RESTORED_INDEX`): the saved state is corrupt.
+    #[error("saved SRTP index {index} of SSRC {ssrc} is past {MAX_RESTORED_INDEX}")]
+    Index {
+        /// The stream.
+        ssrc: u32,
+        /// Its index, the gap included.
+        index: u64,
+    },
     /// The crate refused the key (length, or no provider for the suite).
     #[error("SRTP context for {suite}: {reason}")]
     Context {
@@ -241,13 +280,30 @@ impl SrtpLeg {
     /// A leg taken up again from its saved state: same keys, every
     /// stream's index where it stood.
     pub fn restore(state: &SrtpState) -> Result<SrtpLeg, SrtpError> {
+        SrtpLeg::restore_after(state, Gap::default())
+    }
+
+    /// A leg taken up again from a state saved `gap` ago: every stream's
+    /// index moved on by the gap (in 64 bits: past a wrap, the rollover
+    /// counter moves too), so that nothing we send reuses an index (and
+    /// keystream) the old process used after its last save, and the
+    /// peer's packets are read with the right rollover counter.
+    pub fn restore_after(state: &SrtpState, gap: Gap) -> Result<SrtpLeg, SrtpError> {
         let leg = SrtpLeg::new(state.keys.clone())?;
-        for (dir, saved) in [
-            (&leg.outbound, &state.sent),
-            (&leg.inbound, &state.received),
+        for (outbound, dir, saved) in [
+            (true, &leg.outbound, &state.sent),
+            (false, &leg.inbound, &state.received),
         ] {
             let mut d = dir.lock().unwrap_or_else(|e| e.into_inner());
-            for &(ssrc, index) in saved {
+            for &(ssrc, saved_index) in saved {
+                let ahead = match gap.ours {
+                    Some((own, n)) if outbound && own == ssrc => n,
+                    _ => gap.packets,
+                };
+                let index = saved_index.saturating_add(ahead);
+                if saved_index > MAX_RESTORED_INDEX || index > MAX_RESTORED_INDEX {
+                    return Err(SrtpError::Index { ssrc, index });
+                }
                 let cap = d.cap;
                 if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
                     continue;

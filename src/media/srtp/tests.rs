@@ -252,3 +252,34 @@ fn forged_packets_with_fresh_ssrcs_do_not_grow_the_peers_state() {
     let p = rtp(3, 42, &[2; 160]);
     assert_eq!(read(&b, &a.protect(&p).unwrap()), Some(p));
 }
+
+#[test]
+fn a_corrupt_saved_index_fails_the_resume_at_once() {
+    let (a, _) = pair(Suite::AesCm128HmacSha1_80);
+    let corrupt = SrtpState {
+        sent: vec![(7, (1 << 48) - 5)],
+        ..a.state()
+    };
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        SrtpLeg::restore(&corrupt),
+        Err(SrtpError::Index { ssrc: 7, .. })
+    ));
+    // A gap that pushes a sane index past the bound fails too.
+    let sane = SrtpState {
+        received: vec![(8, 1000)],
+        ..a.state()
+    };
+    let gap = Gap {
+        packets: MAX_RESTORED_INDEX,
+        ours: None,
+    };
+    assert!(SrtpLeg::restore_after(&sane, gap).is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // The bound itself is reachable, and quickly.
+    let far = SrtpState {
+        sent: vec![(9, MAX_RESTORED_INDEX - 1)],
+        ..a.state()
+    };
+    assert!(SrtpLeg::restore(&far).is_ok());
+}
