@@ -173,6 +173,24 @@ pub fn answered(answer: &[u8], ours: &[(u32, MasterKey)]) -> Result<LegKeys, Cry
     })
 }
 
+/// Our offer as the session keeps it once `answer` came: with only the
+/// `a=crypto` line the answer accepted (RFC 4568 §7.1.1: the answer
+/// names one), since our later answers and offers in the dialog
+/// (re-INVITE, UPDATE) repeat it and must carry one key, the one in use.
+/// An answer without a line leaves the offer as it is.
+pub fn settle(offer: &str, answer: &[u8]) -> String {
+    let Some(tag) = read(answer).lines.first().map(|l| l.tag) else {
+        return offer.to_string();
+    };
+    offer
+        .split_inclusive('\n')
+        .filter(|line| match line.trim().strip_prefix("a=crypto:") {
+            Some(rest) => rest.split_whitespace().next() == Some(&tag.to_string()),
+            None => true,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +258,23 @@ mod tests {
         // Best effort keeps RTP/AVP.
         let avp = secure(plain.to_string(), false, &refs);
         assert!(avp.contains(" RTP/AVP ") && !read(avp.as_bytes()).savp);
+    }
+
+    #[test]
+    fn the_session_keeps_only_the_accepted_line() {
+        let ours = offer_keys();
+        let refs: Vec<(u32, &MasterKey)> = ours.iter().map(|(t, k)| (*t, k)).collect();
+        let plain = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 20000 RTP/AVP 0\r\na=sendrecv\r\n";
+        let offer = secure(plain.to_string(), true, &refs);
+        let seen = read(offer.as_bytes());
+        let theirs = answer_keys(&seen.lines[1]);
+        let answer = secure(plain.to_string(), true, &[(2, &theirs.local)]);
+        let kept = settle(&offer, answer.as_bytes());
+        let left = read(kept.as_bytes());
+        assert_eq!(left.offered, 1, "{kept}");
+        assert_eq!(left.lines[0].tag, 2);
+        assert_eq!(left.lines[0].key, ours[1].1);
+        assert!(kept.contains("m=audio 20000 RTP/SAVP 0\r\na=sendrecv\r\n"));
+        assert_eq!(settle(&offer, plain.as_bytes()), offer);
     }
 }

@@ -537,7 +537,8 @@ async fn answered(
             via,
         ),
         contact: stack.contact_for_uri(&r.target),
-        local_sdp: r.sdp.clone(),
+        // With SDES, only the key the room took stays ours for the dialog.
+        local_sdp: super::crypto::settle(&r.sdp, &response.body),
         timer: super::timer::from_answer(
             &response.headers,
             stack
