@@ -439,3 +439,46 @@ async fn a_bare_sips_room_is_dialled_over_tls_and_keys_never_go_over_udp() {
         "no INVITE reached the room over UDP"
     );
 }
+
+#[tokio::test]
+async fn a_room_that_answers_a_plain_offer_with_srtp_is_a_failed_attempt() {
+    let cert = TestCert::new();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = gateway(&hooks, "allow", &cert).await;
+    let phone = Phone::with(Some(&cert)).await;
+    let (_leg, _) = dial(
+        &phone,
+        &gw.sip_uri("support", false),
+        offer(&phone.rtp, None, false),
+    )
+    .await
+    .expect("answered");
+    let hook = hooks.next().await.json();
+    let call_id = hook["callId"].as_str().unwrap().to_string();
+    let mut room = Room::with(Some(&cert)).await;
+    let target = format!("sip:agent@{};transport=tls", room.stack.tls_addr().unwrap());
+    let (status, _) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": target })))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    assert_eq!(crypto::read(&invite.info.sdp).offered, 0, "a plain offer");
+    let offered = sdp::parse(&invite.info.sdp).unwrap();
+    let key = MasterKey::fresh(Suite::AesCm128HmacSha1_80);
+    let answer = crypto::secure(
+        sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), offered.choose()),
+        true,
+        &[(1, &key)],
+    );
+    let _room_leg = invite.accept(&room.stack, answer).await.unwrap();
+    let call = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            details(c, "call.transfer_failed")
+                .iter()
+                .any(|d| d["code"] == 488)
+        })
+        .await;
+    assert_ne!(call["state"], "bridged", "{call:#}");
+    let reason = details(&call, "call.transfer_failed")[0]["reason"].to_string();
+    assert!(reason.contains("plain offer with SRTP"), "{reason}");
+}

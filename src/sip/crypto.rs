@@ -42,6 +42,14 @@ pub enum CryptoError {
     /// Its line names a tag or suite we did not offer.
     #[error("the room's a=crypto answer matches none we offered")]
     Unmatched,
+    /// We offered plain RTP and the room answered with SRTP (`RTP/SAVP`
+    /// or `a=crypto`): we would relay its ciphertext as audio.
+    #[error("the room answered a plain offer with SRTP")]
+    Unoffered,
+    /// Its key is one of ours, sent back: the two directions would share
+    /// a keystream.
+    #[error("the room's a=crypto answer repeats our own key")]
+    Echo,
     /// The key in its line is unusable.
     #[error("the room's SRTP key: {0}")]
     Key(#[from] KeyError),
@@ -167,10 +175,22 @@ pub fn answered(answer: &[u8], ours: &[(u32, MasterKey)]) -> Result<LegKeys, Cry
         .iter()
         .find(|(tag, k)| *tag == line.tag && k.suite == line.key.suite)
         .ok_or(CryptoError::Unmatched)?;
+    if ours.iter().any(|(_, k)| *k == line.key) {
+        return Err(CryptoError::Echo);
+    }
     Ok(LegKeys {
         local: local.clone(),
         remote: line.key.clone(),
     })
+}
+
+/// A room's answer to our plain offer: plain too, or the attempt fails.
+pub fn answered_plain(answer: &[u8]) -> Result<(), CryptoError> {
+    let seen = read(answer);
+    if seen.savp || seen.offered > 0 {
+        return Err(CryptoError::Unoffered);
+    }
+    Ok(())
 }
 
 /// Our offer as the session keeps it once `answer` came: with only the
@@ -254,6 +274,15 @@ mod tests {
         assert_eq!(
             answered(wrong.as_bytes(), &ours),
             Err(CryptoError::Unmatched)
+        );
+        // Our own key sent back is refused.
+        let echo = secure(plain.to_string(), true, &[(2, &ours[1].1)]);
+        assert_eq!(answered(echo.as_bytes(), &ours), Err(CryptoError::Echo));
+        // A plain offer wants a plain answer.
+        assert_eq!(answered_plain(plain.as_bytes()), Ok(()));
+        assert_eq!(
+            answered_plain(answer.as_bytes()),
+            Err(CryptoError::Unoffered)
         );
         // Best effort keeps RTP/AVP.
         let avp = secure(plain.to_string(), false, &refs);

@@ -183,13 +183,19 @@ impl Call {
             (DialOutcome::Answered { sdp: body, .. }, Some(ours)) => {
                 crypto::answered(body, &ours).map(Some)
             }
+            // A room that answers our plain offer with SRTP would have
+            // its ciphertext relayed as audio.
+            (DialOutcome::Answered { sdp: body, .. }, None) => {
+                crypto::answered_plain(body).map(|()| None)
+            }
             _ => Ok(None),
         };
         let input = match outcome {
             DialOutcome::Answered { leg, sdp: body } => match sdp::parse(&body) {
                 // A room that answers our SRTP offer without SRTP (or
-                // with keys we cannot use) is a failed attempt: its
-                // audio would be in clear, or unreadable.
+                // with keys we cannot use), or our plain offer with SRTP,
+                // is a failed attempt: its audio would be in clear, or
+                // unreadable.
                 Ok(_) if srtp.as_ref().is_err() => {
                     leg.hangup();
                     let e = srtp.err().map(|e| e.to_string()).unwrap_or_default();
