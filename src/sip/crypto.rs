@@ -7,8 +7,11 @@
 //! [session params]`. A line is usable when we speak its suite, it has
 //! one key without an MKI (the crate has no MKI), and no session
 //! parameter but `WSH` (the others, like `UNENCRYPTED_SRTP` or `KDR`,
-//! change what SRTP does and are not supported); a lifetime is accepted
-//! and not enforced (2^31 packets and more: days of audio per call).
+//! change what SRTP does and are not supported); a lifetime (`2^n` or
+//! decimal) of 2^31 packets or more is accepted and not enforced (days
+//! of audio per call), a shorter or malformed one makes the line
+//! unusable, as we do not count packets to re-key. The key method
+//! (`inline`) is matched without regard to case.
 
 use crate::sdes::{KeyError, LegKeys, MasterKey, SUITES, Suite};
 
@@ -92,6 +95,25 @@ pub fn read(body: &[u8]) -> SdpCrypto {
     out
 }
 
+/// The shortest key lifetime we take, in packets: 2^31 is days of audio
+/// in one call; we do not count packets to re-key at a shorter one.
+const MIN_LIFETIME: u64 = 1 << 31;
+
+/// A key lifetime, `2^n` or decimal (RFC 4568 §6.1); None when it is
+/// neither (an MKI, or garbage).
+fn lifetime(text: &str) -> Option<u64> {
+    match text.strip_prefix("2^") {
+        Some(n) => {
+            let n: u32 = n.parse().ok()?;
+            Some(1u64.checked_shl(n).unwrap_or(u64::MAX))
+        }
+        None if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(text.parse().unwrap_or(u64::MAX))
+        }
+        None => None,
+    }
+}
+
 /// One `a=crypto` value (after the colon), if usable.
 fn parse_line(value: &str) -> Option<CryptoLine> {
     let mut f = value.split_whitespace();
@@ -104,13 +126,19 @@ fn parse_line(value: &str) -> Option<CryptoLine> {
     if keys.contains(';') {
         return None;
     }
-    let mut parts = keys.strip_prefix("inline:")?.split('|');
+    // The key method is matched without regard to case.
+    let method = keys.get(..7)?;
+    if !method.eq_ignore_ascii_case("inline:") {
+        return None;
+    }
+    let mut parts = keys[7..].split('|');
     let material = parts.next()?;
-    for p in parts {
-        // `2^20` or `1048576` is a lifetime; `n:len` is an MKI.
-        if p.contains(':') {
-            return None;
-        }
+    match (parts.next(), parts.next()) {
+        (None, _) => {}
+        // `n:len` in the lifetime's place is an MKI, and a line with
+        // both has one too: the crate has no MKI.
+        (Some(p), None) if lifetime(p)? >= MIN_LIFETIME => {}
+        _ => return None,
     }
     let key = MasterKey::from_inline(suite, material).ok()?;
     Some(CryptoLine { tag, key })
@@ -227,7 +255,7 @@ mod tests {
     #[test]
     fn usable_lines_are_read_in_the_offerers_order() {
         let crypto = format!(
-            "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{RFC_KEY}|2^20\r\n\
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_32 INLINE:{RFC_KEY}|2^31\r\n\
              a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{RFC_KEY}|2^20|1:4\r\n\
              a=crypto:3 F8_128_HMAC_SHA1_80 inline:{RFC_KEY}\r\n\
              a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{RFC_KEY} UNENCRYPTED_SRTP\r\n\
@@ -251,6 +279,28 @@ mod tests {
             offer("RTP/AVP", "")
         );
         assert_eq!(read(two.as_bytes()).offered, 0);
+    }
+
+    #[test]
+    fn lifetimes_below_2_31_or_malformed_make_a_line_unusable() {
+        let usable = |tail: &str| {
+            let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{RFC_KEY}{tail}\r\n");
+            read(offer("RTP/SAVP", &line).as_bytes()).lines.len() == 1
+        };
+        assert!(usable(""));
+        assert!(usable("|2^31"));
+        assert!(usable("|2^48"));
+        assert!(usable("|2147483648"));
+        assert!(!usable("|2^20"), "too short to go unenforced");
+        assert!(!usable("|1048576"));
+        assert!(!usable("|0"));
+        assert!(!usable("|garbage"));
+        assert!(!usable("|2^x"));
+        assert!(!usable("|"));
+        assert!(!usable("|1:4"), "an MKI");
+        assert!(!usable("|2^31|1:4"), "an MKI");
+        assert!(!usable("|2^31|2^31"));
+        assert_eq!(lifetime("2^99"), Some(u64::MAX));
     }
 
     #[test]
