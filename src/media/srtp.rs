@@ -7,9 +7,13 @@
 //! - The relay decrypts a packet with the leg it came from
 //!   (`unprotect`) and encrypts it with the leg it goes to (`protect`);
 //!   the pacer encrypts each music frame with the caller's leg.
-//! - SRTCP is checked (authenticated and decrypted) and taken as a sign of
-//!   life, as plain RTCP is; like plain RTCP it is not relayed, and we
-//!   send none, so no SRTCP index of ours needs keeping.
+//! - SRTCP muxed on the RTP port (RFC 5761) is checked (authenticated
+//!   and decrypted) and taken as a sign of life, as plain RTCP is. SRTCP
+//!   on port+1 is not read: as for plain RTCP there, any packet from the
+//!   peer's address is life (see `session`): a packet forged from that
+//!   address keeps a silent leg counted as alive (it cannot put audio in
+//!   the call). Like plain RTCP it is not relayed, and we send none, so
+//!   no SRTCP index of ours needs keeping.
 //! - What the peer sends reaches the crate only from the latched address
 //!   (the session checks that first) and for at most `MAX_PEER_SSRCS`
 //!   SSRCs: the crate keeps state for every SSRC it is shown, authentic
