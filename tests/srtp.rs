@@ -138,9 +138,19 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     let gw = gateway(&hooks, "require", &cert).await;
     let tls = gw.gw.sip_tls.expect("a TLS listener");
     let phone = Phone::with(Some(&cert)).await;
+    // The node's event stream, open from the start (keys must not reach
+    // it either).
+    let mut events = gw
+        .http
+        .get(gw.url("/v1/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("event stream opens");
+    assert_eq!(events.status(), 200);
     let phone_key = MasterKey::fresh(Suite::AesCm128HmacSha1_80);
     let target = format!("sip:support@{tls};transport=tls");
-    let (_leg, answer) = dial(&phone, &target, offer(&phone.rtp, Some(&phone_key), true))
+    let (leg, answer) = dial(&phone, &target, offer(&phone.rtp, Some(&phone_key), true))
         .await
         .expect("an SRTP offer over TLS is answered");
 
@@ -257,6 +267,32 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     assert!(text.contains("a=crypto:"), "the ladder shows the lines");
     for k in keys {
         assert!(!text.contains(k.inline()), "a key leaked: {text}");
+    }
+
+    // Nor in the event stream, nor in the call's record once it ended.
+    leg.hangup();
+    let record = within(5, "the call's record", async {
+        loop {
+            let (_, page) = gw
+                .api(reqwest::Method::GET, "/v1/call-records?since=0", None)
+                .await;
+            if page.to_string().contains(&call_id) {
+                return page.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let mut stream = String::new();
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_millis(300), events.chunk()).await
+    {
+        stream.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(stream.contains(&call_id), "the stream carried the call: {stream}");
+    for k in keys {
+        assert!(!record.contains(k.inline()), "a key in the record: {record}");
+        assert!(!stream.contains(k.inline()), "a key in the events: {stream}");
     }
 }
 
