@@ -223,3 +223,43 @@ fn hears_music(on: &UdpSocket, srtp: &SrtpLeg) {
     }
     panic!("no music the caller can decrypt");
 }
+
+/// Once the caller's leg is latched, packets from any other address are
+/// dropped as foreign before SRTP reads them (no work, no per-SSRC state
+/// for a forger), and the caller's own still go through.
+#[tokio::test]
+async fn packets_from_elsewhere_never_reach_srtp_once_latched() {
+    let range = (47_630, 47_639);
+    let engine = engine(range);
+    let (caller, forger) = (peer(), peer());
+    let (keys, caller_srtp) = leg(Suite::AesCm128HmacSha1_80);
+    let socket = engine.allocate().unwrap();
+    let port = socket.port;
+    let _media = engine
+        .hold_secure(
+            socket,
+            caller.local_addr().unwrap(),
+            MU,
+            true,
+            Arc::new(music()),
+            Some(keys),
+        )
+        .unwrap();
+    say(&caller, port, &caller_srtp, 1, 0x1111, 0x11);
+    hears_music(&caller, &caller_srtp);
+    let (failed, foreign) = (
+        engine.stats().srtp_failed(),
+        engine.stats().dropped_foreign(),
+    );
+    for i in 0..20u32 {
+        let mut p = rtp(0, 2, 0, 0x5000 + i);
+        p.extend_from_slice(&[0; 10]);
+        send(&forger, port, &p);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while engine.stats().dropped_foreign() < foreign + 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(engine.stats().dropped_foreign(), foreign + 20);
+    assert_eq!(engine.stats().srtp_failed(), failed, "SRTP never saw them");
+}
