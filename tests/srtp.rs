@@ -289,10 +289,19 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     {
         stream.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(stream.contains(&call_id), "the stream carried the call: {stream}");
+    assert!(
+        stream.contains(&call_id),
+        "the stream carried the call: {stream}"
+    );
     for k in keys {
-        assert!(!record.contains(k.inline()), "a key in the record: {record}");
-        assert!(!stream.contains(k.inline()), "a key in the events: {stream}");
+        assert!(
+            !record.contains(k.inline()),
+            "a key in the record: {record}"
+        );
+        assert!(
+            !stream.contains(k.inline()),
+            "a key in the events: {stream}"
+        );
     }
 }
 
@@ -453,7 +462,10 @@ async fn a_bare_sips_room_is_dialled_over_tls_and_keys_never_go_over_udp() {
 
     // A `sips:` URI that asks for UDP: the offer (with its keys) is never
     // sent; the attempt fails saying why.
-    let udp = format!("sips:agent@{};transport=udp", room.stack.udp_addr().unwrap());
+    let udp = format!(
+        "sips:agent@{};transport=udp",
+        room.stack.udp_addr().unwrap()
+    );
     let (status, body) = gw
         .update(gw.update_body(&call_id, json!({ "sipUri": udp })))
         .await;

@@ -208,7 +208,11 @@ async fn a_call_resumed_long_after_its_last_save_keeps_its_srtp_indexes() {
         say(&caller, port, &caller_tx, seq.wrapping_add(i), 0x1111, 0x12);
     }
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(new.stats().srtp_failed(), failed, "the caller's SRTP is read");
+    assert_eq!(
+        new.stats().srtp_failed(),
+        failed,
+        "the caller's SRTP is read"
+    );
 }
 
 /// Waits (2 s) for music that `srtp` decrypts.

@@ -209,10 +209,7 @@ fn hold_experience_keys_parse_and_are_checked() {
     for policy in ["allow", "require"] {
         let text = format!("{ENTRY}media_encryption = \"{policy}\"\n");
         let e = load(&text, &[]).unwrap_err();
-        assert!(
-            e.to_string().contains("dialin[0].media_encryption"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("dialin[0].media_encryption"), "{e}");
     }
     assert!(load(&format!("{ENTRY}media_encryption = \"disable\"\n"), &[]).is_ok());
 }

@@ -269,14 +269,8 @@ impl SrtpLeg {
     /// A leg starting afresh with `keys`.
     pub fn new(keys: LegKeys) -> Result<SrtpLeg, SrtpError> {
         Ok(SrtpLeg {
-            outbound: Mutex::new(Direction::new(
-                context(&keys.local, false)?,
-                MAX_OWN_SSRCS,
-            )),
-            inbound: Mutex::new(Direction::new(
-                context(&keys.remote, true)?,
-                MAX_PEER_SSRCS,
-            )),
+            outbound: Mutex::new(Direction::new(context(&keys.local, false)?, MAX_OWN_SSRCS)),
+            inbound: Mutex::new(Direction::new(context(&keys.remote, true)?, MAX_PEER_SSRCS)),
             keys,
         })
     }
@@ -370,7 +364,10 @@ impl SrtpLeg {
         let flag_at = packet
             .len()
             .checked_sub(profile(self.suite()).rtcp_auth_tag_len() + 4);
-        if !flag_at.and_then(|i| packet.get(i)).is_some_and(|b| b & 0x80 != 0) {
+        let encrypted = flag_at
+            .and_then(|i| packet.get(i))
+            .is_some_and(|b| b & 0x80 != 0);
+        if !encrypted {
             return false;
         }
         let mut d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());

@@ -585,9 +585,14 @@ mod tests {
             tls_for_sips("SIPS:a@h?X-A=1"),
             "SIPS:a@h;transport=tls?X-A=1"
         );
-        assert_eq!(tls_for_sips("sips:a@h;transport=tcp"), "sips:a@h;transport=tcp");
+        assert_eq!(
+            tls_for_sips("sips:a@h;transport=tcp"),
+            "sips:a@h;transport=tcp"
+        );
         assert_eq!(tls_for_sips("sip:a@h"), "sip:a@h");
-        assert!(carries_keys("v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"));
+        assert!(carries_keys(
+            "v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"
+        ));
         assert!(!carries_keys("v=0\r\nm=audio 1 RTP/AVP 0\r\n"));
     }
 }
