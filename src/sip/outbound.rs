@@ -60,14 +60,6 @@ pub enum DialError {
     /// runtime is shutting down).
     #[error("cannot send INVITE: dialing task ended")]
     TaskEnded,
-    /// The offer carries SDES keys (`a=crypto`) and the transport chosen
-    /// for the target is not TLS: sending would give the keys away.
-    #[error("SRTP keys are only sent over TLS; {target} is reached over {transport}")]
-    KeysInClear {
-        target: String,
-        /// The transport that would have carried them.
-        transport: SipTransport,
-    },
 }
 
 /// How an INVITE ended.
@@ -198,12 +190,6 @@ async fn send(
         .await
         .map_err(DialError::Send)?;
     let kind = kind_of(&handle, &target);
-    if kind != SipTransport::Tls && carries_keys(&r.sdp) {
-        return Err(DialError::KeysInClear {
-            target: r.target.clone(),
-            transport: kind,
-        });
-    }
     let via = stack.sent_by(kind, handle.bound().port());
     let mut target = TargetTransportInfo {
         via_host_port: Some(via.clone()),
@@ -240,10 +226,13 @@ fn tls_for_sips(target: &str) -> std::borrow::Cow<'_, str> {
     format!("{};transport=tls{}", &target[..at], &target[at..]).into()
 }
 
-/// Whether an SDP body has SDES keys in it (RFC 4568 §8.3: only a secure
-/// transport may carry them).
-fn carries_keys(sdp: &str) -> bool {
-    sdp.lines().any(|l| l.trim_start().starts_with("a=crypto:"))
+/// Whether an INVITE to `target` goes over TLS (after `tls_for_sips`):
+/// what may carry SDES keys (RFC 4568 §8.3). ezk picks TLS for a URI only
+/// through `;transport=tls`; a target it cannot reach over TLS fails.
+pub fn reaches_over_tls(target: &str) -> bool {
+    tls_for_sips(target)
+        .to_ascii_lowercase()
+        .contains(";transport=tls")
 }
 
 /// The transport of a connection we chose for `uri`: ezk does not say TLS
@@ -590,9 +579,9 @@ mod tests {
             "sips:a@h;transport=tcp"
         );
         assert_eq!(tls_for_sips("sip:a@h"), "sip:a@h");
-        assert!(carries_keys(
-            "v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"
-        ));
-        assert!(!carries_keys("v=0\r\nm=audio 1 RTP/AVP 0\r\n"));
+        assert!(reaches_over_tls("sips:a@h"));
+        assert!(reaches_over_tls("sip:a@h;Transport=TLS"));
+        assert!(!reaches_over_tls("sips:a@h;transport=udp"));
+        assert!(!reaches_over_tls("sip:a@h"));
     }
 }

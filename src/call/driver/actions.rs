@@ -146,6 +146,14 @@ impl Call {
 
     /// Starts a room INVITE; on failure, the input to feed the machine.
     pub(super) fn start_dial(&mut self, t: Transfer) -> Result<(), Input> {
+        // SDES keys travel in the offer: never over UDP or TCP, whatever
+        // the target (`sips:…;transport=udp` passes the API's check).
+        if t.srtp && !crate::sip::reaches_over_tls(&t.target) {
+            return Err(Input::RoomFailed {
+                code: None,
+                reason: format!("SRTP keys are only sent over TLS; {} is not", t.target),
+            });
+        }
         let socket = self.ctx.media.allocate().map_err(|e| Input::RoomFailed {
             code: None,
             reason: e.to_string(),
