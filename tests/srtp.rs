@@ -233,7 +233,7 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
         true,
         &[(line.tag, &room_key)],
     );
-    let _room_leg = invite.accept(&room.stack, answer).await.unwrap();
+    let mut room_leg = invite.accept(&room.stack, answer).await.unwrap();
     let room_srtp = Arc::new(
         SrtpLeg::new(LegKeys {
             local: room_key.clone(),
@@ -251,6 +251,36 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
         c["state"] == "bridged"
     })
     .await;
+
+    // The room refreshes the session with a re-INVITE: our answer holds
+    // the one line it took, not our three-key offer (RFC 4568: one key
+    // per answer).
+    let code = within(5, "the re-INVITE's answer", room_leg.reinvite()).await;
+    assert_eq!(code.ok().flatten(), Some(200));
+    let (_, ladder) = gw
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/calls/{call_id}/sip"),
+            None,
+        )
+        .await;
+    let answers: Vec<&serde_json::Value> = ladder["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| {
+            m["leg"] == "room"
+                && m["direction"] == "out"
+                && m["startLine"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("SIP/2.0 200")
+        })
+        .collect();
+    let reanswer = answers.last().expect("our 200 to the re-INVITE");
+    let body = reanswer["body"].as_str().unwrap_or_default();
+    assert_eq!(body.matches("a=crypto:").count(), 1, "{body}");
+    assert!(body.contains(&format!("a=crypto:{} ", line.tag)), "{body}");
 
     // No key in the API's call, nor in its SIP ladder.
     let keys = [&phone_key, &gw_key, &room_key, &line.key];
