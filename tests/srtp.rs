@@ -138,9 +138,19 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     let gw = gateway(&hooks, "require", &cert).await;
     let tls = gw.gw.sip_tls.expect("a TLS listener");
     let phone = Phone::with(Some(&cert)).await;
+    // The node's event stream, open from the start (keys must not reach
+    // it either).
+    let mut events = gw
+        .http
+        .get(gw.url("/v1/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("event stream opens");
+    assert_eq!(events.status(), 200);
     let phone_key = MasterKey::fresh(Suite::AesCm128HmacSha1_80);
     let target = format!("sip:support@{tls};transport=tls");
-    let (_leg, answer) = dial(&phone, &target, offer(&phone.rtp, Some(&phone_key), true))
+    let (leg, answer) = dial(&phone, &target, offer(&phone.rtp, Some(&phone_key), true))
         .await
         .expect("an SRTP offer over TLS is answered");
 
@@ -223,7 +233,7 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
         true,
         &[(line.tag, &room_key)],
     );
-    let _room_leg = invite.accept(&room.stack, answer).await.unwrap();
+    let mut room_leg = invite.accept(&room.stack, answer).await.unwrap();
     let room_srtp = Arc::new(
         SrtpLeg::new(LegKeys {
             local: room_key.clone(),
@@ -242,6 +252,36 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     })
     .await;
 
+    // The room refreshes the session with a re-INVITE: our answer holds
+    // the one line it took, not our three-key offer (RFC 4568: one key
+    // per answer).
+    let code = within(5, "the re-INVITE's answer", room_leg.reinvite()).await;
+    assert_eq!(code.ok().flatten(), Some(200));
+    let (_, ladder) = gw
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/calls/{call_id}/sip"),
+            None,
+        )
+        .await;
+    let answers: Vec<&serde_json::Value> = ladder["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| {
+            m["leg"] == "room"
+                && m["direction"] == "out"
+                && m["startLine"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("SIP/2.0 200")
+        })
+        .collect();
+    let reanswer = answers.last().expect("our 200 to the re-INVITE");
+    let body = reanswer["body"].as_str().unwrap_or_default();
+    assert_eq!(body.matches("a=crypto:").count(), 1, "{body}");
+    assert!(body.contains(&format!("a=crypto:{} ", line.tag)), "{body}");
+
     // No key in the API's call, nor in its SIP ladder.
     let keys = [&phone_key, &gw_key, &room_key, &line.key];
     let (_, call) = gw.get_call(&call_id).await;
@@ -257,6 +297,41 @@ async fn an_srtp_caller_over_tls_hears_encrypted_music_then_talks_with_an_srtp_r
     assert!(text.contains("a=crypto:"), "the ladder shows the lines");
     for k in keys {
         assert!(!text.contains(k.inline()), "a key leaked: {text}");
+    }
+
+    // Nor in the event stream, nor in the call's record once it ended.
+    leg.hangup();
+    let record = within(5, "the call's record", async {
+        loop {
+            let (_, page) = gw
+                .api(reqwest::Method::GET, "/v1/call-records?since=0", None)
+                .await;
+            if page.to_string().contains(&call_id) {
+                return page.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let mut stream = String::new();
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_millis(300), events.chunk()).await
+    {
+        stream.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        stream.contains(&call_id),
+        "the stream carried the call: {stream}"
+    );
+    for k in keys {
+        assert!(
+            !record.contains(k.inline()),
+            "a key in the record: {record}"
+        );
+        assert!(
+            !stream.contains(k.inline()),
+            "a key in the events: {stream}"
+        );
     }
 }
 
@@ -372,4 +447,116 @@ async fn a_room_that_answers_an_srtp_offer_plain_is_a_failed_attempt() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("mediaEncryption"), "{body}");
+}
+
+#[tokio::test]
+async fn a_bare_sips_room_is_dialled_over_tls_and_keys_never_go_over_udp() {
+    let cert = TestCert::new();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = gateway(&hooks, "allow", &cert).await;
+    let phone = Phone::with(Some(&cert)).await;
+    let (_leg, _) = dial(
+        &phone,
+        &gw.sip_uri("support", false),
+        offer(&phone.rtp, None, false),
+    )
+    .await
+    .expect("answered");
+    let hook = hooks.next().await.json();
+    let call_id = hook["callId"].as_str().unwrap().to_string();
+    let mut room = Room::with(Some(&cert)).await;
+    let tls = room.stack.tls_addr().unwrap();
+
+    // `sips:` with no `;transport=`: ezk alone would pick UDP.
+    let (status, body) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": format!("sips:agent@{tls}") })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let invite = room.next_invite().await;
+    assert_eq!(invite.info.transport, "tls");
+    let room_offer = crypto::read(&invite.info.sdp);
+    assert!(room_offer.savp && room_offer.lines.len() == 3);
+    let line = &room_offer.lines[0];
+    let room_key = MasterKey::fresh(line.key.suite);
+    let offered = sdp::parse(&invite.info.sdp).unwrap();
+    let answer = crypto::secure(
+        sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), offered.choose()),
+        true,
+        &[(line.tag, &room_key)],
+    );
+    let _room_leg = invite.accept(&room.stack, answer).await.unwrap();
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+
+    // A `sips:` URI that asks for UDP: the offer (with its keys) is never
+    // sent; the attempt fails saying why.
+    let udp = format!(
+        "sips:agent@{};transport=udp",
+        room.stack.udp_addr().unwrap()
+    );
+    let (status, body) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": udp })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let call = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            details(c, "call.transfer_failed")
+                .iter()
+                .any(|d| d["sipUri"] == udp.as_str())
+        })
+        .await;
+    let failed = details(&call, "call.transfer_failed");
+    let reason = failed.last().unwrap()["reason"].to_string();
+    assert!(reason.contains("only sent over TLS"), "{reason}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), room.next_invite())
+            .await
+            .is_err(),
+        "no INVITE reached the room over UDP"
+    );
+}
+
+#[tokio::test]
+async fn a_room_that_answers_a_plain_offer_with_srtp_is_a_failed_attempt() {
+    let cert = TestCert::new();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = gateway(&hooks, "allow", &cert).await;
+    let phone = Phone::with(Some(&cert)).await;
+    let (_leg, _) = dial(
+        &phone,
+        &gw.sip_uri("support", false),
+        offer(&phone.rtp, None, false),
+    )
+    .await
+    .expect("answered");
+    let hook = hooks.next().await.json();
+    let call_id = hook["callId"].as_str().unwrap().to_string();
+    let mut room = Room::with(Some(&cert)).await;
+    let target = format!("sip:agent@{};transport=tls", room.stack.tls_addr().unwrap());
+    let (status, _) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": target })))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    assert_eq!(crypto::read(&invite.info.sdp).offered, 0, "a plain offer");
+    let offered = sdp::parse(&invite.info.sdp).unwrap();
+    let key = MasterKey::fresh(Suite::AesCm128HmacSha1_80);
+    let answer = crypto::secure(
+        sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), offered.choose()),
+        true,
+        &[(1, &key)],
+    );
+    let _room_leg = invite.accept(&room.stack, answer).await.unwrap();
+    let call = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            details(c, "call.transfer_failed")
+                .iter()
+                .any(|d| d["code"] == 488)
+        })
+        .await;
+    assert_ne!(call["state"], "bridged", "{call:#}");
+    let reason = details(&call, "call.transfer_failed")[0]["reason"].to_string();
+    assert!(reason.contains("plain offer with SRTP"), "{reason}");
 }

@@ -143,6 +143,14 @@ pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError>
         Some(_) => return Err(RouteError::rule("headers", "must be an object of strings")),
     }
     let media_encryption = media_encryption(obj.get("mediaEncryption"), &targets)?;
+    // REFER hands the caller to the room: the media is theirs, not ours
+    // to encrypt, so "require" could only be silently ignored.
+    if mode == Mode::Refer && media_encryption == Some(MediaEncryption::Require) {
+        return Err(RouteError::rule(
+            "mediaEncryption",
+            "\"require\" needs mode \"bridge\" (after a REFER the media is not ours)",
+        ));
+    }
     Ok(TransferRequest {
         targets,
         headers: extra,
@@ -427,6 +435,11 @@ mod tests {
         assert_eq!(
             route(r#"{"sipUri":"sip:a@h","mediaEncryption":"disable"}"#),
             Ok(Some(MediaEncryption::Disable))
+        );
+        let refer = route(r#"{"sipUri":"sips:a@h","mode":"refer","mediaEncryption":"require"}"#);
+        assert!(
+            matches!(&refer, Err(e) if e.to_string().contains("mediaEncryption")),
+            "{refer:?}"
         );
         let e = route(r#"{"sipUris":["sips:a@h","sip:b@h"],"mediaEncryption":"require"}"#);
         assert!(

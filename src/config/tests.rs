@@ -163,7 +163,13 @@ fn call_policy_keys_are_checked() {
 
 #[test]
 fn hold_experience_keys_parse_and_are_checked() {
-    let with = |extra: &str| load(&format!("{ENTRY}{extra}\n"), &[]);
+    // SRTP entries need a TLS listener (see the end).
+    let tls = [
+        ("PINLESS_SIP__TLS", "127.0.0.1:5061"),
+        ("PINLESS_SIP__TLS_CERT", "cert.pem"),
+        ("PINLESS_SIP__TLS_KEY", "key.pem"),
+    ];
+    let with = |extra: &str| load(&format!("{ENTRY}{extra}\n"), &tls);
     let c = with(
         "answer = \"early\"\nearly_media_max_secs = 30\nannounce_position_every_secs = 45\n\
          dtmf_transfer = { \"0\" = \"sip:operator@127.0.0.1\", \"#\" = \"sips:desk@example.com\" }\n\
@@ -199,6 +205,13 @@ fn hold_experience_keys_parse_and_are_checked() {
     );
     let e = with("media_encryption = \"always\"").unwrap_err();
     assert!(e.to_string().contains("media_encryption"), "{e}");
+    // Without a TLS listener no SRTP offer could be taken: said at load.
+    for policy in ["allow", "require"] {
+        let text = format!("{ENTRY}media_encryption = \"{policy}\"\n");
+        let e = load(&text, &[]).unwrap_err();
+        assert!(e.to_string().contains("dialin[0].media_encryption"), "{e}");
+    }
+    assert!(load(&format!("{ENTRY}media_encryption = \"disable\"\n"), &[]).is_ok());
 }
 
 #[test]

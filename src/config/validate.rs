@@ -1,7 +1,7 @@
 //! Checks run once at load time, so that a bad config stops the gateway
 //! before it binds anything, with the key and the reason.
 
-use super::dialin::{AnswerMode, DialinEntry, HoldTimeoutAction};
+use super::dialin::{AnswerMode, DialinEntry, HoldTimeoutAction, MediaEncryption};
 use super::error::ConfigError;
 use super::sections::Config;
 use super::syntax::{check_custom_header, decode_secret, dialable, parse_cidr, uri_user};
@@ -113,6 +113,14 @@ impl Config {
         for (i, entry) in self.dialin.iter().enumerate() {
             let key = |field: &str| format!("dialin[{i}].{field}");
             validate_entry(entry, &key)?;
+            // SDES keys are taken over TLS only: without a listener every
+            // SRTP offer would get 488, with nothing said at start-up.
+            if entry.media_encryption != MediaEncryption::Disable && self.sip.tls.is_none() {
+                return Err(ConfigError::key(
+                    key("media_encryption"),
+                    "\"allow\" and \"require\" need a TLS listener (sip.tls): SRTP keys are only taken over TLS",
+                ));
+            }
             if !seen_names.insert(entry.name_prefix.clone()) {
                 return Err(ConfigError::key(
                     key("name_prefix"),

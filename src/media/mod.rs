@@ -62,7 +62,7 @@ pub use prompt::Prompt;
 pub use prompts::{PromptSet, PromptsError, Wait};
 pub use session::{CallMedia, LegCodec, Presses};
 pub use settings::MediaSettings;
-pub use srtp::{LegKeys, SrtpLeg, SrtpState};
+pub use srtp::{Gap, LegKeys, SrtpLeg, SrtpState};
 pub use state::MediaState;
 pub use stats::{MediaStats, RelayStats, ShardStats};
 
@@ -73,8 +73,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// A saved leg's SRTP taken up again (None for a plain leg).
-fn restore(saved: Option<&srtp::SrtpState>) -> Result<Option<Arc<SrtpLeg>>, MediaError> {
-    Ok(saved.map(SrtpLeg::restore).transpose()?.map(Arc::new))
+fn restore(
+    saved: Option<&srtp::SrtpState>,
+    gap: srtp::Gap,
+) -> Result<Option<Arc<SrtpLeg>>, MediaError> {
+    Ok(saved
+        .map(|s| SrtpLeg::restore_after(s, gap))
+        .transpose()?
+        .map(Arc::new))
 }
 
 /// The media side of the gateway: ports, and the shards on which calls'
@@ -189,16 +195,18 @@ impl MediaEngine {
         state: &MediaState,
         music: Arc<HoldLoop>,
     ) -> Result<CallMedia, MediaError> {
-        let stream = state
-            .stream
-            .project(crate::clock::unix_ms(), Instant::now());
+        let unix_now = crate::clock::unix_ms();
+        let stream = state.stream.project(unix_now, Instant::now());
         let caller = session::LegStart {
             socket: self.ports.claim(state.caller.port)?,
             remote: state.caller.remote,
             latched: state.caller.latched,
             codec: state.caller.codec.into(),
             sends: state.caller.sends,
-            srtp: restore(state.caller_srtp.as_ref())?,
+            srtp: restore(
+                state.caller_srtp.as_ref(),
+                state.stream.srtp_gap(unix_now, true),
+            )?,
         };
         let then = match &state.room {
             None => session::Then::Play(music),
@@ -209,7 +217,10 @@ impl MediaEngine {
                     latched: room.leg.latched,
                     codec: room.leg.codec.into(),
                     sends: room.leg.sends,
-                    srtp: restore(state.room_srtp.as_ref())?,
+                    srtp: restore(
+                        state.room_srtp.as_ref(),
+                        state.stream.srtp_gap(unix_now, false),
+                    )?,
                 },
                 rewrite::Rewriter::restored(stream, room.mapping),
             ),

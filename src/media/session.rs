@@ -569,6 +569,12 @@ async fn run(
             },
             got = recv_from(&caller, &mut from_caller) => {
                 let Ok((n, src)) = got else { continue };
+                // Once latched, anyone else is dropped before SRTP sees
+                // the packet (its checks cost, and keep state per SSRC).
+                if latched && src != remote {
+                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 // SRTP: only an authentic packet latches, is life, or is
                 // read (DTMF) and relayed, decrypted.
                 let n = match &caller_srtp {
@@ -591,9 +597,6 @@ async fn run(
                             pacer.set_remote(id, src);
                         }
                     }
-                } else if src != remote {
-                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
                 // Anything from the peer is life, RTCP (muxed) included.
                 liveness.heard(MediaLeg::Caller);
@@ -643,6 +646,10 @@ async fn run(
             got = recv_from_room(&bridge, &mut from_room) => {
                 let Ok((n, src)) = got else { continue };
                 let Some(b) = bridge.as_mut() else { continue };
+                if b.latched && src != b.remote {
+                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let n = match &b.srtp {
                     None => n,
                     Some(s) => match s.open(&mut from_room, n) {
@@ -656,9 +663,6 @@ async fn run(
                 if !b.latched {
                     b.latched = true;
                     b.remote = src;
-                } else if src != b.remote {
-                    stats.relay.dropped_foreign.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
                 liveness.heard(MediaLeg::Room);
                 let packet = &mut from_room[..n];

@@ -7,9 +7,18 @@
 //! - The relay decrypts a packet with the leg it came from
 //!   (`unprotect`) and encrypts it with the leg it goes to (`protect`);
 //!   the pacer encrypts each music frame with the caller's leg.
-//! - SRTCP is checked (authenticated and decrypted) and taken as a sign of
-//!   life, as plain RTCP is; like plain RTCP it is not relayed, and we
-//!   send none, so no SRTCP index of ours needs keeping.
+//! - SRTCP muxed on the RTP port (RFC 5761) is checked (authenticated
+//!   and decrypted) and taken as a sign of life, as plain RTCP is. SRTCP
+//!   on port+1 is not read: as for plain RTCP there, any packet from the
+//!   peer's address is life (see `session`): a packet forged from that
+//!   address keeps a silent leg counted as alive (it cannot put audio in
+//!   the call). Like plain RTCP it is not relayed, and we send none, so
+//!   no SRTCP index of ours needs keeping.
+//! - What the peer sends reaches the crate only from the latched address
+//!   (the session checks that first) and for at most `MAX_PEER_SSRCS`
+//!   SSRCs: the crate keeps state for every SSRC it is shown, authentic
+//!   or not. SRTCP without its E flag is refused here: the crate would
+//!   return it unauthenticated.
 //! - Resuming a saved call (`SrtpState`): a fresh context starts every
 //!   stream at rollover counter 0, and the crate does not let us set it.
 //!   Its encrypt and decrypt share one per-SSRC index, so `restore` walks
@@ -18,7 +27,15 @@
 //!   next real packet, ours or the peer's, then carries the right
 //!   counter. Without it a call resumed after a sequence wrap would be
 //!   undecryptable for the peer and for us, and ours would reuse
-//!   keystream.
+//!   keystream. The state is saved at the call's changes of state only,
+//!   so the walk goes past the saved index by the time since (`Gap`):
+//!   exactly for our own stream (as its sequence number is moved), and
+//!   by one packet per 20 ms for the peer's and the relayed one. A peer
+//!   that sent much less than that meanwhile (more than 2^15 packets
+//!   less: 11 minutes of silence suppression) is read with the wrong
+//!   rollover counter and its audio is refused as not authentic; the
+//!   crate cannot be told to try the next counters. A saved index past
+//!   `MAX_RESTORED_INDEX` fails the resume (corrupt state).
 
 use crate::sdes::MasterKey;
 use rtc_srtp::context::Context;
@@ -33,6 +50,23 @@ pub use crate::sdes::{LegKeys, Suite};
 
 /// Packets of the replay window (RFC 3711 §3.3.2: at least 64).
 const REPLAY_WINDOW: usize = 128;
+
+/// Distinct SSRCs the peer's context may hold state for (RTP and SRTCP
+/// each). The crate makes per-SSRC state (with its replay window) for a
+/// packet before checking its tag, and never drops it: without a cap,
+/// forged packets with random SSRCs would grow the call's memory without
+/// end. A phone uses one SSRC, and a few more over re-INVITEs.
+const MAX_PEER_SSRCS: usize = 4;
+
+/// The same for what we send: our music SSRC and the other leg's, which
+/// change less often but are not authenticated when that leg is plain.
+const MAX_OWN_SSRCS: usize = 16;
+
+/// The highest index `restore` takes, saved or projected: 2^32 packets
+/// are 2.7 years of one stream at 50 a second, and the walk to it costs
+/// about 143,000 throw-away encryptions. A corrupt index near 2^48 would
+/// otherwise keep the resume busy for hours.
+pub const MAX_RESTORED_INDEX: u64 = 1 << 32;
 
 /// Steps of the index walk in `restore`: under 2^15, which the crate's
 /// rollover estimator takes as "forward".
@@ -50,9 +84,34 @@ pub struct SrtpState {
     pub received: Vec<(u32, u64)>,
 }
 
+/// How far a saved leg's streams moved on while the call was down: the
+/// state is saved at the call's changes of state only, so it may be
+/// minutes older than the crash, and every stream went on meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gap {
+    /// Packets a stream carried in that time, at one per 20 ms: what the
+    /// peer's streams (and the other leg's, relayed) are taken to have
+    /// moved. The crate's estimate follows from there within 2^15
+    /// packets either way.
+    pub packets: u64,
+    /// Our own stream on this leg (its SSRC) and how far its sequence
+    /// number moves (see `StreamPosition::project`): known exactly, so
+    /// its index lands exactly where our next packet is.
+    pub ours: Option<(u32, u64)>,
+}
+
 /// Why a leg's SRTP could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SrtpError {
+    /// A saved index (or where the gap moved it) is past what a call can
+    /// reach (`MAX_RESTORED_INDEX`): the saved state is corrupt.
+    #[error("saved SRTP index {index} of SSRC {ssrc} is past {MAX_RESTORED_INDEX}")]
+    Index {
+        /// The stream.
+        ssrc: u32,
+        /// Its index, the gap included.
+        index: u64,
+    },
     /// The crate refused the key (length, or no provider for the suite).
     #[error("SRTP context for {suite}: {reason}")]
     Context {
@@ -67,9 +126,38 @@ pub enum SrtpError {
 struct Direction {
     ctx: Context,
     index: HashMap<u32, u64>,
+    /// SSRCs handed to the crate (RTP, then SRTCP), authentic or not:
+    /// each has state there (see `MAX_PEER_SSRCS`).
+    rtp_ssrcs: Vec<u32>,
+    rtcp_ssrcs: Vec<u32>,
+    /// How many of each it may hold.
+    cap: usize,
+}
+
+/// Whether `ssrc` may reach the crate: known already, or room for one
+/// more (then it is noted).
+fn admit(known: &mut Vec<u32>, cap: usize, ssrc: u32) -> bool {
+    if known.contains(&ssrc) {
+        return true;
+    }
+    if known.len() >= cap {
+        return false;
+    }
+    known.push(ssrc);
+    true
 }
 
 impl Direction {
+    fn new(ctx: Context, cap: usize) -> Direction {
+        Direction {
+            ctx,
+            index: HashMap::new(),
+            rtp_ssrcs: Vec::new(),
+            rtcp_ssrcs: Vec::new(),
+            cap,
+        }
+    }
+
     /// Notes that `ssrc` carried `seq`; the extended index follows it
     /// over wraps (RFC 3550 A.1 style: the candidate nearest the last).
     fn track(&mut self, ssrc: u32, seq: u16) {
@@ -181,14 +269,8 @@ impl SrtpLeg {
     /// A leg starting afresh with `keys`.
     pub fn new(keys: LegKeys) -> Result<SrtpLeg, SrtpError> {
         Ok(SrtpLeg {
-            outbound: Mutex::new(Direction {
-                ctx: context(&keys.local, false)?,
-                index: HashMap::new(),
-            }),
-            inbound: Mutex::new(Direction {
-                ctx: context(&keys.remote, true)?,
-                index: HashMap::new(),
-            }),
+            outbound: Mutex::new(Direction::new(context(&keys.local, false)?, MAX_OWN_SSRCS)),
+            inbound: Mutex::new(Direction::new(context(&keys.remote, true)?, MAX_PEER_SSRCS)),
             keys,
         })
     }
@@ -196,13 +278,34 @@ impl SrtpLeg {
     /// A leg taken up again from its saved state: same keys, every
     /// stream's index where it stood.
     pub fn restore(state: &SrtpState) -> Result<SrtpLeg, SrtpError> {
+        SrtpLeg::restore_after(state, Gap::default())
+    }
+
+    /// A leg taken up again from a state saved `gap` ago: every stream's
+    /// index moved on by the gap (in 64 bits: past a wrap, the rollover
+    /// counter moves too), so that nothing we send reuses an index (and
+    /// keystream) the old process used after its last save, and the
+    /// peer's packets are read with the right rollover counter.
+    pub fn restore_after(state: &SrtpState, gap: Gap) -> Result<SrtpLeg, SrtpError> {
         let leg = SrtpLeg::new(state.keys.clone())?;
-        for (dir, saved) in [
-            (&leg.outbound, &state.sent),
-            (&leg.inbound, &state.received),
+        for (outbound, dir, saved) in [
+            (true, &leg.outbound, &state.sent),
+            (false, &leg.inbound, &state.received),
         ] {
             let mut d = dir.lock().unwrap_or_else(|e| e.into_inner());
-            for &(ssrc, index) in saved {
+            for &(ssrc, saved_index) in saved {
+                let ahead = match gap.ours {
+                    Some((own, n)) if outbound && own == ssrc => n,
+                    _ => gap.packets,
+                };
+                let index = saved_index.saturating_add(ahead);
+                if saved_index > MAX_RESTORED_INDEX || index > MAX_RESTORED_INDEX {
+                    return Err(SrtpError::Index { ssrc, index });
+                }
+                let cap = d.cap;
+                if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
+                    continue;
+                }
                 walk(&mut d.ctx, ssrc, index);
                 d.index.insert(ssrc, index);
             }
@@ -220,6 +323,10 @@ impl SrtpLeg {
     pub fn protect(&self, packet: &[u8]) -> Option<bytes::BytesMut> {
         let (seq, ssrc) = seq_ssrc(packet)?;
         let mut d = self.outbound.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = d.cap;
+        if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
+            return None;
+        }
         let out = d.ctx.encrypt_rtp(packet).ok()?;
         d.track(ssrc, seq);
         Some(out)
@@ -231,6 +338,10 @@ impl SrtpLeg {
         let packet = buf.get(..len)?;
         let (seq, ssrc) = seq_ssrc(packet)?;
         let mut d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = d.cap;
+        if !admit(&mut d.rtp_ssrcs, cap, ssrc) {
+            return None;
+        }
         let plain = d.ctx.decrypt_rtp(packet).ok()?;
         d.track(ssrc, seq);
         drop(d);
@@ -242,8 +353,36 @@ impl SrtpLeg {
     /// Whether an SRTCP packet from the peer is authentic (and not a
     /// replay). Its contents are not used.
     pub fn check_rtcp(&self, packet: &[u8]) -> bool {
+        // The sender's SSRC follows the RTCP header (RFC 3550 §6.4).
+        let Some(ssrc) = packet.get(4..8) else {
+            return false;
+        };
+        let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
+        // The E flag (RFC 3711 §3.4) must say encrypted: we never agree to
+        // UNENCRYPTED_SRTCP, and the crate returns a packet without it
+        // as it is, its tag unchecked.
+        let flag_at = packet
+            .len()
+            .checked_sub(profile(self.suite()).rtcp_auth_tag_len() + 4);
+        let encrypted = flag_at
+            .and_then(|i| packet.get(i))
+            .is_some_and(|b| b & 0x80 != 0);
+        if !encrypted {
+            return false;
+        }
         let mut d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = d.cap;
+        if !admit(&mut d.rtcp_ssrcs, cap, ssrc) {
+            return false;
+        }
         d.ctx.decrypt_rtcp(packet).is_ok()
+    }
+
+    /// SSRCs the peer's context holds state for (RTP, SRTCP).
+    #[cfg(test)]
+    fn peer_ssrcs(&self) -> (usize, usize) {
+        let d = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        (d.rtp_ssrcs.len(), d.rtcp_ssrcs.len())
     }
 
     /// Reads what came in on the leg (`buf[..len]`): RTP is decrypted in

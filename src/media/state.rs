@@ -169,6 +169,23 @@ impl StreamPosition {
         }
     }
 
+    /// Packets the stream would have carried between its save and
+    /// `unix_now` (without `SEQUENCE_MARGIN`).
+    pub fn gap_packets(&self, unix_now: u64) -> u64 {
+        unix_now.saturating_sub(self.due_unix_ms) / PERIOD.as_millis() as u64
+    }
+
+    /// The SRTP gap of a leg over the same time (see `srtp::Gap`): our
+    /// stream, if the leg carries it, moves exactly as `project` moves
+    /// its sequence number.
+    pub fn srtp_gap(&self, unix_now: u64, ours: bool) -> super::srtp::Gap {
+        let packets = self.gap_packets(unix_now);
+        super::srtp::Gap {
+            packets,
+            ours: ours.then_some((self.ssrc, packets + u64::from(SEQUENCE_MARGIN))),
+        }
+    }
+
     /// Where the stream continues at `unix_now`, after the gap since it was
     /// saved: the timestamp moved on by the time passed (the caller's
     /// clock ran on: a timestamp that did not would squeeze the gap into
@@ -178,7 +195,7 @@ impl StreamPosition {
     pub fn project(&self, unix_now: u64, now: Instant) -> StreamState {
         // A clock stepped back makes the gap zero, not negative.
         let gap_ms = unix_now.saturating_sub(self.due_unix_ms);
-        let packets = gap_ms / PERIOD.as_millis() as u64;
+        let packets = self.gap_packets(unix_now);
         // Both kept modulo their width, as RTP numbers wrap by design.
         let sequence = self
             .next_sequence

@@ -7,8 +7,11 @@
 //! [session params]`. A line is usable when we speak its suite, it has
 //! one key without an MKI (the crate has no MKI), and no session
 //! parameter but `WSH` (the others, like `UNENCRYPTED_SRTP` or `KDR`,
-//! change what SRTP does and are not supported); a lifetime is accepted
-//! and not enforced (2^31 packets and more: days of audio per call).
+//! change what SRTP does and are not supported); a lifetime (`2^n` or
+//! decimal) of 2^31 packets or more is accepted and not enforced (days
+//! of audio per call), a shorter or malformed one makes the line
+//! unusable, as we do not count packets to re-key. The key method
+//! (`inline`) is matched without regard to case.
 
 use crate::sdes::{KeyError, LegKeys, MasterKey, SUITES, Suite};
 
@@ -42,6 +45,14 @@ pub enum CryptoError {
     /// Its line names a tag or suite we did not offer.
     #[error("the room's a=crypto answer matches none we offered")]
     Unmatched,
+    /// We offered plain RTP and the room answered with SRTP (`RTP/SAVP`
+    /// or `a=crypto`): we would relay its ciphertext as audio.
+    #[error("the room answered a plain offer with SRTP")]
+    Unoffered,
+    /// Its key is one of ours, sent back: the two directions would share
+    /// a keystream.
+    #[error("the room's a=crypto answer repeats our own key")]
+    Echo,
     /// The key in its line is unusable.
     #[error("the room's SRTP key: {0}")]
     Key(#[from] KeyError),
@@ -84,6 +95,25 @@ pub fn read(body: &[u8]) -> SdpCrypto {
     out
 }
 
+/// The shortest key lifetime we take, in packets: 2^31 is days of audio
+/// in one call; we do not count packets to re-key at a shorter one.
+const MIN_LIFETIME: u64 = 1 << 31;
+
+/// A key lifetime, `2^n` or decimal (RFC 4568 §6.1); None when it is
+/// neither (an MKI, or garbage).
+fn lifetime(text: &str) -> Option<u64> {
+    match text.strip_prefix("2^") {
+        Some(n) => {
+            let n: u32 = n.parse().ok()?;
+            Some(1u64.checked_shl(n).unwrap_or(u64::MAX))
+        }
+        None if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(text.parse().unwrap_or(u64::MAX))
+        }
+        None => None,
+    }
+}
+
 /// One `a=crypto` value (after the colon), if usable.
 fn parse_line(value: &str) -> Option<CryptoLine> {
     let mut f = value.split_whitespace();
@@ -96,13 +126,19 @@ fn parse_line(value: &str) -> Option<CryptoLine> {
     if keys.contains(';') {
         return None;
     }
-    let mut parts = keys.strip_prefix("inline:")?.split('|');
+    // The key method is matched without regard to case.
+    let method = keys.get(..7)?;
+    if !method.eq_ignore_ascii_case("inline:") {
+        return None;
+    }
+    let mut parts = keys[7..].split('|');
     let material = parts.next()?;
-    for p in parts {
-        // `2^20` or `1048576` is a lifetime; `n:len` is an MKI.
-        if p.contains(':') {
-            return None;
-        }
+    match (parts.next(), parts.next()) {
+        (None, _) => {}
+        // `n:len` in the lifetime's place is an MKI, and a line with
+        // both has one too: the crate has no MKI.
+        (Some(p), None) if lifetime(p)? >= MIN_LIFETIME => {}
+        _ => return None,
     }
     let key = MasterKey::from_inline(suite, material).ok()?;
     Some(CryptoLine { tag, key })
@@ -167,10 +203,40 @@ pub fn answered(answer: &[u8], ours: &[(u32, MasterKey)]) -> Result<LegKeys, Cry
         .iter()
         .find(|(tag, k)| *tag == line.tag && k.suite == line.key.suite)
         .ok_or(CryptoError::Unmatched)?;
+    if ours.iter().any(|(_, k)| *k == line.key) {
+        return Err(CryptoError::Echo);
+    }
     Ok(LegKeys {
         local: local.clone(),
         remote: line.key.clone(),
     })
+}
+
+/// A room's answer to our plain offer: plain too, or the attempt fails.
+pub fn answered_plain(answer: &[u8]) -> Result<(), CryptoError> {
+    let seen = read(answer);
+    if seen.savp || seen.offered > 0 {
+        return Err(CryptoError::Unoffered);
+    }
+    Ok(())
+}
+
+/// Our offer as the session keeps it once `answer` came: with only the
+/// `a=crypto` line the answer accepted (RFC 4568 §7.1.1: the answer
+/// names one), since our later answers and offers in the dialog
+/// (re-INVITE, UPDATE) repeat it and must carry one key, the one in use.
+/// An answer without a line leaves the offer as it is.
+pub fn settle(offer: &str, answer: &[u8]) -> String {
+    let Some(tag) = read(answer).lines.first().map(|l| l.tag) else {
+        return offer.to_string();
+    };
+    offer
+        .split_inclusive('\n')
+        .filter(|line| match line.trim().strip_prefix("a=crypto:") {
+            Some(rest) => rest.split_whitespace().next() == Some(&tag.to_string()),
+            None => true,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -189,7 +255,7 @@ mod tests {
     #[test]
     fn usable_lines_are_read_in_the_offerers_order() {
         let crypto = format!(
-            "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{RFC_KEY}|2^20\r\n\
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_32 INLINE:{RFC_KEY}|2^31\r\n\
              a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{RFC_KEY}|2^20|1:4\r\n\
              a=crypto:3 F8_128_HMAC_SHA1_80 inline:{RFC_KEY}\r\n\
              a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{RFC_KEY} UNENCRYPTED_SRTP\r\n\
@@ -216,6 +282,28 @@ mod tests {
     }
 
     #[test]
+    fn lifetimes_below_2_31_or_malformed_make_a_line_unusable() {
+        let usable = |tail: &str| {
+            let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{RFC_KEY}{tail}\r\n");
+            read(offer("RTP/SAVP", &line).as_bytes()).lines.len() == 1
+        };
+        assert!(usable(""));
+        assert!(usable("|2^31"));
+        assert!(usable("|2^48"));
+        assert!(usable("|2147483648"));
+        assert!(!usable("|2^20"), "too short to go unenforced");
+        assert!(!usable("|1048576"));
+        assert!(!usable("|0"));
+        assert!(!usable("|garbage"));
+        assert!(!usable("|2^x"));
+        assert!(!usable("|"));
+        assert!(!usable("|1:4"), "an MKI");
+        assert!(!usable("|2^31|1:4"), "an MKI");
+        assert!(!usable("|2^31|2^31"));
+        assert_eq!(lifetime("2^99"), Some(u64::MAX));
+    }
+
+    #[test]
     fn our_offer_and_answer_read_back() {
         let ours = offer_keys();
         let plain = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 20000 RTP/AVP 0 8 101\r\na=sendrecv\r\n";
@@ -237,8 +325,35 @@ mod tests {
             answered(wrong.as_bytes(), &ours),
             Err(CryptoError::Unmatched)
         );
+        // Our own key sent back is refused.
+        let echo = secure(plain.to_string(), true, &[(2, &ours[1].1)]);
+        assert_eq!(answered(echo.as_bytes(), &ours), Err(CryptoError::Echo));
+        // A plain offer wants a plain answer.
+        assert_eq!(answered_plain(plain.as_bytes()), Ok(()));
+        assert_eq!(
+            answered_plain(answer.as_bytes()),
+            Err(CryptoError::Unoffered)
+        );
         // Best effort keeps RTP/AVP.
         let avp = secure(plain.to_string(), false, &refs);
         assert!(avp.contains(" RTP/AVP ") && !read(avp.as_bytes()).savp);
+    }
+
+    #[test]
+    fn the_session_keeps_only_the_accepted_line() {
+        let ours = offer_keys();
+        let refs: Vec<(u32, &MasterKey)> = ours.iter().map(|(t, k)| (*t, k)).collect();
+        let plain = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 20000 RTP/AVP 0\r\na=sendrecv\r\n";
+        let offer = secure(plain.to_string(), true, &refs);
+        let seen = read(offer.as_bytes());
+        let theirs = answer_keys(&seen.lines[1]);
+        let answer = secure(plain.to_string(), true, &[(2, &theirs.local)]);
+        let kept = settle(&offer, answer.as_bytes());
+        let left = read(kept.as_bytes());
+        assert_eq!(left.offered, 1, "{kept}");
+        assert_eq!(left.lines[0].tag, 2);
+        assert_eq!(left.lines[0].key, ours[1].1);
+        assert!(kept.contains("m=audio 20000 RTP/SAVP 0\r\na=sendrecv\r\n"));
+        assert_eq!(settle(&offer, plain.as_bytes()), offer);
     }
 }

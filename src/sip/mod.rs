@@ -74,7 +74,7 @@ pub use dialogs::{Answer, BusyProbe};
 pub use early::{CallerLeft, EarlyNews};
 pub use inbound::{IncomingInvite, InviteInfo};
 pub use leg_state::{LegState, MIN_SESSION_EXPIRES_SECS, ResumeError, SessionTimer, SipTransport};
-pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest};
+pub use outbound::{DialError, DialOutcome, Dialing, OutboundRequest, reaches_over_tls};
 pub use refusal::{DRAINING_RETRY_AFTER_SECS, Refusal};
 pub use stack::Stack;
 pub use trace::{

@@ -161,7 +161,8 @@ async fn send(
     local_tag: &str,
     trace: &Trace,
 ) -> Result<Sent, DialError> {
-    let uri: SipUri = r.target.parse().map_err(|e| DialError::BadUri {
+    let target = tls_for_sips(&r.target);
+    let uri: SipUri = target.parse().map_err(|e| DialError::BadUri {
         uri: r.target.clone(),
         source: Box::new(e),
     })?;
@@ -188,7 +189,7 @@ async fn send(
         .select_transport(&uri)
         .await
         .map_err(DialError::Send)?;
-    let kind = kind_of(&handle, &r.target);
+    let kind = kind_of(&handle, &target);
     let via = stack.sent_by(kind, handle.bound().port());
     let mut target = TargetTransportInfo {
         via_host_port: Some(via.clone()),
@@ -210,13 +211,39 @@ async fn send(
     })
 }
 
+/// `sips:` with `;transport=tls` added when it names no transport: ezk
+/// picks TLS only from that parameter (or DNS), and would send a bare
+/// `sips:` URI over UDP.
+fn tls_for_sips(target: &str) -> std::borrow::Cow<'_, str> {
+    let is_sips = target
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
+    if !is_sips || target.to_ascii_lowercase().contains(";transport=") {
+        return target.into();
+    }
+    // URI parameters go before any `?headers`.
+    let at = target.find('?').unwrap_or(target.len());
+    format!("{};transport=tls{}", &target[..at], &target[at..]).into()
+}
+
+/// Whether an INVITE to `target` goes over TLS (after `tls_for_sips`):
+/// what may carry SDES keys (RFC 4568 §8.3). ezk picks TLS for a URI only
+/// through `;transport=tls`; a target it cannot reach over TLS fails.
+pub fn reaches_over_tls(target: &str) -> bool {
+    tls_for_sips(target)
+        .to_ascii_lowercase()
+        .contains(";transport=tls")
+}
+
 /// The transport of a connection we chose for `uri`: ezk does not say TLS
 /// from TCP on a handle, the URI does.
 fn kind_of(handle: &TpHandle, uri: &str) -> SipTransport {
     let lower = uri.to_ascii_lowercase();
     if handle.is_udp() {
         SipTransport::Udp
-    } else if lower.starts_with("sips:") || lower.contains("transport=tls") {
+    } else if lower.contains(";transport=tls") {
+        // `tls_for_sips` has made a bare `sips:` say so; `sips:…;transport=tcp`
+        // is TCP whatever its scheme.
         SipTransport::Tls
     } else {
         SipTransport::Tcp
@@ -499,7 +526,8 @@ async fn answered(
             via,
         ),
         contact: stack.contact_for_uri(&r.target),
-        local_sdp: r.sdp.clone(),
+        // With SDES, only the key the room took stays ours for the dialog.
+        local_sdp: super::crypto::settle(&r.sdp, &response.body),
         timer: super::timer::from_answer(
             &response.headers,
             stack
@@ -533,4 +561,27 @@ fn keep_acking(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sips_targets_without_a_transport_get_tls() {
+        assert_eq!(tls_for_sips("sips:a@h:5061"), "sips:a@h:5061;transport=tls");
+        assert_eq!(
+            tls_for_sips("SIPS:a@h?X-A=1"),
+            "SIPS:a@h;transport=tls?X-A=1"
+        );
+        assert_eq!(
+            tls_for_sips("sips:a@h;transport=tcp"),
+            "sips:a@h;transport=tcp"
+        );
+        assert_eq!(tls_for_sips("sip:a@h"), "sip:a@h");
+        assert!(reaches_over_tls("sips:a@h"));
+        assert!(reaches_over_tls("sip:a@h;Transport=TLS"));
+        assert!(!reaches_over_tls("sips:a@h;transport=udp"));
+        assert!(!reaches_over_tls("sip:a@h"));
+    }
 }

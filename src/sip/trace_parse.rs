@@ -77,7 +77,7 @@ pub fn parse(raw: &[u8], max_body: usize, cut: bool) -> Parsed {
     }
     let keep = body.len().min(max_body);
     let mut text = String::from_utf8_lossy(&body[..keep]).into_owned();
-    if text.contains("a=crypto:") {
+    if text.to_ascii_lowercase().contains("a=crypto:") {
         text = mask_crypto(&text);
     }
     Parsed {
@@ -178,19 +178,23 @@ fn split_params(text: &str) -> Vec<&str> {
 fn mask_crypto(body: &str) -> String {
     let mut out = String::with_capacity(body.len());
     for line in body.split_inclusive('\n') {
-        if !line.trim_start().starts_with("a=crypto:") {
+        // Peers may write `INLINE:` (the key method is matched without
+        // regard to case), so is it found here; ASCII lowercasing keeps
+        // every byte where it was.
+        let lower = line.to_ascii_lowercase();
+        if !lower.trim_start().starts_with("a=crypto:") {
             out.push_str(line);
             continue;
         }
-        let mut rest = line;
-        while let Some(i) = rest.find("inline:") {
-            let (before, after) = rest.split_at(i + "inline:".len());
-            out.push_str(before);
+        let mut at = 0;
+        while let Some(i) = lower[at..].find("inline:") {
+            let key_at = at + i + "inline:".len();
+            out.push_str(&line[at..key_at]);
             out.push_str("<masked>");
-            let end = after.find([' ', '\r', '\n', ';']).unwrap_or(after.len());
-            rest = &after[end..];
+            let after = &line[key_at..];
+            at = key_at + after.find([' ', '\r', '\n', ';']).unwrap_or(after.len());
         }
-        out.push_str(rest);
+        out.push_str(&line[at..]);
     }
     out
 }
@@ -272,6 +276,12 @@ mod tests {
         assert_eq!(
             p.body,
             "v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<masked>\r\na=sendrecv\r\n"
+        );
+        let raw = b"SIP/2.0 200 OK\r\n\r\nA=CRYPTO:1 AES_CM_128_HMAC_SHA1_80 INLINE:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz;Inline:c2Vjb25k\r\n";
+        let p = parse(raw, 4096, false);
+        assert_eq!(
+            p.body,
+            "A=CRYPTO:1 AES_CM_128_HMAC_SHA1_80 INLINE:<masked>;Inline:<masked>\r\n"
         );
     }
 }

@@ -146,6 +146,14 @@ impl Call {
 
     /// Starts a room INVITE; on failure, the input to feed the machine.
     pub(super) fn start_dial(&mut self, t: Transfer) -> Result<(), Input> {
+        // SDES keys travel in the offer: never over UDP or TCP, whatever
+        // the target (`sips:…;transport=udp` passes the API's check).
+        if t.srtp && !crate::sip::reaches_over_tls(&t.target) {
+            return Err(Input::RoomFailed {
+                code: None,
+                reason: format!("SRTP keys are only sent over TLS; {} is not", t.target),
+            });
+        }
         let socket = self.ctx.media.allocate().map_err(|e| Input::RoomFailed {
             code: None,
             reason: e.to_string(),
@@ -188,14 +196,20 @@ impl Call {
             (DialOutcome::Answered { sdp: body, .. }, Some(ours)) => {
                 crypto::answered(body, &ours).map(Some)
             }
+            // A room that answers our plain offer with SRTP would have
+            // its ciphertext relayed as audio.
+            (DialOutcome::Answered { sdp: body, .. }, None) => {
+                crypto::answered_plain(body).map(|()| None)
+            }
             _ => Ok(None),
         };
         let input = match outcome {
             DialOutcome::Answered { leg, sdp: body } => {
                 match sdp::parse_for(&body, self.ctx.media.codecs()) {
                     // A room that answers our SRTP offer without SRTP (or
-                    // with keys we cannot use) is a failed attempt: its
-                    // audio would be in clear, or unreadable.
+                    // with keys we cannot use), or our plain offer with
+                    // SRTP, is a failed attempt: its audio would be in
+                    // clear, or unreadable.
                     Ok(_) if srtp.as_ref().is_err() => {
                         leg.hangup();
                         let e = srtp.err().map(|e| e.to_string()).unwrap_or_default();

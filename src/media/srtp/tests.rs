@@ -165,6 +165,10 @@ fn srtcp_from_the_peer_is_checked() {
     assert_eq!(b.open(&mut buf, wire.len()), Some(wire.len()));
     buf[9] ^= 1;
     assert_eq!(b.open(&mut buf, wire.len()), None, "tampered");
+    // The E flag cleared: the crate would hand it back unchecked.
+    buf[9] ^= 1;
+    buf[wire.len() - 14] &= 0x7F;
+    assert_eq!(b.open(&mut buf, wire.len()), None, "E flag cleared");
     assert!(!is_rtcp(&rtp(1, 1, &[0])));
 }
 
@@ -227,4 +231,55 @@ fn keys_never_show_in_debug_output() {
     let shown = format!("{state:?}");
     assert!(!shown.contains(state.keys.local.inline()), "{shown}");
     assert!(!shown.contains(state.keys.remote.inline()), "{shown}");
+}
+
+#[test]
+fn forged_packets_with_fresh_ssrcs_do_not_grow_the_peers_state() {
+    let (a, b) = pair(Suite::AesCm128HmacSha1_80);
+    assert!(read(&b, &a.protect(&rtp(1, 42, &[1; 160])).unwrap()).is_some());
+    // A flood of forged packets, each with an SSRC of its own.
+    for i in 0..1000u32 {
+        let mut forged = rtp(2, 1000 + i, &[9; 170]);
+        assert_eq!(read(&b, &forged.clone()), None);
+        forged[1] = 200; // as SRTCP
+        let mut buf = forged.clone();
+        assert_eq!(b.open(&mut buf, forged.len()), None);
+    }
+    let (rtp_ssrcs, rtcp_ssrcs) = b.peer_ssrcs();
+    assert!(rtp_ssrcs <= MAX_PEER_SSRCS, "{rtp_ssrcs}");
+    assert!(rtcp_ssrcs <= MAX_PEER_SSRCS, "{rtcp_ssrcs}");
+    // The real stream still reads.
+    let p = rtp(3, 42, &[2; 160]);
+    assert_eq!(read(&b, &a.protect(&p).unwrap()), Some(p));
+}
+
+#[test]
+fn a_corrupt_saved_index_fails_the_resume_at_once() {
+    let (a, _) = pair(Suite::AesCm128HmacSha1_80);
+    let corrupt = SrtpState {
+        sent: vec![(7, (1 << 48) - 5)],
+        ..a.state()
+    };
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        SrtpLeg::restore(&corrupt),
+        Err(SrtpError::Index { ssrc: 7, .. })
+    ));
+    // A gap that pushes a sane index past the bound fails too.
+    let sane = SrtpState {
+        received: vec![(8, 1000)],
+        ..a.state()
+    };
+    let gap = Gap {
+        packets: MAX_RESTORED_INDEX,
+        ours: None,
+    };
+    assert!(SrtpLeg::restore_after(&sane, gap).is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // The bound itself is reachable, and quickly.
+    let far = SrtpState {
+        sent: vec![(9, MAX_RESTORED_INDEX - 1)],
+        ..a.state()
+    };
+    assert!(SrtpLeg::restore(&far).is_ok());
 }
