@@ -2,7 +2,7 @@
 //! pipecat (examples/pipecat_bot: pipecat's own `TwilioFrameSerializer`
 //! and `FastAPIWebsocketTransport`, a pipeline echoing the caller's audio
 //! back), over real SIP, RTP and WebSocket on loopback. Run with `cargo
-//! test --features interop` and `PINLESS_PIPECAT_PYTHON` naming the venv
+//! test --features interop` and `PIPECAT_PYTHON` naming the venv
 //! that `.ci/run` makes; fails, never skips, when it is missing.
 #![cfg(feature = "interop")]
 

@@ -1,5 +1,5 @@
 //! The pipecat echo bot of `examples/pipecat_bot`, run with the Python of
-//! the venv that `.ci/run` makes (`PINLESS_PIPECAT_PYTHON`). Interop tests
+//! the venv that `.ci/run` makes (`PIPECAT_PYTHON`). Interop tests
 //! fail, never skip, when that Python or pipecat is missing.
 
 use std::process::Stdio;
@@ -8,8 +8,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// The variable naming the venv's Python.
-pub const PYTHON_VAR: &str = "PINLESS_PIPECAT_PYTHON";
+/// The variable naming the venv's Python. Not `PINLESS_…`: every `PINLESS_` variable is read as a config key by
+/// the gateway binaries the tests start (and an unknown key stops them).
+pub const PYTHON_VAR: &str = "PIPECAT_PYTHON";
 
 /// A running bot: its WebSocket URL and what it logs.
 pub struct PipecatBot {
