@@ -8,8 +8,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// The variable naming the venv's Python. Not `PINLESS_…`: every `PINLESS_` variable is read as a config key by
-/// the gateway binaries the tests start (and an unknown key stops them).
+/// The variable naming the venv's Python. Not `PINLESS_…`: every
+/// `PINLESS_` variable is read as a config key by the gateway binaries the
+/// tests start (and an unknown key stops them).
 pub const PYTHON_VAR: &str = "PIPECAT_PYTHON";
 
 /// A running bot: its WebSocket URL and what it logs.
