@@ -11,17 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-/// A port free for both UDP and TCP on 127.0.0.1 (baresip binds both).
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A headless baresip: no sound card (a sine source, no player), one
 /// account that never registers, SIP on `port`.
 fn baresip_config(dir: &Path, port: u16) {
@@ -88,7 +77,7 @@ async fn refer_moves_a_baresip_caller_to_the_room_directly() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), "").await;
     let mut room = Room::new().await;
-    let port = free_port();
+    let port = free_udp_and_tcp_port();
     let caller = Baresip::dial(&gw.sip_uri("support", false), port);
     let hook = hooks.next().await.json();
     let call_id = hook["callId"].as_str().unwrap().to_string();
@@ -126,7 +115,7 @@ async fn refer_on_an_early_media_call_answers_the_caller_first() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), "answer = \"early\"").await;
     let mut room = Room::new().await;
-    let port = free_port();
+    let port = free_udp_and_tcp_port();
     let caller = Baresip::dial(&gw.sip_uri("support", false), port);
     let call_id = hooks.next().await.json()["callId"]
         .as_str()

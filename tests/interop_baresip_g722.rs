@@ -15,17 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-/// A port free for both UDP and TCP on 127.0.0.1 (baresip binds both).
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A headless baresip with G.722 as its only codec, dumping the audio it
 /// decodes to `dir` (module `sndfile`).
 struct Baresip {
@@ -51,7 +40,7 @@ impl Baresip {
              module account.so\n\
              module_app menu.so\n\
              snd_path {dir}\n",
-            port = free_port(),
+            port = free_udp_and_tcp_port(),
             dir = dir.display(),
         );
         std::fs::write(dir.join("config"), config).unwrap();

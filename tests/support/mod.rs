@@ -343,6 +343,17 @@ pub fn silent_wav(path: &std::path::Path, secs: f32) {
     std::fs::write(path, w).unwrap();
 }
 
+/// A port free for both UDP and TCP on 127.0.0.1 (baresip binds both).
+pub fn free_udp_and_tcp_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Awaits `f` for at most `secs` seconds.
 pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(secs), f).await {
