@@ -194,7 +194,10 @@ async fn bridge_all(
     Ok((ports, legs))
 }
 
-fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Relay, String> {
+/// Starts rtpengine (userspace, pinned like pinless) with its ng control
+/// port on 127.0.0.1, logging to `log` in `dir`; the process and that
+/// port, once it has had time to bind.
+pub fn start_rtpengine(args: &Args, dir: &Path, log: &str) -> Result<(Child, u16), String> {
     let ng_port = free_port();
     let rtp_args: Vec<String> = [
         "--config-file=none",
@@ -211,14 +214,19 @@ fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut server = pinned(
+    let server = pinned(
         &args.shards.cores,
         Path::new("rtpengine"),
         &rtp_args,
-        &dir.join("rtpengine.log"),
+        &dir.join(log),
     )
     .map_err(|e| format!("rtpengine: {e} (apt-get install rtpengine-daemon)"))?;
     std::thread::sleep(Duration::from_millis(800));
+    Ok((server, ng_port))
+}
+
+fn rtpengine_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Relay, String> {
+    let (mut server, ng_port) = start_rtpengine(args, dir, "rtpengine.log")?;
     let result = (|| {
         let mut ng = Ng::new(([127, 0, 0, 1], ng_port).into()).map_err(|e| e.to_string())?;
         let sdp_at = |port: u16| {

@@ -14,7 +14,7 @@
 use crate::load::{Load, Stream};
 use crate::ng::{Ng, audio_port};
 use crate::receiver::{Receiver, Stats};
-use crate::{Args, free_port, pinned, proc, ramp, row, sink};
+use crate::{Args, free_port, proc, ramp, row, sink};
 use pinless::media::{LegKeys, SrtpLeg};
 use pinless::sdes::{MasterKey, Suite};
 use pinless::sip::{
@@ -378,30 +378,7 @@ fn measure(
 fn rtpengine_srtp(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Measured, String> {
     a.reset();
     b.reset();
-    let ng_port = free_port();
-    let rtp_args: Vec<String> = [
-        "--config-file=none",
-        "--foreground",
-        "--log-stderr",
-        "--log-level=4",
-        "--table=-1",
-        &format!("--num-threads={}", crate::relay::server_threads(args)),
-        "--interface=127.0.0.1",
-        &format!("--listen-ng=127.0.0.1:{ng_port}"),
-        "--port-min=30000",
-        "--port-max=39999",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut server = pinned(
-        &args.shards.cores,
-        Path::new("rtpengine"),
-        &rtp_args,
-        &dir.join("rtpengine-srtp.log"),
-    )
-    .map_err(|e| format!("rtpengine: {e} (apt-get install rtpengine-daemon)"))?;
-    std::thread::sleep(Duration::from_millis(800));
+    let (mut server, ng_port) = crate::relay::start_rtpengine(args, dir, "rtpengine-srtp.log")?;
     let result = (|| -> Result<Measured, String> {
         let mut ng = Ng::new(([127, 0, 0, 1], ng_port).into()).map_err(|e| e.to_string())?;
         let sdp_at = |port: u16, tag: u32, key: &MasterKey| {
