@@ -2,7 +2,7 @@
 //! text is the `"error"` the client reads, so it names what to fix: the
 //! field first (`sipUris[1]: …`, `since: …`, `config.phone_number: …`).
 
-use crate::call::route::{RouteError, RouteReason};
+use crate::call::machine::route::{RouteError, RouteReason};
 use crate::config::ConfigError;
 use crate::sip::headers::HeaderError;
 use std::borrow::Cow;

@@ -8,7 +8,7 @@
 use super::bad_request::FieldError;
 use super::error::ApiError;
 use super::state::Api;
-use crate::call::feed::FeedEvent;
+use crate::call::registry::feed::FeedEvent;
 use futures_util::stream::{self, StreamExt};
 use std::convert::Infallible;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! them at scrape time rather than mirroring them into client metrics.
 
 use super::state::Api;
-use crate::call::admission::AdmissionStats;
+use crate::call::door::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
 use crate::cluster::ClusterStats;
 use crate::media::{MediaStats, ShardStats};

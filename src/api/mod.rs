@@ -9,8 +9,6 @@ mod bad_request;
 mod calls;
 mod cluster_calls;
 mod console;
-mod entry_record;
-pub mod entry_sync;
 mod error;
 mod events;
 mod forward;

@@ -5,16 +5,17 @@
 //! keep the entry they were matched with.
 //!
 //! In a cluster, an entry is written to Redis first (a Redis outage is a
-//! 503 and changes nothing), then to this node's copy; `entry_sync` brings
+//! 503 and changes nothing), then to this node's copy; `provisioning::sync` brings
 //! it to the other nodes.
 
 use super::bad_request::{BadRequest, FieldError, Reason};
-use super::entry_record::to_record;
 use super::error::{ApiError, Internal, Unknown};
 use super::reply::json;
 use crate::call::{Entry, EntryBook};
 use crate::cluster::Cluster;
 use crate::config::{ConfigError, DialinEntry, validate_entry};
+use crate::provisioning::WRITES;
+use crate::provisioning::record::to_record;
 use crate::store::{Store, StoreError, StoredEntry, StoredKeys};
 use crate::webhook::{self, AttemptOutcome, Delivery, messages, unix_ms};
 use base64::Engine;
@@ -37,10 +38,6 @@ pub struct Provisioning {
     /// Where entries are shared with the other nodes, in a cluster.
     pub cluster: Option<Arc<Cluster>>,
 }
-
-/// Serialises writes, so that two requests cannot both pass the conflict
-/// check for the same number.
-pub(super) static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MASK: &str = "********";
 const TYPE: &str = "pinless_dialin";
@@ -194,7 +191,7 @@ impl Provisioning {
     async fn verify(&self, s: &StoredEntry) -> Value {
         // Only the secrets: resolving the whole entry would decode its
         // audio files again.
-        let keys = match crate::call::entries::stored_keys(s) {
+        let keys = match crate::call::door::entries::stored_keys(s) {
             Ok(k) => k,
             Err(e) => return json!({ "status": null, "error": e.to_string() }),
         };

@@ -1,5 +1,5 @@
 //! `GET /v1/queues`: every entry's hold queue on this node (see
-//! `call::queue`), and the `position` that `GET /v1/calls/{callId}`
+//! `call::registry::queue`), and the `position` that `GET /v1/calls/{callId}`
 //! shows for a call that waits.
 
 use super::reply::json;

@@ -2,7 +2,7 @@
 //! A leaf of `api`: the handlers import it, and `mod.rs` routes to them.
 
 use super::provision::Provisioning;
-use crate::call::admission::AdmissionStats;
+use crate::call::door::admission::AdmissionStats;
 use crate::call::{EventFeed, NodeCalls, Registry};
 use crate::cluster::Cluster;
 use crate::media::MediaStats;

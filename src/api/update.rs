@@ -7,7 +7,8 @@ use super::calls::live;
 use super::error::{ApiError, Unknown};
 use super::reply::json;
 use super::state::Api;
-use crate::call::{TransferRequest, route};
+use crate::call::TransferRequest;
+use crate::call::machine::route;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 

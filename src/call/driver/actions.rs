@@ -5,9 +5,10 @@
 //! fact fed back to the machine.
 
 use super::Call;
-use crate::call::answer::hold_music;
+use crate::call::door::secure;
+use crate::call::driver::answer::hold_music;
+use crate::call::driver::webhook_task;
 use crate::call::machine::{Action, EndReason, Input, Transfer};
-use crate::call::{secure, webhook_task};
 use crate::sip::crypto;
 use crate::sip::{DialOutcome, Dialing, EarlyNews, Leg, OutboundRequest, sdp};
 use std::collections::VecDeque;

@@ -7,28 +7,34 @@
 //! only carries it out on the legs and the media (which leg object a BYE
 //! goes to, which Reason header it carries).
 
-use super::admission::Admitted;
-use super::answer::{self, Answered};
-use super::capacity::Permit;
-pub use super::ctx::Ctx;
-use super::early::{self, EarlyCaller};
-use super::entries::Entry;
-use super::events::EventSink;
-use super::handle::{CallHandle, DriverMsg};
-use super::machine::{Action, Input, Machine, Silent, Transfer};
-use super::prompts::HoldPrompts;
-use super::view::CallView;
+use crate::call::door::admission::Admitted;
+use crate::call::door::capacity::Permit;
+use crate::call::door::entries::Entry;
+use crate::call::driver::answer::Answered;
+use crate::call::driver::early_caller::EarlyCaller;
+use crate::call::driver::events::EventSink;
+use crate::call::driver::hold_prompts::HoldPrompts;
+use crate::call::machine::view::CallView;
+use crate::call::machine::{Action, Input, Machine, Silent, Transfer};
+use crate::call::registry::handle::{CallHandle, DriverMsg};
 use crate::media::{CallMedia, MediaLeg, RtpSocket};
 use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, Trace};
 use crate::stream::{OpenError, Opened, StreamLink};
+pub use ctx::Ctx;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod actions;
+pub(in crate::call) mod answer;
 mod bot;
+pub(in crate::call) mod ctx;
+mod early_caller;
+pub mod events;
+mod hold_prompts;
 mod persist;
+mod webhook_task;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
 /// permit is held until this returns (or unwinds).
@@ -95,7 +101,7 @@ pub(super) async fn drive(
     _permit: Permit,
     post_webhook: bool,
 ) {
-    let id = super::CallId(parts.machine.parties().call_id.clone());
+    let id = crate::call::CallId(parts.machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
     let mut parts = parts;
@@ -293,7 +299,7 @@ impl Call {
                 .map(|at| self.ctx.clock.to_tokio(at));
             let actions = tokio::select! {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
-                news = early::news(&mut self.early) => Box::pin(self.early_news(news)).await,
+                news = early_caller::news(&mut self.early) => Box::pin(self.early_news(news)).await,
                 event = next_leg_event(&mut self.room) => self.room_event(event),
                 outcome = dial_outcome(&mut self.dialing) => {
                     let input = Box::pin(self.room_outcome(outcome)).await;
@@ -463,7 +469,7 @@ pub(crate) mod test_hooks {
     /// The caller header that makes the driver panic right after answering.
     pub const PANIC_HEADER: &str = "X-Pinless-Test-Panic";
 
-    pub fn maybe_panic(m: &super::Machine) {
+    pub fn maybe_panic(m: &crate::call::Machine) {
         let wanted = m.parties().caller_headers.iter();
         if wanted
             .into_iter()

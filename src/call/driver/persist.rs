@@ -5,7 +5,7 @@
 
 use super::Call;
 use crate::call::machine::{EndReason, Event, EventKind};
-use crate::call::saved::SavedCall;
+use crate::call::restart::saved::SavedCall;
 use crate::sip::Leg;
 use std::sync::Arc;
 

@@ -47,7 +47,7 @@ pub(super) mod tests {
     use super::super::tests::{parties, t};
     use super::super::{Input, Policy, State};
     use super::*;
-    use crate::call::plan::{Mode, TransferRequest};
+    use crate::call::machine::plan::{Mode, TransferRequest};
     use crate::config::OnRoomHangup;
     use std::time::Duration;
 

@@ -4,7 +4,7 @@
 
 use super::tests::{held_with, parties, policy, t};
 use super::*;
-use crate::call::plan::StreamTarget;
+use crate::call::machine::plan::StreamTarget;
 use crate::config::OnRoomHangup;
 
 fn bot(url: &str, shown: &str) -> TransferRequest {

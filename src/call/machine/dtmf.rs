@@ -6,7 +6,7 @@
 //! bridge mode.
 
 use super::{Action, EventKind, Machine, State};
-use crate::call::plan::{Mode, TransferRequest};
+use crate::call::machine::plan::{Mode, TransferRequest};
 use crate::clock::Instant;
 use crate::codec::DtmfPress;
 use serde_json::json;

@@ -23,15 +23,15 @@
 //! room until the new one answers, and keeps it if the new one fails.
 //! Transfers are in `transfer.rs`, the caller's key presses in `dtmf.rs`.
 
-use super::plan::{Mode, Plan, TransferRequest};
-use super::view::CallView;
+use crate::call::machine::plan::{Mode, Plan, TransferRequest};
+use crate::call::machine::view::CallView;
 use crate::clock::Instant;
 use crate::config::OnRoomHangup;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-pub use super::steps::{
+pub use crate::call::machine::steps::{
     Accepted, Action, Connect, EndReason, Event, EventKind, HoldTimeout, Input, Policy, Silent,
     State, Transfer, UpdateRefused,
 };
@@ -78,7 +78,7 @@ pub struct Machine {
     keys: Vec<(String, TransferRequest)>,
     /// False while the caller is in early media (183, no 200 yet); a call
     /// saved before early media existed was answered.
-    #[serde(default = "early::answered_by_default")]
+    #[serde(default = "early_media::answered_by_default")]
     answered: bool,
     /// In early media: when the caller is answered anyway (`early.rs`).
     #[serde(default)]
@@ -438,10 +438,14 @@ fn millis(d: Duration) -> u64 {
 
 mod announce;
 mod dtmf;
-mod early;
+mod early_media;
+pub mod plan;
 mod play;
 pub use play::PlayThen;
+pub mod route;
+pub mod steps;
 mod transfer;
+pub mod view;
 
 #[cfg(test)]
 mod bot_tests;

@@ -100,7 +100,7 @@ mod tests {
             vec![]
         );
         assert_eq!(m.state(), State::Held);
-        m.handle(crate::call::steps::Input::HangupRequested, t(2));
+        m.handle(crate::call::machine::steps::Input::HangupRequested, t(2));
         let refused = m.request_play(t(3)).unwrap_err();
         assert_eq!(refused.reason, "call is ended");
     }

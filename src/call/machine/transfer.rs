@@ -7,7 +7,7 @@ use super::{
     Accepted, Action, Connect, EndReason, EventKind, KEYS_KEPT, Machine, Referring, State,
     Transfer, UpdateRefused, millis,
 };
-use crate::call::plan::{Mode, Next, Plan, TransferRequest};
+use crate::call::machine::plan::{Mode, Next, Plan, TransferRequest};
 use crate::clock::Instant;
 use serde_json::json;
 
@@ -226,7 +226,8 @@ impl Machine {
         if let Some(stream) = plan.request.stream.clone() {
             return self.connect(*stream, target, attempt, ring_timeout, now);
         }
-        let srtp = crate::call::secure::room_wants_srtp(&target, plan.request.media_encryption);
+        let srtp =
+            crate::call::door::secure::room_wants_srtp(&target, plan.request.media_encryption);
         let transfer = Transfer {
             target: target.clone(),
             headers,
@@ -258,7 +259,7 @@ impl Machine {
     /// An attempt at a voice bot: open its stream.
     fn connect(
         &mut self,
-        stream: crate::call::plan::StreamTarget,
+        stream: crate::call::machine::plan::StreamTarget,
         target: String,
         attempt: u32,
         timeout: std::time::Duration,
