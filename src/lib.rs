@@ -1,6 +1,6 @@
 //! pinless: a pinless dial-in hold-and-transfer SIP gateway.
 //!
-//! Map of the crate. Imports go one way, top to bottom (`tests/layers.rs`
+//! Map of the crate. Imports go one way, top to bottom (`tests/it/layers.rs`
 //! checks it): a module uses only modules below it, the five siblings of
 //! the protocol layer know nothing of each other, and the files inside a
 //! module import each other without cycles.

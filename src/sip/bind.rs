@@ -50,7 +50,7 @@ impl Stack {
     /// without a reply (there is no hook before its parser), and a request
     /// whose Via parses to nothing makes ezk index an empty list and panic
     /// inside the task it spawns for that one message. The task dies alone
-    /// (tokio isolates it); the gateway goes on (tests/security.rs sends
+    /// (tokio isolates it); the gateway goes on (tests/it/security.rs sends
     /// exactly that). What ezk lets through is checked in `limits`.
     pub async fn start(
         config: StackConfig,

@@ -5,7 +5,7 @@
 //! its tests' phones and rooms, and the examples.
 //!
 //! Files, each importing only those listed before it (no cycles; checked
-//! by `tests/layers.rs`):
+//! by `tests/it/layers.rs`):
 //!
 //! - `refusal`: a final error answer as data (every 503 is built there).
 //! - `headers`: custom (`X-…`, `User-to-User`) header handling.

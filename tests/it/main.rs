@@ -16,6 +16,7 @@ mod chaining;
 mod console_page;
 mod crash;
 mod draining;
+mod docs;
 mod dtmf;
 mod early_media;
 mod events_stream;
