@@ -231,7 +231,9 @@ fn link_texts(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(at) = rest.find("](") {
-        let Some(close) = rest[at..].find(')') else { break };
+        let Some(close) = rest[at..].find(')') else {
+            break;
+        };
         out.push_str(&rest[..at]);
         rest = &rest[at + close + 1..];
     }
@@ -479,9 +481,7 @@ fn missing_keys(reference: &str, keys: &[(String, String)]) -> Vec<String> {
             match part_of(section) {
                 Some(part) => part.contains(&named),
                 None => {
-                    missing.push(format!(
-                        "[{section}] {key}: no heading names `[{section}]`"
-                    ));
+                    missing.push(format!("[{section}] {key}: no heading names `[{section}]`"));
                     continue;
                 }
             }
@@ -512,7 +512,9 @@ fn read(path: &Path) -> String {
 /// README.md and every Markdown file under docs/.
 fn markdown_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -607,9 +609,15 @@ fn every_config_key_is_in_the_reference() {
 fn slugs_follow_github() {
     assert_eq!(slug("Secure media (SRTP)"), "secure-media-srtp");
     assert_eq!(slug("`pinless probe`: x"), "pinless-probe-x");
-    assert_eq!(slug("Behind NAT / in the cloud"), "behind-nat--in-the-cloud");
+    assert_eq!(
+        slug("Behind NAT / in the cloud"),
+        "behind-nat--in-the-cloud"
+    );
     assert_eq!(slug("`[dialin.header_policy]`"), "dialinheader_policy");
-    assert_eq!(slug("Keys the caller presses (DTMF)"), "keys-the-caller-presses-dtmf");
+    assert_eq!(
+        slug("Keys the caller presses (DTMF)"),
+        "keys-the-caller-presses-dtmf"
+    );
     assert_eq!(slug("See [the API](api.md) now"), "see-the-api-now");
     assert_eq!(slug("Ünïcode µ-law 8 kHz"), "ünïcode-µ-law-8-khz");
     let doc = "# Top\n## Notes\n```\n# not a heading\n```\n## Notes\n### Notes ##\n";

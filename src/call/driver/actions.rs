@@ -1,14 +1,17 @@
 //! What a call's driver does on the machine's actions: dial a room, REFER
 //! the caller, hang up a leg, play music, an announcement or a prompt,
-//! post the webhook again, and answer a caller held in early media. Each
+//! post the webhook again, answer a caller held in early media, answer an
+//! API request, pass a key press on. Each
 //! action is carried out on the legs and the media; a failure becomes the
 //! fact fed back to the machine.
 
-use super::Call;
+use super::{Attempt, AttemptEnd, Call, Replier};
 use crate::call::door::secure;
 use crate::call::driver::answer::hold_music;
 use crate::call::driver::webhook_task;
-use crate::call::machine::{Action, EndReason, Input, Transfer};
+use crate::call::machine::{Action, EndReason, Input, KeyTo, KeyVia, PromptEnd, Reply, Transfer};
+use crate::codec::DtmfPress;
+use crate::media::RtpSocket;
 use crate::sip::crypto;
 use crate::sip::{DialOutcome, Dialing, EarlyNews, Leg, OutboundRequest, sdp};
 use std::collections::VecDeque;
@@ -25,33 +28,23 @@ impl Call {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Dial(t) => {
-                    self.refer = None;
-                    self.refer_due = None;
-                    self.opening = None;
+                    self.attempt = Attempt::Idle;
                     if let Err(input) = self.start_dial(t) {
                         queue.extend(self.feed(input));
                     }
                 }
-                Action::Connect(c) => {
-                    self.refer = None;
-                    self.refer_due = None;
-                    self.dialing = None;
-                    self.start_connect(c);
-                }
-                Action::Refer(t) => match (self.caller.as_mut(), &self.early) {
-                    (Some(leg), _) => self.refer = Some(leg.refer(&t.target, &t.headers)),
-                    // Sent with the 200 OK, which waits for the PRACK.
-                    (None, Some(_)) => self.refer_due = Some(t),
-                    (None, None) => queue.extend(self.feed(Input::ReferAnswered(None))),
+                Action::Connect(c) => self.start_connect(c),
+                // The machine sends it only once the caller's 200 OK went
+                // out; no leg then means the caller is gone.
+                Action::Refer(t) => match self.caller.as_mut() {
+                    Some(leg) => {
+                        self.attempt = Attempt::Referring(leg.refer(&t.target, &t.headers));
+                    }
+                    None => queue.extend(self.feed(Input::ReferAnswered(None))),
                 },
                 // Dropping `Dialing` CANCELs the INVITE; its task ACKs and
                 // BYEs a 2xx that crosses the CANCEL.
-                Action::CancelTransfer => {
-                    self.dialing = None;
-                    self.opening = None;
-                    self.refer = None;
-                    self.refer_due = None;
-                }
+                Action::CancelTransfer => self.attempt = Attempt::Idle,
                 Action::HangupCaller => {
                     if let Some(l) = self.caller.take() {
                         self.hang_up(l);
@@ -86,20 +79,64 @@ impl Call {
                         self.media.play(a).await;
                     }
                 }
-                // One still to be heard (a period shorter than the
-                // announcement, or a long prompt before it): skip this one
-                // rather than queue them up behind each other.
-                Action::AnnouncePosition if self.prompts.announcing() => {}
                 Action::AnnouncePosition => {
                     let id = crate::call::CallId(self.machine.parties().call_id.clone());
                     let registry = &self.ctx.registry;
-                    self.prompts
-                        .announce(&self.media, registry, &self.entry, &id);
+                    let started = (self.prompts).announce(&self.media, registry, &self.entry, &id);
+                    if !started {
+                        let over = Input::PromptFinished(PromptEnd::Announcement);
+                        queue.extend(self.feed(over));
+                    }
                 }
+                Action::Reply(reply) => self.reply(reply),
+                Action::PlayPrompt => {
+                    if let Some((prompt, audio, then)) = self.prompt.take() {
+                        self.prompts.play(&self.media, prompt, audio, then);
+                    }
+                }
+                Action::SendDtmf { press, to } => self.send_dtmf(press, to),
                 Action::Finish => finished = true,
             }
         }
         finished
+    }
+
+    /// Sends the machine's answer to the API request being handled.
+    fn reply(&mut self, reply: Reply) {
+        // A requester that gave up is no concern of the call's.
+        match (self.reply.take(), reply) {
+            (Some(Replier::Update(tx)), Reply::Update(r)) => drop(tx.send(r)),
+            (Some(Replier::Hold(tx)), Reply::Hold(r)) => drop(tx.send(r)),
+            (Some(Replier::Play(tx)), Reply::Play(r)) => drop(tx.send(r)),
+            (replier, reply) => {
+                tracing::warn!(
+                    ?reply,
+                    waiting = replier.is_some(),
+                    "an answer nobody asked for"
+                );
+            }
+        }
+    }
+
+    /// Passes a caller's key press on: to the room as SIP INFO, or to the
+    /// voice bot on its stream.
+    fn send_dtmf(&mut self, press: DtmfPress, to: KeyTo) {
+        match to {
+            KeyTo::RoomInfo => {
+                if let Some(room) = self.room.as_mut() {
+                    let body = format!(
+                        "Signal={}\r\nDuration={}\r\n",
+                        press.digit, press.duration_ms
+                    );
+                    drop(room.info("application/dtmf-relay", &body));
+                }
+            }
+            KeyTo::Bot => {
+                if let Some(bot) = &self.bot {
+                    bot.dtmf(&press.digit.to_string());
+                }
+            }
+        }
     }
 
     /// Acts on news of the caller in early media.
@@ -111,27 +148,22 @@ impl Call {
                 }
                 self.feed(Input::CallerHungUp)
             }
-            EarlyNews::Dtmf(press) => {
-                self.press_to_bot(&press);
-                self.feed(Input::Dtmf(press))
-            }
+            EarlyNews::Dtmf(press) => self.feed(Input::Dtmf(press, KeyVia::Info)),
             EarlyNews::Answerable => self.answer_early().await,
         }
     }
 
-    /// Sends the early-media caller its 200 OK, and the REFER that waited
-    /// for it (the leg holds it back until the caller's ACK).
+    /// Sends the early-media caller its 200 OK and tells the machine (a
+    /// REFER it held back goes out now; the leg itself holds it until the
+    /// caller's ACK).
     pub(super) async fn answer_early(&mut self) -> Vec<Action> {
         let Some(early) = self.early.take() else {
             return vec![];
         };
         match early.answer(&self.ctx.stack, &self.media).await {
-            Some(mut leg) => {
-                if let Some(t) = self.refer_due.take() {
-                    self.refer = Some(leg.refer(&t.target, &t.headers));
-                }
+            Some(leg) => {
                 self.caller = Some(leg);
-                vec![]
+                self.feed(Input::CallerAnswered)
             }
             None => self.feed(Input::CallerHungUp),
         }
@@ -172,7 +204,6 @@ impl Call {
             }
             false => (offer, None),
         };
-        self.dial_srtp = keys;
         let request = OutboundRequest {
             target: t.target,
             from: self.caller_from.clone(),
@@ -182,17 +213,37 @@ impl Call {
             trace: self.trace.clone(),
         };
         tracing::info!(target = %request.target, "transferring");
-        self.dialing = Some((Dialing::start(&self.ctx.stack, request), socket));
+        self.attempt = Attempt::Dialing {
+            dialing: Dialing::start(&self.ctx.stack, request),
+            socket,
+            keys,
+        };
         Ok(())
     }
 
+    /// The attempt under way ended: the fact to feed.
+    pub(super) async fn attempt_ended(&mut self, end: AttemptEnd) -> Input {
+        match (std::mem::replace(&mut self.attempt, Attempt::Idle), end) {
+            (Attempt::Dialing { socket, keys, .. }, AttemptEnd::Dialed(outcome)) => {
+                self.room_outcome(outcome, socket, keys).await
+            }
+            (_, AttemptEnd::Opened(result)) => self.stream_outcome(result).await,
+            (_, AttemptEnd::Referred(code)) => Input::ReferAnswered(code),
+            (_, AttemptEnd::Dialed(_)) => Input::RoomFailed {
+                code: None,
+                reason: "no transfer under way".into(),
+            },
+        }
+    }
+
     /// Sets up media for a room that answered; the fact to feed.
-    pub(super) async fn room_outcome(&mut self, outcome: DialOutcome) -> Input {
+    async fn room_outcome(
+        &mut self,
+        outcome: DialOutcome,
+        socket: RtpSocket,
+        offered: Option<Vec<(u32, crate::sdes::MasterKey)>>,
+    ) -> Input {
         let failed = |code: Option<u16>, reason: String| Input::RoomFailed { code, reason };
-        let Some((_, socket)) = self.dialing.take() else {
-            return failed(None, "no transfer under way".into());
-        };
-        let offered = self.dial_srtp.take();
         let srtp = match (&outcome, offered) {
             (DialOutcome::Answered { sdp: body, .. }, Some(ours)) => {
                 crypto::answered(body, &ours).map(Some)

@@ -3,9 +3,8 @@
 //! media switched to the bot once `start` is sent, the caller's key
 //! presses passed on, and the bot's paced queue as the stream's sink.
 
-use super::Call;
+use super::{Attempt, Call};
 use crate::call::machine::{Connect, Input};
-use crate::codec::DtmfPress;
 use crate::media::BotQueue;
 use crate::stream::{self, BotSink, Feeds, OpenError, OpenRequest, Opened, StartInfo};
 use std::sync::Arc;
@@ -44,12 +43,11 @@ impl Call {
         };
         let shown = stream::StreamUrl::parse(&request.url).map(|u| u.shown());
         tracing::info!(target = %shown.unwrap_or_default(), "connecting a voice bot");
-        self.opening = Some(Box::pin(stream::open(request)));
+        self.attempt = Attempt::Opening(Box::pin(stream::open(request)));
     }
 
     /// The stream opened (or not): switch the caller to it; the fact to feed.
     pub(super) async fn stream_outcome(&mut self, result: Result<Opened, OpenError>) -> Input {
-        self.opening = None;
         let opened = match result {
             Ok(opened) => opened,
             Err(e) => {
@@ -83,12 +81,5 @@ impl Call {
         }
         self.bot = Some(link);
         Input::RoomAnswered
-    }
-
-    /// Passes a caller's key press to its bot, if it has one.
-    pub(super) fn press_to_bot(&self, press: &DtmfPress) {
-        if let Some(bot) = &self.bot {
-            bot.dtmf(&press.digit.to_string());
-        }
     }
 }

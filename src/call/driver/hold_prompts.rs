@@ -2,25 +2,15 @@
 //! machine says when, the registry's queue says what) and the play API's
 //! prompts. They play in the pacer in the order given (see
 //! `media::prompt`); this keeps, in the same order, who waits for each
-//! one's end, so that the driver can tell the machine when a play-API
-//! prompt is over.
+//! one's end, so that the driver can tell the machine when each is over.
 
 use crate::call::CallId;
 use crate::call::door::entries::Entry;
-use crate::call::machine::PlayThen;
+use crate::call::machine::{PlayThen, PromptEnd};
 use crate::call::registry::Registry;
 use crate::media::{CallMedia, Prompt, PromptSet};
 use std::collections::VecDeque;
 use tokio::sync::oneshot;
-
-/// A play-API prompt that is over.
-#[derive(Debug)]
-pub(in crate::call) struct Finished {
-    pub audio: String,
-    pub then: PlayThen,
-    /// Played to its end (else refused or cut short).
-    pub played: bool,
-}
 
 struct Pending {
     done: oneshot::Receiver<()>,
@@ -36,14 +26,21 @@ pub(in crate::call) struct HoldPrompts {
 
 impl HoldPrompts {
     /// Tells the caller its place in its entry's queue and the estimated
-    /// wait; nothing when it is not in the queue (any more).
-    pub fn announce(&mut self, media: &CallMedia, registry: &Registry, entry: &Entry, id: &CallId) {
+    /// wait; nothing (false) when it is not in the queue (any more).
+    pub fn announce(
+        &mut self,
+        media: &CallMedia,
+        registry: &Registry,
+        entry: &Entry,
+        id: &CallId,
+    ) -> bool {
         let Some((position, wait)) = registry.place(id) else {
-            return;
+            return false;
         };
         let set = entry.prompts.clone().unwrap_or_else(PromptSet::bundled);
         let done = media.prompt(set.announcement(position, wait));
         self.pending.push_back(Pending { done, play: None });
+        true
     }
 
     /// Plays a prompt of the play API.
@@ -55,36 +52,21 @@ impl HoldPrompts {
         });
     }
 
-    /// The next play-API prompt that is over; announcements before it end
-    /// silently on the way. Pending while none is playing. Cancel-safe:
-    /// nothing is taken until a prompt's end is known. (It never returns
-    /// for an announcement: a driver's `select!` arm that got nothing
-    /// would be off until another arm fired, and a play-API prompt queued
-    /// behind the announcement would be heard over long before the
-    /// machine learnt of it.)
-    pub async fn finished(&mut self) -> Finished {
-        loop {
-            let Some(first) = self.pending.front_mut() else {
-                return std::future::pending().await;
-            };
-            let played = (&mut first.done).await.is_ok();
-            if let Some(Pending {
-                play: Some((audio, then)),
-                ..
-            }) = self.pending.pop_front()
-            {
-                return Finished {
-                    audio,
-                    then,
-                    played,
-                };
-            }
+    /// The next prompt that is over, in the order they were handed over.
+    /// Pending while none is playing. Cancel-safe: nothing is taken until
+    /// a prompt's end is known.
+    pub async fn finished(&mut self) -> PromptEnd {
+        let Some(first) = self.pending.front_mut() else {
+            return std::future::pending().await;
+        };
+        let played = (&mut first.done).await.is_ok();
+        match self.pending.pop_front().and_then(|p| p.play) {
+            Some((audio, then)) => PromptEnd::Play {
+                audio,
+                then,
+                played,
+            },
+            None => PromptEnd::Announcement,
         }
-    }
-
-    /// Whether an announcement is still to be heard (the next one then
-    /// waits: they would pile up behind each other otherwise).
-    pub fn announcing(&self) -> bool {
-        self.pending.iter().any(|p| p.play.is_none())
     }
 }

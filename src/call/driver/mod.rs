@@ -15,9 +15,11 @@ use crate::call::driver::early_caller::EarlyCaller;
 use crate::call::driver::events::EventSink;
 use crate::call::driver::hold_prompts::HoldPrompts;
 use crate::call::machine::view::CallView;
-use crate::call::machine::{Action, Input, Machine, Silent, Transfer};
+use crate::call::machine::{
+    Accepted, Action, Input, KeyVia, Machine, PlayThen, Silent, UpdateRefused,
+};
 use crate::call::registry::handle::{CallHandle, DriverMsg};
-use crate::media::{CallMedia, MediaLeg, RtpSocket};
+use crate::media::{CallMedia, MediaLeg, Prompt, RtpSocket};
 use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, Trace};
 use crate::stream::{OpenError, Opened, StreamLink};
 pub use ctx::Ctx;
@@ -129,12 +131,8 @@ pub(super) async fn drive(
         caller: parts.caller,
         early: parts.early,
         room: parts.room,
-        dialing: None,
-        opening: None,
+        attempt: Attempt::Idle,
         bot: None,
-        dial_srtp: None,
-        refer: None,
-        refer_due: None,
         media: parts.media,
         caller_from: parts.caller_from,
         tx,
@@ -144,6 +142,8 @@ pub(super) async fn drive(
         view: view_tx,
         saved_lines: 0,
         prompts: HoldPrompts::default(),
+        reply: None,
+        prompt: None,
         trace,
     };
     if post_webhook {
@@ -197,18 +197,10 @@ struct Call {
     /// The caller's INVITE while it is held in early media (no 200 yet).
     early: Option<Box<EarlyCaller>>,
     room: Option<Leg>,
-    /// The room INVITE under way and the socket its SDP offers.
-    dialing: Option<(Dialing, RtpSocket)>,
-    /// A voice bot's stream being opened (the attempt under way).
-    opening: Option<Opening>,
+    /// The I/O of the transfer attempt under way (one at a time).
+    attempt: Attempt,
     /// The voice bot the caller is with (in place of `room`).
     bot: Option<StreamLink>,
-    /// Our SRTP keys offered in that INVITE, by tag (None: plain RTP).
-    dial_srtp: Option<Vec<(u32, crate::sdes::MasterKey)>>,
-    /// The answer to the REFER under way.
-    refer: Option<oneshot::Receiver<Option<u16>>>,
-    /// A REFER waiting for the early-media caller's 200 OK (its PRACK).
-    refer_due: Option<Transfer>,
     media: CallMedia,
     caller_from: String,
     tx: mpsc::UnboundedSender<DriverMsg>,
@@ -221,8 +213,45 @@ struct Call {
     saved_lines: usize,
     /// Announcements and play-API prompts not over yet.
     prompts: HoldPrompts,
+    /// Where the answer to the API request being handled goes.
+    reply: Option<Replier>,
+    /// The play request's decoded prompt, until the machine takes it.
+    prompt: Option<(Prompt, String, PlayThen)>,
     /// The call's SIP ladder, which room legs join.
     trace: Option<Trace>,
+}
+
+/// The I/O of a transfer attempt: what the machine's `Dial`, `Connect` or
+/// `Refer` started, until its outcome is fed back. Dropping it gives the
+/// attempt up (a `Dialing` CANCELs its INVITE).
+enum Attempt {
+    Idle,
+    /// A room INVITE, the socket its SDP offers and our SRTP keys in it
+    /// by tag (None: plain RTP).
+    Dialing {
+        dialing: Dialing,
+        socket: RtpSocket,
+        keys: Option<Vec<(u32, crate::sdes::MasterKey)>>,
+    },
+    /// A voice bot's stream being opened.
+    Opening(Opening),
+    /// The answer to our REFER.
+    Referring(oneshot::Receiver<Option<u16>>),
+}
+
+/// How an attempt's I/O ended.
+enum AttemptEnd {
+    Dialed(DialOutcome),
+    Opened(Result<Opened, OpenError>),
+    /// The REFER's final answer (None: none came).
+    Referred(Option<u16>),
+}
+
+/// Where an API request's answer goes.
+enum Replier {
+    Update(oneshot::Sender<Result<Accepted, UpdateRefused>>),
+    Hold(oneshot::Sender<Result<(), UpdateRefused>>),
+    Play(oneshot::Sender<Result<(), UpdateRefused>>),
 }
 
 /// The call's SIP ladder: the one its INVITE began. A call resumed after
@@ -249,28 +278,17 @@ async fn next_leg_event(leg: &mut Option<Leg>) -> LegEvent {
     }
 }
 
-async fn dial_outcome(d: &mut Option<(Dialing, RtpSocket)>) -> DialOutcome {
-    match d {
-        Some((dialing, _)) => dialing.outcome().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn refer_answer(r: &mut Option<oneshot::Receiver<Option<u16>>>) -> Option<u16> {
-    match r {
-        // A dropped sender means no answer came.
-        Some(rx) => rx.await.unwrap_or(None),
-        None => std::future::pending().await,
-    }
-}
-
 /// A voice bot's stream being opened: dropping it gives up the attempt.
 type Opening = Pin<Box<dyn Future<Output = Result<Opened, OpenError>> + Send>>;
 
-async fn stream_opened(o: &mut Option<Opening>) -> Result<Opened, OpenError> {
-    match o {
-        Some(f) => f.as_mut().await,
-        None => std::future::pending().await,
+/// The end of the attempt under way; pending while there is none.
+async fn attempt_end(a: &mut Attempt) -> AttemptEnd {
+    match a {
+        Attempt::Dialing { dialing, .. } => AttemptEnd::Dialed(dialing.outcome().await),
+        Attempt::Opening(f) => AttemptEnd::Opened(f.as_mut().await),
+        // A dropped sender means no answer came.
+        Attempt::Referring(rx) => AttemptEnd::Referred(rx.await.unwrap_or(None)),
+        Attempt::Idle => std::future::pending().await,
     }
 }
 
@@ -301,12 +319,8 @@ impl Call {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
                 news = early_caller::news(&mut self.early) => Box::pin(self.early_news(news)).await,
                 event = next_leg_event(&mut self.room) => self.room_event(event),
-                outcome = dial_outcome(&mut self.dialing) => {
-                    let input = Box::pin(self.room_outcome(outcome)).await;
-                    self.feed(input)
-                }
-                opened = stream_opened(&mut self.opening) => {
-                    let input = Box::pin(self.stream_outcome(opened)).await;
+                end = attempt_end(&mut self.attempt) => {
+                    let input = Box::pin(self.attempt_ended(end)).await;
                     self.feed(input)
                 }
                 why = stream_closed(&mut self.bot) => {
@@ -322,18 +336,8 @@ impl Call {
                     };
                     self.feed(Input::PeerSilent(leg))
                 }
-                press = presses.next() => {
-                    self.press_to_bot(&press);
-                    self.feed(Input::Dtmf(press))
-                }
-                f = self.prompts.finished() => {
-                    let now = self.ctx.clock.now();
-                    self.machine.play_finished(&f.audio, f.then, f.played, now)
-                }
-                code = refer_answer(&mut self.refer) => {
-                    self.refer = None;
-                    self.feed(Input::ReferAnswered(code))
-                }
+                press = presses.next() => self.feed(Input::Dtmf(press, KeyVia::Rtp)),
+                end = self.prompts.finished() => self.feed(Input::PromptFinished(end)),
                 msg = rx.recv() => match msg {
                     Some(DriverMsg::Suspend { done }) => {
                         let saved = self.suspend().await;
@@ -364,28 +368,21 @@ impl Call {
         self.machine.handle(input, now)
     }
 
+    /// An API request or a helper task's report, as the machine's input;
+    /// where its answer goes is kept for the machine's `Reply`.
     fn message(&mut self, msg: DriverMsg) -> Vec<Action> {
-        let now = self.ctx.clock.now();
-        match msg {
+        let input = match msg {
             DriverMsg::Update {
                 request,
                 key,
                 reply,
             } => {
-                let (answer, actions) = match self.machine.request_transfer(request, key, now) {
-                    Ok((accepted, actions)) => (Ok(accepted), actions),
-                    Err(e) => (Err(e), vec![]),
-                };
-                let _ = reply.send(answer);
-                actions
+                self.reply = Some(Replier::Update(reply));
+                Input::UpdateRequested { request, key }
             }
             DriverMsg::Hold { reply } => {
-                let (answer, actions) = match self.machine.request_hold(now) {
-                    Ok(actions) => (Ok(()), actions),
-                    Err(e) => (Err(e), vec![]),
-                };
-                let _ = reply.send(answer);
-                actions
+                self.reply = Some(Replier::Hold(reply));
+                Input::HoldRequested
             }
             DriverMsg::Play {
                 prompt,
@@ -393,22 +390,20 @@ impl Call {
                 then,
                 reply,
             } => {
-                let answer = self.machine.request_play(now);
-                if answer.is_ok() {
-                    self.prompts.play(&self.media, prompt, audio, then);
-                }
-                let _ = reply.send(answer);
-                vec![]
+                self.reply = Some(Replier::Play(reply));
+                self.prompt = Some((prompt, audio.clone(), then));
+                Input::PlayRequested { audio, then }
             }
-            DriverMsg::Hangup => self.feed(Input::HangupRequested),
-            DriverMsg::Shutdown => self.feed(Input::Shutdown),
+            DriverMsg::Hangup => Input::HangupRequested,
+            DriverMsg::Shutdown => Input::Shutdown,
             // Taken in `run`, which stops the loop.
             DriverMsg::Suspend { done } => {
                 let _ = done.send(false);
-                vec![]
+                return vec![];
             }
-            DriverMsg::Report(input) => self.feed(input),
-        }
+            DriverMsg::Report(input) => input,
+        };
+        self.feed(input)
     }
 
     fn caller_event(&mut self, event: LegEvent) -> Vec<Action> {
@@ -427,20 +422,7 @@ impl Call {
                 self.media.set_sends(MediaLeg::Caller, sends);
                 vec![]
             }
-            LegEvent::Dtmf(press) => {
-                // Bridged, the room's IVR needs the key too. RFC 4733 keys
-                // cross with the relay; a key that came as SIP INFO goes
-                // on as SIP INFO (the relay has no RTP to carry it).
-                if let Some(room) = self.room.as_mut() {
-                    let body = format!(
-                        "Signal={}\r\nDuration={}\r\n",
-                        press.digit, press.duration_ms
-                    );
-                    drop(room.info("application/dtmf-relay", &body));
-                }
-                self.press_to_bot(&press);
-                self.feed(Input::Dtmf(press))
-            }
+            LegEvent::Dtmf(press) => self.feed(Input::Dtmf(press, KeyVia::Info)),
         }
     }
 

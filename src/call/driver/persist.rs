@@ -3,8 +3,8 @@
 //! goes (its view, its queue place, its events). When it ends, the saved
 //! state is dropped and the record written (`Ctx::forget`, `Ctx::record`).
 
-use super::Call;
-use crate::call::machine::{EndReason, Event, EventKind};
+use super::{Attempt, Call};
+use crate::call::machine::{EndReason, Event, EventKind, Input};
 use crate::call::restart::saved::SavedCall;
 use crate::sip::Leg;
 use std::sync::Arc;
@@ -73,18 +73,24 @@ impl Call {
     /// (its transfer starts again after the restart, so the caller is
     /// never left without a leg); then the call is saved as it stands.
     pub(super) async fn suspend(&mut self) -> bool {
-        if let Some((mut dialing, _)) = self.dialing.take() {
+        if let Attempt::Dialing { mut dialing, .. } =
+            std::mem::replace(&mut self.attempt, Attempt::Idle)
+        {
             dialing.cancel();
         }
-        self.refer = None;
         // Answered first, so that the next start can take it over.
-        let now = self.ctx.clock.now();
-        if self.machine.answer_before_save(now).is_some() || self.early.is_some() {
+        let asked = !self.feed(Input::Suspending).is_empty();
+        if asked || self.early.is_some() {
             // A stop does not wait long for a PRACK: a caller that cannot
             // be answered by then is refused (503) and not saved.
             let answered = match self.early.as_mut() {
                 Some(early) => match early.answerable(SUSPEND_PRACK_WAIT).await {
-                    Ok(()) => self.answer_early().await.is_empty() && self.caller.is_some(),
+                    // A REFER it would release is left to the next start
+                    // (the machine's deadline fails it over to a bridge).
+                    Ok(()) => {
+                        let _ = self.answer_early().await;
+                        self.caller.is_some()
+                    }
                     Err(_) => false,
                 },
                 None => self.caller.is_some(),

@@ -38,6 +38,13 @@ impl Machine {
             return None;
         }
         self.last_position_announced = Some(now);
+        // One still to be heard (a period shorter than the announcement,
+        // or a long prompt before it): skip this one rather than queue
+        // them up behind each other.
+        if self.announcing > 0 {
+            return None;
+        }
+        self.announcing += 1;
         Some(Action::AnnouncePosition)
     }
 }
@@ -45,7 +52,7 @@ impl Machine {
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::tests::{parties, t};
-    use super::super::{Input, Policy, State};
+    use super::super::{Input, Policy, PromptEnd, State};
     use super::*;
     use crate::call::machine::plan::{Mode, TransferRequest};
     use crate::config::OnRoomHangup;
@@ -78,6 +85,7 @@ pub(super) mod tests {
         assert_eq!(m.handle_timeout(t(29_999)), vec![]);
         assert_eq!(m.handle_timeout(t(30_000)), vec![Action::AnnouncePosition]);
         assert_eq!(m.poll_timeout(), Some(t(60_000)));
+        m.handle(Input::PromptFinished(PromptEnd::Announcement), t(35_000));
         // Transferring: still waiting (in the queue), but no announcement.
         let (_, actions) = m.request_transfer(transfer(), None, t(40_000)).unwrap();
         assert!(matches!(actions[..], [Action::Dial(_)]), "{actions:?}");
@@ -93,6 +101,26 @@ pub(super) mod tests {
         assert!(m.waiting());
         assert_eq!(m.poll_timeout(), Some(t(130_000)));
         assert_eq!(m.handle_timeout(t(130_000)), vec![Action::AnnouncePosition]);
+    }
+
+    #[test]
+    fn an_announcement_still_playing_skips_the_next_one() {
+        let mut m = held(Some(Duration::from_secs(10)));
+        assert_eq!(m.handle_timeout(t(10_000)), vec![Action::AnnouncePosition]);
+        // Not over by the next period (a long prompt before it): skipped,
+        // and the period runs on from there.
+        assert_eq!(m.handle_timeout(t(20_000)), vec![]);
+        assert_eq!(m.poll_timeout(), Some(t(30_000)));
+        m.handle(Input::PromptFinished(PromptEnd::Announcement), t(25_000));
+        assert_eq!(m.handle_timeout(t(30_000)), vec![Action::AnnouncePosition]);
+        // A play-API prompt's end does not count as the announcement's.
+        let play = PromptEnd::Play {
+            audio: "a.wav".into(),
+            then: crate::call::machine::PlayThen::Hold,
+            played: true,
+        };
+        m.handle(Input::PromptFinished(play), t(35_000));
+        assert_eq!(m.handle_timeout(t(40_000)), vec![]);
     }
 
     #[test]

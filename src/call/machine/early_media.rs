@@ -27,6 +27,7 @@ impl Machine {
     ) -> Self {
         let mut m = Machine::answered(parties, policy, now, unix_ms);
         m.answered = false;
+        m.ok_sent = false;
         m.early_until = Some(now + max);
         m
     }
@@ -75,7 +76,7 @@ impl Machine {
     /// The node is stopping in resume mode: an early call is answered so
     /// that it can be saved and taken over by the next start (an INVITE
     /// left unanswered cannot be). Nothing for an answered call.
-    pub fn answer_before_save(&mut self, now: Instant) -> Option<Action> {
+    pub(super) fn answer_before_save(&mut self, now: Instant) -> Option<Action> {
         if self.state == State::Ended {
             return None;
         }
@@ -172,16 +173,54 @@ mod tests {
     }
 
     #[test]
-    fn a_refer_answers_first() {
+    fn a_refer_answers_first_and_goes_out_once_the_200_has() {
         let mut m = early_call(Duration::from_secs(600));
         let (_, a) = m
             .request_transfer(to("sip:room@r", Mode::Refer), None, t(2_000))
             .unwrap();
+        // The 200 OK is asked for; the REFER waits for it to go out (a
+        // reliable 183 must be PRACKed first).
+        assert_eq!(a, vec![Action::AnswerCaller]);
+        assert!(m.is_answered());
+        assert_eq!(m.handle_timeout(t(2_500)), vec![]);
+        let a = m.handle(Input::CallerAnswered, t(3_000));
         assert!(
-            matches!(a[..], [Action::AnswerCaller, Action::Refer(_)]),
+            matches!(&a[..], [Action::Refer(r)] if r.target == "sip:room@r"),
             "{a:?}"
         );
-        assert!(m.is_answered());
+        // Once only.
+        assert_eq!(m.handle(Input::CallerAnswered, t(3_100)), vec![]);
+    }
+
+    #[test]
+    fn a_refer_given_up_before_the_200_is_never_sent() {
+        let mut m = early_call(Duration::from_secs(600));
+        m.request_transfer(to("sip:room@r", Mode::Refer), None, t(2_000))
+            .unwrap();
+        let a = m.handle(Input::HoldRequested, t(2_500));
+        assert!(a.contains(&Action::CancelTransfer), "{a:?}");
+        assert_eq!(m.handle(Input::CallerAnswered, t(3_000)), vec![]);
+    }
+
+    #[test]
+    fn an_answered_caller_is_referred_at_once() {
+        let mut m = early_call(Duration::from_secs(600));
+        assert_eq!(m.handle_timeout(t(11_000)), vec![Action::AnswerCaller]);
+        m.handle(Input::CallerAnswered, t(11_100));
+        let (_, a) = m
+            .request_transfer(to("sip:room@r", Mode::Refer), None, t(12_000))
+            .unwrap();
+        assert!(matches!(a[..], [Action::Refer(_)]), "{a:?}");
+    }
+
+    #[test]
+    fn a_stop_in_resume_mode_answers_an_early_caller_once() {
+        let mut m = early_call(Duration::from_secs(600));
+        assert_eq!(
+            m.handle(Input::Suspending, t(1_000)),
+            vec![Action::AnswerCaller]
+        );
+        assert_eq!(m.handle(Input::Suspending, t(1_100)), vec![]);
     }
 
     #[test]

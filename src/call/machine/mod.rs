@@ -32,8 +32,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 pub use crate::call::machine::steps::{
-    Accepted, Action, Connect, EndReason, Event, EventKind, HoldTimeout, Input, Policy, Silent,
-    State, Transfer, UpdateRefused,
+    Accepted, Action, Connect, EndReason, Event, EventKind, HoldTimeout, Input, KeyTo, KeyVia,
+    Policy, PromptEnd, Reply, Silent, State, Transfer, UpdateRefused,
 };
 
 /// Idempotency keys remembered per call.
@@ -90,6 +90,18 @@ pub struct Machine {
     /// again is a duplicate, not a move (`sipUris` name several rooms).
     #[serde(default)]
     room_request: Option<TransferRequest>,
+    /// The early-media caller's 200 OK went out (not only asked for): an
+    /// in-dialog request to it may be sent. A call saved before this
+    /// existed was saved answered.
+    #[serde(default = "early_media::answered_by_default")]
+    ok_sent: bool,
+    /// A REFER decided while the caller's 200 OK was still to go out:
+    /// sent once it has (`Input::CallerAnswered`).
+    #[serde(default)]
+    refer_due: Option<Transfer>,
+    /// Position announcements handed to the media and not over yet.
+    #[serde(default)]
+    announcing: u32,
 }
 
 /// A REFER sent to the caller's side.
@@ -144,6 +156,9 @@ impl Machine {
             early_until: None,
             presses: 0,
             room_request: None,
+            ok_sent: true,
+            refer_due: None,
+            announcing: 0,
         };
         m.log(now, EventKind::Held, Value::Null);
         m
@@ -277,7 +292,7 @@ impl Machine {
     }
 
     /// `POST /v1/calls/{id}/hold`: back to music from wherever the call is.
-    pub fn request_hold(&mut self, now: Instant) -> Result<Vec<Action>, UpdateRefused> {
+    fn request_hold(&mut self, now: Instant) -> Result<Vec<Action>, UpdateRefused> {
         if matches!(self.state, State::Ended | State::Announcing) {
             let reason = format!("call is {}", self.state.name());
             return Err(self.refuse(now, reason));
@@ -295,8 +310,56 @@ impl Machine {
         Ok(actions)
     }
 
-    /// Feeds one input; returns what the driver must do.
+    /// Feeds one input; returns what the driver must do. The one entry
+    /// point for facts and requests (deadlines: `handle_timeout`).
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        // Requests are answered whatever the state (an ended call refuses).
+        match input {
+            Input::UpdateRequested { request, key } => {
+                return match self.request_transfer(request, key, now) {
+                    Ok((accepted, mut actions)) => {
+                        actions.insert(0, Action::Reply(Reply::Update(Ok(accepted))));
+                        actions
+                    }
+                    Err(e) => vec![Action::Reply(Reply::Update(Err(e)))],
+                };
+            }
+            Input::HoldRequested => {
+                return match self.request_hold(now) {
+                    Ok(mut actions) => {
+                        actions.insert(0, Action::Reply(Reply::Hold(Ok(()))));
+                        actions
+                    }
+                    Err(e) => vec![Action::Reply(Reply::Hold(Err(e)))],
+                };
+            }
+            Input::PlayRequested { .. } => {
+                return match self.request_play(now) {
+                    Ok(()) => vec![Action::Reply(Reply::Play(Ok(()))), Action::PlayPrompt],
+                    Err(e) => vec![Action::Reply(Reply::Play(Err(e)))],
+                };
+            }
+            Input::PromptFinished(PromptEnd::Announcement) => {
+                self.announcing = self.announcing.saturating_sub(1);
+                return vec![];
+            }
+            Input::PromptFinished(PromptEnd::Play {
+                audio,
+                then,
+                played,
+            }) => return self.play_finished(&audio, then, played, now),
+            Input::CallerAnswered => {
+                self.ok_sent = true;
+                return self
+                    .refer_due
+                    .take()
+                    .map(Action::Refer)
+                    .into_iter()
+                    .collect();
+            }
+            Input::Suspending => return self.answer_before_save(now).into_iter().collect(),
+            _ => {}
+        }
         if self.state == State::Ended {
             return vec![];
         }
@@ -335,7 +398,13 @@ impl Machine {
             // one too, in case it is only its media that died).
             Input::PeerSilent(_) => self.end(now, EndReason::RtpTimeout, true),
             Input::SessionExpired => self.end(now, EndReason::SessionExpired, true),
-            Input::Dtmf(press) => self.dtmf(press, now),
+            Input::Dtmf(press, via) => self.dtmf(press, via, now),
+            Input::UpdateRequested { .. }
+            | Input::HoldRequested
+            | Input::PlayRequested { .. }
+            | Input::PromptFinished(_)
+            | Input::CallerAnswered
+            | Input::Suspending => vec![],
         }
     }
 

@@ -31,7 +31,7 @@ impl PlayThen {
 impl Machine {
     /// Whether a prompt may be played now: only to a caller on hold
     /// (state `held`); otherwise refused with the state (409).
-    pub fn request_play(&mut self, now: Instant) -> Result<(), UpdateRefused> {
+    pub(super) fn request_play(&mut self, now: Instant) -> Result<(), UpdateRefused> {
         if self.state == State::Held {
             return Ok(());
         }
@@ -43,7 +43,7 @@ impl Machine {
     /// (the caller was moved to a room, or left). Logged as
     /// `call.play_finished`; a prompt played to its end with `then:
     /// hangup` ends the call.
-    pub fn play_finished(
+    pub(super) fn play_finished(
         &mut self,
         audio: &str,
         then: PlayThen,

@@ -3,6 +3,7 @@
 //! the timeline's lines. Kept apart from `machine` so that file holds
 //! only the transitions.
 
+use crate::call::machine::PlayThen;
 use crate::call::machine::plan::{StreamTarget, TransferRequest};
 use crate::codec::DtmfPress;
 use crate::config::OnRoomHangup;
@@ -70,7 +71,7 @@ pub enum HoldTimeout {
 }
 
 /// One room INVITE (or REFER) to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
     pub target: String,
     /// The caller's custom headers (after the entry's policy), then the
@@ -111,11 +112,33 @@ pub enum Accepted {
     Duplicate,
 }
 
-/// What happened, as the driver reports it: raw facts, no decisions.
-/// Timers are not inputs: the machine keeps its deadlines itself
-/// (`poll_timeout`, `handle_timeout`).
+/// What happened, as the driver reports it: raw facts and the API's
+/// requests, no decisions. Timers are not inputs: the machine keeps its
+/// deadlines itself (`poll_timeout`, `handle_timeout`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// `pinlessCallUpdate`, with its `Idempotency-Key` if any. Answered
+    /// by `Action::Reply(Reply::Update(..))`.
+    UpdateRequested {
+        request: TransferRequest,
+        key: Option<String>,
+    },
+    /// `POST /v1/calls/{id}/hold`. Answered by `Reply::Hold`.
+    HoldRequested,
+    /// `POST /v1/calls/{id}/play` (the driver keeps the decoded prompt).
+    /// Answered by `Reply::Play`, then `Action::PlayPrompt` when taken.
+    PlayRequested {
+        audio: String,
+        then: PlayThen,
+    },
+    /// A prompt handed to the caller's media is over.
+    PromptFinished(PromptEnd),
+    /// The early-media caller's 200 OK went out (its leg is confirmed:
+    /// in-dialog requests such as a REFER may now be sent).
+    CallerAnswered,
+    /// The node stops in resume mode and saves the call: an early caller
+    /// must be answered first (a 183 cannot be taken over).
+    Suspending,
     /// One webhook attempt ended.
     WebhookAttempt {
         number: u32,
@@ -156,9 +179,49 @@ pub enum Input {
     PeerSilent(Silent),
     /// The caller's session timer (RFC 4028) ran out without a refresh.
     SessionExpired,
-    /// The caller pressed a key (RFC 4733 in its RTP, or a SIP INFO),
-    /// reported once per press.
-    Dtmf(DtmfPress),
+    /// The caller pressed a key, reported once per press, and how it came.
+    Dtmf(DtmfPress, KeyVia),
+}
+
+/// How a caller's key press reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyVia {
+    /// RFC 4733 telephone-events in its RTP (the relay carries them on to
+    /// a room by itself).
+    Rtp,
+    /// A SIP INFO (a room would get nothing unless it is sent on).
+    Info,
+}
+
+/// A prompt that is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptEnd {
+    /// A position announcement (or one that had nothing to say).
+    Announcement,
+    /// A play-API prompt: its `audio` and `then`, and whether it played
+    /// to its end (else refused or cut short).
+    Play {
+        audio: String,
+        then: PlayThen,
+        played: bool,
+    },
+}
+
+/// The machine's answer to an API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Update(Result<Accepted, UpdateRefused>),
+    Hold(Result<(), UpdateRefused>),
+    Play(Result<(), UpdateRefused>),
+}
+
+/// Where a caller's key press goes on to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTo {
+    /// The room, as a SIP INFO (`application/dtmf-relay`).
+    RoomInfo,
+    /// The voice bot, as a `dtmf` message on its stream.
+    Bot,
 }
 
 /// Which leg went silent.
@@ -197,6 +260,15 @@ pub enum Action {
     /// Tell the waiting caller its place in the queue and the estimated
     /// wait (the driver asks the queue: the machine knows no other call).
     AnnouncePosition,
+    /// Answer the API request being handled.
+    Reply(Reply),
+    /// Play the play-API prompt just accepted (the driver holds it).
+    PlayPrompt,
+    /// Send the caller's key press on (see `KeyTo`).
+    SendDtmf {
+        press: DtmfPress,
+        to: KeyTo,
+    },
     /// Release media, leave the registry: the call is over.
     Finish,
 }

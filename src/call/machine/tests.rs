@@ -547,3 +547,58 @@ fn a_saved_call_restores_with_its_deadlines() {
         Ok((Accepted::Duplicate, _))
     ));
 }
+
+/// API requests are inputs like any fact: the answer comes out as the
+/// first action, before what the request sets going.
+#[test]
+fn requests_are_answered_by_a_reply_action_first() {
+    let mut m = held();
+    let update = Input::UpdateRequested {
+        request: to(&["sip:room@r"]),
+        key: Some("k1".into()),
+    };
+    let a = m.handle(update.clone(), t(2_000));
+    assert!(
+        matches!(
+            &a[..],
+            [
+                Action::Reply(Reply::Update(Ok(Accepted::Started))),
+                Action::Dial(_)
+            ]
+        ),
+        "{a:?}"
+    );
+    let a = m.handle(update, t(2_100));
+    assert_eq!(
+        a,
+        vec![Action::Reply(Reply::Update(Ok(Accepted::Duplicate)))]
+    );
+    // Play is refused while transferring, and nothing is played.
+    let play = Input::PlayRequested {
+        audio: "a.wav".into(),
+        then: PlayThen::Hold,
+    };
+    let a = m.handle(play.clone(), t(2_200));
+    assert!(
+        matches!(&a[..], [Action::Reply(Reply::Play(Err(_)))]),
+        "{a:?}"
+    );
+    let a = m.handle(Input::HoldRequested, t(2_300));
+    assert_eq!(
+        a,
+        vec![Action::Reply(Reply::Hold(Ok(()))), Action::CancelTransfer]
+    );
+    // Held again: the prompt is taken and played.
+    let a = m.handle(play, t(2_400));
+    assert_eq!(
+        a,
+        vec![Action::Reply(Reply::Play(Ok(()))), Action::PlayPrompt]
+    );
+    // An ended call refuses, and only answers.
+    m.handle(Input::HangupRequested, t(3_000));
+    let a = m.handle(Input::HoldRequested, t(3_100));
+    assert!(
+        matches!(&a[..], [Action::Reply(Reply::Hold(Err(e)))] if e.reason == "call is ended"),
+        "{a:?}"
+    );
+}

@@ -88,7 +88,7 @@ impl Machine {
     }
 
     /// The app asks to move the call (`pinlessCallUpdate`).
-    pub fn request_transfer(
+    pub(super) fn request_transfer(
         &mut self,
         request: TransferRequest,
         key: Option<String>,
@@ -195,6 +195,7 @@ impl Machine {
     /// Forgets the transfer under way; the action that stops it, if any.
     pub(super) fn drop_transfer(&mut self) -> Vec<Action> {
         self.refer = None;
+        self.refer_due = None;
         match self.plan.take() {
             Some(_) => vec![Action::CancelTransfer],
             None => vec![],
@@ -247,9 +248,15 @@ impl Machine {
                 accepted: false,
                 deadline: now + ring_timeout,
             });
-            // REFER is sent in a confirmed dialog: answer an early call.
+            // REFER is sent in a confirmed dialog: answer an early call,
+            // and send the REFER once its 200 OK has gone out (a reliable
+            // 183 must be PRACKed first).
             let mut actions: Vec<Action> = self.answer(now, "refer").into_iter().collect();
-            actions.push(Action::Refer(transfer));
+            if self.ok_sent {
+                actions.push(Action::Refer(transfer));
+            } else {
+                self.refer_due = Some(transfer);
+            }
             actions
         } else {
             vec![Action::Dial(transfer)]
@@ -313,6 +320,7 @@ impl Machine {
         }
         // The caller's side is with the target now: nothing to cancel.
         self.refer = None;
+        self.refer_due = None;
         self.plan = None;
         self.log(now, EventKind::Referred, json!({ "sipUri": self.target }));
         self.end(now, EndReason::Referred, true)
@@ -326,6 +334,7 @@ impl Machine {
         now: Instant,
     ) -> Vec<Action> {
         self.refer = None;
+        self.refer_due = None;
         let attempt = self.plan.as_ref().map(|p| p.attempts);
         self.log(
             now,

@@ -146,8 +146,8 @@ impl EventFeed {
 
 #[cfg(test)]
 mod tests {
-    use crate::call::machine::steps::EventKind;
     use super::*;
+    use crate::call::machine::steps::EventKind;
     use serde_json::Value;
 
     fn events(kinds: &[EventKind]) -> Vec<Event> {

@@ -98,11 +98,7 @@ impl WebhookReceiver {
             });
         let (addr, server) = warp::serve(route).bind_ephemeral(([127, 0, 0, 1], 0));
         tokio::spawn(server);
-        WebhookReceiver {
-            addr,
-            rx,
-            bodies,
-        }
+        WebhookReceiver { addr, rx, bodies }
     }
 
     /// The next webhook gets `body` as its answer (after any queued before).
