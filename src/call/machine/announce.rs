@@ -116,7 +116,7 @@ pub(super) mod tests {
         // A play-API prompt's end does not count as the announcement's.
         let play = PromptEnd::Play {
             audio: "a.wav".into(),
-            then: crate::call::machine::PlayThen::Hold,
+            then: super::super::PlayThen::Hold,
             played: true,
         };
         m.handle(Input::PromptFinished(play), t(35_000));

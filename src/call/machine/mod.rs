@@ -33,7 +33,7 @@ use std::time::Duration;
 
 pub use crate::call::machine::steps::{
     Accepted, Action, Connect, EndReason, Event, EventKind, HoldTimeout, Input, KeyTo, KeyVia,
-    Policy, PromptEnd, Reply, Silent, State, Transfer, UpdateRefused,
+    PlayThen, Policy, PromptEnd, Reply, Silent, State, Transfer, UpdateRefused,
 };
 
 /// Idempotency keys remembered per call.
@@ -510,7 +510,6 @@ mod dtmf;
 mod early_media;
 pub mod plan;
 mod play;
-pub use play::PlayThen;
 pub mod route;
 pub mod steps;
 mod transfer;

@@ -2,31 +2,9 @@
 //! played only to a caller on hold, and when it has played the timeline
 //! says so (`call.play_finished`) and, if asked, the call ends.
 
-use super::{Action, EndReason, EventKind, Machine, State, UpdateRefused};
+use super::{Action, EndReason, EventKind, Machine, PlayThen, State, UpdateRefused};
 use crate::clock::Instant;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-/// What follows a played prompt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlayThen {
-    /// Hold music again, from where it stopped.
-    #[default]
-    Hold,
-    /// Hang up (reason `api_hangup`: the API asked for it).
-    Hangup,
-}
-
-impl PlayThen {
-    /// The name as the API spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            PlayThen::Hold => "hold",
-            PlayThen::Hangup => "hangup",
-        }
-    }
-}
 
 impl Machine {
     /// Whether a prompt may be played now: only to a caller on hold

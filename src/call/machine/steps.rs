@@ -3,7 +3,6 @@
 //! the timeline's lines. Kept apart from `machine` so that file holds
 //! only the transitions.
 
-use crate::call::machine::PlayThen;
 use crate::call::machine::plan::{StreamTarget, TransferRequest};
 use crate::codec::DtmfPress;
 use crate::config::OnRoomHangup;
@@ -11,6 +10,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// What follows a played prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlayThen {
+    /// Hold music again, from where it stopped.
+    #[default]
+    Hold,
+    /// Hang up (reason `api_hangup`: the API asked for it).
+    Hangup,
+}
+
+impl PlayThen {
+    /// The name as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlayThen::Hold => "hold",
+            PlayThen::Hangup => "hangup",
+        }
+    }
+}
 
 /// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
