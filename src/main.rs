@@ -163,6 +163,11 @@ fn probe(p: ProbeArgs) -> std::process::ExitCode {
     }
 }
 
+/// The exit status of a drain that had to hang up calls still up at
+/// `drain_secs` (or at a second signal): the stop worked, but callers were
+/// cut, which systemd and scripts can tell from a clean drain (0).
+const EXIT_DRAIN_CUT_CALLS: i32 = 3;
+
 fn run(args: Args) -> anyhow::Result<()> {
     // PINLESS_LOG is for logging, not a config key.
     let vars = std::env::vars().filter(|(k, _)| k != "PINLESS_LOG");
@@ -174,15 +179,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(?source, "configuration loaded");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let (mode, drain_secs) = (config.node.shutdown, config.node.drain_secs);
-    runtime.block_on(async {
+    let stopped = runtime.block_on(async {
         let signals = lifecycle::stop_signals().context("cannot listen for SIGTERM/SIGINT")?;
         let gateway = Gateway::start(config).await?;
-        lifecycle::run_until_stopped(&gateway, mode, drain_secs, signals).await;
-        anyhow::Ok(())
+        let stopped = lifecycle::run_until_stopped(&gateway, mode, drain_secs, signals).await;
+        anyhow::Ok(stopped)
     })?;
+    let status = match stopped {
+        lifecycle::Stopped::Drained { hung_up } if hung_up > 0 => EXIT_DRAIN_CUT_CALLS,
+        lifecycle::Stopped::Drained { .. } | lifecycle::Stopped::Suspended { .. } => 0,
+    };
     // Exit without waiting for the runtime's tasks: in resume mode the
     // calls were saved and must stay up on the wire, not be torn down.
-    std::process::exit(0)
+    std::process::exit(status)
 }
 
 /// The error and its causes on one line, as `{:#}` writes them, but
