@@ -43,7 +43,7 @@ impl Law {
 /// second, so a 20 ms packet is 160 bytes of payload and its RTP timestamp
 /// advances by 160 whichever it is: G.722's RTP clock is 8000 by an
 /// historical error that RFC 3551 §4.5.2 keeps for compatibility.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AudioCodec {
     /// G.711 µ-law, static payload type 0.
     Pcmu,

@@ -177,26 +177,14 @@ impl Call {
         }
     }
 
-    /// Starts a room INVITE; on failure, the input to feed the machine.
+    /// Starts a room INVITE as the machine shaped it (codecs, SRTP); on
+    /// failure, the input to feed the machine.
     pub(super) fn start_dial(&mut self, t: Transfer) -> Result<(), Input> {
-        // SDES keys travel in the offer: never over UDP or TCP, whatever
-        // the target (`sips:…;transport=udp` passes the API's check).
-        if t.srtp && !crate::sip::reaches_over_tls(&t.target) {
-            return Err(Input::RoomFailed {
-                code: None,
-                reason: format!("SRTP keys are only sent over TLS; {} is not", t.target),
-            });
-        }
         let socket = self.ctx.media.allocate().map_err(|e| Input::RoomFailed {
             code: None,
             reason: e.to_string(),
         })?;
-        // The caller's codec first: rooms mostly take the first they
-        // speak, and legs that agree are relayed untouched.
-        let caller = self.media.caller_codec().audio;
-        let mut codecs = vec![caller];
-        codecs.extend(self.ctx.media.codecs().iter().filter(|c| **c != caller));
-        let offer = sdp::offer_of(self.ctx.media.public_ip(), socket.port, &codecs);
+        let offer = sdp::offer_of(self.ctx.media.public_ip(), socket.port, &t.codecs);
         let (offer, keys) = match t.srtp {
             true => {
                 let (offer, keys) = secure::room_offer(offer);

@@ -9,7 +9,7 @@ use crate::call::door::entries::Entry;
 use crate::call::door::secure::CallerSrtp;
 use crate::call::driver::ctx::Ctx;
 use crate::call::driver::early_caller::EarlyCaller;
-use crate::call::machine::{EventKind, Machine, Parties};
+use crate::call::machine::{EventKind, Machine, Parties, room};
 use crate::media::{CallMedia, HoldLoop, RtpSocket};
 use crate::sip::sdp::{self, PeerMedia};
 use crate::sip::{IncomingInvite, InviteInfo, Leg, Refusal};
@@ -98,7 +98,8 @@ pub(in crate::call) async fn answer(
             return None;
         }
     };
-    let machine = held_machine(ctx, entry, &info);
+    let room_codecs = room::offer_codecs(codec.audio, ctx.media.codecs());
+    let machine = held_machine(ctx, entry, &info).with_room_codecs(room_codecs);
     Some(Answered {
         caller,
         early,

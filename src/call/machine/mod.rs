@@ -26,6 +26,7 @@
 use crate::call::machine::plan::{Mode, Plan, TransferRequest};
 use crate::call::machine::view::CallView;
 use crate::clock::Instant;
+use crate::codec::AudioCodec;
 use crate::config::OnRoomHangup;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -102,6 +103,9 @@ pub struct Machine {
     /// Position announcements handed to the media and not over yet.
     #[serde(default)]
     announcing: u32,
+    /// The codecs a room is offered, in order (`room::offer_codecs`).
+    #[serde(default = "room::saved_default")]
+    room_codecs: Vec<AudioCodec>,
 }
 
 /// A REFER sent to the caller's side.
@@ -159,9 +163,17 @@ impl Machine {
             ok_sent: true,
             refer_due: None,
             announcing: 0,
+            room_codecs: room::saved_default(),
         };
         m.log(now, EventKind::Held, Value::Null);
         m
+    }
+
+    /// Rooms of this call are offered `codecs`, in that order (see
+    /// `room::offer_codecs`).
+    pub fn with_room_codecs(mut self, codecs: Vec<AudioCodec>) -> Self {
+        self.room_codecs = codecs;
+        self
     }
 
     pub fn state(&self) -> State {
@@ -510,6 +522,7 @@ mod dtmf;
 mod early_media;
 pub mod plan;
 mod play;
+pub mod room;
 pub mod route;
 pub mod steps;
 mod transfer;

@@ -4,7 +4,7 @@
 //! only the transitions.
 
 use crate::call::machine::plan::{StreamTarget, TransferRequest};
-use crate::codec::DtmfPress;
+use crate::codec::{AudioCodec, DtmfPress};
 use crate::config::OnRoomHangup;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -98,8 +98,12 @@ pub struct Transfer {
     /// update's, which replace the caller's of the same name.
     pub headers: Vec<(String, String)>,
     pub ring_timeout: Duration,
-    /// The room leg is SRTP (see `secure::room_wants_srtp`).
+    /// The room leg is SRTP (see `secure::room_wants_srtp`); only ever
+    /// for a target reached over TLS (see `room::srtp_refused`).
     pub srtp: bool,
+    /// The codecs to offer, in order (see `room::offer_codecs`).
+    #[serde(default = "crate::call::machine::room::saved_default")]
+    pub codecs: Vec<AudioCodec>,
 }
 
 /// One voice bot's stream to open (in place of a room INVITE).

@@ -85,6 +85,7 @@ fn transfer_then_bridge_then_caller_hangs_up() {
             headers: vec![("X-Lang".into(), "de".into()), ("X-Id".into(), "7".into())],
             ring_timeout: Duration::from_secs(30),
             srtp: false,
+            codecs: vec![AudioCodec::Pcmu, AudioCodec::Pcma],
         })]
     );
     assert_eq!(m.state, State::Transferring);
@@ -600,5 +601,41 @@ fn requests_are_answered_by_a_reply_action_first() {
     assert!(
         matches!(&a[..], [Action::Reply(Reply::Hold(Err(e)))] if e.reason == "call is ended"),
         "{a:?}"
+    );
+}
+
+/// A room is offered the codecs the call was given, in that order; an
+/// SRTP room not reached over TLS is never dialled (its keys would go in
+/// clear): the attempt fails and the plan goes on to the next target.
+#[test]
+fn room_attempts_are_shaped_by_the_machine() {
+    use AudioCodec::*;
+    let mut m = held().with_room_codecs(room::offer_codecs(G722, &[Pcmu, Pcma, G722]));
+    let mut req = to(&["sips:room@r;transport=udp", "sips:room2@r"]);
+    req.media_encryption = Some(crate::config::MediaEncryption::Require);
+    let (_, a) = m.request_transfer(req, None, t(2_000)).unwrap();
+    let dialled: Vec<_> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dial(t) => Some((t.target.as_str(), t.srtp, t.codecs.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dialled,
+        vec![("sips:room2@r", true, vec![G722, Pcmu, Pcma])],
+        "{a:?}"
+    );
+    let failed: Vec<_> = m
+        .timeline()
+        .iter()
+        .filter(|e| e.event == EventKind::TransferFailed)
+        .map(|e| e.detail["reason"].clone())
+        .collect();
+    assert_eq!(
+        failed,
+        vec![serde_json::json!(
+            "SRTP keys are only sent over TLS; sips:room@r;transport=udp is not"
+        )]
     );
 }

@@ -3,6 +3,7 @@
 //! does, and a transfer cut short by a restart. The rest of the machine is
 //! in `mod.rs`.
 
+use super::room;
 use super::{
     Accepted, Action, Connect, EndReason, EventKind, KEYS_KEPT, Machine, Referring, State,
     Transfer, UpdateRefused, millis,
@@ -234,6 +235,7 @@ impl Machine {
             headers,
             ring_timeout,
             srtp,
+            codecs: self.room_codecs.clone(),
         };
         self.transfer_attempts += 1;
         self.target = Some(target.clone());
@@ -258,6 +260,10 @@ impl Machine {
                 self.refer_due = Some(transfer);
             }
             actions
+        } else if let Some(reason) = srtp.then(|| room::srtp_refused(&target)).flatten() {
+            // Not sent at all: the attempt fails as a room that cannot be
+            // reached would, and the plan goes on.
+            self.attempt_failed(None, reason, now)
         } else {
             vec![Action::Dial(transfer)]
         }
