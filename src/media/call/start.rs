@@ -1,0 +1,48 @@
+//! What a call's media task starts with: given by the engine (a new call,
+//! or one resumed after a restart), taken up on the call's shard.
+
+use super::LegCodec;
+use crate::media::hold::HoldLoop;
+use crate::media::liveness::Liveness;
+use crate::media::pacer::{Pacer, StreamState};
+use crate::media::ports::RtpSocket;
+use crate::media::rewrite::Rewriter;
+use crate::media::srtp::SrtpLeg;
+use crate::media::stats::{ShardStats, StreamsHeld};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// One leg as a media task starts with it.
+pub(in crate::media) struct LegStart {
+    pub socket: RtpSocket,
+    /// The peer's SDP address, or where it was latched to before a restart.
+    pub remote: SocketAddr,
+    pub latched: bool,
+    pub codec: LegCodec,
+    /// The peer's SDP says it sends (see `liveness`).
+    pub sends: bool,
+    /// The leg's SRTP (None: plain RTP).
+    pub srtp: Option<Arc<SrtpLeg>>,
+}
+
+/// What the caller hears from the start.
+pub(in crate::media) enum Then {
+    /// This, looped, by the pacer.
+    Play(Arc<HoldLoop>),
+    /// The room (a bridged call resumed after a restart).
+    Relay(LegStart, Rewriter),
+}
+
+pub(in crate::media) struct Start {
+    pub id: u64,
+    pub caller: LegStart,
+    /// Where the caller's stream starts (a fresh one, or a resumed one).
+    pub stream: StreamState,
+    pub then: Then,
+    pub pacer: Pacer,
+    /// The counters of the call's shard.
+    pub stats: Arc<ShardStats>,
+    /// The call's count in its shard's streams (the shard's load).
+    pub streams: StreamsHeld,
+    pub liveness: Arc<Liveness>,
+}
