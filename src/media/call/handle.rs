@@ -55,7 +55,7 @@ impl Presses {
 impl CallMedia {
     /// Starts the call's media task; `silent` gets the first leg found
     /// silent (a closed channel when the timeout is off).
-    pub(in crate::media) fn start(
+    pub(crate) fn start(
         rt: &tokio::runtime::Handle,
         s: Start,
         silent: oneshot::Receiver<MediaLeg>,

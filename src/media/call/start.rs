@@ -1,5 +1,9 @@
 //! What a call's media task starts with: given by the engine (a new call,
 //! or one resumed after a restart), taken up on the call's shard.
+//!
+//! `pub(crate)` is media-wide in effect (`call` is private to media);
+//! `pub(in crate::media)` would say so, but reads to the layer check
+//! (tests/layers.rs) as an import of `media/mod.rs`, a cycle.
 
 use super::LegCodec;
 use crate::media::hold::HoldLoop;
@@ -13,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One leg as a media task starts with it.
-pub(in crate::media) struct LegStart {
+pub(crate) struct LegStart {
     pub socket: RtpSocket,
     /// The peer's SDP address, or where it was latched to before a restart.
     pub remote: SocketAddr,
@@ -26,14 +30,14 @@ pub(in crate::media) struct LegStart {
 }
 
 /// What the caller hears from the start.
-pub(in crate::media) enum Then {
+pub(crate) enum Then {
     /// This, looped, by the pacer.
     Play(Arc<HoldLoop>),
     /// The room (a bridged call resumed after a restart).
     Relay(LegStart, Rewriter),
 }
 
-pub(in crate::media) struct Start {
+pub(crate) struct Start {
     pub id: u64,
     pub caller: LegStart,
     /// Where the caller's stream starts (a fresh one, or a resumed one).
