@@ -274,7 +274,7 @@ impl MediaEngine {
         if let Some(sweep) = &shard.sweep {
             sweep.watch(&liveness, report, Instant::now());
         }
-        Ok(CallMedia::start(
+        Ok(call::spawn(
             &shard.runtime,
             call::Start {
                 id,

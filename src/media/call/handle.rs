@@ -52,30 +52,31 @@ impl Presses {
     }
 }
 
-impl CallMedia {
-    /// Starts the call's media task; `silent` gets the first leg found
-    /// silent (a closed channel when the timeout is off).
-    pub(crate) fn start(
-        rt: &tokio::runtime::Handle,
-        s: Start,
-        silent: oneshot::Receiver<MediaLeg>,
-    ) -> std::io::Result<CallMedia> {
-        // The pacer sends the caller's music from the caller's own port.
-        let sender = Arc::new(s.caller.socket.socket.try_clone()?);
-        let liveness = s.liveness.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (dtmf_tx, dtmf) = mpsc::unbounded_channel();
-        let caller_codec = s.caller.codec;
-        rt.spawn(task::run(s, sender, rx, dtmf_tx));
-        Ok(CallMedia {
-            tx,
-            liveness,
-            silent: Some(silent),
-            dtmf: Some(dtmf),
-            caller_codec,
-        })
-    }
+/// Starts a call's media task on `rt` (its shard's runtime) and returns
+/// its handle; `silent` gets the first leg found silent (a closed channel
+/// when the timeout is off).
+pub fn spawn(
+    rt: &tokio::runtime::Handle,
+    s: Start,
+    silent: oneshot::Receiver<MediaLeg>,
+) -> std::io::Result<CallMedia> {
+    // The pacer sends the caller's music from the caller's own port.
+    let sender = Arc::new(s.caller.socket.socket.try_clone()?);
+    let liveness = s.liveness.clone();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (dtmf_tx, dtmf) = mpsc::unbounded_channel();
+    let caller_codec = s.caller.codec;
+    rt.spawn(task::run(s, sender, rx, dtmf_tx));
+    Ok(CallMedia {
+        tx,
+        liveness,
+        silent: Some(silent),
+        dtmf: Some(dtmf),
+        caller_codec,
+    })
+}
 
+impl CallMedia {
     /// What the caller's leg speaks: a room offer puts it first, so that
     /// a room that speaks it too is relayed untouched, not transcoded.
     pub fn caller_codec(&self) -> LegCodec {

@@ -26,5 +26,6 @@ mod start;
 mod task;
 
 pub use crate::codec::LegCodec;
+pub(super) use handle::spawn;
 pub use handle::{CallMedia, Presses};
 pub(super) use start::{LegStart, Start, Then};

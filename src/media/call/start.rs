@@ -1,9 +1,9 @@
 //! What a call's media task starts with: given by the engine (a new call,
 //! or one resumed after a restart), taken up on the call's shard.
 //!
-//! `pub(crate)` is media-wide in effect (`call` is private to media);
-//! `pub(in crate::media)` would say so, but reads to the layer check
-//! (tests/layers.rs) as an import of `media/mod.rs`, a cycle.
+//! `pub` here reaches media only: `call` is private to it, and re-exports
+//! these to it alone. (`pub(in crate::media)` would say so, but reads to
+//! the layer check, tests/layers.rs, as an import of `media/mod.rs`.)
 
 use super::LegCodec;
 use crate::media::hold::HoldLoop;
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One leg as a media task starts with it.
-pub(crate) struct LegStart {
+pub struct LegStart {
     pub socket: RtpSocket,
     /// The peer's SDP address, or where it was latched to before a restart.
     pub remote: SocketAddr,
@@ -30,14 +30,14 @@ pub(crate) struct LegStart {
 }
 
 /// What the caller hears from the start.
-pub(crate) enum Then {
+pub enum Then {
     /// This, looped, by the pacer.
     Play(Arc<HoldLoop>),
     /// The room (a bridged call resumed after a restart).
     Relay(LegStart, Rewriter),
 }
 
-pub(crate) struct Start {
+pub struct Start {
     pub id: u64,
     pub caller: LegStart,
     /// Where the caller's stream starts (a fresh one, or a resumed one).
