@@ -6,15 +6,16 @@ use super::leg::Leg;
 use super::relay::Relay;
 use crate::media::bot::Uplink;
 
+/// Bot and Bridged are boxed: their codec converters (G.722 state) are
+/// the bulk of a call's state, and a held call has none.
 pub(super) enum Mode {
     /// The pacer has the caller's stream and plays music (or prompts).
     Held,
     /// The pacer has the caller's stream and plays a voice bot's queue;
     /// what the caller says goes up to the bot.
-    Bot(Uplink),
+    Bot(Box<Uplink>),
     /// The caller's stream is relayed from a room, and the caller's
-    /// packets to it. Boxed: the room's leg and converters are the bulk
-    /// of a call's state, and a held call has none.
+    /// packets to it.
     Bridged(Box<Relay>),
 }
 

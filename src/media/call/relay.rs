@@ -50,7 +50,7 @@ impl Relay {
 
     /// A packet from the caller (plain, already taken in by its leg), on
     /// to the room; `caller` is what the caller's leg speaks.
-    pub fn to_room(&mut self, packet: &mut [u8], caller: LegCodec, stats: &RelayStats) {
+    pub fn pass_to_room(&mut self, packet: &mut [u8], caller: LegCodec, stats: &RelayStats) {
         if map_payload(packet, caller, self.room.codec(), &mut self.to_room) {
             self.room.send(packet);
             stats.relayed.fetch_add(1, Ordering::Relaxed);
@@ -59,7 +59,7 @@ impl Relay {
 
     /// A packet from the room (plain, already taken in by its leg), on to
     /// the caller, in the caller's stream.
-    pub fn to_caller(&mut self, packet: &mut [u8], caller: &Leg, stats: &RelayStats) {
+    pub fn pass_to_caller(&mut self, packet: &mut [u8], caller: &Leg, stats: &RelayStats) {
         let Some((header, _)) = rtp::parse(packet) else {
             return;
         };

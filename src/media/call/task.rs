@@ -51,12 +51,12 @@ pub(super) async fn run(
             },
             got = task.caller.datagram(&mut from_caller) => {
                 if let Ok((n, src)) = got {
-                    task.from_caller(&mut from_caller, n, src);
+                    task.caller_packet(&mut from_caller, n, src);
                 }
             },
             got = room_datagram(task.mode.room(), &mut from_room) => {
                 if let Ok((n, src)) = got {
-                    task.from_room(&mut from_room, n, src);
+                    task.room_packet(&mut from_room, n, src);
                 }
             },
             () = press_over(task.presses.deadline()) => task.press_timed_out(),
@@ -177,7 +177,7 @@ impl Task {
                 // Applied by the pacer right after the stream's `Add`
                 // above, before its next send: no frame of music between.
                 self.pacer.set_bot(self.id, Some(queue.clone()));
-                self.mode = Mode::Bot(Uplink::new(queue, to_bot));
+                self.mode = Mode::Bot(Box::new(Uplink::new(queue, to_bot)));
                 let _ = done.send(());
             }
             Command::Prompt { prompt, done } => {
@@ -231,7 +231,7 @@ impl Task {
     }
 
     /// The datagram `buf[..n]` from `src` on the caller's port.
-    fn from_caller(&mut self, buf: &mut [u8], n: usize, src: SocketAddr) {
+    fn caller_packet(&mut self, buf: &mut [u8], n: usize, src: SocketAddr) {
         let Some(got) = self
             .caller
             .receive(buf, n, src, &self.liveness, &self.stats.relay)
@@ -261,12 +261,12 @@ impl Task {
         match &mut self.mode {
             Mode::Held => {}
             Mode::Bot(uplink) => uplink.packet(packet, codec),
-            Mode::Bridged(relay) => relay.to_room(packet, codec, &self.stats.relay),
+            Mode::Bridged(relay) => relay.pass_to_room(packet, codec, &self.stats.relay),
         }
     }
 
     /// The datagram `buf[..n]` from `src` on the room's port.
-    fn from_room(&mut self, buf: &mut [u8], n: usize, src: SocketAddr) {
+    fn room_packet(&mut self, buf: &mut [u8], n: usize, src: SocketAddr) {
         let Mode::Bridged(relay) = &mut self.mode else {
             return;
         };
@@ -276,7 +276,7 @@ impl Task {
         else {
             return;
         };
-        relay.to_caller(&mut buf[..got.len], &self.caller, &self.stats.relay);
+        relay.pass_to_caller(&mut buf[..got.len], &self.caller, &self.stats.relay);
     }
 
     /// A press under way is over without its end packet (see `dtmf`).
