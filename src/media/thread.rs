@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-/// The longest an engine's drop waits for its shards, all together. A
-/// shard stops in well under a millisecond even with a thousand calls
-/// (its runtime drops their tasks and sockets); the bound is only for one
-/// stuck in a task that never yields, which is then left to end on its
-/// own.
+/// The longest an engine's drop waits for its shards, all together.
+/// Stopping is the shards' runtimes dropping their calls' tasks and
+/// sockets: measured on the shared 2-vCPU development machine, two
+/// shards stop in 2 ms empty, 13 ms with 1,000 held calls, 27 ms with
+/// 2,000. The bound is for a shard stuck in a task that never yields,
+/// which is then left to end on its own.
 pub(super) const STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// A running shard thread.
