@@ -1,8 +1,9 @@
 //! A call's media task, on its shard's runtime until the call's
 //! `CallMedia` is dropped. One loop waits on everything the call's media
 //! does: the handle's commands (switching what the caller hears, see
-//! `Mode`), the caller's packets, the room's while bridged, RTCP on port
-//! + 1 as life, and the end of a key press whose end packet got lost.
+//! `Mode`), the caller's packets, the room's while bridged, RTCP on the
+//! legs' second ports as life, and the end of a key press whose end
+//! packet got lost.
 //!
 //! The caller's stream (SSRC, sequence, timestamp) is one for the whole
 //! call: whoever has it (the pacer, or a relay's rewriter) gives it to the
