@@ -12,8 +12,8 @@
 //! frame holding the last byte before them; `clear` drops what is left
 //! and reports the marks still pending (as Twilio does).
 //!
-//! `CallerFeed`: the caller's RTP audio cut into 160-byte μ-law chunks
-//! (PCMA callers transcoded) for the stream's `media` messages. The bot
+//! `Uplink`: the caller's RTP audio cut into 160-byte μ-law chunks (PCMA
+//! and G.722 callers transcoded) for the stream's `media` messages. The bot
 //! gets 50 chunks a second even from a caller that sends nothing (VAD,
 //! comfort noise): the pacer's tick (`BotQueue::caller_tick`) sends a
 //! silence chunk once the caller is more than `CALLER_LATE` chunks behind
@@ -239,9 +239,9 @@ impl BotQueue {
     }
 }
 
-/// The caller's audio on its way to the bot.
-pub(super) struct CallerFeed {
-    to_bot: BotQueue,
+/// The bot's uplink: the caller's audio on its way to the bot.
+pub(super) struct Uplink {
+    queue: BotQueue,
     /// μ-law bytes not yet making a whole chunk (a caller with another
     /// packet time than 20 ms).
     pending: Vec<u8>,
@@ -249,11 +249,11 @@ pub(super) struct CallerFeed {
     to_mulaw: Transcoder,
 }
 
-impl CallerFeed {
-    pub fn new(queue: BotQueue, to_bot: mpsc::Sender<Vec<u8>>) -> CallerFeed {
+impl Uplink {
+    pub fn new(queue: BotQueue, to_bot: mpsc::Sender<Vec<u8>>) -> Uplink {
         queue.connect_caller(to_bot);
-        CallerFeed {
-            to_bot: queue,
+        Uplink {
+            queue,
             pending: Vec::with_capacity(FRAME * 2),
             to_mulaw: Transcoder::new(),
         }
@@ -281,7 +281,7 @@ impl CallerFeed {
             .convert(&mut self.pending[start..], audio, AudioCodec::Pcmu);
         while self.pending.len() >= FRAME {
             let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
-            self.to_bot.caller_chunk(chunk);
+            self.queue.caller_chunk(chunk);
         }
     }
 }
@@ -400,7 +400,7 @@ mod tests {
     fn the_pacer_s_clock_sends_silence_for_a_caller_that_sends_nothing() {
         let (tx, mut rx) = mpsc::channel(100);
         let (q, _) = BotQueue::new();
-        let mut feed = CallerFeed::new(q.clone(), tx);
+        let mut uplink = Uplink::new(q.clone(), tx);
         let packet = |pt: u8| {
             let mut head = [0u8; rtp::HEADER_LEN];
             rtp::Header {
@@ -427,11 +427,11 @@ mod tests {
                 q.caller_tick();
             } else {
                 q.caller_tick();
-                feed.packet(&packet(0), mu);
+                uplink.packet(&packet(0), mu);
             }
             if i % 10 == 0 {
-                feed.packet(&packet(0), mu);
-                feed.packet(&packet(0), mu);
+                uplink.packet(&packet(0), mu);
+                uplink.packet(&packet(0), mu);
             }
         }
         let talk = chunks();
@@ -442,7 +442,7 @@ mod tests {
         // Comfort noise (13), then nothing: silence at the clock's pace
         // once the caller is 40 ms late.
         for _ in 0..50 {
-            feed.packet(&packet(13), mu);
+            uplink.packet(&packet(13), mu);
             q.caller_tick();
         }
         let quiet = chunks();
@@ -454,7 +454,7 @@ mod tests {
     fn caller_audio_becomes_mulaw_chunks() {
         let (tx, mut rx) = mpsc::channel(8);
         let (q, _) = BotQueue::new();
-        let mut feed = CallerFeed::new(q, tx);
+        let mut uplink = Uplink::new(q, tx);
         let a = LegCodec {
             audio: AudioCodec::Pcma,
             payload_type: 8,
@@ -472,10 +472,10 @@ mod tests {
             .write(&mut head);
             [&head[..], payload].concat()
         };
-        feed.packet(&packet(101, &[1, 0x80, 0, 160]), a);
-        feed.packet(&packet(8, &[Law::A.encode(1000); 80]), a);
+        uplink.packet(&packet(101, &[1, 0x80, 0, 160]), a);
+        uplink.packet(&packet(8, &[Law::A.encode(1000); 80]), a);
         assert!(rx.try_recv().is_err(), "half a chunk");
-        feed.packet(&packet(8, &[Law::A.encode(1000); 80]), a);
+        uplink.packet(&packet(8, &[Law::A.encode(1000); 80]), a);
         let chunk = rx.try_recv().unwrap();
         assert_eq!(chunk.len(), FRAME);
         let mut expected = [Law::A.encode(1000); FRAME];

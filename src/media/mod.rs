@@ -10,13 +10,19 @@
 //! - `prompt`: one-shot clips the pacer plays in place of the music;
 //!   `prompts`: the prompt set position announcements are built from.
 //! - `shard`: one OS thread with its own runtime, its calls' sockets and
-//!   media tasks, and its one 1 ms tick that paces their music.
+//!   media tasks, and its one 1 ms tick that paces their music; `thread`:
+//!   that thread, stopped and waited for when the engine goes.
+//! - `fd`: registering a socket or timer with a shard's reactor for
+//!   reading only (the one way media does it).
 //! - `placement`: which shard takes a new call (least loaded, not
 //!   overloaded).
 //! - `pacer`: a shard's held streams by slot, and the handle calls use.
 //! - `load`: whether a shard keeps up (new calls get 503 when none does).
 //! - `stats`: per-shard counters and the node's totals.
-//! - `session`: one call's media task (latching, relay) on its shard.
+//! - `call/`: one call's media on its shard: the handle the call driver
+//!   holds (`handle`, `command`), the task behind it (`task`, `start`),
+//!   what the caller hears (`mode`), a leg's packets taken in (`leg`:
+//!   latching, SRTP, liveness) and the relay between legs (`relay`).
 //! - `bot`: a voice bot's audio queue, paced by the pacer like music, and
 //!   the caller's audio cut into chunks for the bot's stream.
 //! - `dtmf`: the caller's RFC 4733 telephone-events as key presses.
@@ -29,8 +35,10 @@
 //! - `settings`: what the engine starts with.
 
 pub mod bot;
+mod call;
 pub mod dtmf;
 mod error;
+mod fd;
 pub mod g711;
 pub mod g722;
 pub mod hold;
@@ -44,15 +52,16 @@ pub mod prompts;
 pub mod resample;
 pub mod rewrite;
 pub mod rtp;
-pub mod session;
 mod settings;
 mod shard;
 pub mod srtp;
 pub mod state;
 pub mod stats;
+mod thread;
 pub mod transcode;
 
 pub use bot::BotQueue;
+pub use call::{CallMedia, LegCodec, Presses};
 pub use error::MediaError;
 pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};
@@ -60,7 +69,6 @@ pub use liveness::MediaLeg;
 pub use ports::RtpSocket;
 pub use prompt::Prompt;
 pub use prompts::{PromptSet, PromptsError, Wait};
-pub use session::{CallMedia, LegCodec, Presses};
 pub use settings::MediaSettings;
 pub use srtp::{Gap, LegKeys, SrtpLeg, SrtpState};
 pub use state::MediaState;
@@ -87,9 +95,10 @@ fn restore(
 /// media runs, apart from SIP and HTTP.
 pub struct MediaEngine {
     ports: ports::Ports,
-    /// Never empty. Dropped with the engine: each shard's runtime then
-    /// stops, ending its calls' media tasks and freeing their ports (a new
-    /// engine, as after a restart, can then claim them).
+    /// Never empty. Stopped when the engine is dropped, which waits for
+    /// their threads (a bounded while, see `thread`): their calls' media
+    /// tasks have then ended and their ports are free (a new engine, as
+    /// after a restart, can claim them at once).
     shards: Vec<shard::Shard>,
     stats: MediaStats,
     music: Arc<HoldLoop>,
@@ -172,7 +181,7 @@ impl MediaEngine {
             next_timestamp: rand::random(),
             last_sent: None,
         };
-        let caller = session::LegStart {
+        let caller = call::LegStart {
             socket,
             remote,
             latched: false,
@@ -180,7 +189,7 @@ impl MediaEngine {
             sends,
             srtp,
         };
-        self.start_media(caller, stream, session::Then::Play(music))
+        self.start_media(caller, stream, call::Then::Play(music))
     }
 
     /// Takes up a saved call's media (see `CallMedia::state`) in this
@@ -197,7 +206,7 @@ impl MediaEngine {
     ) -> Result<CallMedia, MediaError> {
         let unix_now = crate::clock::unix_ms();
         let stream = state.stream.project(unix_now, Instant::now());
-        let caller = session::LegStart {
+        let caller = call::LegStart {
             socket: self.ports.claim(state.caller.port)?,
             remote: state.caller.remote,
             latched: state.caller.latched,
@@ -209,9 +218,9 @@ impl MediaEngine {
             )?,
         };
         let then = match &state.room {
-            None => session::Then::Play(music),
-            Some(room) => session::Then::Relay(
-                session::LegStart {
+            None => call::Then::Play(music),
+            Some(room) => call::Then::Relay(
+                call::LegStart {
                     socket: self.ports.claim(room.leg.port)?,
                     remote: room.leg.remote,
                     latched: room.leg.latched,
@@ -232,9 +241,9 @@ impl MediaEngine {
     /// task there.
     fn start_media(
         &self,
-        caller: session::LegStart,
+        caller: call::LegStart,
         stream: pacer::StreamState,
-        then: session::Then,
+        then: call::Then,
     ) -> Result<CallMedia, MediaError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let candidates: Vec<placement::Candidate> = self
@@ -250,8 +259,8 @@ impl MediaEngine {
         // Both legs count as heard now: a resumed call's peers get a whole
         // timeout from the restart.
         let room_sends = match &then {
-            session::Then::Relay(room, _) => Some(room.sends),
-            session::Then::Play(_) => None,
+            call::Then::Relay(room, _) => Some(room.sends),
+            call::Then::Play(_) => None,
         };
         let streams = stats::StreamsHeld::new(
             shard.stats.clone(),
@@ -265,9 +274,9 @@ impl MediaEngine {
         if let Some(sweep) = &shard.sweep {
             sweep.watch(&liveness, report, Instant::now());
         }
-        Ok(CallMedia::start(
+        Ok(call::spawn(
             &shard.runtime,
-            session::Start {
+            call::Start {
                 id,
                 caller,
                 stream,
@@ -300,5 +309,11 @@ impl MediaEngine {
     /// How many shards run.
     pub fn shards(&self) -> usize {
         self.shards.len()
+    }
+}
+
+impl Drop for MediaEngine {
+    fn drop(&mut self) {
+        shard::stop_all(&mut self.shards);
     }
 }

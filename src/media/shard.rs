@@ -22,25 +22,26 @@
 //! callers, against ≈0.1 / 0.35 ms for the kernel's high-resolution timer
 //! (see `SlotTimer`).
 
+use super::fd::{self, Timer};
 use super::liveness::Sweep;
 use super::load::LoadGauge;
 use super::pacer::{Command, Pacer, Slots, slot_deadline};
 use super::stats::ShardStats;
+use super::thread::{STOP_WAIT, ShardThread};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::runtime::RuntimeMetrics;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 const SLOT: Duration = Duration::from_millis(1);
 
-/// A running shard. Dropping it stops its runtime: every call's media
-/// task on it ends and frees its ports.
+/// A running shard. Dropping it stops its runtime, and waits (a bounded
+/// while) for its thread: every call's media task on it ends and frees
+/// its ports.
 pub(super) struct Shard {
     /// Where the shard's calls' media tasks are spawned.
     pub runtime: tokio::runtime::Handle,
@@ -48,7 +49,7 @@ pub(super) struct Shard {
     pub stats: Arc<ShardStats>,
     /// Watches the shard's calls for silence; None when the timeout is off.
     pub sweep: Option<Arc<Sweep>>,
-    _stop: oneshot::Sender<()>,
+    thread: ShardThread,
 }
 
 impl Shard {
@@ -84,21 +85,26 @@ impl Shard {
             runtime.spawn(sweep.clone().run(timeout));
             sweep
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name(format!("pinless-media-{index}"))
-            .spawn(move || {
-                // Returns when the shard is dropped (the sender with it);
-                // the runtime is then dropped here, off any async context.
-                let _ = rt.block_on(stopped);
-            })?;
+        let thread = ShardThread::spawn(format!("pinless-media-{index}"), rt)?;
         Ok(Shard {
             runtime,
             pacer,
             stats,
             sweep,
-            _stop: stop,
+            thread,
         })
+    }
+}
+
+/// Stops every shard and waits for their threads, at most `STOP_WAIT` in
+/// all: each is told first, so that they stop side by side (see `thread`).
+pub(super) fn stop_all(shards: &mut [Shard]) {
+    for shard in shards.iter_mut() {
+        shard.thread.stop();
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    for shard in shards.iter_mut() {
+        shard.thread.join(deadline);
     }
 }
 
@@ -144,20 +150,11 @@ impl Busy {
 /// Its expirations keep their absolute cadence however late they are
 /// read, as the slot deadlines do.
 struct SlotTimer {
-    fd: AsyncFd<TimerHandle>,
+    fd: AsyncFd<Timer>,
     /// Set while armed. If arming fails, tokio's coarser timer stands in
     /// (a timerfd that cannot be created at all fails the shard's start,
     /// and with it the node's: a clear error at start, not worse audio).
     armed: bool,
-}
-
-/// `TimerFd` as tokio's `AsyncFd` wants it (by raw descriptor).
-struct TimerHandle(TimerFd);
-
-impl AsRawFd for TimerHandle {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
 }
 
 impl SlotTimer {
@@ -167,13 +164,7 @@ impl SlotTimer {
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
-        // Deprecated in favour of an `unsafe` registration because an
-        // arbitrary `AsRawFd` type might close its descriptor while it is
-        // registered; `TimerHandle` owns its `TimerFd`, which owns the
-        // descriptor until the `AsyncFd` is dropped, so the safe call is
-        // sound here and the crate stays free of new `unsafe`.
-        #[allow(deprecated)]
-        let fd = AsyncFd::with_interest(TimerHandle(timer), Interest::READABLE)?;
+        let fd = fd::readable(Timer::new(timer))?;
         Ok(SlotTimer { fd, armed: false })
     }
 
@@ -183,7 +174,7 @@ impl SlotTimer {
     fn arm(&mut self) -> Instant {
         let slot = TimeSpec::from_duration(SLOT);
         let start = Instant::now();
-        let set = self.fd.get_ref().0.set(
+        let set = self.fd.get_ref().get().set(
             Expiration::IntervalDelayed(slot, slot),
             TimerSetTimeFlags::empty(),
         );
@@ -196,7 +187,7 @@ impl SlotTimer {
 
     /// Stops firing (the shard is idle).
     fn disarm(&mut self) {
-        let _ = self.fd.get_ref().0.unset();
+        let _ = self.fd.get_ref().get().unset();
         self.armed = false;
     }
 
@@ -215,7 +206,7 @@ impl SlotTimer {
             };
             // One read takes every expiration so far; nothing is left to
             // read until the next, whether it worked or would block.
-            let _ = ready.get_inner().0.wait();
+            let _ = ready.get_inner().get().wait();
             ready.clear_ready();
         }
     }

@@ -10,12 +10,12 @@
 //! - SRTCP muxed on the RTP port (RFC 5761) is checked (authenticated
 //!   and decrypted) and taken as a sign of life, as plain RTCP is. SRTCP
 //!   on port+1 is not read: as for plain RTCP there, any packet from the
-//!   peer's address is life (see `session`): a packet forged from that
+//!   peer's address is life (see `call::leg`): a packet forged from that
 //!   address keeps a silent leg counted as alive (it cannot put audio in
 //!   the call). Like plain RTCP it is not relayed, and we send none, so
 //!   no SRTCP index of ours needs keeping.
 //! - What the peer sends reaches the crate only from the latched address
-//!   (the session checks that first) and for at most `MAX_PEER_SSRCS`
+//!   (`Leg::receive` checks that first) and for at most `MAX_PEER_SSRCS`
 //!   SSRCs: the crate keeps state for every SSRC it is shown, authentic
 //!   or not. SRTCP without its E flag is refused here: the crate would
 //!   return it unauthenticated.

@@ -1,0 +1,187 @@
+//! One leg of a call as its media task reads it: the caller's, for the
+//! whole call, or the room's while bridged. Both legs take in a packet
+//! the same way (`Leg::receive`), in an order that matters:
+//!
+//! 1. Once latched, a packet from anyone but the peer is dropped, before
+//!    SRTP sees it (its checks cost, and it keeps state per SSRC).
+//! 2. SRTP: only an authentic packet goes on, decrypted.
+//! 3. The first authentic packet latches the leg to where the peer really
+//!    sends from (NAT), whatever its SDP said.
+//! 4. It is life (see `liveness`), RTCP muxed on the port included.
+//!
+//! Only then is the packet read (key presses, a bot's uplink) or relayed.
+//! RTCP on port + 1 is read only as a sign of life, from the peer's
+//! address.
+
+use super::LegCodec;
+use super::start::LegStart;
+use crate::media::fd;
+use crate::media::liveness::{Liveness, MediaLeg};
+use crate::media::ports::RtpSocket;
+use crate::media::srtp::{self, SrtpLeg};
+use crate::media::state::LegState;
+use crate::media::stats::RelayStats;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::unix::AsyncFd;
+
+/// A leg's socket, registered for reading only (see `fd`); sends are
+/// plain non-blocking `send_to` calls on it.
+type RtpFd = AsyncFd<UdpSocket>;
+
+pub(super) struct Leg {
+    /// Which leg this is, for liveness and saved state.
+    which: MediaLeg,
+    socket: RtpFd,
+    /// RTCP on `port + 1`, read only as a sign of life.
+    rtcp: Option<RtpFd>,
+    port: u16,
+    /// The peer: its SDP address until latched, then where it sends from.
+    remote: SocketAddr,
+    latched: bool,
+    codec: LegCodec,
+    /// The leg's SRTP (None: plain RTP).
+    srtp: Option<Arc<SrtpLeg>>,
+}
+
+/// A packet `Leg::receive` let through.
+pub(super) struct Received {
+    /// Its length, decrypted.
+    pub len: usize,
+    /// It latched the leg to an address other than the SDP's: what is sent
+    /// to the peer goes there from now on.
+    pub moved_to: Option<SocketAddr>,
+}
+
+impl Leg {
+    /// Registers the leg's sockets with the current runtime's reactor:
+    /// call it on the call's shard.
+    pub fn open(start: LegStart, which: MediaLeg) -> std::io::Result<Leg> {
+        let LegStart {
+            socket: RtpSocket { socket, port, rtcp },
+            remote,
+            latched,
+            codec,
+            sends: _,
+            srtp,
+        } = start;
+        let socket = fd::readable(socket)?;
+        // RTP alone is enough for a call: RTCP is only a sign of life.
+        let rtcp = rtcp.and_then(|s| fd::readable(s).ok());
+        Ok(Leg {
+            which,
+            socket,
+            rtcp,
+            port,
+            remote,
+            latched,
+            codec,
+            srtp,
+        })
+    }
+
+    pub fn codec(&self) -> LegCodec {
+        self.codec
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn srtp(&self) -> Option<&Arc<SrtpLeg>> {
+        self.srtp.as_ref()
+    }
+
+    /// The next datagram on the leg's RTP port, as it came: not checked
+    /// yet (see `receive`).
+    pub async fn datagram(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        recv_from(&self.socket, buf).await
+    }
+
+    /// Takes in the datagram `buf[..n]` that came from `src` (the steps in
+    /// the module doc). None when it is dropped; else the packet, plain,
+    /// is `buf[..len]`.
+    pub fn receive(
+        &mut self,
+        buf: &mut [u8],
+        n: usize,
+        src: SocketAddr,
+        liveness: &Liveness,
+        stats: &RelayStats,
+    ) -> Option<Received> {
+        if self.latched && src != self.remote {
+            stats.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let len = match &self.srtp {
+            None => n,
+            Some(s) => match s.open(buf, n) {
+                Some(len) => len,
+                None => {
+                    stats.srtp_failed.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+        };
+        let mut moved_to = None;
+        if !self.latched {
+            // From now on, RTP from anyone else is dropped.
+            self.latched = true;
+            if src != self.remote {
+                self.remote = src;
+                moved_to = Some(src);
+            }
+        }
+        liveness.heard(self.which);
+        Some(Received { len, moved_to })
+    }
+
+    /// Waits for one RTCP packet on port + 1 (never, without that socket)
+    /// and counts it as life when it comes from the peer's address. The
+    /// packet itself is not read (a short buffer: the rest is discarded).
+    pub async fn rtcp(&self, liveness: &Liveness) {
+        let Some(fd) = &self.rtcp else {
+            return std::future::pending().await;
+        };
+        let mut buf = [0u8; 16];
+        if recv_from(fd, &mut buf)
+            .await
+            .is_ok_and(|(_, src)| src.ip() == self.remote.ip())
+        {
+            liveness.heard(self.which);
+        }
+    }
+
+    /// Sends `packet` (plain RTP) to the peer, through the leg's SRTP.
+    /// Non-blocking: a full send buffer drops the packet, as the network
+    /// would.
+    pub fn send(&self, packet: &[u8]) {
+        srtp::send(
+            self.socket.get_ref(),
+            packet,
+            self.remote,
+            self.srtp.as_deref(),
+        );
+    }
+
+    /// The leg as saved state.
+    pub fn state(&self, liveness: &Liveness) -> LegState {
+        LegState {
+            port: self.port,
+            remote: self.remote,
+            latched: self.latched,
+            codec: self.codec.into(),
+            sends: liveness.sends(self.which),
+        }
+    }
+}
+
+async fn recv_from(fd: &RtpFd, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    loop {
+        let mut ready = fd.readable().await?;
+        if let Ok(result) = ready.try_io(|inner| inner.get_ref().recv_from(buf)) {
+            return result;
+        }
+    }
+}

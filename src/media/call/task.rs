@@ -1,0 +1,331 @@
+//! A call's media task, on its shard's runtime until the call's
+//! `CallMedia` is dropped. One loop waits on everything the call's media
+//! does: the handle's commands (switching what the caller hears, see
+//! `Mode`), the caller's packets, the room's while bridged, RTCP on the
+//! legs' second ports as life, and the end of a key press whose end
+//! packet got lost.
+//!
+//! The caller's stream (SSRC, sequence, timestamp) is one for the whole
+//! call: whoever has it (the pacer, or a relay's rewriter) gives it to the
+//! next at each switch. The caller's telephone-events are read as key
+//! presses (`dtmf`) whatever the mode, and reported to the call's driver.
+
+use super::command::Command;
+use super::leg::Leg;
+use super::mode::Mode;
+use super::relay::Relay;
+use super::start::{LegStart, Start, Then};
+use crate::clock::unix_ms;
+use crate::codec::DtmfPress;
+use crate::media::bot::{self, Uplink};
+use crate::media::dtmf::DtmfDetector;
+use crate::media::hold::HoldLoop;
+use crate::media::liveness::{Liveness, MediaLeg};
+use crate::media::pacer::{NewStream, Pacer, StreamState};
+use crate::media::rewrite::Rewriter;
+use crate::media::rtp;
+use crate::media::state::{MediaState, StreamPosition};
+use crate::media::stats::{ShardStats, StreamsHeld};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// `sender` is the caller's socket as the pacer sends from it (a clone);
+/// `dtmf` gets the caller's key presses. Returns when the handle is gone.
+pub(super) async fn run(
+    s: Start,
+    sender: Arc<UdpSocket>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    dtmf: mpsc::UnboundedSender<DtmfPress>,
+) {
+    let Some(mut task) = Task::open(s, sender, dtmf) else {
+        return;
+    };
+    let mut from_caller = [0u8; 2048];
+    let mut from_room = [0u8; 2048];
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => task.command(command).await,
+                None => break,
+            },
+            got = task.caller.datagram(&mut from_caller) => {
+                if let Ok((n, src)) = got {
+                    task.caller_packet(&mut from_caller, n, src);
+                }
+            },
+            got = room_datagram(task.mode.room(), &mut from_room) => {
+                if let Ok((n, src)) = got {
+                    task.room_packet(&mut from_room, n, src);
+                }
+            },
+            () = press_over(task.presses.deadline()) => task.press_timed_out(),
+            () = task.caller.rtcp(&task.liveness) => {},
+            () = room_rtcp(task.mode.room(), &task.liveness) => {},
+        }
+    }
+    if task.mode.paced() {
+        task.pacer.remove(task.id).await;
+    }
+}
+
+struct Task {
+    id: u64,
+    caller: Leg,
+    mode: Mode,
+    /// The caller's stream's SSRC, kept should the pacer lose the stream.
+    ssrc: u32,
+    /// The caller's socket as the pacer sends from it.
+    sender: Arc<UdpSocket>,
+    pacer: Pacer,
+    stats: Arc<ShardStats>,
+    /// The call's count in its shard's streams: 1 paced, 2 bridged.
+    streams: StreamsHeld,
+    liveness: Arc<Liveness>,
+    presses: DtmfDetector,
+    dtmf: mpsc::UnboundedSender<DtmfPress>,
+}
+
+impl Task {
+    /// The task's legs registered on the shard (None, and the call's media
+    /// is over, when that fails), and the caller's stream given to the
+    /// pacer when the call starts held.
+    fn open(
+        s: Start,
+        sender: Arc<UdpSocket>,
+        dtmf: mpsc::UnboundedSender<DtmfPress>,
+    ) -> Option<Task> {
+        let caller = Leg::open(s.caller, MediaLeg::Caller).ok()?;
+        let (mode, music) = match s.then {
+            Then::Play(music) => (Mode::Held, Some(music)),
+            Then::Relay(room, rewriter) => {
+                let room = Leg::open(room, MediaLeg::Room).ok()?;
+                (Mode::Bridged(Box::new(Relay::new(room, rewriter))), None)
+            }
+        };
+        let task = Task {
+            id: s.id,
+            caller,
+            mode,
+            ssrc: s.stream.ssrc,
+            sender,
+            pacer: s.pacer,
+            stats: s.stats,
+            streams: s.streams,
+            liveness: s.liveness,
+            presses: DtmfDetector::new(),
+            dtmf,
+        };
+        if let Some(music) = music {
+            task.pace(music, s.stream);
+        }
+        Some(task)
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Bridge {
+                room,
+                remote,
+                codec,
+                sends,
+                srtp,
+                done,
+            } => {
+                let start = LegStart {
+                    socket: room,
+                    remote,
+                    latched: false,
+                    codec,
+                    sends,
+                    srtp,
+                };
+                // Unusable: `done` is dropped, and the switch refused.
+                let Ok(room) = Leg::open(start, MediaLeg::Room) else {
+                    return;
+                };
+                // From music, a bot or another room (a re-transfer):
+                // either way the caller's stream continues.
+                let stream = self.take_stream().await;
+                let relay = Relay::new(room, Rewriter::new(stream));
+                self.mode = Mode::Bridged(Box::new(relay));
+                self.liveness.set_room(Some(sends));
+                self.streams.set(2);
+                let _ = done.send(());
+            }
+            Command::Play { source, done } => {
+                let stream = self.take_stream().await;
+                self.pace(source, stream);
+                self.mode = Mode::Held;
+                self.liveness.set_room(None);
+                self.streams.set(1);
+                let _ = done.send(());
+            }
+            Command::Bot {
+                queue,
+                to_bot,
+                done,
+            } => {
+                if !self.mode.paced() {
+                    // From a room: the pacer takes the caller's stream back
+                    // where the relay left it.
+                    let stream = self.take_stream().await;
+                    self.pace(bot::silence(), stream);
+                    self.liveness.set_room(None);
+                    self.streams.set(1);
+                }
+                // Applied by the pacer right after the stream's `Add`
+                // above, before its next send: no frame of music between.
+                self.pacer.set_bot(self.id, Some(queue.clone()));
+                self.mode = Mode::Bot(Box::new(Uplink::new(queue, to_bot)));
+                let _ = done.send(());
+            }
+            Command::Prompt { prompt, done } => {
+                // Only the pacer plays prompts: with a room, `done` is
+                // dropped and the prompt refused.
+                if self.mode.paced() {
+                    self.pacer.prompt(self.id, prompt, done);
+                }
+            }
+            Command::State { reply } => {
+                // No stream (the pacer is gone): the reply is dropped and
+                // the caller of `state` gets None.
+                if let Some(state) = self.state().await {
+                    let _ = reply.send(state);
+                }
+            }
+        }
+    }
+
+    /// Takes the caller's stream from whoever has it, the pacer or the
+    /// relay (which is let go), to give it to the next. The mode is left
+    /// at `Held` for the caller to set.
+    async fn take_stream(&mut self) -> StreamState {
+        let taken = match std::mem::replace(&mut self.mode, Mode::Held) {
+            Mode::Held | Mode::Bot(_) => self.pacer.remove(self.id).await,
+            Mode::Bridged(relay) => Some(relay.stream()),
+        };
+        // The pacer lost it (it is stopping): a fresh one, same SSRC.
+        taken.unwrap_or(StreamState {
+            ssrc: self.ssrc,
+            next_sequence: rand::random(),
+            next_timestamp: rand::random(),
+            last_sent: None,
+        })
+    }
+
+    /// Gives the caller's stream to the pacer, playing `source` from
+    /// `stream` on, from the caller's port to where the caller is.
+    fn pace(&self, source: Arc<HoldLoop>, stream: StreamState) {
+        let codec = self.caller.codec();
+        self.pacer.add(NewStream {
+            id: self.id,
+            source,
+            socket: self.sender.clone(),
+            remote: self.caller.remote(),
+            codec: codec.audio,
+            payload_type: codec.payload_type,
+            state: stream,
+            srtp: self.caller.srtp().cloned(),
+        });
+    }
+
+    /// The datagram `buf[..n]` from `src` on the caller's port.
+    fn caller_packet(&mut self, buf: &mut [u8], n: usize, src: SocketAddr) {
+        let Some(got) = self
+            .caller
+            .receive(buf, n, src, &self.liveness, &self.stats.relay)
+        else {
+            return;
+        };
+        if let Some(to) = got.moved_to
+            && self.mode.paced()
+        {
+            self.pacer.set_remote(self.id, to);
+        }
+        let packet = &mut buf[..got.len];
+        let codec = self.caller.codec();
+        if let Some((header, payload)) = rtp::parse(packet)
+            && Some(header.payload_type) == codec.event_payload_type
+        {
+            let ended = self.presses.packet(
+                header.ssrc,
+                header.timestamp,
+                &packet[payload],
+                Instant::now(),
+            );
+            for press in ended {
+                let _ = self.dtmf.send(press);
+            }
+        }
+        match &mut self.mode {
+            Mode::Held => {}
+            Mode::Bot(uplink) => uplink.packet(packet, codec),
+            Mode::Bridged(relay) => relay.pass_to_room(packet, codec, &self.stats.relay),
+        }
+    }
+
+    /// The datagram `buf[..n]` from `src` on the room's port.
+    fn room_packet(&mut self, buf: &mut [u8], n: usize, src: SocketAddr) {
+        let Mode::Bridged(relay) = &mut self.mode else {
+            return;
+        };
+        let Some(got) = relay
+            .room_mut()
+            .receive(buf, n, src, &self.liveness, &self.stats.relay)
+        else {
+            return;
+        };
+        relay.pass_to_caller(&mut buf[..got.len], &self.caller, &self.stats.relay);
+    }
+
+    /// A press under way is over without its end packet (see `dtmf`).
+    fn press_timed_out(&mut self) {
+        if let Some(press) = self.presses.timeout(Instant::now()) {
+            let _ = self.dtmf.send(press);
+        }
+    }
+
+    /// The call's media as data; None when the pacer no longer has the
+    /// caller's stream (it is stopping).
+    async fn state(&self) -> Option<MediaState> {
+        let stream = match &self.mode {
+            Mode::Bridged(relay) => relay.stream(),
+            Mode::Held | Mode::Bot(_) => self.pacer.peek(self.id).await?,
+        };
+        let relay = self.mode.relay();
+        Some(MediaState {
+            caller: self.caller.state(&self.liveness),
+            stream: StreamPosition::of(stream, Instant::now(), unix_ms()),
+            room: relay.map(|r| r.state(&self.liveness)),
+            caller_srtp: self.caller.srtp().map(|s| s.state()),
+            room_srtp: relay.and_then(|r| r.room().srtp()).map(|s| s.state()),
+        })
+    }
+}
+
+/// The room's next datagram; never, while there is no room.
+async fn room_datagram(room: Option<&Leg>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match room {
+        Some(room) => room.datagram(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// RTCP from the room on its port + 1 (see `Leg::rtcp`); never, while
+/// there is no room.
+async fn room_rtcp(room: Option<&Leg>, liveness: &Liveness) {
+    match room {
+        Some(room) => room.rtcp(liveness).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Until the press under way is over without its end packet (see `dtmf`).
+async fn press_over(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
