@@ -257,17 +257,7 @@ impl Gateway {
     /// Waits until no call runs (records written), or `within` passes;
     /// true when none is left.
     pub async fn calls_done(&self, within: Duration) -> bool {
-        // A huge drain_secs means "as long as it takes", not an overflow.
-        let deadline = tokio::time::Instant::now()
-            .checked_add(within)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
-        while self.calls_running() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        true
+        self.admission.running().idle_within(within).await
     }
 }
 

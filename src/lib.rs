@@ -30,7 +30,8 @@
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),
 //!   [`codec`] (codec and DTMF types sip and media share), [`ct`] (constant-time
-//!   comparison of secrets), [`sdes`] (SRTP suites and master keys, which
+//!   comparison of secrets), [`running`] (a count of running calls or tasks
+//!   a stop waits on), [`sdes`] (SRTP suites and master keys, which
 //!   sip writes in SDP and media keys its contexts with).
 
 pub mod api;
@@ -45,6 +46,7 @@ pub mod lifecycle;
 pub mod media;
 pub mod probe;
 pub mod provisioning;
+pub mod running;
 pub mod sdes;
 pub mod sip;
 pub mod store;

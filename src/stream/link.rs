@@ -14,6 +14,7 @@
 
 use super::open::Opened;
 use super::proto::Incoming;
+use crate::running::{Entered, Running};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,39 +65,22 @@ pub struct Upkeep {
 
 /// The node's running stream tasks.
 #[derive(Clone, Default)]
-pub struct StreamTasks(Arc<AtomicUsize>);
-
-/// One running task, counted until dropped.
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+pub struct StreamTasks(Running);
 
 impl StreamTasks {
-    fn enter(&self) -> Counted {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Counted(self.0.clone())
+    fn enter(&self) -> Entered {
+        self.0.enter()
     }
 
     /// Stream tasks still running (sending `stop`, closing, or live).
     pub fn running(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.count()
     }
 
     /// Waits until no stream task runs, or `within` passes; true when
     /// none is left.
     pub async fn done(&self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while self.running() > 0 {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
+        self.0.idle_within(within).await
     }
 }
 

@@ -3,8 +3,9 @@
 //! caller of `deliver` (the call driver puts it in the call's timeline).
 
 use super::sign::{SigningKeys, sign};
+use crate::clock::unix_ms;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How hard to try.
 #[derive(Debug, Clone)]
@@ -272,12 +273,4 @@ pub async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Wall-clock Unix time in milliseconds.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

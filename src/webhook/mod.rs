@@ -13,7 +13,6 @@ mod sign;
 
 pub use deliver::{
     Attempt, AttemptError, AttemptOutcome, Delivery, ReadError, RetryPolicy, Sender, read_capped,
-    unix_ms,
 };
 pub use secret::{
     BadSecret, MIN_SECRET_BYTES, SecretError, decode_secret, load_or_create_secret, parse_secret,

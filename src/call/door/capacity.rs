@@ -3,65 +3,50 @@
 //! that ends in any way — a panic in its driver included — gives its
 //! place back.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::running::{Entered, Running};
 
 /// The node's call places.
 #[derive(Debug, Clone)]
 pub struct Capacity {
     max: usize,
-    taken: Arc<AtomicUsize>,
+    taken: Running,
 }
 
 /// One place, held by one call.
-#[derive(Debug)]
-pub struct Permit {
-    taken: Arc<AtomicUsize>,
-}
+pub type Permit = Entered;
 
 impl Capacity {
     pub fn new(max: usize) -> Self {
         Self {
             max,
-            taken: Arc::new(AtomicUsize::new(0)),
+            taken: Running::default(),
         }
     }
 
     /// A place, or None when all `max` are taken.
     pub fn try_acquire(&self) -> Option<Permit> {
-        self.taken
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Permit {
-                taken: self.taken.clone(),
-            })
+        self.taken.try_enter(self.max)
     }
 
     /// A place even beyond `max`: for calls already up on the wire that a
     /// restart takes over (refusing them would drop them).
     pub fn acquire_anyway(&self) -> Permit {
-        self.taken.fetch_add(1, Ordering::AcqRel);
-        Permit {
-            taken: self.taken.clone(),
-        }
+        self.taken.enter()
     }
 
     /// Places taken now.
     pub fn in_use(&self) -> usize {
-        self.taken.load(Ordering::Acquire)
+        self.taken.count()
+    }
+
+    /// The places, to wait until all are free.
+    pub fn taken(&self) -> &Running {
+        &self.taken
     }
 
     /// True while no place is free (`try_acquire` would fail).
     pub fn full(&self) -> bool {
         self.in_use() >= self.max
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.taken.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

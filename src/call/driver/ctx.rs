@@ -8,7 +8,7 @@ use crate::call::registry::node::NodeCalls;
 use crate::clock::Clock;
 use crate::media::MediaEngine;
 use crate::sip::Stack;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::webhook;
 use std::sync::Arc;
 
@@ -38,19 +38,26 @@ pub struct Ctx {
     pub streams: crate::stream::Upkeep,
 }
 
+/// Why a store write of a call's did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// SQLite refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking task that ran it did not finish (a panic, or the
+    /// runtime stopping).
+    #[error("store task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 impl Ctx {
-    /// Runs one store write off the async threads (SQLite blocks); what
-    /// failed, as text for the log.
+    /// Runs one store write off the async threads (SQLite blocks).
     pub async fn store_write(
         &self,
-        write: impl FnOnce(&Store) -> Result<(), crate::store::StoreError> + Send + 'static,
-    ) -> Result<(), String> {
+        write: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), WriteError> {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || write(&store)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(tokio::task::spawn_blocking(move || write(&store)).await??)
     }
 
     /// Removes an ended call's saved state.

@@ -55,14 +55,16 @@ impl Call {
             media: self.media.state().await,
             published: self.published,
         };
-        let written = match saved.to_live(crate::clock::unix_ms()) {
-            Ok(live) => {
-                self.ctx
-                    .store_write(move |store| store.save_live(&live))
-                    .await
+        let live = match saved.to_live(crate::clock::unix_ms()) {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(%error, "call state not saved: not encodable");
+                return false;
             }
-            Err(e) => Err(e.to_string()),
         };
+        let written = (self.ctx)
+            .store_write(move |store| store.save_live(&live))
+            .await;
         if let Err(error) = &written {
             tracing::warn!(%error, "call state not saved");
         }
