@@ -153,12 +153,12 @@ fn line_targets(line: &str) -> Vec<String> {
     let mut targets = Vec::new();
     // A reference definition: `[name]: target`.
     let t = line.trim_start();
-    if t.starts_with('[') && !t.starts_with("[[") {
-        if let Some(close) = t.find("]:") {
-            if let Some(target) = t[close + 2..].split_whitespace().next() {
-                targets.push(unangle(target).to_string());
-            }
-        }
+    if t.starts_with('[')
+        && !t.starts_with("[[")
+        && let Some(close) = t.find("]:")
+        && let Some(target) = t[close + 2..].split_whitespace().next()
+    {
+        targets.push(unangle(target).to_string());
     }
     // Inline links and images: `](` up to the matching `)`.
     let bytes = line.as_bytes();
@@ -181,8 +181,8 @@ fn line_targets(line: &str) -> Vec<String> {
         let Some(end) = end else { break };
         let inside = line[start..end].trim();
         // A title after the target: `(path "title")`.
-        let target = if inside.starts_with('<') {
-            inside[1..].split('>').next().unwrap_or("")
+        let target = if let Some(angled) = inside.strip_prefix('<') {
+            angled.split('>').next().unwrap_or("")
         } else {
             inside.split_whitespace().next().unwrap_or("")
         };
@@ -345,13 +345,11 @@ fn check_links(
             (Found::Missing, _) => {
                 problems.push(format!("{at}: there is no file {}", shown(&target)))
             }
-            (Found::Markdown(md), Some(anchor)) => {
-                if !headings(&md).iter().any(|h| h == anchor) {
-                    problems.push(format!(
-                        "{at}: {} has no heading whose anchor is `#{anchor}`",
-                        shown(&target)
-                    ));
-                }
+            (Found::Markdown(md), Some(anchor)) if !headings(&md).iter().any(|h| h == anchor) => {
+                problems.push(format!(
+                    "{at}: {} has no heading whose anchor is `#{anchor}`",
+                    shown(&target)
+                ));
             }
             _ => {}
         }

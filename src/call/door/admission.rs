@@ -136,11 +136,6 @@ impl Admission {
         self.capacity.taken()
     }
 
-    /// Returns once no admitted call runs any more (records written).
-    pub async fn all_calls_over(&self) {
-        self.capacity.all_free().await
-    }
-
     /// What a new call would get now for want of room, if anything: the
     /// node's answer to a dispatcher's OPTIONS probe (see
     /// `Stack::set_busy_probe`). Draining is the SIP layer's own.
