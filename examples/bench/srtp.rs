@@ -118,7 +118,7 @@ async fn place_calls(
             from: "sip:+15557654321@127.0.0.1".into(),
             headers: vec![("X-Bench".into(), i.to_string())],
             sdp: offer,
-            ring_timeout: Duration::from_secs(30),
+            ring_timeout: Some(Duration::from_secs(30)),
             trace: None,
         };
         let stack = stack.clone();

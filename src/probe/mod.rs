@@ -208,7 +208,7 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
             from: from.clone(),
             headers: vec![],
             sdp: sdp::offer(ip, port),
-            ring_timeout: o.ring_timeout,
+            ring_timeout: Some(o.ring_timeout),
             trace: None,
         },
     );

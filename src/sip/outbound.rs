@@ -35,8 +35,10 @@ pub struct OutboundRequest {
     /// Extra headers (`X-…`, `User-to-User`), in order.
     pub headers: Vec<(String, String)>,
     pub sdp: String,
-    /// Give up (and CANCEL) if no final answer comes in this long.
-    pub ring_timeout: Duration,
+    /// Give up (and CANCEL) if no final answer comes in this long. None:
+    /// the owner times it (a call's machine does) and gives up by dropping
+    /// the `Dialing`.
+    pub ring_timeout: Option<Duration>,
     /// The call's SIP ladder, which this INVITE and its dialog join as a
     /// room leg; None: a trace of its own.
     pub trace: Option<Trace>,
@@ -290,7 +292,7 @@ async fn run(
         shared.dialogs.remove(&key);
     };
 
-    let give_up_at = Instant::now() + r.ring_timeout;
+    let give_up_at = r.ring_timeout.map(|d| Instant::now() + d);
     // None until we CANCEL; then the CANCEL and when to resend it.
     let mut cancel: Option<(OutgoingRequest, Instant, Duration)> = None;
     let mut why_cancelled = DialOutcome::Cancelled;
@@ -337,7 +339,7 @@ async fn run(
             _ = &mut cancel_rx, if cancel.is_none() => {
                 cancel = send_cancel(&stack.endpoint, &tsx, (&trace, kind)).await;
             }
-            _ = tokio::time::sleep_until(give_up_at), if cancel.is_none() => {
+            _ = sleep_until_opt(give_up_at), if cancel.is_none() => {
                 why_cancelled = DialOutcome::TimedOut;
                 cancel = send_cancel(&stack.endpoint, &tsx, (&trace, kind)).await;
             }

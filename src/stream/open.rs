@@ -76,8 +76,9 @@ pub struct OpenRequest {
     pub headers: Vec<(String, String)>,
     pub start: StartInfo,
     pub tls: TlsConnector,
-    /// For everything up to `start` sent.
-    pub timeout: Duration,
+    /// For everything up to `start` sent. None: the owner times it (a
+    /// call's machine does) and gives up by dropping the future.
+    pub timeout: Option<Duration>,
 }
 
 /// A stream open and started: `connected` and `start` are sent.
@@ -109,9 +110,11 @@ fn limits() -> WebSocketConfig {
     }
 }
 
-/// Opens the stream, within `request.timeout`.
+/// Opens the stream, within `request.timeout` if it has one.
 pub async fn open(request: OpenRequest) -> Result<Opened, OpenError> {
-    let timeout = request.timeout;
+    let Some(timeout) = request.timeout else {
+        return open_now(request).await;
+    };
     match tokio::time::timeout(timeout, open_now(request)).await {
         Ok(result) => result,
         Err(_) => Err(OpenError::Timeout(timeout)),

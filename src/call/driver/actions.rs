@@ -197,7 +197,8 @@ impl Call {
             from: self.caller_from.clone(),
             headers: t.headers,
             sdp: offer,
-            ring_timeout: t.ring_timeout,
+            // The machine times the ring (its `CancelTransfer` drops this).
+            ring_timeout: None,
             trace: self.trace.clone(),
         };
         tracing::info!(target = %request.target, "transferring");

@@ -39,7 +39,9 @@ impl Call {
                 parameters: c.parameters,
             },
             tls: self.ctx.stream_tls.clone(),
-            timeout: c.timeout,
+            // The machine times the attempt (its `CancelTransfer` drops
+            // the opening).
+            timeout: None,
         };
         let shown = stream::StreamUrl::parse(&request.url).map(|u| u.shown());
         tracing::info!(target = %shown.unwrap_or_default(), "connecting a voice bot");

@@ -234,3 +234,25 @@ fn a_stream_that_cannot_be_sent_is_not_retried() {
     assert_eq!(failed[0]["final"], true);
     assert_eq!(failed[0]["gaveUp"], "every target refused the call");
 }
+
+/// A bot whose stream does not open by the attempt's timeout is given up
+/// by the machine (the opening dropped) and retried as any bot failure.
+#[test]
+fn a_bot_that_does_not_open_in_time_is_given_up_and_retried() {
+    let mut m = held_with(Policy {
+        ring_cap: Duration::from_secs(5),
+        ..policy()
+    });
+    let (_, a) = m
+        .request_transfer(bot("wss://b/ws?k=1", "wss://b/ws"), None, t(2_000))
+        .unwrap();
+    assert_eq!(connects(&a).len(), 1);
+    assert_eq!(m.poll_timeout(), Some(t(7_000)));
+    let a = m.handle_timeout(t(7_000));
+    assert_eq!(a.first(), Some(&Action::CancelTransfer), "{a:?}");
+    let failed = detail(&m, EventKind::TransferFailed);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["reason"], "no answer from the bot in 5s");
+    assert_eq!(failed[0]["final"], false);
+    assert_eq!(m.state(), State::Transferring, "retried after a backoff");
+}

@@ -106,6 +106,10 @@ pub struct Machine {
     /// The codecs a room is offered, in order (`room::offer_codecs`).
     #[serde(default = "room::saved_default")]
     room_codecs: Vec<AudioCodec>,
+    /// The room INVITE or bot stream under way gives up then (its ring
+    /// timeout, bounded by the transfer's deadline), and how long it had.
+    #[serde(default)]
+    attempt_until: Option<(Instant, Duration)>,
 }
 
 /// A REFER sent to the caller's side.
@@ -164,6 +168,7 @@ impl Machine {
             refer_due: None,
             announcing: 0,
             room_codecs: room::saved_default(),
+            attempt_until: None,
         };
         m.log(now, EventKind::Held, Value::Null);
         m
@@ -235,6 +240,7 @@ impl Machine {
             self.hold_deadline(),
             self.plan.as_ref().and_then(|p| p.retry_at),
             self.refer.as_ref().map(|r| r.deadline),
+            self.attempt_until.map(|(at, _)| at),
             self.announce_until,
             self.early_deadline(),
             self.position_deadline(),
@@ -269,6 +275,7 @@ impl Machine {
             actions.push(Action::CancelTransfer);
             actions.extend(self.refer_failed(None, reason, now));
         }
+        actions.extend(self.attempt_timed_out(now));
         if let Some(plan) = self.plan.as_mut()
             && plan.retry_at.is_some_and(|at| at <= now)
         {

@@ -97,6 +97,8 @@ pub struct Transfer {
     /// The caller's custom headers (after the entry's policy), then the
     /// update's, which replace the caller's of the same name.
     pub headers: Vec<(String, String)>,
+    /// How long the room may ring (the machine gives the attempt up then
+    /// itself; a REFER has its own deadline).
     pub ring_timeout: Duration,
     /// The room leg is SRTP (see `secure::room_wants_srtp`); only ever
     /// for a target reached over TLS (see `room::srtp_refused`).
@@ -114,7 +116,8 @@ pub struct Connect {
     /// the caller's custom headers, then the update's `streamParameters`
     /// (which win over ours of the same name).
     pub parameters: Vec<(String, String)>,
-    /// How long this attempt may take, up to `start` sent.
+    /// How long this attempt may take, up to `start` sent (the machine
+    /// gives it up then itself; shown for the log).
     pub timeout: Duration,
 }
 

@@ -639,3 +639,56 @@ fn room_attempts_are_shaped_by_the_machine() {
         )]
     );
 }
+
+/// The ring timeout is the machine's: a room that does not answer by it is
+/// given up (CANCEL), logged as a 408, and the next target is tried.
+#[test]
+fn a_room_that_rings_past_its_timeout_is_cancelled_and_the_next_tried() {
+    let mut m = held_with(Policy {
+        ring_cap: Duration::from_secs(10),
+        ..policy()
+    });
+    let (_, a) = m
+        .request_transfer(to(&["sip:slow@r", "sip:next@r"]), None, t(2_000))
+        .unwrap();
+    assert!(
+        matches!(&a[..], [Action::Dial(d)] if d.target == "sip:slow@r"),
+        "{a:?}"
+    );
+    assert_eq!(m.poll_timeout(), Some(t(12_000)));
+    assert_eq!(m.handle_timeout(t(11_999)), vec![]);
+    let a = m.handle_timeout(t(12_000));
+    assert!(
+        matches!(&a[..], [Action::CancelTransfer, Action::Dial(d)] if d.target == "sip:next@r"),
+        "{a:?}"
+    );
+    let failed = m
+        .timeline()
+        .iter()
+        .rev()
+        .find(|e| e.event == EventKind::TransferFailed);
+    let failed = failed.map(|e| (e.detail["code"].clone(), e.detail["reason"].clone()));
+    assert_eq!(
+        failed,
+        Some((
+            serde_json::json!(408),
+            serde_json::json!("no answer from room")
+        ))
+    );
+    // The second has its own 10 s.
+    assert_eq!(m.poll_timeout(), Some(t(22_000)));
+    let a = m.handle_timeout(t(22_000));
+    assert_eq!(a.first(), Some(&Action::CancelTransfer), "{a:?}");
+}
+
+/// A room that answers in time clears the ring deadline.
+#[test]
+fn an_answer_in_time_leaves_no_ring_deadline() {
+    let mut m = held();
+    m.request_transfer(to(&["sip:room@r"]), None, t(2_000))
+        .unwrap();
+    m.handle(Input::RoomAnswered, t(5_000));
+    assert_eq!(m.state(), State::Bridged);
+    assert_eq!(m.handle_timeout(t(40_000)), vec![]);
+    assert_eq!(m.state(), State::Bridged);
+}

@@ -195,6 +195,7 @@ impl Machine {
 
     /// Forgets the transfer under way; the action that stops it, if any.
     pub(super) fn drop_transfer(&mut self) -> Vec<Action> {
+        self.attempt_until = None;
         self.refer = None;
         self.refer_due = None;
         match self.plan.take() {
@@ -225,6 +226,11 @@ impl Machine {
         headers.extend(app.iter().cloned());
         let ring_timeout = plan.ring_timeout(now, self.policy.ring_cap);
         let attempt = plan.attempts;
+        // Timed here, not by the SIP stack or the stream: when it passes,
+        // the attempt is given up (`attempt_timed_out`). A REFER has its
+        // own deadline.
+        self.attempt_until =
+            (!refer || plan.request.stream.is_some()).then_some((now + ring_timeout, ring_timeout));
         if let Some(stream) = plan.request.stream.clone() {
             return self.connect(*stream, target, attempt, ring_timeout, now);
         }
@@ -354,6 +360,7 @@ impl Machine {
     }
 
     pub(super) fn bridged(&mut self, now: Instant) -> Vec<Action> {
+        self.attempt_until = None;
         // An early-media caller is answered now that a room took the call.
         let actions: Vec<Action> = self.answer(now, "room").into_iter().collect();
         let plan = self.plan.take();
@@ -394,6 +401,27 @@ impl Machine {
         self.attempt_ended(None, reason, true, now)
     }
 
+    /// The attempt under way had its ring timeout: it is given up
+    /// (CANCEL, or the stream abandoned) and fails as a room that never
+    /// answered (408) or a bot that never came.
+    pub(super) fn attempt_timed_out(&mut self, now: Instant) -> Vec<Action> {
+        let Some((_, had)) = self.attempt_until.filter(|(at, _)| *at <= now) else {
+            return vec![];
+        };
+        self.attempt_until = None;
+        let stream = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.request.stream.is_some());
+        let (code, reason) = match stream {
+            true => (None, format!("no answer from the bot in {had:?}")),
+            false => (Some(408), "no answer from room".to_string()),
+        };
+        let mut actions = vec![Action::CancelTransfer];
+        actions.extend(self.attempt_failed(code, reason, now));
+        actions
+    }
+
     fn attempt_ended(
         &mut self,
         code: Option<u16>,
@@ -401,6 +429,7 @@ impl Machine {
         unusable: bool,
         now: Instant,
     ) -> Vec<Action> {
+        self.attempt_until = None;
         let Some(plan) = self.plan.as_mut() else {
             return vec![];
         };

@@ -226,7 +226,7 @@ impl Phone {
                     .map(|(n, v)| (n.to_string(), v.to_string()))
                     .collect(),
                 sdp: offer,
-                ring_timeout: Duration::from_secs(10),
+                ring_timeout: Some(Duration::from_secs(10)),
                 trace: None,
             },
         )
