@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 /// Why the gateway could not start. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,11 @@ pub enum StartError {
     State { path: String, reason: String },
 }
 
-/// A running gateway. Dropping it does not stop it; call `shutdown`.
+/// A running gateway. It owns its background tasks (the API server, the
+/// INVITE accept loop, the cluster's): `shutdown` asks them to stop,
+/// `tasks_done` waits for them, and dropping the gateway aborts those
+/// still running. Calls are not among them: a call's driver runs until
+/// the call ends or is saved (see `lifecycle`).
 pub struct Gateway {
     pub sip_udp: Option<SocketAddr>,
     pub sip_tcp: Option<SocketAddr>,
@@ -59,6 +64,8 @@ pub struct Gateway {
     stack: Stack,
     /// Voice bots' stream tasks (a stop lets them say `stop`).
     streams: crate::stream::StreamTasks,
+    /// The gateway's own tasks; taken by `tasks_done`.
+    tasks: std::sync::Mutex<JoinSet<()>>,
 }
 
 impl Gateway {
@@ -186,11 +193,12 @@ impl Gateway {
             // server's graceful stop would wait for them.
             feed.close();
         })?;
-        tokio::spawn(server);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(server);
         if let Some(cluster) = cluster {
-            join_cluster(cluster, &registry, &store, &entries, &stopped).await;
+            join_cluster(cluster, &registry, &store, &entries, &stopped, &mut tasks).await;
         }
-        tokio::spawn(accept_loop(ctx, invites, admission.clone(), stopped));
+        tasks.spawn(accept_loop(ctx, invites, admission.clone(), stopped));
         tracing::info!(
             udp = ?stack.udp_addr(), tcp = ?stack.tcp_addr(), tls = ?stack.tls_addr(), api = %api_bound, %call_domain,
             "pinless is up"
@@ -207,12 +215,34 @@ impl Gateway {
             admission,
             streams: stream_tasks,
             stack,
+            tasks: std::sync::Mutex::new(tasks),
         })
     }
 
     /// Stops taking new calls and stops the API.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// After `shutdown`: waits until the gateway's own tasks have ended
+    /// (the API server answers the requests it has, then stops), or
+    /// `within` passes; true when all ended. A task that panicked is
+    /// logged.
+    pub async fn tasks_done(&self, within: Duration) -> bool {
+        let mut tasks = match self.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        let all = async {
+            while let Some(ended) = tasks.join_next().await {
+                if let Err(e) = ended
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a gateway task panicked");
+                }
+            }
+        };
+        tokio::time::timeout(within, all).await.is_ok()
     }
 
     /// The first step of a stop: from now on INVITEs and OPTIONS get 503
@@ -272,6 +302,7 @@ async fn join_cluster(
     store: &Arc<Store>,
     entries: &EntryBook,
     stopped: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
 ) {
     let sync = EntrySync {
         cluster: cluster.clone(),
@@ -282,19 +313,19 @@ async fn join_cluster(
         tracing::warn!(error = %e, "cluster: entries not synced at start; this node's copy is in force");
     }
     let live = registry.clone();
-    tokio::spawn(cluster::heartbeat::run(
+    tasks.spawn(cluster::heartbeat::run(
         cluster.clone(),
         move || live.live_ids().into_iter().map(|id| id.0).collect(),
         registry.changed(),
         stopped.clone(),
     ));
     let notice = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(cluster::notices::listen(
+    tasks.spawn(cluster::notices::listen(
         cluster.clone(),
         notice.clone(),
         stopped.clone(),
     ));
-    tokio::spawn(sync.run(notice, stopped.clone()));
+    tasks.spawn(sync.run(notice, stopped.clone()));
     tracing::info!(node = %cluster.me.call_domain, api = %cluster.me.api, "joined the cluster");
 }
 

@@ -22,6 +22,11 @@ const RECORDS_WITHIN: Duration = Duration::from_secs(10);
 /// (each step of a stream is bounded by a few seconds itself).
 const STREAMS_WITHIN: Duration = Duration::from_secs(3);
 
+/// For the gateway's own tasks to end after the stop: the API answers
+/// the requests it has (event streams are closed), the cluster's tasks
+/// leave Redis.
+const TASKS_WITHIN: Duration = Duration::from_secs(2);
+
 /// After the last call: time for the BYEs and CANCELs sent in the
 /// background (a room whose 2xx crossed a caller's hang-up still gets its
 /// ACK and BYE) to go out and be answered, UDP retransmissions included.
@@ -82,6 +87,9 @@ pub async fn run_until_stopped(
         }
     };
     gateway.shutdown();
+    if !gateway.tasks_done(TASKS_WITHIN).await {
+        tracing::warn!("the API or the cluster's tasks did not stop in time");
+    }
     tracing::info!(?stopped, "stopped");
     stopped
 }
