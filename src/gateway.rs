@@ -367,16 +367,18 @@ fn tls_listener(
     let Some(addr) = config.sip.tls else {
         return Ok(None);
     };
-    let (cert, key) = (&config.sip.tls_cert, &config.sip.tls_key);
-    let acceptor = tls::acceptor(cert.as_ref(), key.as_ref())
-        .map_err(|e| ConfigError::unusable("sip.tls_cert", e))?;
+    // Both are there with `tls` (checked with the config).
+    let (Some(cert), Some(key)) = (&config.sip.tls_cert, &config.sip.tls_key) else {
+        return Err(ConfigError::key("sip.tls", "tls needs tls_cert and tls_key").into());
+    };
+    let acceptor =
+        tls::acceptor(cert, key).map_err(|e| ConfigError::unusable("sip.tls_cert", e))?;
     Ok(Some((addr, acceptor)))
 }
 
 /// The connector for TLS room legs: web PKI roots and `sip.tls_ca`.
 fn tls_connector(config: &Config) -> Result<tokio_rustls::TlsConnector, StartError> {
-    let ca = Some(config.sip.tls_ca.as_str()).filter(|c| !c.is_empty());
-    Ok(tls::connector(ca.map(std::path::Path::new))
+    Ok(tls::connector(config.sip.tls_ca.as_deref())
         .map_err(|e| ConfigError::unusable("sip.tls_ca", e))?)
 }
 

@@ -58,11 +58,13 @@ pub struct SipConfig {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub tls: Option<SocketAddr>,
-    pub tls_cert: String,
-    pub tls_key: String,
+    /// The TLS listener's certificate chain and key (PEM); required with
+    /// `tls` (`""` in the file: none).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Extra CA certificates (PEM) trusted for room legs over TLS, besides
-    /// the web PKI roots; "" for none.
-    pub tls_ca: String,
+    /// the web PKI roots; None: none.
+    pub tls_ca: Option<PathBuf>,
     /// Host written in Contact headers and static SIP URIs.
     pub public_host: String,
 }
@@ -169,9 +171,9 @@ impl Default for SipConfig {
             udp: Some(LOOPBACK_SIP),
             tcp: Some(LOOPBACK_SIP),
             tls: None,
-            tls_cert: String::new(),
-            tls_key: String::new(),
-            tls_ca: String::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             public_host: "127.0.0.1".into(),
         }
     }

@@ -12,6 +12,7 @@ use super::{
 use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 /// `Config` with its addresses as text.
 #[derive(Deserialize)]
@@ -82,9 +83,9 @@ impl ConfigText {
                 udp: optional_addr("sip.udp", &sip.udp)?,
                 tcp: optional_addr("sip.tcp", &sip.tcp)?,
                 tls: optional_addr("sip.tls", &sip.tls)?,
-                tls_cert: sip.tls_cert,
-                tls_key: sip.tls_key,
-                tls_ca: sip.tls_ca,
+                tls_cert: optional_path(sip.tls_cert),
+                tls_key: optional_path(sip.tls_key),
+                tls_ca: optional_path(sip.tls_ca),
                 public_host: sip.public_host,
             },
             media: MediaConfig {
@@ -176,9 +177,9 @@ impl Default for ConfigText {
                 udp: addr_text(sip.udp),
                 tcp: addr_text(sip.tcp),
                 tls: addr_text(sip.tls),
-                tls_cert: sip.tls_cert,
-                tls_key: sip.tls_key,
-                tls_ca: sip.tls_ca,
+                tls_cert: path_text(sip.tls_cert),
+                tls_key: path_text(sip.tls_key),
+                tls_ca: path_text(sip.tls_ca),
                 public_host: sip.public_host,
             },
             media: MediaText {
@@ -222,4 +223,14 @@ impl Default for ApiText {
     fn default() -> Self {
         ConfigText::default().api
     }
+}
+
+/// A path setting as the file writes it: `""` means none.
+fn optional_path(text: String) -> Option<PathBuf> {
+    (!text.is_empty()).then(|| PathBuf::from(text))
+}
+
+/// The file's spelling of an optional path.
+fn path_text(path: Option<PathBuf>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }

@@ -18,7 +18,7 @@ impl Config {
         if self.sip.udp.is_none() && self.sip.tcp.is_none() && self.sip.tls.is_none() {
             return Err(ConfigError::key("sip", "every SIP transport is disabled"));
         }
-        if self.sip.tls.is_some() && (self.sip.tls_cert.is_empty() || self.sip.tls_key.is_empty()) {
+        if self.sip.tls.is_some() && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none()) {
             return Err(ConfigError::key(
                 "sip.tls",
                 "tls needs tls_cert and tls_key",
