@@ -73,7 +73,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let store = Arc::new(Store::open(&config.node.state_dir)?);
         let call_domain = call_domain(&config, &store)?;
-        let max_hold = Duration::from_secs(config.hold.max_hold_secs);
+        let max_hold = config.hold.max_hold;
         let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
         let entries = EntryBook::new(fixed, &store.entries()?, max_hold);
         let music = HoldLoop::load(&config.hold.music)?;

@@ -46,7 +46,7 @@ pub enum Stopped {
 pub async fn run_until_stopped(
     gateway: &Gateway,
     mode: ShutdownMode,
-    drain_secs: u64,
+    drain: Duration,
     mut signals: mpsc::Receiver<&'static str>,
 ) -> Stopped {
     let first = signals.recv().await.unwrap_or("signals closed");
@@ -56,7 +56,7 @@ pub async fn run_until_stopped(
     let stopped = match mode {
         ShutdownMode::Drain => {
             let drained = tokio::select! {
-                done = gateway.calls_done(Duration::from_secs(drain_secs)) => done,
+                done = gateway.calls_done(drain) => done,
                 s = signals.recv() => {
                     tracing::info!(signal = s.unwrap_or("-"), "second signal: hanging up now");
                     false

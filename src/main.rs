@@ -178,11 +178,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!(?source, "configuration loaded");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let (mode, drain_secs) = (config.node.shutdown, config.node.drain_secs);
+    let (mode, drain) = (config.node.shutdown, config.node.drain);
     let stopped = runtime.block_on(async {
         let signals = lifecycle::stop_signals().context("cannot listen for SIGTERM/SIGINT")?;
         let gateway = Gateway::start(config).await?;
-        let stopped = lifecycle::run_until_stopped(&gateway, mode, drain_secs, signals).await;
+        let stopped = lifecycle::run_until_stopped(&gateway, mode, drain, signals).await;
         anyhow::Ok(stopped)
     })?;
     let status = match stopped {

@@ -7,6 +7,7 @@ use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything the gateway reads at start-up. Read through `text`, which
 /// parses the addresses once.
@@ -34,8 +35,9 @@ pub struct NodeConfig {
     /// What SIGTERM/SIGINT does with the calls that are up.
     pub shutdown: ShutdownMode,
     /// In drain mode, the longest a stop waits for calls to end by
-    /// themselves before hanging up the rest.
-    pub drain_secs: u64,
+    /// themselves before hanging up the rest (`drain_secs`).
+    #[serde(rename = "drain_secs", deserialize_with = "whole_seconds")]
+    pub drain: Duration,
 }
 
 /// `node.shutdown`.
@@ -81,8 +83,9 @@ pub struct MediaConfig {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     /// A leg whose SDP says it sends and that sends nothing (RTP nor RTCP)
-    /// this long ends the call, reason `rtp_timeout`; 0 = off.
-    pub rtp_timeout_secs: u64,
+    /// this long ends the call, reason `rtp_timeout` (`rtp_timeout_secs`;
+    /// 0 in the file: None, off).
+    pub rtp_timeout: Option<Duration>,
     /// Media shards: OS threads that each carry the hold music and relay
     /// of their calls; 0 = one per core available to the process (see
     /// `media_threads`).
@@ -108,8 +111,10 @@ pub struct ApiConfig {
 pub struct HoldConfig {
     /// wav, flac, ogg/vorbis or mp3; any rate and channel count.
     pub music: PathBuf,
-    /// How long a caller may stay on hold before the call is ended.
-    pub max_hold_secs: u64,
+    /// How long a caller may stay on hold before `hold_timeout_action`
+    /// (`max_hold_secs`; an entry's own wins).
+    #[serde(rename = "max_hold_secs", deserialize_with = "whole_seconds")]
+    pub max_hold: Duration,
 }
 
 /// `[limits]`: protection against overload.
@@ -157,7 +162,7 @@ impl Default for NodeConfig {
             call_domain: None,
             state_dir: PathBuf::from("./state"),
             shutdown: ShutdownMode::Resume,
-            drain_secs: 600,
+            drain: Duration::from_secs(600),
         }
     }
 }
@@ -186,7 +191,7 @@ impl Default for MediaConfig {
             bind_ip: None,
             rtp_port_min: 20000,
             rtp_port_max: 29999,
-            rtp_timeout_secs: 30,
+            rtp_timeout: Some(Duration::from_secs(30)),
             threads: 0,
             codecs: AudioCodec::ALL.to_vec(),
         }
@@ -223,7 +228,7 @@ impl Default for HoldConfig {
     fn default() -> Self {
         Self {
             music: PathBuf::from("assets/hold.flac"),
-            max_hold_secs: 600,
+            max_hold: Duration::from_secs(600),
         }
     }
 }
@@ -267,4 +272,9 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
         }
     }
+}
+
+/// A duration the file writes as whole seconds.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
 }

@@ -291,11 +291,17 @@ fn file_and_syntax_errors_keep_their_source() {
 
 #[test]
 fn rtp_timeout_defaults_to_30_s_and_0_turns_it_off() {
-    assert_eq!(load(ENTRY, &[]).unwrap().media.rtp_timeout_secs, 30);
+    assert_eq!(
+        load(ENTRY, &[]).unwrap().media.rtp_timeout,
+        Some(std::time::Duration::from_secs(30))
+    );
     let off = load(&format!("{ENTRY}[media]\nrtp_timeout_secs = 0\n"), &[]).unwrap();
-    assert_eq!(off.media.rtp_timeout_secs, 0);
+    assert_eq!(off.media.rtp_timeout, None);
     let env = load(ENTRY, &[("PINLESS_MEDIA__RTP_TIMEOUT_SECS", "2")]).unwrap();
-    assert_eq!(env.media.rtp_timeout_secs, 2);
+    assert_eq!(
+        env.media.rtp_timeout,
+        Some(std::time::Duration::from_secs(2))
+    );
     let err = load(&format!("{ENTRY}[media]\nrtp_timeout_secs = -1\n"), &[]).unwrap_err();
     assert!(err.to_string().contains("media.rtp_timeout_secs"), "{err}");
 }

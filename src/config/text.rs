@@ -13,6 +13,7 @@ use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `Config` with its addresses as text.
 #[derive(Deserialize)]
@@ -101,7 +102,8 @@ impl ConfigText {
                 },
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
-                rtp_timeout_secs: media.rtp_timeout_secs,
+                rtp_timeout: (media.rtp_timeout_secs > 0)
+                    .then(|| Duration::from_secs(media.rtp_timeout_secs)),
                 threads: media.threads,
                 codecs: codecs(&media.codecs)?,
             },
@@ -187,7 +189,7 @@ impl Default for ConfigText {
                 bind_ip: media.bind_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 rtp_port_min: media.rtp_port_min,
                 rtp_port_max: media.rtp_port_max,
-                rtp_timeout_secs: media.rtp_timeout_secs,
+                rtp_timeout_secs: media.rtp_timeout.map_or(0, |d| d.as_secs()),
                 threads: media.threads,
                 codecs: media
                     .codecs

@@ -45,7 +45,7 @@ impl Config {
                 format!("at most {MAX_MEDIA_THREADS} (0 = one per core)"),
             ));
         }
-        if self.hold.max_hold_secs == 0 {
+        if self.hold.max_hold.is_zero() {
             return Err(ConfigError::key("hold.max_hold_secs", "must be at least 1"));
         }
         if self.limits.pacer_busy_max_pct > 100 {

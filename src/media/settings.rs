@@ -44,10 +44,7 @@ impl MediaSettings {
             rtp_port_min: config.media.rtp_port_min,
             rtp_port_max: config.media.rtp_port_max,
             pacer_busy_limit: f64::from(config.limits.pacer_busy_max_pct) / 100.0,
-            rtp_timeout: match config.media.rtp_timeout_secs {
-                0 => None,
-                secs => Some(Duration::from_secs(secs)),
-            },
+            rtp_timeout: config.media.rtp_timeout,
             threads: config.media.media_threads(),
             codecs: config.media.codecs.clone(),
         }

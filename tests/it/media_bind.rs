@@ -65,7 +65,7 @@ fn settings_from_config_bind_to_bind_ip_else_public_ip() {
         (config.media.public_ip, config.media.public_ip)
     );
     config.media.bind_ip = Some("10.0.0.5".parse().unwrap());
-    config.media.rtp_timeout_secs = 0;
+    config.media.rtp_timeout = None;
     let s = MediaSettings::from_config(&config);
     assert_eq!(s.bind_ip, "10.0.0.5".parse::<IpAddr>().unwrap());
     assert_eq!(s.public_ip, config.media.public_ip);
