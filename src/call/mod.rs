@@ -4,7 +4,8 @@
 //!   state, its transitions and every deadline on the monotonic clock;
 //!   `steps` its inputs, actions, states and timeline; `plan` one
 //!   transfer's targets, retries and deadline; `route` a transfer target
-//!   read from JSON (update or webhook answer); `view` what the API shows.
+//!   read from JSON (update or webhook answer); `view` what the API shows;
+//!   `room` the shape of a room attempt (codec order, SRTP only over TLS).
 //!   The rest are the machine's parts: `transfer`, `announce`, `play`,
 //!   `dtmf`, `early_media`.
 //! - `door/`: what decides on a new INVITE: `admission` (the one door),

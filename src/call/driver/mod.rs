@@ -3,9 +3,11 @@
 //! INVITE's outcome, a REFER answer, an API request) or for the machine's
 //! own next deadline, feed it, perform the actions that come out, publish
 //! the call's view and new events, save the call when its state changed.
-//! The driver keeps no timers; what to do is the machine's, the driver
-//! only carries it out on the legs and the media (which leg object a BYE
-//! goes to, which Reason header it carries).
+//! The driver keeps no timers and no copy of the machine's state: it
+//! holds the legs, the media, the one transfer attempt's I/O and where an
+//! API request's answer goes. What to do is the machine's; the driver
+//! only carries it out (which leg object a BYE goes to, which Reason
+//! header it carries).
 
 use crate::call::door::admission::Admitted;
 use crate::call::door::capacity::Permit;

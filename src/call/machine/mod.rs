@@ -1,7 +1,9 @@
-//! The call state machine, without I/O. Inputs and the time go in,
-//! actions come out, and every step is written to the call's timeline
-//! (which the events webhook and `GET /v1/calls/{id}` both read). The
-//! machine keeps every deadline of the call itself — hold timeout,
+//! The call state machine, without I/O. Inputs (facts and the API's
+//! requests) and the time go in through `handle`, actions come out (an
+//! API request's answer first, as `Action::Reply`), and every step is
+//! written to the call's timeline (which the events webhook and
+//! `GET /v1/calls/{id}` both read). The machine keeps every deadline of
+//! the call itself — hold timeout, early-media limit, ring timeout,
 //! transfer backoff, REFER, announcement — on the monotonic clock:
 //! `poll_timeout` says when it next wants to be woken, `handle_timeout`
 //! wakes it (as quinn-proto and str0m do). So a call's whole state is
