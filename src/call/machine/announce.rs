@@ -121,6 +121,14 @@ pub(super) mod tests {
         };
         m.handle(Input::PromptFinished(play), t(35_000));
         assert_eq!(m.handle_timeout(t(40_000)), vec![]);
+        // A call saved with one playing is resumed with none (the prompt
+        // did not survive the restart): the next one is heard.
+        let saved = serde_json::to_string(&m).unwrap();
+        let mut resumed: Machine = serde_json::from_str(&saved).unwrap();
+        assert_eq!(
+            resumed.handle_timeout(t(50_000)),
+            vec![Action::AnnouncePosition]
+        );
     }
 
     #[test]

@@ -102,8 +102,10 @@ pub struct Machine {
     /// sent once it has (`Input::CallerAnswered`).
     #[serde(default)]
     refer_due: Option<Transfer>,
-    /// Position announcements handed to the media and not over yet.
-    #[serde(default)]
+    /// Position announcements handed to the media and not over yet. Not
+    /// saved: a prompt playing at a stop is not carried over (the next
+    /// start would wait for its end for ever).
+    #[serde(skip)]
     announcing: u32,
     /// The codecs a room is offered, in order (`room::offer_codecs`).
     #[serde(default = "room::saved_default")]
