@@ -38,8 +38,8 @@ impl Machine {
     }
 
     /// When the early-media limit answers the caller, if it is pending.
-    /// Not when the hold timeout comes first or at the same time (both
-    /// default to 120 s), nor during the hold-timeout announcement: that
+    /// Not when the hold timeout comes first or at the same time (an
+    /// entry may set both alike), nor during the hold-timeout announcement: that
     /// call is ending, and a 200 OK then would bill a call only to BYE it
     /// at once. It is refused instead (480), never answered.
     pub(super) fn early_deadline(&self) -> Option<Instant> {
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_hold_timeout_at_the_early_limit_refuses_instead_of_answering_then_hanging_up() {
-        // Both limits at 11 s (as both default to 120 s).
+        // Both limits at 11 s (an entry may set them alike).
         let mut m = early_call(Duration::from_secs(10));
         assert_eq!(m.poll_timeout(), Some(t(11_000)));
         let a = m.handle_timeout(t(11_000));
