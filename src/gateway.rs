@@ -1,7 +1,7 @@
 //! Wires the layers together: loads the hold music, starts media, SIP, the
 //! API, and the loop that hands each new INVITE to a call driver.
 
-use crate::api::{self, Api, Provisioning, ServeError};
+use crate::api::{self, Api, ServeError};
 use crate::call::door::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
 use crate::call::{EntryBook, EntryError, EventFeed, NodeCalls, Registry, Saved, config_entries};
@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
+use crate::provisioning::Provisioning;
 use crate::provisioning::sync::EntrySync;
 use crate::sip::limits::MessageLimits;
 use crate::sip::tls;

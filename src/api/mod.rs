@@ -29,7 +29,6 @@ pub use state::Api;
 
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
-pub use provision::Provisioning;
 use reply::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -215,15 +214,21 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::POST, ["v1", "calls", id, "play"]) => play::handle(api, id, &body).await,
         (Method::GET, ["v1", "queues"]) => Ok(queues::list(api)),
         (Method::GET, ["v1", "calls", id, "sip"]) => sip_trace::get(api, id),
-        (Method::POST, ["v1", "domain-dialin-config"]) => api.provisioning.create(&body).await,
-        (Method::GET, ["v1", "domain-dialin-config"]) => api.provisioning.list().await,
-        (Method::GET, ["v1", "domain-dialin-config", id]) => api.provisioning.get(id).await,
-        (Method::PUT, ["v1", "domain-dialin-config", id]) => {
-            api.provisioning.replace(id, &body).await
+        (Method::POST, ["v1", "domain-dialin-config"]) => {
+            provision::create(&api.provisioning, &body).await
         }
-        (Method::DELETE, ["v1", "domain-dialin-config", id]) => api.provisioning.delete(id).await,
+        (Method::GET, ["v1", "domain-dialin-config"]) => provision::list(&api.provisioning).await,
+        (Method::GET, ["v1", "domain-dialin-config", id]) => {
+            provision::get(&api.provisioning, id).await
+        }
+        (Method::PUT, ["v1", "domain-dialin-config", id]) => {
+            provision::replace(&api.provisioning, id, &body).await
+        }
+        (Method::DELETE, ["v1", "domain-dialin-config", id]) => {
+            provision::delete(&api.provisioning, id).await
+        }
         (Method::POST, ["v1", "domain-dialin-config", id, "rotate-hmac"]) => {
-            api.provisioning.rotate(id, &body).await
+            provision::rotate(&api.provisioning, id, &body).await
         }
         (Method::GET, ["v1", "call-records"]) => records::list(api, query).await,
         (Method::GET, ["v1", "events"]) => events::stream(api, query, headers),

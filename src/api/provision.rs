@@ -1,44 +1,18 @@
 //! The provisioning API, in the shape of Daily's `domain-dialin-config`:
 //! create, list, read, replace and delete dial-in entries at runtime, and
-//! rotate an entry's secret with a grace period. Entries are stored before
-//! the answer is sent and apply to the next INVITE; calls already held
-//! keep the entry they were matched with.
-//!
-//! In a cluster, an entry is written to Redis first (a Redis outage is a
-//! 503 and changes nothing), then to this node's copy; `provisioning::sync` brings
-//! it to the other nodes.
+//! rotate an entry's secret with a grace period. This file reads the
+//! requests (errors name the field) and renders the answers (secrets
+//! masked); what they do is `provisioning::Provisioning`'s.
 
 use super::bad_request::{BadRequest, FieldError, Reason};
 use super::error::{ApiError, Internal, Unknown};
 use super::reply::json;
-use crate::call::{Entry, EntryBook};
-use crate::clock::unix_ms;
-use crate::cluster::Cluster;
 use crate::config::{ConfigError, DialinEntry, validate_entry};
-use crate::provisioning::WRITES;
-use crate::provisioning::record::to_record;
-use crate::store::{Store, StoreError, StoredEntry, StoredKeys};
-use crate::webhook::{self, AttemptOutcome, Delivery, messages};
-use base64::Engine;
-use rand::RngCore;
+use crate::provisioning::{Found, ProvisionError, Provisioning, Verification};
+use crate::store::StoredEntry;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
-
-/// What the provisioning endpoints share.
-pub struct Provisioning {
-    pub store: Arc<Store>,
-    pub entries: EntryBook,
-    /// The config file's entries: listed, never changed through the API.
-    pub config_entries: Vec<DialinEntry>,
-    /// Posts the `{"Test":"test"}` verification (one attempt).
-    pub verifier: webhook::Sender,
-    /// Host (and port) of static SIP URIs handed out.
-    pub sip_host: String,
-    /// Where entries are shared with the other nodes, in a cluster.
-    pub cluster: Option<Arc<Cluster>>,
-}
 
 const MASK: &str = "********";
 const TYPE: &str = "pinless_dialin";
@@ -47,21 +21,18 @@ const DEFAULT_GRACE_SECS: u64 = 3600;
 
 type Reply = Result<Response<Body>, ApiError>;
 
-/// Runs a store call off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::Storage(Internal::Store(e))),
-        Err(e) => Err(ApiError::Storage(Internal::Task(e))),
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            ProvisionError::Clash(clash) => ApiError::EntryClash(clash),
+            ProvisionError::BadEntry(e) => ApiError::BadEntry(e),
+            ProvisionError::Unknown => ApiError::Unknown(Unknown::Entry),
+            ProvisionError::ConfigFileEntry => ApiError::ConfigFileEntry,
+            ProvisionError::Store(e) => ApiError::Storage(Internal::Store(e)),
+            ProvisionError::Task(e) => ApiError::Storage(Internal::Task(e)),
+            ProvisionError::Cluster(e) => ApiError::Cluster(e),
+        }
     }
-}
-
-fn new_secret() -> String {
-    let mut key = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut key);
-    base64::engine::general_purpose::STANDARD.encode(key)
 }
 
 /// Parses a body `{"type":"pinless_dialin","config":{…}}` (or the fields
@@ -137,237 +108,78 @@ fn stored_view(s: &StoredEntry, hmac: Option<&str>) -> Value {
     )
 }
 
-impl Provisioning {
-    fn config_entry(&self, id: &str) -> Option<&DialinEntry> {
-        let name = id.strip_prefix("config:")?;
-        self.config_entries.iter().find(|c| c.name_prefix == name)
+fn verification(v: &Verification) -> Value {
+    match &v.error {
+        Some(error) => json!({ "status": v.status, "error": error }),
+        None => json!({ "status": v.status }),
     }
+}
 
-    /// Makes `stored` ready (announcement, secrets) and checks it against
-    /// every other entry: a 400 or 409 to send back, or nothing.
-    fn check(&self, stored: &StoredEntry) -> Result<(), ApiError> {
-        let snapshot = self.entries.snapshot();
-        if let Some(clash) = snapshot.conflict(&stored.config, Some(&stored.id)) {
-            return Err(ApiError::EntryClash(clash));
-        }
-        Entry::from_stored(stored, self.entries.max_hold())
-            .map(|_| ())
-            .map_err(ApiError::BadEntry)
-    }
+/// `POST /v1/domain-dialin-config`.
+pub async fn create(p: &Provisioning, body: &[u8]) -> Reply {
+    let created = p.create(parse_entry(body)?).await?;
+    let mut out = stored_view(&created.stored, created.generated_hmac.as_deref());
+    out["verification"] = verification(&created.verification);
+    Ok(json(StatusCode::OK, &out))
+}
 
-    /// In a cluster, stores `s` in Redis for every node (before this
-    /// node's copy: if Redis is down, nothing changes anywhere).
-    async fn share(&self, s: &StoredEntry) -> Result<(), ApiError> {
-        if let Some(cluster) = &self.cluster {
-            cluster.put_entry(&to_record(s)).await?;
-        }
-        Ok(())
-    }
-
-    /// Runs a store write that reports whether the entry existed, then
-    /// puts the stored entries in force: 404 if it did not exist.
-    async fn write(
-        &self,
-        op: impl FnOnce(&Store) -> Result<bool, StoreError> + Send + 'static,
-    ) -> Result<(), ApiError> {
-        let store = self.store.clone();
-        if !blocking(move || op(&store)).await? {
-            return Err(ApiError::Unknown(Unknown::Entry));
-        }
-        self.apply().await
-    }
-
-    /// Re-reads the stored entries into the set in force.
-    async fn apply(&self) -> Result<(), ApiError> {
-        let store = self.store.clone();
-        let stored = blocking(move || store.entries()).await?;
-        // `check` refused this change if it could not apply; another
-        // entry that cannot (logged by the book) does not undo it.
-        self.entries.rebuild(&stored);
-        Ok(())
-    }
-
-    /// Posts `{"Test":"test"}` signed to the entry's webhook; its outcome
-    /// goes in the answer and never undoes the save.
-    async fn verify(&self, s: &StoredEntry) -> Value {
-        // Only the secrets: resolving the whole entry would decode its
-        // audio files again.
-        let keys = match crate::call::door::entries::stored_keys(s) {
-            Ok(k) => k,
-            Err(e) => return json!({ "status": null, "error": e.to_string() }),
-        };
-        let id = messages::message_id();
-        let body = messages::verification();
-        let url = &s.config.room_creation_api;
-        match self.verifier.deliver(url, &keys, &id, &body, |_| {}).await {
-            Delivery::Delivered { .. } => json!({ "status": 200 }),
-            Delivery::Failed {
-                last: AttemptOutcome::Status(code),
-                ..
-            } => json!({ "status": code }),
-            Delivery::Failed {
-                last: AttemptOutcome::Error(e),
-                ..
-            } => json!({ "status": null, "error": e.to_string() }),
-        }
-    }
-
-    pub async fn create(&self, body: &[u8]) -> Reply {
-        let mut config = parse_entry(body)?;
-        let generated = config.hmac.is_none();
-        let hmac = config.hmac.take().unwrap_or_else(new_secret);
-        let id = uuid::Uuid::new_v4().to_string();
-        if config.sip_uri.is_none() {
-            let tag = &id[..8];
-            config.sip_uri = Some(format!(
-                "sip:{}-{tag}@{}",
-                config.name_prefix, self.sip_host
-            ));
-        }
-        let now = unix_ms();
-        let stored = StoredEntry {
-            id,
-            config,
-            keys: StoredKeys {
-                hmac: hmac.clone(),
-                previous: None,
-            },
-            created_at: now,
-            updated_at: now,
-        };
-        let _write = WRITES.lock().await;
-        self.check(&stored)?;
-        self.share(&stored).await?;
-        let (store, row) = (self.store.clone(), stored.clone());
-        blocking(move || store.insert_entry(&row)).await?;
-        self.apply().await?;
-        drop(_write);
-        tracing::info!(entry = %stored.id, name = %stored.config.name_prefix, "dial-in entry created");
-        let mut out = stored_view(&stored, generated.then_some(hmac.as_str()));
-        out["verification"] = self.verify(&stored).await;
-        Ok(json(StatusCode::OK, &out))
-    }
-
-    pub async fn list(&self) -> Reply {
-        let store = self.store.clone();
-        let stored = blocking(move || store.entries()).await?;
-        let mut out: Vec<Value> = self
-            .config_entries
-            .iter()
-            .map(|c| {
-                view(
-                    &format!("config:{}", c.name_prefix),
-                    "config",
-                    c,
-                    None,
-                    None,
-                )
-            })
-            .collect();
-        out.extend(stored.iter().map(|s| stored_view(s, None)));
-        Ok(json(
-            StatusCode::OK,
-            &json!({ "data": out, "total_count": out.len() }),
-        ))
-    }
-
-    async fn stored(&self, id: &str) -> Result<StoredEntry, ApiError> {
-        let (store, key) = (self.store.clone(), id.to_string());
-        blocking(move || store.entry(&key))
-            .await?
-            .ok_or(ApiError::Unknown(Unknown::Entry))
-    }
-
-    pub async fn get(&self, id: &str) -> Reply {
-        if let Some(c) = self.config_entry(id) {
-            return Ok(json(StatusCode::OK, &view(id, "config", c, None, None)));
-        }
-        let s = self.stored(id).await?;
-        Ok(json(StatusCode::OK, &stored_view(&s, None)))
-    }
-
-    /// Entries of the config file are read-only through the API.
-    fn refuse_file_entry(&self, id: &str) -> Result<(), ApiError> {
-        match self.config_entry(id) {
-            Some(_) => Err(ApiError::ConfigFileEntry),
-            None => Ok(()),
-        }
-    }
-
-    pub async fn replace(&self, id: &str, body: &[u8]) -> Reply {
-        self.refuse_file_entry(id)?;
-        let mut config = parse_entry(body)?;
-        let _write = WRITES.lock().await;
-        let mut stored = self.stored(id).await?;
-        // A secret changes only when one is given, and then at once.
-        let new_hmac = config.hmac.take().filter(|h| *h != stored.keys.hmac);
-        if config.sip_uri.is_none() {
-            config.sip_uri = stored.config.sip_uri.clone();
-        }
-        let now = unix_ms();
-        stored.config = config;
-        stored.updated_at = now;
-        if let Some(h) = &new_hmac {
-            stored.keys = StoredKeys {
-                hmac: h.clone(),
-                previous: None,
-            };
-        }
-        self.check(&stored)?;
-        self.share(&stored).await?;
-        let (row, key) = (stored.clone(), new_hmac.clone());
-        self.write(move |store| {
-            let found = store.update_entry(&row.id, &row.config, now)?;
-            if let Some(h) = key {
-                store.rotate_entry(&row.id, &h, now, now)?;
-            }
-            Ok(found)
+/// `GET /v1/domain-dialin-config`.
+pub async fn list(p: &Provisioning) -> Reply {
+    let (config, stored) = p.list().await?;
+    let mut out: Vec<Value> = config
+        .iter()
+        .map(|c| {
+            view(
+                &format!("config:{}", c.name_prefix),
+                "config",
+                c,
+                None,
+                None,
+            )
         })
-        .await?;
-        drop(_write);
-        let mut out = stored_view(&stored, None);
-        out["verification"] = self.verify(&stored).await;
-        Ok(json(StatusCode::OK, &out))
-    }
+        .collect();
+    out.extend(stored.iter().map(|s| stored_view(s, None)));
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "data": out, "total_count": out.len() }),
+    ))
+}
 
-    pub async fn delete(&self, id: &str) -> Reply {
-        self.refuse_file_entry(id)?;
-        let _write = WRITES.lock().await;
-        if let Some(cluster) = &self.cluster {
-            self.stored(id).await?;
-            cluster.delete_entry(id).await?;
-        }
-        let key = id.to_string();
-        self.write(move |store| store.delete_entry(&key)).await?;
-        Ok(json(StatusCode::OK, &json!({ "id": id, "deleted": true })))
-    }
+/// `GET /v1/domain-dialin-config/{id}`.
+pub async fn get(p: &Provisioning, id: &str) -> Reply {
+    let shown = match p.get(id).await? {
+        Found::Config(c) => view(id, "config", c, None, None),
+        Found::Stored(s) => stored_view(&s, None),
+    };
+    Ok(json(StatusCode::OK, &shown))
+}
 
-    /// `POST …/{id}/rotate-hmac`, body `{"grace_secs": N}` (optional): a
-    /// new secret, returned once; the old one keeps signing for the grace.
-    pub async fn rotate(&self, id: &str, body: &[u8]) -> Reply {
-        self.refuse_file_entry(id)?;
-        let grace = parse_grace(body)?;
-        let _write = WRITES.lock().await;
-        let hmac = new_secret();
-        let now = unix_ms();
-        let until = now + grace * 1000;
-        if self.cluster.is_some() {
-            let mut s = self.stored(id).await?;
-            let old = std::mem::replace(&mut s.keys.hmac, hmac.clone());
-            s.keys.previous = Some((old, until));
-            s.updated_at = now;
-            self.share(&s).await?;
-        }
-        let (key, secret) = (id.to_string(), hmac.clone());
-        self.write(move |store| store.rotate_entry(&key, &secret, until, now))
-            .await?;
-        drop(_write);
-        tracing::info!(entry = %id, grace_secs = grace, "webhook secret rotated");
-        let s = self.stored(id).await?;
-        let mut out = stored_view(&s, Some(&hmac));
-        out["previousValidUntil"] = until.into();
-        Ok(json(StatusCode::OK, &out))
-    }
+/// `PUT /v1/domain-dialin-config/{id}`.
+pub async fn replace(p: &Provisioning, id: &str, body: &[u8]) -> Reply {
+    // A config-file entry is refused whatever the body says.
+    p.refuse_file_entry(id)?;
+    let config = parse_entry(body)?;
+    let (stored, verified) = p.replace(id, config).await?;
+    let mut out = stored_view(&stored, None);
+    out["verification"] = verification(&verified);
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `DELETE /v1/domain-dialin-config/{id}`.
+pub async fn delete(p: &Provisioning, id: &str) -> Reply {
+    p.delete(id).await?;
+    Ok(json(StatusCode::OK, &json!({ "id": id, "deleted": true })))
+}
+
+/// `POST …/{id}/rotate-hmac`, body `{"grace_secs": N}` (optional): a new
+/// secret, returned once; the old one keeps signing for the grace.
+pub async fn rotate(p: &Provisioning, id: &str, body: &[u8]) -> Reply {
+    p.refuse_file_entry(id)?;
+    let grace = parse_grace(body)?;
+    let rotated = p.rotate(id, grace).await?;
+    let mut out = stored_view(&rotated.stored, Some(&rotated.hmac));
+    out["previousValidUntil"] = rotated.previous_until.into();
+    Ok(json(StatusCode::OK, &out))
 }
 
 fn parse_grace(body: &[u8]) -> Result<u64, BadRequest> {

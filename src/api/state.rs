@@ -1,11 +1,11 @@
 //! What every API handler shares: the `Api` state.
 //! A leaf of `api`: the handlers import it, and `mod.rs` routes to them.
 
-use super::provision::Provisioning;
 use crate::call::door::admission::AdmissionStats;
 use crate::call::{EventFeed, NodeCalls, Registry};
 use crate::cluster::Cluster;
 use crate::media::MediaStats;
+use crate::provisioning::Provisioning;
 use std::sync::Arc;
 
 /// What the API handlers share.
