@@ -57,7 +57,7 @@ pub enum Found<'a> {
     /// From the config file (id `config:<name_prefix>`), read-only.
     Config(&'a DialinEntry),
     /// Provisioned through the API.
-    Stored(StoredEntry),
+    Stored(Box<StoredEntry>),
 }
 
 /// A secret rotated: the entry, the new secret (shown this once) and
@@ -221,7 +221,7 @@ impl Provisioning {
         if let Some(c) = self.config_entry(id) {
             return Ok(Found::Config(c));
         }
-        Ok(Found::Stored(self.stored(id).await?))
+        Ok(Found::Stored(Box::new(self.stored(id).await?)))
     }
 
     /// Entries of the config file are read-only through the API.
