@@ -11,8 +11,10 @@
 //!   [`probe`]: `pinless probe`, a test caller for any SIP endpoint.
 //! - [`api`] (warp): the HTTP API. Validates, authenticates, then reaches a
 //!   call through its opaque handle; one error type renders every error.
-//! - [`provisioning`]: entries provisioned at runtime, as stored and as
-//!   a cluster's nodes keep them alike (Redis → SQLite → entry book).
+//! - [`provisioning`]: entries provisioned at runtime: what creating,
+//!   replacing, deleting or rotating one does (the API only reads requests
+//!   and renders answers), how they are stored, and how a cluster's nodes
+//!   keep them alike (Redis → SQLite → entry book).
 //! - [`call`]: the call core. A sans-IO machine holds a call's whole state
 //!   and every deadline on the monotonic clock; one thin driver task per
 //!   call feeds it facts and performs its actions; one admission door
