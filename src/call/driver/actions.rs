@@ -9,10 +9,11 @@ use super::{Attempt, AttemptEnd, Call, Replier};
 use crate::call::door::secure;
 use crate::call::driver::answer::hold_music;
 use crate::call::driver::webhook_task;
-use crate::call::machine::{Action, EndReason, Input, KeyTo, KeyVia, PromptEnd, Reply, Transfer};
+use crate::call::machine::{
+    Action, EndReason, Input, KeyTo, KeyVia, PromptEnd, Reply, Transfer, room,
+};
 use crate::codec::DtmfPress;
 use crate::media::RtpSocket;
-use crate::sip::crypto;
 use crate::sip::{DialOutcome, Dialing, EarlyNews, Leg, OutboundRequest, sdp};
 use std::collections::VecDeque;
 
@@ -233,34 +234,21 @@ impl Call {
         offered: Option<Vec<(u32, crate::sdes::MasterKey)>>,
     ) -> Input {
         let failed = |code: Option<u16>, reason: String| Input::RoomFailed { code, reason };
-        let srtp = match (&outcome, offered) {
-            (DialOutcome::Answered { sdp: body, .. }, Some(ours)) => {
-                crypto::answered(body, &ours).map(Some)
-            }
-            // A room that answers our plain offer with SRTP would have
-            // its ciphertext relayed as audio.
-            (DialOutcome::Answered { sdp: body, .. }, None) => {
-                crypto::answered_plain(body).map(|()| None)
-            }
-            _ => Ok(None),
-        };
         let input = match outcome {
             DialOutcome::Answered { leg, sdp: body } => {
-                match sdp::parse_for(&body, self.ctx.media.codecs()) {
-                    // A room that answers our SRTP offer without SRTP (or
-                    // with keys we cannot use), or our plain offer with
-                    // SRTP, is a failed attempt: its audio would be in
-                    // clear, or unreadable.
-                    Ok(_) if srtp.as_ref().is_err() => {
-                        leg.hangup();
-                        let e = srtp.err().map(|e| e.to_string()).unwrap_or_default();
-                        failed(Some(488), e)
-                    }
+                let codecs = self.ctx.media.codecs();
+                match room::accept_answer(&body, codecs, offered.as_deref()) {
                     Ok(answer) => {
-                        let keys = srtp.ok().flatten();
+                        let media = answer.media;
                         if self
                             .media
-                            .bridge_secure(socket, answer.addr, answer.choose(), answer.sends, keys)
+                            .bridge_secure(
+                                socket,
+                                media.addr,
+                                media.choose(),
+                                media.sends,
+                                answer.keys,
+                            )
                             .await
                         {
                             // Make before break: the caller is on the new room
@@ -276,9 +264,9 @@ impl Call {
                             failed(None, "media relay unavailable".into())
                         }
                     }
-                    Err(e) => {
+                    Err((code, why)) => {
                         leg.hangup();
-                        failed(Some(488), format!("room answer unusable: {e}"))
+                        failed(Some(code), why)
                     }
                 }
             }
