@@ -4,7 +4,9 @@
 use crate::api::{self, Api, ServeError};
 use crate::call::door::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
-use crate::call::{EntryBook, EntryError, EventFeed, NodeCalls, Registry, Saved, config_entries};
+use crate::call::{
+    EntryBook, EntryError, EventFeed, NodeCalls, Registry, SavedCalls, config_entries,
+};
 use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
@@ -100,7 +102,7 @@ impl Gateway {
         // Calls an earlier run left up: the clock goes on from theirs, and
         // until their dialogs are back the layer stays silent (not 481)
         // on requests for them, so peers retransmit.
-        let saved = Saved::load(&store)?;
+        let saved = SavedCalls::load(&store)?;
         if !saved.is_empty() {
             stack.set_resuming(true);
         }

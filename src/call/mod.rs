@@ -43,7 +43,7 @@ pub use registry::handle::{CallError, CallHandle};
 pub use registry::node::NodeCalls;
 pub use registry::queue::{QueueView, QueuedCall};
 pub use registry::{NotLive, Registry};
-pub use restart::resume::Saved;
+pub use restart::resume::SavedCalls;
 
 /// Id of a held call (`callId` in the webhook and API): a UUID, not the
 /// SIP Call-ID, so that it reveals nothing of the carrier's signalling.

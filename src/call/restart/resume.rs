@@ -16,16 +16,16 @@ use crate::store::{LiveCall, Store, StoreError};
 use std::sync::Arc;
 
 /// The saved calls, read before the clock starts.
-pub struct Saved {
+pub struct SavedCalls {
     calls: Vec<(
         LiveCall,
         Result<SavedCall, crate::call::restart::saved::SavedError>,
     )>,
 }
 
-impl Saved {
+impl SavedCalls {
     /// Reads every saved call from the store.
-    pub fn load(store: &Store) -> Result<Saved, StoreError> {
+    pub fn load(store: &Store) -> Result<SavedCalls, StoreError> {
         let calls = store
             .live_calls()?
             .into_iter()
@@ -34,7 +34,7 @@ impl Saved {
                 (live, saved)
             })
             .collect();
-        Ok(Saved { calls })
+        Ok(SavedCalls { calls })
     }
 
     /// Where the node's monotonic clock goes on from: the latest saved
