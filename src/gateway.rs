@@ -1,7 +1,7 @@
 //! Wires the layers together: loads the hold music, starts media, SIP, the
 //! API, and the loop that hands each new INVITE to a call driver.
 
-use crate::api::{self, Api, ServeError};
+use crate::api::{self, Api, AudioCache, ServeError};
 use crate::call::door::admission::{Admission, DoorConfig};
 use crate::call::driver::{self, Ctx};
 use crate::call::{
@@ -10,6 +10,7 @@ use crate::call::{
 use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
+use crate::confine::{MediaDir, Origin, UrlPolicy};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
 use crate::provisioning::Provisioning;
 use crate::provisioning::sync::EntrySync;
@@ -122,7 +123,16 @@ impl Gateway {
         let node = Arc::new(NodeCalls::default());
         let feed = Arc::new(EventFeed::new(crate::clock::unix_ms()));
         let clock = Clock::starting_at(saved.clock_start(crate::clock::unix_ms()));
-        let webhooks = webhook::Sender::new(RetryPolicy::default());
+        let urls = UrlPolicy {
+            allow_private: config.api.allow_private_urls,
+        };
+        let media_dir = match &config.api.media_dir {
+            Some(dir) => MediaDir::new(dir).map_err(|e| {
+                ConfigError::key("api.media_dir", format!("{}: {e}", dir.display()))
+            })?,
+            None => MediaDir::none(),
+        };
+        let webhooks = webhook::Sender::new(RetryPolicy::default(), urls);
         let ctx = Arc::new(Ctx {
             stack: stack.clone(),
             store: store.clone(),
@@ -136,6 +146,7 @@ impl Gateway {
             feed: feed.clone(),
             stream_tls: tls_client,
             streams,
+            urls,
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.
@@ -167,14 +178,20 @@ impl Gateway {
                 store: store.clone(),
                 entries: entries.clone(),
                 config_entries: config.dialin.clone(),
-                verifier: ctx.webhooks.with_policy(RetryPolicy::verification()),
+                verifier: ctx
+                    .webhooks
+                    .with_policy(RetryPolicy::verification())
+                    .for_origin(Origin::ApiClient),
+                files: media_dir.clone(),
+                urls,
                 sip_host,
                 cluster: cluster.clone(),
             },
             node: node.clone(),
             cluster: cluster.clone(),
             feed: feed.clone(),
-            audio: Default::default(),
+            audio: AudioCache::new(media_dir, urls),
+            urls,
         });
         // Calls of the last run first: the API (and /readyz) answers only
         // once they are taken over.

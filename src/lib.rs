@@ -31,7 +31,8 @@
 //! - [`config`]: the one configuration struct, parsed once into typed
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),
-//!   [`codec`] (codec and DTMF types sip and media share), [`ct`] (constant-time
+//!   [`confine`] (what an API client may make the gateway read or reach:
+//!   files inside `media_dir`, URLs checked after resolution), [`codec`] (codec and DTMF types sip and media share), [`ct`] (constant-time
 //!   comparison of secrets), [`running`] (a count of running calls or tasks
 //!   a stop waits on), [`sdes`] (SRTP suites and master keys, which
 //!   sip writes in SDP and media keys its contexts with).
@@ -42,6 +43,7 @@ pub mod clock;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod confine;
 pub mod ct;
 pub mod gateway;
 pub mod lifecycle;

@@ -427,7 +427,7 @@ fn start_pinless_with(
     // would end 30 s after its answer, in the middle of a long run.
     let text = format!(
         "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n{sip_extra}\
-         [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
+         [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\nallow_private_urls = true\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
          [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\nrtp_timeout_secs = 0\n{threads}\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\npacer_busy_max_pct = 95\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\

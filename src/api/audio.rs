@@ -1,5 +1,6 @@
-//! Audio for the play API: a file path or an http(s) URL, fetched (with a
-//! timeout and a size cap) or read, decoded off the async threads into
+//! Audio for the play API: a file inside `[api] media_dir` or an http(s)
+//! URL whose every address the URL policy allows (see `confine`), fetched
+//! (with a timeout and a size cap) or read, decoded off the async threads into
 //! the gateway's 8 kHz G.711 frames, and cached by the exact string given
 //! (bounded: the least recently used go first). A file or URL whose
 //! content changes keeps its cached audio until it is pushed out: give
@@ -7,9 +8,9 @@
 
 use super::bad_request::FieldError;
 use super::error::ApiError;
+use crate::confine::{MediaDir, UrlPolicy, refusal_in};
 use crate::media::{HoldError, HoldLoop};
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,17 +27,23 @@ const LONGEST: Duration = Duration::from_secs(10 * 60);
 
 /// Decoded clips by the `audio` string that named them.
 pub struct AudioCache {
-    http: reqwest::Client,
+    files: MediaDir,
+    urls: UrlPolicy,
+    /// Err: the client could not be built (its reason fails each fetch;
+    /// an unchecked default client must never stand in).
+    http: Result<reqwest::Client, String>,
     clips: Mutex<VecDeque<(String, Arc<HoldLoop>)>>,
 }
 
-impl Default for AudioCache {
-    fn default() -> Self {
+impl AudioCache {
+    pub fn new(files: MediaDir, urls: UrlPolicy) -> Self {
         AudioCache {
-            http: reqwest::Client::builder()
-                .timeout(FETCH_TIMEOUT)
+            files,
+            urls,
+            http: urls
+                .http_client(FETCH_TIMEOUT)
                 .build()
-                .unwrap_or_default(),
+                .map_err(|e| e.to_string()),
             clips: Mutex::new(VecDeque::new()),
         }
     }
@@ -45,7 +52,8 @@ impl Default for AudioCache {
 /// Where an `audio` string points.
 enum Source {
     Url(String),
-    File(PathBuf),
+    /// As given: resolved inside `media_dir`.
+    File(String),
 }
 
 fn source(audio: &str) -> Source {
@@ -53,13 +61,18 @@ fn source(audio: &str) -> Source {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         Source::Url(audio.to_string())
     } else {
-        Source::File(PathBuf::from(audio))
+        Source::File(audio.to_string())
     }
 }
 
 /// 400 naming `audio`.
 fn unreachable(audio: &str, why: impl std::fmt::Display) -> ApiError {
     FieldError::rule("audio", format!("cannot get {audio}: {why}")).into()
+}
+
+/// 400 naming `audio`: the URL or file is not one an API client may use.
+fn refused(why: impl std::fmt::Display) -> ApiError {
+    FieldError::rule("audio", why.to_string()).into()
 }
 
 /// 422 naming `audio`.
@@ -89,6 +102,9 @@ impl AudioCache {
         }
         let decoded = match source(audio) {
             Source::Url(url) => {
+                // The reason, before any packet goes to the address; the
+                // client's resolver checks again as it connects.
+                self.urls.check_url(&url).await.map_err(refused)?;
                 let bytes = self.fetch(&url).await?;
                 // The URL's last segment hints at the format.
                 let name = url.rsplit('/').next().unwrap_or_default().to_string();
@@ -97,7 +113,8 @@ impl AudioCache {
                 })
                 .await
             }
-            Source::File(path) => {
+            Source::File(given) => {
+                let path = self.files.resolve(&given).map_err(refused)?;
                 let meta = tokio::fs::metadata(&path)
                     .await
                     .map_err(|e| unreachable(audio, e))?;
@@ -115,7 +132,7 @@ impl AudioCache {
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|e| unreachable(audio, e))?;
-                let name = path.display().to_string();
+                let name = given;
                 tokio::task::spawn_blocking(move || {
                     HoldLoop::from_bytes_within(bytes, &name, Some(LONGEST))
                 })
@@ -132,12 +149,14 @@ impl AudioCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, ApiError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| unreachable(url, e))?;
+        let http = self.http.as_ref().map_err(|e| unreachable(url, e))?;
+        let response = http.get(url).send().await.map_err(|e| {
+            match refusal_in(&e) {
+                Some(r) if e.is_redirect() => refused(format!("a redirect was {r}")),
+                Some(r) => refused(r),
+                None => unreachable(url, e),
+            }
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(unreachable(url, format!("HTTP {}", status.as_u16())));
@@ -191,7 +210,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_and_keeps_the_recently_used() {
-        let cache = AudioCache::default();
+        let cache = AudioCache::new(MediaDir::none(), UrlPolicy::default());
         for i in 0..CACHED_CLIPS + 5 {
             cache.keep(&format!("a{i}"), clip(1));
         }

@@ -25,6 +25,7 @@ impl From<ProvisionError> for ApiError {
     fn from(e: ProvisionError) -> Self {
         match e {
             ProvisionError::Clash(clash) => ApiError::EntryClash(clash),
+            ProvisionError::Confined { field, reason } => FieldError::rule(field, reason).into(),
             ProvisionError::BadEntry(e) => ApiError::BadEntry(e),
             ProvisionError::Unknown => ApiError::Unknown(Unknown::Entry),
             ProvisionError::ConfigFileEntry => ApiError::ConfigFileEntry,
@@ -36,8 +37,10 @@ impl From<ProvisionError> for ApiError {
 }
 
 /// Parses a body `{"type":"pinless_dialin","config":{…}}` (or the fields
-/// flat beside `type`) into an entry; errors name the field.
-pub fn parse_entry(body: &[u8]) -> Result<DialinEntry, BadRequest> {
+/// flat beside `type`) into an entry; errors name the field. With it, the
+/// prefix the body's fields are named with (`config.` or none), for
+/// errors found later.
+fn parse_entry(body: &[u8]) -> Result<(DialinEntry, &'static str), BadRequest> {
     let mut obj = BadRequest::object(body)?;
     match obj.remove("type") {
         Some(Value::String(t)) if t == TYPE => {}
@@ -69,7 +72,17 @@ pub fn parse_entry(body: &[u8]) -> Result<DialinEntry, BadRequest> {
         ConfigError::Key { key, reason } => BadRequest::Field(FieldError::rule(key, reason)),
         other => BadRequest::Config(other),
     })?;
-    Ok(entry)
+    Ok((entry, prefix))
+}
+
+/// A provisioning error, a field named as the body named it.
+fn named(prefix: &str) -> impl Fn(ProvisionError) -> ApiError + '_ {
+    move |e| match e {
+        ProvisionError::Confined { field, reason } => {
+            FieldError::rule(format!("{prefix}{field}"), reason).into()
+        }
+        other => other.into(),
+    }
 }
 
 /// An entry as the API shows it; secrets masked unless `show_hmac`.
@@ -117,7 +130,8 @@ fn verification(v: &Verification) -> Value {
 
 /// `POST /v1/domain-dialin-config`.
 pub async fn create(p: &Provisioning, body: &[u8]) -> Reply {
-    let created = p.create(parse_entry(body)?).await?;
+    let (entry, prefix) = parse_entry(body)?;
+    let created = p.create(entry).await.map_err(named(prefix))?;
     let mut out = stored_view(&created.stored, created.generated_hmac.as_deref());
     out["verification"] = verification(&created.verification);
     Ok(json(StatusCode::OK, &out))
@@ -158,8 +172,8 @@ pub async fn get(p: &Provisioning, id: &str) -> Reply {
 pub async fn replace(p: &Provisioning, id: &str, body: &[u8]) -> Reply {
     // A config-file entry is refused whatever the body says.
     p.refuse_file_entry(id)?;
-    let config = parse_entry(body)?;
-    let (stored, verified) = p.replace(id, config).await?;
+    let (config, prefix) = parse_entry(body)?;
+    let (stored, verified) = p.replace(id, config).await.map_err(named(prefix))?;
     let mut out = stored_view(&stored, None);
     out["verification"] = verification(&verified);
     Ok(json(StatusCode::OK, &out))
@@ -209,11 +223,11 @@ mod tests {
     #[test]
     fn bodies_nested_or_flat_and_errors_name_the_field() {
         let nested = br#"{"type":"pinless_dialin","config":{"phone_number":"+15550001111","room_creation_api":"http://h/x","open":true}}"#;
-        let e = parse_entry(nested).unwrap();
+        let (e, _) = parse_entry(nested).unwrap();
         assert_eq!(e.phone_number.as_deref(), Some("+15550001111"));
         assert_eq!(e.name_prefix, "dialin");
         let flat = br#"{"type":"pinless_dialin","sip_uri":"sip:a@h","room_creation_api":"http://h/x","name_prefix":"a","allowed_cidrs":["10.0.0.0/8"]}"#;
-        assert_eq!(parse_entry(flat).unwrap().name_prefix, "a");
+        assert_eq!(parse_entry(flat).unwrap().0.name_prefix, "a");
         let err = |b: &str| parse_entry(b.as_bytes()).unwrap_err().to_string();
         assert!(err(r#"{"config":{}}"#).starts_with("type"));
         assert!(err(r#"{"type":"x"}"#).starts_with("type"));

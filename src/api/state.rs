@@ -25,4 +25,6 @@ pub struct Api {
     pub feed: Arc<EventFeed>,
     /// Decoded audio of the play API, by file or URL.
     pub audio: super::audio::AudioCache,
+    /// Which addresses URLs of API requests may reach (`streamUrl`).
+    pub urls: crate::confine::UrlPolicy,
 }

@@ -9,6 +9,7 @@ use super::reply::json;
 use super::state::Api;
 use crate::call::TransferRequest;
 use crate::call::machine::route;
+use crate::stream::StreamUrl;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
@@ -78,12 +79,27 @@ pub async fn handle(api: &Api, body: &[u8], key: Option<&str>) -> Result<Respons
     }
     let first = update.transfer.targets[0].clone();
     let request = update.transfer;
+    let call = live(api, &update.call_id)?;
+    if let Some(stream) = &request.stream {
+        reachable(api, &stream.url).await?;
+    }
     // A duplicate gets the very answer the first one got.
-    live(api, &update.call_id)?.update(request, key).await?;
+    call.update(request, key).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "status": "transferring", "callId": update.call_id, "sipUri": first }),
     ))
+}
+
+/// Refuses a `streamUrl` whose addresses an API client may not reach,
+/// before the call is touched (the opening checks again as it connects).
+async fn reachable(api: &Api, url: &str) -> Result<(), FieldError> {
+    let parsed = StreamUrl::parse(url).map_err(|e| FieldError::rule("streamUrl", e.to_string()))?;
+    api.urls
+        .resolve(&parsed.host(), parsed.port())
+        .await
+        .map(|_| ())
+        .map_err(|e| FieldError::rule("streamUrl", e.to_string()))
 }
 
 #[cfg(test)]

@@ -103,6 +103,12 @@ pub struct ApiConfig {
     /// Accepted in `Authorization: Bearer …`; empty refuses every call but
     /// health and metrics.
     pub bearer_tokens: Vec<String>,
+    /// The one directory whose files API clients may name (play `audio`,
+    /// a provisioned entry's audio files); None refuses every file.
+    pub media_dir: Option<PathBuf>,
+    /// Whether URLs API clients supply may reach loopback and private
+    /// addresses (link-local and metadata ones never).
+    pub allow_private_urls: bool,
 }
 
 /// `[hold]`: what callers hear while parked.
@@ -220,6 +226,8 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             bearer_tokens: vec!["dev-token".into()],
+            media_dir: None,
+            allow_private_urls: false,
         }
     }
 }

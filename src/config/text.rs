@@ -63,6 +63,9 @@ struct MediaText {
 struct ApiText {
     listen: String,
     bearer_tokens: Vec<String>,
+    /// "" means none.
+    media_dir: String,
+    allow_private_urls: bool,
 }
 
 impl ConfigText {
@@ -111,6 +114,8 @@ impl ConfigText {
                 listen: optional_addr("api.listen", &api.listen)?
                     .ok_or_else(|| ConfigError::key("api.listen", "must not be empty"))?,
                 bearer_tokens: api.bearer_tokens,
+                media_dir: optional_path(api.media_dir),
+                allow_private_urls: api.allow_private_urls,
             },
             hold,
             dialin,
@@ -200,6 +205,8 @@ impl Default for ConfigText {
             api: ApiText {
                 listen: api.listen.to_string(),
                 bearer_tokens: api.bearer_tokens,
+                media_dir: path_text(api.media_dir),
+                allow_private_urls: api.allow_private_urls,
             },
             hold,
             dialin,

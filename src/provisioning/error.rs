@@ -12,6 +12,10 @@ pub enum ProvisionError {
     /// The entry cannot be put in force (its announcement, its secrets).
     #[error(transparent)]
     BadEntry(EntryError),
+    /// A URL or a file of the entry reaches where an API client's may
+    /// not (see `confine`); `field` is the entry's key.
+    #[error("{field}: {reason}")]
+    Confined { field: &'static str, reason: String },
     /// No entry has this id.
     #[error("unknown entry")]
     Unknown,

@@ -3,9 +3,11 @@
 //! `error`), how an entry is stored and shared (`record`: SQLite's
 //! `StoredEntry` and Redis's `EntryRecord`, translated both ways) and how
 //! a cluster's nodes keep the same entries (`sync`: Redis → this node's
-//! database → its entry book). The provisioning API (`api::provision`)
+//! database → its entry book), and what an entry written by an API client
+//! may point at (`confine`: its URLs and files). The provisioning API (`api::provision`)
 //! reads requests into `service` calls and renders their results.
 
+mod confine;
 pub mod error;
 pub mod record;
 pub mod service;

@@ -7,6 +7,7 @@
 //! reads requests into these calls and renders what they return.
 
 use super::WRITES;
+use super::confine::confine_entry;
 use super::error::ProvisionError;
 use super::record::to_record;
 use crate::call::door::entries::stored_keys;
@@ -14,6 +15,7 @@ use crate::call::{Entry, EntryBook};
 use crate::clock::unix_ms;
 use crate::cluster::Cluster;
 use crate::config::DialinEntry;
+use crate::confine::{MediaDir, UrlPolicy};
 use crate::store::{Store, StoreError, StoredEntry, StoredKeys};
 use crate::webhook::{self, AttemptOutcome, Delivery, messages};
 use base64::Engine;
@@ -32,6 +34,10 @@ pub struct Provisioning {
     pub sip_host: String,
     /// Where entries are shared with the other nodes, in a cluster.
     pub cluster: Option<Arc<Cluster>>,
+    /// Where an entry's audio files must be (`[api] media_dir`).
+    pub files: MediaDir,
+    /// Which addresses an entry's webhook URLs may reach.
+    pub urls: UrlPolicy,
 }
 
 /// How the entry's webhook took the `{"Test":"test"}` post: its status,
@@ -164,7 +170,8 @@ impl Provisioning {
 
     /// A new entry from `config` (its secret generated unless given, its
     /// static SIP URI made up unless given).
-    pub async fn create(&self, mut config: DialinEntry) -> Result<Created, ProvisionError> {
+    pub async fn create(&self, config: DialinEntry) -> Result<Created, ProvisionError> {
+        let mut config = confine_entry(config, &self.files, self.urls).await?;
         let generated = config.hmac.is_none();
         let hmac = config.hmac.take().unwrap_or_else(new_secret);
         let id = uuid::Uuid::new_v4().to_string();
@@ -237,9 +244,10 @@ impl Provisioning {
     pub async fn replace(
         &self,
         id: &str,
-        mut config: DialinEntry,
+        config: DialinEntry,
     ) -> Result<(StoredEntry, Verification), ProvisionError> {
         self.refuse_file_entry(id)?;
+        let mut config = confine_entry(config, &self.files, self.urls).await?;
         let write = WRITES.lock().await;
         let mut stored = self.stored(id).await?;
         let new_hmac = config.hmac.take().filter(|h| *h != stored.keys.hmac);

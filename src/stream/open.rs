@@ -1,4 +1,5 @@
-//! Opening a stream: TCP, TLS for `wss` (web PKI roots plus `sip.tls_ca`,
+//! Opening a stream: the URL's addresses checked against the URL policy
+//! (`confine`; the connection goes to the checked ones), TCP, TLS for `wss` (web PKI roots plus `sip.tls_ca`,
 //! the same trust as TLS room legs), the WebSocket handshake with the
 //! app's headers, then `connected` and `start`. The caller hears music
 //! all the while (make before break): only an `Opened` stream is worth
@@ -6,6 +7,7 @@
 
 use super::proto::{Outbox, StartInfo};
 use super::target::{StreamUrl, UrlError};
+use crate::confine::{UrlPolicy, UrlRefused};
 use futures_util::SinkExt;
 use rustls_pki_types::ServerName;
 use std::time::{Duration, Instant};
@@ -34,6 +36,9 @@ pub enum OpenError {
     /// A handshake header cannot be written.
     #[error("streamHeaders.{0}: cannot be sent")]
     Header(String),
+    /// The URL reaches an address API clients may not reach.
+    #[error("streamUrl: {0}")]
+    Refused(UrlRefused),
     /// Nothing was done in the time the attempt had.
     #[error("no answer from the bot in {0:?}")]
     Timeout(Duration),
@@ -54,9 +59,14 @@ pub enum OpenError {
 
 impl OpenError {
     /// Whether another attempt may work: not with a URL or a header that
-    /// cannot be sent at all.
+    /// cannot be sent at all, nor to an address that is refused (a name
+    /// that did not resolve may resolve next time).
     pub fn retryable(&self) -> bool {
-        !matches!(self, OpenError::Url(_) | OpenError::Header(_))
+        match self {
+            OpenError::Url(_) | OpenError::Header(_) => false,
+            OpenError::Refused(r) => matches!(r, UrlRefused::Unresolved { .. }),
+            _ => true,
+        }
     }
 
     /// The HTTP status of a refused handshake.
@@ -76,6 +86,8 @@ pub struct OpenRequest {
     pub headers: Vec<(String, String)>,
     pub start: StartInfo,
     pub tls: TlsConnector,
+    /// Which addresses the URL may reach.
+    pub urls: UrlPolicy,
     /// For everything up to `start` sent. None: the owner times it (a
     /// call's machine does) and gives up by dropping the future.
     pub timeout: Option<Duration>,
@@ -124,7 +136,12 @@ pub async fn open(request: OpenRequest) -> Result<Opened, OpenError> {
 async fn open_now(request: OpenRequest) -> Result<Opened, OpenError> {
     let url = StreamUrl::parse(&request.url)?;
     let host = url.host();
-    let tcp = TcpStream::connect((host.as_str(), url.port()))
+    let addrs = request
+        .urls
+        .resolve(&host, url.port())
+        .await
+        .map_err(OpenError::Refused)?;
+    let tcp = TcpStream::connect(&addrs[..])
         .await
         .map_err(OpenError::Connect)?;
     // Audio frames are small and paced: Nagle would only delay them.

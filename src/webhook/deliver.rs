@@ -4,6 +4,7 @@
 
 use super::sign::{SigningKeys, sign};
 use crate::clock::unix_ms;
+use crate::confine::{Origin, UrlPolicy, UrlRefused, refusal_in};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,11 +79,17 @@ pub enum AttemptError {
     /// Anything else the HTTP client reported, in its own words.
     #[error("{0}")]
     Other(#[source] Arc<reqwest::Error>),
+    /// The URL (an API client's) reaches an address it may not reach;
+    /// nothing was sent.
+    #[error(transparent)]
+    Refused(UrlRefused),
 }
 
 impl AttemptError {
     fn of(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
+        if let Some(refusal) = refusal_in(&e) {
+            AttemptError::Refused(refusal.clone())
+        } else if e.is_timeout() {
             AttemptError::TimedOut(Arc::new(e))
         } else if e.is_connect() {
             AttemptError::Connect(Arc::new(e))
@@ -112,6 +119,11 @@ impl AttemptOutcome {
     /// (say 401 for a signature the app rejects) will not change by waiting.
     fn retryable(&self) -> bool {
         match self {
+            // A name that did not resolve may resolve later; an address
+            // refused stays refused.
+            AttemptOutcome::Error(AttemptError::Refused(r)) => {
+                matches!(r, UrlRefused::Unresolved { .. })
+            }
             AttemptOutcome::Error(_) => true,
             AttemptOutcome::Status(s) => *s == 408 || *s == 429 || *s >= 500,
         }
@@ -146,30 +158,60 @@ pub enum Delivery {
 /// an app that sends back a whole page does not route with it.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// Posts signed webhooks. Cheap to clone; shares one connection pool.
+/// Posts signed webhooks. Cheap to clone; shares its connection pools.
+///
+/// Two clients: one for URLs the operator wrote (the config file's
+/// entries), one for URLs an API client supplied (provisioned entries),
+/// which reaches only addresses `urls` allows. `for_origin` picks.
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    open: reqwest::Client,
+    /// Err: it could not be built (no TLS backend); each attempt for an
+    /// API client's URL then fails with that error (an unchecked client
+    /// must never stand in).
+    confined: Result<reqwest::Client, Arc<reqwest::Error>>,
+    urls: UrlPolicy,
+    origin: Origin,
     policy: RetryPolicy,
 }
 
+const USER_AGENT: &str = concat!("pinless/", env!("CARGO_PKG_VERSION"));
+
 impl Sender {
-    pub fn new(policy: RetryPolicy) -> Self {
+    /// Sends for the operator's URLs until `for_origin` says otherwise.
+    pub fn new(policy: RetryPolicy, urls: UrlPolicy) -> Self {
+        let open = reqwest::Client::builder()
+            .timeout(policy.attempt_timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .unwrap_or_default();
+        let confined = urls
+            .http_client(policy.attempt_timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(Arc::new);
         Self {
-            client: reqwest::Client::builder()
-                .timeout(policy.attempt_timeout)
-                .user_agent(concat!("pinless/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .unwrap_or_default(),
+            open,
+            confined,
+            urls,
+            origin: Origin::Operator,
             policy,
         }
     }
 
-    /// The same connection pool with another retry policy.
+    /// The same connection pools with another retry policy.
     pub fn with_policy(&self, policy: RetryPolicy) -> Self {
         Self {
-            client: self.client.clone(),
             policy,
+            ..self.clone()
+        }
+    }
+
+    /// The sender for URLs of `origin`.
+    pub fn for_origin(&self, origin: Origin) -> Self {
+        Self {
+            origin,
+            ..self.clone()
         }
     }
 
@@ -220,9 +262,22 @@ impl Sender {
         id: &str,
         body: &[u8],
     ) -> (AttemptOutcome, Option<Vec<u8>>) {
+        let client = match self.origin {
+            Origin::Operator => &self.open,
+            Origin::ApiClient => {
+                // Names are judged by the client's resolver; a literal
+                // address never reaches it.
+                if let Err(refusal) = self.urls.check_literal(url) {
+                    return (AttemptOutcome::Error(AttemptError::Refused(refusal)), None);
+                }
+                match &self.confined {
+                    Ok(client) => client,
+                    Err(e) => return (AttemptOutcome::Error(AttemptError::Other(e.clone())), None),
+                }
+            }
+        };
         let headers = sign(keys, id, unix_ms(), body);
-        let mut request = self
-            .client
+        let mut request = client
             .post(url)
             .header("Content-Type", "application/json")
             .body(body.to_vec());

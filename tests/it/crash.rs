@@ -45,7 +45,7 @@ fn setup(port: u16) -> (std::path::PathBuf, std::path::PathBuf) {
         &config,
         format!(
             "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\nbearer_tokens = [\"{TOKEN}\"]\n\
+             [api]\nlisten = \"127.0.0.1:{port}\"\nbearer_tokens = [\"{TOKEN}\"]\nallow_private_urls = true\n\
              [hold]\nmusic = \"{music}\"\n",
             state = dir.join("state").display(),
             music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac"),

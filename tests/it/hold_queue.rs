@@ -198,10 +198,13 @@ prompts_dir = "{dir}"
 #[tokio::test]
 async fn a_provisioned_entry_whose_prompts_dir_lacks_a_file_is_refused_naming_it() {
     let hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start(&hooks.url(), "").await;
     let dir = temp_dir("prompts-api");
     constant_prompts(&dir);
     std::fs::remove_file(dir.join("minutes.wav")).unwrap();
+    // The API names files only inside media_dir: the set is the directory.
+    let media_dir = dir.display().to_string();
+    let env = [("PINLESS_API__MEDIA_DIR", media_dir.as_str())];
+    let gw = TestGateway::start_with_env(&hooks.url(), "", &env).await;
     let config = json!({
         "phone_number": "+15550008888",
         "room_creation_api": hooks.url(),

@@ -122,10 +122,13 @@ async fn crud_with_the_signed_verification_request() {
 #[tokio::test]
 async fn an_entry_made_by_the_api_takes_a_call_at_once() {
     let hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start(&hooks.url(), "").await;
-    let mut sales_rx = WebhookReceiver::start(&[]).await;
-    let quiet = gw.state_dir.join("quiet.wav");
+    let media = support::audio::temp_dir("provisioned-music");
+    let quiet = media.join("quiet.wav");
     silent_wav(&quiet, 1.0);
+    let media_dir = media.display().to_string();
+    let env = [("PINLESS_API__MEDIA_DIR", media_dir.as_str())];
+    let gw = TestGateway::start_with_env(&hooks.url(), "", &env).await;
+    let mut sales_rx = WebhookReceiver::start(&[]).await;
     let (status, made) = create(
         &gw,
         json!({ "sip_uri": "sip:sales@127.0.0.1", "room_creation_api": sales_rx.url(),
@@ -150,6 +153,7 @@ async fn an_entry_made_by_the_api_takes_a_call_at_once() {
         json!({ "X-Lang": "fr" }),
         "the entry's policy applies"
     );
+    let _ = std::fs::remove_dir_all(&media);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 use crate::call::door::header_policy::HeaderPolicy;
 use crate::call::machine::{HoldTimeout, Policy};
 use crate::config::{DialinEntry, HoldTimeoutAction};
+use crate::confine::Origin;
 use crate::media::{HoldLoop, PromptSet};
 use crate::store::StoredEntry;
 use crate::webhook::{
@@ -36,6 +37,9 @@ pub struct Entry {
     pub sip_user: Option<String>,
     pub webhook_url: String,
     pub events_url: Option<String>,
+    /// Who wrote the URLs: an API client's (a provisioned entry's) reach
+    /// only the addresses `[api] allow_private_urls` allows.
+    pub origin: Origin,
     /// Signing keys, for both webhooks.
     pub keys: SigningKeys,
     pub answer_delay: Duration,
@@ -144,6 +148,7 @@ impl Entry {
                 .map(String::from),
             webhook_url: c.room_creation_api.clone(),
             events_url: c.events_url.clone(),
+            origin: Origin::Operator,
             keys,
             answer_delay: Duration::from_millis(c.answer_delay_ms),
             early_media: (c.answer == crate::config::AnswerMode::Early)
@@ -179,7 +184,11 @@ impl Entry {
 
     /// Resolves an API-made entry with its stored secrets.
     pub fn from_stored(s: &StoredEntry, max_hold: Duration) -> Result<Entry, EntryError> {
-        Entry::resolve(s.id.clone(), &s.config, stored_keys(s)?, max_hold, "config")
+        let entry = Entry::resolve(s.id.clone(), &s.config, stored_keys(s)?, max_hold, "config")?;
+        Ok(Entry {
+            origin: Origin::ApiClient,
+            ..entry
+        })
     }
 }
 

@@ -288,7 +288,7 @@ impl Call {
             old.abort();
         }
         self.webhook_task = Some(tokio::spawn(webhook_task::send(
-            self.ctx.webhooks.clone(),
+            self.ctx.webhooks.for_origin(self.entry.origin),
             self.entry.clone(),
             self.machine.parties().clone(),
             self.tx.clone(),

@@ -39,6 +39,7 @@ impl Call {
                 parameters: c.parameters,
             },
             tls: self.ctx.stream_tls.clone(),
+            urls: self.ctx.urls,
             // The machine times the attempt (its `CancelTransfer` drops
             // the opening).
             timeout: None,

@@ -36,6 +36,8 @@ pub struct Ctx {
     /// Voice bots' stream tasks, waited for by a stopping node (their
     /// `stop`), and how long a bot may be silent (`rtp_timeout_secs`).
     pub streams: crate::stream::Upkeep,
+    /// Which addresses voice bots' `streamUrl`s may reach.
+    pub urls: crate::confine::UrlPolicy,
 }
 
 /// Why a store write of a call's did not happen.

@@ -119,7 +119,7 @@ pub(super) async fn drive(
     }
     let events = entry.events_url.as_ref().map(|url| {
         EventSink::start(
-            ctx.events.clone(),
+            ctx.events.for_origin(entry.origin),
             url.clone(),
             entry.keys.clone(),
             id.0.clone(),

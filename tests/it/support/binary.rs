@@ -60,12 +60,14 @@ impl Binary {
                 "[node]\nstate_dir = \"{state}\"\n{node}\n\
                  [sip]\nudp = \"{sip}\"\ntcp = \"{sip}\"\n\
                  [media]\nrtp_port_min = {min}\nrtp_port_max = {max}\n\
-                 [api]\nlisten = \"127.0.0.1:{api_port}\"\nbearer_tokens = [\"{TOKEN}\"]\n\
+                 [api]\nlisten = \"127.0.0.1:{api_port}\"\nbearer_tokens = [\"{TOKEN}\"]\nallow_private_urls = true\n\
+                 media_dir = \"{assets}\"\n\
                  [hold]\nmusic = \"{music}\"\n\
                  [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
                  room_creation_api = \"{hook_url}\"\nhmac = \"{secret}\"\nopen = true\n{entry}\n{more}\n",
                 state = dir.join("state").display(),
                 music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac"),
+                assets = concat!(env!("CARGO_MANIFEST_DIR"), "/assets"),
                 secret = super::SECRET,
             ),
         )
