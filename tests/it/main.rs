@@ -13,6 +13,7 @@ mod support;
 
 mod call_flow;
 mod chaining;
+mod confine;
 mod console_page;
 mod crash;
 mod docs;

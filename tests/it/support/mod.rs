@@ -10,6 +10,7 @@ pub mod browser;
 pub mod cluster;
 #[cfg(feature = "interop")]
 pub mod kamailio;
+pub mod netns;
 pub mod peers;
 #[cfg(feature = "interop")]
 pub mod pipecat;
@@ -261,8 +262,17 @@ pub struct HeldCall {
 /// Starts a gateway (`extra` appended to its entry), calls it over UDP
 /// with `headers`, and waits for the webhook.
 pub async fn held_call(extra: &str, headers: &[(&str, &str)]) -> HeldCall {
+    held_call_with_env(extra, headers, &[]).await
+}
+
+/// `held_call` at a gateway with `PINLESS_…` overrides.
+pub async fn held_call_with_env(
+    extra: &str,
+    headers: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> HeldCall {
     let mut hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start(&hooks.url(), extra).await;
+    let gw = TestGateway::start_with_env(&hooks.url(), extra, env).await;
     let phone = Phone::new().await;
     let (caller, media) = phone.call(&gw.sip_uri("support", false), headers).await;
     let hook = hooks.next().await;
