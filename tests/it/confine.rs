@@ -232,6 +232,29 @@ async fn urls_to_loopback_are_refused_before_anything_is_sent_unless_allowed() {
     assert!(error.starts_with("config.events_url: refused: 127.0.0.1 is a loopback"), "{error}");
     assert_eq!(entries(&call.gw).await, 1, "nothing saved");
 
+    // A bot a webhook answer names: that transfer fails, once, and the
+    // caller stays on hold.
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    hooks.answer_with(&json!({ "streamUrl": format!("ws://{}/bot", bot.addr) }).to_string());
+    let routed = TestGateway::start_with_env(&hooks.url(), "", &[STRICT]).await;
+    let phone = Phone::new().await;
+    let (_leg, _) = phone.call(&routed.sip_uri("support", false), &[]).await;
+    let id = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
+    let view = routed
+        .wait_call(&id, std::time::Duration::from_secs(5), |c| {
+            c["state"] == "held" && !details(c, "call.transfer_failed").is_empty()
+        })
+        .await;
+    let failed = details(&view, "call.transfer_failed");
+    assert_eq!(failed.len(), 1, "not retried: {failed:?}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused: 127.0.0.1 is a loopback address"),
+        "{failed:?}"
+    );
+
     assert_eq!(server.hits(), 0, "no request reached the server");
     assert_eq!(bot.hits(), 0, "no connection reached the bot's address");
     call.wait(|c| c["state"] == "held").await;
