@@ -10,6 +10,7 @@
 //! - `syntax`: the value formats config shares with `sip` and `webhook`
 //!   (which re-export them): SIP URI user, custom header names, secrets.
 //! - `dialin`: the `[[dialin]]` entry.
+//! - `registration`: a `[[registration]]` at a provider's registrar.
 //! - `sections`: `Config` and its sections, with the built-in defaults.
 //! - `env`: the `PINLESS_` overrides.
 //! - `text`: the config as serde reads it; its addresses parsed once.
@@ -19,6 +20,7 @@
 mod dialin;
 mod env;
 mod error;
+mod registration;
 mod sections;
 pub mod syntax;
 mod text;
@@ -31,6 +33,7 @@ pub use dialin::{
     OnRoomHangup,
 };
 pub use error::ConfigError;
+pub use registration::RegistrationConfig;
 pub use sections::{
     ApiConfig, ClusterConfig, Config, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
     ShutdownMode, SipConfig,
@@ -77,7 +80,10 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|source| ConfigError::Syntax { source })?;
-        env::apply(&mut table, vars)?;
+        // The environment is read once: for the overrides and for
+        // `password_env`.
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        env::apply(&mut table, vars.iter().cloned())?;
         let mut config: text::ConfigText =
             serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
                 ConfigError::Key {
@@ -89,7 +95,15 @@ impl Config {
             // A file with no entries means no entries, not the demo one.
             config.dialin.clear();
         }
-        let config = config.into_config()?;
+        let mut config = config.into_config()?;
+        for (i, r) in config.registration.iter_mut().enumerate() {
+            let var = |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            r.resolve_password(&format!("registration[{i}]"), var)?;
+        }
         config.validate()?;
         Ok(config)
     }

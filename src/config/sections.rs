@@ -3,6 +3,7 @@
 //! checking `validate`'s.
 
 use super::dialin::DialinEntry;
+use super::registration::RegistrationConfig;
 use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,6 +22,8 @@ pub struct Config {
     pub dialin: Vec<DialinEntry>,
     pub limits: LimitsConfig,
     pub cluster: ClusterConfig,
+    /// Bindings kept at providers' registrars.
+    pub registration: Vec<RegistrationConfig>,
 }
 
 /// `[node]`: identity and persistent state of this node.
@@ -278,6 +281,7 @@ impl Default for Config {
             }],
             limits: LimitsConfig::default(),
             cluster: ClusterConfig::default(),
+            registration: Vec::new(),
         }
     }
 }

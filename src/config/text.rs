@@ -7,7 +7,7 @@
 
 use super::{
     ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig,
-    MediaConfig, NodeConfig, SipConfig,
+    MediaConfig, NodeConfig, RegistrationConfig, SipConfig,
 };
 use crate::codec::AudioCodec;
 use serde::Deserialize;
@@ -27,6 +27,7 @@ pub(super) struct ConfigText {
     pub(super) dialin: Vec<DialinEntry>,
     limits: LimitsConfig,
     cluster: ClusterConfig,
+    registration: Vec<RegistrationConfig>,
 }
 
 /// `SipConfig` as written; "" disables a transport.
@@ -80,6 +81,7 @@ impl ConfigText {
             dialin,
             limits,
             cluster,
+            registration,
         } = self;
         Ok(Config {
             node,
@@ -121,6 +123,7 @@ impl ConfigText {
             dialin,
             limits,
             cluster,
+            registration,
         })
     }
 }
@@ -177,6 +180,7 @@ impl Default for ConfigText {
             dialin,
             limits,
             cluster,
+            registration,
         } = Config::default();
         ConfigText {
             node,
@@ -212,6 +216,7 @@ impl Default for ConfigText {
             dialin,
             limits,
             cluster,
+            registration,
         }
     }
 }

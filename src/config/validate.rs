@@ -72,7 +72,8 @@ impl Config {
             ));
         }
         self.validate_cluster()?;
-        self.validate_dialin()
+        self.validate_dialin()?;
+        self.validate_registrations()
     }
 
     /// A cluster needs a Redis URL the client reads and an API address the
@@ -102,6 +103,24 @@ impl Config {
                 "a cluster node needs the http(s) base URL other nodes reach its API at, \
                  like http://10.0.0.5:8080",
             ));
+        }
+        Ok(())
+    }
+
+    /// Each registration on its own, names unique, and a fallback entry
+    /// of this file.
+    fn validate_registrations(&self) -> Result<(), ConfigError> {
+        let entries: Vec<&str> = self.dialin.iter().map(|e| e.name_prefix.as_str()).collect();
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in self.registration.iter().enumerate() {
+            let key = format!("registration[{i}]");
+            r.validate(&key, &entries)?;
+            if !names.insert(r.name.as_str()) {
+                return Err(ConfigError::key(
+                    format!("{key}.name"),
+                    "used by another registration",
+                ));
+            }
         }
         Ok(())
     }

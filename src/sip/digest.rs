@@ -54,15 +54,16 @@ struct Credentials {
     cnonce: Option<String>,
 }
 
-/// Parses `Digest a="b", c=d, …`; None if it is not Digest or lacks a
-/// required parameter.
-fn parse(header: &str) -> Option<Credentials> {
+/// The parameters of `Digest a="b", c=d, …` (names lower-cased, quotes
+/// and escapes removed); None if it is not Digest. Challenges and
+/// credentials share this syntax (RFC 7616 §3.3, §3.4).
+pub(super) fn digest_params(header: &str) -> Option<Vec<(String, String)>> {
     let rest = header.trim();
     let (scheme, params) = rest.split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("digest") {
         return None;
     }
-    let mut c = Credentials::default();
+    let mut out = Vec::new();
     let mut chars = params.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
@@ -91,7 +92,17 @@ fn parse(header: &str) -> Option<Credentials> {
                 .trim()
                 .to_string()
         };
-        match name.trim().to_ascii_lowercase().as_str() {
+        out.push((name.trim().to_ascii_lowercase(), value));
+    }
+    Some(out)
+}
+
+/// Parses `Digest a="b", c=d, …`; None if it is not Digest or lacks a
+/// required parameter.
+fn parse(header: &str) -> Option<Credentials> {
+    let mut c = Credentials::default();
+    for (name, value) in digest_params(header)? {
+        match name.as_str() {
             "username" => c.username = value,
             "realm" => c.realm = value,
             "nonce" => c.nonce = value,
@@ -108,12 +119,12 @@ fn parse(header: &str) -> Option<Credentials> {
     (!required.iter().any(|v| v.is_empty())).then_some(c)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The hash function a credentials header names (MD5 when it names none).
-fn hash_fn(algorithm: Option<&str>) -> Option<fn(&str) -> String> {
+pub(super) fn hash_fn(algorithm: Option<&str>) -> Option<fn(&str) -> String> {
     match algorithm.map(str::to_ascii_uppercase).as_deref() {
         None | Some("MD5") => Some(|s| hex(&Md5::digest(s.as_bytes()))),
         Some("SHA-256") => Some(|s| hex(&Sha256::digest(s.as_bytes()))),

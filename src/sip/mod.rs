@@ -37,6 +37,9 @@
 //! - `crypto`: SDES `a=crypto` lines (RFC 4568): reading a peer's, making
 //!   our SDP secure (`RTP/SAVP` and our keys).
 //! - `digest`: server-side digest authentication (407 challenges).
+//! - `digest_client`: the client side (credentials after a 401 or 407).
+//! - `register`: REGISTER to a provider's registrar, sent and its answer
+//!   read; the CRLF keep-alive of its flow.
 //! - `limits`: size limits on an INVITE (513 / 400).
 //! - `tls`: rustls acceptor (our listener) and connector (TLS room legs).
 //!
@@ -48,6 +51,7 @@ pub mod crypto;
 mod dialog;
 mod dialogs;
 pub mod digest;
+pub mod digest_client;
 mod early;
 pub mod headers;
 mod inbound;
@@ -57,6 +61,7 @@ mod leg_state;
 pub mod limits;
 mod outbound;
 mod refusal;
+pub mod register;
 mod requests;
 mod respond;
 mod resume;

@@ -105,7 +105,7 @@ impl Stack {
     }
 
     /// Our listener's port and URI parameter for a request to `uri`.
-    fn listener_for_uri(&self, uri: &str) -> (u16, &'static str) {
+    pub(super) fn listener_for_uri(&self, uri: &str) -> (u16, &'static str) {
         let lower = uri.to_ascii_lowercase();
         let tls = lower.starts_with("sips:") || lower.contains("transport=tls");
         let tcp = lower.contains("transport=tcp");
