@@ -50,6 +50,7 @@ pub mod lifecycle;
 pub mod media;
 pub mod probe;
 pub mod provisioning;
+pub mod register;
 pub mod running;
 pub mod sdes;
 pub mod sip;
