@@ -12,7 +12,9 @@ use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
 use crate::confine::{MediaDir, Origin, UrlPolicy};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
+use crate::call::door::registered::Registered;
 use crate::provisioning::Provisioning;
+use crate::register::Registrations;
 use crate::provisioning::sync::EntrySync;
 use crate::sip::limits::MessageLimits;
 use crate::sip::tls;
@@ -24,6 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+/// Longest wait for the registrars to answer the removal of our bindings.
+const REGISTRATIONS_WITHIN: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +71,8 @@ pub struct Gateway {
     node: Arc<NodeCalls>,
     admission: Arc<Admission>,
     stack: Stack,
+    /// Bindings at registrars: removed on a drain, kept on a resume stop.
+    registrations: Arc<Registrations>,
     /// Voice bots' stream tasks (a stop lets them say `stop`).
     streams: crate::stream::StreamTasks,
     /// The gateway's own tasks; taken by `tasks_done`.
@@ -155,7 +162,9 @@ impl Gateway {
             Some(p) if p != 5060 => format!("{}:{p}", config.sip.public_host),
             _ => config.sip.public_host.clone(),
         };
+        let registered = Registered::default();
         let door = DoorConfig {
+            registered: registered.clone(),
             invites_per_sec_per_ip: config.limits.invites_per_sec_per_ip,
             realm: config.sip.public_host.clone(),
             limits: MessageLimits {
@@ -168,7 +177,15 @@ impl Gateway {
         let admission = Arc::new(Admission::new(door, entries.clone(), media, node.clone()));
         let probed = admission.clone();
         stack.set_busy_probe(Box::new(move || probed.busy()));
+        // Registered once the API can show it; calls that come through a
+        // binding meet the door above.
+        let registrations = Arc::new(Registrations::start(
+            &stack,
+            &config.registration,
+            &registered,
+        ));
         let api_state = Arc::new(Api {
+            registrations: registrations.clone(),
             admission: admission.stats.clone(),
             registry: registry.clone(),
             call_domain: call_domain.clone(),
@@ -235,6 +252,7 @@ impl Gateway {
             admission,
             streams: stream_tasks,
             stack,
+            registrations,
             tasks: std::sync::Mutex::new(tasks),
         })
     }
@@ -263,6 +281,15 @@ impl Gateway {
             }
         };
         tokio::time::timeout(within, all).await.is_ok()
+    }
+
+    /// Ends the registrations: removing the bindings at their registrars
+    /// (a drain) or keeping them for the next start (a resume stop).
+    /// Bounded by `REGISTRATIONS_WITHIN`; false when one did not end.
+    pub async fn stop_registrations(&self, unregister: bool) -> bool {
+        self.registrations
+            .stop(unregister, REGISTRATIONS_WITHIN)
+            .await
     }
 
     /// The first step of a stop: from now on INVITEs and OPTIONS get 503

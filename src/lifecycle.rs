@@ -53,6 +53,12 @@ pub async fn run_until_stopped(
     gateway.stop_taking_calls();
     let live = gateway.registry.len();
     tracing::info!(signal = first, ?mode, live, "stopping: no new calls");
+    // A drain takes the node out of its registrars' routes first; a
+    // resume stop keeps the bindings, which the next start refreshes.
+    let unregister = mode == ShutdownMode::Drain;
+    if !gateway.stop_registrations(unregister).await {
+        tracing::warn!("some registrations did not end in time");
+    }
     let stopped = match mode {
         ShutdownMode::Drain => {
             let drained = tokio::select! {

@@ -4,6 +4,7 @@
 //! them at scrape time rather than mirroring them into client metrics.
 
 use super::state::Api;
+use crate::register::RegistrationView;
 use crate::call::door::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
 use crate::cluster::ClusterStats;
@@ -28,6 +29,7 @@ pub fn render(api: &Api) -> Response<Body> {
         admission: api.admission.clone(),
         calls: api.node.clone(),
         cluster: api.cluster.as_ref().map(|c| c.stats.clone()),
+        registrations: api.registrations.views(),
     };
     match node.encode_text() {
         Ok(text) => Response::builder()
@@ -53,6 +55,8 @@ struct Node {
     calls: Arc<NodeCalls>,
     /// Only in a cluster: a lone node's page has no cluster metrics.
     cluster: Option<Arc<ClusterStats>>,
+    /// `[[registration]]` bindings (none: no registration metrics).
+    registrations: Vec<RegistrationView>,
 }
 
 impl Node {
@@ -280,6 +284,9 @@ impl Collector for Node {
         if let Some(cluster) = &self.cluster {
             encode_cluster(cluster, &mut encoder)?;
         }
+        if !self.registrations.is_empty() {
+            encode_registrations(&self.registrations, &mut encoder)?;
+        }
         Ok(())
     }
 }
@@ -338,6 +345,31 @@ impl Node {
     }
 }
 
+/// `pinless_registration_*`, on nodes with registrations only.
+fn encode_registrations(
+    all: &[RegistrationView],
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let gauge_type = ConstGauge::new(0u64).metric_type();
+    let help = "1 while the registrar holds this registration's binding.";
+    let mut up = encoder.encode_descriptor("pinless_registration_up", help, None, gauge_type)?;
+    for r in all {
+        let labels = [("name", r.name.as_str())];
+        ConstGauge::new(u64::from(r.up())).encode(up.encode_family(&labels)?)?;
+    }
+    let counter_type = ConstCounter::new(0u64).metric_type();
+    let help = "Registration attempts that failed, by the registrar's status code (timeout: no answer).";
+    let mut failures =
+        encoder.encode_descriptor("pinless_registration_failures", help, None, counter_type)?;
+    for r in all {
+        for (code, n) in &r.failures {
+            let labels = [("name", r.name.as_str()), ("code", code.as_str())];
+            ConstCounter::new(*n).encode(failures.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// `pinless_cluster_*`, on cluster nodes only.
 fn encode_cluster(
     c: &ClusterStats,
@@ -381,6 +413,7 @@ mod tests {
             admission: Arc::default(),
             calls: Arc::default(),
             cluster: None,
+            registrations: Vec::new(),
         }
     }
 

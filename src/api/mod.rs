@@ -17,6 +17,7 @@ mod play;
 mod provision;
 mod queues;
 mod records;
+mod registrations;
 mod reply;
 mod sip_trace;
 mod state;
@@ -157,6 +158,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "calls", _, "hold"]
             | ["v1", "calls", _, "play"]
             | ["v1", "queues"]
+            | ["v1", "registrations"]
             | ["v1", "calls", _, "sip"]
             | ["v1", "domain-dialin-config"]
             | ["v1", "domain-dialin-config", _]
@@ -213,6 +215,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
         (Method::POST, ["v1", "calls", id, "play"]) => play::handle(api, id, &body).await,
         (Method::GET, ["v1", "queues"]) => Ok(queues::list(api)),
+        (Method::GET, ["v1", "registrations"]) => Ok(registrations::list(api)),
         (Method::GET, ["v1", "calls", id, "sip"]) => sip_trace::get(api, id),
         (Method::POST, ["v1", "domain-dialin-config"]) => {
             provision::create(&api.provisioning, &body).await

@@ -25,6 +25,8 @@ pub struct Api {
     pub feed: Arc<EventFeed>,
     /// Decoded audio of the play API, by file or URL.
     pub audio: super::audio::AudioCache,
+    /// The node's bindings at registrars.
+    pub registrations: Arc<crate::register::Registrations>,
     /// Which addresses URLs of API requests may reach (`streamUrl`).
     pub urls: crate::confine::UrlPolicy,
 }

@@ -66,15 +66,23 @@ pub enum RegisterError {
 }
 
 impl Stack {
-    /// Our Contact for a registration: `user` at this node's public host
-    /// (or `seen_as`, the address the registrar saw us at behind a NAT)
-    /// and the listener's port for the registrar's transport.
-    pub fn registration_contact(&self, user: &str, registrar: &str, seen_as: Option<&(String, u16)>) -> String {
+    /// Our Contact URI for a registration: `user` at this node's public
+    /// host and the listener's port for the registrar's transport, or at
+    /// `seen_as` (the address the registrar saw us at behind a NAT); with
+    /// the host and port it names.
+    pub fn registration_contact(
+        &self,
+        user: &str,
+        registrar: &str,
+        seen_as: Option<&(String, u16)>,
+    ) -> (String, (String, u16)) {
         let (port, param) = self.listener_for_uri(registrar);
-        match seen_as {
-            Some((host, port)) => format!("sip:{user}@{}:{port}{param}", bracketed(host)),
-            None => format!("sip:{user}@{}:{port}{param}", bracketed(&self.public_host)),
-        }
+        let (host, port) = match seen_as {
+            Some((host, port)) => (host.clone(), *port),
+            None => (self.public_host.to_string(), port),
+        };
+        let uri = format!("sip:{user}@{}:{port}{param}", bracketed(&host));
+        (uri, (host, port))
     }
 
     /// Sends `r` and waits for its final answer (the transaction's own

@@ -45,6 +45,33 @@ pub fn incoming_call(
     call_domain: &str,
     headers: &[(String, String)],
 ) -> Vec<u8> {
+    incoming_call_json(to, from, call_id, call_domain, headers)
+        .to_string()
+        .into_bytes()
+}
+
+/// The same, for a call that came through a registration's binding: it
+/// adds `"registration": name` (Daily's fields unchanged).
+pub fn incoming_call_registered(
+    to: &str,
+    from: &str,
+    call_id: &str,
+    call_domain: &str,
+    headers: &[(String, String)],
+    registration: &str,
+) -> Vec<u8> {
+    let mut body = incoming_call_json(to, from, call_id, call_domain, headers);
+    body["registration"] = json!(registration);
+    body.to_string().into_bytes()
+}
+
+fn incoming_call_json(
+    to: &str,
+    from: &str,
+    call_id: &str,
+    call_domain: &str,
+    headers: &[(String, String)],
+) -> serde_json::Value {
     json!({
         "To": to,
         "From": from,
@@ -52,8 +79,6 @@ pub fn incoming_call(
         "callDomain": call_domain,
         "sipHeaders": sip_headers(headers),
     })
-    .to_string()
-    .into_bytes()
 }
 
 /// One call event for the events webhook. An event without detail gets

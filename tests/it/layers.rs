@@ -48,8 +48,8 @@ const ORDER: &[Tier] = &[
         why: "HTTP in front of the calls",
     },
     Tier {
-        modules: &["provisioning"],
-        why: "entries provisioned at runtime: stored, shared through Redis, put in force",
+        modules: &["provisioning", "register"],
+        why: "entries provisioned at runtime (stored, shared through Redis, put in force); bindings at registrars: siblings",
     },
     Tier {
         modules: &["call"],

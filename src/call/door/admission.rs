@@ -1,10 +1,12 @@
 //! The one door for new calls. `Admission::admit` decides, for every
 //! INVITE the SIP layer hands over, whether it becomes a call: message
 //! limits (513/400), a node that is stopping (503), the per-source rate
-//! (503), a matching entry (404), a place under `max_calls` (503), a
+//! (503), a matching entry (404; a call on a registration's binding falls
+//! back to the registration's entry), a place under `max_calls` (503), a
 //! pacer that keeps up (503), the
 //! entry's allow list (403) and digest credentials (407, or 403 for wrong
-//! ones), an offer we can answer (488, SRTP as the entry says included),
+//! ones) — on a registration's binding, the registrar's addresses or else
+//! those rules (403: see `registered`) — an offer we can answer (488, SRTP as the entry says included),
 //! and an RTP port (503). What it
 //! admits carries everything the call needs, its permit among them; what
 //! it refuses is a `Refusal` to send. Every refusal is counted and logged
@@ -14,6 +16,7 @@
 use crate::call::door::capacity::{Capacity, Permit};
 use crate::call::door::entries::{Entry, EntryBook};
 use crate::call::door::rate::RateLimiter;
+use crate::call::door::registered::{Binding, Registered};
 use crate::call::registry::node::NodeCalls;
 use crate::media::{MediaEngine, RtpSocket};
 use crate::sip::digest::{DigestAuth, Verdict};
@@ -47,6 +50,8 @@ pub struct Admitted {
     pub srtp: Option<crate::call::door::secure::CallerSrtp>,
     /// The call's place under `max_calls`, held until it ends.
     pub permit: Permit,
+    /// The registration whose binding the INVITE came through, if any.
+    pub registration: Option<String>,
 }
 
 /// Admission control for the whole node.
@@ -60,6 +65,7 @@ pub struct Admission {
     media: Arc<MediaEngine>,
     /// Whether the node is stopping.
     node: Arc<NodeCalls>,
+    registered: Registered,
     pub stats: Arc<AdmissionStats>,
 }
 
@@ -70,6 +76,8 @@ pub struct DoorConfig {
     pub realm: String,
     pub limits: MessageLimits,
     pub max_calls: usize,
+    /// The contacts this node keeps at registrars.
+    pub registered: Registered,
 }
 
 /// True when `ip` is inside `net/len`. IPv4-mapped IPv6 sources count as
@@ -117,6 +125,7 @@ impl Admission {
             entries,
             media,
             node,
+            registered: config.registered,
             stats: Arc::new(AdmissionStats::default()),
         }
     }
@@ -158,7 +167,16 @@ impl Admission {
         }
         self.rate(info.source.ip(), now_ms)?;
         let user = info.to_user.as_deref().or(info.request_user.as_deref());
-        let Some(entry) = user.and_then(|u| self.entries.snapshot().find(u)) else {
+        let via = info
+            .request_user
+            .as_deref()
+            .and_then(|u| self.registered.get(u));
+        let entries = self.entries.snapshot();
+        let found = user.and_then(|u| entries.find(u)).or_else(|| {
+            let binding = via.as_ref()?;
+            entries.by_id(&format!("config:{}", binding.entry))
+        });
+        let Some(entry) = found else {
             return Err(Refusal::new(404, "matches no dial-in entry"));
         };
         let Some(permit) = self.capacity.try_acquire() else {
@@ -170,7 +188,10 @@ impl Admission {
             self.stats.pacer_overloaded.fetch_add(1, Ordering::Relaxed);
             return Err(overloaded());
         }
-        self.entry(&entry, info, now_ms)?;
+        match &via {
+            Some(binding) => self.through(binding, &entry, info, now_ms)?,
+            None => self.entry(&entry, info, now_ms)?,
+        }
         let offer = sdp::parse_for(&info.sdp, self.media.codecs()).map_err(|e| {
             // The parser's message may quote the offer: keep it one clean line.
             let text: String = e
@@ -194,7 +215,32 @@ impl Admission {
             socket,
             srtp,
             permit,
+            registration: via.map(|b| b.name),
         })
+    }
+
+    /// An INVITE on a registration's binding: from the registrar (or the
+    /// outbound proxy), or as the entry's own rules allow; an entry open
+    /// to anyone does not open the binding to anyone.
+    fn through(
+        &self,
+        binding: &Binding,
+        entry: &Entry,
+        info: &InviteInfo,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        let ip = info.source.ip().to_canonical();
+        if binding.from.iter().any(|a| a.to_canonical() == ip) {
+            return Ok(());
+        }
+        if entry.allowed.is_empty() && entry.credentials.is_empty() {
+            self.stats.forbidden_ip.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::new(
+                403,
+                "source is not the registrar of this registration",
+            ));
+        }
+        self.entry(entry, info, now_ms)
     }
 
     /// The per-source rate (after the message limits and a stop).

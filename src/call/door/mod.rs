@@ -14,4 +14,5 @@ pub mod capacity;
 pub mod entries;
 pub mod header_policy;
 pub mod rate;
+pub mod registered;
 pub mod secure;

@@ -36,6 +36,7 @@ pub(in crate::call) async fn answer(
     socket: RtpSocket,
     srtp: Option<CallerSrtp>,
     mut invite: IncomingInvite,
+    registration: Option<String>,
 ) -> Option<Answered> {
     if !entry.answer_delay.is_zero() {
         invite.ring(&ctx.stack).await;
@@ -99,7 +100,7 @@ pub(in crate::call) async fn answer(
         }
     };
     let room_codecs = room::offer_codecs(codec.audio, ctx.media.codecs());
-    let machine = held_machine(ctx, entry, &info).with_room_codecs(room_codecs);
+    let machine = held_machine(ctx, entry, &info, registration).with_room_codecs(room_codecs);
     Some(Answered {
         caller,
         early,
@@ -111,7 +112,12 @@ pub(in crate::call) async fn answer(
 
 /// The machine of a call just put on hold, with its parties as the
 /// webhook shows them and the headers the entry's policy dropped.
-fn held_machine(ctx: &Ctx, entry: &Entry, info: &InviteInfo) -> Machine {
+fn held_machine(
+    ctx: &Ctx,
+    entry: &Entry,
+    info: &InviteInfo,
+    registration: Option<String>,
+) -> Machine {
     // Phone calls are shown by number (E.164), others by URI.
     let party = |user: &Option<String>, uri: &str| match user {
         Some(u) if u.starts_with('+') => u.clone(),
@@ -125,6 +131,7 @@ fn held_machine(ctx: &Ctx, entry: &Entry, info: &InviteInfo) -> Machine {
         to: party(&info.to_user, &info.to_uri),
         entry: entry.name.clone(),
         caller_headers,
+        registration,
     };
     let now = ctx.clock.now();
     let (policy, unix_ms) = (entry.policy.clone(), crate::clock::unix_ms());

@@ -49,8 +49,18 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
         socket,
         srtp,
         permit,
+        registration,
     } = admitted;
-    let answered = Box::pin(answer::answer(&ctx, &entry, offer, socket, srtp, invite)).await;
+    let answered = Box::pin(answer::answer(
+        &ctx,
+        &entry,
+        offer,
+        socket,
+        srtp,
+        invite,
+        registration,
+    ))
+    .await;
     let Some(Answered {
         caller,
         early,

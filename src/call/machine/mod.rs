@@ -135,6 +135,10 @@ pub struct Parties {
     pub entry: String,
     /// The caller's custom headers, as the entry's policy passed them.
     pub caller_headers: Vec<(String, String)>,
+    /// The registration (`[[registration]]` name) whose binding the call
+    /// came through, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<String>,
 }
 
 impl Machine {
@@ -220,6 +224,7 @@ impl Machine {
             hold_ms: self.hold_ms,
             talk_ms: self.talk_ms,
             sip_headers: self.parties.caller_headers.clone(),
+            registration: self.parties.registration.clone(),
             timeline: self.timeline.clone(),
             answered: self.answered,
         }

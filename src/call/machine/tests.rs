@@ -28,6 +28,7 @@ pub(super) fn parties() -> Parties {
         to: "sip:support@gw".into(),
         entry: "support".into(),
         caller_headers: vec![("X-Lang".into(), "de".into())],
+        registration: None,
     }
 }
 

@@ -38,6 +38,9 @@ pub struct CallView {
     /// shown as the webhook's `sipHeaders` object.
     #[serde(serialize_with = "headers_object")]
     pub sip_headers: Vec<(String, String)>,
+    /// The registration the call came through, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<String>,
     pub timeline: Vec<Event>,
     /// False while the caller is held in early media (183, no 200 OK).
     pub answered: bool,
