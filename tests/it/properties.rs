@@ -170,6 +170,7 @@ proptest! {
             to: "t".into(),
             entry: "e".into(),
             caller_headers: vec![("X-Lang".into(), "de".into())],
+            registration: None,
         };
         let mut m = Machine::answered(parties, policy, Instant::from_millis(0), 1_700_000_000_000);
         let mut now = 0;

@@ -16,6 +16,8 @@ pub mod peers;
 pub mod pipecat;
 pub mod raw;
 #[cfg(feature = "interop")]
+pub mod registrar;
+#[cfg(feature = "interop")]
 pub mod sipp;
 #[cfg(feature = "interop")]
 pub mod tone;

@@ -1,0 +1,181 @@
+//! Registration to a real registrar: Kamailio (`config/kamailio/
+//! registrar.cfg`, digest auth, usrloc in memory) on 127.0.0.2, pinless
+//! registering to it, sipp calling the AOR through it. The registrar
+//! has an address of its own so that an INVITE from anywhere else
+//! (127.0.0.1 here) is a stranger's.
+
+use crate::support;
+
+use pinless::config::ShutdownMode;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::raw::RawSip;
+use support::registrar::Registrar;
+use support::sipp::{finished, sipp};
+use support::*;
+
+const PASSWORD: &str = "s3cret";
+/// The address of record: no entry has this number, so calls to it take
+/// the registration's entry.
+const AOR_USER: &str = "+15557770000";
+
+/// A registrar on 127.0.0.2, on a port free on loopback.
+async fn registrar(min_expires: u32) -> Registrar {
+    let sip: SocketAddr = format!("127.0.0.2:{}", free_udp_port()).parse().unwrap();
+    Registrar::start_on(sip, PASSWORD, min_expires).await
+}
+
+/// The `[[registration]]` table, appended after the test entry.
+fn registration(r: &Registrar, password: &str) -> String {
+    format!(
+        "\n[[registration]]\nname = \"provider\"\nregistrar = \"sip:{sip}\"\n\
+         aor = \"sip:{AOR_USER}@pinless.test\"\npassword = \"{password}\"\nentry = \"support\"\n",
+        sip = r.sip
+    )
+}
+
+async fn metrics(gw: &TestGateway) -> String {
+    let page = reqwest::get(gw.url("/metrics")).await.expect("metrics");
+    page.text().await.unwrap_or_default()
+}
+
+async fn registrations(gw: &TestGateway) -> Value {
+    let (status, body) = gw
+        .api(reqwest::Method::GET, "/v1/registrations", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["registrations"][0].clone()
+}
+
+/// Polls `GET /v1/registrations` until the binding is in `state`.
+async fn until_state(gw: &TestGateway, state: &str, r: &Registrar) -> Value {
+    let what = format!("the registration to be {state}");
+    let wait = async {
+        loop {
+            let view = registrations(gw).await;
+            if view["state"] == state {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(v) => v,
+        Err(_) => panic!(
+            "timed out waiting for {what}: {}\n{}",
+            registrations(gw).await,
+            r.log()
+        ),
+    }
+}
+
+/// A sipp caller (tests/sipp/caller.xml: six seconds, then BYE) to the
+/// AOR through the registrar.
+fn call_through(r: &Registrar) -> std::process::Child {
+    let target = r.sip.to_string();
+    let port = free_udp_port().to_string();
+    let media = free_udp_port().to_string();
+    let scenario = support::sipp::scenario("caller.xml");
+    sipp(&[
+        &target, "-sf", &scenario, "-s", AOR_USER, "-i", "127.0.0.1", "-p", &port, "-mp", &media,
+        "-m", "1", "-timeout", "40",
+    ])
+}
+
+#[tokio::test]
+async fn pinless_registers_takes_calls_to_the_aor_refuses_strangers_and_unregisters_on_a_drain() {
+    let r = registrar(60).await;
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), &registration(&r, PASSWORD)).await;
+    let view = until_state(&gw, "registered", &r).await;
+    let udp = gw.gw.sip_udp.unwrap();
+    assert_eq!(
+        view["contact"],
+        format!("sip:pl-provider@127.0.0.1:{}", udp.port())
+    );
+    assert_eq!(view["lastCode"], 200);
+    let expires = view["expiresInSecs"].as_u64().unwrap();
+    assert!((590..=600).contains(&expires), "{view}");
+    let metrics = metrics(&gw).await;
+    assert!(
+        metrics.contains("pinless_registration_up{name=\"provider\"} 1"),
+        "{metrics}"
+    );
+
+    // A caller dials the AOR at the registrar, which finds our contact.
+    let caller = call_through(&r);
+    let hook = within(10, "the webhook of the call through the registrar", hooks.next()).await;
+    let body = hook.json();
+    assert_eq!(body["To"], AOR_USER);
+    assert_eq!(body["registration"], "provider");
+    let call_id = body["callId"].as_str().unwrap().to_string();
+    let (_, call) = gw.get_call(&call_id).await;
+    assert_eq!((&call["entry"], &call["registration"]), (&json!("support"), &json!("provider")));
+    // Transferred as any call.
+    let mut room = Room::new().await;
+    let (status, answer) = gw
+        .update(gw.update_body(&call_id, json!({ "sipUri": room.uri("agent", false) })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let invite = within(10, "the room's INVITE", room.next_invite()).await;
+    let (_room_leg, _) = room.answer(invite).await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "bridged")
+        .await;
+    assert!(finished(caller, "sipp caller through the registrar", 30).await);
+
+    // Someone who found the contact and calls it directly: 403.
+    let stranger = RawSip::new(udp).await;
+    stranger
+        .send(&stranger.invite("pl-provider", "stranger-1", 1, ""))
+        .await;
+    let refused = stranger
+        .response(Duration::from_secs(3), true)
+        .await
+        .expect("an answer to the stranger");
+    assert_eq!(refused.code(), 403);
+
+    // A drain takes the binding off the registrar: the AOR is unknown.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send("SIGTERM").await.unwrap();
+    pinless::lifecycle::run_until_stopped(&gw.gw, ShutdownMode::Drain, Duration::from_secs(1), rx)
+        .await;
+    let probe = RawSip::new(r.sip).await;
+    probe.send(&probe.invite(AOR_USER, "after-drain", 1, "")).await;
+    let after = probe
+        .response(Duration::from_secs(3), true)
+        .await
+        .expect("the registrar's answer");
+    assert_eq!(after.code(), 404, "{}", r.log());
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_with_the_code_and_does_not_retry_in_a_loop() {
+    let r = Registrar::start(PASSWORD, 60).await;
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), &registration(&r, "wrong")).await;
+    let view = until_state(&gw, "failing", &r).await;
+    assert_eq!(view["lastCode"], 403, "{view}");
+    assert!(view["lastError"].as_str().unwrap().starts_with("403"), "{view}");
+    // Three seconds later: still that one failure (the next try is 30 s
+    // away at the earliest).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = metrics(&gw).await;
+    assert!(
+        metrics.contains("pinless_registration_failures_total{name=\"provider\",code=\"403\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pinless_registration_up{name=\"provider\"} 0"));
+    let registers = r.log().matches("REGISTER").count();
+    assert!(registers <= 4, "REGISTERs logged: {registers}\n{}", r.log());
+}
+
+#[tokio::test]
+async fn a_min_expires_above_the_asked_lifetime_is_honoured() {
+    let r = Registrar::start(PASSWORD, 900).await;
+    let hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), &registration(&r, PASSWORD)).await;
+    let view = until_state(&gw, "registered", &r).await;
+    let expires = view["expiresInSecs"].as_u64().unwrap();
+    assert!((890..=900).contains(&expires), "{view}");
+}
