@@ -71,6 +71,14 @@ impl Config {
                  or ordinary calls would be refused",
             ));
         }
+        if let Some(dir) = &self.api.media_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::key(
+                "api.media_dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
         self.validate_cluster()?;
         self.validate_dialin()?;
         self.validate_registrations()
