@@ -185,12 +185,14 @@
     $('signout').hidden = false;
     applySnapshot(list);
     loadRecent();
+    watchRegistrations();
     startStream();
     route();
   }
 
   function signOut(reason) {
     stopStream();
+    unwatchRegistrations();
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     for (const c of cards.values()) c.root.remove();
@@ -249,6 +251,42 @@
     } catch (e) {
       guard(e);
     }
+  }
+
+  // The node's bindings at registrars ([[registration]]); the section
+  // stays hidden on a node without any. Polled: states change rarely.
+  const REGS_EVERY_MS = 10000;
+  let regsTimer = null;
+
+  async function loadRegistrations() {
+    let list = [];
+    try {
+      const data = await api('GET', '/v1/registrations');
+      list = (data && data.registrations) || [];
+    } catch (e) {
+      if (guard(e)) return;
+    }
+    $('regs-section').hidden = list.length === 0;
+    $('regs').replaceChildren(...list.map((r) => {
+      const li = document.createElement('li');
+      li.className = `reg ${r.state}`;
+      let text = `${r.name}: ${r.state}`;
+      if (r.state === 'registered' && r.expiresInSecs != null) text += `, ${r.expiresInSecs} s left`;
+      if (r.lastError) text += ` (${r.lastError})`;
+      li.textContent = text;
+      return li;
+    }));
+  }
+
+  function watchRegistrations() {
+    loadRegistrations();
+    if (!regsTimer) regsTimer = window.setInterval(loadRegistrations, REGS_EVERY_MS);
+  }
+
+  function unwatchRegistrations() {
+    if (regsTimer) window.clearInterval(regsTimer);
+    regsTimer = null;
+    $('regs-section').hidden = true;
   }
 
   // Puts a call where its state says; `speak` announces a change.
