@@ -7,6 +7,7 @@ use super::outbound::reaches_over_tls;
 use super::stack::Stack;
 use ezk_sip_core::Request;
 use ezk_sip_core::transport::{TargetTransportInfo, TpHandle};
+use ezk_sip_types::host::{Host, HostPort};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};
 use std::net::SocketAddr;
@@ -119,7 +120,16 @@ impl Stack {
             .await
             .map_err(RegisterError::Send)?;
         let kind = self.shared.transport_kind(&handle);
-        let via = self.sent_by(kind, handle.bound().port());
+        let port = self.sent_by(kind, handle.bound().port()).port.unwrap_or(5060);
+        // RFC 3581: `rport` asks the registrar to answer to the address
+        // and port our REGISTER came from, which behind a NAT is the
+        // mapping, not our Via. ezk writes its Via without parameters
+        // of ours (it has no hook for them), so the parameter rides in
+        // the sent-by text, which ezk prints as it is given.
+        let via = HostPort {
+            host: Host::Name(format!("{}:{port};rport", bracketed(&self.public_host)).into()),
+            port: None,
+        };
         let flow = Flow {
             peer: destination,
             transport: handle.clone(),

@@ -10,6 +10,7 @@ use pinless::config::ShutdownMode;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::netns::Netns;
 use support::raw::RawSip;
 use support::registrar::Registrar;
 use support::sipp::{finished, sipp};
@@ -178,4 +179,83 @@ async fn a_min_expires_above_the_asked_lifetime_is_honoured() {
     let view = until_state(&gw, "registered", &r).await;
     let expires = view["expiresInSecs"].as_u64().unwrap();
     assert!((890..=900).contains(&expires), "{view}");
+}
+
+/// pinless's side of the NAT: its SIP on a private address, masqueraded
+/// (to ports 40000–40099) on the way to the registrar's network.
+const NAT: &str = "table ip nat {
+  chain post {
+    type nat hook postrouting priority 100; policy accept;
+    ip saddr 192.168.77.2 meta l4proto udp masquerade to :40000-40099
+  }
+}
+";
+
+/// Runs the next test in a namespace of its own behind an nftables
+/// masquerade, with the registrar in a second namespace beyond it (the
+/// two linked to each other only).
+#[test]
+fn behind_a_nat_the_registrar_reaches_pinless_through_the_mapping_its_register_opened() {
+    let inside = Netns::new("natin", &["192.168.77.2/32"]);
+    let outside = Netns::new("natout", &[]);
+    inside.link(&outside, "10.99.0.2/24", "10.99.0.1/24");
+    inside.nft(NAT);
+    let out = inside.run_test(
+        "interop_registration::inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact",
+        &[("PINLESS_TEST_NAT_OUTSIDE", outside.name.as_str())],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("test result: ok. 1 passed"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "run behind a NAT of its own by the test above"]
+async fn inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact() {
+    let outside = std::env::var("PINLESS_TEST_NAT_OUTSIDE").expect(
+        "run by behind_a_nat_the_registrar_reaches_pinless_through_the_mapping_its_register_opened",
+    );
+    let sip: SocketAddr = "10.99.0.1:5080".parse().unwrap();
+    let r = Registrar::start_in(Some(&outside), sip, PASSWORD, 60).await;
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let private = [
+        ("PINLESS_SIP__UDP", "192.168.77.2:5060"),
+        ("PINLESS_SIP__TCP", "\"\""),
+        ("PINLESS_SIP__PUBLIC_HOST", "192.168.77.2"),
+        ("PINLESS_MEDIA__PUBLIC_IP", "192.168.77.2"),
+    ];
+    let gw = TestGateway::start_with_env(&hooks.url(), &registration(&r, PASSWORD), &private).await;
+    // Registered with the address the registrar saw, not the private one.
+    let view = until_state(&gw, "registered", &r).await;
+    let contact = view["contact"].as_str().unwrap_or_default();
+    let port: u16 = contact
+        .strip_prefix("sip:pl-provider@10.99.0.2:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a Contact at the NAT's address: {view}"));
+    assert!((40000..40100).contains(&port), "{view}");
+    // A caller beyond the NAT dials the AOR; the registrar sends the
+    // INVITE to the learned contact, and the NAT lets it in.
+    let scenario = support::sipp::scenario("caller.xml");
+    let mut caller = std::process::Command::new("ip")
+        .args(["netns", "exec", &outside, "sipp", "10.99.0.1:5080", "-sf", &scenario, "-s", AOR_USER])
+        .args(["-i", "10.99.0.1", "-p", "5090", "-mp", "6200", "-m", "1", "-timeout", "20"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp is installed (apt-get install sip-tester)");
+    let hook = within(10, "the webhook of the call through the NAT", hooks.next()).await;
+    let body = hook.json();
+    assert_eq!((&body["To"], &body["registration"]), (&json!(AOR_USER), &json!("provider")));
+    let id = body["callId"].as_str().unwrap().to_string();
+    gw.wait_call(&id, Duration::from_secs(5), |c| c["state"] == "held")
+        .await;
+    let _ = caller.kill();
+    let _ = caller.wait();
 }

@@ -36,15 +36,47 @@ impl Netns {
         ns
     }
 
+    /// A veth pair between this namespace and `other` (neither is the
+    /// host's), with `mine` and `theirs` (CIDRs) on its two ends, up.
+    pub fn link(&self, other: &Netns, mine: &str, theirs: &str) {
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let (a, b) = (format!("pl{tag}a"), format!("pl{tag}b"));
+        ip(&["link", "add", &a, "netns", &self.name, "type", "veth", "peer", "name", &b, "netns", &other.name]);
+        for (ns, dev, cidr) in [(&self.name, &a, mine), (&other.name, &b, theirs)] {
+            ip(&["-n", ns, "addr", "add", cidr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    /// Loads an nftables ruleset in the namespace (Debian `nftables`).
+    pub fn nft(&self, rules: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip netns exec nft runs (apt-get install nftables)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(rules.as_bytes())
+            .expect("the ruleset is written");
+        let out = child.wait_with_output().expect("nft ends");
+        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Runs the ignored test `name` of this test binary inside the
-    /// namespace, alone; its output.
-    pub fn run_test(&self, name: &str) -> Output {
+    /// namespace, alone, with `env` added; its output.
+    pub fn run_test(&self, name: &str, env: &[(&str, &str)]) -> Output {
         let exe = std::env::current_exe().expect("the test binary's path");
         Command::new("ip")
             .args(["netns", "exec", &self.name])
             .arg(exe)
             .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env("PINLESS_TEST_NETNS", &self.name)
+            .envs(env.iter().copied())
             .output()
             .expect("ip netns exec runs")
     }

@@ -43,7 +43,12 @@ impl RawResponse {
 
 impl RawSip {
     pub async fn new(to: SocketAddr) -> RawSip {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        Self::bound(std::net::Ipv4Addr::LOCALHOST.into(), to).await
+    }
+
+    /// Like `new`, its socket bound to `ip`.
+    pub async fn bound(ip: std::net::IpAddr, to: SocketAddr) -> RawSip {
+        let socket = UdpSocket::bind((ip, 0)).await.unwrap();
         let local = socket.local_addr().unwrap();
         RawSip { socket, local, to }
     }

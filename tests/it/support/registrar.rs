@@ -31,6 +31,17 @@ impl Registrar {
     /// Like `start`, on `sip` (a restart on the address a stopped
     /// registrar had: its registrations are gone, it kept them in memory).
     pub async fn start_on(sip: SocketAddr, password: &str, min_expires: u32) -> Registrar {
+        Self::start_in(None, sip, password, min_expires).await
+    }
+
+    /// Like `start_on`, inside network namespace `netns` when given (the
+    /// caller reaches `sip` from where it is).
+    pub async fn start_in(
+        netns: Option<&str>,
+        sip: SocketAddr,
+        password: &str,
+        min_expires: u32,
+    ) -> Registrar {
         // The password goes into the configuration as a quoted string in
         // which `$` would start a variable.
         assert!(
@@ -43,7 +54,17 @@ impl Registrar {
         let dir = std::env::temp_dir().join(format!("pinless-registrar-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
-        let child = Command::new("kamailio")
+        let mut command = match netns {
+            // `ip netns exec` becomes kamailio (exec): the same process
+            // gets the stop's SIGTERM.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "kamailio"]);
+                c
+            }
+            None => Command::new("kamailio"),
+        };
+        let child = command
             .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -78,7 +99,11 @@ impl Registrar {
                 r.log()
             );
         }
-        let probe = super::raw::RawSip::new(sip).await;
+        let probe = match netns {
+            // From another namespace: not from a loopback address.
+            Some(_) => super::raw::RawSip::bound(std::net::Ipv4Addr::UNSPECIFIED.into(), sip).await,
+            None => super::raw::RawSip::new(sip).await,
+        };
         let mut n = 0;
         let up = super::within(10, "the registrar to answer OPTIONS", async {
             loop {
