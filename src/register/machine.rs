@@ -13,6 +13,7 @@
 //! - Anything else, or no answer: failing; tried again after a backoff
 //!   that doubles from 30 s to 30 min with jitter (never a tight loop),
 //!   or after `Retry-After` when the registrar says longer.
+//! - A lost TCP/TLS connection: registered again at once (a new one).
 //! - A stop removes the binding (`Expires: 0`) when asked to, then ends.
 
 use crate::sip::digest_client::Challenge;
@@ -83,6 +84,9 @@ pub enum Input {
     NoAnswer(String),
     /// Stop: remove the binding first (`Expires: 0`) when `unregister`.
     Stop { unregister: bool },
+    /// The TCP or TLS connection the binding was made on closed: the
+    /// registrar can no longer reach us on it.
+    FlowLost,
 }
 
 /// What the driver is to do.
@@ -235,6 +239,14 @@ impl Binding {
                     self.after_stop_answer(now);
                 } else {
                     self.fail(now, why, None);
+                }
+            }
+            Input::FlowLost => {
+                if self.stopping.is_none() && !self.in_flight {
+                    self.registered_until = None;
+                    self.keep_alive = None;
+                    self.set(State::Registering);
+                    self.send(now, self.asked);
                 }
             }
             Input::Stop { unregister } => {

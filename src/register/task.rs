@@ -8,7 +8,7 @@ use super::view::RegistrationView;
 use crate::call::door::registered::{self, Registered};
 use crate::config::RegistrationConfig;
 use crate::sip::Stack;
-use crate::sip::register::{Flow, RegisterAnswer, RegisterError, RegisterRequest};
+use crate::sip::register::{Flow, RegisterAnswer, RegisterError, RegisterRequest, TransportState};
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::{mpsc, watch};
@@ -48,6 +48,8 @@ impl Task {
         let mut machine = Binding::new(settings, Instant::now(), seed);
         let mut in_flight: Option<InFlight> = None;
         let mut flow: Option<Flow> = None;
+        // The state of the TCP/TLS connection the binding was made on.
+        let mut connection: Option<watch::Receiver<TransportState>> = None;
         let (mut contact, _) = self.stack.registration_contact(&user, &c.registrar, None);
         let mut stop_asked = false;
         loop {
@@ -117,11 +119,17 @@ impl Task {
                                 entry: c.entry.clone(),
                                 from: vec![f.peer.ip()],
                             });
+                            connection = (!f.transport.is_udp()).then(|| f.transport.watch_state());
                             flow = Some(f);
                             machine.handle(Input::Answered { answer, used }, now);
                         }
                         (Err(e), _) => machine.handle(Input::NoAnswer(e.to_string()), now),
                     }
+                }
+                _ = closed(&mut connection), if connection.is_some() => {
+                    connection = None;
+                    tracing::info!(registration = %c.name, "the registrar's connection closed");
+                    machine.handle(Input::FlowLost, Instant::now());
                 }
                 _ = sleep_until(deadline) => machine.handle_timeout(Instant::now()),
                 asked = self.stop.recv(), if !stop_asked => {
@@ -136,6 +144,22 @@ impl Task {
     fn publish(&self, machine: &Binding, contact: &str) {
         let s = machine.status(Instant::now());
         self.view.send_modify(|v| v.update(&s, contact));
+    }
+}
+
+/// Resolves when the watched connection closes (never without one).
+async fn closed(connection: &mut Option<watch::Receiver<TransportState>>) {
+    let Some(state) = connection.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        if matches!(*state.borrow_and_update(), TransportState::Closed(_)) {
+            return;
+        }
+        if state.changed().await.is_err() {
+            // The transport is gone with its sender: closed too.
+            return;
+        }
     }
 }
 

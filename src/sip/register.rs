@@ -7,6 +7,8 @@ use super::outbound::reaches_over_tls;
 use super::stack::Stack;
 use ezk_sip_core::Request;
 use ezk_sip_core::transport::{TargetTransportInfo, TpHandle};
+/// A flow's connection state (TCP/TLS), as ezk reports it.
+pub use ezk_sip_core::transport::TransportState;
 use ezk_sip_types::host::{Host, HostPort};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};

@@ -14,6 +14,7 @@ use support::netns::Netns;
 use support::raw::RawSip;
 use support::registrar::Registrar;
 use support::sipp::{finished, sipp};
+use support::binary::free_tcp_port;
 use support::*;
 
 const PASSWORD: &str = "s3cret";
@@ -181,6 +182,53 @@ async fn a_min_expires_above_the_asked_lifetime_is_honoured() {
     assert!((890..=900).contains(&expires), "{view}");
 }
 
+#[tokio::test]
+async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backoff() {
+    let sip: SocketAddr = format!("127.0.0.2:{}", free_tcp_port()).parse().unwrap();
+    let mut r = Registrar::start_in(None, sip, PASSWORD, 60, true).await;
+    let hooks = WebhookReceiver::start(&[]).await;
+    let table = registration(&r, PASSWORD).replace(
+        &format!("registrar = \"sip:{sip}\""),
+        &format!("registrar = \"sip:{sip};transport=tcp\""),
+    );
+    let gw = TestGateway::start(&hooks.url(), &table).await;
+    let view = until_state(&gw, "registered", &r).await;
+    assert!(view["contact"].as_str().unwrap().ends_with(";transport=tcp"), "{view}");
+    // The registrar goes away (and forgets every binding): the closed
+    // connection is noticed at once; it is back a moment later.
+    r.stop();
+    let fresh = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = Registrar::start_in(None, sip, PASSWORD, 60, true).await;
+    // Seen to notice (no longer registered), then registered again.
+    let mut noticed = false;
+    let wait = async {
+        loop {
+            let view = registrations(&gw).await;
+            if view["state"] != "registered" {
+                noticed = true;
+            } else if noticed {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let view = match tokio::time::timeout(Duration::from_secs(40), wait).await {
+        Ok(v) => v,
+        Err(_) => panic!("not registered again: {}\n{}", registrations(&gw).await, r.log()),
+    };
+    // Within the first backoff (30 s at most), not at the refresh (51 s).
+    assert!(fresh.elapsed() < Duration::from_secs(35), "{:?} {view}", fresh.elapsed());
+    // The new registrar knows us: a call to the AOR reaches pinless.
+    let caller = RawSip::new(r.sip).await;
+    caller.send(&caller.invite(AOR_USER, "after-restart", 1, "")).await;
+    let answer = caller
+        .response(Duration::from_secs(5), true)
+        .await
+        .expect("an answer through the new registrar");
+    assert_eq!(answer.code(), 200, "{}", r.log());
+}
+
 /// pinless's side of the NAT: its SIP on a private address, masqueraded
 /// (to ports 40000–40099) on the way to the registrar's network.
 const NAT: &str = "table ip nat {
@@ -222,7 +270,7 @@ async fn inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact() {
         "run by behind_a_nat_the_registrar_reaches_pinless_through_the_mapping_its_register_opened",
     );
     let sip: SocketAddr = "10.99.0.1:5080".parse().unwrap();
-    let r = Registrar::start_in(Some(&outside), sip, PASSWORD, 60).await;
+    let r = Registrar::start_in(Some(&outside), sip, PASSWORD, 60, false).await;
     let mut hooks = WebhookReceiver::start(&[]).await;
     let private = [
         ("PINLESS_SIP__UDP", "192.168.77.2:5060"),

@@ -215,3 +215,17 @@ fn a_drain_removes_the_binding_and_a_resume_stop_keeps_it() {
     feed(&mut early, answer(200), t0);
     assert_eq!(one(&mut early).expires, 0);
 }
+
+#[test]
+fn a_lost_connection_registers_again_at_once() {
+    let t0 = Instant::now();
+    let mut b = Binding::new(settings(), t0, 3);
+    one(&mut b);
+    feed(&mut b, answer(200), t0);
+    b.handle(Input::FlowLost, t0 + Duration::from_secs(5));
+    assert_eq!(b.state(), State::Registering);
+    assert_eq!(one(&mut b).cseq, 2);
+    // While one is out, a second loss changes nothing.
+    b.handle(Input::FlowLost, t0 + Duration::from_secs(6));
+    assert!(registers(&mut b).is_empty());
+}

@@ -31,16 +31,18 @@ impl Registrar {
     /// Like `start`, on `sip` (a restart on the address a stopped
     /// registrar had: its registrations are gone, it kept them in memory).
     pub async fn start_on(sip: SocketAddr, password: &str, min_expires: u32) -> Registrar {
-        Self::start_in(None, sip, password, min_expires).await
+        Self::start_in(None, sip, password, min_expires, false).await
     }
 
     /// Like `start_on`, inside network namespace `netns` when given (the
-    /// caller reaches `sip` from where it is).
+    /// caller reaches `sip` from where it is), listening on TCP too at
+    /// the same address when `tcp`.
     pub async fn start_in(
         netns: Option<&str>,
         sip: SocketAddr,
         password: &str,
         min_expires: u32,
+        tcp: bool,
     ) -> Registrar {
         // The password goes into the configuration as a quoted string in
         // which `$` would start a variable.
@@ -74,6 +76,11 @@ impl Registrar {
             .arg(&dir)
             .arg("-A")
             .arg(format!("LISTEN=udp:{sip}"))
+            .args(if tcp {
+                vec!["-A".to_string(), format!("LISTEN_TCP=tcp:{sip}")]
+            } else {
+                vec![]
+            })
             .arg("-A")
             .arg(format!("PASSWORD=\"{password}\""))
             .arg("-A")
