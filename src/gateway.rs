@@ -3,6 +3,7 @@
 
 use crate::api::{self, Api, AudioCache, ServeError};
 use crate::call::door::admission::{Admission, DoorConfig};
+use crate::call::door::registered::Registered;
 use crate::call::driver::{self, Ctx};
 use crate::call::{
     EntryBook, EntryError, EventFeed, NodeCalls, Registry, SavedCalls, config_entries,
@@ -12,10 +13,9 @@ use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
 use crate::confine::{MediaDir, Origin, UrlPolicy};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
-use crate::call::door::registered::Registered;
 use crate::provisioning::Provisioning;
-use crate::register::Registrations;
 use crate::provisioning::sync::EntrySync;
+use crate::register::Registrations;
 use crate::sip::limits::MessageLimits;
 use crate::sip::tls;
 use crate::sip::{IncomingInvite, Stack, StackConfig, StackError};

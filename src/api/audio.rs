@@ -150,13 +150,15 @@ impl AudioCache {
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, ApiError> {
         let http = self.http.as_ref().map_err(|e| unreachable(url, e))?;
-        let response = http.get(url).send().await.map_err(|e| {
-            match refusal_in(&e) {
+        let response = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| match refusal_in(&e) {
                 Some(r) if e.is_redirect() => refused(format!("a redirect was {r}")),
                 Some(r) => refused(r),
                 None => unreachable(url, e),
-            }
-        })?;
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(unreachable(url, format!("HTTP {}", status.as_u16())));

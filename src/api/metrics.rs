@@ -4,11 +4,11 @@
 //! them at scrape time rather than mirroring them into client metrics.
 
 use super::state::Api;
-use crate::register::RegistrationView;
 use crate::call::door::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
 use crate::cluster::ClusterStats;
 use crate::media::{MediaStats, ShardStats};
+use crate::register::RegistrationView;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -358,7 +358,8 @@ fn encode_registrations(
         ConstGauge::new(u64::from(r.up())).encode(up.encode_family(&labels)?)?;
     }
     let counter_type = ConstCounter::new(0u64).metric_type();
-    let help = "Registration attempts that failed, by the registrar's status code (timeout: no answer).";
+    let help =
+        "Registration attempts that failed, by the registrar's status code (timeout: no answer).";
     let mut failures =
         encoder.encode_descriptor("pinless_registration_failures", help, None, counter_type)?;
     for r in all {

@@ -97,11 +97,7 @@ impl Config {
         }
         let mut config = config.into_config()?;
         for (i, r) in config.registration.iter_mut().enumerate() {
-            let var = |name: &str| {
-                vars.iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-            };
+            let var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             r.resolve_password(&format!("registration[{i}]"), var)?;
         }
         config.validate()?;

@@ -99,19 +99,34 @@ mod tests {
         let root = base.join("media").canonicalize().unwrap();
         assert_eq!(media.resolve("a.wav").unwrap(), root.join("a.wav"));
         assert_eq!(media.resolve("sub/../a.wav").unwrap(), root.join("a.wav"));
-        assert_eq!(media.resolve("./sub/b.wav").unwrap(), root.join("sub/b.wav"));
+        assert_eq!(
+            media.resolve("./sub/b.wav").unwrap(),
+            root.join("sub/b.wav")
+        );
         let absolute = root.join("sub/b.wav");
         assert_eq!(media.resolve(absolute.to_str().unwrap()).unwrap(), absolute);
         // Out, whether the target exists or not: the same answer.
-        for out in ["../secret", "../nothing", "/etc/hostname", "/no/such", "sub/../../secret"] {
+        for out in [
+            "../secret",
+            "../nothing",
+            "/etc/hostname",
+            "/no/such",
+            "sub/../../secret",
+        ] {
             assert_eq!(media.resolve(out), Err(FileRefused::Outside), "{out:?}");
         }
         assert_eq!(media.resolve("missing.wav"), Err(FileRefused::Missing));
         assert_eq!(media.resolve(".").unwrap(), root);
         std::os::unix::fs::symlink(base.join("secret"), base.join("media/link.wav")).unwrap();
         assert_eq!(media.resolve("link.wav"), Err(FileRefused::Outside));
-        assert_eq!(MediaDir::none().resolve("a.wav"), Err(FileRefused::NotAllowed));
-        assert_eq!(MediaDir::none().resolve("/etc/shadow"), Err(FileRefused::NotAllowed));
+        assert_eq!(
+            MediaDir::none().resolve("a.wav"),
+            Err(FileRefused::NotAllowed)
+        );
+        assert_eq!(
+            MediaDir::none().resolve("/etc/shadow"),
+            Err(FileRefused::NotAllowed)
+        );
         assert!(MediaDir::new(&base.join("secret")).is_err());
         std::fs::remove_dir_all(base).unwrap();
     }

@@ -30,7 +30,11 @@ pub struct UrlPolicy {
 pub enum UrlRefused {
     /// The host is, or resolves to, an address the policy refuses.
     #[error("refused: {}", address_text(.host, .ip, *.kind))]
-    Address { host: String, ip: IpAddr, kind: Kind },
+    Address {
+        host: String,
+        ip: IpAddr,
+        kind: Kind,
+    },
     /// The name does not resolve (to anything).
     #[error("cannot resolve {host}: {reason}")]
     Unresolved { host: String, reason: String },
@@ -182,17 +186,41 @@ mod tests {
 
     #[tokio::test]
     async fn names_and_literals_are_judged_after_resolution() {
-        let e = STRICT.check_url("http://localhost:9/x.wav").await.unwrap_err();
-        assert!(matches!(e, UrlRefused::Address { kind: Kind::Loopback, .. }), "{e}");
+        let e = STRICT
+            .check_url("http://localhost:9/x.wav")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                UrlRefused::Address {
+                    kind: Kind::Loopback,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("localhost resolves to"), "{e}");
         assert!(e.to_string().contains("allow_private_urls"), "{e}");
-        let e = LAX.check_url("http://169.254.169.254/latest/").await.unwrap_err();
+        let e = LAX
+            .check_url("http://169.254.169.254/latest/")
+            .await
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "refused: 169.254.169.254 is a link-local address (where clouds serve instance metadata)"
         );
         let e = LAX.check_url("http://[fe80::1]:80/").await.unwrap_err();
-        assert!(matches!(e, UrlRefused::Address { kind: Kind::LinkLocal, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                UrlRefused::Address {
+                    kind: Kind::LinkLocal,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(LAX.check_url("http://localhost:9/x.wav").await.is_ok());
         assert!(LAX.check_url("http://127.0.0.1:9/x.wav").await.is_ok());
         assert!(STRICT.check_url("http://203.0.113.9/x.wav").await.is_ok());

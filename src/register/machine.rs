@@ -189,7 +189,9 @@ impl Binding {
         Status {
             state: self.state,
             expires_in: match self.state {
-                State::Registered => self.registered_until.map(|t| t.saturating_duration_since(now)),
+                State::Registered => self
+                    .registered_until
+                    .map(|t| t.saturating_duration_since(now)),
                 _ => None,
             },
             last_code: self.last_code,
@@ -306,7 +308,8 @@ impl Binding {
         self.failures = 0;
         self.last_error = None;
         self.registered_until = Some(now + Duration::from_secs(u64::from(granted)));
-        let refresh = Duration::from_secs_f64(f64::from(granted) * REFRESH_AT).max(Duration::from_secs(1));
+        let refresh =
+            Duration::from_secs_f64(f64::from(granted) * REFRESH_AT).max(Duration::from_secs(1));
         self.wake = Some(now + refresh);
         if self.keep_alive.is_none() {
             self.keep_alive = Some(now + KEEP_ALIVE_EVERY);
@@ -428,7 +431,9 @@ impl Binding {
     /// (so that many nodes that failed together do not retry together).
     fn backoff(&mut self) -> Duration {
         let doublings = self.failures.saturating_sub(1).min(16);
-        let base = FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
+        let base = FIRST_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_BACKOFF);
         // xorshift64: enough to spread retries, no need for a crypto RNG.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;

@@ -26,7 +26,11 @@ pub struct Registrations {
 
 impl Registrations {
     /// Starts one task per registration; each registers at once.
-    pub fn start(stack: &Stack, configs: &[RegistrationConfig], registered: &Registered) -> Registrations {
+    pub fn start(
+        stack: &Stack,
+        configs: &[RegistrationConfig],
+        registered: &Registered,
+    ) -> Registrations {
         let mut tasks = JoinSet::new();
         let mut items = Vec::new();
         for config in configs {

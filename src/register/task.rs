@@ -14,7 +14,9 @@ use std::pin::Pin;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-type InFlight = Pin<Box<dyn Future<Output = (Result<(RegisterAnswer, Flow), RegisterError>, (String, u16))> + Send>>;
+type InFlight = Pin<
+    Box<dyn Future<Output = (Result<(RegisterAnswer, Flow), RegisterError>, (String, u16))> + Send>,
+>;
 
 /// What a binding's task is given.
 pub(super) struct Task {
@@ -44,7 +46,12 @@ impl Task {
             password: c.password.clone(),
             expires: c.expires_secs,
         };
-        let seed = u64::from_le_bytes(*uuid::Uuid::new_v4().as_bytes().first_chunk().unwrap_or(&[7; 8]));
+        let seed = u64::from_le_bytes(
+            *uuid::Uuid::new_v4()
+                .as_bytes()
+                .first_chunk()
+                .unwrap_or(&[7; 8]),
+        );
         let mut machine = Binding::new(settings, Instant::now(), seed);
         let mut in_flight: Option<InFlight> = None;
         let mut flow: Option<Flow> = None;
@@ -56,9 +63,11 @@ impl Task {
             while let Some(action) = machine.poll_action() {
                 match action {
                     Action::Register(r) => {
-                        let (uri, used) =
-                            self.stack
-                                .registration_contact(&user, &c.registrar, r.contact_at.as_ref());
+                        let (uri, used) = self.stack.registration_contact(
+                            &user,
+                            &c.registrar,
+                            r.contact_at.as_ref(),
+                        );
                         contact = uri.clone();
                         let request = RegisterRequest {
                             registrar: c.registrar.clone(),
@@ -73,9 +82,10 @@ impl Task {
                             credentials: r.credentials,
                         };
                         let stack = self.stack.clone();
-                        in_flight = Some(Box::pin(async move {
-                            (stack.register(&request).await, used)
-                        }));
+                        in_flight =
+                            Some(Box::pin(
+                                async move { (stack.register(&request).await, used) },
+                            ));
                     }
                     Action::KeepAlive => {
                         if let Some(f) = &flow

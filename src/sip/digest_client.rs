@@ -33,12 +33,7 @@ pub enum ChallengeError {
 impl Challenge {
     pub fn parse(header: &str) -> Result<Challenge, ChallengeError> {
         let params = digest_params(header).ok_or(ChallengeError::Unreadable)?;
-        let get = |n: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         let nonce = get("nonce").filter(|n| !n.is_empty());
         let nonce = nonce.ok_or(ChallengeError::Unreadable)?;
         let algorithm = get("algorithm");
@@ -48,7 +43,13 @@ impl Challenge {
         let qop = get("qop");
         let qop_auth = match &qop {
             None => false,
-            Some(list) if list.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")) => true,
+            Some(list)
+                if list
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth")) =>
+            {
+                true
+            }
             Some(other) => return Err(ChallengeError::Qop(other.clone())),
         };
         Ok(Challenge {
@@ -122,7 +123,10 @@ mod tests {
         )
         .unwrap();
         let a = c.answer_with("GET", "/dir/index.html", "Mufasa", "Circle Of Life", 1, "x");
-        assert!(a.contains("response=\"670fd8c2df070c60b045671b8b24ff02\""), "{a}");
+        assert!(
+            a.contains("response=\"670fd8c2df070c60b045671b8b24ff02\""),
+            "{a}"
+        );
         assert!(a.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""));
         assert!(!a.contains("qop="));
     }
@@ -135,17 +139,35 @@ mod tests {
             let c = Challenge::parse(&header).unwrap();
             assert!(c.qop_auth);
             let answer = c.answer("INVITE", "sip:a@b", "joe", "secret", 1);
-            let verdict = server.check("INVITE", Some(&answer), Some("a"), |u| (u == "joe").then(|| "secret".to_string()), 2_000);
-            assert!(matches!(verdict, Verdict::Ok { .. }), "{algorithm}: {verdict:?}");
+            let verdict = server.check(
+                "INVITE",
+                Some(&answer),
+                Some("a"),
+                |u| (u == "joe").then(|| "secret".to_string()),
+                2_000,
+            );
+            assert!(
+                matches!(verdict, Verdict::Ok { .. }),
+                "{algorithm}: {verdict:?}"
+            );
             let wrong = c.answer("INVITE", "sip:a@b", "joe", "nope", 2);
-            let verdict = server.check("INVITE", Some(&wrong), Some("a"), |_| Some("secret".into()), 2_000);
+            let verdict = server.check(
+                "INVITE",
+                Some(&wrong),
+                Some("a"),
+                |_| Some("secret".into()),
+                2_000,
+            );
             assert!(matches!(verdict, Verdict::Forbidden { .. }), "{verdict:?}");
         }
     }
 
     #[test]
     fn unusable_challenges_say_why() {
-        assert_eq!(Challenge::parse("Basic realm=x"), Err(ChallengeError::Unreadable));
+        assert_eq!(
+            Challenge::parse("Basic realm=x"),
+            Err(ChallengeError::Unreadable)
+        );
         assert!(matches!(
             Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256"),
             Err(ChallengeError::Algorithm(_))
@@ -154,7 +176,9 @@ mod tests {
             Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\""),
             Err(ChallengeError::Qop(_))
         ));
-        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\", stale=TRUE, qop=\"auth-int,auth\"").unwrap();
+        let c =
+            Challenge::parse("Digest realm=\"r\", nonce=\"n\", stale=TRUE, qop=\"auth-int,auth\"")
+                .unwrap();
         assert!(c.stale && c.qop_auth);
     }
 }

@@ -6,9 +6,9 @@
 use super::outbound::reaches_over_tls;
 use super::stack::Stack;
 use ezk_sip_core::Request;
-use ezk_sip_core::transport::{TargetTransportInfo, TpHandle};
 /// A flow's connection state (TCP/TLS), as ezk reports it.
 pub use ezk_sip_core::transport::TransportState;
+use ezk_sip_core::transport::{TargetTransportInfo, TpHandle};
 use ezk_sip_types::host::{Host, HostPort};
 use ezk_sip_types::uri::SipUri;
 use ezk_sip_types::{Method, Name};
@@ -90,7 +90,10 @@ impl Stack {
 
     /// Sends `r` and waits for its final answer (the transaction's own
     /// timer, 32 s at most, bounds the wait).
-    pub async fn register(&self, r: &RegisterRequest) -> Result<(RegisterAnswer, Flow), RegisterError> {
+    pub async fn register(
+        &self,
+        r: &RegisterRequest,
+    ) -> Result<(RegisterAnswer, Flow), RegisterError> {
         let parse = |text: &str| -> Result<SipUri, RegisterError> {
             let text = with_tls(text);
             text.parse()
@@ -122,7 +125,10 @@ impl Stack {
             .await
             .map_err(RegisterError::Send)?;
         let kind = self.shared.transport_kind(&handle);
-        let port = self.sent_by(kind, handle.bound().port()).port.unwrap_or(5060);
+        let port = self
+            .sent_by(kind, handle.bound().port())
+            .port
+            .unwrap_or(5060);
         // RFC 3581: `rport` asks the registrar to answer to the address
         // and port our REGISTER came from, which behind a NAT is the
         // mapping, not our Via. ezk writes its Via without parameters
@@ -161,9 +167,13 @@ impl Stack {
         let code = response.line.code.into_u16();
         let challenge = match raw(Name::WWW_AUTHENTICATE).into_iter().next() {
             Some(c) => Some((false, c)),
-            None => raw(Name::PROXY_AUTHENTICATE).into_iter().next().map(|c| (true, c)),
+            None => raw(Name::PROXY_AUTHENTICATE)
+                .into_iter()
+                .next()
+                .map(|c| (true, c)),
         };
-        let granted = granted_for(&raw(Name::CONTACT), &r.contact).or_else(|| number(Name::EXPIRES));
+        let granted =
+            granted_for(&raw(Name::CONTACT), &r.contact).or_else(|| number(Name::EXPIRES));
         let answer = RegisterAnswer {
             code,
             reason: response
@@ -210,7 +220,11 @@ fn bracketed(host: &str) -> String {
 
 /// The number a header value starts with (`3600`, `120;duration=60`).
 fn leading_number(value: &str) -> Option<u32> {
-    let digits: String = value.trim().chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = value
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -286,7 +300,8 @@ mod tests {
     fn the_grant_is_read_from_our_own_contact() {
         let ours = "sip:reg-p@192.0.2.1:5060";
         let lines = vec![
-            "<sip:other@198.51.100.7:5060>;expires=3000, <sip:reg-p@192.0.2.1:5060>;expires=120".to_string(),
+            "<sip:other@198.51.100.7:5060>;expires=3000, <sip:reg-p@192.0.2.1:5060>;expires=120"
+                .to_string(),
         ];
         assert_eq!(granted_for(&lines, ours), Some(120));
         let quoted = vec!["\"a, b\" <sip:reg-p@192.0.2.1:5060>;q=0.5;expires=90".to_string()];
@@ -300,7 +315,10 @@ mod tests {
             seen_as("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.7;rport=40312"),
             Some(("203.0.113.7".into(), Some(40312)))
         );
-        assert_eq!(seen_as("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;rport"), None);
+        assert_eq!(
+            seen_as("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;rport"),
+            None
+        );
         assert_eq!(leading_number(" 120;duration=60"), Some(120));
     }
 }

@@ -101,7 +101,11 @@ async fn play(call: &HeldCall, audio: &str) -> (u16, String) {
     let path = format!("/v1/calls/{}/play", call.call_id);
     let (status, body) = call
         .gw
-        .api(reqwest::Method::POST, &path, Some(json!({ "audio": audio })))
+        .api(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "audio": audio })),
+        )
         .await;
     (status, error_text(&body))
 }
@@ -110,7 +114,11 @@ async fn play(call: &HeldCall, audio: &str) -> (u16, String) {
 async fn provision(gw: &TestGateway, config: Value) -> (u16, String) {
     let body = json!({ "type": "pinless_dialin", "config": config });
     let (status, body) = gw
-        .api(reqwest::Method::POST, "/v1/domain-dialin-config", Some(body))
+        .api(
+            reqwest::Method::POST,
+            "/v1/domain-dialin-config",
+            Some(body),
+        )
         .await;
     (status, error_text(&body))
 }
@@ -178,7 +186,10 @@ async fn a_media_dir_file_plays_and_nothing_leads_out_of_it() {
     let (status, error) = provision(&call.gw, config).await;
     assert_eq!(
         (status, error.as_str()),
-        (400, "config.hold_music: only files inside api.media_dir are read")
+        (
+            400,
+            "config.hold_music: only files inside api.media_dir are read"
+        )
     );
     assert_eq!(entries(&call.gw).await, 1, "nothing saved");
     let _ = std::fs::remove_dir_all(&base);
@@ -224,12 +235,18 @@ async fn urls_to_loopback_are_refused_before_anything_is_sent_unless_allowed() {
     let config = json!({ "phone_number": "+15550006666", "room_creation_api": hook, "open": true });
     let (status, error) = provision(&call.gw, config).await;
     assert_eq!(status, 400, "{error}");
-    assert!(error.starts_with("config.room_creation_api: refused: 127.0.0.1 is a loopback"), "{error}");
+    assert!(
+        error.starts_with("config.room_creation_api: refused: 127.0.0.1 is a loopback"),
+        "{error}"
+    );
     let config = json!({ "phone_number": "+15550006666", "room_creation_api": "http://203.0.113.9/hook",
                          "events_url": hook, "open": true });
     let (status, error) = provision(&call.gw, config).await;
     assert_eq!(status, 400, "{error}");
-    assert!(error.starts_with("config.events_url: refused: 127.0.0.1 is a loopback"), "{error}");
+    assert!(
+        error.starts_with("config.events_url: refused: 127.0.0.1 is a loopback"),
+        "{error}"
+    );
     assert_eq!(entries(&call.gw).await, 1, "nothing saved");
 
     // A bot a webhook answer names: that transfer fails, once, and the
@@ -239,7 +256,10 @@ async fn urls_to_loopback_are_refused_before_anything_is_sent_unless_allowed() {
     let routed = TestGateway::start_with_env(&hooks.url(), "", &[STRICT]).await;
     let phone = Phone::new().await;
     let (_leg, _) = phone.call(&routed.sip_uri("support", false), &[]).await;
-    let id = hooks.next().await.json()["callId"].as_str().unwrap().to_string();
+    let id = hooks.next().await.json()["callId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let view = routed
         .wait_call(&id, std::time::Duration::from_secs(5), |c| {
             c["state"] == "held" && !details(c, "call.transfer_failed").is_empty()
@@ -300,7 +320,8 @@ async fn inside_the_namespace_link_local_and_redirects_to_loopback_are_refused()
     let to = format!("http://127.0.0.1:{}/prompt.wav", local.addr.port());
     let redirect = redirect_server(IpAddr::V4(PUBLIC), to);
     let bot = tcp_listener(IpAddr::V4(LINK_LOCAL)).await;
-    let link_local = "refused: 169.254.169.254 is a link-local address (where clouds serve instance metadata)";
+    let link_local =
+        "refused: 169.254.169.254 is a link-local address (where clouds serve instance metadata)";
 
     let call = held_call_with_env("", &[], &[STRICT]).await;
     let metadata_url = format!("http://{}/latest/meta-data/", metadata.addr);
@@ -321,7 +342,10 @@ async fn inside_the_namespace_link_local_and_redirects_to_loopback_are_refused()
     let (status, body) = call
         .update(json!({ "streamUrl": format!("ws://{}/bot", bot.addr) }))
         .await;
-    assert_eq!((status, error_text(&body)), (400, format!("streamUrl: {link_local}")));
+    assert_eq!(
+        (status, error_text(&body)),
+        (400, format!("streamUrl: {link_local}"))
+    );
     let config = json!({ "phone_number": "+15550005555", "room_creation_api": "http://203.0.113.9/hook",
                          "events_url": metadata_url, "open": true });
     assert_eq!(

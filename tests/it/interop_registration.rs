@@ -10,11 +10,11 @@ use pinless::config::ShutdownMode;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
+use support::binary::free_tcp_port;
 use support::netns::Netns;
 use support::raw::RawSip;
 use support::registrar::Registrar;
 use support::sipp::{finished, sipp};
-use support::binary::free_tcp_port;
 use support::*;
 
 const PASSWORD: &str = "s3cret";
@@ -80,8 +80,21 @@ fn call_through(r: &Registrar) -> std::process::Child {
     let media = free_udp_port().to_string();
     let scenario = support::sipp::scenario("caller.xml");
     sipp(&[
-        &target, "-sf", &scenario, "-s", AOR_USER, "-i", "127.0.0.1", "-p", &port, "-mp", &media,
-        "-m", "1", "-timeout", "40",
+        &target,
+        "-sf",
+        &scenario,
+        "-s",
+        AOR_USER,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-mp",
+        &media,
+        "-m",
+        "1",
+        "-timeout",
+        "40",
     ])
 }
 
@@ -107,13 +120,21 @@ async fn pinless_registers_takes_calls_to_the_aor_refuses_strangers_and_unregist
 
     // A caller dials the AOR at the registrar, which finds our contact.
     let caller = call_through(&r);
-    let hook = within(10, "the webhook of the call through the registrar", hooks.next()).await;
+    let hook = within(
+        10,
+        "the webhook of the call through the registrar",
+        hooks.next(),
+    )
+    .await;
     let body = hook.json();
     assert_eq!(body["To"], AOR_USER);
     assert_eq!(body["registration"], "provider");
     let call_id = body["callId"].as_str().unwrap().to_string();
     let (_, call) = gw.get_call(&call_id).await;
-    assert_eq!((&call["entry"], &call["registration"]), (&json!("support"), &json!("provider")));
+    assert_eq!(
+        (&call["entry"], &call["registration"]),
+        (&json!("support"), &json!("provider"))
+    );
     // Transferred as any call.
     let mut room = Room::new().await;
     let (status, answer) = gw
@@ -122,8 +143,10 @@ async fn pinless_registers_takes_calls_to_the_aor_refuses_strangers_and_unregist
     assert_eq!(status, 200, "{answer}");
     let invite = within(10, "the room's INVITE", room.next_invite()).await;
     let (_room_leg, _) = room.answer(invite).await;
-    gw.wait_call(&call_id, Duration::from_secs(5), |c| c["state"] == "bridged")
-        .await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
     assert!(finished(caller, "sipp caller through the registrar", 30).await);
 
     // Someone who found the contact and calls it directly: 403.
@@ -143,7 +166,9 @@ async fn pinless_registers_takes_calls_to_the_aor_refuses_strangers_and_unregist
     pinless::lifecycle::run_until_stopped(&gw.gw, ShutdownMode::Drain, Duration::from_secs(1), rx)
         .await;
     let probe = RawSip::new(r.sip).await;
-    probe.send(&probe.invite(AOR_USER, "after-drain", 1, "")).await;
+    probe
+        .send(&probe.invite(AOR_USER, "after-drain", 1, ""))
+        .await;
     let after = probe
         .response(Duration::from_secs(3), true)
         .await
@@ -158,7 +183,10 @@ async fn a_wrong_password_fails_with_the_code_and_does_not_retry_in_a_loop() {
     let gw = TestGateway::start(&hooks.url(), &registration(&r, "wrong")).await;
     let view = until_state(&gw, "failing", &r).await;
     assert_eq!(view["lastCode"], 403, "{view}");
-    assert!(view["lastError"].as_str().unwrap().starts_with("403"), "{view}");
+    assert!(
+        view["lastError"].as_str().unwrap().starts_with("403"),
+        "{view}"
+    );
     // Three seconds later: still that one failure (the next try is 30 s
     // away at the earliest).
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -193,7 +221,13 @@ async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backo
     );
     let gw = TestGateway::start(&hooks.url(), &table).await;
     let view = until_state(&gw, "registered", &r).await;
-    assert!(view["contact"].as_str().unwrap().ends_with(";transport=tcp"), "{view}");
+    assert!(
+        view["contact"]
+            .as_str()
+            .unwrap()
+            .ends_with(";transport=tcp"),
+        "{view}"
+    );
     // The registrar goes away (and forgets every binding): the closed
     // connection is noticed at once; it is back a moment later.
     r.stop();
@@ -215,13 +249,23 @@ async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backo
     };
     let view = match tokio::time::timeout(Duration::from_secs(40), wait).await {
         Ok(v) => v,
-        Err(_) => panic!("not registered again: {}\n{}", registrations(&gw).await, r.log()),
+        Err(_) => panic!(
+            "not registered again: {}\n{}",
+            registrations(&gw).await,
+            r.log()
+        ),
     };
     // Within the first backoff (30 s at most), not at the refresh (51 s).
-    assert!(fresh.elapsed() < Duration::from_secs(35), "{:?} {view}", fresh.elapsed());
+    assert!(
+        fresh.elapsed() < Duration::from_secs(35),
+        "{:?} {view}",
+        fresh.elapsed()
+    );
     // The new registrar knows us: a call to the AOR reaches pinless.
     let caller = RawSip::new(r.sip).await;
-    caller.send(&caller.invite(AOR_USER, "after-restart", 1, "")).await;
+    caller
+        .send(&caller.invite(AOR_USER, "after-restart", 1, ""))
+        .await;
     let answer = caller
         .response(Duration::from_secs(5), true)
         .await
@@ -291,8 +335,29 @@ async fn inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact() {
     // INVITE to the learned contact, and the NAT lets it in.
     let scenario = support::sipp::scenario("caller.xml");
     let mut caller = std::process::Command::new("ip")
-        .args(["netns", "exec", &outside, "sipp", "10.99.0.1:5080", "-sf", &scenario, "-s", AOR_USER])
-        .args(["-i", "10.99.0.1", "-p", "5090", "-mp", "6200", "-m", "1", "-timeout", "20"])
+        .args([
+            "netns",
+            "exec",
+            &outside,
+            "sipp",
+            "10.99.0.1:5080",
+            "-sf",
+            &scenario,
+            "-s",
+            AOR_USER,
+        ])
+        .args([
+            "-i",
+            "10.99.0.1",
+            "-p",
+            "5090",
+            "-mp",
+            "6200",
+            "-m",
+            "1",
+            "-timeout",
+            "20",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -300,7 +365,10 @@ async fn inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact() {
         .expect("sipp is installed (apt-get install sip-tester)");
     let hook = within(10, "the webhook of the call through the NAT", hooks.next()).await;
     let body = hook.json();
-    assert_eq!((&body["To"], &body["registration"]), (&json!(AOR_USER), &json!("provider")));
+    assert_eq!(
+        (&body["To"], &body["registration"]),
+        (&json!(AOR_USER), &json!("provider"))
+    );
     let id = body["callId"].as_str().unwrap().to_string();
     gw.wait_call(&id, Duration::from_secs(5), |c| c["state"] == "held")
         .await;

@@ -60,9 +60,9 @@ mod interop_early;
 #[cfg(feature = "interop")]
 mod interop_kamailio;
 #[cfg(feature = "interop")]
-mod interop_registration;
-#[cfg(feature = "interop")]
 mod interop_pipecat;
+#[cfg(feature = "interop")]
+mod interop_registration;
 #[cfg(feature = "interop")]
 mod interop_restart;
 #[cfg(feature = "interop")]

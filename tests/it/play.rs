@@ -47,7 +47,10 @@ const MEDIA_DIR: &str = "PINLESS_API__MEDIA_DIR";
 
 /// The directory `file` is in.
 fn folder_of(file: &Path) -> String {
-    file.parent().expect("a file in a directory").display().to_string()
+    file.parent()
+        .expect("a file in a directory")
+        .display()
+        .to_string()
 }
 
 /// The next webhook or event whose body satisfies `pred`.

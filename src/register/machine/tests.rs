@@ -37,7 +37,13 @@ fn used() -> (String, u16) {
 }
 
 fn feed(b: &mut Binding, a: RegisterAnswer, now: Instant) {
-    b.handle(Input::Answered { answer: a, used: used() }, now);
+    b.handle(
+        Input::Answered {
+            answer: a,
+            used: used(),
+        },
+        now,
+    );
 }
 
 /// The REGISTERs among the pending actions.
@@ -62,15 +68,28 @@ fn registers_with_credentials_and_refreshes_at_85_percent_of_the_grant() {
     let t0 = Instant::now();
     let mut b = Binding::new(settings(), t0, 7);
     let first = one(&mut b);
-    assert_eq!((first.cseq, first.expires, first.credentials.is_none()), (1, 600, true));
+    assert_eq!(
+        (first.cseq, first.expires, first.credentials.is_none()),
+        (1, 600, true)
+    );
     feed(&mut b, challenge(false), t0);
     let second = one(&mut b);
     assert_eq!(second.cseq, 2);
     let (name, value) = second.credentials.unwrap();
     assert_eq!(name, "Authorization");
-    assert!(value.contains("username=\"joe\"") && value.contains("nc=00000001"), "{value}");
+    assert!(
+        value.contains("username=\"joe\"") && value.contains("nc=00000001"),
+        "{value}"
+    );
     // The registrar grants less than we asked: its grant wins.
-    feed(&mut b, RegisterAnswer { granted: Some(120), ..answer(200) }, t0);
+    feed(
+        &mut b,
+        RegisterAnswer {
+            granted: Some(120),
+            ..answer(200)
+        },
+        t0,
+    );
     assert_eq!(b.state(), State::Registered);
     assert_eq!(b.status(t0).expires_in, Some(Duration::from_secs(120)));
     // Keep-alives every 25 s; the refresh at 102 s, with the same nonce.
@@ -109,7 +128,10 @@ fn wrong_credentials_fail_and_retries_back_off_from_30_s_to_30_min() {
     assert_eq!(b.state(), State::Failing);
     let status = b.status(t0);
     assert_eq!(status.last_code, Some(401));
-    assert_eq!(status.last_error.as_deref(), Some("401: credentials refused"));
+    assert_eq!(
+        status.last_error.as_deref(),
+        Some("401: credentials refused")
+    );
     // Each failure waits longer; never under 24 s, never over 30 min.
     let mut now = t0;
     let mut waits = Vec::new();
@@ -121,8 +143,14 @@ fn wrong_credentials_fail_and_retries_back_off_from_30_s_to_30_min() {
         assert_eq!(registers(&mut b).len(), 1);
         feed(&mut b, answer(403), now);
     }
-    assert!(waits[0] >= Duration::from_secs(24) && waits[0] <= FIRST_BACKOFF, "{waits:?}");
-    assert!(waits[1] >= Duration::from_secs(48) && waits[1] <= FIRST_BACKOFF * 2, "{waits:?}");
+    assert!(
+        waits[0] >= Duration::from_secs(24) && waits[0] <= FIRST_BACKOFF,
+        "{waits:?}"
+    );
+    assert!(
+        waits[1] >= Duration::from_secs(48) && waits[1] <= FIRST_BACKOFF * 2,
+        "{waits:?}"
+    );
     assert!(waits.iter().all(|w| *w <= MAX_BACKOFF), "{waits:?}");
     assert!(waits[9] >= MAX_BACKOFF.mul_f64(0.8), "{waits:?}");
     // Ten attempts in over two hours: never a tight loop.
@@ -134,7 +162,14 @@ fn no_answer_and_retry_after_wait_as_long_as_the_registrar_says() {
     let t0 = Instant::now();
     let mut b = Binding::new(settings(), t0, 3);
     one(&mut b);
-    feed(&mut b, RegisterAnswer { retry_after: Some(300), ..answer(503) }, t0);
+    feed(
+        &mut b,
+        RegisterAnswer {
+            retry_after: Some(300),
+            ..answer(503)
+        },
+        t0,
+    );
     assert_eq!(b.status(t0).last_error.as_deref(), Some("503"));
     assert!(b.poll_timeout().unwrap() - t0 >= Duration::from_secs(300));
     b.handle_timeout(t0 + Duration::from_secs(300));
@@ -149,7 +184,14 @@ fn interval_too_brief_asks_again_with_min_expires() {
     let t0 = Instant::now();
     let mut b = Binding::new(settings(), t0, 3);
     one(&mut b);
-    feed(&mut b, RegisterAnswer { min_expires: Some(900), ..answer(423) }, t0);
+    feed(
+        &mut b,
+        RegisterAnswer {
+            min_expires: Some(900),
+            ..answer(423)
+        },
+        t0,
+    );
     assert_eq!(one(&mut b).expires, 900);
     feed(&mut b, answer(200), t0);
     assert_eq!(b.status(t0).expires_in, Some(Duration::from_secs(900)));
@@ -174,14 +216,20 @@ fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
         ..answer(200)
     };
     b.handle(
-        Input::Answered { answer: same, used: ("203.0.113.7".into(), 40312) },
+        Input::Answered {
+            answer: same,
+            used: ("203.0.113.7".into(), 40312),
+        },
         t0,
     );
     assert_eq!(b.state(), State::Registered);
     // No NAT: received equal to what we sent changes nothing.
     let mut c = Binding::new(settings(), t0, 3);
     one(&mut c);
-    let plain = RegisterAnswer { seen_as: Some(("192.0.2.10".into(), Some(5060))), ..answer(200) };
+    let plain = RegisterAnswer {
+        seen_as: Some(("192.0.2.10".into(), Some(5060))),
+        ..answer(200)
+    };
     feed(&mut c, plain, t0);
     assert!(registers(&mut c).is_empty());
     assert_eq!(c.state(), State::Registered);
@@ -205,7 +253,10 @@ fn a_drain_removes_the_binding_and_a_resume_stop_keeps_it() {
     kept.handle(Input::Stop { unregister: false }, t0);
     let actions: Vec<Action> = std::iter::from_fn(|| kept.poll_action()).collect();
     assert!(actions.contains(&Action::Finished), "{actions:?}");
-    assert!(!actions.iter().any(|a| matches!(a, Action::Register(_))), "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Register(_))),
+        "{actions:?}"
+    );
 
     // A stop while the first REGISTER is out: its 200 is removed again.
     let mut early = Binding::new(settings(), t0, 3);

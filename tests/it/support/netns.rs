@@ -26,7 +26,10 @@ fn ip(args: &[&str]) {
 impl Netns {
     /// A new namespace with `lo` up and `addrs` (CIDRs) on it.
     pub fn new(tag: &str, addrs: &[&str]) -> Netns {
-        let name = format!("pl-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!(
+            "pl-{tag}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
@@ -41,7 +44,20 @@ impl Netns {
     pub fn link(&self, other: &Netns, mine: &str, theirs: &str) {
         let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let (a, b) = (format!("pl{tag}a"), format!("pl{tag}b"));
-        ip(&["link", "add", &a, "netns", &self.name, "type", "veth", "peer", "name", &b, "netns", &other.name]);
+        ip(&[
+            "link",
+            "add",
+            &a,
+            "netns",
+            &self.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b,
+            "netns",
+            &other.name,
+        ]);
         for (ns, dev, cidr) in [(&self.name, &a, mine), (&other.name, &b, theirs)] {
             ip(&["-n", ns, "addr", "add", cidr, "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
@@ -64,7 +80,11 @@ impl Netns {
             .write_all(rules.as_bytes())
             .expect("the ruleset is written");
         let out = child.wait_with_output().expect("nft ends");
-        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs the ignored test `name` of this test binary inside the
@@ -74,7 +94,13 @@ impl Netns {
         Command::new("ip")
             .args(["netns", "exec", &self.name])
             .arg(exe)
-            .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                name,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("PINLESS_TEST_NETNS", &self.name)
             .envs(env.iter().copied())
             .output()
@@ -84,6 +110,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
