@@ -292,18 +292,9 @@ async fn urls_to_loopback_are_refused_before_anything_is_sent_unless_allowed() {
 #[test]
 fn link_local_and_redirected_urls_are_refused_inside_a_namespace_of_its_own() {
     let ns = Netns::new("confine", &["169.254.169.254/32", "203.0.113.10/32"]);
-    let out = ns.run_test(
+    ns.pass_test(
         "confine::inside_the_namespace_link_local_and_redirects_to_loopback_are_refused",
         &[],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("test result: ok. 1 passed"),
-        "{text}"
     );
 }
 

@@ -50,19 +50,7 @@ impl Kamailio {
             panic!("kamailio exited at start ({status}):\n{}", k.log());
         }
         let probe = super::raw::RawSip::new(sip).await;
-        let mut n = 0;
-        let up = super::within(10, "kamailio to answer OPTIONS", async {
-            loop {
-                n += 1;
-                probe
-                    .send(&probe.options(&format!("kamailio-up-{n}")))
-                    .await;
-                if let Some(r) = probe.response(Duration::from_millis(200), true).await {
-                    return r.code();
-                }
-            }
-        })
-        .await;
+        let up = probe.first_options_answer("kamailio").await;
         assert_eq!(up, 200, "kamailio's own OPTIONS answer\n{}", k.log());
         k
     }

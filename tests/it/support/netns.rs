@@ -88,8 +88,23 @@ impl Netns {
     }
 
     /// Runs the ignored test `name` of this test binary inside the
-    /// namespace, alone, with `env` added; its output.
-    pub fn run_test(&self, name: &str, env: &[(&str, &str)]) -> Output {
+    /// namespace, alone, with `env` added, and fails unless it passed
+    /// (its output then in the message).
+    pub fn pass_test(&self, name: &str, env: &[(&str, &str)]) {
+        let out = self.run_test(name, env);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("test result: ok. 1 passed"),
+            "{name} inside {}:\n{text}",
+            self.name
+        );
+    }
+
+    fn run_test(&self, name: &str, env: &[(&str, &str)]) -> Output {
         let exe = std::env::current_exe().expect("the test binary's path");
         Command::new("ip")
             .args(["netns", "exec", &self.name])

@@ -53,6 +53,23 @@ impl RawSip {
         RawSip { socket, local, to }
     }
 
+    /// Sends OPTIONS until one is answered (10 s at most); the code of
+    /// the first answer. `what` names the peer in a timeout's message.
+    pub async fn first_options_answer(&self, what: &str) -> u16 {
+        let mut n = 0;
+        super::within(10, &format!("{what} to answer OPTIONS"), async {
+            loop {
+                n += 1;
+                self.send(&self.options(&format!("up-{n}-{}", uuid::Uuid::new_v4().simple())))
+                    .await;
+                if let Some(r) = self.response(Duration::from_millis(200), true).await {
+                    return r.code();
+                }
+            }
+        })
+        .await
+    }
+
     pub async fn send(&self, text: &str) {
         self.socket.send_to(text.as_bytes(), self.to).await.unwrap();
     }

@@ -111,19 +111,7 @@ impl Registrar {
             Some(_) => super::raw::RawSip::bound(std::net::Ipv4Addr::UNSPECIFIED.into(), sip).await,
             None => super::raw::RawSip::new(sip).await,
         };
-        let mut n = 0;
-        let up = super::within(10, "the registrar to answer OPTIONS", async {
-            loop {
-                n += 1;
-                probe
-                    .send(&probe.options(&format!("registrar-up-{n}")))
-                    .await;
-                if let Some(answer) = probe.response(Duration::from_millis(200), true).await {
-                    return answer.code();
-                }
-            }
-        })
-        .await;
+        let up = probe.first_options_answer("the registrar").await;
         assert_eq!(up, 200, "the registrar's own OPTIONS answer\n{}", r.log());
         r
     }

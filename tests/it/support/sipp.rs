@@ -58,6 +58,17 @@ pub fn sipp_call(gw: &str, scenario_file: &str, extra: &[&str]) -> Child {
 /// `calls` sipp calls, as `sipp_call` places one (`extra` may add a rate
 /// and a limit on calls at once).
 pub fn sipp_calls(gw: &str, scenario_file: &str, calls: u32, extra: &[&str]) -> Child {
+    sipp_calls_to(gw, "support", scenario_file, calls, extra)
+}
+
+/// Like `sipp_calls`, to the user `service` (the scenarios' `[service]`).
+pub fn sipp_calls_to(
+    gw: &str,
+    service: &str,
+    scenario_file: &str,
+    calls: u32,
+    extra: &[&str],
+) -> Child {
     let calls = calls.to_string();
     let port = free_udp_port().to_string();
     let media = free_udp_port().to_string();
@@ -67,7 +78,7 @@ pub fn sipp_calls(gw: &str, scenario_file: &str, calls: u32, extra: &[&str]) -> 
         "-sf",
         &path,
         "-s",
-        "support",
+        service,
         "-i",
         "127.0.0.1",
         "-p",
