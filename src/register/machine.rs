@@ -5,8 +5,9 @@
 //!
 //! - A 2xx: registered until what the registrar **granted** (our
 //!   Contact's `expires`, else the `Expires` header, else what we asked);
-//!   refreshed at 85 % of it. A `received`/`rport` that differs from the
-//!   Contact we sent (a NAT between us) is put in the Contact at once.
+//!   refreshed at 85 % of it. Over UDP, a `received`/`rport` that differs
+//!   from the Contact we sent (a NAT between us) is put in the Contact at
+//!   once.
 //! - 401/407: answered with digest credentials, once per challenge; a
 //!   second challenge that is not `stale` means the credentials are wrong.
 //! - 423: asked again with the registrar's `Min-Expires`.
@@ -75,10 +76,11 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub enum Input {
     /// The final answer to the REGISTER in flight; `used` is the host and
-    /// port its Contact named.
+    /// port its Contact named; `udp`, whether it went over UDP.
     Answered {
         answer: RegisterAnswer,
         used: (String, u16),
+        udp: bool,
     },
     /// The REGISTER in flight got no answer (not sent, timed out).
     NoAnswer(String),
@@ -225,9 +227,19 @@ impl Binding {
 
     pub fn handle(&mut self, input: Input, now: Instant) {
         match input {
-            Input::Answered { answer, used } => {
+            Input::Answered {
+                mut answer,
+                used,
+                udp,
+            } => {
                 self.in_flight = false;
                 self.last_code = Some(answer.code);
+                if !udp {
+                    // Over TCP and TLS `rport` is the connection's own
+                    // ephemeral port, which nobody can connect to: calls
+                    // come to our listener, or back over the connection.
+                    answer.seen_as = None;
+                }
                 if self.stopping.is_some() {
                     self.answered_while_stopping(answer, now);
                 } else {

@@ -129,9 +129,10 @@ impl Task {
                                 entry: c.entry.clone(),
                                 from: vec![f.peer.ip()],
                             });
-                            connection = (!f.transport.is_udp()).then(|| f.transport.watch_state());
+                            let udp = f.transport.is_udp();
+                            connection = (!udp).then(|| f.transport.watch_state());
                             flow = Some(f);
-                            machine.handle(Input::Answered { answer, used }, now);
+                            machine.handle(Input::Answered { answer, used, udp }, now);
                         }
                         (Err(e), _) => machine.handle(Input::NoAnswer(e.to_string()), now),
                     }

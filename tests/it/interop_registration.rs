@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::binary::free_tcp_port;
 use support::netns::Netns;
 use support::raw::RawSip;
-use support::registrar::Registrar;
+use support::registrar::{Also, Registrar};
 use support::sipp::{finished, sipp_calls_to};
 use support::*;
 
@@ -193,7 +193,7 @@ async fn a_min_expires_above_the_asked_lifetime_is_honoured() {
 #[tokio::test]
 async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backoff() {
     let sip: SocketAddr = format!("127.0.0.2:{}", free_tcp_port()).parse().unwrap();
-    let mut r = Registrar::start_in(None, sip, PASSWORD, 60, true).await;
+    let mut r = Registrar::start_in(None, sip, PASSWORD, 60, Also::Tcp).await;
     let hooks = WebhookReceiver::start(&[]).await;
     let table = registration(&r, PASSWORD).replace(
         &format!("registrar = \"sip:{sip}\""),
@@ -201,19 +201,18 @@ async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backo
     );
     let gw = TestGateway::start(&hooks.url(), &table).await;
     let view = until_state(&gw, "registered", &r).await;
-    assert!(
-        view["contact"]
-            .as_str()
-            .unwrap()
-            .ends_with(";transport=tcp"),
-        "{view}"
+    let tcp_port = gw.gw.sip_tcp.unwrap().port();
+    assert_eq!(
+        view["contact"],
+        format!("sip:pl-provider@127.0.0.1:{tcp_port};transport=tcp"),
+        "our listener, not the connection's own port: {view}"
     );
     // The registrar goes away (and forgets every binding): the closed
     // connection is noticed at once; it is back a moment later.
     r.stop();
     let fresh = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = Registrar::start_in(None, sip, PASSWORD, 60, true).await;
+    let r = Registrar::start_in(None, sip, PASSWORD, 60, Also::Tcp).await;
     // Seen to notice (no longer registered), then registered again.
     let mut noticed = false;
     let wait = async {
@@ -253,6 +252,54 @@ async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backo
     assert_eq!(answer.code(), 200, "{}", r.log());
 }
 
+#[tokio::test]
+async fn over_tls_a_sips_registrar_is_registered_and_sends_calls_over_tls() {
+    let cert = support::peers::TestCert::new();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let at: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let tls = Also::Tls {
+        at,
+        cert: &cert.cert,
+        key: &cert.key,
+    };
+    let r = Registrar::start_in(None, sip, PASSWORD, 60, tls).await;
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let table = registration(&r, PASSWORD).replace(
+        &format!("registrar = \"sip:{sip}\""),
+        &format!("registrar = \"sips:{at}\""),
+    );
+    let (c, k) = (
+        cert.cert.display().to_string(),
+        cert.key.display().to_string(),
+    );
+    let listener = [
+        ("PINLESS_SIP__TLS", "127.0.0.1:0"),
+        ("PINLESS_SIP__TLS_CERT", c.as_str()),
+        ("PINLESS_SIP__TLS_KEY", k.as_str()),
+        ("PINLESS_SIP__TLS_CA", c.as_str()),
+    ];
+    let gw = TestGateway::start_with_env(&hooks.url(), &table, &listener).await;
+    let view = until_state(&gw, "registered", &r).await;
+    let tls_port = gw.gw.sip_tls.unwrap().port();
+    assert_eq!(
+        view["contact"],
+        format!("sip:pl-provider@127.0.0.1:{tls_port};transport=tls"),
+        "{view}"
+    );
+    // A call to the AOR (over UDP to the registrar) reaches us over TLS.
+    let caller = RawSip::new(r.sip).await;
+    caller
+        .send(&caller.invite(AOR_USER, "over-tls", 1, ""))
+        .await;
+    let hook = within(10, "the webhook of the call over TLS", hooks.next()).await;
+    assert_eq!(hook.json()["registration"], "provider");
+    let id = hook.json()["callId"].as_str().unwrap().to_string();
+    let (_, ladder) = gw
+        .api(reqwest::Method::GET, &format!("/v1/calls/{id}/sip"), None)
+        .await;
+    assert!(ladder.to_string().contains("\"tls\""), "{ladder}");
+}
+
 /// pinless's side of the NAT: its SIP on a private address, masqueraded
 /// (to ports 40000–40099) on the way to the registrar's network.
 const NAT: &str = "table ip nat {
@@ -285,7 +332,7 @@ async fn inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact() {
         "run by behind_a_nat_the_registrar_reaches_pinless_through_the_mapping_its_register_opened",
     );
     let sip: SocketAddr = "10.99.0.1:5080".parse().unwrap();
-    let r = Registrar::start_in(Some(&outside), sip, PASSWORD, 60, false).await;
+    let r = Registrar::start_in(Some(&outside), sip, PASSWORD, 60, Also::Nothing).await;
     let mut hooks = WebhookReceiver::start(&[]).await;
     let private = [
         ("PINLESS_SIP__UDP", "192.168.77.2:5060"),

@@ -41,6 +41,7 @@ fn feed(b: &mut Binding, a: RegisterAnswer, now: Instant) {
         Input::Answered {
             answer: a,
             used: used(),
+            udp: true,
         },
         now,
     );
@@ -219,6 +220,7 @@ fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
         Input::Answered {
             answer: same,
             used: ("203.0.113.7".into(), 40312),
+            udp: true,
         },
         t0,
     );
@@ -233,6 +235,21 @@ fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
     feed(&mut c, plain, t0);
     assert!(registers(&mut c).is_empty());
     assert_eq!(c.state(), State::Registered);
+    // Over TCP, rport is the connection's own port: not an address.
+    let mut t = Binding::new(settings(), t0, 3);
+    one(&mut t);
+    let over_tcp = RegisterAnswer {
+        seen_as: Some(("192.0.2.10".into(), Some(41234))),
+        ..answer(200)
+    };
+    let input = Input::Answered {
+        answer: over_tcp,
+        used: used(),
+        udp: false,
+    };
+    t.handle(input, t0);
+    assert!(registers(&mut t).is_empty());
+    assert_eq!(t.state(), State::Registered);
 }
 
 #[test]

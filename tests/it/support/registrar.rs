@@ -11,6 +11,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Listeners besides UDP on `sip`.
+pub enum Also<'a> {
+    Nothing,
+    /// TCP on the same address.
+    Tcp,
+    /// TLS on `at` (Debian's kamailio-tls-modules), showing `cert`.
+    Tls {
+        at: SocketAddr,
+        cert: &'a std::path::Path,
+        key: &'a std::path::Path,
+    },
+}
+
 pub struct Registrar {
     pub sip: SocketAddr,
     /// Its runtime directory (`-Y`) and its log, removed on drop.
@@ -31,18 +44,18 @@ impl Registrar {
     /// Like `start`, on `sip` (a restart on the address a stopped
     /// registrar had: its registrations are gone, it kept them in memory).
     pub async fn start_on(sip: SocketAddr, password: &str, min_expires: u32) -> Registrar {
-        Self::start_in(None, sip, password, min_expires, false).await
+        Self::start_in(None, sip, password, min_expires, Also::Nothing).await
     }
 
     /// Like `start_on`, inside network namespace `netns` when given (the
-    /// caller reaches `sip` from where it is), listening on TCP too at
-    /// the same address when `tcp`.
+    /// caller reaches `sip` from where it is), listening also as `also`
+    /// says.
     pub async fn start_in(
         netns: Option<&str>,
         sip: SocketAddr,
         password: &str,
         min_expires: u32,
-        tcp: bool,
+        also: Also<'_>,
     ) -> Registrar {
         // The password goes into the configuration as a quoted string in
         // which `$` would start a variable.
@@ -76,10 +89,17 @@ impl Registrar {
             .arg(&dir)
             .arg("-A")
             .arg(format!("LISTEN=udp:{sip}"))
-            .args(if tcp {
-                vec!["-A".to_string(), format!("LISTEN_TCP=tcp:{sip}")]
-            } else {
-                vec![]
+            .args(match also {
+                Also::Nothing => vec![],
+                Also::Tcp => vec!["-A".to_string(), format!("LISTEN_TCP=tcp:{sip}")],
+                Also::Tls { at, cert, key } => vec![
+                    "-A".to_string(),
+                    format!("LISTEN_TLS=tls:{at}"),
+                    "-A".to_string(),
+                    format!("TLS_CERT=\"{}\"", cert.display()),
+                    "-A".to_string(),
+                    format!("TLS_KEY=\"{}\"", key.display()),
+                ],
             })
             .arg("-A")
             .arg(format!("PASSWORD=\"{password}\""))
