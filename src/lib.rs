@@ -14,7 +14,9 @@
 //! - [`provisioning`]: entries provisioned at runtime: what creating,
 //!   replacing, deleting or rotating one does (the API only reads requests
 //!   and renders answers), how they are stored, and how a cluster's nodes
-//!   keep them alike (Redis → SQLite → entry book).
+//!   keep them alike (Redis → SQLite → entry book). [`register`]
+//!   (sibling): bindings at providers' registrars (`[[registration]]`),
+//!   each a sans-IO machine driven by a thin task.
 //! - [`call`]: the call core. A sans-IO machine holds a call's whole state
 //!   and every deadline on the monotonic clock; one thin driver task per
 //!   call feeds it facts and performs its actions; one admission door

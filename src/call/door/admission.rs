@@ -3,13 +3,13 @@
 //! limits (513/400), a node that is stopping (503), the per-source rate
 //! (503), a matching entry (404; a call on a registration's binding falls
 //! back to the registration's entry), a place under `max_calls` (503), a
-//! pacer that keeps up (503), the
-//! entry's allow list (403) and digest credentials (407, or 403 for wrong
-//! ones) — on a registration's binding, the registrar's addresses or else
-//! those rules (403: see `registered`) — an offer we can answer (488, SRTP as the entry says included),
-//! and an RTP port (503). What it
-//! admits carries everything the call needs, its permit among them; what
-//! it refuses is a `Refusal` to send. Every refusal is counted and logged
+//! pacer that keeps up (503), the entry's allow list (403) and digest
+//! credentials (407, or 403 for wrong ones) — on a registration's
+//! binding, the registrar's address or else those rules (403: see
+//! `registered`) — an offer we can answer (488, SRTP as the entry says
+//! included), and an RTP port (503). What it admits carries everything
+//! the call needs, its permit among them; what it refuses is a `Refusal`
+//! to send. Every refusal is counted and logged
 //! with its source and reason, never with what the caller sent as
 //! credentials.
 
