@@ -40,7 +40,14 @@ fn card(list: &str, call_id: &str) -> String {
 #[tokio::test]
 async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
     let mut hooks = WebhookReceiver::start(&[]).await;
-    let gw = TestGateway::start(&hooks.url(), "").await;
+    // A registration to a registrar that is not there: the console shows
+    // it, not registered.
+    let nobody = free_udp_port();
+    let registration = format!(
+        "\n[[registration]]\nname = \"provider\"\nregistrar = \"sip:127.0.0.1:{nobody}\"\n\
+         aor = \"sip:+15550001111@pinless.test\"\nentry = \"support\"\n"
+    );
+    let gw = TestGateway::start(&hooks.url(), &registration).await;
     let mut room = Room::new().await;
     let driver = browser::Driver::start().await;
     let client = driver.browser(1280, 900).await;
@@ -148,6 +155,20 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
             ),
         )
         .await;
+        let registration = until(
+            c,
+            5.0,
+            "the registration's line",
+            "const s = document.getElementById('regs-section'); \
+             const li = document.querySelector('#regs li.reg'); \
+             return !s.hidden && li ? li.textContent : null",
+        )
+        .await;
+        let line = registration.as_str().unwrap_or_default();
+        assert!(
+            line.starts_with("provider: registering") || line.starts_with("provider: failing"),
+            "{line}"
+        );
     })
     .await;
 
