@@ -100,6 +100,9 @@ pub enum Action {
     KeepAlive,
     /// The binding's state changed (log it, publish it).
     Changed(State),
+    /// An attempt failed, with the registrar's code (none: no answer);
+    /// one each, also while the state stays `Failing` (count it).
+    Failed(Option<u16>),
     /// Nothing more will be asked: the task may end.
     Finished,
 }
@@ -428,6 +431,7 @@ impl Binding {
 
     fn fail(&mut self, now: Instant, why: String, retry_after: Option<Duration>) {
         self.failures += 1;
+        self.actions.push_back(Action::Failed(self.last_code));
         self.last_error = Some(why);
         self.keep_alive = None;
         self.registered_until = None;

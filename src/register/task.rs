@@ -94,6 +94,9 @@ impl Task {
                             tracing::debug!(registration = %c.name, error = %e, "keep-alive not sent");
                         }
                     }
+                    Action::Failed(code) => {
+                        self.view.send_modify(|v| v.count_failure(code));
+                    }
                     Action::Changed(state) => {
                         let s = machine.status(Instant::now());
                         match state {
@@ -105,9 +108,6 @@ impl Task {
                                 registration = %c.name, state = state.name(), code = ?s.last_code, %contact,
                                 "registration"
                             ),
-                        }
-                        if state == State::Failing {
-                            self.view.send_modify(|v| v.count_failure(s.last_code));
                         }
                     }
                     Action::Finished => {

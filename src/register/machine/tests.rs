@@ -154,6 +154,23 @@ fn wrong_credentials_fail_and_retries_back_off_from_30_s_to_30_min() {
     );
     assert!(waits.iter().all(|w| *w <= MAX_BACKOFF), "{waits:?}");
     assert!(waits[9] >= MAX_BACKOFF.mul_f64(0.8), "{waits:?}");
+    // Each failure is reported, the state changing only once.
+    let mut b2 = Binding::new(settings(), t0, 5);
+    one(&mut b2);
+    feed(&mut b2, answer(503), t0);
+    let wake = b2.poll_timeout().unwrap();
+    b2.handle_timeout(wake);
+    feed(&mut b2, answer(503), wake);
+    let actions: Vec<Action> = std::iter::from_fn(|| b2.poll_action()).collect();
+    let failed = actions
+        .iter()
+        .filter(|a| **a == Action::Failed(Some(503)))
+        .count();
+    let changed = actions
+        .iter()
+        .filter(|a| **a == Action::Changed(State::Failing))
+        .count();
+    assert_eq!((failed, changed), (2, 1), "{actions:?}");
     // Ten attempts in over two hours: never a tight loop.
     assert!(now - t0 > Duration::from_secs(2 * 3600));
 }
