@@ -131,6 +131,10 @@ pub struct Binding {
     challenge: Option<(bool, Challenge, u32)>,
     /// The REGISTER in flight carries an answer to `challenge`.
     answered: bool,
+    /// ... to a challenge that came in the answer just before it (not a
+    /// nonce kept from an earlier exchange, which a registrar that
+    /// restarted no longer knows).
+    fresh: bool,
     in_flight: bool,
     /// The next REGISTER (refresh or retry).
     wake: Option<Instant>,
@@ -169,6 +173,7 @@ impl Binding {
             contact_at: None,
             challenge: None,
             answered: false,
+            fresh: false,
             in_flight: false,
             wake: None,
             keep_alive: None,
@@ -353,13 +358,17 @@ impl Binding {
                 return;
             }
         };
-        if self.answered && !challenge.stale {
+        // Refused right after answering the challenge it came with: the
+        // credentials are wrong. Refused with a nonce kept from before
+        // (a refresh; the registrar may have restarted): answer anew.
+        if self.answered && self.fresh && !challenge.stale {
             self.challenge = None;
             self.fail(now, format!("{code}: credentials refused"), None);
             return;
         }
         self.challenge = Some((proxy, challenge, 0));
         self.send(now, self.asked);
+        self.fresh = true;
     }
 
     fn answered_while_stopping(&mut self, a: RegisterAnswer, now: Instant) {
@@ -377,6 +386,7 @@ impl Binding {
         {
             self.challenge = Some((proxy, c, 0));
             self.send(now, 0);
+            self.fresh = true;
             return;
         }
         self.after_stop_answer(now);
@@ -419,6 +429,7 @@ impl Binding {
             (name, value)
         });
         self.answered = credentials.is_some();
+        self.fresh = false;
         self.in_flight = true;
         self.wake = None;
         self.actions.push_back(Action::Register(Register {

@@ -314,3 +314,25 @@ fn a_lost_connection_registers_again_at_once() {
     b.handle(Input::FlowLost, t0 + Duration::from_secs(6));
     assert!(registers(&mut b).is_empty());
 }
+
+#[test]
+fn a_kept_nonce_refused_after_a_registrar_restart_is_answered_anew() {
+    let t0 = Instant::now();
+    let mut b = Binding::new(settings(), t0, 3);
+    one(&mut b);
+    feed(&mut b, challenge(false), t0);
+    one(&mut b);
+    feed(&mut b, answer(200), t0);
+    // The refresh carries the kept nonce; a restarted registrar does not
+    // know it and challenges (not stale): that is no wrong password.
+    let refresh_at = b.poll_timeout().unwrap().max(t0 + Duration::from_secs(510));
+    b.handle_timeout(refresh_at);
+    let refresh = registers(&mut b).pop().expect("the refresh");
+    assert!(refresh.credentials.is_some());
+    feed(&mut b, challenge(false), refresh_at);
+    assert!(one(&mut b).credentials.is_some(), "answered anew");
+    assert_ne!(b.state(), State::Failing);
+    // Refused again right after: now the credentials are wrong.
+    feed(&mut b, challenge(false), refresh_at);
+    assert_eq!(b.state(), State::Failing);
+}
