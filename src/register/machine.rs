@@ -163,7 +163,7 @@ pub struct Status {
 
 impl Binding {
     /// A binding that registers at once; `seed` varies the jitter.
-    pub fn new(settings: Settings, now: Instant, seed: u64) -> Binding {
+    pub fn new(settings: Settings, seed: u64) -> Binding {
         let asked = settings.expires;
         let mut b = Binding {
             settings,
@@ -187,7 +187,7 @@ impl Binding {
             rng: seed | 1,
         };
         b.actions.push_back(Action::Changed(State::Registering));
-        b.send(now, asked);
+        b.send(asked);
         b
     }
 
@@ -229,7 +229,7 @@ impl Binding {
         }
         if self.wake.is_some_and(|t| t <= now) && !self.in_flight {
             self.wake = None;
-            self.send(now, self.asked);
+            self.send(self.asked);
         }
     }
 
@@ -268,7 +268,7 @@ impl Binding {
                     self.registered_until = None;
                     self.keep_alive = None;
                     self.set(State::Registering);
-                    self.send(now, self.asked);
+                    self.send(self.asked);
                 }
             }
             Input::Stop { unregister } => {
@@ -292,7 +292,7 @@ impl Binding {
             423 => match a.min_expires {
                 Some(min) if min > self.asked => {
                     self.asked = min;
-                    self.send(now, min);
+                    self.send(min);
                 }
                 _ => self.fail(now, "423 without a usable Min-Expires".into(), None),
             },
@@ -321,7 +321,7 @@ impl Binding {
             let seen = (host, rport.unwrap_or(used.1));
             if seen != used {
                 self.contact_at = Some(seen);
-                self.send(now, self.asked);
+                self.send(self.asked);
                 return;
             }
         }
@@ -367,7 +367,7 @@ impl Binding {
             return;
         }
         self.challenge = Some((proxy, challenge, 0));
-        self.send(now, self.asked);
+        self.send(self.asked);
         self.fresh = true;
     }
 
@@ -385,7 +385,7 @@ impl Binding {
             && let Ok(c) = Challenge::parse(&header)
         {
             self.challenge = Some((proxy, c, 0));
-            self.send(now, 0);
+            self.send(0);
             self.fresh = true;
             return;
         }
@@ -398,7 +398,7 @@ impl Binding {
         let had_binding = self.registered_until.is_some_and(|t| t > now);
         if unregister && had_binding && !self.removal_sent {
             self.removal_sent = true;
-            self.send(now, 0);
+            self.send(0);
             return;
         }
         self.registered_until = None;
@@ -406,7 +406,7 @@ impl Binding {
         self.actions.push_back(Action::Finished);
     }
 
-    fn send(&mut self, _now: Instant, expires: u32) {
+    fn send(&mut self, expires: u32) {
         if expires == 0 {
             self.removal_sent = true;
         }

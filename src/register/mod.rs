@@ -52,14 +52,6 @@ impl Registrations {
         }
     }
 
-    /// None configured.
-    pub fn none() -> Registrations {
-        Registrations {
-            items: Vec::new(),
-            tasks: std::sync::Mutex::new(JoinSet::new()),
-        }
-    }
-
     /// Every binding as the API shows it, in config order.
     pub fn views(&self) -> Vec<RegistrationView> {
         self.items.iter().map(|(v, _)| v.borrow().clone()).collect()

@@ -52,7 +52,7 @@ impl Task {
                 .first_chunk()
                 .unwrap_or(&[7; 8]),
         );
-        let mut machine = Binding::new(settings, Instant::now(), seed);
+        let mut machine = Binding::new(settings, seed);
         let mut in_flight: Option<InFlight> = None;
         let mut flow: Option<Flow> = None;
         // The state of the TCP/TLS connection the binding was made on.

@@ -216,7 +216,7 @@ async fn send(
 /// `sips:` with `;transport=tls` added when it names no transport: ezk
 /// picks TLS only from that parameter (or DNS), and would send a bare
 /// `sips:` URI over UDP.
-fn tls_for_sips(target: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn tls_for_sips(target: &str) -> std::borrow::Cow<'_, str> {
     let is_sips = target
         .get(..5)
         .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));

@@ -3,8 +3,9 @@
 //! §3.5.1) that keeps a NAT binding open between them. When to send what
 //! is decided elsewhere (`crate::register`, sans-IO).
 
-use super::outbound::reaches_over_tls;
+use super::outbound::tls_for_sips;
 use super::stack::Stack;
+use super::stack::host_literal;
 use ezk_sip_core::Request;
 /// A flow's connection state (TCP/TLS), as ezk reports it.
 pub use ezk_sip_core::transport::TransportState;
@@ -84,7 +85,7 @@ impl Stack {
             Some((host, port)) => (host.clone(), *port),
             None => (self.public_host.to_string(), port),
         };
-        let uri = format!("sip:{user}@{}:{port}{param}", bracketed(&host));
+        let uri = format!("sip:{user}@{}:{port}{param}", host_literal(&host));
         (uri, (host, port))
     }
 
@@ -95,7 +96,7 @@ impl Stack {
         r: &RegisterRequest,
     ) -> Result<(RegisterAnswer, Flow), RegisterError> {
         let parse = |text: &str| -> Result<SipUri, RegisterError> {
-            let text = with_tls(text);
+            let text = tls_for_sips(text);
             text.parse()
                 .map_err(|_| RegisterError::BadUri(text.to_string()))
         };
@@ -112,7 +113,7 @@ impl Stack {
         h.insert(Name::CSEQ, format!("{} REGISTER", r.cseq));
         h.insert(Name::MAX_FORWARDS, "70");
         if let Some(proxy) = &r.outbound_proxy {
-            h.insert(Name::ROUTE, format!("<{};lr>", with_tls(proxy)));
+            h.insert(Name::ROUTE, format!("<{};lr>", tls_for_sips(proxy)));
         }
         h.insert(Name::CONTACT, format!("<{}>", r.contact));
         h.insert(Name::EXPIRES, r.expires.to_string());
@@ -135,7 +136,7 @@ impl Stack {
         // of ours (it has no hook for them), so the parameter rides in
         // the sent-by text, which ezk prints as it is given.
         let via = HostPort {
-            host: Host::Name(format!("{}:{port};rport", bracketed(&self.public_host)).into()),
+            host: Host::Name(format!("{}:{port};rport", host_literal(&self.public_host)).into()),
             port: None,
         };
         let flow = Flow {
@@ -199,22 +200,6 @@ impl Stack {
         } else {
             Ok(())
         }
-    }
-}
-
-/// `sips:` URIs name TLS for ezk (see `outbound::tls_for_sips`).
-fn with_tls(uri: &str) -> String {
-    if reaches_over_tls(uri) && !uri.to_ascii_lowercase().contains(";transport=") {
-        format!("{uri};transport=tls")
-    } else {
-        uri.to_string()
-    }
-}
-
-fn bracketed(host: &str) -> String {
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
-        _ => host.to_string(),
     }
 }
 

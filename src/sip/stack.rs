@@ -136,7 +136,7 @@ impl Stack {
 }
 
 /// IPv6 literals go in brackets in URIs.
-fn host_literal(host: &str) -> String {
+pub(super) fn host_literal(host: &str) -> String {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
         _ => host.to_string(),

@@ -37,48 +37,27 @@ pub fn sip_headers(headers: &[(String, String)]) -> Map<String, Value> {
 }
 
 /// The incoming-call webhook (Daily's shape, with `To`/`From` capitalised
-/// as Daily sends them).
+/// as Daily sends them). A call that came through a registration's
+/// binding also carries `"registration": name`; others are Daily's exactly.
 pub fn incoming_call(
     to: &str,
     from: &str,
     call_id: &str,
     call_domain: &str,
     headers: &[(String, String)],
+    registration: Option<&str>,
 ) -> Vec<u8> {
-    incoming_call_json(to, from, call_id, call_domain, headers)
-        .to_string()
-        .into_bytes()
-}
-
-/// The same, for a call that came through a registration's binding: it
-/// adds `"registration": name` (Daily's fields unchanged).
-pub fn incoming_call_registered(
-    to: &str,
-    from: &str,
-    call_id: &str,
-    call_domain: &str,
-    headers: &[(String, String)],
-    registration: &str,
-) -> Vec<u8> {
-    let mut body = incoming_call_json(to, from, call_id, call_domain, headers);
-    body["registration"] = json!(registration);
-    body.to_string().into_bytes()
-}
-
-fn incoming_call_json(
-    to: &str,
-    from: &str,
-    call_id: &str,
-    call_domain: &str,
-    headers: &[(String, String)],
-) -> serde_json::Value {
-    json!({
+    let mut body = json!({
         "To": to,
         "From": from,
         "callId": call_id,
         "callDomain": call_domain,
         "sipHeaders": sip_headers(headers),
-    })
+    });
+    if let Some(name) = registration {
+        body["registration"] = json!(name);
+    }
+    body.to_string().into_bytes()
 }
 
 /// One call event for the events webhook. An event without detail gets
@@ -154,13 +133,14 @@ mod tests {
             "c-1",
             "d-1",
             &[h("X-Ref", "7"), h("X-Ref", "8")],
+            None,
         );
         assert_eq!(
             text(body),
             r#"{"From":"sip:alice@example.com","To":"+15550001111","callDomain":"d-1","callId":"c-1","sipHeaders":{"X-Ref":"7, 8"}}"#
         );
         assert_eq!(
-            text(incoming_call("t", "f", "c", "d", &[])),
+            text(incoming_call("t", "f", "c", "d", &[], None)),
             r#"{"From":"f","To":"t","callDomain":"d","callId":"c","sipHeaders":{}}"#
         );
     }

@@ -18,23 +18,14 @@ pub(in crate::call) async fn send(
     p: Parties,
     driver: mpsc::UnboundedSender<DriverMsg>,
 ) {
-    let body = match &p.registration {
-        Some(name) => messages::incoming_call_registered(
-            &p.to,
-            &p.from,
-            &p.call_id,
-            &p.call_domain,
-            &p.caller_headers,
-            name,
-        ),
-        None => messages::incoming_call(
-            &p.to,
-            &p.from,
-            &p.call_id,
-            &p.call_domain,
-            &p.caller_headers,
-        ),
-    };
+    let body = messages::incoming_call(
+        &p.to,
+        &p.from,
+        &p.call_id,
+        &p.call_domain,
+        &p.caller_headers,
+        p.registration.as_deref(),
+    );
     let id = messages::message_id();
     let result = sender
         .deliver(&entry.webhook_url, &entry.keys, &id, &body, |a| {

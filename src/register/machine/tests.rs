@@ -67,7 +67,7 @@ fn one(b: &mut Binding) -> Register {
 #[test]
 fn registers_with_credentials_and_refreshes_at_85_percent_of_the_grant() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 7);
+    let mut b = Binding::new(settings(), 7);
     let first = one(&mut b);
     assert_eq!(
         (first.cseq, first.expires, first.credentials.is_none()),
@@ -108,7 +108,7 @@ fn registers_with_credentials_and_refreshes_at_85_percent_of_the_grant() {
 #[test]
 fn a_stale_nonce_is_answered_again_without_failing() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 7);
+    let mut b = Binding::new(settings(), 7);
     one(&mut b);
     feed(&mut b, challenge(false), t0);
     one(&mut b);
@@ -121,7 +121,7 @@ fn a_stale_nonce_is_answered_again_without_failing() {
 #[test]
 fn wrong_credentials_fail_and_retries_back_off_from_30_s_to_30_min() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 99);
+    let mut b = Binding::new(settings(), 99);
     one(&mut b);
     feed(&mut b, challenge(false), t0);
     one(&mut b);
@@ -155,7 +155,7 @@ fn wrong_credentials_fail_and_retries_back_off_from_30_s_to_30_min() {
     assert!(waits.iter().all(|w| *w <= MAX_BACKOFF), "{waits:?}");
     assert!(waits[9] >= MAX_BACKOFF.mul_f64(0.8), "{waits:?}");
     // Each failure is reported, the state changing only once.
-    let mut b2 = Binding::new(settings(), t0, 5);
+    let mut b2 = Binding::new(settings(), 5);
     one(&mut b2);
     feed(&mut b2, answer(503), t0);
     let wake = b2.poll_timeout().unwrap();
@@ -178,7 +178,7 @@ fn wrong_credentials_fail_and_retries_back_off_from_30_s_to_30_min() {
 #[test]
 fn no_answer_and_retry_after_wait_as_long_as_the_registrar_says() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 3);
+    let mut b = Binding::new(settings(), 3);
     one(&mut b);
     feed(
         &mut b,
@@ -200,7 +200,7 @@ fn no_answer_and_retry_after_wait_as_long_as_the_registrar_says() {
 #[test]
 fn interval_too_brief_asks_again_with_min_expires() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 3);
+    let mut b = Binding::new(settings(), 3);
     one(&mut b);
     feed(
         &mut b,
@@ -218,7 +218,7 @@ fn interval_too_brief_asks_again_with_min_expires() {
 #[test]
 fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 3);
+    let mut b = Binding::new(settings(), 3);
     one(&mut b);
     let seen = RegisterAnswer {
         seen_as: Some(("203.0.113.7".into(), Some(40312))),
@@ -243,7 +243,7 @@ fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
     );
     assert_eq!(b.state(), State::Registered);
     // No NAT: received equal to what we sent changes nothing.
-    let mut c = Binding::new(settings(), t0, 3);
+    let mut c = Binding::new(settings(), 3);
     one(&mut c);
     let plain = RegisterAnswer {
         seen_as: Some(("192.0.2.10".into(), Some(5060))),
@@ -253,7 +253,7 @@ fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
     assert!(registers(&mut c).is_empty());
     assert_eq!(c.state(), State::Registered);
     // Over TCP, rport is the connection's own port: not an address.
-    let mut t = Binding::new(settings(), t0, 3);
+    let mut t = Binding::new(settings(), 3);
     one(&mut t);
     let over_tcp = RegisterAnswer {
         seen_as: Some(("192.0.2.10".into(), Some(41234))),
@@ -272,7 +272,7 @@ fn behind_a_nat_the_contact_takes_the_address_the_registrar_saw() {
 #[test]
 fn a_drain_removes_the_binding_and_a_resume_stop_keeps_it() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 3);
+    let mut b = Binding::new(settings(), 3);
     one(&mut b);
     feed(&mut b, answer(200), t0);
     b.handle(Input::Stop { unregister: true }, t0);
@@ -281,7 +281,7 @@ fn a_drain_removes_the_binding_and_a_resume_stop_keeps_it() {
     assert_eq!(b.state(), State::Stopped);
     assert_eq!(b.poll_timeout(), None);
 
-    let mut kept = Binding::new(settings(), t0, 3);
+    let mut kept = Binding::new(settings(), 3);
     one(&mut kept);
     feed(&mut kept, answer(200), t0);
     kept.handle(Input::Stop { unregister: false }, t0);
@@ -293,7 +293,7 @@ fn a_drain_removes_the_binding_and_a_resume_stop_keeps_it() {
     );
 
     // A stop while the first REGISTER is out: its 200 is removed again.
-    let mut early = Binding::new(settings(), t0, 3);
+    let mut early = Binding::new(settings(), 3);
     one(&mut early);
     early.handle(Input::Stop { unregister: true }, t0);
     assert!(registers(&mut early).is_empty());
@@ -304,7 +304,7 @@ fn a_drain_removes_the_binding_and_a_resume_stop_keeps_it() {
 #[test]
 fn a_lost_connection_registers_again_at_once() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 3);
+    let mut b = Binding::new(settings(), 3);
     one(&mut b);
     feed(&mut b, answer(200), t0);
     b.handle(Input::FlowLost, t0 + Duration::from_secs(5));
@@ -318,7 +318,7 @@ fn a_lost_connection_registers_again_at_once() {
 #[test]
 fn a_kept_nonce_refused_after_a_registrar_restart_is_answered_anew() {
     let t0 = Instant::now();
-    let mut b = Binding::new(settings(), t0, 3);
+    let mut b = Binding::new(settings(), 3);
     one(&mut b);
     feed(&mut b, challenge(false), t0);
     one(&mut b);
