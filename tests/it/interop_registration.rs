@@ -181,6 +181,31 @@ async fn a_wrong_password_fails_with_the_code_and_does_not_retry_in_a_loop() {
 }
 
 #[tokio::test]
+async fn through_an_outbound_proxy_the_registrar_name_need_not_resolve() {
+    // The registrar's name does not resolve (.invalid never does): the
+    // binding is made only if REGISTERs go to the outbound proxy, here
+    // the Kamailio on 127.0.0.2, and calls come in from it.
+    let r = registrar(60).await;
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let table = registration(&r, PASSWORD).replace(
+        &format!("registrar = \"sip:{}\"", r.sip),
+        &format!(
+            "registrar = \"sip:registrar.invalid\"\noutbound_proxy = \"sip:{}\"",
+            r.sip
+        ),
+    );
+    let gw = TestGateway::start(&hooks.url(), &table).await;
+    let view = until_state(&gw, "registered", &r).await;
+    assert_eq!(view["lastCode"], 200, "{view}");
+    let caller = RawSip::new(r.sip).await;
+    caller
+        .send(&caller.invite(AOR_USER, "via-proxy", 1, ""))
+        .await;
+    let hook = within(10, "the webhook of the call via the proxy", hooks.next()).await;
+    assert_eq!(hook.json()["registration"], "provider");
+}
+
+#[tokio::test]
 async fn a_min_expires_above_the_asked_lifetime_is_honoured() {
     let r = Registrar::start(PASSWORD, 900).await;
     let hooks = WebhookReceiver::start(&[]).await;
