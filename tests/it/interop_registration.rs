@@ -10,7 +10,7 @@ use pinless::config::ShutdownMode;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::binary::free_tcp_port;
+use support::binary::{free_tcp_port, held_port};
 use support::netns::Netns;
 use support::raw::RawSip;
 use support::registrar::{Also, Registrar};
@@ -217,7 +217,7 @@ async fn a_min_expires_above_the_asked_lifetime_is_honoured() {
 
 #[tokio::test]
 async fn over_tcp_a_registrar_that_restarts_is_registered_again_within_the_backoff() {
-    let sip: SocketAddr = format!("127.0.0.2:{}", free_tcp_port()).parse().unwrap();
+    let sip: SocketAddr = format!("127.0.0.2:{}", held_port()).parse().unwrap();
     let mut r = Registrar::start_in(None, sip, PASSWORD, 60, Also::Tcp).await;
     let hooks = WebhookReceiver::start(&[]).await;
     let table = registration(&r, PASSWORD).replace(

@@ -4,7 +4,6 @@
 //! signals, exits, restarts.
 
 use super::TOKEN;
-pub use super::free_udp_port;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -19,18 +18,43 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// Ports a binary keeps across its restarts (SIP, API) come from
+/// 10000–11999 and its RTP blocks from 12000–19999: below the kernel's
+/// ephemeral range (32768 and up), where any socket bound to port 0 by a
+/// concurrent test could take a port a stopped gateway must bind again
+/// when it resumes, and below the in-process gateways' default RTP range
+/// (20000–30000). CI once lost a resume to exactly that.
+const HELD_PORTS: (u32, u32) = (10_000, 2_000);
+const RTP_BLOCKS: (u32, u32) = (12_000, 40);
+
+/// A port free for both UDP and TCP that no port-0 socket will be given.
+pub fn held_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let (base, count) = HELD_PORTS;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let offset = std::process::id().wrapping_mul(7919).wrapping_add(n) % count;
+        // base + offset < 12000: the conversion cannot fail.
+        let port = u16::try_from(base + offset).unwrap_or(10_000);
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
 /// A block of 200 RTP ports (100 calls' legs, each with its RTCP port) of
-/// its own for each binary: blocks in 30000–46999, away from the
-/// in-process gateways' default range and the media tests' 47xxx ones;
-/// the binaries of one test process get different blocks.
+/// its own for each binary; the binaries of one test process get
+/// different blocks.
 pub fn rtp_range() -> (u16, u16) {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    const BLOCKS: u32 = 85;
+    let (first, blocks) = RTP_BLOCKS;
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let block = (std::process::id().wrapping_add(n.wrapping_mul(37))) % BLOCKS;
-    let base = 30_000 + block * 200;
-    // base + 199 < 47_000: the conversions cannot fail.
-    let base = u16::try_from(base).unwrap_or(30_000);
+    let block = (std::process::id().wrapping_add(n.wrapping_mul(37))) % blocks;
+    let base = first + block * 200;
+    // base + 199 < 20_000: the conversions cannot fail.
+    let base = u16::try_from(base).unwrap_or(12_000);
     (base, base + 199)
 }
 
@@ -50,8 +74,8 @@ impl Binary {
     pub fn new(node: &str, hook_url: &str, entry: &str, more: &str) -> Binary {
         let dir = std::env::temp_dir().join(format!("pinless-bin-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("state")).unwrap();
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-        let api_port = free_tcp_port();
+        let sip: SocketAddr = format!("127.0.0.1:{}", held_port()).parse().unwrap();
+        let api_port = held_port();
         let (min, max) = rtp_range();
         let config = dir.join("pinless.toml");
         std::fs::write(
@@ -96,20 +120,38 @@ impl Binary {
         self.child = Some(child);
         let http = reqwest::Client::new();
         let url = format!("{}/healthz", self.api);
-        super::within(20, "the gateway to come up", async {
+        let up = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
+                if let Some(status) = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    return Err(status);
+                }
                 if http
                     .get(&url)
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success())
                 {
-                    return;
+                    return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
         .await;
+        match up {
+            Ok(Ok(())) => {}
+            Ok(Err(status)) => panic!(
+                "the gateway exited ({status}) instead of coming up; log:\n{}",
+                self.log()
+            ),
+            Err(_) => panic!(
+                "the gateway did not come up within 20 s; log:\n{}",
+                self.log()
+            ),
+        }
     }
 
     /// Sends `signal` (`TERM`, `INT`, `KILL`) to the process.
