@@ -2,9 +2,11 @@
 //! who may call it, and how its calls behave when transfers fail, rooms hang
 //! up or the caller waits too long.
 
+use super::duration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// One `[[dialin]]` entry.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -26,19 +28,24 @@ pub struct DialinEntry {
     #[serde(default)]
     pub open: bool,
     /// Ring (180) this long before answering; 0 answers at once.
-    #[serde(default)]
-    pub answer_delay_ms: u64,
+    #[serde(rename = "answer_delay_ms", default, with = "duration::millis")]
+    pub answer_delay: Duration,
     /// Overrides `[hold].music` for this entry's callers.
     pub hold_music: Option<PathBuf>,
     /// How long one update may keep retrying rooms that are not ready
     /// (404/408/480/5xx or no answer) before the caller goes back to hold.
-    #[serde(default = "default_transfer_timeout_secs")]
-    pub transfer_timeout_secs: u64,
+    #[serde(
+        rename = "transfer_timeout_secs",
+        default = "default_transfer_timeout",
+        with = "duration::secs"
+    )]
+    pub transfer_timeout: Duration,
     /// What a room's hang-up does to a bridged caller.
     #[serde(default)]
     pub on_room_hangup: OnRoomHangup,
     /// Overrides `[hold].max_hold_secs` for this entry's calls.
-    pub max_hold_secs: Option<u64>,
+    #[serde(rename = "max_hold_secs", default, with = "duration::opt_secs")]
+    pub max_hold: Option<Duration>,
     /// What happens when a caller has been on hold for `max_hold_secs`.
     #[serde(default)]
     pub hold_timeout_action: HoldTimeoutAction,
@@ -58,12 +65,20 @@ pub struct DialinEntry {
     pub answer: AnswerMode,
     /// With `answer = "early"`: answer and hold as usual after this long
     /// in early media with no room.
-    #[serde(default = "default_early_media_max_secs")]
-    pub early_media_max_secs: u64,
+    #[serde(
+        rename = "early_media_max_secs",
+        default = "default_early_media_max",
+        with = "duration::secs"
+    )]
+    pub early_media_max: Duration,
     /// Tell held callers their place in the queue and the estimated wait
     /// this often; 0 = never.
-    #[serde(default)]
-    pub announce_position_every_secs: u64,
+    #[serde(
+        rename = "announce_position_every_secs",
+        default,
+        with = "duration::secs"
+    )]
+    pub announce_position_every: Duration,
     /// The prompt set for position announcements (else the bundled
     /// English one in `assets/prompts`).
     pub prompts_dir: Option<PathBuf>,
@@ -147,12 +162,12 @@ pub struct HeaderPolicyConfig {
     pub max_total_bytes: usize,
 }
 
-fn default_transfer_timeout_secs() -> u64 {
-    30
+fn default_transfer_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
-fn default_early_media_max_secs() -> u64 {
-    120
+fn default_early_media_max() -> Duration {
+    Duration::from_secs(120)
 }
 
 impl Default for HeaderPolicyConfig {
@@ -178,19 +193,19 @@ impl Default for DialinEntry {
             allowed_cidrs: Vec::new(),
             credentials: Vec::new(),
             open: false,
-            answer_delay_ms: 0,
+            answer_delay: Duration::ZERO,
             hold_music: None,
-            transfer_timeout_secs: default_transfer_timeout_secs(),
+            transfer_timeout: default_transfer_timeout(),
             on_room_hangup: OnRoomHangup::End,
-            max_hold_secs: None,
+            max_hold: None,
             hold_timeout_action: HoldTimeoutAction::Hangup,
             timeout_announcement: None,
             timeout_sip_uri: None,
             events_url: None,
             header_policy: HeaderPolicyConfig::default(),
             answer: AnswerMode::Now,
-            early_media_max_secs: default_early_media_max_secs(),
-            announce_position_every_secs: 0,
+            early_media_max: default_early_media_max(),
+            announce_position_every: Duration::ZERO,
             prompts_dir: None,
             dtmf_transfer: BTreeMap::new(),
             media_encryption: MediaEncryption::Disable,

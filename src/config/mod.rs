@@ -18,6 +18,7 @@
 //! - this file: loading (file, overrides, parse, validate).
 
 mod dialin;
+mod duration;
 mod env;
 mod error;
 mod registration;

@@ -39,7 +39,10 @@ pub struct NodeConfig {
     pub shutdown: ShutdownMode,
     /// In drain mode, the longest a stop waits for calls to end by
     /// themselves before hanging up the rest (`drain_secs`).
-    #[serde(rename = "drain_secs", deserialize_with = "whole_seconds")]
+    #[serde(
+        rename = "drain_secs",
+        deserialize_with = "super::duration::secs::deserialize"
+    )]
     pub drain: Duration,
 }
 
@@ -122,7 +125,10 @@ pub struct HoldConfig {
     pub music: PathBuf,
     /// How long a caller may stay on hold before `hold_timeout_action`
     /// (`max_hold_secs`; an entry's own wins).
-    #[serde(rename = "max_hold_secs", deserialize_with = "whole_seconds")]
+    #[serde(
+        rename = "max_hold_secs",
+        deserialize_with = "super::duration::secs::deserialize"
+    )]
     pub max_hold: Duration,
 }
 
@@ -284,9 +290,4 @@ impl Default for Config {
             registration: Vec::new(),
         }
     }
-}
-
-/// A duration the file writes as whole seconds.
-fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    u64::deserialize(d).map(Duration::from_secs)
 }

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::from_toml_with_env(
@@ -96,7 +97,7 @@ fn env_overrides_nest_and_type() {
     assert_eq!(c.api.listen.to_string(), "127.0.0.1:9090");
     assert_eq!(c.api.bearer_tokens, vec!["a", "b"]);
     assert_eq!(c.limits.max_calls, 7);
-    assert_eq!(c.dialin[0].answer_delay_ms, 250);
+    assert_eq!(c.dialin[0].answer_delay, Duration::from_millis(250));
 }
 
 #[test]
@@ -178,12 +179,12 @@ fn hold_experience_keys_parse_and_are_checked() {
     .unwrap();
     let d = &c.dialin[0];
     assert_eq!(d.answer, crate::config::AnswerMode::Early);
-    assert_eq!(d.early_media_max_secs, 30);
-    assert_eq!(d.announce_position_every_secs, 45);
+    assert_eq!(d.early_media_max, Duration::from_secs(30));
+    assert_eq!(d.announce_position_every, Duration::from_secs(45));
     assert_eq!(d.dtmf_transfer.len(), 2);
     let plain = with("").unwrap();
     assert_eq!(plain.dialin[0].answer, crate::config::AnswerMode::Now);
-    assert_eq!(plain.dialin[0].early_media_max_secs, 120);
+    assert_eq!(plain.dialin[0].early_media_max, Duration::from_secs(120));
     let e = with("answer = \"later\"").unwrap_err();
     assert!(e.to_string().contains("answer"), "{e}");
     let e = with("answer = \"early\"\nearly_media_max_secs = 0").unwrap_err();

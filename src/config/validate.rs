@@ -259,13 +259,13 @@ fn validate_call_policy(
     entry: &DialinEntry,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
-    if entry.transfer_timeout_secs == 0 {
+    if entry.transfer_timeout.is_zero() {
         return Err(ConfigError::key(
             key("transfer_timeout_secs"),
             "must be at least 1",
         ));
     }
-    if entry.max_hold_secs == Some(0) {
+    if entry.max_hold.is_some_and(|d| d.is_zero()) {
         return Err(ConfigError::key(key("max_hold_secs"), "must be at least 1"));
     }
     match (&entry.hold_timeout_action, &entry.timeout_sip_uri) {
@@ -323,7 +323,7 @@ fn validate_hold_experience(
     entry: &DialinEntry,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(), ConfigError> {
-    if entry.answer == AnswerMode::Early && entry.early_media_max_secs == 0 {
+    if entry.answer == AnswerMode::Early && entry.early_media_max.is_zero() {
         return Err(ConfigError::key(
             key("early_media_max_secs"),
             "must be at least 1 with answer = \"early\"",

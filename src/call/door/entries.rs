@@ -126,7 +126,7 @@ impl Entry {
             })?)),
             // Decoded now (once per process), not by the first call's
             // driver on the async threads.
-            None if c.announce_position_every_secs > 0 => Some(PromptSet::bundled()),
+            None if !c.announce_position_every.is_zero() => Some(PromptSet::bundled()),
             None => None,
         };
         let on_hold_timeout = match (&c.hold_timeout_action, &c.timeout_sip_uri) {
@@ -150,18 +150,18 @@ impl Entry {
             events_url: c.events_url.clone(),
             origin: Origin::Operator,
             keys,
-            answer_delay: Duration::from_millis(c.answer_delay_ms),
+            answer_delay: c.answer_delay,
             early_media: (c.answer == crate::config::AnswerMode::Early)
-                .then(|| Duration::from_secs(c.early_media_max_secs)),
+                .then_some(c.early_media_max),
             policy: Policy {
-                transfer_timeout: Duration::from_secs(c.transfer_timeout_secs),
-                max_hold: c.max_hold_secs.map(Duration::from_secs).unwrap_or(max_hold),
+                transfer_timeout: c.transfer_timeout,
+                max_hold: c.max_hold.unwrap_or(max_hold),
                 on_room_hangup: c.on_room_hangup,
                 on_hold_timeout,
                 ring_cap: RING_CAP,
                 dtmf_transfer: c.dtmf_transfer.clone(),
-                announce_every: (c.announce_position_every_secs > 0)
-                    .then(|| Duration::from_secs(c.announce_position_every_secs)),
+                announce_every: (!c.announce_position_every.is_zero())
+                    .then_some(c.announce_position_every),
             },
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,
