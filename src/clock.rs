@@ -79,6 +79,15 @@ impl Clock {
     pub fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
         self.origin + Duration::from_millis(at.0.saturating_sub(self.offset))
     }
+
+    /// Sleeps until a machine's deadline `at`; for ever when it has none
+    /// (the one `select!` arm of a driver that wakes its machine).
+    pub async fn sleep_until(&self, at: Option<Instant>) {
+        match at {
+            Some(at) => tokio::time::sleep_until(self.to_tokio(at)).await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Wall-clock time as Unix milliseconds, for what is shown to people and

@@ -5,11 +5,14 @@
 //!   `steps` its inputs, actions, states and timeline; `plan` one
 //!   transfer's targets, retries and deadline; `route` a transfer target
 //!   read from JSON (update or webhook answer); `view` what the API shows;
-//!   `room` the shape of a room attempt (codec order, SRTP only over TLS).
-//!   The rest are the machine's parts: `transfer`, `announce`, `play`,
-//!   `dtmf`, `early_media`.
+//!   `room` the shape of a room attempt (codec order, SRTP only over TLS)
+//!   and whether its answer can be bridged; `ringing` the ring before an
+//!   answer (`answer_delay_ms`). The rest are the machine's parts:
+//!   `transfer`, `announce`, `play`, `dtmf`, `early_media`, `suspend` (a
+//!   stop in resume mode).
 //! - `door/`: what decides on a new INVITE: `admission` (the one door),
-//!   `rate`, `capacity`, `entries` (with `header_policy`), `secure`.
+//!   `rate`, `capacity`, `entries` (with `header_policy`), `secure`,
+//!   `registered` (calls that come through a registration's binding).
 //! - `driver/`: one task per call, a thin loop that feeds the machine and
 //!   performs its actions (`actions`, `bot`, `persist`); `answer` takes an
 //!   admitted INVITE to a held call, `early_caller` keeps one held in

@@ -5,7 +5,7 @@
 //! action is carried out on the legs and the media; a failure becomes the
 //! fact fed back to the machine.
 
-use super::{Attempt, AttemptEnd, Call, Replier};
+use super::{Attempt, AttemptEnd, Call, Outcome, Replier};
 use crate::call::door::secure;
 use crate::call::driver::answer::hold_music;
 use crate::call::driver::webhook_task;
@@ -21,11 +21,11 @@ use std::collections::VecDeque;
 const SHUTDOWN_REASON: &str = "SIP;cause=503;text=\"shutting down\"";
 
 impl Call {
-    /// Performs actions (and those their failures lead to); true when the
-    /// call is finished.
-    pub(super) async fn perform(&mut self, actions: Vec<Action>) -> bool {
+    /// Performs actions (and those their failures lead to); how the call
+    /// ended, when it did.
+    pub(super) async fn perform(&mut self, actions: Vec<Action>) -> Option<Outcome> {
         let mut queue = VecDeque::from(actions);
-        let mut finished = false;
+        let mut outcome = None;
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Dial(t) => {
@@ -46,6 +46,17 @@ impl Call {
                 // Dropping `Dialing` CANCELs the INVITE; its task ACKs and
                 // BYEs a 2xx that crosses the CANCEL.
                 Action::CancelTransfer => self.attempt = Attempt::Idle,
+                Action::BridgeRoom(usable) => {
+                    let input = self.bridge_room(*usable).await;
+                    queue.extend(self.feed(input));
+                }
+                Action::HangupAnswered => {
+                    if let Attempt::Answered { leg, .. } =
+                        std::mem::replace(&mut self.attempt, Attempt::Idle)
+                    {
+                        leg.hangup();
+                    }
+                }
                 Action::HangupCaller => {
                     if let Some(l) = self.caller.take() {
                         self.hang_up(l);
@@ -96,10 +107,21 @@ impl Call {
                     }
                 }
                 Action::SendDtmf { press, to } => self.send_dtmf(press, to),
-                Action::Finish => finished = true,
+                Action::Suspend => {
+                    let saved = self.save().await;
+                    if let Some(done) = self.suspended.take() {
+                        let _ = done.send(saved);
+                    }
+                    return Some(Outcome::Suspended);
+                }
+                Action::Finish => outcome = Some(Outcome::Finished),
             }
         }
-        finished
+        // A stop that waited for this call learns it was not saved.
+        if let (Some(Outcome::Finished), Some(done)) = (outcome, self.suspended.take()) {
+            let _ = done.send(false);
+        }
+        outcome
     }
 
     /// Sends the machine's answer to the API request being handled.
@@ -215,7 +237,7 @@ impl Call {
     pub(super) async fn attempt_ended(&mut self, end: AttemptEnd) -> Input {
         match (std::mem::replace(&mut self.attempt, Attempt::Idle), end) {
             (Attempt::Dialing { socket, keys, .. }, AttemptEnd::Dialed(outcome)) => {
-                self.room_outcome(outcome, socket, keys).await
+                self.room_outcome(outcome, socket, keys)
             }
             (_, AttemptEnd::Opened(result)) => self.stream_outcome(result).await,
             (_, AttemptEnd::Referred(code)) => Input::ReferAnswered(code),
@@ -226,8 +248,10 @@ impl Call {
         }
     }
 
-    /// Sets up media for a room that answered; the fact to feed.
-    async fn room_outcome(
+    /// A room INVITE's outcome as the fact to feed. A room that answered
+    /// is kept (with the socket its offer named) while the machine judges
+    /// its SDP: `BridgeRoom` or `HangupAnswered` then takes it.
+    fn room_outcome(
         &mut self,
         outcome: DialOutcome,
         socket: RtpSocket,
@@ -235,40 +259,10 @@ impl Call {
     ) -> Input {
         let failed = |code: Option<u16>, reason: String| Input::RoomFailed { code, reason };
         let input = match outcome {
-            DialOutcome::Answered { leg, sdp: body } => {
-                let codecs = self.ctx.media.codecs();
-                match room::accept_answer(&body, codecs, offered.as_deref()) {
-                    Ok(answer) => {
-                        let media = answer.media;
-                        if self
-                            .media
-                            .bridge_secure(
-                                socket,
-                                media.addr,
-                                media.choose(),
-                                media.sends,
-                                answer.keys,
-                            )
-                            .await
-                        {
-                            // Make before break: the caller is on the new room
-                            // already; only now does the old one (or the old
-                            // bot) go.
-                            if let Some(old) = self.room.replace(leg) {
-                                old.hangup();
-                            }
-                            self.bot = None;
-                            Input::RoomAnswered
-                        } else {
-                            leg.hangup();
-                            failed(None, "media relay unavailable".into())
-                        }
-                    }
-                    Err((code, why)) => {
-                        leg.hangup();
-                        failed(Some(code), why)
-                    }
-                }
+            DialOutcome::Answered { leg, sdp } => {
+                let leg = Box::new(leg);
+                self.attempt = Attempt::Answered { leg, socket };
+                return Input::RoomAnswer { sdp, offered };
             }
             DialOutcome::Rejected { code, reason } => failed(Some(code), reason),
             DialOutcome::TimedOut => failed(Some(408), "no answer from room".into()),
@@ -279,6 +273,38 @@ impl Call {
             tracing::info!(?code, %reason, "transfer attempt failed");
         }
         input
+    }
+
+    /// Bridges the caller to the room that answered, as the machine
+    /// accepted its SDP; the fact to feed.
+    async fn bridge_room(&mut self, usable: room::Usable) -> Input {
+        let Attempt::Answered { leg, socket } = std::mem::replace(&mut self.attempt, Attempt::Idle)
+        else {
+            return Input::RoomFailed {
+                code: None,
+                reason: "no room answered".into(),
+            };
+        };
+        let media = usable.media;
+        let codec = media.choose();
+        let bridged = (self.media)
+            .bridge_secure(socket, media.addr, codec, media.sends, usable.keys)
+            .await;
+        if !bridged {
+            leg.hangup();
+            tracing::info!("transfer attempt failed: media relay unavailable");
+            return Input::RoomFailed {
+                code: None,
+                reason: "media relay unavailable".into(),
+            };
+        }
+        // Make before break: the caller is on the new room already; only
+        // now does the old one (or the old bot) go.
+        if let Some(old) = self.room.replace(*leg) {
+            old.hangup();
+        }
+        self.bot = None;
+        Input::RoomAnswered
     }
 
     /// Posts the incoming-call webhook (again, after a room hung up on a

@@ -1,5 +1,5 @@
 //! From an admitted INVITE to a held call: ring while the entry's
-//! `answer_delay_ms` runs (a CANCEL then gets 487), answer with our SDP
+//! `answer_delay_ms` runs (`machine::ringing` decides), answer with our SDP
 //! (or, for `answer = "early"`, send it in a 183 and keep the INVITE for
 //! later: `early`), start hold music, and set up the machine. Boxed by the caller: these
 //! states are large and would otherwise be reserved in every held call's
@@ -9,6 +9,7 @@ use crate::call::door::entries::Entry;
 use crate::call::door::secure::CallerSrtp;
 use crate::call::driver::ctx::Ctx;
 use crate::call::driver::early_caller::EarlyCaller;
+use crate::call::machine::ringing::{RingAction, RingInput, Ringing};
 use crate::call::machine::{EventKind, Machine, Parties, room};
 use crate::media::{CallMedia, HoldLoop, RtpSocket};
 use crate::sip::sdp::{self, PeerMedia};
@@ -38,21 +39,29 @@ pub(in crate::call) async fn answer(
     mut invite: IncomingInvite,
     registration: Option<String>,
 ) -> Option<Answered> {
-    if !entry.answer_delay.is_zero() {
-        invite.ring(&ctx.stack).await;
-        tokio::select! {
-            _ = tokio::time::sleep(entry.answer_delay) => {}
-            _ = invite.cancelled() => {
-                invite.refuse(&Refusal::new(487, "cancelled by the caller")).await;
+    let (mut ring, first) = Ringing::start(entry.answer_delay, ctx.clock.now());
+    let mut next = Some(first);
+    loop {
+        match next {
+            Some(RingAction::Answer) => break,
+            Some(RingAction::Ring) => invite.ring(&ctx.stack).await,
+            Some(RingAction::RefuseCancelled) => {
+                invite
+                    .refuse(&Refusal::new(487, "cancelled by the caller"))
+                    .await;
                 return None;
             }
-            // A stop began while it rang: the caller tries elsewhere now
-            // rather than being answered by a node on its way out.
-            _ = ctx.node.stopping() => {
+            Some(RingAction::RefuseDraining) => {
                 invite.refuse(&Refusal::draining()).await;
                 return None;
             }
+            None => {}
         }
+        next = tokio::select! {
+            _ = ctx.clock.sleep_until(ring.poll_timeout()) => ring.handle_timeout(ctx.clock.now()),
+            _ = invite.cancelled() => Some(ring.handle(RingInput::Cancelled)),
+            _ = ctx.node.stopping() => Some(ring.handle(RingInput::Stopping)),
+        };
     }
     let codec = offer.choose();
     let answer = sdp::answer(ctx.media.public_ip(), socket.port, codec);

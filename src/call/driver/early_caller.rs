@@ -11,7 +11,6 @@ use crate::call::machine::EndReason;
 use crate::media::CallMedia;
 use crate::media::MediaLeg;
 use crate::sip::{CallerLeft, EarlyNews, IncomingInvite, Leg, Refusal, Stack};
-use std::time::Duration;
 
 /// An INVITE held in early media.
 pub(in crate::call) struct EarlyCaller {
@@ -63,25 +62,6 @@ impl EarlyCaller {
     /// (once wanted), or a key press in a SIP INFO.
     pub async fn news(&mut self) -> EarlyNews {
         self.invite.early_news(self.answer_wanted).await
-    }
-
-    /// Waits at most `within` until the 200 OK may go out (a stop in
-    /// resume mode, which must not wait long); `Err` when the caller left
-    /// or its reliable 183 is still not PRACKed by then.
-    pub async fn answerable(&mut self, within: Duration) -> Result<(), CallerLeft> {
-        let wait = async {
-            loop {
-                match self.invite.early_news(true).await {
-                    EarlyNews::Answerable => return Ok(()),
-                    EarlyNews::Left(why) => return Err(why),
-                    // Nobody acts on a key press while the node stops.
-                    EarlyNews::Dtmf(_) => {}
-                }
-            }
-        };
-        tokio::time::timeout(within, wait)
-            .await
-            .unwrap_or(Err(CallerLeft::NoPrack))
     }
 
     /// The final answer to an INVITE whose caller left: 487 after a CANCEL

@@ -157,16 +157,18 @@ pub(super) async fn drive(
         reply: None,
         prompt: None,
         trace,
+        suspended: None,
     };
     if post_webhook {
         call.post_webhook();
     }
-    let outcome = if call.perform(parts.pending).await {
-        Outcome::Finished
-    } else {
-        call.publish();
-        call.save().await;
-        call.run(rx).await
+    let outcome = match call.perform(parts.pending).await {
+        Some(outcome) => outcome,
+        None => {
+            call.publish();
+            call.save().await;
+            call.run(rx).await
+        }
     };
     call.publish();
     if let Some(task) = call.webhook_task.take() {
@@ -231,6 +233,8 @@ struct Call {
     prompt: Option<(Prompt, String, PlayThen)>,
     /// The call's SIP ladder, which room legs join.
     trace: Option<Trace>,
+    /// Where a stop in resume mode learns whether the call was saved.
+    suspended: Option<oneshot::Sender<bool>>,
 }
 
 /// The I/O of a transfer attempt: what the machine's `Dial`, `Connect` or
@@ -244,6 +248,12 @@ enum Attempt {
         dialing: Dialing,
         socket: RtpSocket,
         keys: Option<Vec<(u32, crate::sdes::MasterKey)>>,
+    },
+    /// A room that answered, while the machine judges its SDP (boxed: a
+    /// leg is large, and every held call's task holds an `Attempt`).
+    Answered {
+        leg: Box<Leg>,
+        socket: RtpSocket,
     },
     /// A voice bot's stream being opened.
     Opening(Opening),
@@ -300,7 +310,7 @@ async fn attempt_end(a: &mut Attempt) -> AttemptEnd {
         Attempt::Opening(f) => AttemptEnd::Opened(f.as_mut().await),
         // A dropped sender means no answer came.
         Attempt::Referring(rx) => AttemptEnd::Referred(rx.await.unwrap_or(None)),
-        Attempt::Idle => std::future::pending().await,
+        Attempt::Idle | Attempt::Answered { .. } => std::future::pending().await,
     }
 }
 
@@ -312,21 +322,11 @@ async fn stream_closed(b: &mut Option<StreamLink>) -> String {
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Call {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) -> Outcome {
         let mut presses = self.media.presses();
         loop {
-            let wake = self
-                .machine
-                .poll_timeout()
-                .map(|at| self.ctx.clock.to_tokio(at));
+            let wake = self.machine.poll_timeout();
             let actions = tokio::select! {
                 event = next_leg_event(&mut self.caller) => self.caller_event(event),
                 news = early_caller::news(&mut self.early) => Box::pin(self.early_news(news)).await,
@@ -351,23 +351,18 @@ impl Call {
                 press = presses.next() => self.feed(Input::Dtmf(press, KeyVia::Rtp)),
                 end = self.prompts.finished() => self.feed(Input::PromptFinished(end)),
                 msg = rx.recv() => match msg {
-                    Some(DriverMsg::Suspend { done }) => {
-                        let saved = self.suspend().await;
-                        let _ = done.send(saved);
-                        return Outcome::Suspended;
-                    }
                     Some(msg) => self.message(msg),
                     None => self.feed(Input::HangupRequested),
                 },
-                _ = sleep_until(wake) => {
+                _ = self.ctx.clock.sleep_until(wake) => {
                     let now = self.ctx.clock.now();
                     self.machine.handle_timeout(now)
                 }
             };
-            let finished = self.perform(actions).await;
+            let outcome = self.perform(actions).await;
             self.publish();
-            if finished {
-                return Outcome::Finished;
+            if let Some(outcome) = outcome {
+                return outcome;
             }
             if self.changed_since_save() {
                 self.save().await;
@@ -408,10 +403,9 @@ impl Call {
             }
             DriverMsg::Hangup => Input::HangupRequested,
             DriverMsg::Shutdown => Input::Shutdown,
-            // Taken in `run`, which stops the loop.
             DriverMsg::Suspend { done } => {
-                let _ = done.send(false);
-                return vec![];
+                self.suspended = Some(done);
+                Input::Suspending
             }
             DriverMsg::Report(input) => input,
         };

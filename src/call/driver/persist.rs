@@ -3,8 +3,8 @@
 //! goes (its view, its queue place, its events). When it ends, the saved
 //! state is dropped and the record written (`Ctx::forget`, `Ctx::record`).
 
-use super::{Attempt, Call};
-use crate::call::machine::{EndReason, Event, EventKind, Input};
+use super::Call;
+use crate::call::machine::{Event, EventKind};
 use crate::call::restart::saved::SavedCall;
 use crate::sip::Leg;
 use std::sync::Arc;
@@ -18,10 +18,6 @@ fn worth_a_save(e: &Event) -> bool {
     let state_change = e.event.published() && e.event != EventKind::Dtmf;
     state_change || e.settles_webhook()
 }
-
-/// How long a stop in resume mode waits for an early-media caller's
-/// PRACK before it refuses the call instead of answering and saving it.
-const SUSPEND_PRACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Call {
     /// True when the call changed state since its last save: a published
@@ -39,12 +35,13 @@ impl Call {
     /// state change; never per packet). A failure is logged: the call goes
     /// on, it only could not be resumed from this point.
     pub(super) async fn save(&mut self) -> bool {
-        self.saved_lines = self.machine.timeline().len();
         // An INVITE in early media cannot be taken over by another
-        // process: the call is saved from its answer on.
-        if !self.machine.is_answered() {
+        // process: the call is saved from its 200 OK on (the changes
+        // until then stay unsaved, so the first turn after it saves).
+        if self.early.is_some() || !self.machine.is_answered() {
             return false;
         }
+        self.saved_lines = self.machine.timeline().len();
         let saved = SavedCall {
             entry: self.entry.id.clone(),
             machine: self.machine.clone(),
@@ -69,42 +66,6 @@ impl Call {
             tracing::warn!(%error, "call state not saved");
         }
         written.is_ok()
-    }
-
-    /// Resume mode's stop: a room INVITE still unanswered is CANCELed
-    /// (its transfer starts again after the restart, so the caller is
-    /// never left without a leg); then the call is saved as it stands.
-    pub(super) async fn suspend(&mut self) -> bool {
-        if let Attempt::Dialing { mut dialing, .. } =
-            std::mem::replace(&mut self.attempt, Attempt::Idle)
-        {
-            dialing.cancel();
-        }
-        // Answered first, so that the next start can take it over.
-        let asked = !self.feed(Input::Suspending).is_empty();
-        if asked || self.early.is_some() {
-            // A stop does not wait long for a PRACK: a caller that cannot
-            // be answered by then is refused (503) and not saved.
-            let answered = match self.early.as_mut() {
-                Some(early) => match early.answerable(SUSPEND_PRACK_WAIT).await {
-                    // A REFER it would release is left to the next start
-                    // (the machine's deadline fails it over to a bridge).
-                    Ok(()) => {
-                        let _ = self.answer_early().await;
-                        self.caller.is_some()
-                    }
-                    Err(_) => false,
-                },
-                None => self.caller.is_some(),
-            };
-            if !answered {
-                if let Some(early) = self.early.take() {
-                    early.hang_up(Some(EndReason::Shutdown)).await;
-                }
-                return false;
-            }
-        }
-        self.save().await
     }
 
     /// Publishes the call's view, and hands new timeline entries to the

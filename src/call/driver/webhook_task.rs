@@ -54,7 +54,7 @@ pub(in crate::call) async fn send(
             WebhookAnswer::Route(request) => Input::WebhookRouted(Ok(request)),
             WebhookAnswer::Unusable(e) => {
                 tracing::info!(call = %p.call_id, error = %e, "webhook answer names an unusable route; caller stays on hold");
-                Input::WebhookRouted(Err(e.to_string()))
+                Input::WebhookRouted(Err(e))
             }
         },
         Delivery::Delivered { answer: None, .. } => return,

@@ -72,16 +72,6 @@ impl Machine {
         }
         None
     }
-
-    /// The node is stopping in resume mode: an early call is answered so
-    /// that it can be saved and taken over by the next start (an INVITE
-    /// left unanswered cannot be). Nothing for an answered call.
-    pub(super) fn answer_before_save(&mut self, now: Instant) -> Option<Action> {
-        if self.state == State::Ended {
-            return None;
-        }
-        self.answer(now, "shutdown")
-    }
 }
 
 #[cfg(test)]
@@ -281,14 +271,6 @@ mod tests {
         let a = m.handle(Input::CallerHungUp, t(2_500));
         assert_eq!(a, vec![Action::CancelTransfer, Action::Finish]);
         assert_eq!(m.end_reason(), Some(super::super::EndReason::CallerHangup));
-    }
-
-    #[test]
-    fn a_stop_answers_an_early_call_so_it_can_be_saved() {
-        let mut m = early_call(Duration::from_secs(600));
-        assert_eq!(m.answer_before_save(t(2_000)), Some(Action::AnswerCaller));
-        assert_eq!(m.answer_before_save(t(2_001)), None);
-        assert_eq!(m.timeline()[1].detail["reason"], "shutdown");
     }
 
     #[test]

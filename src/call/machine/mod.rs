@@ -114,6 +114,10 @@ pub struct Machine {
     /// timeout, bounded by the transfer's deadline), and how long it had.
     #[serde(default)]
     attempt_until: Option<(Instant, Duration)>,
+    /// A stop waits for the early caller's 200 OK until then (`suspend.rs`).
+    /// Not saved: the call is saved only once it has been answered.
+    #[serde(skip)]
+    suspend_until: Option<Instant>,
 }
 
 /// A REFER sent to the caller's side.
@@ -177,6 +181,7 @@ impl Machine {
             announcing: 0,
             room_codecs: room::saved_default(),
             attempt_until: None,
+            suspend_until: None,
         };
         m.log(now, EventKind::Held, Value::Null);
         m
@@ -253,6 +258,7 @@ impl Machine {
             self.announce_until,
             self.early_deadline(),
             self.position_deadline(),
+            self.suspend_until,
         ]
         .into_iter()
         .flatten()
@@ -264,6 +270,9 @@ impl Machine {
         let mut actions = Vec::new();
         if self.state == State::Ended {
             return actions;
+        }
+        if let Some(ended) = self.suspend_timed_out(now) {
+            return ended;
         }
         if self.announce_until.is_some_and(|at| at <= now) {
             self.announce_until = None;
@@ -377,6 +386,9 @@ impl Machine {
                 played,
             }) => return self.play_finished(&audio, then, played, now),
             Input::CallerAnswered => {
+                if let Some(save) = self.answered_while_suspending() {
+                    return save;
+                }
                 self.ok_sent = true;
                 return self
                     .refer_due
@@ -385,7 +397,7 @@ impl Machine {
                     .into_iter()
                     .collect();
             }
-            Input::Suspending => return self.answer_before_save(now).into_iter().collect(),
+            Input::Suspending => return self.suspending(now),
             _ => {}
         }
         if self.state == State::Ended {
@@ -407,6 +419,11 @@ impl Machine {
                 vec![]
             }
             Input::WebhookRouted(answer) => self.webhook_routed(answer, now),
+            Input::RoomAnswer { sdp, offered } if transferring && self.refer.is_none() => {
+                self.room_answer(&sdp, offered.as_deref(), now)
+            }
+            // An answer to an attempt no longer wanted: that room goes.
+            Input::RoomAnswer { .. } => vec![Action::HangupAnswered],
             Input::RoomAnswered if transferring && self.refer.is_none() => self.bridged(now),
             Input::RoomFailed { code, reason } if transferring && self.refer.is_none() => {
                 self.attempt_failed(code, reason, now)
@@ -538,9 +555,11 @@ mod dtmf;
 mod early_media;
 pub mod plan;
 mod play;
+pub mod ringing;
 pub mod room;
 pub mod route;
 pub mod steps;
+mod suspend;
 mod transfer;
 pub mod view;
 

@@ -1,8 +1,8 @@
 //! A room attempt as pure functions: which codecs the room is offered, in
 //! which order, and whether SRTP keys may go to that target at all (the
 //! machine calls these when it starts an attempt); and whether a room's
-//! 2xx answer can be bridged (the driver calls it on the answer, before
-//! it touches the media).
+//! 2xx answer can be bridged (the machine calls it on `Input::RoomAnswer`,
+//! before the driver touches the media).
 
 use crate::codec::AudioCodec;
 use crate::sdes::{LegKeys, MasterKey};
@@ -28,7 +28,7 @@ pub fn srtp_refused(target: &str) -> Option<String> {
 
 /// A room's 2xx answer that can be bridged: where its media goes and,
 /// for an SRTP leg, the keys.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usable {
     pub media: PeerMedia,
     pub keys: Option<LegKeys>,

@@ -22,7 +22,7 @@ pub const MAX_STREAM_FIELDS: usize = 32;
 pub const MAX_STREAM_FIELD_BYTES: usize = 1024;
 
 /// One route field that is wrong, and why: `{field}: {reason}`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct RouteError {
     /// The field as the client spells it: `sipUris[1]`, `headers.X-A`.
@@ -31,7 +31,7 @@ pub struct RouteError {
 }
 
 /// What is wrong with a route field.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteReason {
     /// A rule the value breaks, in words.
     #[error("{0}")]

@@ -164,7 +164,8 @@ pub enum Input {
     /// in-dialog requests such as a REFER may now be sent).
     CallerAnswered,
     /// The node stops in resume mode and saves the call: an early caller
-    /// must be answered first (a 183 cannot be taken over).
+    /// must be answered first (a 183 cannot be taken over); see
+    /// `suspend.rs`.
     Suspending,
     /// One webhook attempt ended.
     WebhookAttempt {
@@ -176,8 +177,16 @@ pub enum Input {
     WebhookGaveUp,
     /// The webhook's 2xx answer names a room: the transfer it asks for,
     /// or why it cannot be used (the field and the reason).
-    WebhookRouted(Result<TransferRequest, String>),
-    /// The room answered 2xx and media now flows through the bridge.
+    WebhookRouted(Result<TransferRequest, crate::call::machine::route::RouteError>),
+    /// A room answered our INVITE 2xx with this SDP, to the offer made
+    /// with our SRTP keys `offered` (None: plain): not yet used; the
+    /// machine decides (`Action::BridgeRoom` or `HangupAnswered`).
+    RoomAnswer {
+        sdp: bytes::Bytes,
+        offered: Option<Vec<(u32, crate::sdes::MasterKey)>>,
+    },
+    /// The room (or bot) is connected and media now flows through the
+    /// bridge.
     RoomAnswered,
     /// The room INVITE failed: a SIP code, or none for no answer/transport.
     /// For a stream: the HTTP status of a refused handshake, or none.
@@ -270,6 +279,13 @@ pub enum Action {
     Connect(Connect),
     /// Stop the room INVITE or REFER under way.
     CancelTransfer,
+    /// Bridge the caller to the room that just answered (its media as the
+    /// machine accepted it), then report `RoomAnswered`, or `RoomFailed`
+    /// when the relay cannot be set up. Make before break: only then does
+    /// an earlier room or bot go.
+    BridgeRoom(Box<crate::call::machine::room::Usable>),
+    /// BYE the room that just answered: its answer cannot be used.
+    HangupAnswered,
     HangupCaller,
     /// Hang up the room the caller is bridged to.
     HangupRoom,
@@ -296,6 +312,9 @@ pub enum Action {
         press: DtmfPress,
         to: KeyTo,
     },
+    /// Save the call as it stands and leave it up, untouched, for the
+    /// next start (a stop in resume mode): the driver's last action.
+    Suspend,
     /// Release media, leave the registry: the call is over.
     Finish,
 }

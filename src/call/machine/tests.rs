@@ -693,3 +693,76 @@ fn an_answer_in_time_leaves_no_ring_deadline() {
     assert_eq!(m.handle_timeout(t(40_000)), vec![]);
     assert_eq!(m.state(), State::Bridged);
 }
+
+/// A room's answer SDP: `m=audio 4000 {proto}` with PCMU.
+fn room_sdp(proto: &str) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 4000 {proto}\r\na=rtpmap:0 PCMU/8000\r\n"
+    )
+    .into_bytes()
+}
+
+/// A held call whose transfer to one room is dialling.
+fn dialling() -> Machine {
+    use crate::call::machine::plan::{Mode, TransferRequest};
+    let mut m = Machine::answered(parties(), policy(), t(1_000), 1_000);
+    let request = TransferRequest {
+        targets: vec!["sip:room@r".into()],
+        headers: vec![],
+        mode: Mode::Bridge,
+        stream: None,
+        media_encryption: None,
+    };
+    let a = m.handle(Input::UpdateRequested { request, key: None }, t(2_000));
+    assert!(a.iter().any(|a| matches!(a, Action::Dial(_))), "{a:?}");
+    m
+}
+
+#[test]
+fn the_machine_bridges_a_usable_answer_and_hangs_up_an_unusable_one() {
+    use crate::call::machine::tests::t;
+    use crate::call::machine::{EventKind, Input};
+    let mut m = dialling();
+    let sdp = room_sdp("RTP/AVP 0");
+    let a = m.handle(
+        Input::RoomAnswer {
+            sdp: sdp.into(),
+            offered: None,
+        },
+        t(2_500),
+    );
+    match &a[..] {
+        [Action::BridgeRoom(u)] => assert_eq!(u.media.addr.port(), 4000),
+        other => panic!("{other:?}"),
+    }
+    // SRTP to our plain offer: the room is hung up, the transfer
+    // fails (one target, so back to hold) and says why.
+    let mut m = dialling();
+    let sdp = room_sdp("RTP/SAVP 0");
+    let a = m.handle(
+        Input::RoomAnswer {
+            sdp: sdp.into(),
+            offered: None,
+        },
+        t(2_500),
+    );
+    assert_eq!(a.first(), Some(&Action::HangupAnswered), "{a:?}");
+    let failed = m
+        .timeline()
+        .iter()
+        .find(|e| e.event == EventKind::TransferFailed);
+    let detail = failed.map(|e| e.detail.clone()).unwrap_or_default();
+    assert_eq!(detail["code"], 488, "{detail}");
+    assert_eq!(m.state(), State::Held);
+    // An answer nobody waits for any more: that room goes.
+    let mut m = Machine::answered(parties(), policy(), t(1_000), 1_000);
+    let a = m.handle(
+        Input::RoomAnswer {
+            sdp: room_sdp("RTP/AVP 0").into(),
+            offered: None,
+        },
+        t(2_000),
+    );
+    assert_eq!(a, vec![Action::HangupAnswered]);
+}

@@ -158,7 +158,7 @@ impl Machine {
     /// the timeline says why.
     pub(super) fn webhook_routed(
         &mut self,
-        answer: Result<TransferRequest, String>,
+        answer: Result<TransferRequest, super::route::RouteError>,
         now: Instant,
     ) -> Vec<Action> {
         // A room that hangs up on every caller, an entry that holds them
@@ -179,6 +179,7 @@ impl Machine {
         let request = match answer {
             Ok(request) => request,
             Err(error) => {
+                let error = error.to_string();
                 self.log(now, EventKind::WebhookRouted, json!({ "error": error }));
                 return vec![];
             }
@@ -385,6 +386,25 @@ impl Machine {
         };
         self.log(now, EventKind::Bridged, detail);
         actions
+    }
+
+    /// A room answered 2xx with `sdp` to the offer made with our keys
+    /// `offered`: bridged if the answer is usable; else its leg is hung up
+    /// and the attempt fails as a room that refused the offer.
+    pub(super) fn room_answer(
+        &mut self,
+        sdp: &[u8],
+        offered: Option<&[(u32, crate::sdes::MasterKey)]>,
+        now: Instant,
+    ) -> Vec<Action> {
+        match room::accept_answer(sdp, &self.room_codecs, offered) {
+            Ok(usable) => vec![Action::BridgeRoom(Box::new(usable))],
+            Err((code, why)) => {
+                let mut actions = vec![Action::HangupAnswered];
+                actions.extend(self.attempt_failed(Some(code), why, now));
+                actions
+            }
+        }
     }
 
     pub(super) fn attempt_failed(
