@@ -1,6 +1,5 @@
 //! `pinless [--config FILE] [--check-config]`, `pinless probe SIP_URI …`
 
-use anyhow::Context;
 use clap::Parser;
 use pinless::{Config, Gateway, lifecycle};
 use std::path::PathBuf;
@@ -94,7 +93,7 @@ fn main() -> std::process::ExitCode {
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pinless: {}", one_line(&e));
+            eprintln!("pinless: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -168,7 +167,23 @@ fn probe(p: ProbeArgs) -> std::process::ExitCode {
 /// cut, which systemd and scripts can tell from a clean drain (0).
 const EXIT_DRAIN_CUT_CALLS: i32 = 3;
 
-fn run(args: Args) -> anyhow::Result<()> {
+/// Why the gateway did not run. Printed with `{}`: pinless's errors name
+/// their cause in their own text (the API and the config check show that
+/// text) and keep it as `source()` for programs, so walking the chain, as
+/// `{:#}` does, would print each cause twice.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    #[error(transparent)]
+    Config(#[from] pinless::config::ConfigError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot listen for SIGTERM/SIGINT: {0}")]
+    Signals(std::io::Error),
+    #[error(transparent)]
+    Start(#[from] pinless::StartError),
+}
+
+fn run(args: Args) -> Result<(), Failed> {
     // PINLESS_LOG is for logging, not a config key.
     let vars = std::env::vars().filter(|(k, _)| k != "PINLESS_LOG");
     let (config, source) = Config::load(args.config.as_deref(), vars)?;
@@ -177,13 +192,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     tracing::info!(?source, "configuration loaded");
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Runtime::new().map_err(Failed::Runtime)?;
     let (mode, drain) = (config.node.shutdown, config.node.drain);
     let stopped = runtime.block_on(async {
-        let signals = lifecycle::stop_signals().context("cannot listen for SIGTERM/SIGINT")?;
+        let signals = lifecycle::stop_signals().map_err(Failed::Signals)?;
         let gateway = Gateway::start(config).await?;
         let stopped = lifecycle::run_until_stopped(&gateway, mode, drain, signals).await;
-        anyhow::Ok(stopped)
+        Ok::<_, Failed>(stopped)
     })?;
     let status = match stopped {
         lifecycle::Stopped::Drained { hung_up } if hung_up > 0 => EXIT_DRAIN_CUT_CALLS,
@@ -194,43 +209,26 @@ fn run(args: Args) -> anyhow::Result<()> {
     std::process::exit(status)
 }
 
-/// The error and its causes on one line, as `{:#}` writes them, but
-/// without a cause whose text the line already holds. Why: pinless's
-/// errors keep their source *and* name it in their own text (so that a
-/// plain `to_string()`, as the API and the config check use, says it all);
-/// `{:#}` alone would print such a cause twice.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("hold.music x.flac: cannot open: {source}")]
-    struct Named {
-        source: std::io::Error,
-    }
-
     #[test]
-    fn a_cause_already_in_the_text_is_not_repeated() {
+    fn an_error_is_written_with_its_cause_once() {
         let io = || std::io::Error::other("no such file");
-        let e = anyhow::Error::new(Named { source: io() });
-        assert_eq!(one_line(&e), "hold.music x.flac: cannot open: no such file");
-        let e = anyhow::Error::new(io()).context("cannot start the async runtime");
-        assert_eq!(one_line(&e), "cannot start the async runtime: no such file");
+        let e = Failed::from(pinless::config::ConfigError::File {
+            path: "x.toml".into(),
+            source: io(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "cannot read config file x.toml: no such file"
+        );
+        let e = Failed::Runtime(io());
+        assert_eq!(
+            e.to_string(),
+            "cannot start the async runtime: no such file"
+        );
     }
 
     #[test]
