@@ -48,6 +48,7 @@ pub mod config;
 pub mod confine;
 pub mod ct;
 pub mod gateway;
+pub mod hep;
 pub mod lifecycle;
 pub mod media;
 pub mod probe;

@@ -36,7 +36,7 @@ pub use dialin::{
 pub use error::ConfigError;
 pub use registration::RegistrationConfig;
 pub use sections::{
-    ApiConfig, ClusterConfig, Config, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
+    ApiConfig, ClusterConfig, Config, HepConfig, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
     ShutdownMode, SipConfig,
 };
 pub use syntax::parse_cidr;

@@ -24,6 +24,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Bindings kept at providers' registrars.
     pub registration: Vec<RegistrationConfig>,
+    pub hep: HepConfig,
 }
 
 /// `[node]`: identity and persistent state of this node.
@@ -164,6 +165,30 @@ pub struct ClusterConfig {
     pub advertise_api: String,
 }
 
+/// `[hep]`: every call's SIP messages (and a quality report per call)
+/// sent as HEP3 to a Homer or sngrep collector. `url` "" (the default):
+/// off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepConfig {
+    /// `udp:HOST:PORT` or `tcp:HOST:PORT`, e.g. `udp:127.0.0.1:9060`.
+    pub url: String,
+    /// The capture agent's number, which the collector shows per message.
+    pub node_id: u32,
+    /// Sent in each packet when set (the collector's `capture password`).
+    pub password: String,
+}
+
+impl Default for HepConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            node_id: 2001,
+            password: String::new(),
+        }
+    }
+}
+
 impl ClusterConfig {
     /// Whether the node is part of a cluster.
     pub fn enabled(&self) -> bool {
@@ -288,6 +313,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             cluster: ClusterConfig::default(),
             registration: Vec::new(),
+            hep: HepConfig::default(),
         }
     }
 }

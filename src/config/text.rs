@@ -6,8 +6,8 @@
 //! IP:port address`): toml would append its own "in `api.listen`" to them.
 
 use super::{
-    ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HoldConfig, LimitsConfig,
-    MediaConfig, NodeConfig, RegistrationConfig, SipConfig,
+    ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HepConfig, HoldConfig,
+    LimitsConfig, MediaConfig, NodeConfig, RegistrationConfig, SipConfig,
 };
 use crate::codec::AudioCodec;
 use serde::Deserialize;
@@ -28,6 +28,7 @@ pub(super) struct ConfigText {
     limits: LimitsConfig,
     cluster: ClusterConfig,
     registration: Vec<RegistrationConfig>,
+    hep: HepConfig,
 }
 
 /// `SipConfig` as written; "" disables a transport.
@@ -82,6 +83,7 @@ impl ConfigText {
             limits,
             cluster,
             registration,
+            hep,
         } = self;
         Ok(Config {
             node,
@@ -124,6 +126,7 @@ impl ConfigText {
             limits,
             cluster,
             registration,
+            hep,
         })
     }
 }
@@ -181,6 +184,7 @@ impl Default for ConfigText {
             limits,
             cluster,
             registration,
+            hep,
         } = Config::default();
         ConfigText {
             node,
@@ -217,6 +221,7 @@ impl Default for ConfigText {
             limits,
             cluster,
             registration,
+            hep,
         }
     }
 }

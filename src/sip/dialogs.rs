@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     /// cannot take a call (full or overloaded), so a dispatcher probing us
     /// sends calls elsewhere before they are refused one by one.
     pub busy: std::sync::OnceLock<BusyProbe>,
+    /// The node's HEP sender, when `[hep]` is on: every call's ladder
+    /// sends its messages there too (`new_trace`).
+    pub hep: std::sync::OnceLock<crate::hep::Hep>,
 }
 
 /// See `Shared::busy`.
@@ -71,7 +74,13 @@ impl Shared {
             resuming: std::sync::atomic::AtomicBool::new(false),
             min_se: std::sync::atomic::AtomicU32::new(MIN_SESSION_EXPIRES_SECS),
             busy: std::sync::OnceLock::new(),
+            hep: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A new call's ladder (recording as the caller's leg).
+    pub fn new_trace(&self) -> Trace {
+        Trace::with_hep(self.hep.get().cloned())
     }
 
     /// The transport of a message received on `transport`.

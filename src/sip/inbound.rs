@@ -84,7 +84,7 @@ impl IncomingInvite {
         }
         let transport = shared.transport_kind(&request.tp_info.transport);
         let info = info_of(&request, transport.as_str());
-        let trace = shared.challenged.take(&info.call_id).unwrap_or_default();
+        let trace = (shared.challenged.take(&info.call_id)).unwrap_or_else(|| shared.new_trace());
         trace.received(&request.tp_info, transport);
         let branch = request.tsx_key.branch().to_string();
         let mut tsx = endpoint.create_server_inv_tsx(&mut request);

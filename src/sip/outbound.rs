@@ -270,7 +270,7 @@ async fn run(
     let trace = r
         .trace
         .as_ref()
-        .map_or_else(|| Trace::new().room(), Trace::room);
+        .map_or_else(|| stack.shared.new_trace().room(), Trace::room);
     let Sent {
         call_id,
         local_from,

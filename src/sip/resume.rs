@@ -90,7 +90,7 @@ impl Stack {
             rx,
             // A fresh ladder: what the old process recorded is gone. The
             // call links its legs' traces (`Leg::set_trace`).
-            trace: super::trace::Trace::new(),
+            trace: self.shared.new_trace(),
         }))
     }
 }

@@ -57,6 +57,13 @@ impl Stack {
         let _ = self.shared.busy.set(probe);
     }
 
+    /// Sends every call's SIP messages to `hep` as well, from now on (the
+    /// ladders of calls made before are not). Set once; later calls are
+    /// ignored.
+    pub fn set_hep(&self, hep: crate::hep::Hep) {
+        let _ = self.shared.hep.set(hep);
+    }
+
     /// TEST ONLY: lowers the smallest RFC 4028 Session-Expires we accept
     /// and enforce below the RFC's 90 s (`MIN_SESSION_EXPIRES_SECS`),
     /// so that tests see a session expire in seconds. Production code

@@ -15,10 +15,12 @@
 //!   recording it (an ACK waits in its leg's queue a moment).
 //!
 //! A leaf of `sip` but for `leg_state` (the transport names) and
-//! `trace_parse`.
+//! `trace_parse`; with `[hep]` on, each message also goes to the node's
+//! HEP sender (`crate::hep`), whole, from the same two points.
 
 use super::leg_state::SipTransport;
 use super::trace_parse;
+use crate::hep::{Hep, SipCapture};
 use bytes::Bytes;
 use ezk_sip_core::transport::{MessageTpInfo, OutgoingParts, OutgoingResponse};
 use ezk_sip_types::Name;
@@ -107,11 +109,13 @@ pub struct Trace {
     inner: Arc<Recorder>,
 }
 
-/// The store, and the leg a `Trace` records as.
+/// The store, the leg a `Trace` records as, and the node's HEP sender
+/// when `[hep]` is on (each message is then also sent there, whole).
 #[derive(Debug)]
 struct Recorder {
     store: Arc<Mutex<Store>>,
     leg: TraceLeg,
+    hep: Option<Hep>,
 }
 
 impl Default for Trace {
@@ -150,18 +154,25 @@ pub struct LadderMessage {
 impl Trace {
     /// A new trace, recording as the caller's leg.
     pub fn new() -> Self {
-        Self::of(Arc::default(), TraceLeg::Caller)
+        Self::with_hep(None)
     }
 
-    fn of(store: Arc<Mutex<Store>>, leg: TraceLeg) -> Self {
+    /// A new trace, recording as the caller's leg, whose messages also go
+    /// to `hep`.
+    pub fn with_hep(hep: Option<Hep>) -> Self {
+        Self::of(Arc::default(), TraceLeg::Caller, hep)
+    }
+
+    fn of(store: Arc<Mutex<Store>>, leg: TraceLeg, hep: Option<Hep>) -> Self {
         Self {
-            inner: Arc::new(Recorder { store, leg }),
+            inner: Arc::new(Recorder { store, leg, hep }),
         }
     }
 
     /// The same trace, recording as a room leg.
     pub fn room(&self) -> Trace {
-        Self::of(self.inner.store.clone(), TraceLeg::Room)
+        let hep = self.inner.hep.clone();
+        Self::of(self.inner.store.clone(), TraceLeg::Room, hep)
     }
 
     /// Whether both record into the same store (the same call).
@@ -178,7 +189,7 @@ impl Trace {
         self.record(
             tp.timestamp,
             Direction::In,
-            tp.source,
+            (tp.source, tp.transport.bound()),
             transport,
             &tp.buffer,
             copy,
@@ -190,24 +201,38 @@ impl Trace {
         self.record(
             at,
             Direction::Out,
-            parts.destination,
+            (parts.destination, parts.transport.bound()),
             transport,
             &parts.buffer,
             false,
         );
     }
 
+    /// Keeps one message; `(peer, local)` are its two ends.
     fn record(
         &self,
         at: SystemTime,
         direction: Direction,
-        peer: SocketAddr,
+        (peer, local): (SocketAddr, SocketAddr),
         transport: SipTransport,
         bytes: &Bytes,
         copy: bool,
     ) {
         if bytes.is_empty() {
             return; // not printed: it was never sent
+        }
+        if let Some(hep) = &self.inner.hep {
+            let (src, dst) = match direction {
+                Direction::In => (peer, local),
+                Direction::Out => (local, peer),
+            };
+            hep.sip(SipCapture {
+                at,
+                tcp: transport != SipTransport::Udp,
+                src,
+                dst,
+                message: bytes.clone(),
+            });
         }
         let keep = kept_len(bytes);
         let cut = keep < bytes.len();

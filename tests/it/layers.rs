@@ -64,7 +64,7 @@ const ORDER: &[Tier] = &[
         why: "read by every layer, imports none of them",
     },
     Tier {
-        modules: &["ct", "codec", "clock", "confine", "running", "sdes"],
+        modules: &["ct", "codec", "clock", "confine", "hep", "running", "sdes"],
         why: "leaves: small shared types and functions; import nothing of the crate",
     },
 ];

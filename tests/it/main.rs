@@ -58,6 +58,8 @@ mod interop_baresip_g722;
 #[cfg(feature = "interop")]
 mod interop_early;
 #[cfg(feature = "interop")]
+mod interop_hep;
+#[cfg(feature = "interop")]
 mod interop_kamailio;
 #[cfg(feature = "interop")]
 mod interop_pipecat;
