@@ -27,6 +27,8 @@
 //!   the caller's audio cut into chunks for the bot's stream.
 //! - `dtmf`: the caller's RFC 4733 telephone-events as key presses.
 //! - `liveness`: dead peers (`[media] rtp_timeout_secs`), one sweep per shard.
+//! - `reception`: loss and jitter of a received stream (RFC 3550), per
+//!   leg; `quality`: the MOS they map to (the E-model).
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
 //! - `srtp`: SRTP (SDES keys) on a leg: the relay and the pacer encrypt
 //!   and decrypt through it.
@@ -49,6 +51,8 @@ pub mod placement;
 pub mod ports;
 pub mod prompt;
 pub mod prompts;
+pub mod quality;
+pub mod reception;
 pub mod resample;
 pub mod rewrite;
 pub mod rtp;

@@ -3,26 +3,20 @@
 //! A.8), and whether the audio was more than silence.
 
 use crate::codec::Law;
+use crate::media::reception::{RATE_8K, Reception};
 use crate::media::rtp;
 use serde::Serialize;
 use std::time::Duration;
 
-/// RTP clock rate of G.711 and telephone-event.
-const RATE: f64 = 8000.0;
 /// A 20 ms frame whose mean magnitude (16-bit scale) is above this is
 /// sound; comfort noise and digital silence stay well below.
 const SOUND_LEVEL: f64 = 200.0;
 
 /// The statistics of one received stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Listener {
-    received: u64,
-    first_seq: Option<u64>,
-    /// Highest extended sequence number (RFC 3550 A.1: cycles counted).
-    highest: u64,
-    /// Interarrival jitter in RTP timestamp units (RFC 3550 A.8).
-    jitter: f64,
-    last_transit: Option<f64>,
+    /// Loss and jitter (G.711 and telephone-event: an 8 kHz clock).
+    reception: Reception,
     audio_frames: u64,
     sound_frames: u64,
     level_sum: f64,
@@ -55,6 +49,20 @@ pub struct Heard {
     pub first_packet_ms: Option<u64>,
 }
 
+impl Default for Listener {
+    fn default() -> Self {
+        Listener {
+            reception: Reception::new(RATE_8K),
+            audio_frames: 0,
+            sound_frames: 0,
+            level_sum: 0.0,
+            ssrcs: vec![],
+            events: 0,
+            first_at: None,
+        }
+    }
+}
+
 impl Listener {
     /// One packet that arrived `at` after listening started. `law` decodes
     /// the audio payload type `audio_pt`; other types count as events when
@@ -71,43 +79,15 @@ impl Listener {
             return;
         };
         let payload = &packet[payload];
-        self.received += 1;
         self.first_at.get_or_insert(at);
         if !self.ssrcs.contains(&header.ssrc) {
             self.ssrcs.push(header.ssrc);
         }
-        self.sequence(header.sequence);
-        let arrival = at.as_secs_f64() * RATE;
-        let transit = arrival - f64::from(header.timestamp);
-        if let Some(last) = self.last_transit {
-            let d = (transit - last).abs();
-            // A new SSRC or a timestamp jump is not jitter.
-            if d < RATE {
-                self.jitter += (d - self.jitter) / 16.0;
-            }
-        }
-        self.last_transit = Some(transit);
+        (self.reception).packet(header.sequence, header.timestamp, at);
         if header.payload_type == audio_pt {
             self.audio(payload, law);
         } else if Some(header.payload_type) == event_pt {
             self.events += 1;
-        }
-    }
-
-    /// Tracks the highest extended sequence number.
-    fn sequence(&mut self, seq: u16) {
-        let seq = u64::from(seq);
-        let Some(first) = self.first_seq else {
-            self.first_seq = Some(seq);
-            self.highest = seq;
-            return;
-        };
-        let _ = first;
-        let low = self.highest & 0xFFFF;
-        let ahead = (seq.wrapping_sub(low)) & 0xFFFF;
-        // Up to half the sequence space ahead is new; the rest is late.
-        if ahead != 0 && ahead < 0x8000 {
-            self.highest += ahead;
         }
     }
 
@@ -128,20 +108,12 @@ impl Listener {
     }
 
     pub fn heard(&self) -> Heard {
-        let expected = match self.first_seq {
-            Some(first) => self.highest - first + 1,
-            None => 0,
-        };
-        let lost = expected.saturating_sub(self.received);
+        let got = self.reception.received();
         Heard {
-            packets: self.received,
-            lost,
-            loss_ratio: if expected == 0 {
-                0.0
-            } else {
-                lost as f64 / expected as f64
-            },
-            jitter_ms: self.jitter / RATE * 1000.0,
+            packets: got.packets,
+            lost: got.lost,
+            loss_ratio: got.loss_ratio,
+            jitter_ms: got.jitter_ms,
             sound_frames: self.sound_frames,
             mean_level: if self.audio_frames == 0 {
                 0.0

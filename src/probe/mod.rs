@@ -9,7 +9,8 @@
 //! - here: the call itself and the report.
 
 pub mod listen;
-pub mod quality;
+/// The estimate lives with the media, whose calls report it too.
+pub use crate::media::quality;
 pub mod send;
 pub mod update;
 

@@ -411,7 +411,7 @@ mod tests {
     }
 
     fn trace_with(store: Store) -> Trace {
-        Trace::of(Arc::new(Mutex::new(store)), TraceLeg::Caller)
+        Trace::of(Arc::new(Mutex::new(store)), TraceLeg::Caller, None)
     }
 
     #[test]
@@ -467,7 +467,7 @@ mod tests {
         t.room().record(
             SystemTime::now(),
             Direction::In,
-            tp_peer,
+            (tp_peer, "127.0.0.1:5060".parse().unwrap()),
             SipTransport::Tcp,
             &Bytes::from(raw),
             true,

@@ -1,6 +1,7 @@
-//! A listening-quality estimate from loss and jitter: the E-model's
+//! A listening-quality estimate from loss and jitter (what `pinless
+//! probe` hears, and each call's legs at its end): the E-model's
 //! transmission rating R (ITU-T G.107, with the simplifications of
-//! G.113 Appendix I for G.711) and the MOS it maps to. The probe sees
+//! G.113 Appendix I for G.711) and the MOS it maps to. Neither sees
 //! neither echo nor one-way delay, so the delay is estimated from the
 //! jitter (a jitter buffer of twice the jitter plus 20 ms of packetisation
 //! and 20 ms of network); a real call can only sound worse than this says.
