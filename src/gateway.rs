@@ -191,6 +191,7 @@ impl Gateway {
             &registered,
         ));
         let api_state = Arc::new(Api {
+            hep: hep.as_ref().map(Hep::stats),
             registrations: registrations.clone(),
             admission: admission.stats.clone(),
             registry: registry.clone(),

@@ -7,6 +7,7 @@ use super::state::Api;
 use crate::call::door::admission::AdmissionStats;
 use crate::call::{NodeCalls, Registry};
 use crate::cluster::ClusterStats;
+use crate::hep::HepStats;
 use crate::media::{MediaStats, ShardStats};
 use crate::register::RegistrationView;
 use prometheus_client::collector::Collector;
@@ -30,6 +31,7 @@ pub fn render(api: &Api) -> Response<Body> {
         calls: api.node.clone(),
         cluster: api.cluster.as_ref().map(|c| c.stats.clone()),
         registrations: api.registrations.views(),
+        hep: api.hep.clone(),
     };
     match node.encode_text() {
         Ok(text) => Response::builder()
@@ -57,6 +59,8 @@ struct Node {
     cluster: Option<Arc<ClusterStats>>,
     /// `[[registration]]` bindings (none: no registration metrics).
     registrations: Vec<RegistrationView>,
+    /// `[hep]` (off: no HEP metrics).
+    hep: Option<Arc<HepStats>>,
 }
 
 impl Node {
@@ -287,8 +291,33 @@ impl Collector for Node {
         if !self.registrations.is_empty() {
             encode_registrations(&self.registrations, &mut encoder)?;
         }
+        if let Some(hep) = &self.hep {
+            encode_hep(hep, &mut encoder)?;
+        }
         Ok(())
     }
+}
+
+/// `pinless_hep_*`, on nodes with `[hep]` on only.
+fn encode_hep(h: &HepStats, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let counter_type = ConstCounter::new(0u64).metric_type();
+    let families = [
+        (
+            "pinless_hep_sent",
+            "HEP3 packets (SIP messages, quality reports) sent to the collector.",
+            h.sent(),
+        ),
+        (
+            "pinless_hep_dropped",
+            "Captures not sent to the HEP collector: its queue was full, the message too large, or the collector unreachable.",
+            h.dropped(),
+        ),
+    ];
+    for (name, help, value) in families {
+        let metric = encoder.encode_descriptor(name, help, None, counter_type)?;
+        ConstCounter::new(value).encode(metric)?;
+    }
+    Ok(())
 }
 
 impl Node {
@@ -415,6 +444,7 @@ mod tests {
             calls: Arc::default(),
             cluster: None,
             registrations: Vec::new(),
+            hep: None,
         }
     }
 

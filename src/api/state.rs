@@ -29,4 +29,6 @@ pub struct Api {
     pub registrations: Arc<crate::register::Registrations>,
     /// Which addresses URLs of API requests may reach (`streamUrl`).
     pub urls: crate::confine::UrlPolicy,
+    /// What the HEP sender sent and dropped (`[hep]` on).
+    pub hep: Option<Arc<crate::hep::HepStats>>,
 }

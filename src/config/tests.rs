@@ -430,3 +430,22 @@ fn media_codecs_default_to_all_three_and_bad_lists_name_the_key() {
         );
     }
 }
+
+#[test]
+fn hep_is_off_by_default_and_a_bad_collector_url_names_the_key() {
+    let c = load("", &[]).unwrap();
+    assert!(c.hep.url.is_empty());
+    assert_eq!(c.hep.node_id, 2001);
+    let c = load(
+        "[hep]\nurl = \"tcp:127.0.0.1:9061\"\nnode_id = 7\npassword = \"x\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!((c.hep.node_id, c.hep.password.as_str()), (7, "x"));
+    for bad in ["sctp:127.0.0.1:9060", "udp:127.0.0.1", "127.0.0.1:9060"] {
+        let e = load(&format!("[hep]\nurl = \"{bad}\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().starts_with("config key `hep.url`: "), "{e}");
+    }
+    let e = load("[hep]\nport = 1\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("hep"), "{e}");
+}

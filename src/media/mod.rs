@@ -65,7 +65,7 @@ mod thread;
 pub mod transcode;
 
 pub use bot::BotQueue;
-pub use call::{CallMedia, LegCodec, Presses};
+pub use call::{CallMedia, CallQuality, LegCodec, LegQuality, Presses};
 pub use error::MediaError;
 pub use g711::Law;
 pub use hold::{HoldError, HoldLoop};

@@ -66,6 +66,14 @@ impl Reception {
         self.last_transit = Some(transit);
     }
 
+    /// A packet of the stream that says nothing of its timing (a
+    /// telephone-event, whose packets all carry the event's start): it
+    /// counts for loss only.
+    pub fn counted(&mut self, sequence: u16) {
+        self.received += 1;
+        self.sequence(sequence);
+    }
+
     /// Tracks the highest extended sequence number.
     fn sequence(&mut self, seq: u16) {
         let seq = u64::from(seq);
@@ -130,9 +138,13 @@ mod tests {
         assert_eq!(got.lost, 5);
         assert!((got.loss_ratio - 5.0 / 50.0).abs() < 1e-9, "{got:?}");
         assert!(got.jitter_ms > 1.0 && got.jitter_ms < 5.0, "{got:?}");
-        // A late packet fills its gap.
+        // A late packet fills its gap; an event's packet counts for loss.
         r.packet(3, 480, Duration::from_millis(1_100));
         assert_eq!(r.received().lost, 4);
+        let jitter = r.received().jitter_ms;
+        r.counted(13);
+        assert_eq!(r.received().lost, 3);
+        assert_eq!(r.received().jitter_ms, jitter);
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl Stack {
         let _ = self.shared.hep.set(hep);
     }
 
+    /// The node's HEP sender, when `[hep]` is on.
+    pub fn hep(&self) -> Option<&crate::hep::Hep> {
+        self.shared.hep.get()
+    }
+
     /// TEST ONLY: lowers the smallest RFC 4028 Session-Expires we accept
     /// and enforce below the RFC's 90 s (`MIN_SESSION_EXPIRES_SECS`),
     /// so that tests see a session expire in seconds. Production code

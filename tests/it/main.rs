@@ -22,6 +22,7 @@ mod dtmf;
 mod early_media;
 mod events_stream;
 mod g722;
+mod hep;
 mod hold_queue;
 mod ladder;
 mod layers;

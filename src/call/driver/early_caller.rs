@@ -26,6 +26,11 @@ pub(in crate::call) struct EarlyCaller {
 }
 
 impl EarlyCaller {
+    /// The caller's SIP Call-ID.
+    pub fn call_id(&self) -> &str {
+        &self.invite.info.call_id
+    }
+
     /// The call's SIP ladder, which the INVITE began.
     pub fn trace(&self) -> crate::sip::Trace {
         self.invite.trace()

@@ -38,6 +38,7 @@ mod early_caller;
 pub mod events;
 mod hold_prompts;
 mod persist;
+mod quality;
 mod webhook_task;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
@@ -120,6 +121,12 @@ pub(super) async fn drive(
     let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
     let mut parts = parts;
     let trace = link_trace(&mut parts);
+    // The caller leg's SIP Call-ID, which the quality report is filed under.
+    let sip_call_id = match (&parts.caller, &parts.early) {
+        (Some(leg), _) => leg.call_id().to_string(),
+        (None, Some(early)) => early.call_id().to_string(),
+        (None, None) => String::new(),
+    };
     // Leaves the registry when dropped, however this task ends.
     let enrolled = ctx
         .registry
@@ -183,6 +190,7 @@ pub(super) async fn drive(
         std::future::pending::<()>().await;
         return;
     }
+    call.report_quality(&sip_call_id).await;
     // Music and relay stop now, not after the store writes below.
     drop(call.media);
     drop(enrolled); // no longer live for the API

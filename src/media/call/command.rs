@@ -32,6 +32,10 @@ pub(super) enum Command {
     },
     /// Where the call's media stands, to save it.
     State { reply: oneshot::Sender<MediaState> },
+    /// What each leg received, for the call's quality report.
+    Quality {
+        reply: oneshot::Sender<super::CallQuality>,
+    },
     /// A voice bot: the pacer plays its queue to the caller, and the
     /// caller's audio goes to `to_bot` (see `bot`).
     Bot {

@@ -198,4 +198,11 @@ impl CallMedia {
         self.tx.send(Command::State { reply }).ok()?;
         rx.await.ok()
     }
+
+    /// What the legs received so far; None when the task is gone.
+    pub async fn quality(&self) -> Option<super::CallQuality> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Quality { reply }).ok()?;
+        rx.await.ok()
+    }
 }

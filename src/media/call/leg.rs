@@ -18,6 +18,8 @@ use super::start::LegStart;
 use crate::media::fd;
 use crate::media::liveness::{Liveness, MediaLeg};
 use crate::media::ports::RtpSocket;
+use crate::media::reception::{self, RATE_8K, Reception};
+use crate::media::rtp;
 use crate::media::srtp::{self, SrtpLeg};
 use crate::media::state::LegState;
 use crate::media::stats::RelayStats;
@@ -43,6 +45,19 @@ pub(super) struct Leg {
     codec: LegCodec,
     /// The leg's SRTP (None: plain RTP).
     srtp: Option<Arc<SrtpLeg>>,
+    /// Loss and jitter of what the peer sends (the call's quality report),
+    /// with arrival times from `opened`.
+    reception: Reception,
+    opened: std::time::Instant,
+}
+
+/// A leg's end of the call's media and what it received, for the quality
+/// report at the call's end.
+#[derive(Debug, Clone, Copy)]
+pub struct LegQuality {
+    pub local_port: u16,
+    pub remote: SocketAddr,
+    pub received: reception::Received,
 }
 
 /// A packet `Leg::receive` let through.
@@ -78,7 +93,30 @@ impl Leg {
             latched,
             codec,
             srtp,
+            // Every codec spoken so far has an 8 kHz RTP clock.
+            reception: Reception::new(RATE_8K),
+            opened: std::time::Instant::now(),
         })
+    }
+
+    /// Counts an RTP packet `receive` let through (its header). Key
+    /// presses count for loss but not for jitter: an event's packets all
+    /// carry the timestamp of its start.
+    pub fn heard(&mut self, header: &rtp::Header) {
+        if header.payload_type == self.codec.payload_type {
+            let at = self.opened.elapsed();
+            (self.reception).packet(header.sequence, header.timestamp, at);
+        } else {
+            self.reception.counted(header.sequence);
+        }
+    }
+
+    pub fn quality(&self) -> LegQuality {
+        LegQuality {
+            local_port: self.port,
+            remote: self.remote,
+            received: self.reception.received(),
+        }
     }
 
     pub fn codec(&self) -> LegCodec {

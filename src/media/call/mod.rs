@@ -28,4 +28,13 @@ mod task;
 pub use crate::codec::LegCodec;
 pub(super) use handle::spawn;
 pub use handle::{CallMedia, Presses};
+pub use leg::LegQuality;
+
+/// What each of a call's legs received (the room's: while bridged), for
+/// the quality report at the call's end.
+#[derive(Debug, Clone, Copy)]
+pub struct CallQuality {
+    pub caller: LegQuality,
+    pub room: Option<LegQuality>,
+}
 pub(super) use start::{LegStart, Start, Then};

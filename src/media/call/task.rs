@@ -188,6 +188,11 @@ impl Task {
                     self.pacer.prompt(self.id, prompt, done);
                 }
             }
+            Command::Quality { reply } => {
+                let room = self.mode.relay().map(|r| r.room().quality());
+                let caller = self.caller.quality();
+                let _ = reply.send(super::CallQuality { caller, room });
+            }
             Command::State { reply } => {
                 // No stream (the pacer is gone): the reply is dropped and
                 // the caller of `state` gets None.
@@ -246,17 +251,18 @@ impl Task {
         }
         let packet = &mut buf[..got.len];
         let codec = self.caller.codec();
-        if let Some((header, payload)) = rtp::parse(packet)
-            && Some(header.payload_type) == codec.event_payload_type
-        {
-            let ended = self.presses.packet(
-                header.ssrc,
-                header.timestamp,
-                &packet[payload],
-                Instant::now(),
-            );
-            for press in ended {
-                let _ = self.dtmf.send(press);
+        if let Some((header, payload)) = rtp::parse(packet) {
+            self.caller.heard(&header);
+            if Some(header.payload_type) == codec.event_payload_type {
+                let ended = self.presses.packet(
+                    header.ssrc,
+                    header.timestamp,
+                    &packet[payload],
+                    Instant::now(),
+                );
+                for press in ended {
+                    let _ = self.dtmf.send(press);
+                }
             }
         }
         match &mut self.mode {
@@ -271,12 +277,13 @@ impl Task {
         let Mode::Bridged(relay) = &mut self.mode else {
             return;
         };
-        let Some(got) = relay
-            .room_mut()
-            .receive(buf, n, src, &self.liveness, &self.stats.relay)
-        else {
+        let room = relay.room_mut();
+        let Some(got) = room.receive(buf, n, src, &self.liveness, &self.stats.relay) else {
             return;
         };
+        if let Some((header, _)) = rtp::parse(&buf[..got.len]) {
+            room.heard(&header);
+        }
         relay.pass_to_caller(&mut buf[..got.len], &self.caller, &self.stats.relay);
     }
 
