@@ -35,7 +35,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::Filter;
 use warp::http::{HeaderMap, Method, StatusCode};
-use warp::hyper::Response;
+use warp::hyper::{Body, Response};
+
+/// `docs/openapi.json`, the API's OpenAPI 3.1 description, as built in.
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+fn openapi() -> Response<Body> {
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(OPENAPI))
+        .unwrap_or_default()
+}
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +139,9 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
     } = r;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    // Health, metrics and the console's own files answer without a token
-    // (the console holds no data; its calls to the API carry one).
+    // Health, metrics, the API's description and the console's own files
+    // answer without a token (the console holds no data; its calls to the
+    // API carry one).
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => {
             return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
@@ -144,6 +155,7 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             return Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
         }
         (&Method::GET, ["metrics"]) => return Ok(metrics::render(api)),
+        (&Method::GET, ["v1", "openapi.json"]) => return Ok(openapi()),
         (&Method::GET, ["console"]) => return Ok(console::page()),
         (&Method::GET, ["console", name]) => {
             return console::asset(name).ok_or(ApiError::NoSuchEndpoint);

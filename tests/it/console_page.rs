@@ -88,12 +88,16 @@ async fn an_unknown_console_file_is_a_json_404_and_the_api_still_wants_a_token()
     for path in ["/console/nope.js", "/console/../Cargo.toml", "/console/a/b"] {
         let r = plain.get(gw.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
+        let sent = r.url().path().to_string();
         let body: serde_json::Value = r.json().await.unwrap();
         assert!(body["error"].is_string(), "{path}: {body}");
+        crate::support::openapi::check("GET", &sent, 404, &body);
     }
     // Serving the console opened no door to the API.
     let r = plain.get(gw.url("/v1/calls")).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    crate::support::openapi::check("GET", "/v1/calls", 401, &body);
     // Only GET: the console takes no writes.
     let r = plain.post(gw.url("/console")).send().await.unwrap();
     assert_ne!(r.status(), 200);

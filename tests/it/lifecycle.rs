@@ -30,7 +30,10 @@ async fn options(sip: &RawSip) -> u16 {
 async fn get(url: &str) -> (u16, serde_json::Value) {
     let r = reqwest::get(url).await.unwrap();
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
+    let path = r.url().path().to_string();
+    let body = r.json().await.unwrap_or_default();
+    crate::support::openapi::check("GET", &path, status, &body);
+    (status, body)
 }
 
 #[tokio::test]

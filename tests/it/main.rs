@@ -31,6 +31,7 @@ mod media_bind;
 mod media_resume;
 mod media_timeout;
 mod nat;
+mod openapi;
 mod play;
 mod probe;
 mod properties;

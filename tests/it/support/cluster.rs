@@ -98,16 +98,11 @@ pub async fn node_with(redis: &Redis, hook_url: &str, node_lines: &str) -> Binar
 
 /// An authenticated API call to `node`: status and JSON body.
 pub async fn api(node: &Binary, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}{path}", node.api))
-        .bearer_auth(TOKEN);
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", node.api));
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.expect("API answers");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    super::send(req).await
 }
 
 /// The SIP URI of `user` on `node`.

@@ -11,6 +11,7 @@ pub mod cluster;
 #[cfg(feature = "interop")]
 pub mod kamailio;
 pub mod netns;
+pub mod openapi;
 pub mod peers;
 #[cfg(feature = "interop")]
 pub mod pipecat;
@@ -238,14 +239,15 @@ open = true
 }
 
 /// Sends an API request with the test token: status and JSON body.
-async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
-    let r = request
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("API reachable");
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let (client, request) = request.bearer_auth(TOKEN).build_split();
+    let request = request.expect("a request");
+    let (method, path) = (request.method().clone(), request.url().path().to_string());
+    let r = client.execute(request).await.expect("API reachable");
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    openapi::check(method.as_str(), &path, status, &body);
+    (status, body)
 }
 
 /// A caller held at a fresh gateway: the most common start of a test.
