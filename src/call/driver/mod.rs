@@ -121,12 +121,13 @@ pub(super) async fn drive(
     let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
     let mut parts = parts;
     let trace = link_trace(&mut parts);
-    // The caller leg's SIP Call-ID, which the quality report is filed under.
-    let sip_call_id = match (&parts.caller, &parts.early) {
-        (Some(leg), _) => leg.call_id().to_string(),
-        (None, Some(early)) => early.call_id().to_string(),
-        (None, None) => String::new(),
-    };
+    // The caller leg's SIP Call-ID, which the HEP quality report is filed
+    // under (kept only when `[hep]` is on).
+    let sip_call_id = ctx.stack.hep().and(match (&parts.caller, &parts.early) {
+        (Some(leg), _) => Some(leg.call_id().to_string()),
+        (None, Some(early)) => Some(early.call_id().to_string()),
+        (None, None) => None,
+    });
     // Leaves the registry when dropped, however this task ends.
     let enrolled = ctx
         .registry
@@ -190,7 +191,9 @@ pub(super) async fn drive(
         std::future::pending::<()>().await;
         return;
     }
-    call.report_quality(&sip_call_id).await;
+    if let Some(sip_call_id) = &sip_call_id {
+        call.report_quality(sip_call_id).await;
+    }
     // Music and relay stop now, not after the store writes below.
     drop(call.media);
     drop(enrolled); // no longer live for the API

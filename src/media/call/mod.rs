@@ -29,6 +29,7 @@ pub use crate::codec::LegCodec;
 pub(super) use handle::spawn;
 pub use handle::{CallMedia, Presses};
 pub use leg::LegQuality;
+pub(super) use start::{LegStart, Start, Then};
 
 /// What each of a call's legs received (the room's: while bridged), for
 /// the quality report at the call's end.
@@ -37,4 +38,3 @@ pub struct CallQuality {
     pub caller: LegQuality,
     pub room: Option<LegQuality>,
 }
-pub(super) use start::{LegStart, Start, Then};
