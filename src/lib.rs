@@ -34,8 +34,11 @@
 //!   values and validated.
 //! - Leaves: [`clock`] (the monotonic clock and wall time for display),
 //!   [`confine`] (what an API client may make the gateway read or reach:
-//!   files inside `media_dir`, URLs checked after resolution), [`codec`] (codec and DTMF types sip and media share), [`ct`] (constant-time
-//!   comparison of secrets), [`running`] (a count of running calls or tasks
+//!   files inside `media_dir`, URLs checked after resolution), [`codec`]
+//!   (codec and DTMF types sip and media share), [`ct`] (constant-time
+//!   comparison of secrets), [`hep`] (HEP3 capture to a Homer or sngrep
+//!   collector: the encoding and the node's one sender task, fed by the
+//!   SIP ladders and the calls' quality reports), [`running`] (a count of running calls or tasks
 //!   a stop waits on), [`sdes`] (SRTP suites and master keys, which
 //!   sip writes in SDP and media keys its contexts with).
 
