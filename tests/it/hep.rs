@@ -156,3 +156,64 @@ async fn every_sip_message_and_a_quality_report_reach_the_collector() {
     );
     assert_eq!(call.gw.metric("pinless_hep_dropped_total").await, 0.0);
 }
+
+#[tokio::test]
+async fn a_tcp_collector_gets_whole_packets_and_a_missing_one_costs_the_call_nothing() {
+    use tokio::io::AsyncReadExt;
+    // A TCP collector: HEP3 packets back to back on one connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let extra = format!(
+        "\n[hep]\nurl = \"tcp:{}\"\n",
+        listener.local_addr().unwrap()
+    );
+    let call = held_call(&extra, &[]).await;
+    let (mut conn, _) = within(5, "the HEP connection", listener.accept())
+        .await
+        .unwrap();
+    let invite = within(5, "the INVITE over TCP", async {
+        loop {
+            let mut head = [0u8; 6];
+            conn.read_exact(&mut head).await.unwrap();
+            let len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+            let mut rest = vec![0u8; len - 6];
+            conn.read_exact(&mut rest).await.unwrap();
+            let packet = [&head[..], &rest].concat();
+            let c = chunks(&packet);
+            assert_eq!(c[&0x000c], 2001u32.to_be_bytes(), "the default node_id");
+            assert!(!c.contains_key(&0x000e), "no password chunk without one");
+            if c[&0x000f].starts_with(b"INVITE ") {
+                return c;
+            }
+        }
+    })
+    .await;
+    assert_eq!(invite[&0x0002], [17], "the SIP went over UDP");
+    drop(call);
+
+    // Nobody listens: the call goes on as ever; what was not sent is
+    // counted.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    let call = held_call(&format!("\n[hep]\nurl = \"tcp:127.0.0.1:{port}\"\n"), &[]).await;
+    let (status, view) = call
+        .gw
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/calls/{}", call.call_id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, view["state"].as_str()),
+        (200, Some("held")),
+        "{view}"
+    );
+    within(5, "drops counted", async {
+        while call.gw.metric("pinless_hep_dropped_total").await < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(call.gw.metric("pinless_hep_sent_total").await, 0.0);
+}
