@@ -76,8 +76,8 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{parties, t};
-    use super::super::{Input, Mode, TransferRequest};
+    use super::super::tests::{parties, t, to_one as to};
+    use super::super::{Input, Mode};
     use super::*;
 
     /// A call in early media since t(1 s), answered at the latest at 11 s.
@@ -87,16 +87,6 @@ mod tests {
             ..crate::call::machine::tests::policy()
         };
         Machine::early(parties(), policy, t(1_000), 1_000, Duration::from_secs(10))
-    }
-
-    fn to(target: &str, mode: Mode) -> TransferRequest {
-        TransferRequest {
-            targets: vec![target.into()],
-            headers: vec![],
-            mode,
-            stream: None,
-            media_encryption: None,
-        }
     }
 
     fn events(m: &Machine) -> Vec<&'static str> {

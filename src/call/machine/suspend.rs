@@ -53,8 +53,8 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{parties, policy, t};
-    use super::super::{Input, Mode, Policy, TransferRequest};
+    use super::super::tests::{parties, policy, t, to_one};
+    use super::super::{Input, Mode, Policy};
     use super::*;
 
     fn early_call() -> Machine {
@@ -63,16 +63,6 @@ mod tests {
             ..policy()
         };
         Machine::early(parties(), policy, t(1_000), 1_000, Duration::from_secs(300))
-    }
-
-    fn room(mode: Mode) -> TransferRequest {
-        TransferRequest {
-            targets: vec!["sip:room@r".into()],
-            headers: vec![],
-            mode,
-            stream: None,
-            media_encryption: None,
-        }
     }
 
     #[test]
@@ -86,7 +76,7 @@ mod tests {
         let mut m = Machine::answered(parties(), policy(), t(1_000), 1_000);
         m.handle(
             Input::UpdateRequested {
-                request: room(Mode::Bridge),
+                request: to_one("sip:room@r", Mode::Bridge),
                 key: None,
             },
             t(1_500),
@@ -143,7 +133,7 @@ mod tests {
         let mut m = early_call();
         let a = m.handle(
             Input::UpdateRequested {
-                request: room(Mode::Refer),
+                request: to_one("sip:room@r", Mode::Refer),
                 key: None,
             },
             t(2_000),

@@ -51,6 +51,14 @@ fn to(targets: &[&str]) -> TransferRequest {
     }
 }
 
+/// One target in `mode` (the sub-modules' tests share it).
+pub(super) fn to_one(target: &str, mode: Mode) -> TransferRequest {
+    TransferRequest {
+        mode,
+        ..to(&[target])
+    }
+}
+
 fn dialled(actions: &[Action]) -> Vec<&str> {
     actions
         .iter()
@@ -705,15 +713,8 @@ fn room_sdp(proto: &str) -> Vec<u8> {
 
 /// A held call whose transfer to one room is dialling.
 fn dialling() -> Machine {
-    use crate::call::machine::plan::{Mode, TransferRequest};
-    let mut m = Machine::answered(parties(), policy(), t(1_000), 1_000);
-    let request = TransferRequest {
-        targets: vec!["sip:room@r".into()],
-        headers: vec![],
-        mode: Mode::Bridge,
-        stream: None,
-        media_encryption: None,
-    };
+    let mut m = held();
+    let request = to(&["sip:room@r"]);
     let a = m.handle(Input::UpdateRequested { request, key: None }, t(2_000));
     assert!(a.iter().any(|a| matches!(a, Action::Dial(_))), "{a:?}");
     m
@@ -721,8 +722,6 @@ fn dialling() -> Machine {
 
 #[test]
 fn the_machine_bridges_a_usable_answer_and_hangs_up_an_unusable_one() {
-    use crate::call::machine::tests::t;
-    use crate::call::machine::{EventKind, Input};
     let mut m = dialling();
     let sdp = room_sdp("RTP/AVP 0");
     let a = m.handle(
