@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
 use crate::config::{Config, ConfigError};
 use crate::confine::{MediaDir, Origin, UrlPolicy};
-use crate::hep::{self, Collector, Hep};
+use crate::hep::{self, Hep};
 use crate::media::{HoldError, HoldLoop, MediaEngine, MediaError, MediaSettings};
 use crate::provisioning::Provisioning;
 use crate::provisioning::sync::EntrySync;
@@ -109,7 +109,7 @@ impl Gateway {
         })
         .await?;
         // Before any call (resumed ones included) makes its ladder.
-        let hep = hep_sender(&config.hep)?;
+        let hep = hep_sender(&config.hep);
         if let Some(hep) = &hep {
             stack.set_hep(hep.clone());
         }
@@ -431,18 +431,14 @@ fn tls_listener(
 }
 
 /// The HEP sender of `[hep]`, if on.
-fn hep_sender(c: &crate::config::HepConfig) -> Result<Option<Hep>, StartError> {
-    if c.url.is_empty() {
-        return Ok(None);
-    }
-    let collector =
-        Collector::parse(&c.url).map_err(|e| ConfigError::key("hep.url", e.to_string()))?;
-    tracing::info!(collector = %c.url, node_id = c.node_id, "SIP capture sent as HEP3");
-    Ok(Some(Hep::start(hep::Settings {
+fn hep_sender(c: &crate::config::HepConfig) -> Option<Hep> {
+    let collector = c.collector?;
+    tracing::info!(%collector, node_id = c.node_id, "SIP capture sent as HEP3");
+    Some(Hep::start(hep::Settings {
         collector,
         node_id: c.node_id,
         password: c.password.clone(),
-    })))
+    }))
 }
 
 /// The connector for TLS room legs: web PKI roots and `sip.tls_ca`.

@@ -166,13 +166,12 @@ pub struct ClusterConfig {
 }
 
 /// `[hep]`: every call's SIP messages (and a quality report per call)
-/// sent as HEP3 to a Homer or sngrep collector. `url` "" (the default):
-/// off.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// sent as HEP3 to a Homer or sngrep collector. Off (`url = ""`) by
+/// default. Read through `text`, which parses `url` once.
+#[derive(Debug, Clone)]
 pub struct HepConfig {
-    /// `udp:HOST:PORT` or `tcp:HOST:PORT`, e.g. `udp:127.0.0.1:9060`.
-    pub url: String,
+    /// `url`: `udp:HOST:PORT` or `tcp:HOST:PORT`; None: off.
+    pub collector: Option<crate::hep::Collector>,
     /// The capture agent's number, which the collector shows per message.
     pub node_id: u32,
     /// Sent in each packet when set (the collector's `capture password`).
@@ -182,7 +181,7 @@ pub struct HepConfig {
 impl Default for HepConfig {
     fn default() -> Self {
         Self {
-            url: String::new(),
+            collector: None,
             node_id: 2001,
             password: String::new(),
         }

@@ -434,7 +434,7 @@ fn media_codecs_default_to_all_three_and_bad_lists_name_the_key() {
 #[test]
 fn hep_is_off_by_default_and_a_bad_collector_url_names_the_key() {
     let c = load("", &[]).unwrap();
-    assert!(c.hep.url.is_empty());
+    assert!(c.hep.collector.is_none());
     assert_eq!(c.hep.node_id, 2001);
     let c = load(
         "[hep]\nurl = \"tcp:127.0.0.1:9061\"\nnode_id = 7\npassword = \"x\"\n",
@@ -442,6 +442,10 @@ fn hep_is_off_by_default_and_a_bad_collector_url_names_the_key() {
     )
     .unwrap();
     assert_eq!((c.hep.node_id, c.hep.password.as_str()), (7, "x"));
+    assert_eq!(
+        c.hep.collector.map(|c| c.to_string()).as_deref(),
+        Some("tcp:127.0.0.1:9061")
+    );
     for bad in ["sctp:127.0.0.1:9060", "udp:127.0.0.1", "127.0.0.1:9060"] {
         let e = load(&format!("[hep]\nurl = \"{bad}\"\n"), &[]).unwrap_err();
         assert!(e.to_string().starts_with("config key `hep.url`: "), "{e}");

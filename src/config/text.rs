@@ -10,6 +10,7 @@ use super::{
     LimitsConfig, MediaConfig, NodeConfig, RegistrationConfig, SipConfig,
 };
 use crate::codec::AudioCodec;
+use crate::hep::Collector;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -28,7 +29,16 @@ pub(super) struct ConfigText {
     limits: LimitsConfig,
     cluster: ClusterConfig,
     registration: Vec<RegistrationConfig>,
-    hep: HepConfig,
+    hep: HepText,
+}
+
+/// `HepConfig` as written; `url` "" is off.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HepText {
+    url: String,
+    node_id: u32,
+    password: String,
 }
 
 /// `SipConfig` as written; "" disables a transport.
@@ -126,7 +136,17 @@ impl ConfigText {
             limits,
             cluster,
             registration,
-            hep,
+            hep: HepConfig {
+                collector: match hep.url.as_str() {
+                    "" => None,
+                    url => Some(
+                        Collector::parse(url)
+                            .map_err(|e| ConfigError::key("hep.url", e.to_string()))?,
+                    ),
+                },
+                node_id: hep.node_id,
+                password: hep.password,
+            },
         })
     }
 }
@@ -221,8 +241,18 @@ impl Default for ConfigText {
             limits,
             cluster,
             registration,
-            hep,
+            hep: HepText {
+                url: hep.collector.map(|c| c.to_string()).unwrap_or_default(),
+                node_id: hep.node_id,
+                password: hep.password,
+            },
         }
+    }
+}
+
+impl Default for HepText {
+    fn default() -> Self {
+        ConfigText::default().hep
     }
 }
 

@@ -80,10 +80,6 @@ impl Config {
             ));
         }
         self.validate_cluster()?;
-        if !self.hep.url.is_empty() {
-            crate::hep::Collector::parse(&self.hep.url)
-                .map_err(|e| ConfigError::key("hep.url", e.to_string()))?;
-        }
         self.validate_dialin()?;
         self.validate_registrations()
     }

@@ -36,6 +36,16 @@ pub enum Collector {
     Tcp(SocketAddr),
 }
 
+/// As `[hep] url` writes it.
+impl std::fmt::Display for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Collector::Udp(addr) => write!(f, "udp:{addr}"),
+            Collector::Tcp(addr) => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
 /// Why `[hep] url` cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -313,6 +323,10 @@ mod tests {
         assert_eq!(e.to_string(), "transport \"sctp\" is not udp or tcp");
         assert!(Collector::parse("udp:127.0.0.1").is_err());
         assert!(Collector::parse("127.0.0.1:9060").is_err());
+        // Written back as read.
+        for url in ["udp:127.0.0.1:9060", "tcp:[::1]:9061"] {
+            assert_eq!(Collector::parse(url).map(|c| c.to_string()), Ok(url.into()));
+        }
     }
 
     #[tokio::test]
