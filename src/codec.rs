@@ -38,11 +38,14 @@ impl Law {
     }
 }
 
-/// An audio codec we speak: the two G.711 laws (8 kHz audio) and G.722
-/// (16 kHz audio, ITU-T G.722 at 64 kbit/s). All three carry 8000 bytes a
-/// second, so a 20 ms packet is 160 bytes of payload and its RTP timestamp
-/// advances by 160 whichever it is: G.722's RTP clock is 8000 by an
-/// historical error that RFC 3551 §4.5.2 keeps for compatibility.
+/// An audio codec we speak: the two G.711 laws (8 kHz audio), G.722
+/// (16 kHz audio, ITU-T G.722 at 64 kbit/s) and Opus (RFC 7587). The first
+/// three carry 8000 bytes a second, so a 20 ms packet is 160 bytes of
+/// payload and its RTP timestamp advances by 160 whichever it is: G.722's
+/// RTP clock is 8000 by an historical error that RFC 3551 §4.5.2 keeps for
+/// compatibility. Opus packets vary in length and its RTP clock is 48000
+/// whatever the audio's bandwidth (RFC 7587 §4.1), so a 20 ms packet
+/// advances the timestamp by 960.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AudioCodec {
     /// G.711 µ-law, static payload type 0.
@@ -51,23 +54,46 @@ pub enum AudioCodec {
     Pcma,
     /// G.722, static payload type 9 (`G722/8000` in SDP).
     G722,
+    /// Opus, a dynamic payload type (`opus/48000/2` in SDP).
+    Opus,
 }
 
-impl AudioCodec {
-    /// Every codec we speak, in the default order of our offers.
-    pub const ALL: [AudioCodec; 3] = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::G722];
+/// The payload type of Opus in our offers (dynamic: a peer's own choice is
+/// kept for its leg). 111 is what browsers and most SIP stacks use.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 
-    /// Its static RTP payload type (RFC 3551).
+impl AudioCodec {
+    /// Every codec we speak.
+    pub const ALL: [AudioCodec; 4] = [
+        AudioCodec::Pcmu,
+        AudioCodec::Pcma,
+        AudioCodec::G722,
+        AudioCodec::Opus,
+    ];
+
+    /// `[media] codecs` when the config does not say: Opus is opted into
+    /// (it costs an encoder per transcoding leg and an encoding of every
+    /// clip), the rest is on.
+    pub const DEFAULT: [AudioCodec; 3] = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::G722];
+
+    /// The payload type we offer it with: its static one (RFC 3551), or
+    /// `OPUS_PAYLOAD_TYPE`.
     pub fn payload_type(self) -> u8 {
         match self {
             AudioCodec::Pcmu => 0,
             AudioCodec::Pcma => 8,
             AudioCodec::G722 => 9,
+            AudioCodec::Opus => OPUS_PAYLOAD_TYPE,
         }
     }
 
+    /// The codec a static payload type stands for (never Opus, whose type
+    /// is dynamic and known only from the SDP).
     pub fn from_payload_type(pt: u8) -> Option<AudioCodec> {
-        AudioCodec::ALL.into_iter().find(|c| c.payload_type() == pt)
+        AudioCodec::ALL
+            .into_iter()
+            .filter(|c| *c != AudioCodec::Opus)
+            .find(|c| c.payload_type() == pt)
     }
 
     /// Its SDP encoding name (`a=rtpmap`), as the config names it too.
@@ -76,6 +102,19 @@ impl AudioCodec {
             AudioCodec::Pcmu => "PCMU",
             AudioCodec::Pcma => "PCMA",
             AudioCodec::G722 => "G722",
+            AudioCodec::Opus => "opus",
+        }
+    }
+
+    /// Its `a=rtpmap` text after the payload type: name, clock, and for
+    /// Opus the two channels RFC 7587 §7 requires in the SDP (we send and
+    /// take mono; the decoder mixes a stereo sender down).
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU/8000",
+            AudioCodec::Pcma => "PCMA/8000",
+            AudioCodec::G722 => "G722/8000",
+            AudioCodec::Opus => "opus/48000/2",
         }
     }
 
@@ -91,16 +130,30 @@ impl AudioCodec {
         match self {
             AudioCodec::Pcmu => Some(Law::Mu),
             AudioCodec::Pcma => Some(Law::A),
-            AudioCodec::G722 => None,
+            AudioCodec::G722 | AudioCodec::Opus => None,
         }
     }
 
-    /// Audio samples a second (not the RTP clock, which is 8000 for all).
+    /// Audio samples a second as we code it (not the RTP clock): Opus is
+    /// coded from and decoded to 16 kHz here, wideband like G.722.
     pub fn sample_rate(self) -> u32 {
         match self {
             AudioCodec::Pcmu | AudioCodec::Pcma => 8000,
-            AudioCodec::G722 => 16000,
+            AudioCodec::G722 | AudioCodec::Opus => 16000,
         }
+    }
+
+    /// Its RTP clock rate: 8000, or 48000 for Opus.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            AudioCodec::Opus => 48000,
+            _ => 8000,
+        }
+    }
+
+    /// RTP timestamp ticks in one 20 ms packet: 160, or 960 for Opus.
+    pub fn ticks_per_frame(self) -> u32 {
+        self.clock_rate() / 50
     }
 }
 

@@ -232,7 +232,7 @@ impl Default for MediaConfig {
             rtp_port_max: 29999,
             rtp_timeout: Some(Duration::from_secs(30)),
             threads: 0,
-            codecs: AudioCodec::ALL.to_vec(),
+            codecs: AudioCodec::DEFAULT.to_vec(),
         }
     }
 }

@@ -416,9 +416,16 @@ fn media_codecs_default_to_all_three_and_bad_lists_name_the_key() {
     assert_eq!(wide.media.codecs, [AudioCodec::G722, AudioCodec::Pcma]);
     let env = load(ENTRY, &[("PINLESS_MEDIA__CODECS", r#"["PCMU"]"#)]).unwrap();
     assert_eq!(env.media.codecs, [AudioCodec::Pcmu]);
+    // Opus is opted into, by its SDP name in any case.
+    let opus = load(
+        &format!("{ENTRY}[media]\ncodecs = [\"opus\", \"PCMU\"]\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(opus.media.codecs, [AudioCodec::Opus, AudioCodec::Pcmu]);
     for (bad, why) in [
         ("[]", "at least one"),
-        ("[\"OPUS\"]", "\"OPUS\" is not a codec"),
+        ("[\"iLBC\"]", "\"iLBC\" is not a codec"),
         ("[\"PCMU\", \"pcmu\"]", "twice"),
         ("\"PCMU\"", "media.codecs"),
     ] {

@@ -157,7 +157,7 @@ fn codecs(names: &[String]) -> Result<Vec<AudioCodec>, ConfigError> {
     if names.is_empty() {
         return Err(ConfigError::key(
             KEY,
-            "must name at least one codec (PCMU, PCMA, G722)",
+            "must name at least one codec (PCMU, PCMA, G722, opus)",
         ));
     }
     let mut codecs = Vec::with_capacity(names.len());
@@ -165,7 +165,7 @@ fn codecs(names: &[String]) -> Result<Vec<AudioCodec>, ConfigError> {
         let codec = AudioCodec::from_name(name).ok_or_else(|| {
             ConfigError::key(
                 KEY,
-                format!("{name:?} is not a codec pinless speaks (PCMU, PCMA, G722)"),
+                format!("{name:?} is not a codec pinless speaks (PCMU, PCMA, G722, opus)"),
             )
         })?;
         if codecs.contains(&codec) {

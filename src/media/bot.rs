@@ -209,9 +209,11 @@ impl BotQueue {
         }
     }
 
-    /// The next 20 ms for the caller in its `codec`: queued audio, padded
-    /// with silence when the bot has sent less.
-    pub(super) fn frame(&self, codec: AudioCodec, out: &mut [u8; FRAME]) {
+    /// The next 20 ms for the caller in its `codec`, in `out` (emptied
+    /// first): queued audio, padded with silence when the bot has sent
+    /// less.
+    pub(super) fn frame(&self, codec: AudioCodec, out: &mut Vec<u8>) {
+        let mut mulaw = [MULAW_SILENCE; FRAME];
         let mut q = self.lock();
         let len = q.audio.len();
         // A bot still sending is waited for (one tick at a time, silence
@@ -225,17 +227,21 @@ impl BotQueue {
         };
         let n = if play { len.min(FRAME) } else { 0 };
         q.buffering = !play || n == len;
-        for (slot, byte) in out.iter_mut().zip(q.audio.drain(..n)) {
+        for (slot, byte) in mulaw.iter_mut().zip(q.audio.drain(..n)) {
             *slot = byte;
         }
-        out[n..].fill(MULAW_SILENCE);
         q.shrink_if_empty();
         q.taken += n as u64;
         q.release();
         drop(q);
         // A panic while converting leaves filter state behind: usable.
         let mut to_caller = self.0.to_caller.lock().unwrap_or_else(|e| e.into_inner());
-        to_caller.convert(out, AudioCodec::Pcmu, codec);
+        out.clear();
+        if !to_caller.convert_to(&mulaw, AudioCodec::Pcmu, codec, out) && codec == AudioCodec::Opus
+        {
+            // No Opus encoder could be made: silence, never a gap.
+            out.extend_from_slice(&super::opus::SILENCE);
+        }
     }
 }
 
@@ -275,10 +281,7 @@ impl Uplink {
         } else {
             return;
         };
-        let start = self.pending.len();
-        self.pending.extend_from_slice(&packet[range]);
-        self.to_mulaw
-            .convert(&mut self.pending[start..], audio, AudioCodec::Pcmu);
+        (self.to_mulaw).convert_to(&packet[range], audio, AudioCodec::Pcmu, &mut self.pending);
         while self.pending.len() >= FRAME {
             let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
             self.queue.caller_chunk(chunk);
@@ -298,7 +301,7 @@ mod tests {
         q.mark("a".into());
         q.push(&[2; 200]);
         q.mark("b".into());
-        let mut f = [0u8; FRAME];
+        let mut f = Vec::new();
         q.frame(AudioCodec::Pcmu, &mut f);
         assert_eq!(&f[..100], &[1; 100][..]);
         assert_eq!(&f[100..], &[2; 60][..]);
@@ -317,7 +320,7 @@ mod tests {
     #[test]
     fn after_running_dry_play_waits_for_40_ms_or_a_quiet_bot() {
         let (q, _) = BotQueue::new();
-        let mut f = [0u8; FRAME];
+        let mut f = Vec::new();
         q.frame(AudioCodec::Pcmu, &mut f);
         // Real-time 20 ms chunks after a pause: the first waits a tick
         // for the second, then they play back to back, no silence between.
@@ -359,7 +362,7 @@ mod tests {
         q.mark("end".into());
         q.clear();
         assert_eq!(played.try_recv().unwrap(), "end");
-        let mut f = [0u8; FRAME];
+        let mut f = Vec::new();
         q.frame(AudioCodec::Pcma, &mut f);
         assert!(f.iter().all(|b| *b == Law::A.encode(0)), "A-law silence");
     }
@@ -381,7 +384,7 @@ mod tests {
             q.mark(i.to_string());
         }
         assert_eq!(q.lock().marks.len(), MAX_MARKS);
-        let mut f = [0u8; FRAME];
+        let mut f = Vec::new();
         // Less than a frame: played once the bot is quiet (a tick later).
         q.frame(AudioCodec::Pcmu, &mut f);
         q.frame(AudioCodec::Pcmu, &mut f);

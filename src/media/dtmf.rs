@@ -22,8 +22,11 @@ pub const END_TIMEOUT: Duration = Duration::from_secs(1);
 const LATE_WINDOW: u32 = 80_000;
 
 /// The caller's telephone-events, as presses.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DtmfDetector {
+    /// The events' RTP clock in ticks per millisecond (8, or 48 beside
+    /// Opus: an event counts on its audio's clock, RFC 4733 §2.1).
+    ticks_per_ms: u32,
     /// The press under way.
     current: Option<Tone>,
     /// The SSRC and RTP timestamp of the last press reported: its
@@ -36,23 +39,39 @@ struct Tone {
     ssrc: u32,
     timestamp: u32,
     digit: char,
-    /// The event's duration field (8 kHz units), the largest seen.
+    /// The event's duration field (clock ticks), the largest seen.
     duration: u16,
     heard: Instant,
 }
 
 impl Tone {
-    fn press(&self) -> DtmfPress {
+    fn press(&self, ticks_per_ms: u32) -> DtmfPress {
         DtmfPress {
             digit: self.digit,
-            duration_ms: u32::from(self.duration) / 8,
+            duration_ms: u32::from(self.duration) / ticks_per_ms.max(1),
         }
     }
 }
 
+impl Default for DtmfDetector {
+    fn default() -> Self {
+        Self::at_clock(8000)
+    }
+}
+
 impl DtmfDetector {
+    /// A detector of events on the 8 kHz clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A detector of events on a clock of `rate` Hz.
+    pub fn at_clock(rate: u32) -> Self {
+        DtmfDetector {
+            ticks_per_ms: rate / 1000,
+            current: None,
+            done: None,
+        }
     }
 
     /// One RTP packet of the telephone-event payload type (its SSRC, its
@@ -86,7 +105,7 @@ impl DtmfDetector {
             _ => {
                 // Another event began: the one under way lost its end.
                 if let Some(old) = self.current.take() {
-                    ended.push(old.press());
+                    ended.push(old.press(self.ticks_per_ms));
                     self.done = Some((old.ssrc, old.timestamp));
                 }
                 self.current = Some(Tone {
@@ -99,7 +118,7 @@ impl DtmfDetector {
             }
         }
         if end && let Some(t) = self.current.take() {
-            ended.push(t.press());
+            ended.push(t.press(self.ticks_per_ms));
             self.done = Some((ssrc, timestamp));
         }
         ended
@@ -125,7 +144,7 @@ impl DtmfDetector {
         }
         let t = self.current.take()?;
         self.done = Some((t.ssrc, t.timestamp));
-        Some(t.press())
+        Some(t.press(self.ticks_per_ms))
     }
 }
 

@@ -4,13 +4,23 @@
 //! resampled to 16 kHz and pre-encoded to G.722 frames as well (the same
 //! number of frames, 160 bytes each). Per call, playing hold music is then
 //! a copy of 160 bytes per packet, whichever the codec.
+//!
+//! Opus frames are made only for a node that speaks Opus: from the G.722
+//! frames (decoded back to 16 kHz, then Opus-encoded as a loop), once per
+//! loop. The gateway prepares its music and prompts at start-up and the
+//! API a played clip before it plays; a clip first asked for in Opus
+//! before it was prepared (an entry's own music) is prepared on a thread
+//! of its own meanwhile, Opus silence going out until it is ready, so
+//! the pacer never waits for an encoder.
 
 use super::g711::Law;
 use super::g722;
+use super::opus;
 use super::rtp::SAMPLES_PER_PACKET;
 use crate::codec::AudioCodec;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
 use symphonia::core::errors::Error as SymErr;
@@ -77,6 +87,10 @@ pub struct HoldLoop {
     /// The same frames in G.722, encoded from 16 kHz (`g722::encode_loop`).
     g722: Arc<[u8]>,
     frames: u32,
+    /// The same frames in Opus, once prepared (see the module doc).
+    opus: Arc<OnceLock<opus::Frames>>,
+    /// Whether a preparation has been started in the background.
+    opus_started: Arc<AtomicBool>,
 }
 
 impl HoldLoop {
@@ -132,7 +146,39 @@ impl HoldLoop {
             pcmu: encode(Law::Mu),
             pcma: encode(Law::A),
             g722: g722::encode_loop(&wide).into(),
+            opus: Arc::default(),
+            opus_started: Arc::default(),
         }
+    }
+
+    /// Makes the loop's Opus frames now, if not made yet (CPU-bound: about
+    /// a second of work for ten minutes of audio; call it off the async
+    /// threads for long clips).
+    pub fn prepare_opus(&self) {
+        self.opus.get_or_init(|| {
+            // The G.722 loop decoded: its encoder was primed with the
+            // loop's end, so a decoder primed the same way reads the
+            // first frame as the continuation it is.
+            let mut decoder = g722::G722Decoder::new();
+            let prime = self.frames.saturating_sub(50);
+            for i in prime..self.frames {
+                decoder.decode(self.frame(AudioCodec::G722, i));
+            }
+            let wide: Vec<i16> = (0..self.frames)
+                .flat_map(|i| decoder.decode(self.frame(AudioCodec::G722, i)))
+                .collect();
+            opus::Frames::encode_loop(&wide).unwrap_or_else(|e| {
+                // libopus refuses no valid rate; were it to, the loop
+                // plays as silence rather than failing a call.
+                tracing::error!("hold loop not encoded for Opus: {e}");
+                opus::Frames::silent()
+            })
+        });
+    }
+
+    /// Whether the Opus frames are ready.
+    pub fn opus_ready(&self) -> bool {
+        self.opus.get().is_some()
     }
 
     /// Number of 20 ms frames in the loop (at least one).
@@ -141,7 +187,7 @@ impl HoldLoop {
     }
 
     /// Frame `index` (taken modulo the loop) in the given codec (a G.711
-    /// `Law` will do): 160 bytes.
+    /// `Law` will do): 160 bytes, or one Opus packet of its own length.
     pub fn frame(&self, codec: impl Into<AudioCodec>, index: u32) -> &[u8] {
         let start = (index % self.frames) as usize * FRAME;
         let all = match codec.into() {
@@ -149,8 +195,25 @@ impl HoldLoop {
             AudioCodec::Pcma => &self.pcma,
             // 160 bytes a frame too (two 16 kHz samples a byte).
             AudioCodec::G722 => &self.g722,
+            AudioCodec::Opus => return self.opus_frame(index),
         };
         &all[start..start + FRAME]
+    }
+
+    fn opus_frame(&self, index: u32) -> &[u8] {
+        if let Some(frames) = self.opus.get() {
+            return frames.frame(index);
+        }
+        if !self.opus_started.swap(true, Ordering::Relaxed) {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("opus-prepare".into())
+                .spawn(move || me.prepare_opus());
+            if let Err(e) = spawned {
+                tracing::error!("cannot start the Opus encoding of a clip: {e}");
+            }
+        }
+        &opus::SILENCE
     }
 }
 

@@ -46,6 +46,7 @@ pub mod g722;
 pub mod hold;
 mod liveness;
 pub mod load;
+pub mod opus;
 pub mod pacer;
 pub mod placement;
 pub mod ports;
@@ -209,7 +210,9 @@ impl MediaEngine {
         music: Arc<HoldLoop>,
     ) -> Result<CallMedia, MediaError> {
         let unix_now = crate::clock::unix_ms();
-        let stream = state.stream.project(unix_now, Instant::now());
+        let caller_codec: crate::codec::LegCodec = state.caller.codec.into();
+        let frame_ticks = caller_codec.audio.ticks_per_frame();
+        let stream = state.stream.project(unix_now, Instant::now(), frame_ticks);
         let caller = call::LegStart {
             socket: self.ports.claim(state.caller.port)?,
             remote: state.caller.remote,
@@ -235,7 +238,7 @@ impl MediaEngine {
                         state.stream.srtp_gap(unix_now, false),
                     )?,
                 },
-                rewrite::Rewriter::restored(stream, room.mapping),
+                rewrite::Rewriter::restored(stream, room.mapping, frame_ticks),
             ),
         };
         self.start_media(caller, stream, then)

@@ -16,7 +16,7 @@
 use super::bot::BotQueue;
 use super::hold::HoldLoop;
 use super::prompt::{Playing, Prompt};
-use super::rtp::{HEADER_LEN, Header, SAMPLES_PER_PACKET};
+use super::rtp::{HEADER_LEN, Header};
 use super::srtp::SrtpLeg;
 use crate::codec::AudioCodec;
 use std::collections::{HashMap, VecDeque};
@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) const SLOTS: usize = 20;
+
+/// The longest payload a paced packet carries: 160 bytes of G.711 or
+/// G.722, or an Opus packet (`opus::MAX_PAYLOAD`).
+const MAX_PAYLOAD: usize = super::opus::MAX_PAYLOAD;
 
 /// When slot `tick` is due: `start + tick` ms, computed in u64 all the way.
 /// Why: the tick counts milliseconds of uptime, and narrowing it (as
@@ -195,7 +199,9 @@ pub(super) struct Slots {
     slots: [Vec<Stream>; SLOTS],
     index: HashMap<u64, (usize, usize)>,
     next_slot: usize,
-    packet: [u8; HEADER_LEN + SAMPLES_PER_PACKET as usize],
+    packet: [u8; HEADER_LEN + MAX_PAYLOAD],
+    /// A bot's frame for the caller (its length is the codec's).
+    bot_frame: Vec<u8>,
 }
 
 impl Default for Slots {
@@ -204,7 +210,8 @@ impl Default for Slots {
             slots: std::array::from_fn(|_| Vec::new()),
             index: HashMap::new(),
             next_slot: 0,
-            packet: [0u8; HEADER_LEN + SAMPLES_PER_PACKET as usize],
+            packet: [0u8; HEADER_LEN + MAX_PAYLOAD],
+            bot_frame: Vec::with_capacity(MAX_PAYLOAD),
         }
     }
 }
@@ -294,6 +301,7 @@ impl Slots {
     pub fn send(&mut self, tick: u64, sent_at: Instant, stats: &PacerStats) -> usize {
         let slot = (tick % SLOTS as u64) as usize;
         let packet = &mut self.packet;
+        let bot_frame = &mut self.bot_frame;
         for s in self.slots[slot].iter_mut() {
             let mut header = [0u8; HEADER_LEN];
             Header {
@@ -305,28 +313,31 @@ impl Slots {
             }
             .write(&mut header);
             packet[..HEADER_LEN].copy_from_slice(&header);
-            match (&s.bot, s.prompts.front()) {
+            let frame = match (&s.bot, s.prompts.front()) {
                 (Some(bot), _) => {
-                    let mut frame = [0u8; SAMPLES_PER_PACKET as usize];
-                    bot.frame(s.codec, &mut frame);
+                    bot.frame(s.codec, bot_frame);
                     // The bot hears the caller on this clock too.
                     bot.caller_tick();
-                    packet[HEADER_LEN..].copy_from_slice(&frame);
+                    &bot_frame[..]
                 }
-                (None, Some(p)) => packet[HEADER_LEN..].copy_from_slice(p.frame(s.codec)),
-                (None, None) => {
-                    packet[HEADER_LEN..].copy_from_slice(s.source.frame(s.codec, s.frame))
-                }
-            }
+                (None, Some(p)) => p.frame(s.codec),
+                (None, None) => s.source.frame(s.codec, s.frame),
+            };
+            // Every frame fits (G.711 and G.722 are 160 bytes, our Opus
+            // at most MAX_PAYLOAD); were one not to, it is cut, not sent
+            // past the buffer.
+            let len = frame.len().min(MAX_PAYLOAD);
+            packet[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&frame[..len]);
+            let packet = &packet[..HEADER_LEN + len];
             // SRTP is a per-stream step: the frames are shared, each
             // call's keys are its own.
-            match super::srtp::send(&s.socket, &packet[..], s.remote, s.srtp.as_deref()) {
+            match super::srtp::send(&s.socket, packet, s.remote, s.srtp.as_deref()) {
                 true => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
                 false => stats.send_errors.fetch_add(1, Ordering::Relaxed),
             };
             s.first = false;
             s.sequence = s.sequence.wrapping_add(1);
-            s.timestamp = s.timestamp.wrapping_add(SAMPLES_PER_PACKET);
+            s.timestamp = s.timestamp.wrapping_add(s.codec.ticks_per_frame());
             match s.prompts.front_mut() {
                 // The bot's queue moved on by itself; music and prompts
                 // wait where they are.

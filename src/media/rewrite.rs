@@ -4,7 +4,7 @@
 //! its own SSRC.
 
 use super::pacer::StreamState;
-use super::rtp::{Header, SAMPLES_PER_PACKET};
+use super::rtp::Header;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,9 @@ pub struct Rewriter {
     /// The next packet starts a talkspurt whatever the room says: set
     /// after a restart, whose gap the caller must not take for jitter.
     mark_next: bool,
+    /// The caller's RTP clock ticks in a 20 ms packet (160, or 960 for
+    /// Opus): how far the timestamp moves per packet period.
+    frame_ticks: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,19 +47,21 @@ pub struct Mapping {
 }
 
 impl Rewriter {
-    /// Continues the stream the pacer left at `state`.
-    pub fn new(state: StreamState) -> Self {
+    /// Continues the stream the pacer left at `state`, on a clock of
+    /// `frame_ticks` per 20 ms (the caller's codec's).
+    pub fn new(state: StreamState, frame_ticks: u32) -> Self {
         Self {
             ssrc: state.ssrc,
             resume: Resume {
                 next_sequence: state.next_sequence,
                 last: state
                     .last_sent
-                    .map(|at| (state.next_timestamp.wrapping_sub(SAMPLES_PER_PACKET), at)),
+                    .map(|at| (state.next_timestamp.wrapping_sub(frame_ticks), at)),
                 next_timestamp: state.next_timestamp,
             },
             base: None,
             mark_next: false,
+            frame_ticks,
         }
     }
 
@@ -64,11 +69,11 @@ impl Rewriter {
     /// caller's stream is estimated to stand now (see `state::project`),
     /// `mapping` the one saved. A room that kept its SSRC maps through it;
     /// one that changed rebases from `state`. The next packet is marked.
-    pub fn restored(state: StreamState, mapping: Option<Mapping>) -> Self {
+    pub fn restored(state: StreamState, mapping: Option<Mapping>, frame_ticks: u32) -> Self {
         Self {
             base: mapping,
             mark_next: true,
-            ..Self::new(state)
+            ..Self::new(state, frame_ticks)
         }
     }
 
@@ -87,7 +92,9 @@ impl Rewriter {
                 // the caller's stream stands, advancing the timestamp by the
                 // time that passed so the caller's jitter buffer stays sane.
                 let out_timestamp = match self.resume.last {
-                    Some((ts, at)) => advance(ts, now.saturating_duration_since(at)),
+                    Some((ts, at)) => {
+                        advance(ts, now.saturating_duration_since(at), self.frame_ticks)
+                    }
                     None => self.resume.next_timestamp,
                 };
                 let b = Mapping {
@@ -136,23 +143,20 @@ impl Rewriter {
             next_timestamp: self
                 .resume
                 .last
-                .map(|(ts, _)| ts.wrapping_add(SAMPLES_PER_PACKET))
+                .map(|(ts, _)| ts.wrapping_add(self.frame_ticks))
                 .unwrap_or(self.resume.next_timestamp),
             last_sent: self.resume.last.map(|(_, at)| at),
         }
     }
 }
 
-/// RTP clock ticks per millisecond (8 kHz).
-const TICKS_PER_MS: u128 = 8;
-
 /// The timestamp `elapsed` after a packet stamped `ts` (at least one
-/// packet period on). Why widened: the elapsed time is counted in u128 and
+/// packet period on), on a clock of `frame_ticks` per 20 ms. Why widened: the elapsed time is counted in u128 and
 /// only reduced modulo 2^32 at the end, as RTP timestamps wrap by design.
 /// In u32, `ms * 8` overflowed after 6.2 days (a panic in debug builds) and
 /// `as_millis() as u32` cut the gap itself after 49.7 days.
-fn advance(ts: u32, elapsed: Duration) -> u32 {
-    let ticks = elapsed.as_millis().max(20) * TICKS_PER_MS;
+fn advance(ts: u32, elapsed: Duration, frame_ticks: u32) -> u32 {
+    let ticks = elapsed.as_millis().max(20) * u128::from(frame_ticks) / 20;
     // The cast keeps the low 32 bits: exactly the modulo-2^32 reduction
     // that RTP timestamp arithmetic is defined by.
     ts.wrapping_add(ticks as u32)
@@ -181,7 +185,7 @@ mod tests {
             next_timestamp: 16_000,
             last_sent: Some(t0),
         };
-        let mut r = Rewriter::new(state);
+        let mut r = Rewriter::new(state, 160);
         let a = r.rewrite(&room(60_000, 9_999_000, 7), t0 + Duration::from_millis(20));
         assert_eq!(
             (a.ssrc, a.sequence, a.timestamp, a.marker),
@@ -190,7 +194,7 @@ mod tests {
         let b = r.rewrite(&room(60_001, 9_999_160, 7), t0 + Duration::from_millis(40));
         assert_eq!((b.sequence, b.timestamp, b.marker), (1001, 16_160, false));
         // Sequence wrap on the room side maps straight through.
-        let mut r2 = Rewriter::new(state);
+        let mut r2 = Rewriter::new(state, 160);
         r2.rewrite(&room(65_535, 0, 7), t0);
         assert_eq!(r2.rewrite(&room(0, 160, 7), t0).sequence, 1001);
     }
@@ -198,12 +202,15 @@ mod tests {
     #[test]
     fn a_new_room_ssrc_rebases_without_a_jump_back() {
         let t0 = Instant::now();
-        let mut r = Rewriter::new(StreamState {
-            ssrc: 1,
-            next_sequence: 10,
-            next_timestamp: 1600,
-            last_sent: None,
-        });
+        let mut r = Rewriter::new(
+            StreamState {
+                ssrc: 1,
+                next_sequence: 10,
+                next_timestamp: 1600,
+                last_sent: None,
+            },
+            160,
+        );
         r.rewrite(&room(500, 80_000, 7), t0);
         let x = r.rewrite(&room(501, 80_160, 7), t0 + Duration::from_millis(20));
         let y = r.rewrite(&room(3, 40, 8), t0 + Duration::from_millis(100));
@@ -222,7 +229,7 @@ mod tests {
             next_timestamp: 16_000,
             last_sent: Some(t0),
         };
-        let mut before = Rewriter::new(state);
+        let mut before = Rewriter::new(state, 160);
         let a = before.rewrite(&room(500, 80_000, 7), t0);
         let mapping = before.mapping().unwrap();
         // 50 packets (one second) later the room is still on SSRC 7.
@@ -231,7 +238,7 @@ mod tests {
             next_timestamp: 24_000,
             ..before.state()
         };
-        let mut after = Rewriter::restored(estimate, Some(mapping));
+        let mut after = Rewriter::restored(estimate, Some(mapping), 160);
         let b = after.rewrite(&room(550, 88_000, 7), t0 + Duration::from_secs(1));
         assert_eq!(
             (b.ssrc, b.sequence, b.timestamp),
@@ -241,7 +248,7 @@ mod tests {
         let c = after.rewrite(&room(551, 88_160, 7), t0 + Duration::from_secs(1));
         assert!(!c.marker);
         // A room that changed SSRC meanwhile continues from the estimate.
-        let mut other = Rewriter::restored(estimate, Some(mapping));
+        let mut other = Rewriter::restored(estimate, Some(mapping), 160);
         let d = other.rewrite(&room(3, 40, 8), t0 + Duration::from_secs(1));
         assert_eq!(d.sequence, 1100);
         assert!(d.marker);
@@ -264,11 +271,15 @@ mod tests {
             DAY * 365 * 10,
         ] {
             for ts in [0, 1_000, u32::MAX - 100] {
-                assert_eq!(advance(ts, gap), expected(ts, gap), "{gap:?} from {ts}");
+                assert_eq!(
+                    advance(ts, gap, 160),
+                    expected(ts, gap),
+                    "{gap:?} from {ts}"
+                );
             }
         }
         // Under a packet period: one period on, as before.
-        assert_eq!(advance(u32::MAX, Duration::from_millis(3)), 159);
+        assert_eq!(advance(u32::MAX, Duration::from_millis(3), 160), 159);
     }
 
     #[test]
@@ -281,10 +292,10 @@ mod tests {
             last_sent: Some(t0),
         };
         for gap in [Duration::from_secs(5 * 3600), DAY * 8, DAY * 60] {
-            let mut r = Rewriter::new(state);
+            let mut r = Rewriter::new(state, 160);
             let at = t0 + gap;
             let a = r.rewrite(&room(7, 123, 9), at);
-            let last = state.next_timestamp.wrapping_sub(SAMPLES_PER_PACKET);
+            let last = state.next_timestamp.wrapping_sub(160);
             assert_eq!(a.timestamp, expected(last, gap), "{gap:?}");
             assert_eq!(a.sequence, 65_535);
             let b = r.rewrite(&room(8, 283, 9), at + Duration::from_millis(20));

@@ -10,7 +10,6 @@
 
 use super::pacer::StreamState;
 use super::rewrite::Mapping;
-use super::rtp::SAMPLES_PER_PACKET;
 use super::srtp::SrtpState;
 use crate::codec::{AudioCodec, LegCodec};
 use serde::{Deserialize, Serialize};
@@ -60,7 +59,7 @@ fn yes() -> bool {
 /// What the leg negotiated (`LegCodec`, as saved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodecState {
-    /// `"PCMU"`, `"PCMA"` or `"G722"`. The key is still `law`, as when
+    /// `"PCMU"`, `"PCMA"`, `"G722"` or `"opus"`. The key is still `law`, as when
     /// only G.711 was spoken, so calls saved then and now read alike.
     pub law: SavedLaw,
     pub payload_type: u8,
@@ -76,6 +75,8 @@ pub enum SavedLaw {
     Pcma,
     #[serde(rename = "G722")]
     G722,
+    #[serde(rename = "opus")]
+    Opus,
 }
 
 /// The room's leg of a bridged call.
@@ -124,6 +125,7 @@ impl From<LegCodec> for CodecState {
                 AudioCodec::Pcmu => SavedLaw::Pcmu,
                 AudioCodec::Pcma => SavedLaw::Pcma,
                 AudioCodec::G722 => SavedLaw::G722,
+                AudioCodec::Opus => SavedLaw::Opus,
             },
             payload_type: c.payload_type,
             event_payload_type: c.event_payload_type,
@@ -138,6 +140,7 @@ impl From<CodecState> for LegCodec {
                 SavedLaw::Pcmu => AudioCodec::Pcmu,
                 SavedLaw::Pcma => AudioCodec::Pcma,
                 SavedLaw::G722 => AudioCodec::G722,
+                SavedLaw::Opus => AudioCodec::Opus,
             },
             payload_type: c.payload_type,
             event_payload_type: c.event_payload_type,
@@ -192,7 +195,9 @@ impl StreamPosition {
     /// nothing and upset its jitter buffer and lip timing), the sequence by
     /// the packets the gap would have held plus `SEQUENCE_MARGIN` (see
     /// there). The result's `last_sent` (at `now`) says a packet is due now.
-    pub fn project(&self, unix_now: u64, now: Instant) -> StreamState {
+    /// `frame_ticks` is the stream's clock: ticks per 20 ms (160, or 960 for
+    /// Opus).
+    pub fn project(&self, unix_now: u64, now: Instant, frame_ticks: u32) -> StreamState {
         // A clock stepped back makes the gap zero, not negative.
         let gap_ms = unix_now.saturating_sub(self.due_unix_ms);
         let packets = self.gap_packets(unix_now);
@@ -201,7 +206,7 @@ impl StreamPosition {
             .next_sequence
             .wrapping_add(packets as u16)
             .wrapping_add(SEQUENCE_MARGIN);
-        let ticks = u128::from(gap_ms) * u128::from(SAMPLES_PER_PACKET) / PERIOD.as_millis();
+        let ticks = u128::from(gap_ms) * u128::from(frame_ticks) / PERIOD.as_millis();
         StreamState {
             ssrc: self.ssrc,
             next_sequence: sequence,
@@ -249,7 +254,7 @@ mod tests {
         let now = Instant::now();
         let p = StreamPosition::of(stream(None), now, UNIX);
         // 3 s down: 150 packets and 24,000 ticks, wrapping both.
-        let s = p.project(UNIX + 3_000, now);
+        let s = p.project(UNIX + 3_000, now, 160);
         assert_eq!(s.ssrc, 7);
         assert_eq!(
             s.next_sequence,
@@ -258,11 +263,11 @@ mod tests {
         assert_eq!(s.next_timestamp, (u32::MAX - 100).wrapping_add(24_000));
         assert_eq!(s.last_sent.map(|at| now - at), Some(PERIOD));
         // A wall clock stepped back: no gap, but still the margin.
-        let back = p.project(UNIX - 60_000, now);
+        let back = p.project(UNIX - 60_000, now, 160);
         assert_eq!(back.next_sequence, 65_500u16.wrapping_add(SEQUENCE_MARGIN));
         assert_eq!(back.next_timestamp, u32::MAX - 100);
         // Days down: modulo arithmetic, no overflow.
-        let days = p.project(UNIX + 9 * 86_400_000, now);
+        let days = p.project(UNIX + 9 * 86_400_000, now, 160);
         let ticks = (9u64 * 86_400_000 * 8) % (1 << 32);
         assert_eq!(
             days.next_timestamp,

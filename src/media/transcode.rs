@@ -1,11 +1,16 @@
 //! Converting one direction of a relayed stream from one codec to another,
 //! packet by packet: G.711 law to law by table (`g711::transcode`), G.722
 //! to G.711 by decoding to 16 kHz, halving the rate and encoding, and
-//! G.711 to G.722 the other way round.
+//! G.711 to G.722 the other way round; Opus to and from the others through
+//! libopus (`opus`), which decodes straight to the other side's rate (8 or
+//! 16 kHz) and encodes from it, so no resampler of ours is involved.
 //!
-//! All three codecs carry 8000 bytes a second and an 8000 Hz RTP clock,
-//! so a payload keeps its length and its packet keeps its timestamp: the
-//! conversion is in place. What it needs is state: a G.722 decoder and
+//! G.711 and G.722 carry 8000 bytes a second and an 8000 Hz RTP clock, so
+//! between them a payload keeps its length and its packet its timestamp:
+//! the conversion is in place (`convert`). Opus packets have a length of
+//! their own and a 48 kHz clock: to or from Opus the payload is written
+//! anew (`convert_to`) and the timestamp moved to the other clock
+//! (`timestamp`). What it needs is state: a G.722 decoder and
 //! encoder and the resampling filters remember the stream so far, so one
 //! direction of one call holds one `Transcoder` for as long as it relays.
 //! Cost per 20 ms packet, measured in a release build on the 2-vCPU
@@ -18,6 +23,7 @@
 
 use super::g711::{self, Law};
 use super::g722::{G722Decoder, G722Encoder};
+use super::opus;
 use super::resample::{Downsampler, Upsampler};
 use crate::codec::AudioCodec;
 
@@ -29,9 +35,23 @@ pub struct Transcoder {
     down: Option<Downsampler>,
     up: Option<Upsampler>,
     encoder: Option<G722Encoder>,
+    /// An Opus sender decoded (at the rate of the codec it goes to).
+    opus_in: Option<opus::Decoder>,
+    /// An Opus receiver's encoder and the rate it takes (that of the codec
+    /// the audio comes in).
+    opus_out: Option<(u32, opus::Encoder)>,
+    /// Where the two RTP clocks met, when they differ: (in, out).
+    clocks: Option<(u32, u32)>,
     /// Scratch, kept to spare an allocation per packet.
     narrow: Vec<i16>,
     wide: Vec<i16>,
+    pcm: Vec<i16>,
+}
+
+/// Whether `from` → `to` keeps a payload's length and timestamp (any pair
+/// without Opus, or Opus to Opus), so `convert` in place will do.
+pub fn in_place(from: AudioCodec, to: AudioCodec) -> bool {
+    from == to || (from != AudioCodec::Opus && to != AudioCodec::Opus)
 }
 
 impl Transcoder {
@@ -39,9 +59,102 @@ impl Transcoder {
         Self::default()
     }
 
+    /// Converts `payload` (in `from`) to `to`, appended to `out`. False,
+    /// with nothing appended, when it cannot be: a payload libopus cannot
+    /// read, or a length Opus cannot frame (see `opus::Encoder::encode`),
+    /// or an Opus encoder that could not be made.
+    pub fn convert_to(
+        &mut self,
+        payload: &[u8],
+        from: AudioCodec,
+        to: AudioCodec,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if in_place(from, to) {
+            let start = out.len();
+            out.extend_from_slice(payload);
+            self.convert(&mut out[start..], from, to);
+            return true;
+        }
+        // PCM at a rate both sides take: the receiver's for an Opus
+        // sender (libopus decodes to it), else the sender's own.
+        let mut pcm = std::mem::take(&mut self.pcm);
+        pcm.clear();
+        let decoded = match from {
+            AudioCodec::Opus => self
+                .opus_decoder(to.sample_rate())
+                .is_some_and(|d| d.decode(payload, &mut pcm)),
+            AudioCodec::G722 => {
+                pcm.extend(self.decoder.get_or_insert_default().decode(payload));
+                true
+            }
+            AudioCodec::Pcmu | AudioCodec::Pcma => {
+                let law = from.law().unwrap_or(Law::Mu);
+                pcm.extend(payload.iter().map(|b| law.decode(*b)));
+                true
+            }
+        };
+        let done = decoded
+            && match to {
+                AudioCodec::Opus => self
+                    .opus_encoder(from.sample_rate())
+                    .is_some_and(|e| e.encode(&pcm, out)),
+                AudioCodec::G722 => {
+                    out.extend(self.encoder.get_or_insert_default().encode(&pcm));
+                    true
+                }
+                AudioCodec::Pcmu | AudioCodec::Pcma => {
+                    let law = to.law().unwrap_or(Law::Mu);
+                    out.extend(pcm.iter().map(|s| law.encode(*s)));
+                    true
+                }
+            };
+        self.pcm = pcm;
+        done
+    }
+
+    fn opus_decoder(&mut self, rate: u32) -> Option<&mut opus::Decoder> {
+        if self.opus_in.is_none() {
+            self.opus_in = opus::Decoder::new(rate).ok();
+        }
+        self.opus_in.as_mut()
+    }
+
+    fn opus_encoder(&mut self, rate: u32) -> Option<&mut opus::Encoder> {
+        // A sender that switches codec mid-call (a static type besides its
+        // own) changes the rate: a new encoder for it.
+        if self.opus_out.as_ref().is_none_or(|(r, _)| *r != rate) {
+            self.opus_out = opus::Encoder::new(rate).ok().map(|e| (rate, e));
+        }
+        self.opus_out.as_mut().map(|(_, e)| e)
+    }
+
+    /// `timestamp` (on `from`'s RTP clock) on `to`'s clock: the same when
+    /// the clocks agree; else counted from where the two first met, so the
+    /// stream stays continuous across wraps of either. The meeting point
+    /// moves on now and then, well before a difference could overflow.
+    pub fn timestamp(&mut self, timestamp: u32, from: u32, to: u32) -> u32 {
+        if from == to {
+            return timestamp;
+        }
+        let (base_in, base_out) = *self.clocks.get_or_insert((timestamp, timestamp));
+        let delta = i64::from(timestamp.wrapping_sub(base_in) as i32);
+        let scaled = delta * i64::from(to) / i64::from(from);
+        // Kept modulo 2^32, as RTP timestamps are.
+        let out = base_out.wrapping_add(scaled as u32);
+        if delta.abs() > 1 << 28 {
+            self.clocks = Some((timestamp, out));
+        }
+        out
+    }
+
     /// Converts `payload` in place from `from` to `to` (nothing to do when
-    /// they are the same).
+    /// they are the same). Only for pairs `in_place` allows; other pairs
+    /// are left as they are (use `convert_to`).
     pub fn convert(&mut self, payload: &mut [u8], from: AudioCodec, to: AudioCodec) {
+        if !in_place(from, to) {
+            return;
+        }
         match (from.law(), to.law()) {
             (Some(a), Some(b)) => g711::transcode(payload, a, b),
             (None, Some(law)) => self.narrow_from_g722(payload, law),

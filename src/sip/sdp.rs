@@ -1,4 +1,4 @@
-//! SDP for G.711 and G.722 audio with RFC 4733 telephone-events: reading
+//! SDP for G.711, G.722 and Opus audio with RFC 4733 telephone-events: reading
 //! a peer's offer or answer (with ezk-sdp-types), choosing the codec, and
 //! writing ours (plain text: a few media lines need no builder). Which
 //! codecs we speak, and in which order we offer them, is `[media] codecs`.
@@ -8,8 +8,16 @@ use bytesstr::BytesStr;
 use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
 use std::net::{IpAddr, SocketAddr};
 
-/// Payload type we offer for telephone-event.
+/// Payload type we offer for telephone-event (at 8000, beside G.711 and
+/// G.722).
 pub const EVENT_PAYLOAD_TYPE: u8 = 101;
+/// Payload type we offer for telephone-event/48000, beside Opus: an event's
+/// clock is its audio's (RFC 4733 §2.1), so an Opus leg has its own.
+pub const WIDE_EVENT_PAYLOAD_TYPE: u8 = 110;
+/// What we say of our Opus (RFC 7587 §6.1): we take in-band FEC, and code
+/// audio at 16 kHz at most (wideband, as G.722), so a sender need not spend
+/// bits on more.
+const OPUS_FMTP: &str = "useinbandfec=1;maxplaybackrate=16000;sprop-maxcapturerate=16000";
 
 /// Why an SDP body cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +56,10 @@ pub struct PeerMedia {
     pub addr: SocketAddr,
     /// Audio payloads we speak, in the peer's order of preference.
     pub codecs: Vec<(u8, AudioCodec)>,
+    /// telephone-event/8000, for the G.711 and G.722 codecs.
     pub event_payload_type: Option<u8>,
+    /// telephone-event/48000, for Opus.
+    pub wide_event_payload_type: Option<u8>,
     /// Whether the peer says it sends audio: false for `a=recvonly` or
     /// `a=inactive` (media level over session level) or port 0. A leg
     /// that does not send is never taken for dead for its silence.
@@ -62,7 +73,10 @@ impl PeerMedia {
         LegCodec {
             audio,
             payload_type,
-            event_payload_type: self.event_payload_type,
+            event_payload_type: match audio.clock_rate() {
+                8000 => self.event_payload_type,
+                _ => self.wide_event_payload_type,
+            },
         }
     }
 }
@@ -100,21 +114,25 @@ pub fn parse_for(body: &[u8], ours: &[AudioCodec]) -> Result<PeerMedia, SdpError
             _ => continue,
         };
         let mut codecs = Vec::new();
-        let mut event = None;
+        let (mut event, mut wide_event) = (None, None);
         for &pt in &m.media.fmts {
             let map = m.rtpmap.iter().find(|r| r.payload == pt);
             let name = map.map(|r| r.encoding.to_ascii_uppercase());
             let rate = map.map(|r| r.clock_rate).unwrap_or(8000);
             // A static type needs no rtpmap; a dynamic one is known by its
-            // name. All our codecs say 8000 (G.722 too, RFC 3551 §4.5.2).
+            // name and clock: 8000 for G.711 and G.722 (RFC 3551 §4.5.2),
+            // 48000 for Opus (RFC 7587 §7).
             let audio = match name.as_deref() {
                 Some("TELEPHONE-EVENT") => {
-                    if rate == 8000 && event.is_none() {
-                        event = Some(pt);
-                    }
+                    let slot = match rate {
+                        8000 => &mut event,
+                        48000 => &mut wide_event,
+                        _ => continue,
+                    };
+                    slot.get_or_insert(pt);
                     continue;
                 }
-                Some(name) => AudioCodec::from_name(name).filter(|_| rate == 8000),
+                Some(name) => AudioCodec::from_name(name).filter(|c| c.clock_rate() == rate),
                 None => AudioCodec::from_payload_type(pt),
             };
             if let Some(audio) = audio.filter(|a| ours.contains(a)) {
@@ -128,6 +146,7 @@ pub fn parse_for(body: &[u8], ours: &[AudioCodec]) -> Result<PeerMedia, SdpError
             addr: SocketAddr::new(ip, m.media.port),
             codecs,
             event_payload_type: event,
+            wide_event_payload_type: wide_event,
             sends: sends(m.media.port, m.direction),
         });
     }
@@ -153,18 +172,29 @@ pub fn answer(ip: IpAddr, port: u16, codec: LegCodec) -> String {
     let mut s = head(ip, rand::random::<u32>() as u64);
     let pt = codec.payload_type;
     match codec.event_payload_type {
-        Some(te) => {
-            s += &format!("m=audio {port} RTP/AVP {pt} {te}\r\n");
-            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.audio.encoding_name());
-            s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
-        }
-        None => {
-            s += &format!("m=audio {port} RTP/AVP {pt}\r\n");
-            s += &format!("a=rtpmap:{pt} {}/8000\r\n", codec.audio.encoding_name());
-        }
+        Some(te) => s += &format!("m=audio {port} RTP/AVP {pt} {te}\r\n"),
+        None => s += &format!("m=audio {port} RTP/AVP {pt}\r\n"),
+    }
+    s += &rtpmap(pt, codec.audio);
+    if let Some(te) = codec.event_payload_type {
+        s += &events(te, codec.audio.clock_rate());
     }
     s += "a=ptime:20\r\na=sendrecv\r\n";
     s
+}
+
+/// The `a=rtpmap` line of `codec` at `pt` (and Opus's `a=fmtp`).
+fn rtpmap(pt: u8, codec: AudioCodec) -> String {
+    let mut s = format!("a=rtpmap:{pt} {}\r\n", codec.rtpmap());
+    if codec == AudioCodec::Opus {
+        s += &format!("a=fmtp:{pt} {OPUS_FMTP}\r\n");
+    }
+    s
+}
+
+/// The telephone-event lines of `pt` at `rate`.
+fn events(pt: u8, rate: u32) -> String {
+    format!("a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-16\r\n")
 }
 
 /// A G.711 offer: PCMU, PCMA and telephone-event, for a party that speaks
@@ -174,23 +204,28 @@ pub fn offer(ip: IpAddr, port: u16) -> String {
 }
 
 /// Our offer: `codecs` in that order (`[media] codecs`: PCMU, PCMA and
-/// G722 by default), and telephone-event.
+/// G722 by default), and telephone-event at each clock they use.
 pub fn offer_of(ip: IpAddr, port: u16, codecs: &[AudioCodec]) -> String {
-    let te = EVENT_PAYLOAD_TYPE;
     let mut s = head(ip, rand::random::<u32>() as u64);
-    let pts: String = codecs
-        .iter()
-        .map(|c| format!("{} ", c.payload_type()))
-        .collect();
-    s += &format!("m=audio {port} RTP/AVP {pts}{te}\r\n");
-    for c in codecs {
-        s += &format!(
-            "a=rtpmap:{} {}/8000\r\n",
-            c.payload_type(),
-            c.encoding_name()
-        );
+    let clocks = |rate: u32| codecs.iter().any(|c| c.clock_rate() == rate);
+    let mut te = Vec::new();
+    if clocks(8000) {
+        te.push((EVENT_PAYLOAD_TYPE, 8000));
     }
-    s += &format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
+    if clocks(48000) {
+        te.push((WIDE_EVENT_PAYLOAD_TYPE, 48000));
+    }
+    let pts: Vec<String> = (codecs.iter().map(|c| c.payload_type()))
+        .chain(te.iter().map(|(pt, _)| *pt))
+        .map(|pt| pt.to_string())
+        .collect();
+    s += &format!("m=audio {port} RTP/AVP {}\r\n", pts.join(" "));
+    for c in codecs {
+        s += &rtpmap(c.payload_type(), *c);
+    }
+    for (pt, rate) in te {
+        s += &events(pt, rate);
+    }
     s += "a=ptime:20\r\na=sendrecv\r\n";
     s
 }
@@ -229,7 +264,7 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
         let h261 = OFFER.replace("8 0 96", "31");
         assert_eq!(
             parse(h261.as_bytes()).unwrap_err().to_string(),
-            "no common codec (PCMU, PCMA or G722 needed)"
+            "no common codec (PCMU, PCMA, G722 or opus needed)"
         );
         let video = OFFER.replace("m=audio", "m=video");
         assert_eq!(parse(video.as_bytes()), Err(SdpError::NoAudio));
@@ -267,10 +302,12 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
             vec![
                 (0, AudioCodec::Pcmu),
                 (8, AudioCodec::Pcma),
-                (9, AudioCodec::G722)
+                (9, AudioCodec::G722),
+                (111, AudioCodec::Opus)
             ]
         );
         assert_eq!(o.event_payload_type, Some(101));
+        assert_eq!(o.wide_event_payload_type, Some(110));
         let a = parse(answer(ip, 20002, o.choose()).as_bytes()).unwrap();
         assert_eq!(a.addr.port(), 20002);
         assert_eq!(a.codecs, vec![(0, AudioCodec::Pcmu)]);
@@ -317,5 +354,68 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
             a.contains("m=audio 20002 RTP/AVP 9 96\r\na=rtpmap:9 G722/8000\r\n"),
             "{a}"
         );
+    }
+
+    #[test]
+    fn opus_is_known_by_name_and_clock_with_its_own_events() {
+        let offer = OFFER.replace("8 0 96", "120 0 96 97")
+            + "a=rtpmap:120 OPUS/48000/2\r\na=fmtp:120 useinbandfec=1\r\n\
+               a=rtpmap:97 telephone-event/48000\r\n";
+        let p = parse(offer.as_bytes()).unwrap();
+        assert_eq!(
+            p.codecs,
+            vec![(120, AudioCodec::Opus), (0, AudioCodec::Pcmu)]
+        );
+        let c = p.choose();
+        assert_eq!(
+            (c.audio, c.payload_type, c.event_payload_type),
+            (AudioCodec::Opus, 120, Some(97)),
+            "an Opus leg's key presses come at 48 kHz"
+        );
+        // Without Opus among ours, the same caller gets PCMU and 8 kHz events.
+        let c = parse_for(offer.as_bytes(), &AudioCodec::DEFAULT)
+            .unwrap()
+            .choose();
+        assert_eq!(
+            (c.audio, c.event_payload_type),
+            (AudioCodec::Pcmu, Some(96))
+        );
+        // Opus at a clock other than 48000 is not Opus.
+        let odd = offer.replace("OPUS/48000/2", "opus/8000");
+        assert_eq!(
+            parse(odd.as_bytes()).unwrap().codecs,
+            vec![(0, AudioCodec::Pcmu)]
+        );
+        // Opus alone where it is not configured: no common codec.
+        let only = OFFER.replace("8 0 96", "120") + "a=rtpmap:120 opus/48000/2\r\n";
+        assert!(matches!(
+            parse_for(only.as_bytes(), &AudioCodec::DEFAULT),
+            Err(SdpError::NoCommonCodec(_))
+        ));
+    }
+
+    #[test]
+    fn our_opus_offer_and_answer_say_its_clock_fmtp_and_events() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let text = offer_of(ip, 20000, &[AudioCodec::Opus, AudioCodec::Pcmu]);
+        assert!(
+            text.contains("m=audio 20000 RTP/AVP 111 0 101 110\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("a=rtpmap:111 opus/48000/2\r\n"), "{text}");
+        assert!(text.contains("a=fmtp:111 useinbandfec=1;"), "{text}");
+        assert!(
+            text.contains("a=rtpmap:110 telephone-event/48000\r\n"),
+            "{text}"
+        );
+        let back = parse(text.as_bytes()).unwrap();
+        assert_eq!(back.choose().event_payload_type, Some(110));
+        let a = answer(ip, 20002, back.choose());
+        assert!(
+            a.contains("m=audio 20002 RTP/AVP 111 110\r\na=rtpmap:111 opus/48000/2\r\n"),
+            "{a}"
+        );
+        // A G.711-only offer carries no 48 kHz events.
+        assert!(!offer(ip, 20004).contains("/48000"));
     }
 }

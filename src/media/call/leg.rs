@@ -18,7 +18,7 @@ use super::start::LegStart;
 use crate::media::fd;
 use crate::media::liveness::{Liveness, MediaLeg};
 use crate::media::ports::RtpSocket;
-use crate::media::reception::{self, RATE_8K, Reception};
+use crate::media::reception::{self, Reception};
 use crate::media::rtp;
 use crate::media::srtp::{self, SrtpLeg};
 use crate::media::state::LegState;
@@ -93,8 +93,8 @@ impl Leg {
             latched,
             codec,
             srtp,
-            // Every codec spoken so far has an 8 kHz RTP clock.
-            reception: Reception::new(RATE_8K),
+            // Jitter is counted on the leg's RTP clock.
+            reception: Reception::new(f64::from(codec.audio.clock_rate())),
             opened: std::time::Instant::now(),
         })
     }

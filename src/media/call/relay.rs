@@ -1,8 +1,11 @@
 //! A bridged call's relay: the room's leg, and what relaying between it
 //! and the caller keeps. Packets go untouched when the legs agree on the
-//! codec; PCMU↔PCMA and G.722↔G.711 are converted when they differ (see
-//! `transcode`, one converter per direction since G.722's is stateful);
-//! telephone-events pass with their payload type mapped. What goes to the
+//! codec; PCMU↔PCMA and G.722↔G.711 are converted in place when they
+//! differ, and Opus↔the others into a packet of their own (see
+//! `transcode`, one converter per direction since G.722's and Opus's are
+//! stateful); telephone-events pass with their payload type mapped (and
+//! their timestamp and duration moved to the other clock, Opus's events
+//! counting at 48 kHz). What goes to the
 //! caller is rewritten into the caller's one stream (`Rewriter`), so the
 //! caller sees no new SSRC or jump at the switch from music, nor when a
 //! room changes its own stream.
@@ -16,7 +19,7 @@ use crate::media::rewrite::Rewriter;
 use crate::media::rtp;
 use crate::media::state::RoomState;
 use crate::media::stats::RelayStats;
-use crate::media::transcode::Transcoder;
+use crate::media::transcode::{self, Transcoder};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -28,6 +31,8 @@ pub(super) struct Relay {
     /// Codec conversion state, one per direction.
     to_room: Transcoder,
     to_caller: Transcoder,
+    /// A converted packet whose length changed (to or from Opus).
+    scratch: Vec<u8>,
 }
 
 impl Relay {
@@ -37,6 +42,7 @@ impl Relay {
             rewriter,
             to_room: Transcoder::new(),
             to_caller: Transcoder::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -51,30 +57,34 @@ impl Relay {
     /// A packet from the caller (plain, already taken in by its leg), on
     /// to the room; `caller` is what the caller's leg speaks.
     pub fn pass_to_room(&mut self, packet: &mut [u8], caller: LegCodec, stats: &RelayStats) {
-        if map_payload(packet, caller, self.room.codec(), &mut self.to_room) {
-            self.room.send(packet);
-            stats.relayed.fetch_add(1, Ordering::Relaxed);
+        let to = self.room.codec();
+        let scratch = &mut self.scratch;
+        match map_payload(packet, caller, to, &mut self.to_room, scratch) {
+            Some(Mapped::InPlace) => self.room.send(packet),
+            Some(Mapped::Scratch) => self.room.send(scratch),
+            None => return,
         }
+        stats.relayed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A packet from the room (plain, already taken in by its leg), on to
     /// the caller, in the caller's stream.
     pub fn pass_to_caller(&mut self, packet: &mut [u8], caller: &Leg, stats: &RelayStats) {
-        let Some((header, _)) = rtp::parse(packet) else {
+        let from = self.room.codec();
+        let scratch = &mut self.scratch;
+        let out = match map_payload(packet, from, caller.codec(), &mut self.to_caller, scratch) {
+            Some(Mapped::InPlace) => packet,
+            Some(Mapped::Scratch) => &mut scratch[..],
+            None => return,
+        };
+        // The header as mapped (its timestamp on the caller's clock).
+        let Some((header, _)) = rtp::parse(out) else {
             return;
         };
-        if !map_payload(
-            packet,
-            self.room.codec(),
-            caller.codec(),
-            &mut self.to_caller,
-        ) {
-            return;
-        }
-        let mut out = self.rewriter.rewrite(&header, Instant::now());
-        out.payload_type = packet[1] & 0x7F;
-        out.rewrite(packet);
-        caller.send(packet);
+        let mut rewritten = self.rewriter.rewrite(&header, Instant::now());
+        rewritten.payload_type = header.payload_type;
+        rewritten.rewrite(out);
+        caller.send(out);
         stats.relayed.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -93,36 +103,67 @@ impl Relay {
     }
 }
 
-/// Rewrites `packet`'s payload type (and payload, for audio in another
-/// codec, through `transcoder`) from leg `from` to leg `to`. Returns false
-/// for packets to drop: not RTP, or a payload type the other leg did not
-/// negotiate.
+/// Where `map_payload` left the packet to send.
+#[derive(Debug, PartialEq, Eq)]
+enum Mapped {
+    /// In the packet itself.
+    InPlace,
+    /// In the scratch buffer: converted to or from Opus, its length
+    /// changed.
+    Scratch,
+}
+
+/// Maps `packet` from leg `from` to leg `to`: its payload type, its audio
+/// (in another codec, through `transcoder`), and for legs on different RTP
+/// clocks its timestamp (and an event's duration). None for packets to
+/// drop: not RTP, a payload type the other leg did not negotiate, or audio
+/// that cannot be converted.
 fn map_payload(
     packet: &mut [u8],
     from: LegCodec,
     to: LegCodec,
     transcoder: &mut Transcoder,
-) -> bool {
-    let Some((header, payload)) = rtp::parse(packet) else {
-        return false;
-    };
-    let pt = if header.payload_type == from.payload_type {
-        transcoder.convert(&mut packet[payload], from.audio, to.audio);
-        to.payload_type
+    scratch: &mut Vec<u8>,
+) -> Option<Mapped> {
+    let (header, payload) = rtp::parse(packet)?;
+    let audio = if header.payload_type == from.payload_type {
+        from.audio
     } else if Some(header.payload_type) == from.event_payload_type {
-        match to.event_payload_type {
-            Some(pt) => pt,
-            None => return false,
+        let pt = to.event_payload_type?;
+        let (a, b) = (from.audio.clock_rate(), to.audio.clock_rate());
+        if a != b {
+            let timestamp = transcoder.timestamp(header.timestamp, a, b);
+            packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+            // RFC 4733 §2.3: the event's duration, on the same clock.
+            if let Some(d) = packet.get_mut(payload.start + 2..payload.start + 4) {
+                let ticks =
+                    u64::from(u16::from_be_bytes([d[0], d[1]])) * u64::from(b) / u64::from(a);
+                d.copy_from_slice(&u16::try_from(ticks).unwrap_or(u16::MAX).to_be_bytes());
+            }
         }
-    } else if let Some(audio) = AudioCodec::from_payload_type(header.payload_type) {
-        // A static type of ours the leg did not pick but sent anyway.
-        transcoder.convert(&mut packet[payload], audio, to.audio);
-        to.payload_type
+        packet[1] = (packet[1] & 0x80) | pt;
+        return Some(Mapped::InPlace);
     } else {
-        return false;
+        // A static type of ours the leg did not pick but sent anyway.
+        AudioCodec::from_payload_type(header.payload_type)?
     };
-    packet[1] = (packet[1] & 0x80) | pt;
-    true
+    if transcode::in_place(audio, to.audio) {
+        transcoder.convert(&mut packet[payload], audio, to.audio);
+        packet[1] = (packet[1] & 0x80) | to.payload_type;
+        return Some(Mapped::InPlace);
+    }
+    scratch.clear();
+    scratch.extend_from_slice(&packet[..payload.start]);
+    if !transcoder.convert_to(&packet[payload], audio, to.audio, scratch) {
+        return None;
+    }
+    // No padding now: the payload is new.
+    scratch[0] &= !0x20;
+    scratch[1] = (scratch[1] & 0x80) | to.payload_type;
+    let timestamp =
+        transcoder.timestamp(header.timestamp, audio.clock_rate(), to.audio.clock_rate());
+    scratch[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    Some(Mapped::Scratch)
 }
 
 #[cfg(test)]
@@ -158,12 +199,12 @@ mod tests {
     #[test]
     fn audio_is_transcoded_and_events_remapped() {
         let mut p = packet(0, &[ulaw_encode(1000), ulaw_encode(-1000)]);
-        assert!(map_payload(&mut p, MU, A, &mut Transcoder::new()));
+        assert!(map_payload(&mut p, MU, A, &mut Transcoder::new(), &mut Vec::new()).is_some());
         assert_eq!(p[1] & 0x7F, 8);
         let via = |s: i16| alaw_encode(ulaw_decode(ulaw_encode(s)));
         assert_eq!(&p[12..], &[via(1000), via(-1000)][..]);
         let mut e = packet(101, &[5, 0x80, 0, 160]);
-        assert!(map_payload(&mut e, MU, A, &mut Transcoder::new()));
+        assert!(map_payload(&mut e, MU, A, &mut Transcoder::new(), &mut Vec::new()).is_some());
         assert_eq!(e[1] & 0x7F, 96);
         assert_eq!(&e[12..], &[5, 0x80, 0, 160]);
     }
@@ -171,13 +212,22 @@ mod tests {
     #[test]
     fn unknown_or_unnegotiated_types_are_dropped() {
         let mut p = packet(18, &[1, 2]);
-        assert!(!map_payload(&mut p, MU, A, &mut Transcoder::new()));
+        assert!(map_payload(&mut p, MU, A, &mut Transcoder::new(), &mut Vec::new()).is_none());
         let no_events = LegCodec {
             event_payload_type: None,
             ..A
         };
         let mut e = packet(101, &[5, 0x80, 0, 160]);
-        assert!(!map_payload(&mut e, MU, no_events, &mut Transcoder::new()));
+        assert!(
+            map_payload(
+                &mut e,
+                MU,
+                no_events,
+                &mut Transcoder::new(),
+                &mut Vec::new()
+            )
+            .is_none()
+        );
     }
 
     const WIDE: LegCodec = LegCodec {
@@ -193,11 +243,11 @@ mod tests {
             .collect();
         let g722 = G722Encoder::new().encode(&pcm);
         let mut p = packet(9, &g722);
-        assert!(map_payload(&mut p, WIDE, WIDE, &mut Transcoder::new()));
+        assert!(map_payload(&mut p, WIDE, WIDE, &mut Transcoder::new(), &mut Vec::new()).is_some());
         assert_eq!(&p[12..], &g722[..], "bytes untouched");
         assert_eq!(p[1] & 0x7F, 9);
         let mut t = Transcoder::new();
-        assert!(map_payload(&mut p, WIDE, MU, &mut t));
+        assert!(map_payload(&mut p, WIDE, MU, &mut t, &mut Vec::new()).is_some());
         assert_eq!((p[1] & 0x7F, p.len()), (0, 12 + 160));
         // What the G.711 leg gets is the G.722 decoded and halved: the
         // same tone in µ-law, not the G.722 bytes relabelled.
@@ -210,7 +260,7 @@ mod tests {
         assert!(ratio > 0.7 && ratio < 1.3, "{ratio}");
         // A static G.711 packet from a G.722 leg is converted too.
         let mut q = packet(8, &[alaw_encode(1000); 160]);
-        assert!(map_payload(&mut q, WIDE, MU, &mut t));
+        assert!(map_payload(&mut q, WIDE, MU, &mut t, &mut Vec::new()).is_some());
         assert_eq!(q[12], ulaw_encode(alaw_decode_of(1000)));
     }
 

@@ -97,6 +97,7 @@ impl Task {
         dtmf: mpsc::UnboundedSender<DtmfPress>,
     ) -> Option<Task> {
         let caller = Leg::open(s.caller, MediaLeg::Caller).ok()?;
+        let presses = DtmfDetector::at_clock(caller.codec().audio.clock_rate());
         let (mode, music) = match s.then {
             Then::Play(music) => (Mode::Held, Some(music)),
             Then::Relay(room, rewriter) => {
@@ -114,7 +115,7 @@ impl Task {
             stats: s.stats,
             streams: s.streams,
             liveness: s.liveness,
-            presses: DtmfDetector::new(),
+            presses,
             dtmf,
         };
         if let Some(music) = music {
@@ -148,7 +149,8 @@ impl Task {
                 // From music, a bot or another room (a re-transfer):
                 // either way the caller's stream continues.
                 let stream = self.take_stream().await;
-                let relay = Relay::new(room, Rewriter::new(stream));
+                let frame_ticks = self.caller.codec().audio.ticks_per_frame();
+                let relay = Relay::new(room, Rewriter::new(stream, frame_ticks));
                 self.mode = Mode::Bridged(Box::new(relay));
                 self.liveness.set_room(Some(sends));
                 self.streams.set(2);
