@@ -10,6 +10,7 @@ use crate::call::{
 };
 use crate::clock::Clock;
 use crate::cluster::{self, Cluster, ClusterError};
+use crate::codec::AudioCodec;
 use crate::config::{Config, ConfigError};
 use crate::confine::{MediaDir, Origin, UrlPolicy};
 use crate::hep::{self, Hep};
@@ -87,8 +88,16 @@ impl Gateway {
         let call_domain = call_domain(&config, &store)?;
         let max_hold = config.hold.max_hold;
         let fixed = config_entries(&config.dialin, &config.node.state_dir, max_hold)?;
-        let entries = EntryBook::new(fixed, &store.entries()?, max_hold);
         let music = HoldLoop::load(&config.hold.music)?;
+        // A node that speaks Opus encodes its clips for it once, now (see
+        // `media::hold`); the others never pay for it.
+        let opus = config.media.codecs.contains(&AudioCodec::Opus);
+        if opus {
+            music.prepare_opus();
+            crate::media::prompts::PromptSet::bundled().prepare_opus();
+            fixed.iter().for_each(|e| e.prepare_opus());
+        }
+        let entries = EntryBook::new(fixed, &store.entries()?, max_hold);
         let media_settings = MediaSettings::from_config(&config);
         // A bot silent (not even a pong) as long as a dead RTP peer is gone.
         let streams = crate::stream::Upkeep {
@@ -214,7 +223,7 @@ impl Gateway {
             node: node.clone(),
             cluster: cluster.clone(),
             feed: feed.clone(),
-            audio: AudioCache::new(media_dir, urls),
+            audio: AudioCache::new(media_dir, urls, opus),
             urls,
         });
         // Calls of the last run first: the API (and /readyz) answers only

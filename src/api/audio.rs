@@ -33,13 +33,16 @@ pub struct AudioCache {
     /// an unchecked default client must never stand in).
     http: Result<reqwest::Client, String>,
     clips: Mutex<VecDeque<(String, Arc<HoldLoop>)>>,
+    /// The node speaks Opus: a clip is encoded for it before it plays.
+    opus: bool,
 }
 
 impl AudioCache {
-    pub fn new(files: MediaDir, urls: UrlPolicy) -> Self {
+    pub fn new(files: MediaDir, urls: UrlPolicy, opus: bool) -> Self {
         AudioCache {
             files,
             urls,
+            opus,
             http: urls
                 .http_client(FETCH_TIMEOUT)
                 .build()
@@ -66,6 +69,16 @@ fn source(audio: &str) -> Source {
 }
 
 /// 400 naming `audio`.
+/// Decodes a fetched or read clip (and encodes it for Opus on a node
+/// that speaks it): CPU-bound, run on a blocking thread.
+fn decode(bytes: Vec<u8>, name: &str, opus: bool) -> Result<HoldLoop, HoldError> {
+    let clip = HoldLoop::from_bytes_within(bytes, name, Some(LONGEST))?;
+    if opus {
+        clip.prepare_opus();
+    }
+    Ok(clip)
+}
+
 fn unreachable(audio: &str, why: impl std::fmt::Display) -> ApiError {
     FieldError::rule("audio", format!("cannot get {audio}: {why}")).into()
 }
@@ -108,10 +121,8 @@ impl AudioCache {
                 let bytes = self.fetch(&url).await?;
                 // The URL's last segment hints at the format.
                 let name = url.rsplit('/').next().unwrap_or_default().to_string();
-                tokio::task::spawn_blocking(move || {
-                    HoldLoop::from_bytes_within(bytes, &name, Some(LONGEST))
-                })
-                .await
+                let opus = self.opus;
+                tokio::task::spawn_blocking(move || decode(bytes, &name, opus)).await
             }
             Source::File(given) => {
                 let path = self.files.resolve(&given).map_err(refused)?;
@@ -133,10 +144,8 @@ impl AudioCache {
                     .await
                     .map_err(|e| unreachable(audio, e))?;
                 let name = given;
-                tokio::task::spawn_blocking(move || {
-                    HoldLoop::from_bytes_within(bytes, &name, Some(LONGEST))
-                })
-                .await
+                let opus = self.opus;
+                tokio::task::spawn_blocking(move || decode(bytes, &name, opus)).await
             }
         };
         let clip = match decoded {
@@ -212,7 +221,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_and_keeps_the_recently_used() {
-        let cache = AudioCache::new(MediaDir::none(), UrlPolicy::default());
+        let cache = AudioCache::new(MediaDir::none(), UrlPolicy::default(), false);
         for i in 0..CACHED_CLIPS + 5 {
             cache.keep(&format!("a{i}"), clip(1));
         }

@@ -132,6 +132,11 @@ impl PromptSet {
         Ok(PromptSet { clips })
     }
 
+    /// Encodes every clip for Opus now (see `HoldLoop::prepare_opus`).
+    pub fn prepare_opus(&self) {
+        self.clips.values().for_each(|c| c.prepare_opus());
+    }
+
     fn clip(&self, name: &str, out: &mut Vec<Arc<HoldLoop>>) {
         if let Some(c) = self.clips.get(name) {
             out.push(c.clone());

@@ -8,13 +8,12 @@ use crate::support;
 
 use pinless::codec::{AudioCodec, LegCodec};
 use pinless::media::g722::{G722Decoder, G722Encoder};
-use pinless::media::rtp::{HEADER_LEN, Header};
 use pinless::media::{HoldLoop, Law};
 use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
-use std::net::SocketAddr;
 use std::time::Duration;
 use support::peers::Packet;
+use support::signal::{assert_tone, decoded, rms, send_payloads, tone};
 use support::*;
 
 const G722: LegCodec = LegCodec {
@@ -32,98 +31,6 @@ async fn call_offering(gw: &TestGateway, phone: &Phone, codecs: &[AudioCodec]) -
         DialOutcome::Answered { leg, sdp: body } => (leg, sdp::parse(&body).expect("answer SDP")),
         other => panic!("call not answered: {other:?}"),
     }
-}
-
-/// A tone at 16 kHz (for G.722) or 8 kHz (for G.711), `secs` long.
-fn tone(hz: f64, rate: f64, secs: f64) -> Vec<i16> {
-    (0..(rate * secs) as usize)
-        .map(|i| ((i as f64 * hz / rate * std::f64::consts::TAU).sin() * 9000.0) as i16)
-        .collect()
-}
-
-/// Sends `payloads` as one RTP stream, one every 20 ms, to `to`.
-fn send_payloads(
-    peer: &RtpPeer,
-    to: SocketAddr,
-    payload_type: u8,
-    payloads: Vec<Vec<u8>>,
-) -> tokio::task::JoinHandle<()> {
-    let socket = peer.socket.clone();
-    tokio::spawn(async move {
-        let ssrc = rand::random();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        for (i, payload) in payloads.iter().enumerate() {
-            tick.tick().await;
-            let mut head = [0u8; HEADER_LEN];
-            Header {
-                marker: i == 0,
-                payload_type,
-                sequence: 7 + i as u16,
-                timestamp: 3000 + i as u32 * 160,
-                ssrc,
-            }
-            .write(&mut head);
-            let mut packet = head.to_vec();
-            packet.extend(payload);
-            let _ = socket.send_to(&packet, to).await;
-        }
-    })
-}
-
-/// Power of `hz` in `x` (Goertzel).
-fn power(x: &[i16], rate: f64, hz: f64) -> f64 {
-    let w = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
-    let (mut s1, mut s2) = (0f64, 0f64);
-    for v in x {
-        let s = f64::from(*v) + w * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - w * s1 * s2) / x.len() as f64
-}
-
-fn rms(x: &[i16]) -> f64 {
-    (x.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
-}
-
-/// `x` carries `hz` and no other of the test's tones, at about the level
-/// it was sent.
-fn assert_tone(x: &[i16], rate: f64, hz: f64, what: &str) {
-    assert!(
-        x.len() as f64 > rate * 0.3,
-        "{what}: only {} samples",
-        x.len()
-    );
-    let wanted = power(x, rate, hz);
-    for other in [440.0, 697.0, 1000.0, 1633.0, 2300.0] {
-        if other != hz {
-            let p = power(x, rate, other);
-            assert!(
-                wanted > 100.0 * p,
-                "{what}: {hz} Hz not clear of {other} Hz"
-            );
-        }
-    }
-    let level = rms(x);
-    assert!(
-        (4500.0..8500.0).contains(&level),
-        "{what}: level {level:.0} (sent at 6364)"
-    );
-}
-
-/// The audio of `packets` of `payload_type`, decoded by `decode`, without
-/// the first 100 ms (the filters and the ADPCM settling).
-fn decoded(
-    packets: &[Packet],
-    payload_type: u8,
-    mut decode: impl FnMut(&[u8]) -> Vec<i16>,
-) -> Vec<i16> {
-    packets
-        .iter()
-        .filter(|p| p.header.payload_type == payload_type)
-        .skip(5)
-        .flat_map(|p| decode(&p.payload))
-        .collect()
 }
 
 #[tokio::test]
@@ -216,7 +123,7 @@ async fn a_g722_caller_and_a_g711_room_hear_each_other_through_transcoding() {
         .chunks(160)
         .map(|f| f.iter().map(|s| Law::Mu.encode(*s)).collect())
         .collect();
-    send_payloads(&room.rtp, gw_room.addr, 0, mu);
+    send_payloads(&room.rtp, gw_room.addr, 0, 160, mu);
     let got = phone.rtp.collect(Duration::from_millis(1100)).await;
     assert!(
         got.iter().all(|p| p.header.payload_type == 9),
@@ -233,7 +140,7 @@ async fn a_g722_caller_and_a_g711_room_hear_each_other_through_transcoding() {
         .chunks(320)
         .map(|f| encoder.encode(f))
         .collect();
-    send_payloads(&phone.rtp, caller_media.addr, 9, wide);
+    send_payloads(&phone.rtp, caller_media.addr, 9, 160, wide);
     let got = room.rtp.collect(Duration::from_millis(1100)).await;
     assert!(got.len() >= 40, "{} packets at the room", got.len());
     assert!(
@@ -293,7 +200,7 @@ async fn a_g722_caller_and_a_g722_room_get_each_other_s_bytes_untouched() {
     ] {
         to.drain();
         let sent = payloads(seed);
-        send_payloads(from, to_addr, 9, sent.clone());
+        send_payloads(from, to_addr, 9, 160, sent.clone());
         let got = to.collect(Duration::from_millis(800)).await;
         let got: Vec<&Packet> = got.iter().filter(|p| sent.contains(&p.payload)).collect();
         assert!(

@@ -32,6 +32,7 @@ mod media_resume;
 mod media_timeout;
 mod nat;
 mod openapi;
+mod opus;
 mod play;
 mod probe;
 mod properties;

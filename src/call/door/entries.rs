@@ -97,6 +97,16 @@ pub enum EntryError {
 }
 
 impl Entry {
+    /// Encodes the entry's own audio (music, announcement, prompts) for
+    /// Opus now, so that its first Opus caller hears it from the start.
+    pub fn prepare_opus(&self) {
+        let clips = [&self.announcement, &self.music];
+        clips.into_iter().flatten().for_each(|c| c.prepare_opus());
+        if let Some(p) = &self.prompts {
+            p.prepare_opus();
+        }
+    }
+
     /// Resolves `c`; `key` names its fields in errors (`dialin[0]`, `config`).
     /// `max_hold` is `[hold].max_hold_secs`, which an entry may override.
     pub fn resolve(

@@ -18,6 +18,7 @@ pub mod pipecat;
 pub mod raw;
 #[cfg(feature = "interop")]
 pub mod registrar;
+pub mod signal;
 #[cfg(feature = "interop")]
 pub mod sipp;
 #[cfg(feature = "interop")]

@@ -1,0 +1,293 @@
+//! Opus end to end over real SIP and RTP on loopback, judged by libopus
+//! itself (the `opus` crate, decoding at 48 kHz as a browser or a
+//! softphone does): an Opus caller hears Opus hold music on a 48 kHz
+//! clock; bridged to a PCMU room, tones and key presses cross both ways
+//! on each side's clock; bridged to an Opus room, packets cross
+//! untouched; where Opus is not configured, an Opus-only caller gets 488.
+
+use crate::support;
+
+use pinless::codec::{AudioCodec, LegCodec};
+use pinless::media::{HoldLoop, Law};
+use pinless::sip::sdp::{self, PeerMedia};
+use pinless::sip::{DialOutcome, Leg};
+use std::time::Duration;
+use support::peers::Packet;
+use support::signal::{assert_tone, decoded, rms, send_payloads, tone};
+use support::*;
+
+const OPUS_FIRST: &str = r#"["opus", "PCMU", "PCMA"]"#;
+
+async fn opus_gateway(hooks: &WebhookReceiver) -> TestGateway {
+    TestGateway::start_with_env(&hooks.url(), "", &[("PINLESS_MEDIA__CODECS", OPUS_FIRST)]).await
+}
+
+/// Calls the gateway offering `codecs` (with telephone-events at the
+/// clocks they use); the leg and the gateway's answer.
+async fn call_offering(gw: &TestGateway, phone: &Phone, codecs: &[AudioCodec]) -> (Leg, PeerMedia) {
+    let offer = sdp::offer_of(phone.rtp.addr.ip(), phone.rtp.addr.port(), codecs);
+    let mut dialing = phone.dial_sdp(&gw.sip_uri("support", false), &[], offer);
+    match within(10, "the gateway to answer", dialing.outcome()).await {
+        DialOutcome::Answered { leg, sdp: body } => (leg, sdp::parse(&body).expect("answer SDP")),
+        other => panic!("call not answered: {other:?}"),
+    }
+}
+
+/// A decoder as a peer would have it: 48 kHz, mono out.
+fn peer_decoder() -> impl FnMut(&[u8]) -> Vec<i16> {
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("libopus decoder");
+    move |payload| {
+        let mut out = vec![0i16; 5760];
+        let n = decoder
+            .decode(payload, &mut out, false)
+            .expect("a valid Opus packet");
+        out.truncate(n);
+        out
+    }
+}
+
+/// `payloads` encoded from `pcm` at 48 kHz, 20 ms a packet, as a peer does.
+fn peer_encoded(pcm: &[i16]) -> Vec<Vec<u8>> {
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+        .expect("libopus encoder");
+    pcm.chunks(960)
+        .map(|f| encoder.encode_vec(f, 1500).expect("20 ms encodes"))
+        .collect()
+}
+
+async fn call_id(hooks: &mut WebhookReceiver) -> String {
+    hooks.next().await.json()["callId"]
+        .as_str()
+        .expect("callId")
+        .to_string()
+}
+
+async fn transfer(gw: &TestGateway, room: &Room, call_id: &str) {
+    let (status, _) = gw
+        .update(gw.update_body(
+            call_id,
+            serde_json::json!({"sipUri": room.uri("room", false)}),
+        ))
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// One stream on a 48 kHz clock: same SSRC, sequence +1, timestamp +960.
+fn assert_one_48k_stream(packets: &[Packet]) {
+    for w in packets.windows(2) {
+        assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
+        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
+        assert_eq!(
+            w[1].header.timestamp,
+            w[0].header.timestamp.wrapping_add(960)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_opus_caller_hears_the_music_in_opus_on_a_48_khz_clock() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = opus_gateway(&hooks).await;
+    let phone = Phone::new().await;
+    let (_leg, answer) = call_offering(&gw, &phone, &[AudioCodec::Opus, AudioCodec::Pcmu]).await;
+    assert_eq!(answer.codecs, vec![(111, AudioCodec::Opus)]);
+    assert_eq!(answer.wide_event_payload_type, Some(110));
+    assert_eq!(answer.event_payload_type, None);
+    hooks.next().await;
+
+    let held = phone.rtp.collect(Duration::from_millis(1000)).await;
+    assert!((45..=55).contains(&held.len()), "{} packets", held.len());
+    assert_one_48k_stream(&held);
+    assert!(held.iter().all(|p| p.header.payload_type == 111));
+    // Opus, not 160-byte frames relabelled: a 32 kbit/s stream.
+    let bytes: usize = held.iter().map(|p| p.payload.len()).sum();
+    assert!(
+        bytes < held.len() * 130,
+        "{} bytes a packet",
+        bytes / held.len()
+    );
+    let mut decode = peer_decoder();
+    let audio: Vec<i16> = held.iter().flat_map(|p| decode(&p.payload)).collect();
+    assert_eq!(audio.len(), held.len() * 960, "20 ms a packet");
+    assert!(
+        rms(&audio[9600..]) > 500.0,
+        "music, not silence: rms {:.0}",
+        rms(&audio[9600..])
+    );
+    // Frame for frame the music's Opus loop, made as the gateway makes it.
+    let music = HoldLoop::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/hold.flac"
+    )))
+    .unwrap();
+    music.prepare_opus();
+    let first = (0..music.frames())
+        .find(|i| music.frame(AudioCodec::Opus, *i) == &held[0].payload[..])
+        .expect("the first packet is a frame of the Opus loop");
+    for (k, p) in held.iter().enumerate() {
+        assert_eq!(
+            &p.payload[..],
+            music.frame(AudioCodec::Opus, first + k as u32)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_opus_caller_and_a_pcmu_room_hear_each_other_with_tones_and_keys_intact() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = opus_gateway(&hooks).await;
+    let phone = Phone::new().await;
+    let mut room = Room::new().await;
+    let (_leg, caller_media) = call_offering(&gw, &phone, &[AudioCodec::Opus]).await;
+    let call_id = call_id(&mut hooks).await;
+    transfer(&gw, &room, &call_id).await;
+    let invite = room.next_invite().await;
+    // The room is offered the caller's Opus first, with events at both
+    // clocks; it speaks PCMU only.
+    let text = String::from_utf8_lossy(&invite.info.sdp).to_string();
+    assert!(text.contains(" RTP/AVP 111 0 8 101 110\r\n"), "{text}");
+    let (_room_leg, gw_room) = room.answer_only(invite, &[AudioCodec::Pcmu]).await;
+    assert_eq!(gw_room.codecs[0], (0, AudioCodec::Pcmu));
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+
+    // Room → caller: a 1 kHz PCMU tone reaches the caller as Opus, on the
+    // caller's 48 kHz clock.
+    phone.rtp.drain();
+    let mu: Vec<Vec<u8>> = tone(1000.0, 8000.0, 1.0)
+        .chunks(160)
+        .map(|f| f.iter().map(|s| Law::Mu.encode(*s)).collect())
+        .collect();
+    send_payloads(&room.rtp, gw_room.addr, 0, 160, mu);
+    let got = phone.rtp.collect(Duration::from_millis(1100)).await;
+    let relayed: Vec<Packet> = got
+        .into_iter()
+        .filter(|p| p.header.payload_type == 111)
+        .collect();
+    assert!(relayed.len() >= 40, "{} Opus packets", relayed.len());
+    let steps: Vec<u32> = relayed
+        .windows(2)
+        .map(|w| w[1].header.timestamp.wrapping_sub(w[0].header.timestamp))
+        .collect();
+    assert!(
+        steps.iter().skip(1).all(|s| *s == 960),
+        "48 kHz steps: {steps:?}"
+    );
+    let heard = decoded(&relayed, 111, peer_decoder());
+    assert_tone(&heard, 48000.0, 1000.0, "the caller");
+
+    // Caller → room: a 697 Hz Opus tone reaches the room as PCMU, stamped
+    // on the room's 8 kHz clock.
+    room.rtp.drain();
+    send_payloads(
+        &phone.rtp,
+        caller_media.addr,
+        111,
+        960,
+        peer_encoded(&tone(697.0, 48000.0, 1.0)),
+    );
+    let got = room.rtp.collect(Duration::from_millis(1100)).await;
+    assert!(got.len() >= 40, "{} packets at the room", got.len());
+    assert!(
+        got.iter()
+            .all(|p| p.header.payload_type == 0 && p.payload.len() == 160)
+    );
+    assert!(
+        got.windows(2)
+            .all(|w| w[1].header.timestamp.wrapping_sub(w[0].header.timestamp) == 160),
+        "8 kHz steps"
+    );
+    let heard = decoded(&got, 0, |b| b.iter().map(|x| Law::Mu.decode(*x)).collect());
+    assert_tone(&heard, 8000.0, 697.0, "the room");
+
+    // A key press at 48 kHz (key 5, 100 ms = 4800 ticks) reaches the room
+    // as the room's telephone-event at 8 kHz (800 ticks).
+    room.rtp.drain();
+    let press = vec![5u8, 0x80 | 10, (4800u16 >> 8) as u8, (4800u16 & 0xFF) as u8];
+    send_payloads(&phone.rtp, caller_media.addr, 110, 0, vec![press; 3]);
+    let got = room.rtp.collect(Duration::from_millis(300)).await;
+    let events: Vec<&Packet> = got
+        .iter()
+        .filter(|p| p.header.payload_type == 101)
+        .collect();
+    assert!(!events.is_empty(), "the key press reached the room");
+    for e in events {
+        assert_eq!(e.payload[0], 5);
+        assert_eq!(u16::from_be_bytes([e.payload[2], e.payload[3]]), 800);
+    }
+}
+
+#[tokio::test]
+async fn an_opus_caller_and_an_opus_room_get_each_other_s_packets_untouched() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = opus_gateway(&hooks).await;
+    let phone = Phone::new().await;
+    let mut room = Room::new().await;
+    let (_leg, caller_media) = call_offering(&gw, &phone, &[AudioCodec::Opus]).await;
+    let call_id = call_id(&mut hooks).await;
+    transfer(&gw, &room, &call_id).await;
+    let invite = room.next_invite().await;
+    let offer = sdp::parse(&invite.info.sdp).unwrap();
+    // The room answers Opus at a payload type of its own choosing.
+    let mine = LegCodec {
+        audio: AudioCodec::Opus,
+        payload_type: 100,
+        event_payload_type: offer.wide_event_payload_type,
+    };
+    let answer = sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), mine);
+    let _room_leg = invite
+        .accept(&room.stack, answer)
+        .await
+        .expect("room answers");
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+    for (from, from_name, to, to_addr, pt_in, pt_out, hz) in [
+        (&room.rtp, "room", &phone.rtp, offer.addr, 100, 111, 440.0),
+        (
+            &phone.rtp,
+            "caller",
+            &room.rtp,
+            caller_media.addr,
+            111,
+            100,
+            1633.0,
+        ),
+    ] {
+        to.drain();
+        let sent = peer_encoded(&tone(hz, 48000.0, 0.6));
+        send_payloads(from, to_addr, pt_in, 960, sent.clone());
+        let got = to.collect(Duration::from_millis(800)).await;
+        let got: Vec<&Packet> = got.iter().filter(|p| sent.contains(&p.payload)).collect();
+        assert!(
+            got.len() >= 27,
+            "{from_name}'s packets arrived untouched: {}",
+            got.len()
+        );
+        assert!(got.iter().all(|p| p.header.payload_type == pt_out));
+    }
+}
+
+#[tokio::test]
+async fn an_opus_only_caller_gets_488_where_opus_is_not_configured() {
+    let hooks = WebhookReceiver::start(&[]).await;
+    // The default codecs: PCMU, PCMA, G722.
+    let gw = TestGateway::start(&hooks.url(), "").await;
+    let phone = Phone::new().await;
+    let offer = sdp::offer_of(
+        phone.rtp.addr.ip(),
+        phone.rtp.addr.port(),
+        &[AudioCodec::Opus],
+    );
+    let mut dialing = phone.dial_sdp(&gw.sip_uri("support", false), &[], offer);
+    match within(10, "the refusal", dialing.outcome()).await {
+        DialOutcome::Rejected { code: 488, .. } => {}
+        other => panic!("expected 488: {other:?}"),
+    }
+    // A caller offering Opus and PCMU is answered PCMU there.
+    let (_leg, answer) = call_offering(&gw, &phone, &[AudioCodec::Opus, AudioCodec::Pcmu]).await;
+    assert_eq!(answer.codecs, vec![(0, AudioCodec::Pcmu)]);
+}
