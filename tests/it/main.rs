@@ -57,7 +57,7 @@ mod console;
 #[cfg(feature = "interop")]
 mod interop_baresip;
 #[cfg(feature = "interop")]
-mod interop_baresip_g722;
+mod interop_baresip_codecs;
 #[cfg(feature = "interop")]
 mod interop_early;
 #[cfg(feature = "interop")]
