@@ -14,6 +14,7 @@
 //! cargo run --release --example bench -- stream --calls 200 --secs 20
 //! cargo run --release --example bench -- hold --srtp --calls 1000 --secs 20
 //! cargo run --release --example bench -- relay --srtp --calls 500 --secs 20
+//! cargo run --release --example bench -- relay --opus --calls 300 --secs 20
 //! ```
 //! `--threads N` is the gateway's `[media] threads` (default: what the
 //! gateway picks, one shard per core it may use); `--cores LIST` (`0`,
@@ -33,6 +34,8 @@
 //!   (stream.rs, bot.rs).
 //! - `hold --srtp`, `relay --srtp`: the same gateway with plain RTP and
 //!   with SRTP, side by side: the cost of encryption per packet (srtp.rs).
+//! - `relay --opus`: Opus↔Opus and Opus↔PCMU beside PCMU↔PCMU: the cost
+//!   of Opus per relayed packet, untouched and transcoded (opus.rs).
 //!
 //! Needs sipp (`apt-get install sip-tester`), taskset (util-linux), and for
 //! `relay` rtpengine (`apt-get install rtpengine-daemon`).
@@ -41,6 +44,7 @@ mod bot;
 mod cps;
 mod load;
 mod ng;
+mod opus;
 mod proc;
 mod receiver;
 mod relay;
@@ -75,6 +79,9 @@ struct Args {
     /// `--srtp`: hold and relay measure plain RTP and SRTP side by side
     /// (srtp.rs) instead of against a baseline.
     srtp: bool,
+    /// `--opus`: relay measures Opus↔Opus and Opus↔PCMU beside PCMU↔PCMU
+    /// (opus.rs).
+    opus: bool,
 }
 
 /// How the gateway's media runs: `[media] threads` and the cores it is
@@ -148,10 +155,14 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         cores: "0".into(),
     };
-    let mut srtp = false;
+    let (mut srtp, mut opus) = (false, false);
     while let Some(flag) = args.next() {
         if flag == "--srtp" {
             srtp = true;
+            continue;
+        }
+        if flag == "--opus" {
+            opus = true;
             continue;
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -193,6 +204,7 @@ fn parse_args() -> Result<Args, String> {
         rate,
         shards,
         srtp,
+        opus,
     })
 }
 
@@ -404,19 +416,20 @@ fn start_pinless(
     hook: SocketAddr,
     shards: &Shards,
 ) -> Result<(Child, SocketAddr), String> {
-    start_pinless_with(dir, sip, calls, hook, shards, "", "")
+    start_pinless_with(dir, sip, calls, hook, shards, ["", "", ""])
 }
 
-/// `start_pinless` with more `[sip]` keys and more keys of the entry.
+/// `start_pinless` with more `[sip]` keys, `[media]` keys and keys of the
+/// entry (`extra`, in that order).
 fn start_pinless_with(
     dir: &Path,
     sip: u16,
     calls: u32,
     hook: SocketAddr,
     shards: &Shards,
-    sip_extra: &str,
-    entry_extra: &str,
+    extra: [&str; 3],
 ) -> Result<(Child, SocketAddr), String> {
+    let [sip_extra, media_extra, entry_extra] = extra;
     let music = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac");
     let config = dir.join("pinless.toml");
     let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -428,7 +441,7 @@ fn start_pinless_with(
     let text = format!(
         "[node]\nstate_dir = \"{state}\"\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"\"\n{sip_extra}\
          [api]\nlisten = \"{api}\"\nbearer_tokens = [\"bench\"]\nallow_private_urls = true\n[hold]\nmusic = \"{music}\"\nmax_hold_secs = 3600\n\
-         [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\nrtp_timeout_secs = 0\n{threads}\
+         [media]\nrtp_port_min = 10000\nrtp_port_max = 59999\nrtp_timeout_secs = 0\n{threads}{media_extra}\
          [limits]\nmax_calls = {max}\ninvites_per_sec_per_ip = 100000\npacer_busy_max_pct = 95\n\
          [[dialin]]\nname_prefix = \"support\"\nsip_uri = \"sip:support@127.0.0.1\"\n\
          room_creation_api = \"http://{hook}/hook\"\nopen = true\n{entry_extra}",
@@ -613,6 +626,7 @@ fn main() {
     let other: Option<Mode> = match args.mode.as_str() {
         "hold" if args.srtp => Some(srtp::hold),
         "relay" if args.srtp => Some(srtp::relay),
+        "relay" if args.opus => Some(opus::relay),
         "hold" => None,
         "transfer" => Some(transfer::run),
         "cps" => Some(cps::run),

@@ -11,10 +11,11 @@
 //! SRTP as they measure RTP). `relay --srtp` then runs rtpengine
 //! (userspace) on the same SRTP streams as the baseline.
 
-use crate::load::{Load, Stream};
+use crate::load::{Load, Stream, Voice};
 use crate::ng::{Ng, audio_port};
 use crate::receiver::{Receiver, Stats};
 use crate::{Args, free_port, proc, ramp, row, sink};
+use pinless::codec::AudioCodec;
 use pinless::media::{LegKeys, SrtpLeg};
 use pinless::sdes::{MasterKey, Suite};
 use pinless::sip::{
@@ -30,12 +31,12 @@ use tokio::sync::mpsc;
 const SUITE: Suite = Suite::AesCm128HmacSha1_80;
 
 /// The certificate files of a run.
-struct Cert {
+pub struct Cert {
     cert: PathBuf,
     key: PathBuf,
 }
 
-fn cert(dir: &Path) -> Result<Cert, String> {
+pub fn cert(dir: &Path) -> Result<Cert, String> {
     let made =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).map_err(|e| e.to_string())?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -79,8 +80,13 @@ fn start_gateway(
         args.calls,
         hook,
         &args.shards,
-        &sip,
-        "media_encryption = \"allow\"\n",
+        [
+            &sip,
+            // Opus for `relay --opus` (callers of the other runs offer
+            // PCMU only, and rooms take it).
+            "codecs = [\"PCMU\", \"PCMA\", \"opus\"]\n",
+            "media_encryption = \"allow\"\n",
+        ],
     )
 }
 
@@ -101,6 +107,7 @@ async fn place_calls(
     media: SocketAddr,
     args: &Args,
     srtp: bool,
+    codec: AudioCodec,
 ) -> Result<Vec<Placed>, String> {
     // TLS set-ups cost more than sipp's UDP INVITEs: a gentler ramp.
     let rate = ramp(args.calls).0.min(50);
@@ -108,7 +115,7 @@ async fn place_calls(
     let mut pending = Vec::new();
     for i in 0..args.calls {
         let key = srtp.then(|| MasterKey::fresh(SUITE));
-        let plain = sdp::offer(media.ip(), media.port());
+        let plain = sdp::offer_of(media.ip(), media.port(), &[codec]);
         let offer = match &key {
             Some(k) => crypto::secure(plain, true, &[(1, k)]),
             None => plain,
@@ -184,15 +191,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// What one run measured.
-struct Measured {
-    cpu_pct: f64,
-    stats: Stats,
+pub struct Measured {
+    pub cpu_pct: f64,
+    pub stats: Stats,
     /// Packets the server sent (hold) or was sent (relay) per second.
-    packets_per_sec: f64,
+    pub packets_per_sec: f64,
 }
 
 impl Measured {
-    fn us_per_packet(&self) -> f64 {
+    pub fn us_per_packet(&self) -> f64 {
         self.cpu_pct / 100.0 * 1e6 / self.packets_per_sec.max(1.0)
     }
 }
@@ -223,7 +230,14 @@ pub fn hold(args: &Args, dir: &Path) -> Result<(), String> {
         let rt = runtime()?;
         let result = (|| -> Result<Measured, String> {
             let (stack, _invites) = rt.block_on(tls_stack(&cert))?;
-            let calls = rt.block_on(place_calls(&stack, tls, rx.addr, args, srtp))?;
+            let calls = rt.block_on(place_calls(
+                &stack,
+                tls,
+                rx.addr,
+                args,
+                srtp,
+                AudioCodec::Pcmu,
+            ))?;
             if srtp && calls.iter().any(|c| c.srtp.is_none()) {
                 return Err("a call without SRTP".to_string());
             }
@@ -253,42 +267,78 @@ pub fn hold(args: &Args, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `relay --srtp`.
-pub fn relay(args: &Args, dir: &Path) -> Result<(), String> {
-    let cert = cert(dir)?;
-    let (a, b) = (crate::relay::receiver()?, crate::relay::receiver()?);
+/// One relay run: SRTP or not, the callers' codec and the rooms'.
+#[derive(Clone, Copy)]
+pub struct Variant {
+    pub srtp: bool,
+    pub caller: AudioCodec,
+    pub room: AudioCodec,
+}
+
+impl Variant {
+    pub const PLAIN: Variant = Variant {
+        srtp: false,
+        caller: AudioCodec::Pcmu,
+        room: AudioCodec::Pcmu,
+    };
+}
+
+fn voice(codec: AudioCodec) -> Arc<Voice> {
+    Arc::new(match codec {
+        AudioCodec::Opus => Voice::opus(),
+        _ => Voice::pcmu(),
+    })
+}
+
+/// Runs the relay once per variant, each on a fresh gateway with the same
+/// load (`args.calls` calls over TLS, audio both ways); what each measured.
+pub fn relay_variants(
+    args: &Args,
+    dir: &Path,
+    cert: &Cert,
+    a: &Receiver,
+    b: &Receiver,
+    variants: &[Variant],
+) -> Result<Vec<Measured>, String> {
     let mut runs = Vec::new();
-    for srtp in [false, true] {
+    for v in variants {
         let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
         let tls = free_port();
-        let (mut server, api) = start_gateway(dir, tls, args, hook, &cert)?;
+        let (mut server, api) = start_gateway(dir, tls, args, hook, cert)?;
         std::thread::sleep(Duration::from_millis(800));
         let rt = runtime()?;
         let result = (|| -> Result<Measured, String> {
-            let (stack, _) = rt.block_on(tls_stack(&cert))?;
-            let calls = rt.block_on(place_calls(&stack, tls, a.addr, args, srtp))?;
+            let (stack, _) = rt.block_on(tls_stack(cert))?;
+            let calls = rt.block_on(place_calls(&stack, tls, a.addr, args, v.srtp, v.caller))?;
             let by = Instant::now() + Duration::from_secs(15);
             let ids = sink::calls_by_header(&arrivals, calls.len(), by, "X-Bench")?;
-            let (room, invites) = rt.block_on(tls_stack(&cert))?;
-            let (rooms, _room_legs) =
-                rt.block_on(bridge_all(&ids, api, &room, invites, b.addr, srtp))?;
-            let mut to_a = Vec::new();
-            let mut to_b = Vec::new();
+            let (room, invites) = rt.block_on(tls_stack(cert))?;
+            let (rooms, _room_legs) = rt.block_on(bridge_all(
+                &ids, api, &room, invites, b.addr, v.srtp, v.room,
+            ))?;
+            let (caller_voice, room_voice) = (voice(v.caller), voice(v.room));
+            let from_a = Arc::new(a.sender.try_clone().map_err(|e| e.to_string())?);
+            let from_b = Arc::new(b.sender.try_clone().map_err(|e| e.to_string())?);
+            let mut streams: Vec<Stream> = Vec::new();
             for (i, call) in calls.iter().enumerate() {
                 let (room_gw, room_srtp) = rooms
                     .get(&(i as u32))
                     .ok_or(format!("call {i} was not bridged"))?;
-                to_a.push((call.gateway, call.srtp.clone()));
-                to_b.push((*room_gw, room_srtp.clone()));
+                let to_caller_side = (from_a.clone(), call.gateway, call.srtp.clone());
+                streams.push((
+                    to_caller_side.0,
+                    to_caller_side.1,
+                    to_caller_side.2,
+                    caller_voice.clone(),
+                ));
+                streams.push((
+                    from_b.clone(),
+                    *room_gw,
+                    room_srtp.clone(),
+                    room_voice.clone(),
+                ));
             }
-            let from_a = Arc::new(a.sender.try_clone().map_err(|e| e.to_string())?);
-            let from_b = Arc::new(b.sender.try_clone().map_err(|e| e.to_string())?);
-            let streams: Vec<Stream> = to_a
-                .into_iter()
-                .map(|(to, s)| (from_a.clone(), to, s))
-                .chain(to_b.into_iter().map(|(to, s)| (from_b.clone(), to, s)))
-                .collect();
-            let measured = measure(server.id(), args, &a, &b, streams);
+            let measured = measure(server.id(), args, a, b, streams);
             drop(calls);
             drop(stack);
             drop(room);
@@ -300,6 +350,18 @@ pub fn relay(args: &Args, dir: &Path) -> Result<(), String> {
         drop(rt);
         runs.push(result?);
     }
+    Ok(runs)
+}
+
+/// `relay --srtp`.
+pub fn relay(args: &Args, dir: &Path) -> Result<(), String> {
+    let cert = cert(dir)?;
+    let (a, b) = (crate::relay::receiver()?, crate::relay::receiver()?);
+    let secure = Variant {
+        srtp: true,
+        ..Variant::PLAIN
+    };
+    let runs = relay_variants(args, dir, &cert, &a, &b, &[Variant::PLAIN, secure])?;
     let rtpengine = rtpengine_srtp(args, dir, &a, &b);
     let (plain, srtp) = (&runs[0], &runs[1]);
     println!(
@@ -354,7 +416,7 @@ fn measure(
     streams: Vec<Stream>,
 ) -> Result<Measured, String> {
     let count = streams.len();
-    let load = Load::start_srtp(streams).map_err(|e| e.to_string())?;
+    let load = Load::start_streams(streams).map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(args.settle.max(2)));
     a.record();
     b.record();
@@ -432,11 +494,13 @@ fn rtpengine_srtp(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result
                 from_a.clone(),
                 ([127, 0, 0, 1], a_port).into(),
                 Some(leg(ka, to_caller.key)?),
+                voice(AudioCodec::Pcmu),
             ));
             streams.push((
                 from_b.clone(),
                 ([127, 0, 0, 1], b_port).into(),
                 Some(leg(kb, to_room.key)?),
+                voice(AudioCodec::Pcmu),
             ));
         }
         measure(server.id(), args, a, b, streams)
@@ -459,6 +523,7 @@ async fn bridge_all(
     mut invites: mpsc::Receiver<IncomingInvite>,
     media: SocketAddr,
     srtp: bool,
+    codec: AudioCodec,
 ) -> Result<(RoomMedia, Vec<Leg>), String> {
     let room_tls = room.tls_addr().ok_or("room has no TLS address")?;
     let http = reqwest::Client::new();
@@ -483,7 +548,14 @@ async fn bridge_all(
             .flatten()
             .ok_or(format!("no room INVITE for call {i}"))?;
         let _ = update.await;
-        let offer = sdp::parse(&invite.info.sdp).map_err(|e| e.to_string())?;
+        let mut offer = sdp::parse(&invite.info.sdp).map_err(|e| e.to_string())?;
+        offer.codecs.retain(|(_, c)| *c == codec);
+        if offer.codecs.is_empty() {
+            return Err(format!(
+                "the room was not offered {}",
+                codec.encoding_name()
+            ));
+        }
         let plain = sdp::answer(media.ip(), media.port(), offer.choose());
         let (answer, leg_srtp) = match crypto::read(&invite.info.sdp).pick() {
             Some(line) if srtp => {
