@@ -303,4 +303,21 @@ mod tests {
             assert_eq!(b.timestamp, a.timestamp.wrapping_add(160));
         }
     }
+
+    #[test]
+    fn an_opus_caller_s_stream_moves_on_by_its_48_khz_clock() {
+        let t0 = Instant::now();
+        let state = StreamState {
+            ssrc: 5,
+            next_sequence: 100,
+            next_timestamp: 96_000,
+            last_sent: Some(t0),
+        };
+        let mut r = Rewriter::new(state, 960);
+        // The room's first packet 100 ms after the music's last: 4,800
+        // ticks on from that packet (stamped 95,040).
+        let a = r.rewrite(&room(7, 123, 9), t0 + Duration::from_millis(100));
+        assert_eq!(a.timestamp, 95_040 + 4_800);
+        assert_eq!(r.state().next_timestamp, a.timestamp + 960);
+    }
 }

@@ -262,6 +262,10 @@ mod tests {
         );
         assert_eq!(s.next_timestamp, (u32::MAX - 100).wrapping_add(24_000));
         assert_eq!(s.last_sent.map(|at| now - at), Some(PERIOD));
+        // An Opus caller's clock runs at 48 kHz: six times the ticks.
+        let opus = p.project(UNIX + 3_000, now, 960);
+        assert_eq!(opus.next_sequence, s.next_sequence);
+        assert_eq!(opus.next_timestamp, (u32::MAX - 100).wrapping_add(144_000));
         // A wall clock stepped back: no gap, but still the margin.
         let back = p.project(UNIX - 60_000, now, 160);
         assert_eq!(back.next_sequence, 65_500u16.wrapping_add(SEQUENCE_MARGIN));
@@ -320,5 +324,21 @@ mod tests {
         let codec = LegCodec::from(serde_json::from_str::<CodecState>(old).unwrap());
         assert_eq!(codec.audio, AudioCodec::Pcmu);
         assert_eq!(codec.event_payload_type, Some(101));
+    }
+
+    #[test]
+    fn an_opus_leg_saves_by_its_sdp_name_with_its_dynamic_type() {
+        let opus = LegCodec {
+            audio: AudioCodec::Opus,
+            payload_type: 96,
+            event_payload_type: Some(110),
+        };
+        let json = serde_json::to_string(&CodecState::from(opus)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"law":"opus","payload_type":96,"event_payload_type":110}"#
+        );
+        let back: CodecState = serde_json::from_str(&json).unwrap();
+        assert_eq!(LegCodec::from(back), opus);
     }
 }

@@ -281,4 +281,63 @@ mod tests {
             assert_eq!(p.len(), len);
         }
     }
+
+    #[test]
+    fn opus_to_g711_and_g722_and_back_keeps_a_tone() {
+        for other in [AudioCodec::Pcmu, AudioCodec::G722] {
+            let rate = f64::from(other.sample_rate());
+            let mut caller = opus::Encoder::new(16_000).unwrap();
+            let (mut to_room, mut from_room) = (Transcoder::new(), Transcoder::new());
+            let mut back = opus::Decoder::new(16_000).unwrap();
+            let (mut heard_by_room, mut heard_by_caller) = (Vec::new(), Vec::new());
+            let mut g722 = G722Decoder::new();
+            for frame in tone(697.0, 16_000.0, 16_000).chunks(320) {
+                let mut packet = Vec::new();
+                assert!(caller.encode(frame, &mut packet));
+                let mut room = Vec::new();
+                assert!(to_room.convert_to(&packet, AudioCodec::Opus, other, &mut room));
+                assert_eq!(room.len(), 160, "20 ms of {other:?}");
+                heard_by_room.extend(match other.law() {
+                    Some(law) => room.iter().map(|b| law.decode(*b)).collect::<Vec<_>>(),
+                    None => g722.decode(&room),
+                });
+                // The room echoes it back to Opus.
+                let mut echoed = Vec::new();
+                assert!(from_room.convert_to(&room, other, AudioCodec::Opus, &mut echoed));
+                assert!(echoed.len() < 160, "Opus is smaller: {}", echoed.len());
+                assert!(back.decode(&echoed, &mut heard_by_caller));
+            }
+            let settled = heard_by_room.len() / 5;
+            assert_eq!(loudest(&heard_by_room[settled..], rate, &FREQS), 697.0);
+            assert_eq!(loudest(&heard_by_caller[3200..], 16_000.0, &FREQS), 697.0);
+        }
+    }
+
+    #[test]
+    fn timestamps_move_between_clocks_continuously_across_a_wrap() {
+        let mut t = Transcoder::new();
+        assert_eq!(t.timestamp(12_345, 8000, 8000), 12_345, "same clock");
+        let start = u32::MAX - 960 * 3;
+        let first = t.timestamp(start, 48_000, 8000);
+        for k in 1..10u32 {
+            let ts = start.wrapping_add(960 * k);
+            assert_eq!(t.timestamp(ts, 48_000, 8000), first.wrapping_add(160 * k));
+        }
+        // A late packet maps back, not forward.
+        assert_eq!(t.timestamp(start, 48_000, 8000), first);
+        // 8 kHz to 48 kHz the other way.
+        let mut up = Transcoder::new();
+        let base = up.timestamp(1_000, 8000, 48_000);
+        assert_eq!(up.timestamp(1_160, 8000, 48_000), base.wrapping_add(960));
+    }
+
+    #[test]
+    fn opus_garbage_is_dropped_not_relayed() {
+        let mut t = Transcoder::new();
+        let mut out = vec![1, 2, 3];
+        assert!(!t.convert_to(&[0x03], AudioCodec::Opus, AudioCodec::Pcmu, &mut out));
+        assert_eq!(out, [1, 2, 3], "nothing appended");
+        // A G.711 packet of 15 ms is no Opus frame.
+        assert!(!t.convert_to(&[0xFF; 120], AudioCodec::Pcmu, AudioCodec::Opus, &mut out));
+    }
 }

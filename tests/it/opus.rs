@@ -291,3 +291,89 @@ async fn an_opus_only_caller_gets_488_where_opus_is_not_configured() {
     let (_leg, answer) = call_offering(&gw, &phone, &[AudioCodec::Opus, AudioCodec::Pcmu]).await;
     assert_eq!(answer.codecs, vec![(0, AudioCodec::Pcmu)]);
 }
+
+#[tokio::test]
+async fn an_opus_caller_s_keys_count_at_48_khz_and_a_voice_bot_speaks_with_it_in_mulaw() {
+    use support::bot::{TestBot, payload};
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = opus_gateway(&hooks).await;
+    let phone = Phone::new().await;
+    let (_leg, caller_media) = call_offering(&gw, &phone, &[AudioCodec::Opus]).await;
+    let call_id = call_id(&mut hooks).await;
+
+    // Key 5 held 100 ms, as an Opus phone sends it: 4800 ticks at 48 kHz.
+    let event = |ticks: u16, end: bool| {
+        let flags = if end { 0x80 | 10 } else { 10 };
+        vec![5u8, flags, (ticks >> 8) as u8, (ticks & 0xFF) as u8]
+    };
+    let packets = vec![
+        event(1600, false),
+        event(3200, false),
+        event(4800, true),
+        event(4800, true),
+        event(4800, true),
+    ];
+    send_payloads(&phone.rtp, caller_media.addr, 110, 0, packets)
+        .await
+        .unwrap();
+    let view = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            !details(c, "call.dtmf").is_empty()
+        })
+        .await;
+    assert_eq!(
+        details(&view, "call.dtmf"),
+        [serde_json::json!({"digit": "5", "durationMs": 100})],
+        "{view}"
+    );
+
+    // To a voice bot: it hears the caller's Opus as μ-law.
+    let bot = TestBot::new().await;
+    let (status, _) = gw
+        .update(gw.update_body(&call_id, serde_json::json!({ "streamUrl": bot.url("/") })))
+        .await;
+    assert_eq!(status, 200);
+    let mut conn = bot.accept().await;
+    conn.started().await;
+    send_payloads(
+        &phone.rtp,
+        caller_media.addr,
+        111,
+        960,
+        peer_encoded(&tone(697.0, 48000.0, 1.0)),
+    );
+    let mut heard_by_bot = Vec::new();
+    while heard_by_bot.len() < 8000 * 3 / 4 {
+        let m = conn.next_event("media").await;
+        heard_by_bot.extend(payload(&m).iter().map(|b| Law::Mu.decode(*b)));
+    }
+    // Past the silence before the caller's first packet and the codec's
+    // start.
+    let start = heard_by_bot
+        .iter()
+        .position(|s| s.unsigned_abs() > 2000)
+        .expect("the caller's tone reached the bot");
+    assert_tone(&heard_by_bot[start + 800..], 8000.0, 697.0, "the bot");
+
+    // And the caller hears the bot's μ-law as Opus on its one stream.
+    phone.rtp.drain();
+    let mulaw: Vec<u8> = tone(1000.0, 8000.0, 1.0)
+        .iter()
+        .map(|s| Law::Mu.encode(*s))
+        .collect();
+    conn.media(&mulaw).await;
+    let got = phone.rtp.collect(Duration::from_millis(1000)).await;
+    assert!(got.iter().all(|p| p.header.payload_type == 111));
+    assert_one_48k_stream(&got);
+    let heard = decoded(&got, 111, peer_decoder());
+    let start = heard
+        .iter()
+        .position(|s| s.unsigned_abs() > 2000)
+        .expect("the bot's tone reached the caller");
+    assert_tone(
+        &heard[start + 4800..start + 4800 + 24000],
+        48000.0,
+        1000.0,
+        "the caller",
+    );
+}

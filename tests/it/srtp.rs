@@ -10,6 +10,7 @@
 
 use crate::support;
 
+use pinless::codec::AudioCodec;
 use pinless::media::rtp::{self, HEADER_LEN, Header};
 use pinless::media::{LegKeys, SrtpLeg};
 use pinless::sdes::{MasterKey, Suite};
@@ -559,4 +560,70 @@ async fn a_room_that_answers_a_plain_offer_with_srtp_is_a_failed_attempt() {
     assert_ne!(call["state"], "bridged", "{call:#}");
     let reason = details(&call, "call.transfer_failed")[0]["reason"].to_string();
     assert!(reason.contains("plain offer with SRTP"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_srtp_caller_speaking_opus_hears_encrypted_opus_music() {
+    let cert = TestCert::new();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let (c, k) = (cert.cert.to_str().unwrap(), cert.key.to_str().unwrap());
+    let gw = TestGateway::start_with_env(
+        &hooks.url(),
+        "media_encryption = \"require\"",
+        &[
+            ("PINLESS_SIP__TLS", "127.0.0.1:0"),
+            ("PINLESS_SIP__TLS_CERT", c),
+            ("PINLESS_SIP__TLS_KEY", k),
+            ("PINLESS_SIP__TLS_CA", c),
+            ("PINLESS_MEDIA__CODECS", r#"["opus", "PCMU"]"#),
+        ],
+    )
+    .await;
+    let tls = gw.gw.sip_tls.expect("a TLS listener");
+    let phone = Phone::with(Some(&cert)).await;
+    let phone_key = MasterKey::fresh(Suite::AesCm128HmacSha1_80);
+    let plain = sdp::offer_of(
+        phone.rtp.addr.ip(),
+        phone.rtp.addr.port(),
+        &[AudioCodec::Opus],
+    );
+    let offer = crypto::secure(plain, true, &[(1, &phone_key)]);
+    let target = format!("sip:support@{tls};transport=tls");
+    let (_leg, answer) = dial(&phone, &target, offer)
+        .await
+        .expect("an SRTP Opus offer over TLS is answered");
+    assert_eq!(
+        sdp::parse(&answer).unwrap().codecs,
+        vec![(111, AudioCodec::Opus)]
+    );
+    hooks.next().await;
+    let gw_key = crypto::read(&answer).lines[0].key.clone();
+    let caller = SrtpLeg::new(LegKeys {
+        local: phone_key,
+        remote: gw_key,
+    })
+    .unwrap();
+    let packets = raw_packets(&phone.rtp, Duration::from_millis(600)).await;
+    assert!(packets.len() >= 20, "{} packets", packets.len());
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut audio = Vec::new();
+    for wire in &packets {
+        let (h, payload) = open(&caller, wire).expect("authentic SRTP");
+        assert_eq!(h.payload_type, 111);
+        // Opus's own length, plus the 80-bit tag.
+        assert_eq!(wire.len(), HEADER_LEN + payload.len() + 10);
+        let mut out = vec![0i16; 5760];
+        let n = decoder
+            .decode(&payload, &mut out, false)
+            .expect("valid Opus");
+        audio.extend_from_slice(&out[..n]);
+    }
+    assert_eq!(audio.len(), packets.len() * 960);
+    let rms = (audio[9600..]
+        .iter()
+        .map(|s| f64::from(*s).powi(2))
+        .sum::<f64>()
+        / (audio.len() - 9600) as f64)
+        .sqrt();
+    assert!(rms > 500.0, "music, not silence: rms {rms:.0}");
 }
