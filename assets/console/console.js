@@ -595,6 +595,14 @@
         ticks.waited = null;
       }
       if (view.target) fact(view.state === 'transferring' ? 'Moving to' : 'Room', view.target, 'room');
+      // The legs' codecs; two of them differ when the call is transcoded.
+      const codecs = view.codecs || {};
+      if (codecs.caller) {
+        const text = codecs.room && codecs.room !== codecs.caller
+          ? `${codecs.caller} ↔ ${codecs.room} (transcoded)`
+          : codecs.caller;
+        fact('Codec', text, 'codec');
+      }
       if (view.state === 'bridged' && view.bridgedAt) {
         ticks.talk = fact('Talk time', fmtDur(now() - view.bridgedAt), 'talk');
       } else {

@@ -205,6 +205,8 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
             "X-Lang: de",
             "X-Customer: 4711",
             "held",
+            // The caller's codec.
+            "PCMU",
         ] {
             assert!(text.contains(shown), "the card shows {shown}: {text}");
         }

@@ -148,10 +148,17 @@ async fn an_opus_caller_and_a_pcmu_room_hear_each_other_with_tones_and_keys_inta
     assert!(text.contains(" RTP/AVP 111 0 8 101 110\r\n"), "{text}");
     let (_room_leg, gw_room) = room.answer_only(invite, &[AudioCodec::Pcmu]).await;
     assert_eq!(gw_room.codecs[0], (0, AudioCodec::Pcmu));
-    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
-        c["state"] == "bridged"
-    })
-    .await;
+    let view = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            c["state"] == "bridged"
+        })
+        .await;
+    // The call shows it is transcoded.
+    assert_eq!(
+        view["codecs"],
+        serde_json::json!({"caller": "opus", "room": "PCMU"}),
+        "{view}"
+    );
 
     // Room → caller: a 1 kHz PCMU tone reaches the caller as Opus, on the
     // caller's 48 kHz clock.
@@ -335,6 +342,16 @@ async fn an_opus_caller_s_keys_count_at_48_khz_and_a_voice_bot_speaks_with_it_in
     assert_eq!(status, 200);
     let mut conn = bot.accept().await;
     conn.started().await;
+    let view = gw
+        .wait_call(&call_id, Duration::from_secs(5), |c| {
+            c["state"] == "bridged"
+        })
+        .await;
+    assert_eq!(
+        view["codecs"],
+        serde_json::json!({"caller": "opus"}),
+        "{view}"
+    );
     send_payloads(
         &phone.rtp,
         caller_media.addr,

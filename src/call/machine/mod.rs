@@ -110,6 +110,17 @@ pub struct Machine {
     /// The codecs a room is offered, in order (`room::offer_codecs`).
     #[serde(default = "room::saved_default")]
     room_codecs: Vec<AudioCodec>,
+    /// The caller's codec (None in a call saved before it was kept).
+    #[serde(default)]
+    caller_codec: Option<AudioCodec>,
+    /// The codec of the room the caller is bridged to (None with a bot or
+    /// no room).
+    #[serde(default)]
+    room_codec: Option<AudioCodec>,
+    /// The codec a room's usable answer agreed, until the bridge to it is
+    /// made (not saved: an attempt does not outlive a stop).
+    #[serde(skip)]
+    answering_codec: Option<AudioCodec>,
     /// The room INVITE or bot stream under way gives up then (its ring
     /// timeout, bounded by the transfer's deadline), and how long it had.
     #[serde(default)]
@@ -180,6 +191,9 @@ impl Machine {
             refer_due: None,
             announcing: 0,
             room_codecs: room::saved_default(),
+            caller_codec: None,
+            room_codec: None,
+            answering_codec: None,
             attempt_until: None,
             suspend_until: None,
         };
@@ -187,9 +201,10 @@ impl Machine {
         m
     }
 
-    /// Rooms of this call are offered `codecs`, in that order (see
-    /// `room::offer_codecs`).
+    /// Rooms of this call are offered `codecs`, in that order, the
+    /// caller's own first (see `room::offer_codecs`).
     pub fn with_room_codecs(mut self, codecs: Vec<AudioCodec>) -> Self {
+        self.caller_codec = codecs.first().copied();
         self.room_codecs = codecs;
         self
     }
@@ -232,6 +247,10 @@ impl Machine {
             registration: self.parties.registration.clone(),
             timeline: self.timeline.clone(),
             answered: self.answered,
+            codecs: view::Codecs {
+                caller: self.caller_codec,
+                room: self.room_codec.filter(|_| self.state == State::Bridged),
+            },
         }
     }
 

@@ -765,3 +765,30 @@ fn the_machine_bridges_a_usable_answer_and_hangs_up_an_unusable_one() {
     );
     assert_eq!(a, vec![Action::HangupAnswered]);
 }
+
+#[test]
+fn the_view_names_each_leg_s_codec_once_the_room_is_bridged() {
+    let mut m = dialling().with_room_codecs(vec![AudioCodec::Opus, AudioCodec::Pcmu]);
+    assert_eq!(m.view().codecs.caller, Some(AudioCodec::Opus));
+    let a = m.handle(
+        Input::RoomAnswer {
+            sdp: room_sdp("RTP/AVP 0").into(),
+            offered: None,
+        },
+        t(2_500),
+    );
+    assert!(matches!(a[..], [Action::BridgeRoom(_)]), "{a:?}");
+    assert_eq!(m.view().codecs.room, None, "not bridged yet");
+    m.handle(Input::RoomAnswered, t(2_600));
+    let json = serde_json::to_value(m.view()).unwrap();
+    assert_eq!(
+        json["codecs"],
+        serde_json::json!({"caller": "opus", "room": "PCMU"})
+    );
+    // Saved and read back, the bridged call still says so.
+    let saved: Machine = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(saved.view().codecs, m.view().codecs);
+    // Back on hold: the caller's codec only.
+    m.handle(Input::HoldRequested, t(3_000));
+    assert_eq!(m.view().codecs.room, None);
+}

@@ -378,6 +378,8 @@ impl Machine {
         self.bridged_at = Some(self.shown(now));
         self.room = target.clone();
         self.target = target.clone();
+        // A bot has no leg of its own: no room codec.
+        self.room_codec = self.answering_codec.take().filter(|_| !stream);
         let attempt = plan.map(|p| p.attempts);
         let detail = if stream {
             json!({ "target": target, "attempt": attempt, "replaced": replaced })
@@ -398,7 +400,10 @@ impl Machine {
         now: Instant,
     ) -> Vec<Action> {
         match room::accept_answer(sdp, &self.room_codecs, offered) {
-            Ok(usable) => vec![Action::BridgeRoom(Box::new(usable))],
+            Ok(usable) => {
+                self.answering_codec = Some(usable.media.choose().audio);
+                vec![Action::BridgeRoom(Box::new(usable))]
+            }
             Err((code, why)) => {
                 let mut actions = vec![Action::HangupAnswered];
                 actions.extend(self.attempt_failed(Some(code), why, now));

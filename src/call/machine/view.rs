@@ -5,6 +5,7 @@
 //! nothing stored.
 
 use crate::call::machine::steps::{EndReason, Event, State};
+use crate::codec::AudioCodec;
 use crate::store::{CallRecord, RecordEvent};
 use crate::webhook::messages;
 use serde::{Serialize, Serializer};
@@ -44,6 +45,30 @@ pub struct CallView {
     pub timeline: Vec<Event>,
     /// False while the caller is held in early media (183, no 200 OK).
     pub answered: bool,
+    /// The legs' codecs, by their SDP names.
+    #[serde(skip_serializing_if = "Codecs::is_empty")]
+    pub codecs: Codecs,
+}
+
+/// The codec of each leg: the caller's, and the room's while bridged to
+/// one (a bot speaks μ-law over its WebSocket, not a leg's codec). They
+/// differ when the call is transcoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Codecs {
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "sdp_name")]
+    pub caller: Option<AudioCodec>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "sdp_name")]
+    pub room: Option<AudioCodec>,
+}
+
+impl Codecs {
+    fn is_empty(&self) -> bool {
+        self.caller.is_none() && self.room.is_none()
+    }
+}
+
+fn sdp_name<S: Serializer>(c: &Option<AudioCodec>, s: S) -> Result<S::Ok, S::Error> {
+    c.map(|c| c.encoding_name()).serialize(s)
 }
 
 fn headers_object<S: Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
