@@ -85,19 +85,8 @@ impl Encoder {
     /// as one packet, appended to `out`. False, and nothing appended, for
     /// a length Opus cannot frame.
     pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> bool {
-        let start = out.len();
-        out.resize(start + MAX_PAYLOAD, 0);
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        match inner.encode(pcm, &mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                true
-            }
-            Err(_) => {
-                out.truncate(start);
-                false
-            }
-        }
+        append(out, MAX_PAYLOAD, |room| inner.encode(pcm, room))
     }
 }
 
@@ -118,18 +107,28 @@ impl Decoder {
     /// nothing appended, for a packet libopus cannot read (a peer's
     /// garbage is dropped, never a panic).
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> bool {
-        let start = out.len();
-        out.resize(start + MAX_SAMPLES, 0);
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        match inner.decode(payload, &mut out[start..], false) {
-            Ok(n) => {
-                out.truncate(start + n);
-                true
-            }
-            Err(_) => {
-                out.truncate(start);
-                false
-            }
+        append(out, MAX_SAMPLES, |room| inner.decode(payload, room, false))
+    }
+}
+
+/// Lets `write` fill up to `room` new elements at the end of `out` and
+/// keeps the count it says it wrote; on its error keeps nothing.
+fn append<T: Default + Clone>(
+    out: &mut Vec<T>,
+    room: usize,
+    write: impl FnOnce(&mut [T]) -> Result<usize, opus::Error>,
+) -> bool {
+    let start = out.len();
+    out.resize(start + room, T::default());
+    match write(&mut out[start..]) {
+        Ok(n) => {
+            out.truncate(start + n.min(room));
+            true
+        }
+        Err(_) => {
+            out.truncate(start);
+            false
         }
     }
 }

@@ -7,8 +7,8 @@
 use crate::support;
 
 use pinless::codec::{AudioCodec, LegCodec};
+use pinless::media::Law;
 use pinless::media::g722::{G722Decoder, G722Encoder};
-use pinless::media::{HoldLoop, Law};
 use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
 use std::time::Duration;
@@ -67,20 +67,11 @@ async fn a_g722_caller_hears_the_music_in_g722() {
         rms(&audio[1600..])
     );
     // Frame for frame the music's G.722 loop (not G.711 relabelled).
-    let music = HoldLoop::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/assets/hold.flac"
-    )))
-    .unwrap();
-    let first = (0..music.frames())
-        .find(|i| music.frame(AudioCodec::G722, *i) == &held[0].payload[..])
-        .expect("the first packet is a frame of the G.722 loop");
-    for (k, p) in held.iter().enumerate() {
-        assert_eq!(
-            &p.payload[..],
-            music.frame(AudioCodec::G722, first + k as u32)
-        );
-    }
+    support::audio::assert_plays_the_loop(
+        &support::audio::bundled_music(),
+        AudioCodec::G722,
+        &held,
+    );
 }
 
 #[tokio::test]
@@ -173,11 +164,7 @@ async fn a_g722_caller_and_a_g722_room_get_each_other_s_bytes_untouched() {
     // The room answers G.722.
     let offer = sdp::parse(&invite.info.sdp).unwrap();
     assert!(offer.codecs.contains(&(9, AudioCodec::G722)));
-    let answer = sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), G722);
-    let _room_leg = invite
-        .accept(&room.stack, answer)
-        .await
-        .expect("room answers");
+    let _room_leg = room.answer_as(invite, G722).await;
     gw.wait_call(&call_id, Duration::from_secs(5), |c| {
         c["state"] == "bridged"
     })

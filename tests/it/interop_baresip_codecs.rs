@@ -9,7 +9,6 @@
 use crate::support;
 
 use pinless::codec::{AudioCodec, LegCodec};
-use pinless::media::HoldLoop;
 use pinless::media::g722::G722Decoder;
 use pinless::sip::sdp;
 use std::path::{Path, PathBuf};
@@ -175,11 +174,7 @@ async fn a_baresip_caller_offering_only_g722_hears_the_music() {
 
     // What baresip decoded is our music: a quarter second of it, from the
     // middle of the call, matches the music's own G.722 decoded here.
-    let music = HoldLoop::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/assets/hold.flac"
-    )))
-    .unwrap();
+    let music = support::audio::bundled_music();
     // The stream starts at the loop's first frame: the piece lies within
     // the first three seconds of the loop.
     let mut decoder = G722Decoder::new();
@@ -248,11 +243,7 @@ async fn a_baresip_caller_offering_only_opus_hears_the_music_and_talks_to_an_opu
         payload_type: opus_pt,
         event_payload_type: offer.wide_event_payload_type,
     };
-    let answer = sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), mine);
-    let _room_leg = invite
-        .accept(&room.stack, answer)
-        .await
-        .expect("room answers");
+    let _room_leg = room.answer_as(invite, mine).await;
     gw.wait_call(&call_id, Duration::from_secs(5), |c| {
         c["state"] == "bridged"
     })
@@ -316,12 +307,7 @@ async fn a_baresip_caller_offering_only_opus_hears_the_music_and_talks_to_an_opu
     // What baresip decoded first is our music: a quarter second of it
     // (taken at 16 kHz: our Opus is wideband) matches the music's Opus
     // loop decoded here.
-    let music = HoldLoop::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/assets/hold.flac"
-    )))
-    .unwrap();
-    music.prepare_opus();
+    let music = support::audio::bundled_music();
     let mut decoder = opus::Decoder::new(16_000, opus::Channels::Mono).expect("libopus decoder");
     let ours: Vec<i16> = (0..150)
         .flat_map(|i| {

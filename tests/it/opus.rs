@@ -8,7 +8,7 @@
 use crate::support;
 
 use pinless::codec::{AudioCodec, LegCodec};
-use pinless::media::{HoldLoop, Law};
+use pinless::media::Law;
 use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
 use std::time::Duration;
@@ -74,14 +74,7 @@ async fn transfer(gw: &TestGateway, room: &Room, call_id: &str) {
 
 /// One stream on a 48 kHz clock: same SSRC, sequence +1, timestamp +960.
 fn assert_one_48k_stream(packets: &[Packet]) {
-    for w in packets.windows(2) {
-        assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
-        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
-        assert_eq!(
-            w[1].header.timestamp,
-            w[0].header.timestamp.wrapping_add(960)
-        );
-    }
+    support::audio::assert_one_stream_at(packets, 960);
 }
 
 #[tokio::test]
@@ -115,21 +108,11 @@ async fn an_opus_caller_hears_the_music_in_opus_on_a_48_khz_clock() {
         rms(&audio[9600..])
     );
     // Frame for frame the music's Opus loop, made as the gateway makes it.
-    let music = HoldLoop::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/assets/hold.flac"
-    )))
-    .unwrap();
-    music.prepare_opus();
-    let first = (0..music.frames())
-        .find(|i| music.frame(AudioCodec::Opus, *i) == &held[0].payload[..])
-        .expect("the first packet is a frame of the Opus loop");
-    for (k, p) in held.iter().enumerate() {
-        assert_eq!(
-            &p.payload[..],
-            music.frame(AudioCodec::Opus, first + k as u32)
-        );
-    }
+    support::audio::assert_plays_the_loop(
+        &support::audio::bundled_music(),
+        AudioCodec::Opus,
+        &held,
+    );
 }
 
 #[tokio::test]
@@ -243,11 +226,7 @@ async fn an_opus_caller_and_an_opus_room_get_each_other_s_packets_untouched() {
         payload_type: 100,
         event_payload_type: offer.wide_event_payload_type,
     };
-    let answer = sdp::answer(room.rtp.addr.ip(), room.rtp.addr.port(), mine);
-    let _room_leg = invite
-        .accept(&room.stack, answer)
-        .await
-        .expect("room answers");
+    let _room_leg = room.answer_as(invite, mine).await;
     gw.wait_call(&call_id, Duration::from_secs(5), |c| {
         c["state"] == "bridged"
     })

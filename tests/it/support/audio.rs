@@ -62,13 +62,42 @@ pub fn law(p: &super::peers::Packet) -> pinless::media::Law {
 /// `packets` are one unbroken RTP stream: the same SSRC, each sequence
 /// number one more and each timestamp 160 more than the last.
 pub fn assert_one_stream(packets: &[super::peers::Packet]) {
+    assert_one_stream_at(packets, 160);
+}
+
+/// `assert_one_stream` on a clock of `step` ticks a packet (960 for Opus).
+pub fn assert_one_stream_at(packets: &[super::peers::Packet], step: u32) {
     for w in packets.windows(2) {
         assert_eq!(w[1].header.ssrc, w[0].header.ssrc);
         assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
         assert_eq!(
             w[1].header.timestamp,
-            w[0].header.timestamp.wrapping_add(160)
+            w[0].header.timestamp.wrapping_add(step)
         );
+    }
+}
+
+/// The bundled hold music, loaded as the gateway loads it (and encoded for
+/// Opus, as a node that speaks it does).
+pub fn bundled_music() -> pinless::media::HoldLoop {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hold.flac");
+    let music = pinless::media::HoldLoop::load(Path::new(path)).expect("the bundled music loads");
+    music.prepare_opus();
+    music
+}
+
+/// `packets` carry `music`'s loop in `codec`, frame after frame, from
+/// wherever the first one is in it.
+pub fn assert_plays_the_loop(
+    music: &pinless::media::HoldLoop,
+    codec: pinless::codec::AudioCodec,
+    packets: &[super::peers::Packet],
+) {
+    let first = (0..music.frames())
+        .find(|i| music.frame(codec, *i) == &packets[0].payload[..])
+        .expect("the first packet is a frame of the loop");
+    for (k, p) in packets.iter().enumerate() {
+        assert_eq!(&p.payload[..], music.frame(codec, first + k as u32));
     }
 }
 

@@ -289,6 +289,16 @@ impl Room {
         self.answer_only(invite, &[]).await
     }
 
+    /// Answers with `codec` (its payload type as the room chooses,
+    /// whatever the offer said): a room that speaks one codec its way.
+    pub async fn answer_as(&self, invite: IncomingInvite, codec: pinless::codec::LegCodec) -> Leg {
+        let answer = sdp::answer(self.rtp.addr.ip(), self.rtp.addr.port(), codec);
+        invite
+            .accept(&self.stack, answer)
+            .await
+            .expect("room answers")
+    }
+
     /// Answers with the first offered codec among `speaks` (any offered
     /// one when empty): a room that speaks only some of them.
     pub async fn answer_only(
