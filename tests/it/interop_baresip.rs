@@ -5,15 +5,14 @@
 use crate::support;
 
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
+use support::baresip::Baresip;
 use support::*;
 
 /// A headless baresip: no sound card (a sine source, no player), one
 /// account that never registers, SIP on `port`.
 fn baresip_config(dir: &Path, port: u16) {
-    std::fs::create_dir_all(dir).unwrap();
     let config = format!(
         "poll_method epoll\n\
          sip_listen 127.0.0.1:{port}\n\
@@ -33,42 +32,11 @@ fn baresip_config(dir: &Path, port: u16) {
     std::fs::write(dir.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
 }
 
-struct Baresip {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Baresip {
-    fn dial(target: &str, port: u16) -> Baresip {
-        let dir = std::env::temp_dir().join(format!("pinless-baresip-{}", uuid::Uuid::new_v4()));
-        baresip_config(&dir, port);
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", "40", "-e", &format!("/dial {target}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect(
-                "baresip is installed (apt-get install baresip-core); interop tests do not skip",
-            );
-        Baresip { child, dir }
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.dir.join("log")).unwrap_or_default())
-            .replace('\u{1b}', "")
-    }
-}
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A headless baresip as above, dialling `target`.
+fn dial(target: &str, port: u16) -> Baresip {
+    let dir = Baresip::dir();
+    baresip_config(&dir, port);
+    Baresip::dial(dir, target, 40)
 }
 
 #[tokio::test]
@@ -77,7 +45,7 @@ async fn refer_moves_a_baresip_caller_to_the_room_directly() {
     let gw = TestGateway::start(&hooks.url(), "").await;
     let mut room = Room::new().await;
     let port = free_udp_and_tcp_port();
-    let caller = Baresip::dial(&gw.sip_uri("support", false), port);
+    let caller = dial(&gw.sip_uri("support", false), port);
     let hook = hooks.next().await.json();
     let call_id = hook["callId"].as_str().unwrap().to_string();
     assert_eq!(hook["From"], "sip:caller@127.0.0.1");
@@ -115,7 +83,7 @@ async fn refer_on_an_early_media_call_answers_the_caller_first() {
     let gw = TestGateway::start(&hooks.url(), "answer = \"early\"").await;
     let mut room = Room::new().await;
     let port = free_udp_and_tcp_port();
-    let caller = Baresip::dial(&gw.sip_uri("support", false), port);
+    let caller = dial(&gw.sip_uri("support", false), port);
     let call_id = hooks.next().await.json()["callId"]
         .as_str()
         .unwrap()

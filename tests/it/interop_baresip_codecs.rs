@@ -12,24 +12,17 @@ use pinless::codec::{AudioCodec, LegCodec};
 use pinless::media::g722::G722Decoder;
 use pinless::sip::sdp;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::baresip::Baresip;
 use support::*;
 
 /// A headless baresip with one codec module (`g722`, `opus`) as its only
 /// codec, sending a 440 Hz tone and dumping the audio it decodes to `dir`
 /// (module `sndfile`).
-struct Baresip {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Baresip {
-    fn dial(target: &str, codec: &str) -> Baresip {
-        let dir = std::env::temp_dir().join(format!("pinless-baresip-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            "poll_method epoll\n\
+fn dial(target: &str, codec: &str) -> Baresip {
+    let dir = Baresip::dir();
+    let config = format!(
+        "poll_method epoll\n\
              sip_listen 127.0.0.1:{port}\n\
              net_interface 127.0.0.1\n\
              audio_source ausine,440\n\
@@ -44,46 +37,20 @@ impl Baresip {
              module account.so\n\
              module_app menu.so\n\
              snd_path {dir}\n",
-            port = free_udp_and_tcp_port(),
-            dir = dir.display(),
-        );
-        std::fs::write(dir.join("config"), config).unwrap();
-        std::fs::write(dir.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", "30", "-e", &format!("/dial {target}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect(
-                "baresip is installed (apt-get install baresip-core); interop tests do not skip",
-            );
-        Baresip { child, dir }
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.dir.join("log")).unwrap_or_default())
-            .replace('\u{1b}', "")
-    }
-
-    /// The WAV file of decoded (received) audio, once it is there.
-    fn decoded_dump(&self) -> Option<PathBuf> {
-        std::fs::read_dir(&self.dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-    }
+        port = free_udp_and_tcp_port(),
+        dir = dir.display(),
+    );
+    std::fs::write(dir.join("config"), config).unwrap();
+    std::fs::write(dir.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
+    Baresip::dial(dir, target, 30)
 }
 
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The WAV file of decoded (received) audio, once it is there.
+fn decoded_dump(caller: &Baresip) -> Option<PathBuf> {
+    std::fs::read_dir(&caller.dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
 }
 
 /// The rate and the 16-bit samples of a WAV file's first channel, read up
@@ -135,7 +102,7 @@ fn best_match(a: &[i16], b: &[i16]) -> f64 {
 async fn a_baresip_caller_offering_only_g722_hears_the_music() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start(&hooks.url(), "").await;
-    let caller = Baresip::dial(&gw.sip_uri("support", false), "g722");
+    let caller = dial(&gw.sip_uri("support", false), "g722");
     let call_id = hooks.next().await.json()["callId"]
         .as_str()
         .unwrap()
@@ -195,7 +162,7 @@ async fn a_baresip_caller_offering_only_g722_hears_the_music() {
 async fn dump_of(caller: &Baresip) -> PathBuf {
     within(5, "baresip's dump of the decoded audio", async {
         loop {
-            if let Some(p) = caller.decoded_dump() {
+            if let Some(p) = decoded_dump(caller) {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 return p;
             }
@@ -215,7 +182,7 @@ async fn a_baresip_caller_offering_only_opus_hears_the_music_and_talks_to_an_opu
         &[("PINLESS_MEDIA__CODECS", r#"["opus", "PCMU"]"#)],
     )
     .await;
-    let caller = Baresip::dial(&gw.sip_uri("support", false), "opus");
+    let caller = dial(&gw.sip_uri("support", false), "opus");
     let call_id = hooks.next().await.json()["callId"]
         .as_str()
         .unwrap()

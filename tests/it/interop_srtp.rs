@@ -14,10 +14,9 @@ use pinless::media::{LegKeys, SrtpLeg};
 use pinless::sdes::MasterKey;
 use pinless::sip::{crypto, sdp};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use support::baresip::Baresip;
 use support::peers::TestCert;
 use support::*;
 
@@ -35,30 +34,24 @@ fn free_port() -> u16 {
     }
 }
 
-struct Baresip {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Baresip {
-    /// A headless baresip that dials `target` over TLS (trusting `cert`),
-    /// with `mediaenc` (e.g. `srtp-mand`) or none, recording what it
-    /// plays into `dir/rec`.
-    fn dial(target: &str, cert: &TestCert, mediaenc: Option<&str>) -> Baresip {
-        let dir = std::env::temp_dir().join(format!("pinless-baresip-{}", uuid::Uuid::new_v4()));
-        let rec = dir.join("rec");
-        std::fs::create_dir_all(&rec).unwrap();
-        // baresip opens TLS legs only with a certificate of its own.
-        let pem = dir.join("cert.pem");
-        let both = [
-            std::fs::read(&cert.cert).unwrap(),
-            std::fs::read(&cert.key).unwrap(),
-        ]
-        .concat();
-        std::fs::write(&pem, both).unwrap();
-        let port = free_port();
-        let config = format!(
-            "poll_method epoll\n\
+/// A headless baresip that dials `target` over TLS (trusting `cert`),
+/// with `mediaenc` (e.g. `srtp-mand`) or none, recording what it plays
+/// into `dir/rec`.
+fn dial(target: &str, cert: &TestCert, mediaenc: Option<&str>) -> Baresip {
+    let dir = Baresip::dir();
+    let rec = dir.join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    // baresip opens TLS legs only with a certificate of its own.
+    let pem = dir.join("cert.pem");
+    let both = [
+        std::fs::read(&cert.cert).unwrap(),
+        std::fs::read(&cert.key).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&pem, both).unwrap();
+    let port = free_port();
+    let config = format!(
+        "poll_method epoll\n\
              sip_listen 127.0.0.1:{port}\n\
              sip_certificate {pem}\n\
              sip_cafile {ca}\n\
@@ -76,81 +69,55 @@ impl Baresip {
              module sndfile.so\n\
              module account.so\n\
              module_app menu.so\n",
-            pem = pem.display(),
-            ca = cert.cert.display(),
-            rec = rec.display(),
-        );
-        std::fs::write(dir.join("config"), config).unwrap();
-        let enc = mediaenc
-            .map(|m| format!(";mediaenc={m}"))
-            .unwrap_or_default();
-        std::fs::write(
-            dir.join("accounts"),
-            format!("<sip:caller@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU{enc}\n"),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", "40", "-e", &format!("/dial {target}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect(
-                "baresip is installed (apt-get install baresip-core); interop tests do not skip",
-            );
-        Baresip { child, dir }
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.dir.join("log")).unwrap_or_default())
-            .replace('\u{1b}', "")
-    }
-
-    /// The recordings' names and sizes.
-    fn files(&self) -> Vec<(String, u64)> {
-        std::fs::read_dir(self.dir.join("rec"))
-            .map(|d| {
-                d.flatten()
-                    .map(|f| {
-                        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                        (f.file_name().to_string_lossy().to_string(), len)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The samples of baresip's recording of what it received (decrypted
-    /// and decoded), as far as written.
-    fn heard(&self) -> Vec<i16> {
-        let Ok(dir) = std::fs::read_dir(self.dir.join("rec")) else {
-            return vec![];
-        };
-        for f in dir.flatten() {
-            let name = f.file_name().to_string_lossy().to_string();
-            if name.contains("dec") {
-                let bytes = std::fs::read(f.path()).unwrap_or_default();
-                return bytes
-                    .get(44..)
-                    .unwrap_or_default()
-                    .chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect();
-            }
-        }
-        vec![]
-    }
+        pem = pem.display(),
+        ca = cert.cert.display(),
+        rec = rec.display(),
+    );
+    std::fs::write(dir.join("config"), config).unwrap();
+    let enc = mediaenc
+        .map(|m| format!(";mediaenc={m}"))
+        .unwrap_or_default();
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:caller@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU{enc}\n"),
+    )
+    .unwrap();
+    Baresip::dial(dir, target, 40)
 }
 
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// The recordings' names and sizes.
+fn files(caller: &Baresip) -> Vec<(String, u64)> {
+    std::fs::read_dir(caller.dir.join("rec"))
+        .map(|d| {
+            d.flatten()
+                .map(|f| {
+                    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    (f.file_name().to_string_lossy().to_string(), len)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The samples of baresip's recording of what it received (decrypted
+/// and decoded), as far as written.
+fn heard(caller: &Baresip) -> Vec<i16> {
+    let Ok(dir) = std::fs::read_dir(caller.dir.join("rec")) else {
+        return vec![];
+    };
+    for f in dir.flatten() {
+        let name = f.file_name().to_string_lossy().to_string();
+        if name.contains("dec") {
+            let bytes = std::fs::read(f.path()).unwrap_or_default();
+            return bytes
+                .get(44..)
+                .unwrap_or_default()
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+        }
     }
+    vec![]
 }
 
 async fn gateway(hooks: &WebhookReceiver, cert: &TestCert) -> TestGateway {
@@ -197,7 +164,7 @@ async fn baresip_with_srtp_over_tls_hears_music_then_talks_with_an_srtp_room() {
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = gateway(&hooks, &cert).await;
     let tls = gw.gw.sip_tls.expect("a TLS listener");
-    let caller = Baresip::dial(
+    let caller = dial(
         &format!("sip:support@{tls};transport=tls"),
         &cert,
         Some("srtp-mand"),
@@ -208,7 +175,7 @@ async fn baresip_with_srtp_over_tls_hears_music_then_talks_with_an_srtp_room() {
     // Music, as baresip decrypted and decoded it: not silence.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let heard = caller.heard();
+        let heard = heard(&caller);
         if heard.len() > 8_000 && rms(&heard[4_000..]) > 300.0 {
             break;
         }
@@ -216,7 +183,7 @@ async fn baresip_with_srtp_over_tls_hears_music_then_talks_with_an_srtp_room() {
             std::time::Instant::now() < deadline,
             "no music in baresip's recording ({} samples); files {:?}; log:\n{}",
             heard.len(),
-            caller.files(),
+            files(&caller),
             caller.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -278,7 +245,7 @@ async fn baresip_with_srtp_over_tls_hears_music_then_talks_with_an_srtp_room() {
     );
 
     // room → baresip: a constant PCMU pattern, heard as a constant level.
-    let before = caller.heard().len();
+    let before = heard(&caller).len();
     let sender = {
         let srtp = srtp.clone();
         let socket = room.rtp.socket.clone();
@@ -299,7 +266,7 @@ async fn baresip_with_srtp_over_tls_hears_music_then_talks_with_an_srtp_room() {
     let level = ulaw_decode(0x5B);
     within(10, "the room's pattern in baresip's recording", async {
         loop {
-            let heard = caller.heard();
+            let heard = heard(&caller);
             if longest_run_near(&heard[before.min(heard.len())..], level) >= 800 {
                 return;
             }
@@ -317,7 +284,7 @@ async fn baresip_without_srtp_is_refused_by_a_require_entry() {
     let hooks = WebhookReceiver::start(&[]).await;
     let gw = gateway(&hooks, &cert).await;
     let tls = gw.gw.sip_tls.expect("a TLS listener");
-    let caller = Baresip::dial(&format!("sip:support@{tls};transport=tls"), &cert, None);
+    let caller = dial(&format!("sip:support@{tls};transport=tls"), &cert, None);
     within(15, "baresip to be refused with 488", async {
         loop {
             // The status line as baresip reports it, not any "488" (a

@@ -2,6 +2,8 @@
 //! receiver, and a phone and a room built on pinless's own SIP code.
 
 pub mod audio;
+#[cfg(feature = "interop")]
+pub mod baresip;
 pub mod binary;
 pub mod bot;
 #[cfg(feature = "interop")]
