@@ -4,9 +4,12 @@
 //! one shard from start to end (both legs, its music, its relay).
 //!
 //! - `g711`, `g722`, `rtp`, `rewrite`: pure codecs and header arithmetic;
-//!   `resample` (16 kHz ↔ 8 kHz) and `transcode` (G.722 ↔ G.711, per
-//!   stream) for relaying between legs of different codecs.
-//! - `hold`: decode the music once, pre-encode 20 ms frames.
+//!   `opus`: libopus's encoder and decoder as we use them, and a loop of
+//!   Opus frames; `resample` (16 kHz ↔ 8 kHz) and `transcode` (G.722 ↔
+//!   G.711, Opus ↔ the others, per stream, and RTP clocks of different
+//!   rates) for relaying between legs of different codecs.
+//! - `hold`: decode the music once, pre-encode 20 ms frames (Opus ones on
+//!   a node that speaks it).
 //! - `prompt`: one-shot clips the pacer plays in place of the music;
 //!   `prompts`: the prompt set position announcements are built from.
 //! - `shard`: one OS thread with its own runtime, its calls' sockets and
