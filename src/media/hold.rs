@@ -151,9 +151,9 @@ impl HoldLoop {
         }
     }
 
-    /// Makes the loop's Opus frames now, if not made yet (CPU-bound: about
-    /// a second of work for ten minutes of audio; call it off the async
-    /// threads for long clips).
+    /// Makes the loop's Opus frames now, if not made yet (CPU-bound: 50 ms
+    /// for the bundled 16 s here, so about two seconds for a ten-minute
+    /// clip; call it off the async threads for long clips).
     pub fn prepare_opus(&self) {
         self.opus.get_or_init(|| {
             // The G.722 loop decoded: its encoder was primed with the

@@ -19,8 +19,9 @@ pub const CLOCK: u32 = 48_000;
 pub const MAX_PAYLOAD: usize = 400;
 /// Samples per channel in the longest Opus packet (120 ms) at 16 kHz.
 const MAX_SAMPLES: usize = 16_000 * 120 / 1000;
-/// A 20 ms Opus frame that decodes to silence (TOC 0xF8: CELT fullband
-/// 20 ms, one frame, with an empty body), sent where audio is not ready.
+/// A 20 ms Opus packet that decodes to silence (TOC 0xF8: CELT fullband,
+/// 20 ms, mono, one frame; the two bytes after it code a silent frame), sent
+/// where audio is not ready. A unit test decodes it.
 pub const SILENCE: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
 /// Why libopus refused (it never does for the rates and sizes we use; the
