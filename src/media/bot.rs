@@ -281,7 +281,16 @@ impl Uplink {
         } else {
             return;
         };
-        (self.to_mulaw).convert_to(&packet[range], audio, AudioCodec::Pcmu, &mut self.pending);
+        let (sequence, timestamp) = (header.sequence, header.timestamp);
+        let payload = &packet[range];
+        (self.to_mulaw).convert_packet(
+            sequence,
+            timestamp,
+            payload,
+            audio,
+            AudioCodec::Pcmu,
+            &mut self.pending,
+        );
         while self.pending.len() >= FRAME {
             let chunk: Vec<u8> = self.pending.drain(..FRAME).collect();
             self.queue.caller_chunk(chunk);

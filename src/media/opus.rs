@@ -95,12 +95,16 @@ impl Encoder {
 /// `Mutex` for the reason `Encoder` gives).
 pub struct Decoder {
     inner: Mutex<opus::Decoder>,
+    /// Samples the last packet decoded to: how long a packet lost after it
+    /// is taken to have been.
+    last: usize,
 }
 
 impl Decoder {
     pub fn new(rate: u32) -> Result<Decoder, OpusError> {
         Ok(Decoder {
             inner: Mutex::new(opus::Decoder::new(rate, Channels::Mono)?),
+            last: 0,
         })
     }
 
@@ -108,8 +112,29 @@ impl Decoder {
     /// nothing appended, for a packet libopus cannot read (a peer's
     /// garbage is dropped, never a panic).
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> bool {
+        let start = out.len();
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        append(out, MAX_SAMPLES, |room| inner.decode(payload, room, false))
+        let done = append(out, MAX_SAMPLES, |room| inner.decode(payload, room, false));
+        if done {
+            self.last = out.len() - start;
+        }
+        done
+    }
+
+    /// The audio of the packet lost just before `next`, appended to `out`:
+    /// from `next`'s in-band FEC when its sender put some there, else
+    /// libopus's concealment. Returns how many samples it appended (0 before
+    /// any packet was decoded, or when libopus refuses).
+    pub fn recover(&mut self, next: &[u8], out: &mut Vec<i16>) -> usize {
+        let lost = self.last;
+        if lost == 0 {
+            return 0;
+        }
+        let start = out.len();
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        // libopus wants exactly the missing duration as the output's size.
+        append(out, lost, |room| inner.decode(next, room, true));
+        out.len() - start
     }
 }
 

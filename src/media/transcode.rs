@@ -45,6 +45,9 @@ pub struct Transcoder {
     opus_out: Option<(u32, opus::Encoder)>,
     /// Where the two RTP clocks met, when they differ: (in, out).
     clocks: Option<(u32, u32)>,
+    /// The newest sequence number seen from an Opus sender (a packet lost
+    /// before the next one is brought back from its FEC).
+    sequence: Option<u16>,
     /// Scratch, kept to spare an allocation per packet.
     narrow: Vec<i16>,
     wide: Vec<i16>,
@@ -83,10 +86,63 @@ impl Transcoder {
         // sender (libopus decodes to it), else the sender's own.
         let mut pcm = std::mem::take(&mut self.pcm);
         pcm.clear();
-        let decoded = match from {
+        let done = self.decode(payload, from, to, &mut pcm) && self.encode(&pcm, from, to, out);
+        self.pcm = pcm;
+        done
+    }
+
+    /// `convert_to` for a whole packet, `sequence` and `timestamp` (on
+    /// `from`'s clock) from its header. From Opus, a packet that follows
+    /// exactly one lost packet brings that one's audio back first, from
+    /// its in-band FEC (what our SDP's `useinbandfec=1` asks senders for):
+    /// the output then starts at the lost packet's timestamp. Returns the
+    /// timestamp the output starts at, or None when it cannot be converted.
+    pub fn convert_packet(
+        &mut self,
+        sequence: u16,
+        timestamp: u32,
+        payload: &[u8],
+        from: AudioCodec,
+        to: AudioCodec,
+        out: &mut Vec<u8>,
+    ) -> Option<u32> {
+        if from != AudioCodec::Opus || in_place(from, to) {
+            return self.convert_to(payload, from, to, out).then_some(timestamp);
+        }
+        // Only a newer packet moves the count on: a late one is no gap.
+        let previous = self.sequence;
+        if previous.is_none_or(|p| sequence.wrapping_sub(p) < 0x8000) {
+            self.sequence = Some(sequence);
+        }
+        let one_lost = previous.is_some_and(|p| sequence == p.wrapping_add(2));
+        let rate = to.sample_rate();
+        let mut pcm = std::mem::take(&mut self.pcm);
+        pcm.clear();
+        let mut start = timestamp;
+        if one_lost && let Some(decoder) = self.opus_decoder(rate) {
+            let recovered = decoder.recover(payload, &mut pcm);
+            // Back by the lost packet's length, on the 48 kHz clock.
+            let ticks = recovered as u64 * u64::from(opus::CLOCK) / u64::from(rate);
+            start = timestamp.wrapping_sub(ticks as u32);
+        }
+        let done = self.decode(payload, from, to, &mut pcm) && self.encode(&pcm, from, to, out);
+        self.pcm = pcm;
+        done.then_some(start)
+    }
+
+    /// `payload` (in `from`) decoded, appended to `pcm`: at the receiver's
+    /// rate from Opus, else at the sender's own.
+    fn decode(
+        &mut self,
+        payload: &[u8],
+        from: AudioCodec,
+        to: AudioCodec,
+        pcm: &mut Vec<i16>,
+    ) -> bool {
+        match from {
             AudioCodec::Opus => self
                 .opus_decoder(to.sample_rate())
-                .is_some_and(|d| d.decode(payload, &mut pcm)),
+                .is_some_and(|d| d.decode(payload, pcm)),
             AudioCodec::G722 => {
                 pcm.extend(self.decoder.get_or_insert_default().decode(payload));
                 true
@@ -96,24 +152,26 @@ impl Transcoder {
                 pcm.extend(payload.iter().map(|b| law.decode(*b)));
                 true
             }
-        };
-        let done = decoded
-            && match to {
-                AudioCodec::Opus => self
-                    .opus_encoder(from.sample_rate())
-                    .is_some_and(|e| e.encode(&pcm, out)),
-                AudioCodec::G722 => {
-                    out.extend(self.encoder.get_or_insert_default().encode(&pcm));
-                    true
-                }
-                AudioCodec::Pcmu | AudioCodec::Pcma => {
-                    let law = to.law().unwrap_or(Law::Mu);
-                    out.extend(pcm.iter().map(|s| law.encode(*s)));
-                    true
-                }
-            };
-        self.pcm = pcm;
-        done
+        }
+    }
+
+    /// `pcm` (decoded by `decode` from `from`) encoded in `to`, appended
+    /// to `out`.
+    fn encode(&mut self, pcm: &[i16], from: AudioCodec, to: AudioCodec, out: &mut Vec<u8>) -> bool {
+        match to {
+            AudioCodec::Opus => self
+                .opus_encoder(from.sample_rate())
+                .is_some_and(|e| e.encode(pcm, out)),
+            AudioCodec::G722 => {
+                out.extend(self.encoder.get_or_insert_default().encode(pcm));
+                true
+            }
+            AudioCodec::Pcmu | AudioCodec::Pcma => {
+                let law = to.law().unwrap_or(Law::Mu);
+                out.extend(pcm.iter().map(|s| law.encode(*s)));
+                true
+            }
+        }
     }
 
     fn opus_decoder(&mut self, rate: u32) -> Option<&mut opus::Decoder> {
@@ -342,5 +400,54 @@ mod tests {
         assert_eq!(out, [1, 2, 3], "nothing appended");
         // A G.711 packet of 15 ms is no Opus frame.
         assert!(!t.convert_to(&[0xFF; 120], AudioCodec::Pcmu, AudioCodec::Opus, &mut out));
+    }
+
+    #[test]
+    fn a_lost_opus_packet_is_brought_back_from_the_next_one_s_fec() {
+        // A sender that expects loss, as our SDP invites: FEC in its packets.
+        let mut sender =
+            ::opus::Encoder::new(16_000, ::opus::Channels::Mono, ::opus::Application::Voip)
+                .unwrap();
+        sender.set_inband_fec(true).unwrap();
+        sender.set_packet_loss_perc(25).unwrap();
+        let packets: Vec<Vec<u8>> = tone(697.0, 16_000.0, 16_000)
+            .chunks(320)
+            .map(|f| sender.encode_vec(f, 400).unwrap())
+            .collect();
+        let mut t = Transcoder::new();
+        let mut heard = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            if i == 30 {
+                continue; // lost on the way
+            }
+            let (seq, ts) = (100 + i as u16, 5_000 + i as u32 * 960);
+            let mut out = Vec::new();
+            let start = t
+                .convert_packet(seq, ts, p, AudioCodec::Opus, AudioCodec::Pcmu, &mut out)
+                .unwrap();
+            if i == 31 {
+                // The lost packet's 20 ms first, then its own.
+                assert_eq!(out.len(), 320);
+                assert_eq!(start, ts - 960);
+                let recovered: Vec<i16> = out[..160].iter().map(|b| Law::Mu.decode(*b)).collect();
+                assert_eq!(loudest(&recovered, 8000.0, &FREQS), 697.0);
+            } else {
+                assert_eq!((out.len(), start), (160, ts));
+            }
+            heard.extend(out.iter().map(|b| Law::Mu.decode(*b)));
+        }
+        assert_eq!(heard.len(), 8000, "no gap: every 20 ms is there");
+        // A late packet is no gap, and the one after it none either.
+        let mut out = Vec::new();
+        let late = t.convert_packet(
+            100 + 29,
+            0,
+            &packets[29],
+            AudioCodec::Opus,
+            AudioCodec::Pcmu,
+            &mut out,
+        );
+        assert_eq!(out.len(), 160);
+        assert_eq!(late, Some(0));
     }
 }

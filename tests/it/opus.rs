@@ -373,3 +373,70 @@ async fn an_opus_caller_s_keys_count_at_48_khz_and_a_voice_bot_speaks_with_it_in
         "the caller",
     );
 }
+
+#[tokio::test]
+async fn a_packet_an_opus_caller_lost_reaches_a_pcmu_room_from_the_next_one_s_fec() {
+    use pinless::media::rtp::{HEADER_LEN, Header};
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = opus_gateway(&hooks).await;
+    let phone = Phone::new().await;
+    let mut room = Room::new().await;
+    let (_leg, caller_media) = call_offering(&gw, &phone, &[AudioCodec::Opus]).await;
+    let call_id = call_id(&mut hooks).await;
+    transfer(&gw, &room, &call_id).await;
+    let invite = room.next_invite().await;
+    let (_room_leg, _) = room.answer_only(invite, &[AudioCodec::Pcmu]).await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+    room.rtp.drain();
+    // A caller whose encoder expects loss (FEC on), and whose packet 20 of
+    // 40 never arrives.
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+        .expect("libopus encoder");
+    encoder.set_inband_fec(true).unwrap();
+    encoder.set_packet_loss_perc(25).unwrap();
+    let pcm = tone(697.0, 48000.0, 0.8);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for (i, frame) in pcm.chunks(960).enumerate() {
+        tick.tick().await;
+        let payload = encoder.encode_vec(frame, 1500).unwrap();
+        if i == 20 {
+            continue;
+        }
+        let mut head = [0u8; HEADER_LEN];
+        Header {
+            marker: i == 0,
+            payload_type: 111,
+            sequence: 500 + i as u16,
+            timestamp: 9_600 + i as u32 * 960,
+            ssrc: 77,
+        }
+        .write(&mut head);
+        let packet = [&head[..], &payload[..]].concat();
+        phone
+            .rtp
+            .socket
+            .send_to(&packet, caller_media.addr)
+            .await
+            .unwrap();
+    }
+    let got = room.rtp.collect(Duration::from_millis(300)).await;
+    let audio: Vec<&Packet> = got.iter().filter(|p| p.header.payload_type == 0).collect();
+    assert_eq!(audio.len(), 39, "one packet fewer");
+    // All 40 × 20 ms reached the room: the packet after the lost one
+    // carries both, stamped where the lost one would have been.
+    let bytes: usize = audio.iter().map(|p| p.payload.len()).sum();
+    assert_eq!(bytes, 40 * 160);
+    let double = audio
+        .iter()
+        .position(|p| p.payload.len() == 320)
+        .expect("a packet carrying the lost one's audio");
+    let (before, after) = (audio[double - 1], audio[double]);
+    assert_eq!(
+        after.header.timestamp.wrapping_sub(before.header.timestamp),
+        160,
+        "no gap on the room's clock"
+    );
+}

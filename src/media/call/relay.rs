@@ -154,14 +154,20 @@ fn map_payload(
     }
     scratch.clear();
     scratch.extend_from_slice(&packet[..payload.start]);
-    if !transcoder.convert_to(&packet[payload], audio, to.audio, scratch) {
-        return None;
-    }
+    let (sequence, payload) = (header.sequence, &packet[payload]);
+    // From Opus, the audio may start earlier: a lost packet's, recovered.
+    let start = transcoder.convert_packet(
+        sequence,
+        header.timestamp,
+        payload,
+        audio,
+        to.audio,
+        scratch,
+    )?;
     // No padding now: the payload is new.
     scratch[0] &= !0x20;
     scratch[1] = (scratch[1] & 0x80) | to.payload_type;
-    let timestamp =
-        transcoder.timestamp(header.timestamp, audio.clock_rate(), to.audio.clock_rate());
+    let timestamp = transcoder.timestamp(start, audio.clock_rate(), to.audio.clock_rate());
     scratch[4..8].copy_from_slice(&timestamp.to_be_bytes());
     Some(Mapped::Scratch)
 }
