@@ -76,7 +76,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
     tracing::info!(call = %p.call_id, entry = %entry.name, from = %p.from, to = %p.to, "call held");
     #[cfg(test)]
     test_hooks::maybe_panic(&machine);
-    let parts = Parts {
+    let parts = Box::new(Parts {
         machine,
         caller,
         early,
@@ -85,7 +85,7 @@ pub async fn run(ctx: Arc<Ctx>, admitted: Admitted, invite: IncomingInvite) {
         caller_from,
         published: 0,
         pending: vec![],
-    };
+    });
     drive(ctx, entry, parts, permit, true).await;
 }
 
@@ -112,23 +112,86 @@ pub(super) struct Parts {
 pub(super) async fn drive(
     ctx: Arc<Ctx>,
     entry: Arc<Entry>,
-    parts: Parts,
+    parts: Box<Parts>,
     _permit: Permit,
     post_webhook: bool,
 ) {
+    // Set up outside the future's own state: what `begin` takes apart
+    // would otherwise keep its room in every call's task all call long.
+    let Begun {
+        mut call,
+        rx,
+        id,
+        enrolled,
+        sip_call_id,
+        pending,
+    } = begin(&ctx, entry, *parts);
+    if post_webhook {
+        call.post_webhook();
+    }
+    // What is awaited once (saves, the quality report, the record) is
+    // boxed: inline, each would add its future's size to every call's task
+    // for the whole call.
+    let outcome = match call.perform(pending).await {
+        Some(outcome) => outcome,
+        None => {
+            call.publish();
+            Box::pin(call.save()).await;
+            call.run(rx).await
+        }
+    };
+    call.publish();
+    if let Some(task) = call.webhook_task.take() {
+        task.abort();
+    }
+    if outcome == Outcome::Suspended {
+        // Saved, and the process is about to exit: keep the legs, the
+        // media and the registry entry as they are until then. A request
+        // from either side now gets no answer (not 481) and is
+        // retransmitted to the next start.
+        tracing::info!(call = %id, "call saved for the next start");
+        std::future::pending::<()>().await;
+        return;
+    }
+    if let Some(sip_call_id) = &sip_call_id {
+        Box::pin(call.report_quality(sip_call_id)).await;
+    }
+    // Music and relay stop now, not after the store writes below.
+    drop(call.media);
+    drop(enrolled); // no longer live for the API
+    if let Some(reason) = call.machine.end_reason() {
+        ctx.node.ended(reason);
+    }
+    Box::pin(ctx.forget(&id.0)).await;
+    Box::pin(ctx.record(call.machine.view())).await;
+    tracing::info!(call = %id, "call ended");
+}
+
+/// A call set up to be driven: its `Call`, where its messages arrive, its
+/// place in the registry, and what `drive` needs at its end.
+struct Begun {
+    call: Call,
+    rx: mpsc::UnboundedReceiver<DriverMsg>,
+    id: crate::call::CallId,
+    /// Leaves the registry when dropped, however the task ends.
+    enrolled: crate::call::registry::Enrolled,
+    /// The caller leg's SIP Call-ID, which the HEP quality report is filed
+    /// under (kept only when `[hep]` is on).
+    sip_call_id: Option<String>,
+    /// Actions to perform first.
+    pending: Vec<Action>,
+}
+
+fn begin(ctx: &Arc<Ctx>, entry: Arc<Entry>, mut parts: Parts) -> Begun {
     let id = crate::call::CallId(parts.machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
-    let mut parts = parts;
     let trace = link_trace(&mut parts);
-    // The caller leg's SIP Call-ID, which the HEP quality report is filed
-    // under (kept only when `[hep]` is on).
     let sip_call_id = ctx.stack.hep().and(match (&parts.caller, &parts.early) {
         (Some(leg), _) => Some(leg.call_id().to_string()),
         (None, Some(early)) => Some(early.call_id().to_string()),
         (None, None) => None,
     });
-    // Leaves the registry when dropped, however this task ends.
     let enrolled = ctx
         .registry
         .enroll(id.clone(), CallHandle::new(tx.clone(), view_rx));
@@ -144,7 +207,7 @@ pub(super) async fn drive(
             ctx.call_domain.clone(),
         )
     });
-    let mut call = Call {
+    let call = Call {
         ctx: ctx.clone(),
         entry,
         machine: parts.machine,
@@ -167,42 +230,14 @@ pub(super) async fn drive(
         trace,
         suspended: None,
     };
-    if post_webhook {
-        call.post_webhook();
+    Begun {
+        call,
+        rx,
+        id,
+        enrolled,
+        sip_call_id,
+        pending: parts.pending,
     }
-    let outcome = match call.perform(parts.pending).await {
-        Some(outcome) => outcome,
-        None => {
-            call.publish();
-            call.save().await;
-            call.run(rx).await
-        }
-    };
-    call.publish();
-    if let Some(task) = call.webhook_task.take() {
-        task.abort();
-    }
-    if outcome == Outcome::Suspended {
-        // Saved, and the process is about to exit: keep the legs, the
-        // media and the registry entry as they are until then. A request
-        // from either side now gets no answer (not 481) and is
-        // retransmitted to the next start.
-        tracing::info!(call = %id, "call saved for the next start");
-        std::future::pending::<()>().await;
-        return;
-    }
-    if let Some(sip_call_id) = &sip_call_id {
-        call.report_quality(sip_call_id).await;
-    }
-    // Music and relay stop now, not after the store writes below.
-    drop(call.media);
-    drop(enrolled); // no longer live for the API
-    if let Some(reason) = call.machine.end_reason() {
-        ctx.node.ended(reason);
-    }
-    ctx.forget(&id.0).await;
-    ctx.record(call.machine.view()).await;
-    tracing::info!(call = %id, "call ended");
 }
 
 /// How a driver's loop ended.
@@ -376,7 +411,9 @@ impl Call {
                 return outcome;
             }
             if self.changed_since_save() {
-                self.save().await;
+                // Boxed, as `perform`'s awaits are: a store write's future
+                // inline would sit in every call's task all call long.
+                Box::pin(self.save()).await;
             }
         }
     }

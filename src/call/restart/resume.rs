@@ -157,7 +157,7 @@ async fn resume_one(
     // retries short): post it again, as the first run would have.
     let repost = !machine.webhook_settled();
     tracing::info!(call = %call_id, state = machine.state().name(), repost, "call resumed");
-    let parts = Parts {
+    let parts = Box::new(Parts {
         machine,
         caller: Some(caller_leg),
         early: None,
@@ -166,7 +166,7 @@ async fn resume_one(
         caller_from: saved.caller_from,
         published: saved.published,
         pending,
-    };
+    });
     let permit = admission.resumed_permit();
     tokio::spawn(driver::drive(ctx.clone(), entry, parts, permit, repost));
     Ok(())

@@ -131,10 +131,18 @@ impl Leg {
         self.srtp.as_ref()
     }
 
-    /// The next datagram on the leg's RTP port, as it came: not checked
-    /// yet (see `receive`).
-    pub async fn datagram(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        recv_from(&self.socket, buf).await
+    /// Waits for the next datagram on the leg's RTP port and reads it into
+    /// the shard's buffer (`with_received`), as it came: not checked yet
+    /// (see `receive`). Its length and source.
+    pub async fn datagram(&self) -> std::io::Result<(usize, SocketAddr)> {
+        loop {
+            let mut ready = self.socket.readable().await?;
+            let read = ready
+                .try_io(|inner| RECEIVED.with_borrow_mut(|buf| inner.get_ref().recv_from(buf)));
+            if let Ok(result) = read {
+                return result;
+            }
+        }
     }
 
     /// Takes in the datagram `buf[..n]` that came from `src` (the steps in
@@ -213,6 +221,25 @@ impl Leg {
             sends: liveness.sends(self.which),
         }
     }
+}
+
+/// The largest datagram a leg takes (RTP, SRTP's tag included, with room).
+const DATAGRAM: usize = 2048;
+
+thread_local! {
+    /// The datagram a leg just received, one buffer per media shard's
+    /// thread. Why not one per call: a call's task would hold two of them
+    /// (caller and room) for its whole life, 4 KB of every call's memory.
+    /// This one is filled by `Leg::datagram` and read by `with_received`
+    /// right after, with no await between, and a shard's thread runs one
+    /// task at a time, so nothing else writes it meanwhile.
+    static RECEIVED: std::cell::RefCell<[u8; DATAGRAM]> =
+        const { std::cell::RefCell::new([0; DATAGRAM]) };
+}
+
+/// Runs `f` on the buffer the last `Leg::datagram` on this thread filled.
+pub(super) fn with_received<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    RECEIVED.with_borrow_mut(|buf| f(&mut buf[..]))
 }
 
 async fn recv_from(fd: &RtpFd, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {

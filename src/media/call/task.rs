@@ -11,7 +11,7 @@
 //! presses (`dtmf`) whatever the mode, and reported to the call's driver.
 
 use super::command::Command;
-use super::leg::Leg;
+use super::leg::{Leg, with_received};
 use super::mode::Mode;
 use super::relay::Relay;
 use super::start::{LegStart, Start, Then};
@@ -42,22 +42,22 @@ pub(super) async fn run(
     let Some(mut task) = Task::open(s, sender, dtmf) else {
         return;
     };
-    let mut from_caller = [0u8; 2048];
-    let mut from_room = [0u8; 2048];
     loop {
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => task.command(command).await,
                 None => break,
             },
-            got = task.caller.datagram(&mut from_caller) => {
+            // The datagram is in the shard's buffer (`leg::with_received`)
+            // until this task's next await.
+            got = task.caller.datagram() => {
                 if let Ok((n, src)) = got {
-                    task.caller_packet(&mut from_caller, n, src);
+                    with_received(|buf| task.caller_packet(buf, n, src));
                 }
             },
-            got = room_datagram(task.mode.room(), &mut from_room) => {
+            got = room_datagram(task.mode.room()) => {
                 if let Ok((n, src)) = got {
-                    task.room_packet(&mut from_room, n, src);
+                    with_received(|buf| task.room_packet(buf, n, src));
                 }
             },
             () = press_over(task.presses.deadline()) => task.press_timed_out(),
@@ -315,9 +315,9 @@ impl Task {
 }
 
 /// The room's next datagram; never, while there is no room.
-async fn room_datagram(room: Option<&Leg>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn room_datagram(room: Option<&Leg>) -> std::io::Result<(usize, SocketAddr)> {
     match room {
-        Some(room) => room.datagram(buf).await,
+        Some(room) => room.datagram().await,
         None => std::future::pending().await,
     }
 }
