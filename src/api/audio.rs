@@ -68,7 +68,6 @@ fn source(audio: &str) -> Source {
     }
 }
 
-/// 400 naming `audio`.
 /// Decodes a fetched or read clip (and encodes it for Opus on a node
 /// that speaks it): CPU-bound, run on a blocking thread.
 fn decode(bytes: Vec<u8>, name: &str, opus: bool) -> Result<HoldLoop, HoldError> {
@@ -79,6 +78,7 @@ fn decode(bytes: Vec<u8>, name: &str, opus: bool) -> Result<HoldLoop, HoldError>
     Ok(clip)
 }
 
+/// 400 naming `audio`.
 fn unreachable(audio: &str, why: impl std::fmt::Display) -> ApiError {
     FieldError::rule("audio", format!("cannot get {audio}: {why}")).into()
 }
