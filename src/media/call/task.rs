@@ -338,3 +338,20 @@ async fn press_over(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    fn future_size<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A call's media task lives as long as the call: no per-call
+    /// buffers in it (the shard's one is `leg::with_received`); it was
+    /// 6.1 KB with two, 1.8 KB without.
+    #[test]
+    fn a_media_task_stays_small() {
+        let size = future_size(super::run);
+        eprintln!("media task future: {size} bytes");
+        assert!(size <= 3 * 1024, "the media task's future is {size} bytes");
+    }
+}
