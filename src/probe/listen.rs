@@ -3,7 +3,7 @@
 //! A.8), and whether the audio was more than silence.
 
 use crate::codec::Law;
-use crate::media::reception::{RATE_8K, Reception};
+use crate::media::reception::{RATE_8K, Received, Reception};
 use crate::media::rtp;
 use serde::Serialize;
 use std::time::Duration;
@@ -29,12 +29,9 @@ pub struct Listener {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Heard {
-    pub packets: u64,
-    /// Packets the sequence numbers say were sent but never arrived.
-    pub lost: u64,
-    /// `lost` over expected, 0 to 1.
-    pub loss_ratio: f64,
-    pub jitter_ms: f64,
+    /// Packets, loss and jitter (RFC 3550), as the report's own fields.
+    #[serde(flatten)]
+    pub received: Received,
     /// Audio frames louder than silence.
     pub sound_frames: u64,
     /// Mean magnitude of the audio, 16-bit scale.
@@ -108,12 +105,8 @@ impl Listener {
     }
 
     pub fn heard(&self) -> Heard {
-        let got = self.reception.received();
         Heard {
-            packets: got.packets,
-            lost: got.lost,
-            loss_ratio: got.loss_ratio,
-            jitter_ms: got.jitter_ms,
+            received: self.reception.received(),
             sound_frames: self.sound_frames,
             mean_level: if self.audio_frames == 0 {
                 0.0
@@ -164,8 +157,8 @@ mod tests {
             );
         }
         let h = l.heard();
-        assert_eq!((h.packets, h.lost), (100, 0));
-        assert!(h.jitter_ms < 0.01, "{h:?}");
+        assert_eq!((h.received.packets, h.received.lost), (100, 0));
+        assert!(h.received.jitter_ms < 0.01, "{h:?}");
         assert!(!h.silent);
         assert_eq!(h.ssrcs, 1);
     }
@@ -194,9 +187,12 @@ mod tests {
             Some(101),
         );
         let h = l.heard();
-        assert_eq!(h.lost, 5);
-        assert!((h.loss_ratio - 5.0 / 51.0).abs() < 1e-9, "{h:?}");
-        assert!(h.jitter_ms > 1.0 && h.jitter_ms < 5.0, "{h:?}");
+        assert_eq!(h.received.lost, 5);
+        assert!((h.received.loss_ratio - 5.0 / 51.0).abs() < 1e-9, "{h:?}");
+        assert!(
+            h.received.jitter_ms > 1.0 && h.received.jitter_ms < 5.0,
+            "{h:?}"
+        );
         assert!(h.silent);
         assert_eq!(h.event_packets, 1);
     }

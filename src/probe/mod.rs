@@ -103,10 +103,10 @@ impl Report {
         if let Some(h) = &self.heard {
             s += &format!(
                 "  heard {} packets, lost {} ({:.1} %), jitter {:.1} ms, {} (mean level {:.0}), {} stream(s)\n",
-                h.packets,
-                h.lost,
-                h.loss_ratio * 100.0,
-                h.jitter_ms,
+                h.received.packets,
+                h.received.lost,
+                h.received.loss_ratio * 100.0,
+                h.received.jitter_ms,
                 if h.silent { "silence" } else { "sound" },
                 h.mean_level,
                 h.ssrcs
@@ -306,8 +306,8 @@ pub async fn run(o: Options) -> Result<Report, ProbeError> {
         leg.hangup();
     }
     let heard = listener.heard();
-    report.quality =
-        (heard.packets > 0).then(|| quality::estimate(heard.loss_ratio, heard.jitter_ms));
+    let r = heard.received;
+    report.quality = (r.packets > 0).then(|| quality::estimate(r.loss_ratio, r.jitter_ms));
     report.heard = Some(heard);
     // Let the BYE leave before the stack goes.
     tokio::time::sleep(Duration::from_millis(200)).await;
