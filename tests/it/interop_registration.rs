@@ -419,3 +419,67 @@ async fn inside_the_nat_a_call_to_the_aor_comes_through_the_learned_contact() {
     let _ = caller.kill();
     let _ = caller.wait();
 }
+
+#[tokio::test]
+async fn several_registrations_at_one_and_two_registrars_each_take_their_own_calls() {
+    let (one, two) = (registrar(60).await, registrar(60).await);
+    let table = |name: &str, r: &Registrar, user: &str| {
+        format!(
+            "\n[[registration]]\nname = \"{name}\"\nregistrar = \"sip:{sip}\"\n\
+             aor = \"sip:{user}@pinless.test\"\npassword = \"{PASSWORD}\"\nentry = \"support\"\n",
+            sip = r.sip
+        )
+    };
+    let tables = [
+        table("first", &one, "+15557770001"),
+        table("second", &one, "+15557770002"),
+        table("other", &two, "+15557770003"),
+    ]
+    .concat();
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = TestGateway::start(&hooks.url(), &tables).await;
+    // All three bound, each with a contact of its own.
+    let all = within(10, "three registrations registered", async {
+        loop {
+            let (_, body) = gw
+                .api(reqwest::Method::GET, "/v1/registrations", None)
+                .await;
+            let list = body["registrations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if list.len() == 3 && list.iter().all(|r| r["state"] == "registered") {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let mut contacts: Vec<String> = all
+        .iter()
+        .map(|r| r["contact"].as_str().unwrap_or_default().to_string())
+        .collect();
+    contacts.sort();
+    contacts.dedup();
+    assert_eq!(contacts.len(), 3, "{all:?}");
+    // A call to each AOR, through its own registrar, comes in as that
+    // registration's.
+    for (r, user, name) in [
+        (&one, "+15557770002", "second"),
+        (&two, "+15557770003", "other"),
+    ] {
+        let caller = sipp_calls_to(&r.sip.to_string(), user, "caller.xml", 1, &[]);
+        let hook = within(
+            10,
+            "the webhook of a call through a registrar",
+            hooks.next(),
+        )
+        .await;
+        let body = hook.json();
+        assert_eq!(
+            (&body["To"], &body["registration"]),
+            (&json!(user), &json!(name))
+        );
+        assert!(finished(caller, "sipp caller through the registrar", 30).await);
+    }
+}
