@@ -174,6 +174,76 @@ pub struct LegCodec {
     pub payload_type: u8,
     /// RFC 4733 telephone-event payload type, if the leg offered it.
     pub event_payload_type: Option<u8>,
+    /// What an Opus peer asked of the audio sent to it (the default for
+    /// the other codecs, which are always sent in 20 ms packets).
+    pub opus: OpusSend,
+}
+
+impl LegCodec {
+    /// A leg of `audio` at `payload_type`, with telephone-events at
+    /// `event_payload_type` and Opus's defaults.
+    pub const fn new(
+        audio: AudioCodec,
+        payload_type: u8,
+        event_payload_type: Option<u8>,
+    ) -> LegCodec {
+        LegCodec {
+            audio,
+            payload_type,
+            event_payload_type,
+            opus: OpusSend::PLAIN,
+        }
+    }
+}
+
+/// How an Opus peer wants what it is sent (RFC 7587 §6.1, §7): read from
+/// its `a=fmtp` (`maxplaybackrate`) and its `a=ptime` / `a=maxptime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusSend {
+    /// The peer plays audio no wider than narrowband (its
+    /// `maxplaybackrate` is below 16000): what we encode is band-limited
+    /// to 4 kHz, so no bits go on what it would not play.
+    pub narrowband: bool,
+    /// 20 ms frames per packet (1, 2 or 3: an `a=ptime` of 20, 40 or 60,
+    /// never above its `a=maxptime`).
+    pub frames: u8,
+}
+
+impl Default for OpusSend {
+    fn default() -> Self {
+        OpusSend::PLAIN
+    }
+}
+
+impl OpusSend {
+    /// What a peer that says nothing gets: wideband, 20 ms packets.
+    pub const PLAIN: OpusSend = OpusSend {
+        narrowband: false,
+        frames: 1,
+    };
+    /// The most 20 ms frames we put in one packet.
+    pub const MAX_FRAMES: u8 = 3;
+
+    /// What a peer's SDP asks: `maxplaybackrate` (None: unsaid, so 48000),
+    /// `ptime` and `maxptime` in ms (None: unsaid).
+    pub fn asked(
+        max_playback_rate: Option<u32>,
+        ptime: Option<u32>,
+        maxptime: Option<u32>,
+    ) -> Self {
+        let wanted = ptime.map_or(1, |ms| ms / 20);
+        let allowed = maxptime.map_or(u32::from(Self::MAX_FRAMES), |ms| ms / 20);
+        let frames = wanted.min(allowed).clamp(1, u32::from(Self::MAX_FRAMES));
+        OpusSend {
+            narrowband: max_playback_rate.is_some_and(|rate| rate < 16_000),
+            frames: frames as u8,
+        }
+    }
+
+    /// Whether packets to this peer are joined (more than one frame each).
+    pub fn joins(self) -> bool {
+        self.frames > 1
+    }
 }
 
 /// One DTMF key press as the caller made it, however it arrived (RFC 4733

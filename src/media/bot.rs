@@ -425,11 +425,7 @@ mod tests {
             .write(&mut head);
             [&head[..], &[0x22; FRAME][..]].concat()
         };
-        let mu = LegCodec {
-            audio: AudioCodec::Pcmu,
-            payload_type: 0,
-            event_payload_type: Some(101),
-        };
+        let mu = LegCodec::new(AudioCodec::Pcmu, 0, Some(101));
         let mut chunks = || std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>();
         // Talking, one packet a tick (jitter of a tick or two is waited
         // for): the caller's audio only.
@@ -467,11 +463,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(8);
         let (q, _) = BotQueue::new();
         let mut uplink = Uplink::new(q, tx);
-        let a = LegCodec {
-            audio: AudioCodec::Pcma,
-            payload_type: 8,
-            event_payload_type: Some(101),
-        };
+        let a = LegCodec::new(AudioCodec::Pcma, 8, Some(101));
         let packet = |pt: u8, payload: &[u8]| {
             let mut head = [0u8; rtp::HEADER_LEN];
             rtp::Header {

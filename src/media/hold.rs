@@ -7,7 +7,8 @@
 //!
 //! Opus frames are made only for a node that speaks Opus: from the G.722
 //! frames (decoded back to 16 kHz, then Opus-encoded as a loop), once per
-//! loop. The gateway prepares its music and prompts at start-up and the
+//! loop, wideband and narrowband (for peers whose `maxplaybackrate` is
+//! below 16000). The gateway prepares its music and prompts at start-up and the
 //! API a played clip before it plays; a clip first asked for in Opus
 //! before it was prepared (an entry's own music) is prepared on a thread
 //! of its own meanwhile, Opus silence going out until it is ready, so
@@ -17,7 +18,7 @@ use super::g711::Law;
 use super::g722;
 use super::opus;
 use super::rtp::SAMPLES_PER_PACKET;
-use crate::codec::AudioCodec;
+use crate::codec::{AudioCodec, LegCodec};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -87,8 +88,9 @@ pub struct HoldLoop {
     /// The same frames in G.722, encoded from 16 kHz (`g722::encode_loop`).
     g722: Arc<[u8]>,
     frames: u32,
-    /// The same frames in Opus, once prepared (see the module doc).
-    opus: Arc<OnceLock<opus::Frames>>,
+    /// The same frames in Opus, wideband then narrowband, once prepared
+    /// (see the module doc).
+    opus: Arc<[OnceLock<opus::Frames>; 2]>,
     /// Whether a preparation has been started in the background.
     opus_started: Arc<AtomicBool>,
 }
@@ -155,30 +157,35 @@ impl HoldLoop {
     /// for the bundled 16 s here, so about two seconds for a ten-minute
     /// clip; call it off the async threads for long clips).
     pub fn prepare_opus(&self) {
-        self.opus.get_or_init(|| {
-            // The G.722 loop decoded: its encoder was primed with the
-            // loop's end, so a decoder primed the same way reads the
-            // first frame as the continuation it is.
-            let mut decoder = g722::G722Decoder::new();
-            let prime = self.frames.saturating_sub(50);
-            for i in prime..self.frames {
-                decoder.decode(self.frame(AudioCodec::G722, i));
-            }
-            let wide: Vec<i16> = (0..self.frames)
-                .flat_map(|i| decoder.decode(self.frame(AudioCodec::G722, i)))
-                .collect();
-            opus::Frames::encode_loop(&wide).unwrap_or_else(|e| {
-                // libopus refuses no valid rate; were it to, the loop
-                // plays as silence rather than failing a call.
-                tracing::error!("hold loop not encoded for Opus: {e}");
-                opus::Frames::silent()
-            })
-        });
+        if self.opus_ready() {
+            return;
+        }
+        // The G.722 loop decoded: its encoder was primed with the loop's
+        // end, so a decoder primed the same way reads the first frame as
+        // the continuation it is.
+        let mut decoder = g722::G722Decoder::new();
+        let prime = self.frames.saturating_sub(50);
+        for i in prime..self.frames {
+            decoder.decode(self.frame(AudioCodec::G722, i));
+        }
+        let wide: Vec<i16> = (0..self.frames)
+            .flat_map(|i| decoder.decode(self.frame(AudioCodec::G722, i)))
+            .collect();
+        for (narrowband, frames) in [false, true].into_iter().zip(self.opus.iter()) {
+            frames.get_or_init(|| {
+                opus::Frames::encode_loop(&wide, narrowband).unwrap_or_else(|e| {
+                    // libopus refuses no valid rate; were it to, the loop
+                    // plays as silence rather than failing a call.
+                    tracing::error!("hold loop not encoded for Opus: {e}");
+                    opus::Frames::silent()
+                })
+            });
+        }
     }
 
     /// Whether the Opus frames are ready.
     pub fn opus_ready(&self) -> bool {
-        self.opus.get().is_some()
+        self.opus.iter().all(|frames| frames.get().is_some())
     }
 
     /// Number of 20 ms frames in the loop (at least one).
@@ -187,21 +194,32 @@ impl HoldLoop {
     }
 
     /// Frame `index` (taken modulo the loop) in the given codec (a G.711
-    /// `Law` will do): 160 bytes, or one Opus packet of its own length.
+    /// `Law` will do): 160 bytes, or one wideband Opus packet of its own
+    /// length.
     pub fn frame(&self, codec: impl Into<AudioCodec>, index: u32) -> &[u8] {
+        self.frame_in(codec.into(), false, index)
+    }
+
+    /// Frame `index` as leg `leg` is sent it: for an Opus peer that plays
+    /// narrowband only, the narrowband loop.
+    pub fn frame_for(&self, leg: LegCodec, index: u32) -> &[u8] {
+        self.frame_in(leg.audio, leg.opus.narrowband, index)
+    }
+
+    fn frame_in(&self, codec: AudioCodec, narrowband: bool, index: u32) -> &[u8] {
         let start = (index % self.frames) as usize * FRAME;
-        let all = match codec.into() {
+        let all = match codec {
             AudioCodec::Pcmu => &self.pcmu,
             AudioCodec::Pcma => &self.pcma,
             // 160 bytes a frame too (two 16 kHz samples a byte).
             AudioCodec::G722 => &self.g722,
-            AudioCodec::Opus => return self.opus_frame(index),
+            AudioCodec::Opus => return self.opus_frame(narrowband, index),
         };
         &all[start..start + FRAME]
     }
 
-    fn opus_frame(&self, index: u32) -> &[u8] {
-        if let Some(frames) = self.opus.get() {
+    fn opus_frame(&self, narrowband: bool, index: u32) -> &[u8] {
+        if let Some(frames) = self.opus[usize::from(narrowband)].get() {
             return frames.frame(index);
         }
         if !self.opus_started.swap(true, Ordering::Relaxed) {

@@ -5,7 +5,8 @@
 //!
 //! - `g711`, `g722`, `rtp`, `rewrite`: pure codecs and header arithmetic;
 //!   `opus`: libopus's encoder and decoder as we use them, and a loop of
-//!   Opus frames; `resample` (16 kHz ↔ 8 kHz) and `transcode` (G.722 ↔
+//!   Opus frames; `joiner`: 20 ms Opus packets joined into the 40 or
+//!   60 ms ones a peer's ptime asks for; `resample` (16 kHz ↔ 8 kHz) and `transcode` (G.722 ↔
 //!   G.711, Opus ↔ the others, per stream, and RTP clocks of different
 //!   rates) for relaying between legs of different codecs.
 //! - `hold`: decode the music once, pre-encode 20 ms frames (Opus ones on
@@ -47,6 +48,7 @@ mod fd;
 pub mod g711;
 pub mod g722;
 pub mod hold;
+pub mod joiner;
 mod liveness;
 pub mod load;
 pub mod opus;

@@ -5,11 +5,13 @@
 //! whatever the rate we code at (RFC 7587 §4.1).
 //!
 //! Our encoders say what our SDP says (`sip::sdp`): 20 ms frames, in-band
-//! FEC on, audio no wider than 16 kHz. The decoder takes what a peer sends:
+//! FEC on, audio no wider than 16 kHz, or than 8 kHz (narrowband) for a
+//! peer whose `maxplaybackrate` is below 16000 (RFC 7587 §6.1); a peer's
+//! longer `ptime` is met by joining our frames (`joiner`). The decoder takes what a peer sends:
 //! any frame length Opus allows (2.5 to 120 ms, so a peer's `a=ptime` of
 //! 40 or 60 is read as well), stereo mixed down to mono.
 
-use opus::{Application, Bitrate, Channels};
+use opus::{Application, Bandwidth, Bitrate, Channels};
 use std::sync::Mutex;
 
 /// The RTP clock of every Opus stream.
@@ -75,6 +77,16 @@ impl Encoder {
             inner: Mutex::new(inner),
             frame: rate as usize / 50,
         })
+    }
+
+    /// Band-limits what this encoder codes to narrowband (4 kHz of audio,
+    /// what a peer that plays 8 kHz hears) at 20 kbit/s: for a peer whose
+    /// `maxplaybackrate` is below 16000, fed 16 kHz audio.
+    pub fn narrowband(mut self) -> Result<Encoder, OpusError> {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner.set_max_bandwidth(Bandwidth::Narrowband)?;
+        inner.set_bitrate(Bitrate::Bits(20_000))?;
+        Ok(self)
     }
 
     /// Samples in one 20 ms frame at this encoder's rate.
@@ -170,9 +182,13 @@ impl Frames {
     /// Encodes `wide` (16 kHz, whole 20 ms frames) as a loop: the encoder
     /// first hears the loop's last second, so the frame after the last one
     /// (the first, again) continues the audio without a click, as the
-    /// G.722 loop does (`g722::encode_loop`).
-    pub fn encode_loop(wide: &[i16]) -> Result<Frames, OpusError> {
+    /// G.722 loop does (`g722::encode_loop`). `narrowband`: band-limited
+    /// for a peer that plays no more (see `Encoder::narrowband`).
+    pub fn encode_loop(wide: &[i16], narrowband: bool) -> Result<Frames, OpusError> {
         let mut encoder = Encoder::for_clips(16_000)?;
+        if narrowband {
+            encoder = encoder.narrowband()?;
+        }
         let frame = encoder.frame_len();
         let whole = wide.len() / frame * frame;
         let wide = &wide[..whole];
@@ -257,6 +273,20 @@ mod tests {
     }
 
     #[test]
+    fn a_narrowband_encoder_sends_narrowband_packets_of_wideband_audio() {
+        let wide = tone(440.0, 16_000.0, 16_000);
+        for (narrow, band) in [(false, Bandwidth::Wideband), (true, Bandwidth::Narrowband)] {
+            let frames = Frames::encode_loop(&wide, narrow).unwrap();
+            // The TOC byte says the band; past the first frames (libopus
+            // settles) every packet says the same.
+            for i in 10..50 {
+                let said = opus::packet::get_bandwidth(frames.frame(i)).unwrap();
+                assert_eq!(said, band, "frame {i}, narrowband {narrow}");
+            }
+        }
+    }
+
+    #[test]
     fn garbage_and_odd_lengths_are_refused_not_panicked_on() {
         let mut dec = Decoder::new(8_000).unwrap();
         let mut out = Vec::new();
@@ -279,7 +309,7 @@ mod tests {
     #[test]
     fn a_loop_is_one_packet_per_frame_and_wraps() {
         let wide = tone(440.0, 16_000.0, 16_000);
-        let frames = Frames::encode_loop(&wide).unwrap();
+        let frames = Frames::encode_loop(&wide, false).unwrap();
         assert_eq!(frames.len(), 50);
         assert_eq!(frames.frame(50), frames.frame(0));
         let mut dec = Decoder::new(16_000).unwrap();

@@ -15,10 +15,11 @@
 
 use super::bot::BotQueue;
 use super::hold::HoldLoop;
+use super::joiner::Joiner;
 use super::prompt::{Playing, Prompt};
 use super::rtp::{HEADER_LEN, Header};
 use super::srtp::SrtpLeg;
-use crate::codec::AudioCodec;
+use crate::codec::LegCodec;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -29,8 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 pub(super) const SLOTS: usize = 20;
 
 /// The longest payload a paced packet carries: 160 bytes of G.711 or
-/// G.722, or an Opus packet (`opus::MAX_PAYLOAD`).
-const MAX_PAYLOAD: usize = super::opus::MAX_PAYLOAD;
+/// G.722, or an Opus packet (`opus::MAX_PAYLOAD`), or as many as a peer's
+/// ptime joins (`joiner`).
+const MAX_PAYLOAD: usize = super::joiner::MAX_JOINED;
 
 /// When slot `tick` is due: `start + tick` ms, computed in u64 all the way.
 /// Why: the tick counts milliseconds of uptime, and narrowing it (as
@@ -77,9 +79,9 @@ pub struct NewStream {
     pub source: Arc<HoldLoop>,
     pub socket: Arc<UdpSocket>,
     pub remote: SocketAddr,
-    /// The caller's codec: the pre-encoded frames it gets.
-    pub codec: AudioCodec,
-    pub payload_type: u8,
+    /// The caller's codec: the pre-encoded frames it gets, its payload
+    /// type, and (for Opus) how it wants them.
+    pub codec: LegCodec,
     pub state: StreamState,
     /// The caller's SRTP: every frame is encrypted with it before it
     /// leaves (None: plain RTP).
@@ -167,8 +169,7 @@ struct Stream {
     source: Arc<HoldLoop>,
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
-    codec: AudioCodec,
-    payload_type: u8,
+    codec: LegCodec,
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
@@ -181,6 +182,8 @@ struct Stream {
     /// A voice bot's audio, played instead of music and prompts.
     bot: Option<BotQueue>,
     srtp: Option<Arc<SrtpLeg>>,
+    /// Joins frames for an Opus peer that asked for longer packets.
+    joiner: Option<Box<Joiner>>,
 }
 
 impl Stream {
@@ -253,7 +256,7 @@ impl Slots {
                 socket: n.socket,
                 remote: n.remote,
                 codec: n.codec,
-                payload_type: n.payload_type,
+                joiner: Joiner::for_leg(n.codec.opus).map(Box::new),
                 ssrc: n.state.ssrc,
                 sequence: n.state.next_sequence,
                 timestamp: n.state.next_timestamp,
@@ -303,53 +306,76 @@ impl Slots {
         let packet = &mut self.packet;
         let bot_frame = &mut self.bot_frame;
         for s in self.slots[slot].iter_mut() {
-            let mut header = [0u8; HEADER_LEN];
-            Header {
-                marker: s.first,
-                payload_type: s.payload_type,
-                sequence: s.sequence,
-                timestamp: s.timestamp,
-                ssrc: s.ssrc,
-            }
-            .write(&mut header);
-            packet[..HEADER_LEN].copy_from_slice(&header);
-            let frame = match (&s.bot, s.prompts.front()) {
+            let Stream {
+                source,
+                socket,
+                remote,
+                codec,
+                ssrc,
+                sequence,
+                timestamp,
+                frame: music,
+                first,
+                last_sent,
+                prompts,
+                bot,
+                srtp,
+                joiner,
+                ..
+            } = s;
+            let frame = match (&*bot, prompts.front()) {
                 (Some(bot), _) => {
-                    bot.frame(s.codec, bot_frame);
+                    bot.frame(codec.audio, bot_frame);
                     // The bot hears the caller on this clock too.
                     bot.caller_tick();
                     &bot_frame[..]
                 }
-                (None, Some(p)) => p.frame(s.codec),
-                (None, None) => s.source.frame(s.codec, s.frame),
+                (None, Some(p)) => p.frame(*codec),
+                (None, None) => source.frame_for(*codec, *music),
             };
-            // Every frame fits (G.711 and G.722 are 160 bytes, our Opus
-            // at most MAX_PAYLOAD); were one not to, it is cut, not sent
-            // past the buffer.
-            let len = frame.len().min(MAX_PAYLOAD);
-            packet[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&frame[..len]);
-            let packet = &packet[..HEADER_LEN + len];
-            // SRTP is a per-stream step: the frames are shared, each
-            // call's keys are its own.
-            match super::srtp::send(&s.socket, packet, s.remote, s.srtp.as_deref()) {
-                true => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
-                false => stats.send_errors.fetch_add(1, Ordering::Relaxed),
+            let mut out = |timestamp: u32, marker: bool, payload: &[u8]| {
+                let mut header = [0u8; HEADER_LEN];
+                Header {
+                    marker,
+                    payload_type: codec.payload_type,
+                    sequence: *sequence,
+                    timestamp,
+                    ssrc: *ssrc,
+                }
+                .write(&mut header);
+                packet[..HEADER_LEN].copy_from_slice(&header);
+                // Every payload fits (G.711 and G.722 are 160 bytes, our
+                // Opus at most MAX_PAYLOAD); were one not to, it is cut,
+                // not sent past the buffer.
+                let len = payload.len().min(MAX_PAYLOAD);
+                packet[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&payload[..len]);
+                // SRTP is a per-stream step: the frames are shared, each
+                // call's keys are its own.
+                let packet = &packet[..HEADER_LEN + len];
+                match super::srtp::send(socket, packet, *remote, srtp.as_deref()) {
+                    true => stats.packets_sent.fetch_add(1, Ordering::Relaxed),
+                    false => stats.send_errors.fetch_add(1, Ordering::Relaxed),
+                };
+                *sequence = sequence.wrapping_add(1);
             };
-            s.first = false;
-            s.sequence = s.sequence.wrapping_add(1);
-            s.timestamp = s.timestamp.wrapping_add(s.codec.ticks_per_frame());
-            match s.prompts.front_mut() {
+            match joiner {
+                Some(joiner) => joiner.push(*timestamp, *first, frame, &mut out),
+                None => out(*timestamp, *first, frame),
+            }
+            *first = false;
+            *timestamp = timestamp.wrapping_add(codec.audio.ticks_per_frame());
+            match prompts.front_mut() {
                 // The bot's queue moved on by itself; music and prompts
                 // wait where they are.
-                _ if s.bot.is_some() => {}
+                _ if bot.is_some() => {}
                 Some(p) => {
                     if p.advance() {
-                        s.prompts.pop_front();
+                        prompts.pop_front();
                     }
                 }
-                None => s.frame = (s.frame + 1) % s.source.frames(),
+                None => *music = (*music + 1) % source.frames(),
             }
-            s.last_sent = Some(sent_at);
+            *last_sent = Some(sent_at);
         }
         self.slots[slot].len()
     }
@@ -358,7 +384,7 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Law;
+    use crate::codec::{AudioCodec, Law};
 
     /// Music whose frames differ from one another: a rising tone.
     fn music() -> Arc<HoldLoop> {
@@ -381,8 +407,7 @@ mod tests {
             source: music.clone(),
             socket: tx,
             remote: rx.local_addr().unwrap(),
-            codec: AudioCodec::Pcmu,
-            payload_type: 0,
+            codec: LegCodec::new(AudioCodec::Pcmu, 0, None),
             state: StreamState {
                 ssrc: 42,
                 next_sequence: 65534,

@@ -6,7 +6,7 @@
 //! of audio: only a list of shared clips.
 
 use super::hold::HoldLoop;
-use crate::codec::AudioCodec;
+use crate::codec::LegCodec;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -74,9 +74,10 @@ impl Playing {
         Some(p)
     }
 
-    /// The frame to send now, in `codec` (160 bytes).
-    pub fn frame(&self, codec: impl Into<AudioCodec>) -> &[u8] {
-        self.prompt.clips[self.clip].frame(codec, self.frame)
+    /// The frame to send now, as leg `leg` is sent it (160 bytes, or one
+    /// Opus packet: see `HoldLoop::frame_for`).
+    pub fn frame(&self, leg: LegCodec) -> &[u8] {
+        self.prompt.clips[self.clip].frame_for(leg, self.frame)
     }
 
     /// Moves past the frame just sent; true when the prompt is over (its
@@ -116,7 +117,7 @@ impl Playing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Law;
+    use crate::codec::{AudioCodec, Law};
 
     /// A clip of `frames` frames of a constant sample value.
     fn clip(value: f32, frames: usize) -> Arc<HoldLoop> {
@@ -134,7 +135,7 @@ mod tests {
         let mut p = Playing::start(prompt, tx).expect("frames to play");
         let mut heard = Vec::new();
         loop {
-            heard.push(p.frame(Law::Mu).to_vec());
+            heard.push(p.frame(LegCodec::new(AudioCodec::Pcmu, 0, None)).to_vec());
             assert!(rx.try_recv().is_err(), "not over before its last frame");
             if p.advance() {
                 break;

@@ -11,7 +11,7 @@
 use super::pacer::StreamState;
 use super::rewrite::Mapping;
 use super::srtp::SrtpState;
-use crate::codec::{AudioCodec, LegCodec};
+use crate::codec::{AudioCodec, LegCodec, OpusSend};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -64,6 +64,21 @@ pub struct CodecState {
     pub law: SavedLaw,
     pub payload_type: u8,
     pub event_payload_type: Option<u8>,
+    /// An Opus peer's `maxplaybackrate` below 16000 (`OpusSend`); absent
+    /// when false, and in calls saved before it was kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opus_narrowband: bool,
+    /// 20 ms frames per packet an Opus peer asked for; absent when 1.
+    #[serde(default = "one_frame", skip_serializing_if = "is_one_frame")]
+    pub opus_frames: u8,
+}
+
+fn one_frame() -> u8 {
+    1
+}
+
+fn is_one_frame(frames: &u8) -> bool {
+    *frames == 1
 }
 
 /// An audio codec by its SDP encoding name.
@@ -129,6 +144,8 @@ impl From<LegCodec> for CodecState {
             },
             payload_type: c.payload_type,
             event_payload_type: c.event_payload_type,
+            opus_narrowband: c.opus.narrowband,
+            opus_frames: c.opus.frames,
         }
     }
 }
@@ -144,6 +161,12 @@ impl From<CodecState> for LegCodec {
             },
             payload_type: c.payload_type,
             event_payload_type: c.event_payload_type,
+            // Read back through `asked`'s bounds: a hand-edited or corrupt
+            // record cannot ask for more than we join.
+            opus: OpusSend {
+                narrowband: c.opus_narrowband,
+                frames: c.opus_frames.clamp(1, OpusSend::MAX_FRAMES),
+            },
         }
     }
 }
@@ -290,6 +313,8 @@ mod tests {
                     law: SavedLaw::Pcma,
                     payload_type: 8,
                     event_payload_type: Some(101),
+                    opus_narrowband: false,
+                    opus_frames: 1,
                 },
                 sends: true,
             },
@@ -307,11 +332,7 @@ mod tests {
 
     #[test]
     fn a_g722_leg_saves_by_name_and_a_call_saved_before_g722_still_reads() {
-        let g722 = LegCodec {
-            audio: AudioCodec::G722,
-            payload_type: 9,
-            event_payload_type: None,
-        };
+        let g722 = LegCodec::new(AudioCodec::G722, 9, None);
         let json = serde_json::to_string(&CodecState::from(g722)).unwrap();
         assert_eq!(
             json,
@@ -328,11 +349,7 @@ mod tests {
 
     #[test]
     fn an_opus_leg_saves_by_its_sdp_name_with_its_dynamic_type() {
-        let opus = LegCodec {
-            audio: AudioCodec::Opus,
-            payload_type: 96,
-            event_payload_type: Some(110),
-        };
+        let opus = LegCodec::new(AudioCodec::Opus, 96, Some(110));
         let json = serde_json::to_string(&CodecState::from(opus)).unwrap();
         assert_eq!(
             json,
@@ -340,5 +357,25 @@ mod tests {
         );
         let back: CodecState = serde_json::from_str(&json).unwrap();
         assert_eq!(LegCodec::from(back), opus);
+        // What the peer asked of it is kept, and read back within bounds.
+        let asked = LegCodec {
+            opus: OpusSend {
+                narrowband: true,
+                frames: 3,
+            },
+            ..opus
+        };
+        let json = serde_json::to_string(&CodecState::from(asked)).unwrap();
+        assert!(
+            json.ends_with(r#""opus_narrowband":true,"opus_frames":3}"#),
+            "{json}"
+        );
+        assert_eq!(
+            LegCodec::from(serde_json::from_str::<CodecState>(&json).unwrap()),
+            asked
+        );
+        let wild = json.replace(r#""opus_frames":3"#, r#""opus_frames":200"#);
+        let read = LegCodec::from(serde_json::from_str::<CodecState>(&wild).unwrap());
+        assert_eq!(read.opus.frames, OpusSend::MAX_FRAMES);
     }
 }

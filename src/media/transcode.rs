@@ -40,9 +40,11 @@ pub struct Transcoder {
     encoder: Option<G722Encoder>,
     /// An Opus sender decoded (at the rate of the codec it goes to).
     opus_in: Option<opus::Decoder>,
-    /// An Opus receiver's encoder and the rate it takes (that of the codec
-    /// the audio comes in).
-    opus_out: Option<(u32, opus::Encoder)>,
+    /// An Opus receiver's encoder, the rate it takes (that of the codec
+    /// the audio comes in) and whether it codes narrowband.
+    opus_out: Option<(u32, bool, opus::Encoder)>,
+    /// The Opus receiver plays narrowband only (`OpusSend::narrowband`).
+    narrowband: bool,
     /// Where the two RTP clocks met, when they differ: (in, out).
     clocks: Option<(u32, u32)>,
     /// The newest sequence number seen from an Opus sender (a packet lost
@@ -181,13 +183,30 @@ impl Transcoder {
         self.opus_in.as_mut()
     }
 
+    /// Says whether the Opus receiver plays narrowband only (its
+    /// `maxplaybackrate` below 16000): audio from a 16 kHz codec is then
+    /// band-limited as it is encoded.
+    pub fn send_narrowband(&mut self, narrowband: bool) {
+        self.narrowband = narrowband;
+    }
+
     fn opus_encoder(&mut self, rate: u32) -> Option<&mut opus::Encoder> {
         // A sender that switches codec mid-call (a static type besides its
-        // own) changes the rate: a new encoder for it.
-        if self.opus_out.as_ref().is_none_or(|(r, _)| *r != rate) {
-            self.opus_out = opus::Encoder::new(rate).ok().map(|e| (rate, e));
+        // own) changes the rate: a new encoder for it. 8 kHz audio is
+        // narrowband already.
+        let narrow = self.narrowband && rate > 8_000;
+        if self
+            .opus_out
+            .as_ref()
+            .is_none_or(|(r, n, _)| (*r, *n) != (rate, narrow))
+        {
+            let made = opus::Encoder::new(rate).and_then(|e| match narrow {
+                true => e.narrowband(),
+                false => Ok(e),
+            });
+            self.opus_out = made.ok().map(|e| (rate, narrow, e));
         }
-        self.opus_out.as_mut().map(|(_, e)| e)
+        self.opus_out.as_mut().map(|(_, _, e)| e)
     }
 
     /// `timestamp` (on `from`'s RTP clock) on `to`'s clock: the same when

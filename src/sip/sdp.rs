@@ -3,9 +3,11 @@
 //! writing ours (plain text: a few media lines need no builder). Which
 //! codecs we speak, and in which order we offer them, is `[media] codecs`.
 
-use crate::codec::{AudioCodec, LegCodec};
+use crate::codec::{AudioCodec, LegCodec, OpusSend};
 use bytesstr::BytesStr;
-use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
+use ezk_sdp_types::{
+    Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol, UnknownAttribute,
+};
 use std::net::{IpAddr, SocketAddr};
 
 /// Payload type we offer for telephone-event (at 8000, beside G.711 and
@@ -60,6 +62,9 @@ pub struct PeerMedia {
     pub event_payload_type: Option<u8>,
     /// telephone-event/48000, for Opus.
     pub wide_event_payload_type: Option<u8>,
+    /// What the peer asks of the Opus it is sent (its fmtp, ptime and
+    /// maxptime); the default when it has no Opus of ours.
+    pub opus: OpusSend,
     /// Whether the peer says it sends audio: false for `a=recvonly` or
     /// `a=inactive` (media level over session level) or port 0. A leg
     /// that does not send is never taken for dead for its silence.
@@ -76,6 +81,10 @@ impl PeerMedia {
             event_payload_type: match audio.clock_rate() {
                 8000 => self.event_payload_type,
                 _ => self.wide_event_payload_type,
+            },
+            opus: match audio {
+                AudioCodec::Opus => self.opus,
+                _ => OpusSend::PLAIN,
             },
         }
     }
@@ -142,15 +151,46 @@ pub fn parse_for(body: &[u8], ours: &[AudioCodec]) -> Result<PeerMedia, SdpError
         if codecs.is_empty() {
             return Err(SdpError::NoCommonCodec(Needed(ours.to_vec())));
         }
+        let opus = match codecs.iter().find(|(_, c)| *c == AudioCodec::Opus) {
+            Some(&(pt, _)) => {
+                let fmtp = m.fmtp.iter().find(|f| f.format == pt);
+                let rate = fmtp.and_then(|f| fmtp_param(&f.params, "maxplaybackrate"));
+                // Media level over session level (RFC 4566 §6).
+                let ms = |name| number(&m.attributes, name).or(number(&sdp.attributes, name));
+                OpusSend::asked(rate, ms("ptime"), ms("maxptime"))
+            }
+            None => OpusSend::PLAIN,
+        };
         return Ok(PeerMedia {
             addr: SocketAddr::new(ip, m.media.port),
             codecs,
             event_payload_type: event,
             wide_event_payload_type: wide_event,
+            opus,
             sends: sends(m.media.port, m.direction),
         });
     }
     Err(SdpError::NoAudio)
+}
+
+/// The number `name=` says in an fmtp's `;`-separated parameters (None:
+/// absent or not a number, so the default stands).
+fn fmtp_param(params: &str, name: &str) -> Option<u32> {
+    params.split(';').find_map(|p| {
+        let (key, value) = p.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// The number of the first `a=name:` among `attributes` (None: absent or
+/// not a number).
+fn number(attributes: &[UnknownAttribute], name: &str) -> Option<u32> {
+    let attr = attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))?;
+    attr.value.as_ref()?.trim().parse().ok()
 }
 
 /// Whether a stream with this port and direction carries audio from the

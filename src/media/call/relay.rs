@@ -8,11 +8,13 @@
 //! counting at 48 kHz). What goes to the
 //! caller is rewritten into the caller's one stream (`Rewriter`), so the
 //! caller sees no new SSRC or jump at the switch from music, nor when a
-//! room changes its own stream.
+//! room changes its own stream. An Opus leg that asked for 40 or 60 ms
+//! packets gets the 20 ms ones joined (`Joining`), numbered anew.
 
 use super::LegCodec;
 use super::leg::Leg;
 use crate::codec::AudioCodec;
+use crate::media::joiner::Joiner;
 use crate::media::liveness::Liveness;
 use crate::media::pacer::StreamState;
 use crate::media::rewrite::Rewriter;
@@ -33,15 +35,26 @@ pub(super) struct Relay {
     to_caller: Transcoder,
     /// A converted packet whose length changed (to or from Opus).
     scratch: Vec<u8>,
+    /// Joining for a leg that asked for longer Opus packets, per direction.
+    room_joining: Option<Box<Joining>>,
+    caller_joining: Option<Box<Joining>>,
 }
 
 impl Relay {
-    pub fn new(room: Leg, rewriter: Rewriter) -> Relay {
+    /// Relays between `room` and a caller speaking `caller`, continuing
+    /// the caller's stream through `rewriter`.
+    pub fn new(room: Leg, rewriter: Rewriter, caller: LegCodec) -> Relay {
+        let mut to_room = Transcoder::new();
+        to_room.send_narrowband(room.codec().opus.narrowband);
+        let mut to_caller = Transcoder::new();
+        to_caller.send_narrowband(caller.opus.narrowband);
         Relay {
+            room_joining: Joining::for_leg(room.codec()),
+            caller_joining: Joining::for_leg(caller),
             room,
             rewriter,
-            to_room: Transcoder::new(),
-            to_caller: Transcoder::new(),
+            to_room,
+            to_caller,
             scratch: Vec::new(),
         }
     }
@@ -58,34 +71,59 @@ impl Relay {
     /// to the room; `caller` is what the caller's leg speaks.
     pub fn pass_to_room(&mut self, packet: &mut [u8], caller: LegCodec, stats: &RelayStats) {
         let to = self.room.codec();
-        let scratch = &mut self.scratch;
-        match map_payload(packet, caller, to, &mut self.to_room, scratch) {
-            Some(Mapped::InPlace) => self.room.send(packet),
-            Some(Mapped::Scratch) => self.room.send(scratch),
+        let Relay {
+            room,
+            to_room,
+            scratch,
+            room_joining,
+            ..
+        } = self;
+        let out = match map_payload(packet, caller, to, to_room, scratch) {
+            Some(Mapped::InPlace) => packet,
+            Some(Mapped::Scratch) => &mut scratch[..],
             None => return,
+        };
+        let deliver = |out: &mut [u8]| {
+            room.send(out);
+            stats.relayed.fetch_add(1, Ordering::Relaxed);
+        };
+        match room_joining {
+            Some(joining) => joining.pass(out, to.payload_type, deliver),
+            None => deliver(out),
         }
-        stats.relayed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A packet from the room (plain, already taken in by its leg), on to
     /// the caller, in the caller's stream.
     pub fn pass_to_caller(&mut self, packet: &mut [u8], caller: &Leg, stats: &RelayStats) {
-        let from = self.room.codec();
-        let scratch = &mut self.scratch;
-        let out = match map_payload(packet, from, caller.codec(), &mut self.to_caller, scratch) {
+        let (from, to) = (self.room.codec(), caller.codec());
+        let Relay {
+            rewriter,
+            to_caller,
+            scratch,
+            caller_joining,
+            ..
+        } = self;
+        let out = match map_payload(packet, from, to, to_caller, scratch) {
             Some(Mapped::InPlace) => packet,
             Some(Mapped::Scratch) => &mut scratch[..],
             None => return,
         };
-        // The header as mapped (its timestamp on the caller's clock).
-        let Some((header, _)) = rtp::parse(out) else {
-            return;
+        let mut deliver = |out: &mut [u8]| {
+            // The header as mapped (its timestamp on the caller's clock).
+            let Some((header, _)) = rtp::parse(out) else {
+                return;
+            };
+            let mut rewritten = rewriter.rewrite(&header, Instant::now());
+            rewritten.payload_type = header.payload_type;
+            rewritten.rewrite(out);
+            caller.send(out);
+            stats.relayed.fetch_add(1, Ordering::Relaxed);
         };
-        let mut rewritten = self.rewriter.rewrite(&header, Instant::now());
-        rewritten.payload_type = header.payload_type;
-        rewritten.rewrite(out);
-        caller.send(out);
-        stats.relayed.fetch_add(1, Ordering::Relaxed);
+        match caller_joining {
+            Some(joining) => joining.pass(out, to.payload_type, deliver),
+            None => deliver(out),
+        }
     }
 
     /// Where the caller's stream stands (to hand it to the pacer, or to a
@@ -99,6 +137,69 @@ impl Relay {
         RoomState {
             leg: self.room.state(liveness),
             mapping: self.rewriter.mapping(),
+        }
+    }
+}
+
+/// One direction's joining, towards an Opus leg that asked for longer
+/// packets: the joiner, and the numbers of the packets it sends. A joined
+/// packet takes one sequence number where its frames came with several,
+/// so every packet sent this way is numbered anew, consecutively from the
+/// first one's own number (the room's stream gaps nothing; the caller's
+/// rewriter maps these numbers as it would the room's).
+struct Joining {
+    joiner: Joiner,
+    next: Option<u16>,
+    /// The packet being sent.
+    packet: Vec<u8>,
+}
+
+impl Joining {
+    fn for_leg(leg: LegCodec) -> Option<Box<Joining>> {
+        if leg.audio != AudioCodec::Opus {
+            return None;
+        }
+        let joiner = Joiner::for_leg(leg.opus)?;
+        Some(Box::new(Joining {
+            joiner,
+            next: None,
+            packet: Vec::new(),
+        }))
+    }
+
+    /// Sends `packet` on through `deliver`: its audio (payload type
+    /// `audio`) through the joiner, anything else (an event) as it is,
+    /// each packet numbered anew.
+    fn pass(&mut self, packet: &[u8], audio: u8, mut deliver: impl FnMut(&mut [u8])) {
+        let Some((h, payload)) = rtp::parse(packet) else {
+            return;
+        };
+        let Joining {
+            joiner,
+            next,
+            packet: out,
+        } = self;
+        let next = next.get_or_insert(h.sequence);
+        let mut emit = |timestamp: u32, marker: bool, payload: &[u8]| {
+            let mut header = [0u8; rtp::HEADER_LEN];
+            rtp::Header {
+                marker,
+                payload_type: h.payload_type,
+                sequence: *next,
+                timestamp,
+                ssrc: h.ssrc,
+            }
+            .write(&mut header);
+            *next = next.wrapping_add(1);
+            out.clear();
+            out.extend_from_slice(&header);
+            out.extend_from_slice(payload);
+            deliver(out);
+        };
+        let payload = &packet[payload];
+        match h.payload_type == audio {
+            true => joiner.push(h.timestamp, h.marker, payload, emit),
+            false => emit(h.timestamp, h.marker, payload),
         }
     }
 }
@@ -191,16 +292,8 @@ mod tests {
         [&head[..], payload].concat()
     }
 
-    const MU: LegCodec = LegCodec {
-        audio: AudioCodec::Pcmu,
-        payload_type: 0,
-        event_payload_type: Some(101),
-    };
-    const A: LegCodec = LegCodec {
-        audio: AudioCodec::Pcma,
-        payload_type: 8,
-        event_payload_type: Some(96),
-    };
+    const MU: LegCodec = LegCodec::new(AudioCodec::Pcmu, 0, Some(101));
+    const A: LegCodec = LegCodec::new(AudioCodec::Pcma, 8, Some(96));
 
     #[test]
     fn audio_is_transcoded_and_events_remapped() {
@@ -236,11 +329,7 @@ mod tests {
         );
     }
 
-    const WIDE: LegCodec = LegCodec {
-        audio: AudioCodec::G722,
-        payload_type: 9,
-        event_payload_type: Some(101),
-    };
+    const WIDE: LegCodec = LegCodec::new(AudioCodec::G722, 9, Some(101));
 
     #[test]
     fn g722_is_relayed_untouched_to_g722_and_transcoded_to_g711() {

@@ -102,7 +102,8 @@ impl Task {
             Then::Play(music) => (Mode::Held, Some(music)),
             Then::Relay(room, rewriter) => {
                 let room = Leg::open(room, MediaLeg::Room).ok()?;
-                (Mode::Bridged(Box::new(Relay::new(room, rewriter))), None)
+                let relay = Relay::new(room, rewriter, caller.codec());
+                (Mode::Bridged(Box::new(relay)), None)
             }
         };
         let task = Task {
@@ -150,7 +151,8 @@ impl Task {
                 // either way the caller's stream continues.
                 let stream = self.take_stream().await;
                 let frame_ticks = self.caller.codec().audio.ticks_per_frame();
-                let relay = Relay::new(room, Rewriter::new(stream, frame_ticks));
+                let rewriter = Rewriter::new(stream, frame_ticks);
+                let relay = Relay::new(room, rewriter, self.caller.codec());
                 self.mode = Mode::Bridged(Box::new(relay));
                 self.liveness.set_room(Some(sends));
                 self.streams.set(2);
@@ -231,8 +233,7 @@ impl Task {
             source,
             socket: self.sender.clone(),
             remote: self.caller.remote(),
-            codec: codec.audio,
-            payload_type: codec.payload_type,
+            codec,
             state: stream,
             srtp: self.caller.srtp().cloned(),
         });
