@@ -435,6 +435,37 @@ m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
     }
 
     #[test]
+    fn an_opus_peer_s_playback_rate_and_packet_time_are_read() {
+        let opus = OFFER.replace("8 0 96", "120 0")
+            + "a=rtpmap:120 opus/48000/2\r\na=fmtp:120 useinbandfec=1; MaxPlaybackRate=8000\r\n";
+        let asked = |sdp: &str| parse(sdp.as_bytes()).unwrap().choose().opus;
+        assert_eq!(
+            asked(&format!("{opus}a=ptime:40\r\n")),
+            OpusSend {
+                narrowband: true,
+                frames: 2
+            }
+        );
+        // Session level, bounded by the stream's maxptime.
+        let session = opus.replace("t=0 0\r\n", "t=0 0\r\na=ptime:60\r\n");
+        assert_eq!(asked(&session).frames, 3);
+        assert_eq!(asked(&format!("{session}a=maxptime:40\r\n")).frames, 2);
+        // Unsaid or unreadable: 20 ms, wideband.
+        let plain = opus.replace("MaxPlaybackRate=8000", "maxplaybackrate=x");
+        assert_eq!(asked(&format!("{plain}a=ptime:soon\r\n")), OpusSend::PLAIN);
+        // The rate is the Opus type's own: another type's fmtp is not read.
+        let other = opus.replace("a=fmtp:120", "a=fmtp:0");
+        assert!(!asked(&other).narrowband);
+        // A leg that chose PCMU is sent 20 ms whatever its Opus asked.
+        let pcmu = opus.replace("120 0", "0 120") + "a=ptime:40\r\n";
+        assert_eq!(
+            parse(pcmu.as_bytes()).unwrap().choose().opus,
+            OpusSend::PLAIN
+        );
+        assert_eq!(parse(pcmu.as_bytes()).unwrap().opus.frames, 2);
+    }
+
+    #[test]
     fn our_opus_offer_and_answer_say_its_clock_fmtp_and_events() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let text = offer_of(ip, 20000, &[AudioCodec::Opus, AudioCodec::Pcmu]);

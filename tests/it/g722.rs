@@ -16,11 +16,7 @@ use support::peers::Packet;
 use support::signal::{assert_tone, decoded, rms, send_payloads, tone};
 use support::*;
 
-const G722: LegCodec = LegCodec {
-    audio: AudioCodec::G722,
-    payload_type: 9,
-    event_payload_type: Some(101),
-};
+const G722: LegCodec = LegCodec::new(AudioCodec::G722, 9, Some(101));
 
 /// Calls the gateway offering `codecs` (and telephone-event); the leg
 /// and the gateway's answer.

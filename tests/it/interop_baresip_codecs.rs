@@ -205,11 +205,7 @@ async fn a_baresip_caller_offering_only_opus_hears_the_music_and_talks_to_an_opu
         "the caller's codec first"
     );
     let opus_pt = offer.codecs[0].0;
-    let mine = LegCodec {
-        audio: AudioCodec::Opus,
-        payload_type: opus_pt,
-        event_payload_type: offer.wide_event_payload_type,
-    };
+    let mine = LegCodec::new(AudioCodec::Opus, opus_pt, offer.wide_event_payload_type);
     let _room_leg = room.answer_as(invite, mine).await;
     gw.wait_call(&call_id, Duration::from_secs(5), |c| {
         c["state"] == "bridged"

@@ -4,6 +4,8 @@
 //! clock; bridged to a PCMU room, tones and key presses cross both ways
 //! on each side's clock; bridged to an Opus room, packets cross
 //! untouched; where Opus is not configured, an Opus-only caller gets 488.
+//! A peer that asks for narrowband (`maxplaybackrate`) or longer packets
+//! (`a=ptime`) gets them, from the music and from a room alike.
 
 use crate::support;
 
@@ -26,6 +28,11 @@ async fn opus_gateway(hooks: &WebhookReceiver) -> TestGateway {
 /// clocks they use); the leg and the gateway's answer.
 async fn call_offering(gw: &TestGateway, phone: &Phone, codecs: &[AudioCodec]) -> (Leg, PeerMedia) {
     let offer = sdp::offer_of(phone.rtp.addr.ip(), phone.rtp.addr.port(), codecs);
+    call_with(gw, phone, offer).await
+}
+
+/// Calls the gateway with `offer`; the leg and the gateway's answer.
+async fn call_with(gw: &TestGateway, phone: &Phone, offer: String) -> (Leg, PeerMedia) {
     let mut dialing = phone.dial_sdp(&gw.sip_uri("support", false), &[], offer);
     match within(10, "the gateway to answer", dialing.outcome()).await {
         DialOutcome::Answered { leg, sdp: body } => (leg, sdp::parse(&body).expect("answer SDP")),
@@ -221,11 +228,7 @@ async fn an_opus_caller_and_an_opus_room_get_each_other_s_packets_untouched() {
     let invite = room.next_invite().await;
     let offer = sdp::parse(&invite.info.sdp).unwrap();
     // The room answers Opus at a payload type of its own choosing.
-    let mine = LegCodec {
-        audio: AudioCodec::Opus,
-        payload_type: 100,
-        event_payload_type: offer.wide_event_payload_type,
-    };
+    let mine = LegCodec::new(AudioCodec::Opus, 100, offer.wide_event_payload_type);
     let _room_leg = room.answer_as(invite, mine).await;
     gw.wait_call(&call_id, Duration::from_secs(5), |c| {
         c["state"] == "bridged"
@@ -439,4 +442,145 @@ async fn a_packet_an_opus_caller_lost_reaches_a_pcmu_room_from_the_next_one_s_fe
         160,
         "no gap on the room's clock"
     );
+}
+
+/// `sdp` (ours, saying Opus) as a peer that plays 8 kHz at most and wants
+/// `ptime` ms packets says it.
+fn asking(sdp: String, narrowband: bool, ptime: u32) -> String {
+    let sdp = sdp.replace("a=ptime:20", &format!("a=ptime:{ptime}"));
+    match narrowband {
+        true => sdp.replace("maxplaybackrate=16000", "maxplaybackrate=8000"),
+        false => sdp,
+    }
+}
+
+/// What a peer hears of `packets`, every one decoded in turn (a decoder
+/// started mid-stream, as `decoded`'s is, starts with a glitch that 60 ms
+/// packets make too large a share of the audio).
+fn heard_from(packets: &[Packet]) -> Vec<i16> {
+    let mut decode = peer_decoder();
+    packets.iter().flat_map(|p| decode(&p.payload)).collect()
+}
+
+/// Each packet is one Opus packet of `frames` 20 ms frames in `band`
+/// (past the first few, while libopus settles), and they make one stream.
+fn assert_joined(packets: &[Packet], frames: u32, band: opus::Bandwidth) {
+    assert!(packets.len() > 5, "{} packets", packets.len());
+    support::audio::assert_one_stream_at(packets, 960 * frames);
+    for (i, p) in packets.iter().enumerate() {
+        let samples = opus::packet::get_nb_samples(&p.payload, 48_000).expect("an Opus packet");
+        assert_eq!(samples, 960 * frames as usize, "packet {i}");
+        if i >= 3 {
+            assert_eq!(
+                opus::packet::get_bandwidth(&p.payload).unwrap(),
+                band,
+                "packet {i}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_caller_asking_for_narrowband_60_ms_packets_gets_them_from_the_music_and_a_g722_room() {
+    use pinless::media::g722::G722Encoder;
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let codecs = [("PINLESS_MEDIA__CODECS", r#"["opus", "G722"]"#)];
+    let gw = TestGateway::start_with_env(&hooks.url(), "", &codecs).await;
+    let phone = Phone::new().await;
+    let mut room = Room::new().await;
+    let ours = sdp::offer_of(
+        phone.rtp.addr.ip(),
+        phone.rtp.addr.port(),
+        &[AudioCodec::Opus],
+    );
+    let (_leg, caller_media) = call_with(&gw, &phone, asking(ours, true, 60)).await;
+    assert_eq!(caller_media.codecs, vec![(111, AudioCodec::Opus)]);
+    let call_id = call_id(&mut hooks).await;
+
+    // The music: three frames a packet, narrowband, and music still.
+    let held = phone.rtp.collect(Duration::from_millis(1200)).await;
+    assert!(
+        (16..=22).contains(&held.len()),
+        "{} packets in 1.2 s",
+        held.len()
+    );
+    assert_joined(&held, 3, opus::Bandwidth::Narrowband);
+    let audio = heard_from(&held);
+    assert_eq!(audio.len(), held.len() * 2880);
+    assert!(
+        rms(&audio[9600..]) > 500.0,
+        "music: rms {:.0}",
+        rms(&audio[9600..])
+    );
+
+    // A G.722 room's wideband tone reaches the caller the same way.
+    transfer(&gw, &room, &call_id).await;
+    let invite = room.next_invite().await;
+    let (_room_leg, gw_room) = room.answer_only(invite, &[AudioCodec::G722]).await;
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+    phone.rtp.drain();
+    let mut encoder = G722Encoder::default();
+    let g722: Vec<Vec<u8>> = tone(1000.0, 16000.0, 1.2)
+        .chunks(320)
+        .map(|f| encoder.encode(f))
+        .collect();
+    send_payloads(&room.rtp, gw_room.addr, 9, 160, g722);
+    let got = phone.rtp.collect(Duration::from_millis(1300)).await;
+    // Past the switch from the music.
+    let relayed = &got[2..];
+    assert!(
+        (15..=22).contains(&relayed.len()),
+        "{} packets",
+        relayed.len()
+    );
+    assert_joined(relayed, 3, opus::Bandwidth::Narrowband);
+    assert_tone(&heard_from(relayed)[4800..], 48000.0, 1000.0, "the caller");
+}
+
+#[tokio::test]
+async fn a_room_asking_for_40_ms_opus_packets_gets_a_pcmu_caller_s_audio_in_them() {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let gw = opus_gateway(&hooks).await;
+    let phone = Phone::new().await;
+    let mut room = Room::new().await;
+    let (_leg, caller_media) = call_offering(&gw, &phone, &[AudioCodec::Pcmu]).await;
+    let call_id = call_id(&mut hooks).await;
+    transfer(&gw, &room, &call_id).await;
+    let invite = room.next_invite().await;
+    let offer = sdp::parse(&invite.info.sdp).unwrap();
+    assert!(offer.codecs.contains(&(111, AudioCodec::Opus)), "{offer:?}");
+    let answer = sdp::answer(
+        room.rtp.addr.ip(),
+        room.rtp.addr.port(),
+        LegCodec::new(AudioCodec::Opus, 111, offer.wide_event_payload_type),
+    );
+    let _room_leg = invite
+        .accept(&room.stack, asking(answer, false, 40))
+        .await
+        .expect("room answers");
+    gw.wait_call(&call_id, Duration::from_secs(5), |c| {
+        c["state"] == "bridged"
+    })
+    .await;
+    room.rtp.drain();
+    let mu: Vec<Vec<u8>> = tone(697.0, 8000.0, 1.2)
+        .chunks(160)
+        .map(|f| f.iter().map(|s| Law::Mu.encode(*s)).collect())
+        .collect();
+    send_payloads(&phone.rtp, caller_media.addr, 0, 160, mu);
+    let got = room.rtp.collect(Duration::from_millis(1300)).await;
+    let audio: Vec<Packet> = got
+        .into_iter()
+        .filter(|p| p.header.payload_type == 111)
+        .collect();
+    assert!(
+        (25..=31).contains(&audio.len()),
+        "{} packets in 1.2 s",
+        audio.len()
+    );
+    assert_joined(&audio, 2, opus::Bandwidth::Narrowband);
+    assert_tone(&heard_from(&audio)[4800..], 48000.0, 697.0, "the room");
 }

@@ -8,16 +8,8 @@ use std::time::Duration;
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-pub const MU: LegCodec = LegCodec {
-    audio: AudioCodec::Pcmu,
-    payload_type: 0,
-    event_payload_type: Some(101),
-};
-pub const A: LegCodec = LegCodec {
-    audio: AudioCodec::Pcma,
-    payload_type: 8,
-    event_payload_type: Some(101),
-};
+pub const MU: LegCodec = LegCodec::new(AudioCodec::Pcmu, 0, Some(101));
+pub const A: LegCodec = LegCodec::new(AudioCodec::Pcma, 8, Some(101));
 
 /// One second of a 440 Hz tone.
 pub fn music() -> HoldLoop {
