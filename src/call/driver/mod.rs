@@ -20,7 +20,7 @@ use crate::call::machine::view::CallView;
 use crate::call::machine::{
     Accepted, Action, Input, KeyVia, Machine, PlayThen, Silent, UpdateRefused,
 };
-use crate::call::registry::handle::{CallHandle, DriverMsg};
+use crate::call::registry::handle::{CallHandle, DriverMsg, DriverRx, DriverTx};
 use crate::media::{CallMedia, MediaLeg, Prompt, RtpSocket};
 use crate::sip::{DialOutcome, Dialing, IncomingInvite, Leg, LegEvent, Trace};
 use crate::stream::{OpenError, Opened, StreamLink};
@@ -141,9 +141,8 @@ pub(super) async fn drive(
         }
     };
     call.publish();
-    if let Some(task) = call.webhook_task.take() {
-        task.abort();
-    }
+    // Stops a webhook still being retried.
+    call.webhook_task = None;
     if outcome == Outcome::Suspended {
         // Saved, and the process is about to exit: keep the legs, the
         // media and the registry entry as they are until then. A request
@@ -171,7 +170,7 @@ pub(super) async fn drive(
 /// place in the registry, and what `drive` needs at its end.
 struct Begun {
     call: Call,
-    rx: mpsc::UnboundedReceiver<DriverMsg>,
+    rx: DriverRx,
     id: crate::call::CallId,
     /// Leaves the registry when dropped, however the task ends.
     enrolled: crate::call::registry::Enrolled,
@@ -263,8 +262,10 @@ struct Call {
     bot: Option<StreamLink>,
     media: CallMedia,
     caller_from: String,
-    tx: mpsc::UnboundedSender<DriverMsg>,
-    webhook_task: Option<tokio::task::JoinHandle<()>>,
+    tx: DriverTx,
+    /// Stops the webhook task when dropped or replaced (see
+    /// `post_webhook`).
+    webhook_task: Option<oneshot::Sender<()>>,
     events: Option<EventSink>,
     /// Timeline entries already handed to `events`.
     published: usize,
@@ -369,7 +370,7 @@ async fn stream_closed(b: &mut Option<StreamLink>) -> String {
 }
 
 impl Call {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<DriverMsg>) -> Outcome {
+    async fn run(&mut self, mut rx: DriverRx) -> Outcome {
         let mut presses = self.media.presses();
         loop {
             let wake = self.machine.poll_timeout();
@@ -397,7 +398,7 @@ impl Call {
                 press = presses.next() => self.feed(Input::Dtmf(press, KeyVia::Rtp)),
                 end = self.prompts.finished() => self.feed(Input::PromptFinished(end)),
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.message(msg),
+                    Some(msg) => self.message(*msg),
                     None => self.feed(Input::HangupRequested),
                 },
                 _ = self.ctx.clock.sleep_until(wake) => {

@@ -6,17 +6,16 @@
 use crate::call::door::entries::Entry;
 use crate::call::machine::route::{self, WebhookAnswer};
 use crate::call::machine::{Input, Parties};
-use crate::call::registry::handle::DriverMsg;
+use crate::call::registry::handle::{DriverMsg, DriverTx};
 use crate::webhook::{self, AttemptOutcome, Delivery, messages};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Posts the webhook for `p`, reporting to `driver`.
 pub(in crate::call) async fn send(
     sender: webhook::Sender,
     entry: Arc<Entry>,
     p: Parties,
-    driver: mpsc::UnboundedSender<DriverMsg>,
+    driver: DriverTx,
 ) {
     let body = messages::incoming_call(
         &p.to,
@@ -38,7 +37,7 @@ pub(in crate::call) async fn send(
                 status,
                 error,
             };
-            let _ = driver.send(DriverMsg::Report(report));
+            let _ = driver.send(Box::new(DriverMsg::Report(report)));
         })
         .await;
     let report = match result {
@@ -59,5 +58,5 @@ pub(in crate::call) async fn send(
         },
         Delivery::Delivered { answer: None, .. } => return,
     };
-    let _ = driver.send(DriverMsg::Report(report));
+    let _ = driver.send(Box::new(DriverMsg::Report(report)));
 }

@@ -26,6 +26,16 @@ pub enum CallError {
     Refused(#[from] UpdateRefused),
 }
 
+/// A driver's inbox, sending end. Each message is boxed: tokio's unbounded
+/// channel allocates its first block of 32 slots with the channel, so every
+/// call pays 32 slots whether or not anything is ever sent (3 KiB a call
+/// with `DriverMsg` inline, measured with heaptrack in `bench hold`; 0.3
+/// KiB boxed). A call gets a handful of messages, so the box each costs
+/// nothing measurable.
+pub(in crate::call) type DriverTx = mpsc::UnboundedSender<Box<DriverMsg>>;
+/// A driver's inbox, receiving end (see `DriverTx`).
+pub(in crate::call) type DriverRx = mpsc::UnboundedReceiver<Box<DriverMsg>>;
+
 /// Messages to a call's driver.
 pub(in crate::call) enum DriverMsg {
     Update {
@@ -60,13 +70,13 @@ pub(in crate::call) enum DriverMsg {
 /// A live call.
 #[derive(Clone)]
 pub struct CallHandle {
-    tx: mpsc::UnboundedSender<DriverMsg>,
+    tx: DriverTx,
     view: watch::Receiver<Arc<CallView>>,
 }
 
 impl CallHandle {
     pub(in crate::call) fn new(
-        tx: mpsc::UnboundedSender<DriverMsg>,
+        tx: DriverTx,
         view: watch::Receiver<Arc<CallView>>,
     ) -> Self {
         Self { tx, view }
@@ -114,13 +124,13 @@ impl CallHandle {
 
     /// Hangs up both legs; false when the call is already gone.
     pub fn hangup(&self) -> bool {
-        self.tx.send(DriverMsg::Hangup).is_ok()
+        self.tx.send(Box::new(DriverMsg::Hangup)).is_ok()
     }
 
     /// Hangs up both legs because the node is stopping; false when the
     /// call is already gone.
     pub fn shutdown(&self) -> bool {
-        self.tx.send(DriverMsg::Shutdown).is_ok()
+        self.tx.send(Box::new(DriverMsg::Shutdown)).is_ok()
     }
 
     /// Saves the call for the next start and stops driving it, leaving it
@@ -141,7 +151,9 @@ impl CallHandle {
         make: impl FnOnce(oneshot::Sender<T>) -> DriverMsg,
     ) -> Result<T, CallError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| CallError::Gone)?;
+        self.tx
+            .send(Box::new(make(reply)))
+            .map_err(|_| CallError::Gone)?;
         match tokio::time::timeout(ANSWER_WITHIN, answer).await {
             Ok(Ok(v)) => Ok(v),
             _ => Err(CallError::Gone),

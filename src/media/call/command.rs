@@ -14,6 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+/// The task's inbox, sending end. Commands are boxed: tokio's unbounded
+/// channel allocates its first block of 32 slots with the channel, so
+/// every call pays 32 slots whether or not a command is sent (2.3 KiB a
+/// call with `Command` inline, measured with heaptrack in `bench hold`).
+pub(super) type CommandTx = mpsc::UnboundedSender<Box<Command>>;
+/// The task's inbox, receiving end (see `CommandTx`).
+pub(super) type CommandRx = mpsc::UnboundedReceiver<Box<Command>>;
+
 pub(super) enum Command {
     /// Relay the caller to and from this room, from music, a bot or
     /// another room (a re-transfer).

@@ -5,7 +5,7 @@
 //! flags, the receivers of what the task reports).
 
 use super::LegCodec;
-use super::command::Command;
+use super::command::{Command, CommandTx};
 use super::start::Start;
 use super::task;
 use crate::codec::DtmfPress;
@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 /// The handle the call driver holds. Dropping it stops the call's media
 /// within a pacer slot (1 ms) and frees its ports.
 pub struct CallMedia {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: CommandTx,
     liveness: Arc<Liveness>,
     /// Gets the first leg found silent (see `liveness`); None once read.
     silent: Option<oneshot::Receiver<MediaLeg>>,
@@ -77,6 +77,10 @@ pub fn spawn(
 }
 
 impl CallMedia {
+    fn send(&self, command: Command) -> Result<(), ()> {
+        self.tx.send(Box::new(command)).map_err(|_| ())
+    }
+
     /// What the caller's leg speaks: a room offer puts it first, so that
     /// a room that speaks it too is relayed untouched, not transcoded.
     pub fn caller_codec(&self) -> LegCodec {
@@ -115,7 +119,7 @@ impl CallMedia {
             }
         };
         let (done, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Bridge {
+        let sent = self.send(Command::Bridge {
             room,
             remote,
             codec,
@@ -131,7 +135,7 @@ impl CallMedia {
     /// let go). Resolves once the pacer has the stream.
     pub async fn play(&self, source: Arc<HoldLoop>) -> bool {
         let (done, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Play { source, done });
+        let sent = self.send(Command::Play { source, done });
         sent.is_ok() && rx.await.is_ok()
     }
 
@@ -141,7 +145,7 @@ impl CallMedia {
     /// `to_bot` in 20 ms μ-law chunks. Resolves once the switch is done.
     pub async fn bot(&self, queue: BotQueue, to_bot: mpsc::Sender<Vec<u8>>) -> bool {
         let (done, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Bot {
+        let sent = self.send(Command::Bot {
             queue,
             to_bot,
             done,
@@ -158,7 +162,7 @@ impl CallMedia {
     pub fn prompt(&self, prompt: Prompt) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
         // A media task that is gone drops `done`: refused.
-        let _ = self.tx.send(Command::Prompt { prompt, done });
+        let _ = self.send(Command::Prompt { prompt, done });
         rx
     }
 
@@ -195,14 +199,14 @@ impl CallMedia {
     /// process; `None` if the media task is gone.
     pub async fn state(&self) -> Option<MediaState> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::State { reply }).ok()?;
+        self.send(Command::State { reply }).ok()?;
         rx.await.ok()
     }
 
     /// What the legs received so far; None when the task is gone.
     pub async fn quality(&self) -> Option<super::CallQuality> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Quality { reply }).ok()?;
+        self.send(Command::Quality { reply }).ok()?;
         rx.await.ok()
     }
 }

@@ -10,7 +10,7 @@
 //! next at each switch. The caller's telephone-events are read as key
 //! presses (`dtmf`) whatever the mode, and reported to the call's driver.
 
-use super::command::Command;
+use super::command::{Command, CommandRx};
 use super::leg::{Leg, with_received};
 use super::mode::Mode;
 use super::relay::Relay;
@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 pub(super) async fn run(
     s: Start,
     sender: Arc<UdpSocket>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: CommandRx,
     dtmf: mpsc::UnboundedSender<DtmfPress>,
 ) {
     let Some(mut task) = Task::open(s, sender, dtmf) else {
@@ -45,7 +45,7 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(command) => task.command(command).await,
+                Some(command) => task.command(*command).await,
                 None => break,
             },
             // The datagram is in the shard's buffer (`leg::with_received`)
