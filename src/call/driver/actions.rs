@@ -77,7 +77,7 @@ impl Call {
                 }
                 Action::HangupRoom => {
                     if let Some(l) = self.room.take() {
-                        self.hang_up(l);
+                        self.hang_up(*l);
                     }
                     // Dropping the link sends `stop` and closes the socket.
                     self.bot = None;
@@ -302,7 +302,7 @@ impl Call {
         }
         // Make before break: the caller is on the new room already; only
         // now does the old one (or the old bot) go.
-        if let Some(old) = self.room.replace(*leg) {
+        if let Some(old) = self.room.replace(leg) {
             old.hangup();
         }
         self.bot = None;

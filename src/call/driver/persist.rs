@@ -48,7 +48,7 @@ impl Call {
             clock: self.ctx.clock.now(),
             caller_from: self.caller_from.clone(),
             caller: self.caller.as_ref().map(Leg::state),
-            room: self.room.as_ref().map(Leg::state),
+            room: self.room.as_deref().map(Leg::state),
             media: self.media.state().await,
             published: self.published,
         };

@@ -75,10 +75,7 @@ pub struct CallHandle {
 }
 
 impl CallHandle {
-    pub(in crate::call) fn new(
-        tx: DriverTx,
-        view: watch::Receiver<Arc<CallView>>,
-    ) -> Self {
+    pub(in crate::call) fn new(tx: DriverTx, view: watch::Receiver<Arc<CallView>>) -> Self {
         Self { tx, view }
     }
 
