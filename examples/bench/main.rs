@@ -15,6 +15,7 @@
 //! cargo run --release --example bench -- hold --srtp --calls 1000 --secs 20
 //! cargo run --release --example bench -- relay --srtp --calls 500 --secs 20
 //! cargo run --release --example bench -- relay --opus --calls 300 --secs 20
+//! cargo run --release --example bench -- hold --heap --calls 1000 --settle 35
 //! ```
 //! `--threads N` is the gateway's `[media] threads` (default: what the
 //! gateway picks, one shard per core it may use); `--cores LIST` (`0`,
@@ -36,12 +37,16 @@
 //!   with SRTP, side by side: the cost of encryption per packet (srtp.rs).
 //! - `relay --opus`: Opus↔Opus and Opus↔PCMU beside PCMU↔PCMU: the cost
 //!   of Opus per relayed packet, untouched and transcoded (opus.rs).
+//! - `hold --heap`: where a held call's memory goes, part by part, from
+//!   heaptrack's record of the gateway's live allocations (heap.rs; needs
+//!   `apt-get install heaptrack`).
 //!
 //! Needs sipp (`apt-get install sip-tester`), taskset (util-linux), and for
 //! `relay` rtpengine (`apt-get install rtpengine-daemon`).
 
 mod bot;
 mod cps;
+mod heap;
 mod load;
 mod ng;
 mod opus;
@@ -82,6 +87,8 @@ struct Args {
     /// `--opus`: relay measures Opus↔Opus and Opus↔PCMU beside PCMU↔PCMU
     /// (opus.rs).
     opus: bool,
+    /// `--heap`: hold prints where a held call's memory goes (heap.rs).
+    heap: bool,
 }
 
 /// How the gateway's media runs: `[media] threads` and the cores it is
@@ -155,8 +162,12 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         cores: "0".into(),
     };
-    let (mut srtp, mut opus) = (false, false);
+    let (mut srtp, mut opus, mut heap) = (false, false, false);
     while let Some(flag) = args.next() {
+        if flag == "--heap" {
+            heap = true;
+            continue;
+        }
         if flag == "--srtp" {
             srtp = true;
             continue;
@@ -205,6 +216,7 @@ fn parse_args() -> Result<Args, String> {
         shards,
         srtp,
         opus,
+        heap,
     })
 }
 
@@ -295,7 +307,8 @@ fn hold_run(
         name,
         cpu_pct: (cpu1 - cpu0) / elapsed * 100.0,
         softirq_pct: (soft1 - soft0) / elapsed * 100.0,
-        rss_per_call_kib: (rss1.saturating_sub(rss0)) as f64 / f64::from(args.calls),
+        // Per call that came up: refused calls cost nothing held.
+        rss_per_call_kib: (rss1.saturating_sub(rss0)) as f64 / calls_up.max(1) as f64,
         stats,
         after_bye,
         calls_up,
@@ -304,7 +317,10 @@ fn hold_run(
 
 /// Calls per second for setting up `calls` held calls, and how long that takes.
 fn ramp(calls: u32) -> (u32, Duration) {
-    let rate = (calls / 5).clamp(10, 400);
+    // At most 200 new calls a second: on one core, 4,000 calls ramped at
+    // 400 a second pushed the shard past its busy limit while the last
+    // thousand were set up, and some were refused (503).
+    let rate = (calls / 5).clamp(10, 200);
     (
         rate,
         Duration::from_secs_f64(f64::from(calls) / f64::from(rate)),
@@ -457,14 +473,19 @@ fn start_pinless_with(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.to_string()),
         _ => {}
     }
-    let args = vec!["--config".to_string(), config.display().to_string()];
-    let child = pinned(
-        &shards.cores,
-        &pinless_binary()?,
-        &args,
-        &dir.join("pinless.log"),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut args = vec!["--config".to_string(), config.display().to_string()];
+    let mut program = pinless_binary()?;
+    if let Some(record) = heap::PROFILE.lock().ok().and_then(|p| p.clone()) {
+        let gateway = std::mem::replace(&mut program, PathBuf::from("heaptrack"));
+        let wrapper = [
+            "-o".to_string(),
+            record.display().to_string(),
+            gateway.display().to_string(),
+        ];
+        args.splice(0..0, wrapper);
+    }
+    let child = pinned(&shards.cores, &program, &args, &dir.join("pinless.log"))
+        .map_err(|e| e.to_string())?;
     Ok((child, api))
 }
 
@@ -625,6 +646,7 @@ fn main() {
     type Mode = fn(&Args, &Path) -> Result<(), String>;
     let other: Option<Mode> = match args.mode.as_str() {
         "hold" if args.srtp => Some(srtp::hold),
+        "hold" if args.heap => Some(heap::run),
         "relay" if args.srtp => Some(srtp::relay),
         "relay" if args.opus => Some(opus::relay),
         "hold" => None,

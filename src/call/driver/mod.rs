@@ -136,7 +136,7 @@ pub(super) async fn drive(
         enrolled,
         sip_call_id,
         pending,
-    } = begin(&ctx, entry, *parts);
+    } = begin(&ctx, entry, parts);
     if post_webhook {
         call.post_webhook();
     }
@@ -192,7 +192,10 @@ struct Begun {
     pending: Vec<Action>,
 }
 
-fn begin(ctx: &Arc<Ctx>, entry: Arc<Entry>, mut parts: Parts) -> Begun {
+fn begin(ctx: &Arc<Ctx>, entry: Arc<Entry>, parts: Box<Parts>) -> Begun {
+    // Unboxed here, not in `drive`: a box moved out of in an async fn is
+    // freed only when the fn returns, 2 KB kept for the whole call.
+    let mut parts = *parts;
     let id = crate::call::CallId(parts.machine.parties().call_id.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let (view_tx, view_rx) = watch::channel(Arc::new(parts.machine.view()));
