@@ -199,9 +199,12 @@ fn parse_args() -> Result<Args, String> {
             "--settle" => settle = n,
             "--transfers" if (1..=2000).contains(&n) => transfers = n as u32,
             "--transfers" => return Err("--transfers: 1 to 2000".into()),
-            "--rate" if (1..=1400).contains(&n) => rate = n as u32,
+            "--rate" if (1..=MAX_CALLS / 3).contains(&n) => rate = n as u32,
             "--rate" => {
-                return Err("--rate: 1 to 1400 (3 s of calls must fit the RTP ports)".into());
+                return Err(format!(
+                    "--rate: 1 to {} (3 s of calls must fit the bench's RTP port range)",
+                    MAX_CALLS / 3
+                ));
             }
             other => return Err(format!("unknown argument {other}")),
         }
