@@ -17,7 +17,7 @@
 //! that stops (a peer's silence suppression) holds its last 40 ms until its
 //! next packet.
 
-use crate::codec::OpusSend;
+use crate::codec::{AudioCodec, LegCodec, OpusSend};
 
 /// The longest frame Opus codes (RFC 6716 §3.2.1: 1275 bytes).
 const MAX_FRAME: usize = 1275;
@@ -64,10 +64,11 @@ impl Joiner {
         }
     }
 
-    /// A joiner for a leg that asked for `send`; None when it takes our 20
-    /// ms packets as they are.
-    pub fn for_leg(send: OpusSend) -> Option<Joiner> {
-        send.joins().then(|| Joiner::new(send.frames))
+    /// A joiner for `leg`; None when it takes our 20 ms packets as they
+    /// are: not Opus (whatever a saved record says), or no longer ptime.
+    pub fn for_leg(leg: LegCodec) -> Option<Joiner> {
+        let joins = leg.audio == AudioCodec::Opus && leg.opus.joins();
+        joins.then(|| Joiner::new(leg.opus.frames))
     }
 
     /// Takes one Opus payload sent at `timestamp` (its marker bit with it);
@@ -281,10 +282,24 @@ mod tests {
 
     #[test]
     fn a_peer_s_ptime_says_how_many_frames() {
-        assert!(Joiner::for_leg(OpusSend::PLAIN).is_none());
+        let opus = LegCodec::new(AudioCodec::Opus, 111, None);
+        assert!(Joiner::for_leg(opus).is_none());
         let asked = OpusSend::asked(None, Some(60), None);
         assert_eq!(asked.frames, 3);
-        assert_eq!(Joiner::for_leg(asked).map(|j| j.frames), Some(3));
+        let leg = LegCodec {
+            opus: asked,
+            ..opus
+        };
+        assert_eq!(Joiner::for_leg(leg).map(|j| j.frames), Some(3));
+        // Never for another codec, whatever it says of Opus.
+        let pcmu = LegCodec::new(AudioCodec::Pcmu, 0, None);
+        assert!(
+            Joiner::for_leg(LegCodec {
+                opus: asked,
+                ..pcmu
+            })
+            .is_none()
+        );
         // maxptime bounds ptime; more than 60 is 60; below 20 is 20.
         assert_eq!(OpusSend::asked(None, Some(60), Some(40)).frames, 2);
         assert_eq!(OpusSend::asked(None, Some(120), None).frames, 3);

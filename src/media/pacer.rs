@@ -256,7 +256,7 @@ impl Slots {
                 socket: n.socket,
                 remote: n.remote,
                 codec: n.codec,
-                joiner: Joiner::for_leg(n.codec.opus).map(Box::new),
+                joiner: Joiner::for_leg(n.codec).map(Box::new),
                 ssrc: n.state.ssrc,
                 sequence: n.state.next_sequence,
                 timestamp: n.state.next_timestamp,

@@ -156,10 +156,7 @@ struct Joining {
 
 impl Joining {
     fn for_leg(leg: LegCodec) -> Option<Box<Joining>> {
-        if leg.audio != AudioCodec::Opus {
-            return None;
-        }
-        let joiner = Joiner::for_leg(leg.opus)?;
+        let joiner = Joiner::for_leg(leg)?;
         Some(Box::new(Joining {
             joiner,
             next: None,
