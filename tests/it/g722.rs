@@ -13,7 +13,7 @@ use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
 use std::time::Duration;
 use support::peers::Packet;
-use support::signal::{assert_tone, decoded, rms, send_payloads, tone};
+use support::signal::{assert_tone, decoded, mulaw_tone, rms, send_payloads, tone};
 use support::*;
 
 const G722: LegCodec = LegCodec::new(AudioCodec::G722, 9, Some(101));
@@ -106,10 +106,7 @@ async fn a_g722_caller_and_a_g711_room_hear_each_other_through_transcoding() {
 
     // Room → caller: a 1 kHz tone in PCMU reaches the caller as G.722.
     phone.rtp.drain();
-    let mu: Vec<Vec<u8>> = tone(1000.0, 8000.0, 1.0)
-        .chunks(160)
-        .map(|f| f.iter().map(|s| Law::Mu.encode(*s)).collect())
-        .collect();
+    let mu = mulaw_tone(1000.0, 1.0);
     send_payloads(&room.rtp, gw_room.addr, 0, 160, mu);
     let got = phone.rtp.collect(Duration::from_millis(1100)).await;
     assert!(

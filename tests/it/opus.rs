@@ -15,7 +15,7 @@ use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
 use std::time::Duration;
 use support::peers::Packet;
-use support::signal::{assert_tone, decoded, rms, send_payloads, tone};
+use support::signal::{assert_tone, decoded, mulaw_tone, rms, send_payloads, tone};
 use support::*;
 
 const OPUS_FIRST: &str = r#"["opus", "PCMU", "PCMA"]"#;
@@ -153,10 +153,7 @@ async fn an_opus_caller_and_a_pcmu_room_hear_each_other_with_tones_and_keys_inta
     // Room → caller: a 1 kHz PCMU tone reaches the caller as Opus, on the
     // caller's 48 kHz clock.
     phone.rtp.drain();
-    let mu: Vec<Vec<u8>> = tone(1000.0, 8000.0, 1.0)
-        .chunks(160)
-        .map(|f| f.iter().map(|s| Law::Mu.encode(*s)).collect())
-        .collect();
+    let mu = mulaw_tone(1000.0, 1.0);
     send_payloads(&room.rtp, gw_room.addr, 0, 160, mu);
     let got = phone.rtp.collect(Duration::from_millis(1100)).await;
     let relayed: Vec<Packet> = got
@@ -566,10 +563,7 @@ async fn a_room_asking_for_40_ms_opus_packets_gets_a_pcmu_caller_s_audio_in_them
     })
     .await;
     room.rtp.drain();
-    let mu: Vec<Vec<u8>> = tone(697.0, 8000.0, 1.2)
-        .chunks(160)
-        .map(|f| f.iter().map(|s| Law::Mu.encode(*s)).collect())
-        .collect();
+    let mu = mulaw_tone(697.0, 1.2);
     send_payloads(&phone.rtp, caller_media.addr, 0, 160, mu);
     let got = room.rtp.collect(Duration::from_millis(1300)).await;
     let audio: Vec<Packet> = got

@@ -15,6 +15,15 @@ pub fn tone(hz: f64, rate: f64, secs: f64) -> Vec<i16> {
         .collect()
 }
 
+/// A `hz` tone, `secs` long, as 20 ms PCMU payloads (160 bytes each).
+pub fn mulaw_tone(hz: f64, secs: f64) -> Vec<Vec<u8>> {
+    let law = pinless::media::Law::Mu;
+    tone(hz, 8000.0, secs)
+        .chunks(160)
+        .map(|f| f.iter().map(|s| law.encode(*s)).collect())
+        .collect()
+}
+
 /// Sends `payloads` as one RTP stream, one every 20 ms, to `to`; the
 /// timestamp moves `step` a packet (160 at 8000 Hz, 960 for Opus).
 pub fn send_payloads(
