@@ -153,9 +153,10 @@ impl HoldLoop {
         }
     }
 
-    /// Makes the loop's Opus frames now, if not made yet (CPU-bound: 50 ms
-    /// for the bundled 16 s here, so about two seconds for a ten-minute
-    /// clip; call it off the async threads for long clips).
+    /// Makes the loop's Opus frames now, wideband and narrowband, if not
+    /// made yet (CPU-bound: about 50 ms a loop for the bundled 16 s here,
+    /// so about four seconds for a ten-minute clip; call it off the async
+    /// threads for long clips).
     pub fn prepare_opus(&self) {
         if self.opus_ready() {
             return;

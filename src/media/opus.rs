@@ -5,9 +5,10 @@
 //! whatever the rate we code at (RFC 7587 §4.1).
 //!
 //! Our encoders say what our SDP says (`sip::sdp`): 20 ms frames, in-band
-//! FEC on, audio no wider than 16 kHz, or than 8 kHz (narrowband) for a
-//! peer whose `maxplaybackrate` is below 16000 (RFC 7587 §6.1); a peer's
-//! longer `ptime` is met by joining our frames (`joiner`). The decoder takes what a peer sends:
+//! FEC on, audio sampled at 16 kHz at most, or band-limited to narrowband
+//! for a peer whose `maxplaybackrate` is below 16000 (RFC 7587 §6.1); a
+//! peer's longer `ptime` is met by joining our frames (`joiner`). The
+//! decoder takes what a peer sends:
 //! any frame length Opus allows (2.5 to 120 ms, so a peer's `a=ptime` of
 //! 40 or 60 is read as well), stereo mixed down to mono.
 
