@@ -320,9 +320,10 @@ fn hold_run(
 
 /// Calls per second for setting up `calls` held calls, and how long that takes.
 fn ramp(calls: u32) -> (u32, Duration) {
-    // At most 200 new calls a second: on one core, 4,000 calls ramped at
-    // 400 a second pushed the shard past its busy limit while the last
-    // thousand were set up, and some were refused (503).
+    // At most 200 new calls a second: set-up costs about 1 ms of CPU a
+    // call, so the ramp takes at most a fifth of a core while the held
+    // calls' music grows towards the shard's busy limit (at 4,000 on one
+    // core the limit is near, and a call set up past it gets 503).
     let rate = (calls / 5).clamp(10, 200);
     (
         rate,
