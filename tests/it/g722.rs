@@ -8,12 +8,12 @@ use crate::support;
 
 use pinless::codec::{AudioCodec, LegCodec};
 use pinless::media::Law;
-use pinless::media::g722::{G722Decoder, G722Encoder};
+use pinless::media::g722::G722Decoder;
 use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
 use std::time::Duration;
 use support::peers::Packet;
-use support::signal::{assert_tone, decoded, mulaw_tone, rms, send_payloads, tone};
+use support::signal::{assert_tone, decoded, g722_tone, mulaw_tone, rms, send_payloads};
 use support::*;
 
 const G722: LegCodec = LegCodec::new(AudioCodec::G722, 9, Some(101));
@@ -119,12 +119,7 @@ async fn a_g722_caller_and_a_g711_room_hear_each_other_through_transcoding() {
 
     // Caller → room: a 697 Hz tone in G.722 reaches the room as PCMU.
     room.rtp.drain();
-    let mut encoder = G722Encoder::new();
-    let wide: Vec<Vec<u8>> = tone(697.0, 16000.0, 1.0)
-        .chunks(320)
-        .map(|f| encoder.encode(f))
-        .collect();
-    send_payloads(&phone.rtp, caller_media.addr, 9, 160, wide);
+    send_payloads(&phone.rtp, caller_media.addr, 9, 160, g722_tone(697.0, 1.0));
     let got = room.rtp.collect(Duration::from_millis(1100)).await;
     assert!(got.len() >= 40, "{} packets at the room", got.len());
     assert!(

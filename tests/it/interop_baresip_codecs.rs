@@ -174,7 +174,7 @@ async fn dump_of(caller: &Baresip) -> PathBuf {
 
 #[tokio::test]
 async fn a_baresip_caller_offering_only_opus_hears_the_music_and_talks_to_an_opus_room() {
-    use support::signal::{power, rms, send_payloads, tone};
+    use support::signal::{opus_peer_decoder, opus_peer_encoded, power, rms, send_payloads, tone};
     let mut hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start_with_env(
         &hooks.url(),
@@ -215,23 +215,14 @@ async fn a_baresip_caller_offering_only_opus_hears_the_music_and_talks_to_an_opu
     // The room sends a 1 kHz tone in Opus for two seconds, and hears
     // baresip's 440 Hz tone, relayed Opus to Opus.
     room.rtp.drain();
-    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
-        .expect("libopus encoder");
-    let spoken: Vec<Vec<u8>> = tone(1000.0, 48000.0, 2.0)
-        .chunks(960)
-        .map(|f| encoder.encode_vec(f, 1500).expect("encodes"))
-        .collect();
+    let spoken = opus_peer_encoded(&tone(1000.0, 48000.0, 2.0));
     let speaking = send_payloads(&room.rtp, offer.addr, opus_pt, 960, spoken);
     let got = room.rtp.collect(Duration::from_millis(1500)).await;
-    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("libopus decoder");
-    let mut heard_by_room = Vec::new();
-    for p in got.iter().filter(|p| p.header.payload_type == opus_pt) {
-        let mut out = vec![0i16; 5760];
-        let n = decoder
-            .decode(&p.payload, &mut out, false)
-            .expect("baresip's Opus decodes");
-        heard_by_room.extend_from_slice(&out[..n]);
-    }
+    let mut decode = opus_peer_decoder();
+    let heard_by_room: Vec<i16> = (got.iter())
+        .filter(|p| p.header.payload_type == opus_pt)
+        .flat_map(|p| decode(&p.payload))
+        .collect();
     assert!(
         heard_by_room.len() > 48_000,
         "{} samples at the room; baresip log:\n{}",

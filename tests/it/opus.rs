@@ -15,7 +15,10 @@ use pinless::sip::sdp::{self, PeerMedia};
 use pinless::sip::{DialOutcome, Leg};
 use std::time::Duration;
 use support::peers::Packet;
-use support::signal::{assert_tone, decoded, mulaw_tone, rms, send_payloads, tone};
+use support::signal::{
+    assert_tone, decoded, g722_tone, mulaw_tone, opus_peer_decoder, opus_peer_encoded, rms,
+    send_payloads, tone,
+};
 use support::*;
 
 const OPUS_FIRST: &str = r#"["opus", "PCMU", "PCMA"]"#;
@@ -38,28 +41,6 @@ async fn call_with(gw: &TestGateway, phone: &Phone, offer: String) -> (Leg, Peer
         DialOutcome::Answered { leg, sdp: body } => (leg, sdp::parse(&body).expect("answer SDP")),
         other => panic!("call not answered: {other:?}"),
     }
-}
-
-/// A decoder as a peer would have it: 48 kHz, mono out.
-fn peer_decoder() -> impl FnMut(&[u8]) -> Vec<i16> {
-    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("libopus decoder");
-    move |payload| {
-        let mut out = vec![0i16; 5760];
-        let n = decoder
-            .decode(payload, &mut out, false)
-            .expect("a valid Opus packet");
-        out.truncate(n);
-        out
-    }
-}
-
-/// `payloads` encoded from `pcm` at 48 kHz, 20 ms a packet, as a peer does.
-fn peer_encoded(pcm: &[i16]) -> Vec<Vec<u8>> {
-    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
-        .expect("libopus encoder");
-    pcm.chunks(960)
-        .map(|f| encoder.encode_vec(f, 1500).expect("20 ms encodes"))
-        .collect()
 }
 
 async fn call_id(hooks: &mut WebhookReceiver) -> String {
@@ -106,7 +87,7 @@ async fn an_opus_caller_hears_the_music_in_opus_on_a_48_khz_clock() {
         "{} bytes a packet",
         bytes / held.len()
     );
-    let mut decode = peer_decoder();
+    let mut decode = opus_peer_decoder();
     let audio: Vec<i16> = held.iter().flat_map(|p| decode(&p.payload)).collect();
     assert_eq!(audio.len(), held.len() * 960, "20 ms a packet");
     assert!(
@@ -169,7 +150,7 @@ async fn an_opus_caller_and_a_pcmu_room_hear_each_other_with_tones_and_keys_inta
         steps.iter().skip(1).all(|s| *s == 960),
         "48 kHz steps: {steps:?}"
     );
-    let heard = decoded(&relayed, 111, peer_decoder());
+    let heard = decoded(&relayed, 111, opus_peer_decoder());
     assert_tone(&heard, 48000.0, 1000.0, "the caller");
 
     // Caller → room: a 697 Hz Opus tone reaches the room as PCMU, stamped
@@ -180,7 +161,7 @@ async fn an_opus_caller_and_a_pcmu_room_hear_each_other_with_tones_and_keys_inta
         caller_media.addr,
         111,
         960,
-        peer_encoded(&tone(697.0, 48000.0, 1.0)),
+        opus_peer_encoded(&tone(697.0, 48000.0, 1.0)),
     );
     let got = room.rtp.collect(Duration::from_millis(1100)).await;
     assert!(got.len() >= 40, "{} packets at the room", got.len());
@@ -244,7 +225,7 @@ async fn an_opus_caller_and_an_opus_room_get_each_other_s_packets_untouched() {
         ),
     ] {
         to.drain();
-        let sent = peer_encoded(&tone(hz, 48000.0, 0.6));
+        let sent = opus_peer_encoded(&tone(hz, 48000.0, 0.6));
         send_payloads(from, to_addr, pt_in, 960, sent.clone());
         let got = to.collect(Duration::from_millis(800)).await;
         let got: Vec<&Packet> = got.iter().filter(|p| sent.contains(&p.payload)).collect();
@@ -336,7 +317,7 @@ async fn an_opus_caller_s_keys_count_at_48_khz_and_a_voice_bot_speaks_with_it_in
         caller_media.addr,
         111,
         960,
-        peer_encoded(&tone(697.0, 48000.0, 1.0)),
+        opus_peer_encoded(&tone(697.0, 48000.0, 1.0)),
     );
     let mut heard_by_bot = Vec::new();
     while heard_by_bot.len() < 8000 * 3 / 4 {
@@ -361,7 +342,7 @@ async fn an_opus_caller_s_keys_count_at_48_khz_and_a_voice_bot_speaks_with_it_in
     let got = phone.rtp.collect(Duration::from_millis(1000)).await;
     assert!(got.iter().all(|p| p.header.payload_type == 111));
     assert_one_48k_stream(&got);
-    let heard = decoded(&got, 111, peer_decoder());
+    let heard = decoded(&got, 111, opus_peer_decoder());
     let start = heard
         .iter()
         .position(|s| s.unsigned_abs() > 2000)
@@ -455,7 +436,7 @@ fn asking(sdp: String, narrowband: bool, ptime: u32) -> String {
 /// started mid-stream, as `decoded`'s is, starts with a glitch that 60 ms
 /// packets make too large a share of the audio).
 fn heard_from(packets: &[Packet]) -> Vec<i16> {
-    let mut decode = peer_decoder();
+    let mut decode = opus_peer_decoder();
     packets.iter().flat_map(|p| decode(&p.payload)).collect()
 }
 
@@ -479,7 +460,6 @@ fn assert_joined(packets: &[Packet], frames: u32, band: opus::Bandwidth) {
 
 #[tokio::test]
 async fn a_caller_asking_for_narrowband_60_ms_packets_gets_them_from_the_music_and_a_g722_room() {
-    use pinless::media::g722::G722Encoder;
     let mut hooks = WebhookReceiver::start(&[]).await;
     let codecs = [("PINLESS_MEDIA__CODECS", r#"["opus", "G722"]"#)];
     let gw = TestGateway::start_with_env(&hooks.url(), "", &codecs).await;
@@ -519,12 +499,7 @@ async fn a_caller_asking_for_narrowband_60_ms_packets_gets_them_from_the_music_a
     })
     .await;
     phone.rtp.drain();
-    let mut encoder = G722Encoder::default();
-    let g722: Vec<Vec<u8>> = tone(1000.0, 16000.0, 1.2)
-        .chunks(320)
-        .map(|f| encoder.encode(f))
-        .collect();
-    send_payloads(&room.rtp, gw_room.addr, 9, 160, g722);
+    send_payloads(&room.rtp, gw_room.addr, 9, 160, g722_tone(1000.0, 1.2));
     let got = phone.rtp.collect(Duration::from_millis(1300)).await;
     // Past the switch from the music.
     let relayed = &got[2..];

@@ -24,6 +24,38 @@ pub fn mulaw_tone(hz: f64, secs: f64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A `hz` tone, `secs` long, as 20 ms G.722 payloads (160 bytes each).
+pub fn g722_tone(hz: f64, secs: f64) -> Vec<Vec<u8>> {
+    let mut encoder = pinless::media::g722::G722Encoder::new();
+    tone(hz, 16000.0, secs)
+        .chunks(320)
+        .map(|f| encoder.encode(f))
+        .collect()
+}
+
+/// An Opus decoder as a peer would have it: 48 kHz, mono out; a payload
+/// libopus cannot read fails the test.
+pub fn opus_peer_decoder() -> impl FnMut(&[u8]) -> Vec<i16> {
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("libopus decoder");
+    move |payload| {
+        let mut out = vec![0i16; 5760];
+        let n = decoder
+            .decode(payload, &mut out, false)
+            .expect("a valid Opus packet");
+        out.truncate(n);
+        out
+    }
+}
+
+/// `pcm` (48 kHz) encoded as a peer does: 20 ms a packet.
+pub fn opus_peer_encoded(pcm: &[i16]) -> Vec<Vec<u8>> {
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+        .expect("libopus encoder");
+    pcm.chunks(960)
+        .map(|f| encoder.encode_vec(f, 1500).expect("20 ms encodes"))
+        .collect()
+}
+
 /// Sends `payloads` as one RTP stream, one every 20 ms, to `to`; the
 /// timestamp moves `step` a packet (160 at 8000 Hz, 960 for Opus).
 pub fn send_payloads(
