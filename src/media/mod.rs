@@ -36,6 +36,9 @@
 //! - `ports`: RTP port allocation (and claiming a saved call's port).
 //! - `srtp`: SRTP (SDES keys) on a leg: the relay and the pacer encrypt
 //!   and decrypt through it.
+//! - `record`: call recording, two channels as WAV: the tap a call's
+//!   media feeds on its shard, and the node's writer thread that owns the
+//!   files.
 //! - `state`: a call's media as data, to resume it in a new process.
 //! - `error`: `MediaError`.
 //! - `settings`: what the engine starts with.
@@ -59,6 +62,7 @@ pub mod prompt;
 pub mod prompts;
 pub mod quality;
 pub mod reception;
+pub mod record;
 pub mod resample;
 pub mod rewrite;
 pub mod rtp;
