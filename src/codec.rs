@@ -194,6 +194,19 @@ impl LegCodec {
             opus: OpusSend::PLAIN,
         }
     }
+
+    /// The audio codec of a packet of payload type `pt` on this leg: its
+    /// own, or a static type of ours sent anyway; None for events and
+    /// what we do not speak.
+    pub fn audio_of(&self, pt: u8) -> Option<AudioCodec> {
+        if pt == self.payload_type {
+            return Some(self.audio);
+        }
+        if Some(pt) == self.event_payload_type {
+            return None;
+        }
+        AudioCodec::from_payload_type(pt)
+    }
 }
 
 /// How an Opus peer wants what it is sent (RFC 7587 §6.1, §7): read from

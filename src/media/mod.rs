@@ -119,6 +119,8 @@ pub struct MediaEngine {
     next_id: AtomicU64,
     public_ip: IpAddr,
     codecs: Vec<AudioCodec>,
+    /// Call recordings' writer (its thread starts with the first one).
+    recorder: record::Recorder,
 }
 
 impl MediaEngine {
@@ -141,6 +143,7 @@ impl MediaEngine {
             next_id: AtomicU64::new(1),
             public_ip: settings.public_ip,
             codecs: settings.codecs,
+            recorder: record::Recorder::default(),
         })
     }
 
@@ -154,6 +157,11 @@ impl MediaEngine {
     /// what SDP offers list and answers choose from.
     pub fn codecs(&self) -> &[AudioCodec] {
         &self.codecs
+    }
+
+    /// Where calls start their recordings.
+    pub fn recorder(&self) -> &record::Recorder {
+        &self.recorder
     }
 
     /// A fresh RTP socket from the configured range.

@@ -17,6 +17,7 @@ use super::bot::BotQueue;
 use super::hold::HoldLoop;
 use super::joiner::Joiner;
 use super::prompt::{Playing, Prompt};
+use super::record::Tap;
 use super::rtp::{HEADER_LEN, Header};
 use super::srtp::SrtpLeg;
 use crate::codec::LegCodec;
@@ -86,6 +87,8 @@ pub struct NewStream {
     /// The caller's SRTP: every frame is encrypted with it before it
     /// leaves (None: plain RTP).
     pub srtp: Option<Arc<SrtpLeg>>,
+    /// The call's recording, fed every frame sent.
+    pub tap: Option<Tap>,
 }
 
 pub(super) enum Command {
@@ -101,6 +104,8 @@ pub(super) enum Command {
     /// Play a voice bot's queue on the stream instead of its music and
     /// prompts (None: back to them).
     Bot(u64, Option<BotQueue>),
+    /// Feed every frame sent on the stream to a recording (None: stop).
+    Tap(u64, Option<Tap>),
 }
 
 /// Handle to one shard's pacer. Cheap to clone. While the shard ticks,
@@ -158,6 +163,11 @@ impl Pacer {
         let _ = self.tx.send(Command::Bot(id, queue));
     }
 
+    /// Feeds every frame sent on stream `id` to `tap` (None: no longer).
+    pub fn set_tap(&self, id: u64, tap: Option<Tap>) {
+        let _ = self.tx.send(Command::Tap(id, tap));
+    }
+
     /// Starts the shard's tick if it was idle (see `shard`).
     pub(super) fn wake(&self) {
         let _ = self.tx.send(Command::Wake);
@@ -184,6 +194,7 @@ struct Stream {
     srtp: Option<Arc<SrtpLeg>>,
     /// Joins frames for an Opus peer that asked for longer packets.
     joiner: Option<Box<Joiner>>,
+    tap: Option<Tap>,
 }
 
 impl Stream {
@@ -266,6 +277,7 @@ impl Slots {
                 prompts: VecDeque::new(),
                 bot: None,
                 srtp: n.srtp,
+                tap: n.tap,
             }),
             Command::Remove(id, reply) => {
                 let _ = reply.send(self.remove(id).map(|s| s.state()));
@@ -287,6 +299,11 @@ impl Slots {
                 }
             }
             Command::Wake => {}
+            Command::Tap(id, tap) => {
+                if let Some(s) = self.get_mut(id) {
+                    s.tap = tap;
+                }
+            }
             Command::Bot(id, queue) => {
                 if let Some(s) = self.get_mut(id) {
                     // Prompts under way are cut short (their `done` is
@@ -321,6 +338,7 @@ impl Slots {
                 bot,
                 srtp,
                 joiner,
+                tap,
                 ..
             } = s;
             let frame = match (&*bot, prompts.front()) {
@@ -333,6 +351,9 @@ impl Slots {
                 (None, Some(p)) => p.frame(*codec),
                 (None, None) => source.frame_for(*codec, *music),
             };
+            if let Some(tap) = tap {
+                tap.heard(codec.audio, frame);
+            }
             let mut out = |timestamp: u32, marker: bool, payload: &[u8]| {
                 let mut header = [0u8; HEADER_LEN];
                 Header {
@@ -415,6 +436,7 @@ mod tests {
                 last_sent: None,
             },
             srtp: None,
+            tap: None,
         }));
         let prompt_clip = Arc::new(HoldLoop::from_samples(&[0.5; 320], 8000));
         let mut tick = 0u64;

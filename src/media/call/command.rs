@@ -8,6 +8,7 @@ use crate::media::bot::BotQueue;
 use crate::media::hold::HoldLoop;
 use crate::media::ports::RtpSocket;
 use crate::media::prompt::Prompt;
+use crate::media::record::Tap;
 use crate::media::srtp::SrtpLeg;
 use crate::media::state::MediaState;
 use std::net::SocketAddr;
@@ -51,6 +52,10 @@ pub(super) enum Command {
         to_bot: mpsc::Sender<Vec<u8>>,
         done: oneshot::Sender<()>,
     },
+    /// Record the call through `Tap` from now on (None: stop feeding the
+    /// recording): what the caller sends, and what it hears whoever
+    /// sends it (the pacer's music, prompts and bot audio, or a room).
+    Record(Option<Tap>),
     /// A one-shot prompt in place of the music (held calls only).
     Prompt {
         prompt: Prompt,

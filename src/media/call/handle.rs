@@ -14,6 +14,7 @@ use crate::media::hold::HoldLoop;
 use crate::media::liveness::{Liveness, MediaLeg};
 use crate::media::ports::RtpSocket;
 use crate::media::prompt::Prompt;
+use crate::media::record::Tap;
 use crate::media::srtp::{LegKeys, SrtpLeg};
 use crate::media::state::MediaState;
 use std::net::SocketAddr;
@@ -164,6 +165,12 @@ impl CallMedia {
         // A media task that is gone drops `done`: refused.
         let _ = self.send(Command::Prompt { prompt, done });
         rx
+    }
+
+    /// Feeds the call's audio to a recording from now on (None: no
+    /// longer). Takes effect within a pacer slot.
+    pub fn record(&self, tap: Option<Tap>) {
+        let _ = self.send(Command::Record(tap));
     }
 
     /// Resolves, once, when a leg whose SDP says it sends has sent nothing

@@ -17,6 +17,7 @@ use crate::codec::AudioCodec;
 use crate::media::joiner::Joiner;
 use crate::media::liveness::Liveness;
 use crate::media::pacer::StreamState;
+use crate::media::record::Tap;
 use crate::media::rewrite::Rewriter;
 use crate::media::rtp;
 use crate::media::state::RoomState;
@@ -94,8 +95,15 @@ impl Relay {
     }
 
     /// A packet from the room (plain, already taken in by its leg), on to
-    /// the caller, in the caller's stream.
-    pub fn pass_to_caller(&mut self, packet: &mut [u8], caller: &Leg, stats: &RelayStats) {
+    /// the caller, in the caller's stream; a recording's `tap` gets its
+    /// audio as the caller gets it.
+    pub fn pass_to_caller(
+        &mut self,
+        packet: &mut [u8],
+        caller: &Leg,
+        tap: Option<&Tap>,
+        stats: &RelayStats,
+    ) {
         let (from, to) = (self.room.codec(), caller.codec());
         let Relay {
             rewriter,
@@ -111,9 +119,14 @@ impl Relay {
         };
         let mut deliver = |out: &mut [u8]| {
             // The header as mapped (its timestamp on the caller's clock).
-            let Some((header, _)) = rtp::parse(out) else {
+            let Some((header, payload)) = rtp::parse(out) else {
                 return;
             };
+            if let Some(tap) = tap
+                && let Some(audio) = to.audio_of(header.payload_type)
+            {
+                tap.heard(audio, &out[payload]);
+            }
             let mut rewritten = rewriter.rewrite(&header, Instant::now());
             rewritten.payload_type = header.payload_type;
             rewritten.rewrite(out);

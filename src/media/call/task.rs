@@ -22,6 +22,7 @@ use crate::media::dtmf::DtmfDetector;
 use crate::media::hold::HoldLoop;
 use crate::media::liveness::{Liveness, MediaLeg};
 use crate::media::pacer::{NewStream, Pacer, StreamState};
+use crate::media::record::Tap;
 use crate::media::rewrite::Rewriter;
 use crate::media::rtp;
 use crate::media::state::{MediaState, StreamPosition};
@@ -85,6 +86,8 @@ struct Task {
     liveness: Arc<Liveness>,
     presses: DtmfDetector,
     dtmf: mpsc::UnboundedSender<DtmfPress>,
+    /// The call's recording, while one runs.
+    tap: Option<Tap>,
 }
 
 impl Task {
@@ -118,6 +121,7 @@ impl Task {
             liveness: s.liveness,
             presses,
             dtmf,
+            tap: None,
         };
         if let Some(music) = music {
             task.pace(music, s.stream);
@@ -192,6 +196,12 @@ impl Task {
                     self.pacer.prompt(self.id, prompt, done);
                 }
             }
+            Command::Record(tap) => {
+                if self.mode.paced() {
+                    self.pacer.set_tap(self.id, tap.clone());
+                }
+                self.tap = tap;
+            }
             Command::Quality { reply } => {
                 let room = self.mode.relay().map(|r| r.room().quality());
                 let caller = self.caller.quality();
@@ -236,6 +246,7 @@ impl Task {
             codec,
             state: stream,
             srtp: self.caller.srtp().cloned(),
+            tap: self.tap.clone(),
         });
     }
 
@@ -256,6 +267,11 @@ impl Task {
         let codec = self.caller.codec();
         if let Some((header, payload)) = rtp::parse(packet) {
             self.caller.heard(&header);
+            if let Some(tap) = &self.tap
+                && let Some(audio) = codec.audio_of(header.payload_type)
+            {
+                tap.caller(audio, &packet[payload.clone()]);
+            }
             if Some(header.payload_type) == codec.event_payload_type {
                 let ended = self.presses.packet(
                     header.ssrc,
@@ -287,7 +303,8 @@ impl Task {
         if let Some((header, _)) = rtp::parse(&buf[..got.len]) {
             room.heard(&header);
         }
-        relay.pass_to_caller(&mut buf[..got.len], &self.caller, &self.stats.relay);
+        let tap = self.tap.as_ref();
+        relay.pass_to_caller(&mut buf[..got.len], &self.caller, tap, &self.stats.relay);
     }
 
     /// A press under way is over without its end packet (see `dtmf`).

@@ -166,6 +166,7 @@ impl Track {
     }
 
     /// Frames handed out so far.
+    #[cfg(test)]
     pub fn written(&self) -> u64 {
         self.written
     }
