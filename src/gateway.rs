@@ -154,6 +154,13 @@ impl Gateway {
             })?,
             None => MediaDir::none(),
         };
+        let recordings_dir = config.recording.dir_in(&config.node.state_dir);
+        std::fs::create_dir_all(&recordings_dir).map_err(|e| {
+            ConfigError::key(
+                "recording.dir",
+                format!("{}: {e}", recordings_dir.display()),
+            )
+        })?;
         let webhooks = webhook::Sender::new(RetryPolicy::default(), urls);
         let ctx = Arc::new(Ctx {
             stack: stack.clone(),
@@ -169,6 +176,7 @@ impl Gateway {
             stream_tls: tls_client,
             streams,
             urls,
+            recordings_dir,
         });
         // Static URIs handed out by the provisioning API name this node's
         // SIP port unless it is the default.
@@ -250,6 +258,12 @@ impl Gateway {
         tasks.spawn(server);
         if let Some(cluster) = cluster {
             join_cluster(cluster, &registry, &store, &entries, &stopped, &mut tasks).await;
+        }
+        if config.recording.retention_days > 0 {
+            tasks.spawn(api::recording_retention(
+                store.clone(),
+                config.recording.retention_days,
+            ));
         }
         tasks.spawn(accept_loop(ctx, invites, admission.clone(), stopped));
         tracing::info!(

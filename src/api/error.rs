@@ -66,6 +66,15 @@ pub enum ApiError {
     /// 500: the call records could not be read.
     #[error("call records unreadable")]
     RecordsUnreadable(#[source] Internal),
+    /// 409: a recording being made cannot be deleted.
+    #[error("recording is under way; stop it first")]
+    RecordingUnderWay,
+    /// 500: a recording's file could not be read or deleted.
+    #[error("recording file: {0}")]
+    RecordingFile(String),
+    /// 416: the `Range` asked lies outside the file (its length).
+    #[error("range not satisfiable: the file has {0} bytes")]
+    RangeNotSatisfiable(u64),
     /// 503: the cluster could not serve the request — Redis is down, or the
     /// node owning the call cannot be reached; the text says which. Nothing
     /// was changed.
@@ -82,6 +91,11 @@ pub enum Unknown {
     CallDomain,
     #[error("dial-in entry id")]
     Entry,
+    #[error("recordingId")]
+    Recording,
+    /// The call has no recording (or its file is gone).
+    #[error("recording: the call has none")]
+    CallRecording,
 }
 
 /// The cause of a 500: logged with the answer, never shown to the client.
@@ -136,8 +150,10 @@ impl ApiError {
             ApiError::CallIs(_)
             | ApiError::Refused(_)
             | ApiError::EntryClash(_)
-            | ApiError::ConfigFileEntry => StatusCode::CONFLICT,
-            ApiError::Storage(_) | ApiError::RecordsUnreadable(_) => {
+            | ApiError::ConfigFileEntry
+            | ApiError::RecordingUnderWay => StatusCode::CONFLICT,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Storage(_) | ApiError::RecordsUnreadable(_) | ApiError::RecordingFile(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             ApiError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@ mod metrics;
 mod play;
 mod provision;
 mod queues;
+mod recordings;
 mod records;
 mod registrations;
 mod reply;
@@ -26,6 +27,7 @@ mod update;
 pub use audio::AudioCache;
 pub use bad_request::{BadRequest, FieldError, Reason};
 pub use error::{ApiError, Internal, MAX_BODY, Unknown};
+pub use recordings::retention as recording_retention;
 pub use state::Api;
 
 use bytes::{Buf, Bytes};
@@ -169,6 +171,9 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             | ["v1", "calls", _]
             | ["v1", "calls", _, "hold"]
             | ["v1", "calls", _, "play"]
+            | ["v1", "calls", _, "recording"]
+            | ["v1", "recordings"]
+            | ["v1", "recordings", _]
             | ["v1", "queues"]
             | ["v1", "registrations"]
             | ["v1", "calls", _, "sip"]
@@ -197,7 +202,8 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
             }
         }
         (Some(_), &Method::GET | &Method::DELETE, ["v1", "calls", id])
-        | (Some(_), &Method::POST, ["v1", "calls", id, "hold" | "play"])
+        | (Some(_), &Method::POST, ["v1", "calls", id, "hold" | "play" | "recording"])
+        | (Some(_), &Method::GET, ["v1", "calls", id, "recording"])
         | (Some(_), &Method::GET, ["v1", "calls", id, "sip"]) => (Some(id.to_string()), None),
         _ => (None, None),
     };
@@ -226,6 +232,13 @@ async fn dispatch(api: &Api, r: Request<'_>) -> Result<Response<warp::hyper::Bod
         (Method::DELETE, ["v1", "calls", id]) => calls::hangup(api, id),
         (Method::POST, ["v1", "calls", id, "hold"]) => calls::hold(api, id).await,
         (Method::POST, ["v1", "calls", id, "play"]) => play::handle(api, id, &body).await,
+        (Method::POST, ["v1", "calls", id, "recording"]) => {
+            recordings::control(api, id, &body).await
+        }
+        (Method::GET, ["v1", "calls", id, "recording"]) => recordings::file(api, id, headers).await,
+        (Method::GET, ["v1", "recordings"]) => recordings::list(api, query).await,
+        (Method::GET, ["v1", "recordings", id]) => recordings::get(api, id).await,
+        (Method::DELETE, ["v1", "recordings", id]) => recordings::delete(api, id).await,
         (Method::GET, ["v1", "queues"]) => Ok(queues::list(api)),
         (Method::GET, ["v1", "registrations"]) => Ok(registrations::list(api)),
         (Method::GET, ["v1", "calls", id, "sip"]) => sip_trace::get(api, id),

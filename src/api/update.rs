@@ -13,7 +13,7 @@ use crate::stream::StreamUrl;
 use warp::http::StatusCode;
 use warp::hyper::{Body, Response};
 
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 8] = [
     "callId",
     "callDomain",
     "sipUri",
@@ -21,6 +21,7 @@ const FIELDS: [&str; 7] = [
     "headers",
     "mode",
     "mediaEncryption",
+    "record",
 ];
 
 /// A validated update.

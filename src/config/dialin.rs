@@ -88,6 +88,23 @@ pub struct DialinEntry {
     /// SRTP (SDES) on the caller's leg.
     #[serde(default)]
     pub media_encryption: MediaEncryption,
+    /// When the entry's calls are recorded on their own (the recording
+    /// API and updates start and stop recordings too).
+    #[serde(default)]
+    pub record: RecordMode,
+}
+
+/// `record`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// Only when asked (API, update).
+    #[default]
+    Off,
+    /// From the answer, hold included.
+    Answer,
+    /// From the first bridge to a room or bot.
+    Bridge,
 }
 
 /// `answer`.
@@ -209,6 +226,7 @@ impl Default for DialinEntry {
             prompts_dir: None,
             dtmf_transfer: BTreeMap::new(),
             media_encryption: MediaEncryption::Disable,
+            record: RecordMode::Off,
         }
     }
 }

@@ -31,13 +31,13 @@ use std::path::{Path, PathBuf};
 
 pub use dialin::{
     AnswerMode, Credential, DialinEntry, HeaderPolicyConfig, HoldTimeoutAction, MediaEncryption,
-    OnRoomHangup,
+    OnRoomHangup, RecordMode,
 };
 pub use error::ConfigError;
 pub use registration::RegistrationConfig;
 pub use sections::{
     ApiConfig, ClusterConfig, Config, HepConfig, HoldConfig, LimitsConfig, MediaConfig, NodeConfig,
-    ShutdownMode, SipConfig,
+    RecordingConfig, ShutdownMode, SipConfig,
 };
 pub use syntax::parse_cidr;
 pub use validate::validate_entry;

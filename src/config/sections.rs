@@ -7,7 +7,7 @@ use super::registration::RegistrationConfig;
 use crate::codec::AudioCodec;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything the gateway reads at start-up. Read through `text`, which
@@ -25,6 +25,7 @@ pub struct Config {
     /// Bindings kept at providers' registrars.
     pub registration: Vec<RegistrationConfig>,
     pub hep: HepConfig,
+    pub recording: RecordingConfig,
 }
 
 /// `[node]`: identity and persistent state of this node.
@@ -151,6 +152,50 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// An INVITE with a longer header line gets 400.
     pub max_header_line_bytes: usize,
+}
+
+/// `[recording]`: where call recordings go (which calls are recorded is
+/// each entry's `record`, an update's `record` and the recording API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Relative to `state_dir` unless absolute.
+    pub dir: PathBuf,
+    /// 0 keeps them; else finished recordings older than this many days
+    /// are deleted (file and index row).
+    pub retention_days: u32,
+    /// Keys of the uploading and encryption to come; refused when set
+    /// (see `validate`), so that a config written for them fails loudly.
+    pub upload: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub keep_local: bool,
+    pub encrypt_to: Vec<String>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("recordings"),
+            retention_days: 0,
+            upload: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
+            keep_local: true,
+            encrypt_to: Vec::new(),
+        }
+    }
+}
+
+impl RecordingConfig {
+    /// The directory, resolved against `state_dir`.
+    pub fn dir_in(&self, state_dir: &Path) -> PathBuf {
+        if self.dir.is_absolute() {
+            self.dir.clone()
+        } else {
+            state_dir.join(&self.dir)
+        }
+    }
 }
 
 /// `[cluster]`: several nodes sharing call ownership and provisioned
@@ -313,6 +358,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             registration: Vec::new(),
             hep: HepConfig::default(),
+            recording: RecordingConfig::default(),
         }
     }
 }

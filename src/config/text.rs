@@ -7,7 +7,7 @@
 
 use super::{
     ApiConfig, ClusterConfig, Config, ConfigError, DialinEntry, HepConfig, HoldConfig,
-    LimitsConfig, MediaConfig, NodeConfig, RegistrationConfig, SipConfig,
+    LimitsConfig, MediaConfig, NodeConfig, RecordingConfig, RegistrationConfig, SipConfig,
 };
 use crate::codec::AudioCodec;
 use crate::hep::Collector;
@@ -30,6 +30,7 @@ pub(super) struct ConfigText {
     cluster: ClusterConfig,
     registration: Vec<RegistrationConfig>,
     hep: HepText,
+    recording: RecordingConfig,
 }
 
 /// `HepConfig` as written; `url` "" is off.
@@ -94,6 +95,7 @@ impl ConfigText {
             cluster,
             registration,
             hep,
+            recording,
         } = self;
         Ok(Config {
             node,
@@ -147,6 +149,7 @@ impl ConfigText {
                 node_id: hep.node_id,
                 password: hep.password,
             },
+            recording,
         })
     }
 }
@@ -205,6 +208,7 @@ impl Default for ConfigText {
             cluster,
             registration,
             hep,
+            recording,
         } = Config::default();
         ConfigText {
             node,
@@ -246,6 +250,7 @@ impl Default for ConfigText {
                 node_id: hep.node_id,
                 password: hep.password,
             },
+            recording,
         }
     }
 }

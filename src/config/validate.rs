@@ -45,6 +45,21 @@ impl Config {
                 format!("at most {MAX_MEDIA_THREADS} (0 = one per core)"),
             ));
         }
+        // The contract's keys for uploading and encrypting recordings are
+        // read, but this version does neither: a config that asks for
+        // them must not run as if it did.
+        if !self.recording.upload.is_empty() {
+            return Err(ConfigError::key(
+                "recording.upload",
+                "uploading recordings is not supported by this version; leave it \"\" (files stay in recording.dir)",
+            ));
+        }
+        if !self.recording.encrypt_to.is_empty() {
+            return Err(ConfigError::key(
+                "recording.encrypt_to",
+                "encrypting recordings is not supported by this version; leave it []",
+            ));
+        }
         if self.hold.max_hold.is_zero() {
             return Err(ConfigError::key("hold.max_hold_secs", "must be at least 1"));
         }

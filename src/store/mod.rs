@@ -1,6 +1,7 @@
 //! Durable state in one SQLite file, `state_dir/pinless.db` (operators can
 //! read it with `sqlite3`): the node's `call_domain`, dial-in entries made
-//! through the API with their secrets, and a record of every finished call.
+//! through the API with their secrets, a record of every finished call,
+//! and an index of call recordings.
 //!
 //! Crash safety: WAL journal with `synchronous = FULL`, so a change is on
 //! disk before the API acknowledges it and `kill -9` loses nothing
@@ -13,6 +14,7 @@ mod entries;
 mod error;
 mod live;
 mod record_form;
+mod recordings;
 mod records;
 mod schema;
 
@@ -20,6 +22,7 @@ pub use call_record::{CallRecord, RecordEvent};
 pub use entries::{StoredEntry, StoredKeys};
 pub use error::{Corruption, StoreError};
 pub use live::LiveCall;
+pub use recordings::{RecordingRow, RecordingState};
 pub use records::RecordQuery;
 
 use rusqlite::{Connection, OptionalExtension};

@@ -42,6 +42,24 @@ const MIGRATIONS: &[&str] = &[
          saved_at  INTEGER NOT NULL,  -- Unix ms
          state     TEXT NOT NULL      -- JSON, written and read by `call`
      );",
+    // 2 → 3: call recordings (`recordings`): one row per recording, from
+    // its start; its file's summary once it is finished.
+    "CREATE TABLE recordings (
+         id           TEXT PRIMARY KEY,  -- {callId}-{n}
+         call_id      TEXT NOT NULL,
+         path         TEXT NOT NULL,     -- the local file
+         started_at   INTEGER NOT NULL,  -- Unix ms
+         state        TEXT NOT NULL,     -- recording | ready | failed
+         ended_at     INTEGER,           -- Unix ms
+         duration_ms  INTEGER,
+         bytes        INTEGER,
+         sha256       TEXT,
+         sample_rate  INTEGER NOT NULL,
+         channels     INTEGER NOT NULL,
+         error        TEXT
+     );
+     CREATE INDEX recordings_by_start ON recordings (started_at);
+     CREATE INDEX recordings_by_call ON recordings (call_id, started_at);",
 ];
 
 /// The schema version this build writes.

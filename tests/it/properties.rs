@@ -124,6 +124,7 @@ proptest! {
             mode: Mode::Bridge,
             stream: None,
             media_encryption: None,
+            record: None,
         };
         let mut plan = Plan::new(request, Instant::from_millis(0), Duration::from_secs(30));
         let mut now = 0u64;

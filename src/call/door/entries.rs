@@ -172,6 +172,7 @@ impl Entry {
                 dtmf_transfer: c.dtmf_transfer.clone(),
                 announce_every: (!c.announce_position_every.is_zero())
                     .then_some(c.announce_position_every),
+                record: c.record,
             },
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,

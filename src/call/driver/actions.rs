@@ -109,7 +109,15 @@ impl Call {
                     }
                 }
                 Action::SendDtmf { press, to } => self.send_dtmf(press, to),
+                Action::StartRecording { id, resume_at } => {
+                    Box::pin(self.start_recording(id, resume_at)).await;
+                }
+                Action::PauseRecording(mode) => self.pause_recording(mode),
+                Action::ResumeRecording => self.resume_recording(),
+                Action::StopRecording => self.stop_recording(),
                 Action::Suspend => {
+                    // The file as it stands, for the next start to go on.
+                    Box::pin(self.detach_recording()).await;
                     let saved = Box::pin(self.save()).await;
                     if let Some(done) = self.suspended.take() {
                         let _ = done.send(saved);
@@ -133,6 +141,7 @@ impl Call {
             (Some(Replier::Update(tx)), Reply::Update(r)) => drop(tx.send(r)),
             (Some(Replier::Hold(tx)), Reply::Hold(r)) => drop(tx.send(r)),
             (Some(Replier::Play(tx)), Reply::Play(r)) => drop(tx.send(r)),
+            (Some(Replier::Record(tx)), Reply::Record(r)) => drop(tx.send(r)),
             (replier, reply) => {
                 tracing::warn!(
                     ?reply,

@@ -38,6 +38,8 @@ pub struct Ctx {
     pub streams: crate::stream::Upkeep,
     /// Which addresses voice bots' `streamUrl`s may reach.
     pub urls: crate::confine::UrlPolicy,
+    /// Where call recordings' files go (`[recording] dir`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 /// Why a store write of a call's did not happen.

@@ -16,6 +16,7 @@ use crate::call::driver::answer::Answered;
 use crate::call::driver::early_caller::EarlyCaller;
 use crate::call::driver::events::EventSink;
 use crate::call::driver::hold_prompts::HoldPrompts;
+use crate::call::machine::record::RecordingNow;
 use crate::call::machine::view::CallView;
 use crate::call::machine::{
     Accepted, Action, Input, KeyVia, Machine, PlayThen, Silent, UpdateRefused,
@@ -39,6 +40,7 @@ pub mod events;
 mod hold_prompts;
 mod persist;
 mod quality;
+mod recording;
 mod webhook_task;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
@@ -87,6 +89,8 @@ async fn answer_held(
     tracing::info!(call = %p.call_id, entry = %entry.name, from = %p.from, to = %p.to, "call held");
     #[cfg(test)]
     test_hooks::maybe_panic(&machine);
+    let mut machine = machine;
+    let pending = machine.start_actions(ctx.clock.now());
     let parts = Box::new(Parts {
         machine,
         caller,
@@ -95,7 +99,7 @@ async fn answer_held(
         media,
         caller_from,
         published: 0,
-        pending: vec![],
+        pending,
     });
     Some((entry, parts, permit))
 }
@@ -151,6 +155,10 @@ pub(super) async fn drive(
             call.run(rx).await
         }
     };
+    if outcome == Outcome::Finished {
+        // Their ready (or failed) events are the call's last.
+        Box::pin(call.finish_recordings()).await;
+    }
     call.publish();
     // Stops a webhook still being retried.
     call.webhook_task = None;
@@ -242,6 +250,7 @@ fn begin(ctx: &Arc<Ctx>, entry: Arc<Entry>, parts: Box<Parts>) -> Begun {
         prompt: None,
         trace,
         suspended: None,
+        recordings: None,
     };
     Begun {
         call,
@@ -297,6 +306,8 @@ struct Call {
     trace: Option<Trace>,
     /// Where a stop in resume mode learns whether the call was saved.
     suspended: Option<oneshot::Sender<bool>>,
+    /// The call's recordings (made at its first).
+    recordings: Option<Box<recording::Recordings>>,
 }
 
 /// The I/O of a transfer attempt: what the machine's `Dial`, `Connect` or
@@ -336,6 +347,7 @@ enum Replier {
     Update(oneshot::Sender<Result<Accepted, UpdateRefused>>),
     Hold(oneshot::Sender<Result<(), UpdateRefused>>),
     Play(oneshot::Sender<Result<(), UpdateRefused>>),
+    Record(oneshot::Sender<Result<RecordingNow, UpdateRefused>>),
 }
 
 /// The call's SIP ladder: the one its INVITE began. A call resumed after
@@ -412,6 +424,10 @@ impl Call {
                 }
                 press = presses.next() => self.feed(Input::Dtmf(press, KeyVia::Rtp)),
                 end = self.prompts.finished() => self.feed(Input::PromptFinished(end)),
+                (id, ended) = recording::finished(&mut self.recordings) => {
+                    let input = Box::pin(self.recording_done(id, ended)).await;
+                    self.feed(input)
+                }
                 msg = rx.recv() => match msg {
                     Some(msg) => self.message(*msg),
                     None => self.feed(Input::HangupRequested),
@@ -464,6 +480,10 @@ impl Call {
                 self.reply = Some(Replier::Play(reply));
                 self.prompt = Some((prompt, audio.clone(), then));
                 Input::PlayRequested { audio, then }
+            }
+            DriverMsg::Record { request, reply } => {
+                self.reply = Some(Replier::Record(reply));
+                Input::RecordRequested(request)
             }
             DriverMsg::Hangup => Input::HangupRequested,
             DriverMsg::Shutdown => Input::Shutdown,

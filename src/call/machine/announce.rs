@@ -74,6 +74,7 @@ pub(super) mod tests {
             mode: Mode::Bridge,
             stream: None,
             media_encryption: None,
+            record: None,
         }
     }
 

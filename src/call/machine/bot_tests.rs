@@ -22,6 +22,7 @@ fn bot(url: &str, shown: &str) -> TransferRequest {
             restored: false,
         })),
         media_encryption: None,
+        record: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn a_bot_is_left_make_before_break_and_its_close_follows_the_entry() {
                 mode: Mode::Bridge,
                 stream: None,
                 media_encryption: None,
+                record: None,
             },
             None,
             t(2_000),
@@ -154,6 +156,7 @@ fn a_restart_puts_a_caller_with_a_bot_back_on_hold() {
             mode: Mode::Bridge,
             stream: None,
             media_encryption: None,
+            record: None,
         },
         None,
         t(1_000),

@@ -58,6 +58,7 @@ impl Machine {
             mode: Mode::Bridge,
             stream: None,
             media_encryption: None,
+            record: None,
         };
         // Held with no plan, the transfer is always taken; a refusal would
         // be on the timeline already.
@@ -204,6 +205,7 @@ mod tests {
             mode: Mode::Bridge,
             stream: None,
             media_encryption: None,
+            record: None,
         };
         bridged_to(&mut m, room);
         let a = m.handle(Input::Dtmf(press('1'), KeyVia::Info), t(2_000));
@@ -235,6 +237,7 @@ mod tests {
                 restored: false,
             })),
             media_encryption: None,
+            record: None,
         };
         bridged_to(&mut m, bot);
         for (i, via) in [KeyVia::Rtp, KeyVia::Info].into_iter().enumerate() {

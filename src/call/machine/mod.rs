@@ -98,6 +98,12 @@ pub struct Machine {
     /// existed was saved answered.
     #[serde(default = "early_media::answered_by_default")]
     ok_sent: bool,
+    /// The recording under way (`record.rs`).
+    #[serde(default)]
+    recording: Option<record::Recording>,
+    /// Recordings this call has started (each span's id counts them).
+    #[serde(default)]
+    recordings: u32,
     /// A REFER decided while the caller's 200 OK was still to go out:
     /// sent once it has (`Input::CallerAnswered`).
     #[serde(default)]
@@ -188,6 +194,8 @@ impl Machine {
             presses: 0,
             room_request: None,
             ok_sent: true,
+            recording: None,
+            recordings: 0,
             refer_due: None,
             announcing: 0,
             room_codecs: room::saved_default(),
@@ -417,6 +425,19 @@ impl Machine {
                     .collect();
             }
             Input::Suspending => return self.suspending(now),
+            Input::RecordRequested(request) => {
+                return match self.request_record(request, now) {
+                    Ok((status, mut actions)) => {
+                        actions.insert(0, Action::Reply(Reply::Record(Ok(status))));
+                        actions
+                    }
+                    Err(e) => vec![Action::Reply(Reply::Record(Err(e)))],
+                };
+            }
+            Input::RecordingEnded { id, end } => {
+                self.recording_ended(&id, end, now);
+                return vec![];
+            }
             _ => {}
         }
         if self.state == State::Ended {
@@ -468,7 +489,9 @@ impl Machine {
             | Input::PlayRequested { .. }
             | Input::PromptFinished(_)
             | Input::CallerAnswered
-            | Input::Suspending => vec![],
+            | Input::Suspending
+            | Input::RecordRequested(_)
+            | Input::RecordingEnded { .. } => vec![],
         }
     }
 
@@ -512,6 +535,7 @@ impl Machine {
                     mode: Mode::Bridge,
                     stream: None,
                     media_encryption: None,
+                    record: None,
                 };
                 self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
                 self.timeout_transfer = true;
@@ -546,6 +570,7 @@ impl Machine {
         if hangup_caller {
             actions.push(Action::HangupCaller);
         }
+        actions.extend(self.end_recording(now));
         actions.push(Action::Finish);
         self.leave_room(now);
         if let Some(since) = self.held_since.take() {
@@ -574,6 +599,7 @@ mod dtmf;
 mod early_media;
 pub mod plan;
 mod play;
+pub mod record;
 pub mod ringing;
 pub mod room;
 pub mod route;

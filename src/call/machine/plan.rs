@@ -36,6 +36,10 @@ pub struct TransferRequest {
     /// for `sips:` URIs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_encryption: Option<crate::config::MediaEncryption>,
+    /// The update's `record`: record the call from this transfer's bridge
+    /// on (true) or no longer (false); None leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
 }
 
 /// A voice bot to stream the caller to (Twilio Media Streams).
@@ -216,6 +220,7 @@ mod tests {
                 mode: Mode::Bridge,
                 stream: None,
                 media_encryption: None,
+                record: None,
             },
             at(0),
             Duration::from_secs(30),

@@ -1,5 +1,5 @@
 //! Where a transfer goes, read from JSON: the `sipUri` / `sipUris`,
-//! `headers`, `mode` and `mediaEncryption` fields that both
+//! `headers`, `mode`, `mediaEncryption` and `record` fields that both
 //! `pinlessCallUpdate` and the incoming-call webhook's answer carry, or a
 //! voice bot's `streamUrl` with its `streamParameters` and
 //! `streamHeaders`. One reader for both, so that a route the API accepts
@@ -74,6 +74,18 @@ pub fn has_target(obj: &Map<String, Value>) -> bool {
 
 /// The transfer `obj` asks for; the error names the field.
 pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError> {
+    let record = match obj.get("record") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(RouteError::rule("record", "must be true or false")),
+    };
+    let mut request = targets(obj)?;
+    request.record = record;
+    Ok(request)
+}
+
+/// The transfer's targets and how they are reached (a room or a bot).
+fn targets(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError> {
     if obj.contains_key("streamUrl") {
         return stream_transfer(obj);
     }
@@ -157,6 +169,7 @@ pub fn transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteError>
         mode,
         stream: None,
         media_encryption,
+        record: None,
     })
 }
 
@@ -205,6 +218,7 @@ fn stream_transfer(obj: &Map<String, Value>) -> Result<TransferRequest, RouteErr
             restored: false,
         })),
         media_encryption: None,
+        record: None,
     })
 }
 

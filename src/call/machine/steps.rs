@@ -4,8 +4,10 @@
 //! only the transitions.
 
 use crate::call::machine::plan::{StreamTarget, TransferRequest};
+use crate::call::machine::record::{RecordRequest, RecordingEnd, RecordingNow};
 use crate::codec::{AudioCodec, DtmfPress};
 use crate::config::OnRoomHangup;
+use crate::media::record::PauseMode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -79,6 +81,9 @@ pub struct Policy {
     /// Tell a waiting caller its position this often (none: never).
     #[serde(default)]
     pub announce_every: Option<Duration>,
+    /// When the call is recorded on its own (the entry's `record`).
+    #[serde(default)]
+    pub record: crate::config::RecordMode,
 }
 
 /// What a hold timeout does.
@@ -217,6 +222,14 @@ pub enum Input {
     SessionExpired,
     /// The caller pressed a key, reported once per press, and how it came.
     Dtmf(DtmfPress, KeyVia),
+    /// `POST /v1/calls/{id}/recording`. Answered by `Reply::Record`.
+    RecordRequested(RecordRequest),
+    /// A recording's file is complete or failed (possibly after the call
+    /// ended).
+    RecordingEnded {
+        id: String,
+        end: RecordingEnd,
+    },
 }
 
 /// How a caller's key press reached us.
@@ -249,6 +262,7 @@ pub enum Reply {
     Update(Result<Accepted, UpdateRefused>),
     Hold(Result<(), UpdateRefused>),
     Play(Result<(), UpdateRefused>),
+    Record(Result<RecordingNow, UpdateRefused>),
 }
 
 /// Where a caller's key press goes on to.
@@ -312,6 +326,18 @@ pub enum Action {
         press: DtmfPress,
         to: KeyTo,
     },
+    /// Record the call into recording `id`: a new file, or (`resume_at`:
+    /// the recording's clock now, in ms) the file of a call resumed after
+    /// a restart, gone on with.
+    StartRecording {
+        id: String,
+        resume_at: Option<u64>,
+    },
+    PauseRecording(PauseMode),
+    ResumeRecording,
+    /// End the recording under way (its file is finished apart; its end
+    /// comes back as `Input::RecordingEnded`).
+    StopRecording,
     /// Save the call as it stands and leave it up, untouched, for the
     /// next start (a stop in resume mode): the driver's last action.
     Suspend,
@@ -358,6 +384,18 @@ pub enum EventKind {
     Answered,
     #[serde(rename = "call.play_finished")]
     PlayFinished,
+    #[serde(rename = "call.recording_started")]
+    RecordingStarted,
+    #[serde(rename = "call.recording_paused")]
+    RecordingPaused,
+    #[serde(rename = "call.recording_resumed")]
+    RecordingResumed,
+    #[serde(rename = "call.recording_stopped")]
+    RecordingStopped,
+    #[serde(rename = "call.recording_ready")]
+    RecordingReady,
+    #[serde(rename = "call.recording_failed")]
+    RecordingFailed,
 }
 
 impl EventKind {
@@ -381,6 +419,12 @@ impl EventKind {
             EventKind::Dtmf => "call.dtmf",
             EventKind::Answered => "call.answered",
             EventKind::PlayFinished => "call.play_finished",
+            EventKind::RecordingStarted => "call.recording_started",
+            EventKind::RecordingPaused => "call.recording_paused",
+            EventKind::RecordingResumed => "call.recording_resumed",
+            EventKind::RecordingStopped => "call.recording_stopped",
+            EventKind::RecordingReady => "call.recording_ready",
+            EventKind::RecordingFailed => "call.recording_failed",
         }
     }
 
@@ -510,6 +554,12 @@ mod tests {
             Dtmf,
             Answered,
             PlayFinished,
+            RecordingStarted,
+            RecordingPaused,
+            RecordingResumed,
+            RecordingStopped,
+            RecordingReady,
+            RecordingFailed,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }

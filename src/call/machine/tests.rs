@@ -16,6 +16,7 @@ pub(super) fn policy() -> Policy {
         on_hold_timeout: HoldTimeout::Hangup { announcement: None },
         ring_cap: Duration::from_secs(30),
         dtmf_transfer: Default::default(),
+        record: Default::default(),
     }
 }
 
@@ -48,6 +49,7 @@ fn to(targets: &[&str]) -> TransferRequest {
         mode: Mode::Bridge,
         stream: None,
         media_encryption: None,
+        record: None,
     }
 }
 

@@ -28,7 +28,8 @@ impl Machine {
         if self.state == State::Ended {
             return vec![];
         }
-        let mut actions = self.stream_lost(now);
+        let mut actions = self.resume_recording(now);
+        actions.extend(self.stream_lost(now));
         if self
             .plan
             .as_ref()
@@ -387,6 +388,8 @@ impl Machine {
             json!({ "sipUri": target, "attempt": attempt, "replaced": replaced })
         };
         self.log(now, EventKind::Bridged, detail);
+        let mut actions = actions;
+        actions.extend(self.record_at_bridge(now));
         actions
     }
 

@@ -4,6 +4,7 @@
 
 use crate::call::machine::PlayThen;
 use crate::call::machine::plan::TransferRequest;
+use crate::call::machine::record::{RecordRequest, RecordingNow};
 use crate::call::machine::steps::{Accepted, Input, UpdateRefused};
 use crate::call::machine::view::CallView;
 use crate::media::Prompt;
@@ -54,6 +55,11 @@ pub(in crate::call) enum DriverMsg {
         audio: String,
         then: PlayThen,
         reply: oneshot::Sender<Result<(), UpdateRefused>>,
+    },
+    /// `POST /v1/calls/{id}/recording`.
+    Record {
+        request: RecordRequest,
+        reply: oneshot::Sender<Result<RecordingNow, UpdateRefused>>,
     },
     Hangup,
     /// The node is stopping: hang up (drain mode).
@@ -117,6 +123,14 @@ impl CallHandle {
             })
             .await?;
         Ok(answer?)
+    }
+
+    /// Starts, stops, pauses or resumes the call's recording; where it
+    /// stands then.
+    pub async fn record(&self, request: RecordRequest) -> Result<RecordingNow, CallError> {
+        Ok(self
+            .ask(|reply| DriverMsg::Record { request, reply })
+            .await??)
     }
 
     /// Hangs up both legs; false when the call is already gone.

@@ -1,0 +1,332 @@
+//! Call recording on the machine: when a recording starts (the entry's
+//! `record`, an update's `"record"`, the recording API), pauses, resumes
+//! and stops, and what the timeline says of it. One recording runs at a
+//! time; each start/stop span is a recording of its own, `{callId}-{n}`.
+//! The files themselves are the media's (`media::record`); the machine
+//! only asks (`Action::StartRecording`, …) and logs what it is told of
+//! their end (`Input::RecordingEnded`).
+
+use super::{Action, EventKind, Machine, State, UpdateRefused};
+use crate::clock::Instant;
+use crate::config::RecordMode;
+use crate::media::record::PauseMode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The recording under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    pub id: String,
+    /// When capture started, as shown (Unix ms).
+    pub started_at: u64,
+    /// Paused since then, and how.
+    pub paused: Option<(Instant, PauseMode)>,
+    /// Time left out of the file by pauses that skip, ms.
+    pub skipped_ms: u64,
+}
+
+/// What the recording API asks (`POST /v1/calls/{id}/recording`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordRequest {
+    Start,
+    Stop,
+    Pause(PauseMode),
+    Resume,
+}
+
+/// Where a call's recording stands, as the recording API answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingNow {
+    pub recording_id: String,
+    /// `recording`, `paused` or `stopped`.
+    pub state: &'static str,
+}
+
+/// A recording's end, as the driver reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingEnd {
+    /// Its file is complete: the detail of `call.recording_ready`.
+    Ready(Value),
+    /// It could not be written (the error).
+    Failed(String),
+}
+
+impl Machine {
+    fn start_recording(&mut self, now: Instant) -> Vec<Action> {
+        self.recordings += 1;
+        let id = format!("{}-{}", self.parties.call_id, self.recordings);
+        self.recording = Some(Recording {
+            id: id.clone(),
+            started_at: self.shown(now),
+            paused: None,
+            skipped_ms: 0,
+        });
+        self.log(
+            now,
+            EventKind::RecordingStarted,
+            json!({ "recordingId": id }),
+        );
+        vec![Action::StartRecording {
+            id,
+            resume_at: None,
+        }]
+    }
+
+    fn stop_recording(&mut self, now: Instant) -> Vec<Action> {
+        let Some(r) = self.recording.take() else {
+            return vec![];
+        };
+        let detail = json!({ "recordingId": r.id });
+        self.log(now, EventKind::RecordingStopped, detail);
+        vec![Action::StopRecording]
+    }
+
+    /// What the entry's `record = "answer"` asks once the call is up.
+    pub fn start_actions(&mut self, now: Instant) -> Vec<Action> {
+        if self.policy.record == RecordMode::Answer && self.recordings == 0 {
+            return self.start_recording(now);
+        }
+        vec![]
+    }
+
+    /// The caller was just bridged: the entry's `record = "bridge"` (the
+    /// first bridge), and the update's `"record"` for this transfer on.
+    pub(super) fn record_at_bridge(&mut self, now: Instant) -> Vec<Action> {
+        let asked = self.room_request.as_ref().and_then(|r| r.record);
+        let by_entry = self.policy.record == RecordMode::Bridge && self.recordings == 0;
+        match (asked, self.recording.is_some()) {
+            (Some(true), false) => self.start_recording(now),
+            (Some(false), true) => self.stop_recording(now),
+            (None, false) if by_entry => self.start_recording(now),
+            _ => vec![],
+        }
+    }
+
+    /// A resumed call goes on recording into the same file, its clock
+    /// moved on by the time the node was down.
+    pub(super) fn resume_recording(&self, now: Instant) -> Vec<Action> {
+        let Some(r) = &self.recording else {
+            return vec![];
+        };
+        let mut ms = self.shown(now).saturating_sub(r.started_at);
+        ms = ms.saturating_sub(r.skipped_ms);
+        if let Some((since, PauseMode::Skip)) = r.paused {
+            ms = ms.saturating_sub(super::millis(now.since(since)));
+        }
+        let mut actions = vec![Action::StartRecording {
+            id: r.id.clone(),
+            resume_at: Some(ms),
+        }];
+        if let Some((_, mode)) = r.paused {
+            actions.push(Action::PauseRecording(mode));
+        }
+        actions
+    }
+
+    /// The call ends: so does its recording.
+    pub(super) fn end_recording(&mut self, now: Instant) -> Vec<Action> {
+        self.stop_recording(now)
+    }
+
+    /// The recording API's request.
+    pub(super) fn request_record(
+        &mut self,
+        request: RecordRequest,
+        now: Instant,
+    ) -> Result<(RecordingNow, Vec<Action>), UpdateRefused> {
+        if self.state == State::Ended {
+            return Err(self.refuse(now, "call is ended".into()));
+        }
+        let now_of = |r: &Recording| RecordingNow {
+            recording_id: r.id.clone(),
+            state: if r.paused.is_some() {
+                "paused"
+            } else {
+                "recording"
+            },
+        };
+        let Some(r) = self.recording.as_mut() else {
+            if request == RecordRequest::Start {
+                let actions = self.start_recording(now);
+                let r = self.recording.as_ref().map(now_of);
+                return Ok((r.unwrap_or_else(stopped), actions));
+            }
+            return Err(self.refuse(now, "the call is not being recorded".into()));
+        };
+        let actions = match request {
+            // Already recording: the same recording, nothing new.
+            RecordRequest::Start => vec![],
+            RecordRequest::Pause(_) | RecordRequest::Resume
+                if r.paused.is_some() == matches!(request, RecordRequest::Pause(_)) =>
+            {
+                vec![]
+            }
+            RecordRequest::Pause(mode) => {
+                r.paused = Some((now, mode));
+                let detail = json!({ "recordingId": r.id, "pause": mode });
+                self.log(now, EventKind::RecordingPaused, detail);
+                vec![Action::PauseRecording(mode)]
+            }
+            RecordRequest::Resume => {
+                if let Some((since, PauseMode::Skip)) = r.paused {
+                    r.skipped_ms += super::millis(now.since(since));
+                }
+                r.paused = None;
+                let detail = json!({ "recordingId": r.id });
+                self.log(now, EventKind::RecordingResumed, detail);
+                vec![Action::ResumeRecording]
+            }
+            RecordRequest::Stop => {
+                let id = r.id.clone();
+                let actions = self.stop_recording(now);
+                return Ok((
+                    RecordingNow {
+                        recording_id: id,
+                        state: "stopped",
+                    },
+                    actions,
+                ));
+            }
+        };
+        let r = self.recording.as_ref().map(now_of);
+        Ok((r.unwrap_or_else(stopped), actions))
+    }
+
+    /// A recording's file is complete, or failed.
+    pub(super) fn recording_ended(&mut self, id: &str, end: RecordingEnd, now: Instant) {
+        let (kind, mut detail) = match end {
+            RecordingEnd::Ready(detail) => (EventKind::RecordingReady, detail),
+            RecordingEnd::Failed(error) => (EventKind::RecordingFailed, json!({ "error": error })),
+        };
+        if let Some(obj) = detail.as_object_mut() {
+            obj.insert("recordingId".into(), json!(id));
+        }
+        // A recording that failed while running is over.
+        if kind == EventKind::RecordingFailed && self.recording.as_ref().is_some_and(|r| r.id == id)
+        {
+            self.recording = None;
+        }
+        self.log(now, kind, detail);
+    }
+
+    /// The recording under way, if any.
+    pub fn recording(&self) -> Option<&Recording> {
+        self.recording.as_ref()
+    }
+}
+
+fn stopped() -> RecordingNow {
+    RecordingNow {
+        recording_id: String::new(),
+        state: "stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{parties, policy, t};
+    use super::*;
+    use crate::call::machine::{Input, Reply};
+
+    fn call(record: RecordMode) -> Machine {
+        let policy = crate::call::machine::Policy { record, ..policy() };
+        Machine::answered(parties(), policy, t(0), 1_000)
+    }
+
+    fn ask(m: &mut Machine, r: RecordRequest, at: u64) -> Vec<Action> {
+        m.handle(Input::RecordRequested(r), t(at))
+    }
+
+    fn events(m: &Machine) -> Vec<&'static str> {
+        m.timeline().iter().map(|e| e.event.name()).collect()
+    }
+
+    #[test]
+    fn an_entry_that_records_from_the_answer_starts_at_once_and_stops_at_the_end() {
+        let mut m = call(RecordMode::Answer);
+        let start = m.start_actions(t(0));
+        assert_eq!(
+            start,
+            vec![Action::StartRecording {
+                id: "c1-1".into(),
+                resume_at: None
+            }]
+        );
+        assert!(m.start_actions(t(1)).is_empty(), "once");
+        let end = m.handle(Input::CallerHungUp, t(5_000));
+        assert!(end.contains(&Action::StopRecording), "{end:?}");
+        assert!(events(&m).contains(&"call.recording_started"));
+        // The file's end comes after the call's, and is still told.
+        m.handle(
+            Input::RecordingEnded {
+                id: "c1-1".into(),
+                end: RecordingEnd::Ready(json!({ "durationMs": 5000 })),
+            },
+            t(5_100),
+        );
+        let last = m.timeline().last().unwrap();
+        assert_eq!(last.event, EventKind::RecordingReady);
+        assert_eq!(last.detail["recordingId"], "c1-1");
+        assert_eq!(last.detail["durationMs"], 5000);
+    }
+
+    #[test]
+    fn the_api_starts_pauses_resumes_and_stops_spans_each_with_its_id() {
+        let mut m = call(RecordMode::Off);
+        assert!(m.start_actions(t(0)).is_empty());
+        let refused = ask(&mut m, RecordRequest::Pause(PauseMode::Silence), 10);
+        assert!(matches!(&refused[0], Action::Reply(Reply::Record(Err(_)))));
+        let a = ask(&mut m, RecordRequest::Start, 20);
+        assert!(a.contains(&Action::StartRecording {
+            id: "c1-1".into(),
+            resume_at: None
+        }));
+        let a = ask(&mut m, RecordRequest::Pause(PauseMode::Skip), 1_000);
+        assert_eq!(a[1], Action::PauseRecording(PauseMode::Skip));
+        // Paused twice: the same pause, nothing new.
+        assert_eq!(
+            ask(&mut m, RecordRequest::Pause(PauseMode::Skip), 1_100).len(),
+            1
+        );
+        let a = ask(&mut m, RecordRequest::Resume, 3_000);
+        assert_eq!(a[1], Action::ResumeRecording);
+        assert_eq!(m.recording().unwrap().skipped_ms, 2_000);
+        let a = ask(&mut m, RecordRequest::Stop, 4_000);
+        assert_eq!(a[1], Action::StopRecording);
+        let a = ask(&mut m, RecordRequest::Start, 5_000);
+        assert!(a.contains(&Action::StartRecording {
+            id: "c1-2".into(),
+            resume_at: None
+        }));
+        assert_eq!(
+            events(&m)
+                .into_iter()
+                .filter(|e| e.starts_with("call.recording"))
+                .collect::<Vec<_>>(),
+            [
+                "call.recording_started",
+                "call.recording_paused",
+                "call.recording_resumed",
+                "call.recording_stopped",
+                "call.recording_started"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_call_goes_on_recording_with_its_clock_moved_on() {
+        let mut m = call(RecordMode::Answer);
+        m.start_actions(t(1_000));
+        ask(&mut m, RecordRequest::Pause(PauseMode::Skip), 3_000);
+        ask(&mut m, RecordRequest::Resume, 4_000);
+        // Saved, and resumed by the next process 10 s after the start.
+        let saved: Machine = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(
+            saved.resume_recording(t(10_000)),
+            vec![Action::StartRecording {
+                id: "c1-1".into(),
+                resume_at: Some(8_000)
+            }]
+        );
+    }
+}
