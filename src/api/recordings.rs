@@ -165,7 +165,7 @@ pub async fn delete(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     read(api, move |s| s.forget_recording(&key)).await?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "deleted": r.id, "callId": r.call_id }),
+        &json!({ "id": r.id, "deleted": true }),
     ))
 }
 

@@ -37,6 +37,7 @@ mod play;
 mod probe;
 mod properties;
 mod provisioning;
+mod recording;
 mod restart;
 mod resume;
 mod security;

@@ -4,9 +4,11 @@
 //! sequence of events.
 
 use pinless::call::machine::plan::{Mode, Next, Plan, TransferRequest};
+use pinless::call::machine::record::RecordRequest;
 use pinless::call::machine::{Action, HoldTimeout, Input, Machine, Parties, Policy, Reply, State};
 use pinless::clock::Instant;
 use pinless::config::OnRoomHangup;
+use pinless::media::record::PauseMode;
 use pinless::sip::digest::{DigestAuth, Verdict};
 use pinless::sip::{headers, sdp};
 use proptest::prelude::*;
@@ -148,7 +150,7 @@ proptest! {
     /// survives a save and restore (serde) unchanged.
     #[test]
     fn the_call_machine_survives_any_event_sequence(
-        events in proptest::collection::vec(0u8..15, 0..60),
+        events in proptest::collection::vec(0u8..19, 0..60),
         announce in proptest::bool::ANY,
     ) {
         let policy = Policy {
@@ -163,6 +165,7 @@ proptest! {
             ring_cap: Duration::from_secs(30),
             dtmf_transfer: Default::default(),
             announce_every: Some(Duration::from_secs(45)),
+            record: pinless::config::RecordMode::Bridge,
         };
         let parties = Parties {
             call_id: "c".into(),
@@ -180,8 +183,8 @@ proptest! {
             let was_ended = m.state() == State::Ended;
             let at = Instant::from_millis(now);
             let actions = match e {
-                0 => m.handle(Input::UpdateRequested { request: TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge, stream: None, media_encryption: None }, key: None }, at),
-                1 => m.handle(Input::UpdateRequested { request: TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer, stream: None, media_encryption: None }, key: Some("k".into()) }, at),
+                0 => m.handle(Input::UpdateRequested { request: TransferRequest { targets: vec!["sip:a@h".into()], headers: vec![], mode: Mode::Bridge, stream: None, media_encryption: None, record: None }, key: None }, at),
+                1 => m.handle(Input::UpdateRequested { request: TransferRequest { targets: vec!["sip:b@h".into()], headers: vec![], mode: Mode::Refer, stream: None, media_encryption: None, record: None }, key: Some("k".into()) }, at),
                 2 => m.handle(Input::HoldRequested, at),
                 3 => m.handle(Input::RoomAnswered, at),
                 4 => m.handle(Input::RoomFailed { code: Some(480), reason: "x".into() }, at),
@@ -193,6 +196,10 @@ proptest! {
                 10 => m.handle(Input::CallerHungUp, at),
                 11 => m.handle(Input::HangupRequested, at),
                 12 => m.handle(Input::ReferNotified(503), at),
+                13 => m.handle(Input::RecordRequested(RecordRequest::Start), at),
+                14 => m.handle(Input::RecordRequested(RecordRequest::Pause(PauseMode::Skip)), at),
+                15 => m.handle(Input::RecordRequested(RecordRequest::Resume), at),
+                16 => m.handle(Input::RecordRequested(RecordRequest::Stop), at),
                 // Time passes to the machine's next deadline.
                 _ => match m.poll_timeout() {
                     Some(deadline) => {
@@ -208,9 +215,13 @@ proptest! {
             if was_ended {
                 // An ended call answers requests (refusing them) and does
                 // nothing else.
-                let acted = actions.iter().any(|a| !matches!(a, Action::Reply(Reply::Update(Err(_)) | Reply::Hold(Err(_)))));
+                let acted = actions.iter().any(|a| !matches!(a, Action::Reply(Reply::Update(Err(_)) | Reply::Hold(Err(_)) | Reply::Record(Err(_)))));
                 prop_assert!(!acted, "an ended call acted: {actions:?}");
                 prop_assert_eq!(m.state(), State::Ended);
+            }
+            // A call's end ends its recording.
+            if m.state() == State::Ended {
+                prop_assert!(m.recording().is_none(), "an ended call still records");
             }
             let view = m.view();
             prop_assert!(view.hold_ms + view.talk_ms <= now, "more time counted than passed");

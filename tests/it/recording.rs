@@ -1,0 +1,399 @@
+//! Call recording over real SIP, RTP and HTTP on loopback: the WAV file's
+//! left channel is what the caller sent, its right what the caller heard
+//! (the music, then the room), on the call's clock; the app is told when
+//! a recording starts, pauses, resumes and is ready (with its checksum);
+//! the file is served (ranges too), listed and deleted; sox reads it.
+
+use crate::support;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+use support::signal::{self, mulaw_tone, power, send_payloads};
+use support::*;
+
+/// A gateway whose entry says `record = "{record}"`, plays a 440 Hz tone
+/// as its music and posts its events to the webhook receiver, and a
+/// caller held there.
+async fn held_recorded(record: &str) -> HeldCall {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let music = support::audio::temp_dir("rec-music").join("a440.wav");
+    support::audio::wav(&music, &signal::tone(440.0, 8000.0, 2.0));
+    let extra = format!(
+        "record = \"{record}\"\nevents_url = \"{}\"\nhold_music = \"{}\"",
+        hooks.url(),
+        music.display()
+    );
+    let gw = TestGateway::start(&hooks.url(), &extra).await;
+    let phone = Phone::new().await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let hook = next_where(&mut hooks, |b| b.get("type").is_none()).await;
+    let call_id = hook.json()["callId"].as_str().expect("callId").to_string();
+    HeldCall {
+        gw,
+        hooks,
+        phone,
+        caller,
+        media,
+        call_id,
+        hook,
+    }
+}
+
+async fn next_where(hooks: &mut WebhookReceiver, pred: impl Fn(&Value) -> bool) -> Hook {
+    within(15, "the webhook or event awaited", async {
+        loop {
+            let hook = hooks.next().await;
+            if pred(&hook.json()) {
+                return hook;
+            }
+        }
+    })
+    .await
+}
+
+/// The next event of type `kind`, its `data`.
+async fn event(hooks: &mut WebhookReceiver, kind: &str) -> Value {
+    let hook = next_where(hooks, |b| b["type"] == kind).await;
+    hook.json()["data"].clone()
+}
+
+/// A WAV file's two channels, checking its header counts every byte.
+fn channels(bytes: &[u8]) -> (u32, Vec<i16>, Vec<i16>) {
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..16], b"WAVEfmt ");
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+    assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 2, "stereo");
+    assert_eq!(u16::from_le_bytes([bytes[34], bytes[35]]), 16, "16-bit");
+    let data = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
+    assert_eq!(data, bytes.len() - 44, "the header counts the audio");
+    let (left, right) = bytes[44..]
+        .chunks(4)
+        .map(|f| {
+            (
+                i16::from_le_bytes([f[0], f[1]]),
+                i16::from_le_bytes([f[2], f[3]]),
+            )
+        })
+        .unzip();
+    (rate, left, right)
+}
+
+/// The length of a file `channels` reads, in seconds.
+#[cfg(feature = "interop")]
+fn left_secs(bytes: &[u8]) -> f64 {
+    (bytes.len() - 44) as f64 / 4.0 / 8000.0
+}
+
+/// What sox says of the file (`sox --i -<flag>`).
+#[cfg(feature = "interop")]
+fn soxi(path: &std::path::Path, flag: &str) -> String {
+    let out = std::process::Command::new("sox")
+        .args(["--i", flag])
+        .arg(path)
+        .output()
+        .expect("sox (Debian's sox package) runs");
+    assert!(
+        out.status.success(),
+        "sox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The share of `x`'s power that is at `hz`, over 100 ms windows: how
+/// many windows carry the tone.
+fn windows_with(x: &[i16], rate: f64, hz: f64) -> usize {
+    x.chunks(rate as usize / 10)
+        .filter(|w| {
+            let energy: f64 = w.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / w.len() as f64;
+            energy > 1e5 && power(w, rate, hz) * 2.0 > energy * w.len() as f64 / 4.0
+        })
+        .count()
+}
+
+async fn get_bytes(
+    gw: &TestGateway,
+    path: &str,
+    range: Option<&str>,
+) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+    let mut request = reqwest::Client::new().get(gw.url(path)).bearer_auth(TOKEN);
+    if let Some(r) = range {
+        request = request.header("range", r);
+    }
+    let answer = request.send().await.expect("the API answers");
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    (
+        status,
+        answer.bytes().await.expect("a body").to_vec(),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_the_room_right() {
+    let mut call = held_recorded("answer").await;
+    let started = Instant::now();
+    let data = event(&mut call.hooks, "call.recording_started").await;
+    let recording_id = data["recordingId"].as_str().unwrap().to_string();
+    assert_eq!(recording_id, format!("{}-1", call.call_id));
+    // The caller says 697 Hz for 3 s; music plays to it meanwhile.
+    let speaking = send_payloads(
+        &call.phone.rtp,
+        call.media.addr,
+        0,
+        160,
+        mulaw_tone(697.0, 3.0),
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Then a room takes the call and says 1000 Hz.
+    let mut room = Room::new().await;
+    let (status, _) = call
+        .update(json!({ "sipUri": room.uri("room", false) }))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    let (room_leg, room_media) = room.answer(invite).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    let bridged_at = started.elapsed();
+    let room_says = send_payloads(&room.rtp, room_media.addr, 0, 160, mulaw_tone(1000.0, 1.5));
+    room_says.await.unwrap();
+    speaking.await.unwrap();
+    call.caller.hangup();
+    let ended_at = started.elapsed();
+    let ready = event(&mut call.hooks, "call.recording_ready").await;
+    drop(room_leg);
+    assert_eq!(ready["recordingId"], recording_id.as_str());
+    assert_eq!(
+        (ready["sampleRate"].as_u64(), ready["channels"].as_u64()),
+        (Some(8000), Some(2))
+    );
+    assert_eq!(ready["lostPackets"], 0);
+    let location = ready["location"].as_str().unwrap();
+    let path = std::path::PathBuf::from(location.strip_prefix("file:").expect("a local file"));
+
+    // The file as served is the file on disk, and its checksum is the
+    // event's.
+    let url = format!("/v1/calls/{}/recording", call.call_id);
+    let (status, bytes, headers) = get_bytes(&call.gw, &url, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert_eq!(bytes, std::fs::read(&path).unwrap());
+    assert_eq!(ready["bytes"].as_u64(), Some(bytes.len() as u64));
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(ready["sha256"], sha.as_str());
+    // sox, Debian's, reads it as we wrote it (with the interop feature,
+    // which `.ci/run` turns on after installing sox).
+    #[cfg(feature = "interop")]
+    {
+        assert_eq!(soxi(&path, "-c"), "2");
+        assert_eq!(soxi(&path, "-r"), "8000");
+        let secs: f64 = soxi(&path, "-D").parse().expect("a duration");
+        assert!(
+            (secs - left_secs(&bytes)).abs() < 0.01,
+            "sox reads {secs} s"
+        );
+    }
+
+    let (rate, left, right) = channels(&bytes);
+    assert_eq!(rate, 8000);
+    let secs = left.len() as f64 / 8000.0;
+    // The time recorded: from the answer to the BYE (the answer came
+    // just before the webhook this test started its clock at).
+    let want = ended_at.as_secs_f64();
+    assert!(
+        (secs - want).abs() < 0.3,
+        "{secs:.2} s recorded of a {want:.2} s call"
+    );
+    assert_eq!(
+        ready["durationMs"].as_u64(),
+        Some((left.len() as u64 * 1000) / 8000)
+    );
+    // Left: the caller's tone, 3 s of it, and nothing of the room's.
+    let spoke = windows_with(&left, 8000.0, 697.0);
+    assert!(
+        (25..=31).contains(&spoke),
+        "{spoke} windows of the caller's tone"
+    );
+    assert_eq!(
+        windows_with(&left, 8000.0, 1000.0),
+        0,
+        "the room is not on the left"
+    );
+    // Right: the music (440 Hz) until the bridge, the room's 1 kHz after
+    // it, where the call's clock puts it (the test saw the bridge at most
+    // a poll after it was made).
+    let bridge = (bridged_at.as_secs_f64() * 8000.0) as usize;
+    let before = &right[..bridge.min(right.len())];
+    let music = windows_with(before, 8000.0, 440.0);
+    assert!(
+        music + 3 >= before.len() / 800,
+        "music in {music} of {} windows",
+        before.len() / 800
+    );
+    assert_eq!(
+        windows_with(before, 8000.0, 697.0),
+        0,
+        "the caller is not on the right"
+    );
+    assert_eq!(
+        windows_with(before, 8000.0, 1000.0),
+        0,
+        "the room not before the bridge"
+    );
+    let after = &right[bridge..];
+    let heard_room = windows_with(after, 8000.0, 1000.0);
+    assert!(
+        (12..=16).contains(&heard_room),
+        "{heard_room} windows of the room's tone"
+    );
+    assert_eq!(
+        windows_with(after, 8000.0, 440.0),
+        0,
+        "no music once bridged"
+    );
+
+    // A range of it, as an audio element asks.
+    let (status, head, headers) = get_bytes(&call.gw, &url, Some("bytes=0-43")).await;
+    assert_eq!(status, 206);
+    assert_eq!(head, bytes[..44]);
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes 0-43/{}", bytes.len()).as_str()
+    );
+    let (status, _, _) = get_bytes(&call.gw, &url, Some(&format!("bytes={}-", bytes.len()))).await;
+    assert_eq!(status, 416);
+
+    // Listed, then deleted: gone from the list, the disk and the call.
+    let (status, list) = call
+        .gw
+        .api(reqwest::Method::GET, "/v1/recordings", None)
+        .await;
+    assert_eq!(status, 200);
+    let listed = &list["recordings"][0];
+    assert_eq!(listed["recordingId"], recording_id.as_str());
+    assert_eq!(listed["state"], "ready");
+    assert_eq!(listed["sha256"], sha.as_str());
+    let one = format!("/v1/recordings/{recording_id}");
+    let (status, _) = call.gw.api(reqwest::Method::DELETE, &one, None).await;
+    assert_eq!(status, 200);
+    assert!(!path.exists());
+    let (status, body) = call.gw.api(reqwest::Method::GET, &one, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown recordingId"))
+    );
+    let (status, _, _) = get_bytes(&call.gw, &url, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_api_starts_pauses_resumes_and_stops_spans_each_a_file_of_its_own() {
+    let mut call = held_recorded("off").await;
+    let url = format!("/v1/calls/{}/recording", call.call_id);
+    let post = |body: Value| call.gw.api(reqwest::Method::POST, &url, Some(body));
+    // Not recording: nothing to stop, pause or serve.
+    let (status, body) = post(json!({ "action": "stop" })).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("the call is not being recorded"))
+    );
+    let (status, _, _) = get_bytes(&call.gw, &url, None).await;
+    assert_eq!(status, 404);
+    // Bad bodies name the field.
+    let (status, body) = post(json!({ "action": "rewind" })).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("action: "),
+        "{body}"
+    );
+    let (status, body) = post(json!({ "action": "pause", "pause": "mute" })).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("pause: must be \"silence\" or \"skip\""))
+    );
+    let (status, _) = call
+        .gw
+        .api(
+            reqwest::Method::POST,
+            "/v1/calls/nope/recording",
+            Some(json!({ "action": "start" })),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let speaking = send_payloads(
+        &call.phone.rtp,
+        call.media.addr,
+        0,
+        160,
+        mulaw_tone(697.0, 3.2),
+    );
+    let (status, body) = post(json!({ "action": "start" })).await;
+    assert_eq!(status, 200);
+    let first = body["recordingId"].as_str().unwrap().to_string();
+    assert_eq!(body["state"], "recording");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (status, body) = post(json!({ "action": "pause", "pause": "skip" })).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("paused")));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (status, body) = post(json!({ "action": "resume" })).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("recording")));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, body) = post(json!({ "action": "stop" })).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("stopped")));
+    for kind in [
+        "call.recording_started",
+        "call.recording_paused",
+        "call.recording_resumed",
+    ] {
+        let data = event(&mut call.hooks, kind).await;
+        assert_eq!(data["recordingId"], first.as_str(), "{kind}");
+    }
+    let ready = event(&mut call.hooks, "call.recording_ready").await;
+    assert_eq!(ready["recordingId"], first.as_str());
+    // 0.8 s, a skipped second, 0.6 s: 1.4 s in the file, the caller's
+    // tone in all of it.
+    let ms = ready["durationMs"].as_u64().unwrap();
+    assert!((1250..=1650).contains(&ms), "{ms} ms");
+    let (_, bytes, _) = get_bytes(&call.gw, &url, None).await;
+    let (_, left, _) = channels(&bytes);
+    let spoke = windows_with(&left, 8000.0, 697.0);
+    assert!(
+        spoke >= 11,
+        "the caller's tone in {spoke} of {} windows",
+        left.len() / 800
+    );
+
+    // A second span is a recording of its own, and the call's latest.
+    let (status, body) = post(json!({ "action": "start" })).await;
+    assert_eq!(status, 200);
+    let second = body["recordingId"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    assert_eq!(second, format!("{}-2", call.call_id));
+    // Being recorded: not deletable.
+    let (status, body) = call
+        .gw
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/v1/recordings/{second}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("recording is under way; stop it first"))
+    );
+    speaking.await.unwrap();
+    // The call's end stops it, and the app is told it is ready.
+    call.caller.hangup();
+    let ready = event(&mut call.hooks, "call.recording_ready").await;
+    assert_eq!(ready["recordingId"], second.as_str());
+    let (_, bytes, headers) = get_bytes(&call.gw, &url, None).await;
+    assert_eq!(headers["x-recording-id"], second.as_str());
+    assert_eq!(ready["bytes"].as_u64(), Some(bytes.len() as u64));
+}
