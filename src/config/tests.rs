@@ -460,3 +460,31 @@ fn hep_is_off_by_default_and_a_bad_collector_url_names_the_key() {
     let e = load("[hep]\nport = 1\n", &[]).unwrap_err();
     assert!(e.to_string().contains("hep"), "{e}");
 }
+
+#[test]
+fn recordings_go_under_state_dir_and_upload_or_encryption_is_refused_by_name() {
+    let c = load("", &[]).unwrap();
+    let state = std::path::Path::new("/var/lib/pinless");
+    assert_eq!(c.recording.dir_in(state), state.join("recordings"));
+    assert_eq!(c.recording.retention_days, 0);
+    let c = load(
+        "[recording]\ndir = \"/srv/rec\"\nretention_days = 30\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.recording.dir_in(state), std::path::Path::new("/srv/rec"));
+    assert_eq!(c.recording.retention_days, 30);
+    let e = load("[recording]\nupload = \"s3://b/p\"\n", &[]).unwrap_err();
+    assert!(
+        e.to_string().starts_with("config key `recording.upload`: "),
+        "{e}"
+    );
+    let e = load("[recording]\nencrypt_to = [\"age1x\"]\n", &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("config key `recording.encrypt_to`: "),
+        "{e}"
+    );
+    let e = load("[[dialin]]\nname_prefix = \"a\"\nsip_uri = \"sip:a@h\"\nroom_creation_api = \"http://h/\"\nopen = true\nrecord = \"always\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("record"), "{e}");
+}
