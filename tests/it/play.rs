@@ -19,27 +19,9 @@ use support::*;
 /// receiver too, and whose API plays files from `music`'s directory; a
 /// caller held there.
 async fn held_with_events(music: &Path) -> HeldCall {
-    let mut hooks = WebhookReceiver::start(&[]).await;
-    let extra = format!(
-        "hold_music = \"{}\"\nevents_url = \"{}\"",
-        music.display(),
-        hooks.url()
-    );
+    let extra = format!("hold_music = \"{}\"", music.display());
     let dir = folder_of(music);
-    let gw = TestGateway::start_with_env(&hooks.url(), &extra, &[(MEDIA_DIR, &dir)]).await;
-    let phone = Phone::new().await;
-    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
-    let hook = next_where(&mut hooks, |b| b.get("type").is_none()).await;
-    let call_id = hook.json()["callId"].as_str().unwrap().to_string();
-    HeldCall {
-        gw,
-        hooks,
-        phone,
-        caller,
-        media,
-        call_id,
-        hook,
-    }
+    held_call_with_events(&extra, &[(MEDIA_DIR, &dir)]).await
 }
 
 /// The override of `[api] media_dir`.

@@ -16,28 +16,13 @@ use support::*;
 /// as its music and posts its events to the webhook receiver, and a
 /// caller held there.
 async fn held_recorded(record: &str) -> HeldCall {
-    let mut hooks = WebhookReceiver::start(&[]).await;
     let music = support::audio::temp_dir("rec-music").join("a440.wav");
     support::audio::wav(&music, &signal::tone(440.0, 8000.0, 2.0));
     let extra = format!(
-        "record = \"{record}\"\nevents_url = \"{}\"\nhold_music = \"{}\"",
-        hooks.url(),
+        "record = \"{record}\"\nhold_music = \"{}\"",
         music.display()
     );
-    let gw = TestGateway::start(&hooks.url(), &extra).await;
-    let phone = Phone::new().await;
-    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
-    let hook = next_where(&mut hooks, |b| b.get("type").is_none()).await;
-    let call_id = hook.json()["callId"].as_str().expect("callId").to_string();
-    HeldCall {
-        gw,
-        hooks,
-        phone,
-        caller,
-        media,
-        call_id,
-        hook,
-    }
+    held_call_with_events(&extra, &[]).await
 }
 
 async fn next_where(hooks: &mut WebhookReceiver, pred: impl Fn(&Value) -> bool) -> Hook {

@@ -298,6 +298,36 @@ pub async fn held_call_with_env(
     }
 }
 
+/// `held_call_with_env` at an entry that also posts its call events to
+/// the webhook receiver (`events_url`): the webhook awaited is the first
+/// body that is no event.
+pub async fn held_call_with_events(extra: &str, env: &[(&str, &str)]) -> HeldCall {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let extra = format!("{extra}\nevents_url = \"{}\"", hooks.url());
+    let gw = TestGateway::start_with_env(&hooks.url(), &extra, env).await;
+    let phone = Phone::new().await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let hook = loop {
+        let hook = hooks.next().await;
+        if hook.json().get("type").is_none() {
+            break hook;
+        }
+    };
+    let call_id = hook.json()["callId"]
+        .as_str()
+        .expect("callId in webhook")
+        .to_string();
+    HeldCall {
+        gw,
+        hooks,
+        phone,
+        caller,
+        media,
+        call_id,
+        hook,
+    }
+}
+
 impl HeldCall {
     /// Sends an update for this call with `fields` (see `update_body`).
     pub async fn update(&self, fields: serde_json::Value) -> (u16, serde_json::Value) {
