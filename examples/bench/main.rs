@@ -16,6 +16,8 @@
 //! cargo run --release --example bench -- relay --srtp --calls 500 --secs 20
 //! cargo run --release --example bench -- relay --opus --calls 300 --secs 20
 //! cargo run --release --example bench -- hold --heap --calls 1000 --settle 35
+//! cargo run --release --example bench -- hold --record --calls 1000 --secs 20
+//! cargo run --release --example bench -- relay --record --calls 1000 --secs 20
 //! ```
 //! `--threads N` is the gateway's `[media] threads` (default: what the
 //! gateway picks, one shard per core it may use); `--cores LIST` (`0`,
@@ -37,6 +39,8 @@
 //!   with SRTP, side by side: the cost of encryption per packet (srtp.rs).
 //! - `relay --opus`: Opus↔Opus and Opus↔PCMU beside PCMU↔PCMU: the cost
 //!   of Opus per relayed packet, untouched and transcoded (opus.rs).
+//! - `hold --record`, `relay --record`: the same gateway with its calls
+//!   recorded and not, side by side (record.rs).
 //! - `hold --heap`: where a held call's memory goes, part by part, from
 //!   heaptrack's record of the gateway's live allocations (heap.rs; needs
 //!   `apt-get install heaptrack`).
@@ -52,6 +56,7 @@ mod ng;
 mod opus;
 mod proc;
 mod receiver;
+mod record;
 mod relay;
 mod scaling;
 mod scenarios;
@@ -87,6 +92,9 @@ struct Args {
     /// `--opus`: relay measures Opus↔Opus and Opus↔PCMU beside PCMU↔PCMU
     /// (opus.rs).
     opus: bool,
+    /// `--record`: hold and relay measure the gateway with every call
+    /// recorded beside the same without (record.rs).
+    record: bool,
     /// `--heap`: hold prints where a held call's memory goes (heap.rs).
     heap: bool,
 }
@@ -162,8 +170,12 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         cores: "0".into(),
     };
-    let (mut srtp, mut opus, mut heap) = (false, false, false);
+    let (mut srtp, mut opus, mut heap, mut record) = (false, false, false, false);
     while let Some(flag) = args.next() {
+        if flag == "--record" {
+            record = true;
+            continue;
+        }
         if flag == "--heap" {
             heap = true;
             continue;
@@ -219,6 +231,7 @@ fn parse_args() -> Result<Args, String> {
         shards,
         srtp,
         opus,
+        record,
         heap,
     })
 }
@@ -651,6 +664,8 @@ fn main() {
     let other: Option<Mode> = match args.mode.as_str() {
         "hold" if args.srtp => Some(srtp::hold),
         "hold" if args.heap => Some(heap::run),
+        "hold" if args.record => Some(record::hold),
+        "relay" if args.record => Some(record::relay),
         "relay" if args.srtp => Some(srtp::relay),
         "relay" if args.opus => Some(opus::relay),
         "hold" => None,

@@ -14,7 +14,7 @@
 use crate::load::Load;
 use crate::ng::{Ng, audio_port};
 use crate::receiver::{Receiver, Stats};
-use crate::{Args, free_port, pinned, proc, ramp, row, sink, start_callers, start_pinless};
+use crate::{Args, free_port, pinned, proc, ramp, row, sink, start_callers, start_pinless_with};
 use pinless::sip::sdp;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -94,7 +94,18 @@ fn measure(
 }
 
 pub fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Result<Relay, String> {
-    pinless_run_with(args, dir, a, b, "relay", |runtime, calls, api| {
+    pinless_run_entry(args, dir, a, b, "")
+}
+
+/// `pinless_run` with more keys in the gateway's entry.
+pub fn pinless_run_entry(
+    args: &Args,
+    dir: &Path,
+    a: &Receiver,
+    b: &Receiver,
+    entry: &str,
+) -> Result<Relay, String> {
+    pinless_run_with(args, dir, a, b, ("relay", entry), |runtime, calls, api| {
         let (room_ports, legs) = runtime.block_on(bridge_all(calls, api, b.addr))?;
         Ok((room_ports, Box::new(legs)))
     })
@@ -102,7 +113,8 @@ pub fn pinless_run(args: &Args, dir: &Path, a: &Receiver, b: &Receiver) -> Resul
 
 /// pinless with `--calls` calls from sipp (their audio at `a`), each
 /// connected to its far end by `bridge` (rooms' audio at `b`), measured
-/// with the load running both ways. `bridge` returns where pinless wants
+/// with the load running both ways; `name` names its logs, `entry` adds
+/// keys to the gateway's entry. `bridge` returns where pinless wants
 /// each far end's RTP (none for a far end that sends no RTP) and what must
 /// live while the load runs (room legs, a bot).
 pub fn pinless_run_with<'a>(
@@ -110,7 +122,7 @@ pub fn pinless_run_with<'a>(
     dir: &Path,
     a: &Receiver,
     b: &Receiver,
-    name: &str,
+    (name, entry): (&str, &str),
     bridge: impl FnOnce(
         &tokio::runtime::Runtime,
         &[(String, String)],
@@ -120,7 +132,8 @@ pub fn pinless_run_with<'a>(
 ) -> Result<Relay, String> {
     let (hook, arrivals) = sink::start().map_err(|e| e.to_string())?;
     let sip = free_port();
-    let (mut server, api) = start_pinless(dir, sip, args.calls, hook, &args.shards)?;
+    let extra = ["", "", entry];
+    let (mut server, api) = start_pinless_with(dir, sip, args.calls, hook, &args.shards, extra)?;
     std::thread::sleep(Duration::from_millis(800));
     let (_, ramp) = ramp(args.calls);
     let hold = ramp + Duration::from_secs(90 + args.secs + u64::from(args.calls) / 50);

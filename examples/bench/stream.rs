@@ -18,7 +18,7 @@ pub fn run(args: &Args, dir: &Path) -> Result<(), String> {
     let r = relay::pinless_run(args, dir, &a, &b)?;
     a.reset();
     b.reset();
-    let s = relay::pinless_run_with(args, dir, &a, &b, "stream", |runtime, calls, api| {
+    let s = relay::pinless_run_with(args, dir, &a, &b, ("stream", ""), |runtime, calls, api| {
         let bot = runtime.block_on(to_bots(calls, api))?;
         Ok((Vec::new(), Box::new(bot)))
     })?;

@@ -16,7 +16,7 @@ use super::calls::live;
 use super::error::{ApiError, Internal, Unknown};
 use super::reply::json;
 use super::state::Api;
-use crate::call::machine::record::RecordRequest;
+use crate::call::machine::recording::RecordRequest;
 use crate::media::record::PauseMode;
 use crate::store::{RecordingRow, RecordingState, Store, StoreError};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! sequence of events.
 
 use pinless::call::machine::plan::{Mode, Next, Plan, TransferRequest};
-use pinless::call::machine::record::RecordRequest;
+use pinless::call::machine::recording::RecordRequest;
 use pinless::call::machine::{Action, HoldTimeout, Input, Machine, Parties, Policy, Reply, State};
 use pinless::clock::Instant;
 use pinless::config::OnRoomHangup;

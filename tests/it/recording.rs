@@ -8,7 +8,7 @@ use crate::support;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::signal::{self, mulaw_tone, power, send_payloads};
 use support::*;
 
@@ -35,6 +35,15 @@ async fn next_where(hooks: &mut WebhookReceiver, pred: impl Fn(&Value) -> bool) 
         }
     })
     .await
+}
+
+/// The next event of type `kind`: its `data` and `timestamp` (Unix ms,
+/// on the call's clock).
+async fn timed_event(hooks: &mut WebhookReceiver, kind: &str) -> (Value, u64) {
+    let hook = next_where(hooks, |b| b["type"] == kind).await;
+    let body = hook.json();
+    let at = body["timestamp"].as_u64().expect("a timestamp");
+    (body["data"].clone(), at)
 }
 
 /// The next event of type `kind`, its `data`.
@@ -119,8 +128,10 @@ async fn get_bytes(
 #[tokio::test]
 async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_the_room_right() {
     let mut call = held_recorded("answer").await;
-    let started = Instant::now();
-    let data = event(&mut call.hooks, "call.recording_started").await;
+    // Positions in the file are read on the call's own clock: the
+    // events' timestamps (the machine's), not this test's, which sees
+    // each step only once it is told of it.
+    let (data, started_at) = timed_event(&mut call.hooks, "call.recording_started").await;
     let recording_id = data["recordingId"].as_str().unwrap().to_string();
     assert_eq!(recording_id, format!("{}-1", call.call_id));
     // The caller says 697 Hz for 3 s; music plays to it meanwhile.
@@ -140,13 +151,12 @@ async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_
     assert_eq!(status, 200);
     let invite = room.next_invite().await;
     let (room_leg, room_media) = room.answer(invite).await;
-    call.wait(|c| c["state"] == "bridged").await;
-    let bridged_at = started.elapsed();
+    let (_, bridged_at) = timed_event(&mut call.hooks, "call.bridged").await;
     let room_says = send_payloads(&room.rtp, room_media.addr, 0, 160, mulaw_tone(1000.0, 1.5));
     room_says.await.unwrap();
     speaking.await.unwrap();
     call.caller.hangup();
-    let ended_at = started.elapsed();
+    let (_, stopped_at) = timed_event(&mut call.hooks, "call.recording_stopped").await;
     let ready = event(&mut call.hooks, "call.recording_ready").await;
     drop(room_leg);
     assert_eq!(ready["recordingId"], recording_id.as_str());
@@ -187,12 +197,11 @@ async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_
     let (rate, left, right) = channels(&bytes);
     assert_eq!(rate, 8000);
     let secs = left.len() as f64 / 8000.0;
-    // The time recorded: from the answer to the BYE (the answer came
-    // just before the webhook this test started its clock at).
-    let want = ended_at.as_secs_f64();
+    // The time recorded: from the start of capture to its stop.
+    let want = (stopped_at - started_at) as f64 / 1000.0;
     assert!(
-        (secs - want).abs() < 0.3,
-        "{secs:.2} s recorded of a {want:.2} s call"
+        (secs - want).abs() < 0.1,
+        "{secs:.3} s recorded of {want:.3} s"
     );
     assert_eq!(
         ready["durationMs"].as_u64(),
@@ -210,10 +219,10 @@ async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_
         "the room is not on the left"
     );
     // Right: the music (440 Hz) until the bridge, the room's 1 kHz after
-    // it, where the call's clock puts it (the test saw the bridge at most
-    // a poll after it was made).
-    let bridge = (bridged_at.as_secs_f64() * 8000.0) as usize;
-    let before = &right[..bridge.min(right.len())];
+    // it, where the call's clock puts it (100 ms either side left out:
+    // the bridge is logged a moment after the relay starts).
+    let bridge = ((bridged_at - started_at) * 8) as usize;
+    let before = &right[..(bridge - 800).min(right.len())];
     let music = windows_with(before, 8000.0, 440.0);
     assert!(
         music + 3 >= before.len() / 800,
@@ -230,7 +239,7 @@ async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_
         0,
         "the room not before the bridge"
     );
-    let after = &right[bridge..];
+    let after = &right[(bridge + 800).min(right.len())..];
     let heard_room = windows_with(after, 8000.0, 1000.0);
     assert!(
         (12..=16).contains(&heard_room),
@@ -331,20 +340,28 @@ async fn the_api_starts_pauses_resumes_and_stops_spans_each_a_file_of_its_own() 
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (status, body) = post(json!({ "action": "stop" })).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("stopped")));
+    let mut at = Vec::new();
     for kind in [
         "call.recording_started",
         "call.recording_paused",
         "call.recording_resumed",
+        "call.recording_stopped",
     ] {
-        let data = event(&mut call.hooks, kind).await;
+        let (data, timestamp) = timed_event(&mut call.hooks, kind).await;
         assert_eq!(data["recordingId"], first.as_str(), "{kind}");
+        at.push(timestamp);
     }
     let ready = event(&mut call.hooks, "call.recording_ready").await;
     assert_eq!(ready["recordingId"], first.as_str());
-    // 0.8 s, a skipped second, 0.6 s: 1.4 s in the file, the caller's
-    // tone in all of it.
+    // About 0.8 s, a skipped second, 0.6 s: on the call's clock, the
+    // time recorded less the pause; the caller's tone in all of it.
+    let want = (at[1] - at[0]) + (at[3] - at[2]);
     let ms = ready["durationMs"].as_u64().unwrap();
-    assert!((1250..=1650).contains(&ms), "{ms} ms");
+    assert!(
+        ms.abs_diff(want) <= 100,
+        "{ms} ms in the file for {want} ms recorded"
+    );
+    assert!(ms < 2000, "the skipped second is not in the file: {ms} ms");
     let (_, bytes, _) = get_bytes(&call.gw, &url, None).await;
     let (_, left, _) = channels(&bytes);
     let spoke = windows_with(&left, 8000.0, 697.0);

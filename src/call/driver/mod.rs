@@ -16,7 +16,7 @@ use crate::call::driver::answer::Answered;
 use crate::call::driver::early_caller::EarlyCaller;
 use crate::call::driver::events::EventSink;
 use crate::call::driver::hold_prompts::HoldPrompts;
-use crate::call::machine::record::RecordingNow;
+use crate::call::machine::recording::RecordingNow;
 use crate::call::machine::view::CallView;
 use crate::call::machine::{
     Accepted, Action, Input, KeyVia, Machine, PlayThen, Silent, UpdateRefused,
@@ -41,6 +41,7 @@ mod hold_prompts;
 mod persist;
 mod quality;
 mod recording;
+mod recordings;
 mod webhook_task;
 
 /// Handles one admitted INVITE, from answer to end. The admission's
@@ -307,7 +308,7 @@ struct Call {
     /// Where a stop in resume mode learns whether the call was saved.
     suspended: Option<oneshot::Sender<bool>>,
     /// The call's recordings (made at its first).
-    recordings: Option<Box<recording::Recordings>>,
+    recordings: Option<Box<recordings::Recordings>>,
 }
 
 /// The I/O of a transfer attempt: what the machine's `Dial`, `Connect` or
@@ -424,7 +425,7 @@ impl Call {
                 }
                 press = presses.next() => self.feed(Input::Dtmf(press, KeyVia::Rtp)),
                 end = self.prompts.finished() => self.feed(Input::PromptFinished(end)),
-                (id, ended) = recording::finished(&mut self.recordings) => {
+                (id, ended) = recordings::finished(&mut self.recordings) => {
                     let input = Box::pin(self.recording_done(id, ended)).await;
                     self.feed(input)
                 }

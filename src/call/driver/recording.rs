@@ -6,40 +6,15 @@
 
 use super::Call;
 use crate::call::machine::Input;
-use crate::call::machine::record::RecordingEnd;
-use crate::media::record::{Ended, PauseMode, Recording, Spec};
+use crate::call::machine::recording::RecordingEnd;
+use crate::media::record::{Ended, PauseMode, Spec};
 use crate::store::{RecordingRow, RecordingState};
 use serde_json::json;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 /// How long a call's end waits for its recordings' files to be finished
 /// (a flush and a checksum: milliseconds, unless the disk is stuck).
 const FINISH_WAIT: Duration = Duration::from_secs(30);
-
-/// A stopped recording whose file is being finished: its id and end.
-type Finishing = Pin<Box<dyn Future<Output = (String, Ended)> + Send>>;
-
-/// A call's recordings. Boxed in `Call` and made at the first recording:
-/// a call that records nothing pays one pointer.
-#[derive(Default)]
-pub(super) struct Recordings {
-    /// The recording under way, and its id.
-    current: Option<(String, Recording)>,
-    /// Stopped ones, until their files are finished.
-    finishing: Vec<Finishing>,
-}
-
-/// The next stopped recording's end; never while none is finishing.
-pub(super) async fn finished(r: &mut Option<Box<Recordings>>) -> (String, Ended) {
-    let Some(r) = r.as_mut().filter(|r| !r.finishing.is_empty()) else {
-        return std::future::pending().await;
-    };
-    let (done, i, _) = futures_util::future::select_all(r.finishing.iter_mut()).await;
-    drop(r.finishing.swap_remove(i));
-    done
-}
 
 impl Call {
     /// `Action::StartRecording`.
@@ -165,8 +140,11 @@ impl Call {
             .as_ref()
             .is_some_and(|r| !r.finishing.is_empty())
         {
-            let Ok((id, ended)) =
-                tokio::time::timeout_at(deadline, finished(&mut self.recordings)).await
+            let Ok((id, ended)) = tokio::time::timeout_at(
+                deadline,
+                super::recordings::finished(&mut self.recordings),
+            )
+            .await
             else {
                 tracing::warn!("recordings not finished in time: their files are left as they are");
                 return;

@@ -100,7 +100,7 @@ pub struct Machine {
     ok_sent: bool,
     /// The recording under way (`record.rs`).
     #[serde(default)]
-    recording: Option<record::Recording>,
+    recording: Option<recording::Recording>,
     /// Recordings this call has started (each span's id counts them).
     #[serde(default)]
     recordings: u32,
@@ -599,7 +599,8 @@ mod dtmf;
 mod early_media;
 pub mod plan;
 mod play;
-pub mod record;
+mod record;
+pub mod recording;
 pub mod ringing;
 pub mod room;
 pub mod route;

@@ -4,7 +4,7 @@
 //! only the transitions.
 
 use crate::call::machine::plan::{StreamTarget, TransferRequest};
-use crate::call::machine::record::{RecordRequest, RecordingEnd, RecordingNow};
+use crate::call::machine::recording::{RecordRequest, RecordingEnd, RecordingNow};
 use crate::codec::{AudioCodec, DtmfPress};
 use crate::config::OnRoomHangup;
 use crate::media::record::PauseMode;

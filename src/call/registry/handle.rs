@@ -4,7 +4,7 @@
 
 use crate::call::machine::PlayThen;
 use crate::call::machine::plan::TransferRequest;
-use crate::call::machine::record::{RecordRequest, RecordingNow};
+use crate::call::machine::recording::{RecordRequest, RecordingNow};
 use crate::call::machine::steps::{Accepted, Input, UpdateRefused};
 use crate::call::machine::view::CallView;
 use crate::media::Prompt;

@@ -7,102 +7,29 @@
 //! - `track`: the two channels laid on the call's clock (sans-IO).
 //! - `decode`: a channel's packets to audio at the file's rate.
 //! - `wav`: a WAV file whose header is valid after every chunk.
+//! - `job`: a recording as the writer gets it, and how it ends.
 //!
 //! `Recorder` starts recordings; a `Recording` is the call's side of one:
 //! the tap for its media, the controls (pause, resume, stop), and how it
 //! ended.
 
 mod decode;
+mod job;
 mod tap;
 mod track;
 pub mod wav;
 mod writer;
 
+pub use job::{Ended, Finished, Spec};
 pub use tap::Tap;
 pub use track::PauseMode;
 
-use std::path::PathBuf;
+use job::{Control, Job};
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::oneshot;
-
-/// What to record, and where.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    pub path: PathBuf,
-    /// 8000 or 16000 (see `AudioCodec::sample_rate`).
-    pub sample_rate: u32,
-    /// When the recording's clock starts (now, for a new one).
-    pub origin: Instant,
-    /// None: a new file (which must not exist). Some(ms): go on with the
-    /// file at `path`, the recording's clock reading `ms` at `origin` (a
-    /// call resumed after a restart: the downtime becomes silence).
-    pub resume_at: Option<u64>,
-}
-
-/// A recording as the writer gets it.
-struct Job {
-    spec: Spec,
-    packets: Receiver<tap::Captured>,
-    control: Receiver<Control>,
-    lost: Arc<AtomicU64>,
-    /// Taken when the recording ends.
-    ended: Option<oneshot::Sender<Ended>>,
-}
-
-impl Job {
-    fn end(&mut self, ended: Ended) {
-        if let Some(tx) = self.ended.take() {
-            let _ = tx.send(ended);
-        }
-    }
-}
-
-/// What the call asks of its recording, with when it asked.
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    Pause {
-        at: Instant,
-        mode: PauseMode,
-    },
-    Resume {
-        at: Instant,
-    },
-    Stop {
-        at: Instant,
-    },
-    /// Write what there is and leave the file to be appended to (the node
-    /// stops and the call goes on in the next process).
-    Detach {
-        at: Instant,
-    },
-}
-
-/// How a recording ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ended {
-    Finished(Finished),
-    /// Its file could not be written (the error).
-    Failed(String),
-    /// Left to be appended to (`Recording::detach`).
-    Detached,
-}
-
-/// A finished recording's file, summed up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    pub duration_ms: u64,
-    pub bytes: u64,
-    /// Hex.
-    pub sha256: String,
-    pub sample_rate: u32,
-    pub channels: u16,
-    /// Packets the file lacks (silence in their place): the writer was
-    /// behind and the queue full, or a peer sent too fast.
-    pub lost_packets: u64,
-}
 
 /// The call's side of one recording.
 pub struct Recording {

@@ -8,10 +8,10 @@
 //! and what does not fit is counted lost (see `tap`).
 
 use super::decode::ChannelDecoder;
+use super::job::{Control, Ended, Finished, Job};
 use super::tap::Captured;
 use super::track::Track;
 use super::wav::{Format, Wav, WavError};
-use super::{Control, Ended, Finished, Job};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io::Read;

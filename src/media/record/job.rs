@@ -1,0 +1,87 @@
+//! A recording as the writer thread gets it (`Job`), what the call asks
+//! of it (`Control`), and how it ends (`Ended`).
+
+use super::tap;
+use super::track::PauseMode;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// What to record, and where.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub path: PathBuf,
+    /// 8000 or 16000 (see `AudioCodec::sample_rate`).
+    pub sample_rate: u32,
+    /// When the recording's clock starts (now, for a new one).
+    pub origin: Instant,
+    /// None: a new file (which must not exist). Some(ms): go on with the
+    /// file at `path`, the recording's clock reading `ms` at `origin` (a
+    /// call resumed after a restart: the downtime becomes silence).
+    pub resume_at: Option<u64>,
+}
+
+/// A recording as the writer gets it.
+pub(super) struct Job {
+    pub spec: Spec,
+    pub packets: Receiver<tap::Captured>,
+    pub control: Receiver<Control>,
+    pub lost: Arc<AtomicU64>,
+    /// Taken when the recording ends.
+    pub ended: Option<oneshot::Sender<Ended>>,
+}
+
+impl Job {
+    pub fn end(&mut self, ended: Ended) {
+        if let Some(tx) = self.ended.take() {
+            let _ = tx.send(ended);
+        }
+    }
+}
+
+/// What the call asks of its recording, with when it asked.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Control {
+    Pause {
+        at: Instant,
+        mode: PauseMode,
+    },
+    Resume {
+        at: Instant,
+    },
+    Stop {
+        at: Instant,
+    },
+    /// Write what there is and leave the file to be appended to (the node
+    /// stops and the call goes on in the next process).
+    Detach {
+        at: Instant,
+    },
+}
+
+/// How a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Finished(Finished),
+    /// Its file could not be written (the error).
+    Failed(String),
+    /// Left to be appended to (`Recording::detach`).
+    Detached,
+}
+
+/// A finished recording's file, summed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub duration_ms: u64,
+    pub bytes: u64,
+    /// Hex.
+    pub sha256: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Packets the file lacks (silence in their place): the writer was
+    /// behind and the queue full, or a peer sent too fast.
+    pub lost_packets: u64,
+}
