@@ -92,6 +92,9 @@ pub struct DialinEntry {
     /// API and updates start and stop recordings too).
     #[serde(default)]
     pub record: RecordMode,
+    /// Played to the caller (on hold) before any recording of the call
+    /// starts, once per call; recording starts when it has played.
+    pub record_announcement: Option<PathBuf>,
 }
 
 /// `record`.
@@ -227,6 +230,7 @@ impl Default for DialinEntry {
             dtmf_transfer: BTreeMap::new(),
             media_encryption: MediaEncryption::Disable,
             record: RecordMode::Off,
+            record_announcement: None,
         }
     }
 }

@@ -38,5 +38,6 @@ pub async fn confine_entry(
     resolve("hold_music", &mut config.hold_music)?;
     resolve("timeout_announcement", &mut config.timeout_announcement)?;
     resolve("prompts_dir", &mut config.prompts_dir)?;
+    resolve("record_announcement", &mut config.record_announcement)?;
     Ok(config)
 }

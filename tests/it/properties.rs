@@ -5,7 +5,9 @@
 
 use pinless::call::machine::plan::{Mode, Next, Plan, TransferRequest};
 use pinless::call::machine::recording::RecordRequest;
-use pinless::call::machine::{Action, HoldTimeout, Input, Machine, Parties, Policy, Reply, State};
+use pinless::call::machine::{
+    Action, HoldTimeout, Input, Machine, Parties, Policy, PromptEnd, Reply, State,
+};
 use pinless::clock::Instant;
 use pinless::config::OnRoomHangup;
 use pinless::media::record::PauseMode;
@@ -150,7 +152,7 @@ proptest! {
     /// survives a save and restore (serde) unchanged.
     #[test]
     fn the_call_machine_survives_any_event_sequence(
-        events in proptest::collection::vec(0u8..19, 0..60),
+        events in proptest::collection::vec(0u8..21, 0..60),
         announce in proptest::bool::ANY,
     ) {
         let policy = Policy {
@@ -166,6 +168,7 @@ proptest! {
             dtmf_transfer: Default::default(),
             announce_every: Some(Duration::from_secs(45)),
             record: pinless::config::RecordMode::Bridge,
+            consent: announce.then_some(Duration::from_secs(2)),
         };
         let parties = Parties {
             call_id: "c".into(),
@@ -200,6 +203,8 @@ proptest! {
                 14 => m.handle(Input::RecordRequested(RecordRequest::Pause(PauseMode::Skip)), at),
                 15 => m.handle(Input::RecordRequested(RecordRequest::Resume), at),
                 16 => m.handle(Input::RecordRequested(RecordRequest::Stop), at),
+                17 => m.handle(Input::PromptFinished(PromptEnd::Consent { played: true }), at),
+                18 => m.handle(Input::PromptFinished(PromptEnd::Consent { played: false }), at),
                 // Time passes to the machine's next deadline.
                 _ => match m.poll_timeout() {
                     Some(deadline) => {

@@ -399,3 +399,133 @@ async fn the_api_starts_pauses_resumes_and_stops_spans_each_a_file_of_its_own() 
     assert_eq!(headers["x-recording-id"], second.as_str());
     assert_eq!(ready["bytes"].as_u64(), Some(bytes.len() as u64));
 }
+
+#[tokio::test]
+async fn with_an_announcement_the_caller_hears_it_first_and_it_is_not_in_the_file() {
+    let dir = support::audio::temp_dir("rec-consent");
+    let (music, notice) = (dir.join("a440.wav"), dir.join("notice.wav"));
+    support::audio::wav(&music, &signal::tone(440.0, 8000.0, 2.0));
+    support::audio::wav(&notice, &signal::tone(1633.0, 8000.0, 0.6));
+    let extra = format!(
+        "record = \"answer\"\nhold_music = \"{}\"\nrecord_announcement = \"{}\"",
+        music.display(),
+        notice.display()
+    );
+    let mut call = held_call_with_events(&extra, &[]).await;
+    // What the caller hears first: the announcement, then the music.
+    let heard: Vec<i16> = call
+        .phone
+        .rtp
+        .collect(Duration::from_millis(1000))
+        .await
+        .iter()
+        .flat_map(|p| p.payload.iter().map(|b| pinless::media::Law::Mu.decode(*b)))
+        .collect();
+    let announced = windows_with(&heard, 8000.0, 1633.0);
+    assert!(
+        (4..=7).contains(&announced),
+        "the announcement in {announced} windows"
+    );
+    // The answer, on the call's clock (its `call.held` event went by
+    // before the webhook).
+    let held_at = call.gw.get_call(&call.call_id).await.1["createdAt"]
+        .as_u64()
+        .expect("createdAt");
+    let (data, started_at) = timed_event(&mut call.hooks, "call.recording_started").await;
+    assert!(
+        started_at - held_at >= 600,
+        "capture began {} ms after the answer, before the 600 ms announcement was over",
+        started_at - held_at
+    );
+    let recording_id = data["recordingId"].as_str().unwrap().to_string();
+    let speaking = send_payloads(
+        &call.phone.rtp,
+        call.media.addr,
+        0,
+        160,
+        mulaw_tone(697.0, 1.0),
+    );
+    speaking.await.unwrap();
+    // Bridged, the caller cannot hear another announcement: a recording
+    // stopped now cannot start again through the API.
+    let mut room = Room::new().await;
+    let (status, _) = call
+        .update(json!({ "sipUri": room.uri("room", false) }))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    let (room_leg, _) = room.answer(invite).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    let url = format!("/v1/calls/{}/recording", call.call_id);
+    let post = |body: Value| call.gw.api(reqwest::Method::POST, &url, Some(body));
+    let (status, _) = post(json!({ "action": "stop" })).await;
+    assert_eq!(status, 200);
+    // Heard once already: a new span needs no second announcement.
+    let (status, body) = post(json!({ "action": "start" })).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("recording")),
+        "{body}"
+    );
+    let ready = event(&mut call.hooks, "call.recording_ready").await;
+    assert_eq!(ready["recordingId"], recording_id.as_str());
+    drop(room_leg);
+    let path = ready["location"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file:")
+        .unwrap()
+        .to_string();
+    let (_, left, right) = channels(&std::fs::read(path).unwrap());
+    assert_eq!(
+        windows_with(&right, 8000.0, 1633.0),
+        0,
+        "the announcement is not recorded"
+    );
+    assert!(
+        windows_with(&right, 8000.0, 440.0) >= 8,
+        "the music after it is"
+    );
+    assert!(windows_with(&left, 8000.0, 697.0) >= 8, "and the caller");
+}
+
+#[tokio::test]
+async fn with_an_announcement_recording_cannot_start_while_bridged() {
+    let dir = support::audio::temp_dir("rec-consent-bridged");
+    let notice = dir.join("notice.wav");
+    support::audio::wav(&notice, &signal::tone(1633.0, 8000.0, 0.4));
+    let extra = format!("record_announcement = \"{}\"", notice.display());
+    let call = held_call_with_events(&extra, &[]).await;
+    let mut room = Room::new().await;
+    let (status, _) = call
+        .update(json!({ "sipUri": room.uri("room", false) }))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    let (_room_leg, _) = room.answer(invite).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    let url = format!("/v1/calls/{}/recording", call.call_id);
+    let (status, body) = call
+        .gw
+        .api(
+            reqwest::Method::POST,
+            &url,
+            Some(json!({ "action": "start" })),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only to a caller on hold"),
+        "{body}"
+    );
+    // An update that asks to record a transfer away from a room: refused
+    // alike, and the caller stays with the room it has.
+    let (status, body) = call
+        .update(json!({ "sipUri": room.uri("other", false), "record": true }))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(call.gw.get_call(&call.call_id).await.1["state"], "bridged");
+}

@@ -50,6 +50,8 @@ pub struct Entry {
     pub headers: HeaderPolicy,
     /// Played before hanging up on a hold timeout.
     pub announcement: Option<Arc<HoldLoop>>,
+    /// Played before a recording of the call starts (`record_announcement`).
+    pub record_announcement: Option<Arc<HoldLoop>>,
     /// This entry's own hold music (else `[hold].music`).
     pub music: Option<Arc<HoldLoop>>,
     /// The prompt set of position announcements (`prompts_dir`; else the
@@ -100,7 +102,7 @@ impl Entry {
     /// Encodes the entry's own audio (music, announcement, prompts) for
     /// Opus now, so that its first Opus caller hears it from the start.
     pub fn prepare_opus(&self) {
-        let clips = [&self.announcement, &self.music];
+        let clips = [&self.announcement, &self.music, &self.record_announcement];
         clips.into_iter().flatten().for_each(|c| c.prepare_opus());
         if let Some(p) = &self.prompts {
             p.prepare_opus();
@@ -127,6 +129,7 @@ impl Entry {
         };
         let announcement = load("timeout_announcement", &c.timeout_announcement)?;
         let music = load("hold_music", &c.hold_music)?;
+        let record_announcement = load("record_announcement", &c.record_announcement)?;
         let prompts = match &c.prompts_dir {
             Some(dir) => Some(Arc::new(PromptSet::load(dir).map_err(|source| {
                 EntryError::Prompts {
@@ -173,9 +176,13 @@ impl Entry {
                 announce_every: (!c.announce_position_every.is_zero())
                     .then_some(c.announce_position_every),
                 record: c.record,
+                consent: record_announcement
+                    .as_ref()
+                    .map(|a| Duration::from_millis(u64::from(a.frames()) * 20)),
             },
             headers: HeaderPolicy::new(&c.header_policy),
             announcement,
+            record_announcement,
             music,
             prompts,
             // Validated at load; an unparsable range cannot reach here.

@@ -113,6 +113,12 @@ impl Call {
                     Box::pin(self.start_recording(id, resume_at)).await;
                 }
                 Action::PauseRecording(mode) => self.pause_recording(mode),
+                Action::PlayConsent => {
+                    if !self.prompts.consent(&self.media, &self.entry) {
+                        let over = Input::PromptFinished(PromptEnd::Consent { played: false });
+                        queue.extend(self.feed(over));
+                    }
+                }
                 Action::ResumeRecording => self.resume_recording(),
                 Action::StopRecording => self.stop_recording(),
                 Action::Suspend => {

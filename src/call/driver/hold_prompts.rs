@@ -1,6 +1,6 @@
 //! A driver's prompts to its held caller: position announcements (the
-//! machine says when, the registry's queue says what) and the play API's
-//! prompts. They play in the pacer in the order given (see
+//! machine says when, the registry's queue says what), the play API's
+//! prompts and the entry's recording announcement. They play in the pacer in the order given (see
 //! `media::prompt`); this keeps, in the same order, who waits for each
 //! one's end, so that the driver can tell the machine when each is over.
 
@@ -14,8 +14,15 @@ use tokio::sync::oneshot;
 
 struct Pending {
     done: oneshot::Receiver<()>,
-    /// The play request's `audio` and `then`; None for an announcement.
-    play: Option<(String, PlayThen)>,
+    kind: Kind,
+}
+
+/// Which prompt it is, as the machine is told of its end.
+enum Kind {
+    Announcement,
+    /// The play request's `audio` and `then`.
+    Play(String, PlayThen),
+    Consent,
 }
 
 /// Prompts handed to the call's media and not over yet.
@@ -39,7 +46,24 @@ impl HoldPrompts {
         };
         let set = entry.prompts.clone().unwrap_or_else(PromptSet::bundled);
         let done = media.prompt(set.announcement(position, wait));
-        self.pending.push_back(Pending { done, play: None });
+        self.pending.push_back(Pending {
+            done,
+            kind: Kind::Announcement,
+        });
+        true
+    }
+
+    /// Plays the entry's recording announcement; nothing (false) when
+    /// the entry has none.
+    pub fn consent(&mut self, media: &CallMedia, entry: &Entry) -> bool {
+        let Some(clip) = entry.record_announcement.clone() else {
+            return false;
+        };
+        let done = media.prompt(Prompt::new(vec![clip]));
+        self.pending.push_back(Pending {
+            done,
+            kind: Kind::Consent,
+        });
         true
     }
 
@@ -48,7 +72,7 @@ impl HoldPrompts {
         let done = media.prompt(prompt);
         self.pending.push_back(Pending {
             done,
-            play: Some((audio, then)),
+            kind: Kind::Play(audio, then),
         });
     }
 
@@ -60,13 +84,14 @@ impl HoldPrompts {
             return std::future::pending().await;
         };
         let played = (&mut first.done).await.is_ok();
-        match self.pending.pop_front().and_then(|p| p.play) {
-            Some((audio, then)) => PromptEnd::Play {
+        match self.pending.pop_front().map(|p| p.kind) {
+            Some(Kind::Play(audio, then)) => PromptEnd::Play {
                 audio,
                 then,
                 played,
             },
-            None => PromptEnd::Announcement,
+            Some(Kind::Consent) => PromptEnd::Consent { played },
+            Some(Kind::Announcement) | None => PromptEnd::Announcement,
         }
     }
 }

@@ -104,6 +104,12 @@ pub struct Machine {
     /// Recordings this call has started (each span's id counts them).
     #[serde(default)]
     recordings: u32,
+    /// The caller has heard the recording announcement (once a call).
+    #[serde(default)]
+    consented: bool,
+    /// What waits for the announcement playing now.
+    #[serde(default)]
+    consent: Option<recording::ConsentFor>,
     /// A REFER decided while the caller's 200 OK was still to go out:
     /// sent once it has (`Input::CallerAnswered`).
     #[serde(default)]
@@ -196,6 +202,8 @@ impl Machine {
             ok_sent: true,
             recording: None,
             recordings: 0,
+            consented: false,
+            consent: None,
             refer_due: None,
             announcing: 0,
             room_codecs: room::saved_default(),
@@ -403,6 +411,9 @@ impl Machine {
                     Err(e) => vec![Action::Reply(Reply::Play(Err(e)))],
                 };
             }
+            Input::PromptFinished(PromptEnd::Consent { played }) => {
+                return self.consent_over(played, now);
+            }
             Input::PromptFinished(PromptEnd::Announcement) => {
                 self.announcing = self.announcing.saturating_sub(1);
                 return vec![];
@@ -570,6 +581,7 @@ impl Machine {
         if hangup_caller {
             actions.push(Action::HangupCaller);
         }
+        self.consent = None;
         actions.extend(self.end_recording(now));
         actions.push(Action::Finish);
         self.leave_room(now);

@@ -6,17 +6,23 @@
 //! only asks (`Action::StartRecording`, …) and logs what it is told of
 //! their end (`Input::RecordingEnded`).
 
-use super::recording::{RecordRequest, Recording, RecordingEnd, RecordingNow};
+use super::recording::{ConsentFor, RecordRequest, Recording, RecordingEnd, RecordingNow};
 use super::{Action, EventKind, Machine, State, UpdateRefused};
+use crate::call::machine::plan::{Mode, TransferRequest};
 use crate::clock::Instant;
 use crate::config::RecordMode;
 use crate::media::record::PauseMode;
 use serde_json::json;
 
 impl Machine {
-    fn start_recording(&mut self, now: Instant) -> Vec<Action> {
+    /// The next recording's id, counted.
+    fn next_recording_id(&mut self) -> String {
         self.recordings += 1;
-        let id = format!("{}-{}", self.parties.call_id, self.recordings);
+        format!("{}-{}", self.parties.call_id, self.recordings)
+    }
+
+    /// Capture starts now, into recording `id`.
+    fn capture(&mut self, id: String, now: Instant) -> Vec<Action> {
         self.recording = Some(Recording {
             id: id.clone(),
             started_at: self.shown(now),
@@ -43,12 +49,86 @@ impl Machine {
         vec![Action::StopRecording]
     }
 
+    /// The caller must hear the entry's recording announcement before
+    /// a recording starts.
+    fn needs_consent(&self) -> bool {
+        self.policy.consent.is_some() && !self.consented
+    }
+
+    /// The announcement can be played now: the caller is on music (the
+    /// pacer plays prompts, not a room's or a bot's stream) and none is
+    /// playing.
+    fn can_announce(&self) -> bool {
+        let held = matches!(self.state, State::Held | State::Transferring);
+        held && self.room.is_none() && self.consent.is_none()
+    }
+
+    /// Recording `id` starts after the announcement, or now.
+    fn record_with_consent(&mut self, id: String, now: Instant) -> Vec<Action> {
+        if self.needs_consent() {
+            self.consent = Some(ConsentFor::Record { id });
+            return vec![Action::PlayConsent];
+        }
+        self.capture(id, now)
+    }
+
     /// What the entry's `record = "answer"` asks once the call is up.
     pub fn start_actions(&mut self, now: Instant) -> Vec<Action> {
         if self.policy.record == RecordMode::Answer && self.recordings == 0 {
-            return self.start_recording(now);
+            let id = self.next_recording_id();
+            return self.record_with_consent(id, now);
         }
         vec![]
+    }
+
+    /// Whether `request` records the call from its bridge while the
+    /// caller must first hear the announcement: the transfer then waits
+    /// for it, on hold (see `transfer_after_consent`).
+    pub(super) fn transfer_needs_consent(&self, request: &TransferRequest) -> bool {
+        let records = match request.record {
+            Some(asked) => asked && self.recording.is_none(),
+            None => self.policy.record == RecordMode::Bridge && self.recordings == 0,
+        };
+        records && request.mode == Mode::Bridge && self.needs_consent()
+    }
+
+    /// The transfer just planned starts once the caller has heard the
+    /// announcement (None: it cannot be played now, and the transfer
+    /// starts at once; its bridge then records nothing).
+    pub(super) fn transfer_after_consent(&mut self) -> Option<Vec<Action>> {
+        if !self.can_announce() {
+            return None;
+        }
+        self.consent = Some(ConsentFor::Transfer);
+        Some(vec![Action::PlayConsent])
+    }
+
+    /// The announcement is over (`played` to its end, or not).
+    pub(super) fn consent_over(&mut self, played: bool, now: Instant) -> Vec<Action> {
+        let Some(waiting) = self.consent.take() else {
+            return vec![];
+        };
+        self.consented |= played;
+        match waiting {
+            ConsentFor::Record { id } if played => self.capture(id, now),
+            ConsentFor::Record { id } => {
+                self.not_announced(id, now);
+                vec![]
+            }
+            // The transfer goes on either way; unheard, its bridge records
+            // nothing (`record_at_bridge`).
+            ConsentFor::Transfer => match self.plan.as_ref() {
+                Some(p) if p.attempts == 0 => self.attempt(now),
+                _ => vec![],
+            },
+        }
+    }
+
+    /// Recording `id` cannot start: its announcement was not heard.
+    fn not_announced(&mut self, id: String, now: Instant) {
+        let error = "the recording announcement was not played to the caller";
+        let detail = json!({ "recordingId": id, "error": error });
+        self.log(now, EventKind::RecordingFailed, detail);
     }
 
     /// The caller was just bridged: the entry's `record = "bridge"` (the
@@ -56,17 +136,32 @@ impl Machine {
     pub(super) fn record_at_bridge(&mut self, now: Instant) -> Vec<Action> {
         let asked = self.room_request.as_ref().and_then(|r| r.record);
         let by_entry = self.policy.record == RecordMode::Bridge && self.recordings == 0;
-        match (asked, self.recording.is_some()) {
-            (Some(true), false) => self.start_recording(now),
-            (Some(false), true) => self.stop_recording(now),
-            (None, false) if by_entry => self.start_recording(now),
-            _ => vec![],
+        let start = match (asked, self.recording.is_some()) {
+            (Some(true), false) => true,
+            (Some(false), true) => return self.stop_recording(now),
+            (None, false) => by_entry,
+            _ => false,
+        };
+        if !start {
+            return vec![];
         }
+        let id = self.next_recording_id();
+        if self.needs_consent() {
+            // Never recorded unannounced (the transfer waited for the
+            // announcement, which did not play).
+            self.not_announced(id, now);
+            return vec![];
+        }
+        self.capture(id, now)
     }
 
     /// A resumed call goes on recording into the same file, its clock
     /// moved on by the time the node was down.
     pub(super) fn resume_recording(&self, now: Instant) -> Vec<Action> {
+        // An announcement cut by the restart plays again from its start.
+        if self.consent.is_some() {
+            return vec![Action::PlayConsent];
+        }
         let Some(r) = &self.recording else {
             return vec![];
         };
@@ -107,13 +202,42 @@ impl Machine {
                 "recording"
             },
         };
+        // Waiting for its announcement: started, not yet capturing.
+        if let Some(ConsentFor::Record { id }) = &self.consent {
+            let id = id.clone();
+            return match request {
+                RecordRequest::Start => Ok((announcing(id), vec![])),
+                RecordRequest::Stop => {
+                    self.consent = None;
+                    Ok((
+                        RecordingNow {
+                            recording_id: id,
+                            state: "stopped",
+                        },
+                        vec![],
+                    ))
+                }
+                RecordRequest::Pause(_) | RecordRequest::Resume => Err(self.refuse(
+                    now,
+                    "the recording announcement is playing; capture has not started".into(),
+                )),
+            };
+        }
         let Some(r) = self.recording.as_mut() else {
-            if request == RecordRequest::Start {
-                let actions = self.start_recording(now);
-                let r = self.recording.as_ref().map(now_of);
-                return Ok((r.unwrap_or_else(stopped), actions));
+            if request != RecordRequest::Start {
+                return Err(self.refuse(now, "the call is not being recorded".into()));
             }
-            return Err(self.refuse(now, "the call is not being recorded".into()));
+            if self.needs_consent() && !self.can_announce() {
+                let reason = "the recording announcement plays only to a caller on hold";
+                return Err(self.refuse(now, reason.into()));
+            }
+            let id = self.next_recording_id();
+            let actions = self.record_with_consent(id.clone(), now);
+            let status = match self.recording.as_ref() {
+                Some(r) => now_of(r),
+                None => announcing(id),
+            };
+            return Ok((status, actions));
         };
         let actions = match request {
             // Already recording: the same recording, nothing new.
@@ -174,6 +298,13 @@ impl Machine {
     /// The recording under way, if any.
     pub fn recording(&self) -> Option<&Recording> {
         self.recording.as_ref()
+    }
+}
+
+fn announcing(id: String) -> RecordingNow {
+    RecordingNow {
+        recording_id: id,
+        state: "announcing",
     }
 }
 
@@ -272,6 +403,103 @@ mod tests {
                 "call.recording_stopped",
                 "call.recording_started"
             ]
+        );
+    }
+
+    fn with_consent(record: RecordMode) -> Machine {
+        let mut m = call(record);
+        m.policy.consent = Some(std::time::Duration::from_secs(3));
+        m
+    }
+
+    fn consent_over(m: &mut Machine, played: bool, at: u64) -> Vec<Action> {
+        let end = crate::call::machine::PromptEnd::Consent { played };
+        m.handle(Input::PromptFinished(end), t(at))
+    }
+
+    fn update_to_room(m: &mut Machine, at: u64) -> Vec<Action> {
+        let request = crate::call::machine::tests::to_one(
+            "sip:room@example.com",
+            crate::call::machine::plan::Mode::Bridge,
+        );
+        m.handle(Input::UpdateRequested { request, key: None }, t(at))
+    }
+
+    #[test]
+    fn capture_starts_only_once_the_announcement_has_played_and_it_plays_once() {
+        let mut m = with_consent(RecordMode::Answer);
+        assert_eq!(m.start_actions(t(0)), vec![Action::PlayConsent]);
+        assert!(m.recording().is_none(), "not while it plays");
+        // The API sees it started, announcing.
+        let a = ask(&mut m, RecordRequest::Start, 100);
+        assert_eq!(
+            a,
+            vec![Action::Reply(Reply::Record(Ok(RecordingNow {
+                recording_id: "c1-1".into(),
+                state: "announcing"
+            })))]
+        );
+        assert_eq!(
+            consent_over(&mut m, true, 3_000),
+            vec![Action::StartRecording {
+                id: "c1-1".into(),
+                resume_at: None
+            }]
+        );
+        let started = m.timeline().last().unwrap();
+        assert_eq!(started.event, EventKind::RecordingStarted);
+        assert_eq!(started.at, 1_000 + 3_000, "capture starts after it");
+        // A second span: heard already, no second announcement.
+        ask(&mut m, RecordRequest::Stop, 4_000);
+        let a = ask(&mut m, RecordRequest::Start, 5_000);
+        assert!(a.contains(&Action::StartRecording {
+            id: "c1-2".into(),
+            resume_at: None
+        }));
+    }
+
+    #[test]
+    fn an_announcement_cut_short_records_nothing_and_says_why() {
+        let mut m = with_consent(RecordMode::Answer);
+        m.start_actions(t(0));
+        assert!(consent_over(&mut m, false, 500).is_empty());
+        assert!(m.recording().is_none());
+        let last = m.timeline().last().unwrap();
+        assert_eq!(last.event, EventKind::RecordingFailed);
+        assert_eq!(last.detail["recordingId"], "c1-1");
+    }
+
+    #[test]
+    fn a_recorded_transfer_waits_on_hold_for_the_announcement() {
+        let mut m = with_consent(RecordMode::Bridge);
+        let a = update_to_room(&mut m, 100);
+        assert_eq!(a[1..], [Action::PlayConsent], "no INVITE yet: {a:?}");
+        let a = consent_over(&mut m, true, 3_100);
+        assert!(matches!(a[..], [Action::Dial(_)]), "{a:?}");
+        let a = m.handle(Input::RoomAnswered, t(4_000));
+        assert!(
+            a.contains(&Action::StartRecording {
+                id: "c1-1".into(),
+                resume_at: None
+            }),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn with_an_announcement_a_bridged_caller_cannot_start_recording() {
+        let mut m = with_consent(RecordMode::Off);
+        update_to_room(&mut m, 100);
+        m.handle(Input::RoomAnswered, t(500));
+        assert_eq!(m.state(), State::Bridged);
+        let a = ask(&mut m, RecordRequest::Start, 1_000);
+        let Action::Reply(Reply::Record(Err(e))) = &a[0] else {
+            panic!("{a:?}");
+        };
+        assert!(
+            e.reason.contains("only to a caller on hold"),
+            "{}",
+            e.reason
         );
     }
 

@@ -20,6 +20,16 @@ pub struct Recording {
     pub skipped_ms: u64,
 }
 
+/// What waits for the recording announcement to be over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsentFor {
+    /// The recording `id` (asked at the answer, or by the API).
+    Record { id: String },
+    /// The transfer under way, which records from its bridge: it starts
+    /// once the caller has heard the announcement on hold.
+    Transfer,
+}
+
 /// What the recording API asks (`POST /v1/calls/{id}/recording`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordRequest {

@@ -84,6 +84,10 @@ pub struct Policy {
     /// When the call is recorded on its own (the entry's `record`).
     #[serde(default)]
     pub record: crate::config::RecordMode,
+    /// The length of the entry's `record_announcement`, played to the
+    /// caller before any recording starts (None: no announcement).
+    #[serde(default)]
+    pub consent: Option<Duration>,
 }
 
 /// What a hold timeout does.
@@ -254,6 +258,8 @@ pub enum PromptEnd {
         then: PlayThen,
         played: bool,
     },
+    /// The recording announcement, and whether it played to its end.
+    Consent { played: bool },
 }
 
 /// The machine's answer to an API request.
@@ -334,6 +340,9 @@ pub enum Action {
         resume_at: Option<u64>,
     },
     PauseRecording(PauseMode),
+    /// Play the entry's recording announcement to the held caller (the
+    /// machine starts the recording, or the transfer, once it is over).
+    PlayConsent,
     ResumeRecording,
     /// End the recording under way (its file is finished apart; its end
     /// comes back as `Input::RecordingEnded`).

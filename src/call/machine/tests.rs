@@ -17,6 +17,7 @@ pub(super) fn policy() -> Policy {
         ring_cap: Duration::from_secs(30),
         dtmf_transfer: Default::default(),
         record: Default::default(),
+        consent: None,
     }
 }
 

@@ -137,6 +137,15 @@ impl Machine {
                     && self.room.as_ref() == request.targets.first())
             }
         };
+        // Recording from this bridge on needs the announcement first,
+        // which only a caller on hold can hear.
+        let consent = !duplicate && self.transfer_needs_consent(&request);
+        if consent && self.room.is_some() {
+            let reason = "record: the recording announcement plays only to a caller on hold; \
+                          start recording before the caller is bridged"
+                .to_string();
+            return Err(self.refuse(now, reason));
+        }
         if let Some(k) = key {
             if self.keys.len() >= KEYS_KEPT {
                 self.keys.remove(0);
@@ -149,6 +158,9 @@ impl Machine {
         self.plan = Some(Plan::new(request, now, self.policy.transfer_timeout));
         self.timeout_transfer = false;
         self.state = State::Transferring;
+        if consent && let Some(actions) = self.transfer_after_consent() {
+            return Ok((Accepted::Started, actions));
+        }
         Ok((Accepted::Started, self.attempt(now)))
     }
 

@@ -4,6 +4,7 @@
 use super::*;
 use crate::codec::AudioCodec;
 use crate::media::g711::ulaw_encode;
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn temp_path(name: &str) -> PathBuf {
