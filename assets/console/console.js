@@ -9,7 +9,7 @@
 //   event stream      GET /v1/events read with fetch (EventSource cannot
 //                     send a token), reconnecting with Last-Event-ID
 //   actions           transfer, back to hold, hang up, play a prompt
-//   call page         #call/<id>: details, timeline, SIP ladder
+//   call page         #call/<id>: details, recording, timeline, SIP ladder
 //
 // Everything that comes from the API (caller headers above all, which a
 // caller controls) reaches the page as text nodes, never as HTML.
@@ -780,6 +780,8 @@
     $('call-body').replaceChildren(el('p', { class: 'hint', text: 'Loading…' }));
     $('timeline').replaceChildren();
     $('ladder').replaceChildren();
+    $('recording').replaceChildren();
+    dropRecording();
     pageCard = null;
     let v;
     try {
@@ -808,9 +810,17 @@
       timer = window.setTimeout(() => { if (pageCard === card) loadLadder(card.id); }, 300);
     };
     const baseUpdate = card.update;
-    card.update = (view) => { baseUpdate(view); renderTimeline(view); };
+    let ready = readyCount(v);
+    card.update = (view) => {
+      baseUpdate(view);
+      renderTimeline(view);
+      // A recording just finished: the player gets the whole file.
+      const now = readyCount(view);
+      if (now !== ready) { ready = now; loadRecording(card.id); }
+    };
     renderTimeline(v);
     loadLadder(id);
+    loadRecording(id);
     $('call-h').focus();
   }
 
@@ -824,6 +834,50 @@
       e.detail !== undefined && e.detail !== null
         ? el('span', { class: 'detail', text: ` ${typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail)}` })
         : null)));
+  }
+
+  // ------------------------------------------------------------ recording
+
+  // The object URL of the audio shown, freed when another replaces it.
+  let recordingUrl = null;
+
+  function dropRecording() {
+    if (recordingUrl) URL.revokeObjectURL(recordingUrl);
+    recordingUrl = null;
+  }
+
+  const readyCount = (v) => (v.timeline || []).filter((e) => e.event === 'call.recording_ready').length;
+
+  // The call's latest recording as a player: fetched with the token (an
+  // audio element cannot send one), then played from memory.
+  async function loadRecording(id) {
+    let r;
+    try {
+      r = await fetch(`/v1/calls/${encodeURIComponent(id)}/recording`, {
+        headers: { Authorization: `Bearer ${token}` },
+        cache: 'no-store',
+      });
+    } catch (e) {
+      $('recording').replaceChildren(el('p', { class: 'empty', text: `The recording could not be loaded (${e.message}).` }));
+      return;
+    }
+    if (!pageCard || pageCard.id !== id) return;
+    if (r.status === 401) { signOut('The node no longer accepts this token. Sign in again.'); return; }
+    if (!r.ok) {
+      $('recording').replaceChildren(el('p', { class: 'empty', text: r.status === 404
+        ? 'This call was not recorded on this node.'
+        : `The recording could not be loaded (${r.status}).` }));
+      return;
+    }
+    const blob = await r.blob();
+    if (!pageCard || pageCard.id !== id) return;
+    dropRecording();
+    recordingUrl = URL.createObjectURL(blob);
+    const name = `${r.headers.get('x-recording-id') || id}.wav`;
+    $('recording').replaceChildren(
+      el('audio', { controls: '', preload: 'metadata', src: recordingUrl, 'aria-label': `Recording ${name}` }),
+      el('p', { class: 'hint' }, el('a', { href: recordingUrl, download: name, text: `Download ${name}` }),
+        ` (${(blob.size / 1024).toFixed(0)} KiB)`));
   }
 
   async function loadLadder(id) {

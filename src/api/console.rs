@@ -40,7 +40,7 @@ const ASSETS: &[Asset] = &[
 /// from a caller's headers can never become code), no framing (no
 /// clickjacking of the hang-up button), API calls to this origin only.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// `GET /console`.

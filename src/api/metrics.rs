@@ -213,12 +213,38 @@ const FAMILIES: &[Family] = &[
 
 /// Node families added after the per-shard ones (issue 15), so that the
 /// page of earlier releases stays as it was, in its order.
-const LATER_FAMILIES: &[Family] = &[Family {
-    name: "pinless_srtp_auth_failed_total",
-    help: "SRTP and SRTCP packets dropped for failing authentication (wrong key, tampered, replayed).",
-    kind: Kind::Counter,
-    read: |n| n.media.srtp_failed(),
-}];
+const LATER_FAMILIES: &[Family] = &[
+    Family {
+        name: "pinless_srtp_auth_failed_total",
+        help: "SRTP and SRTCP packets dropped for failing authentication (wrong key, tampered, replayed).",
+        kind: Kind::Counter,
+        read: |n| n.media.srtp_failed(),
+    },
+    Family {
+        name: "pinless_recordings_active",
+        help: "Call recordings being written.",
+        kind: Kind::Gauge,
+        read: |n| n.media.recordings().active.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_recordings_finished_total",
+        help: "Call recordings whose file is complete.",
+        kind: Kind::Counter,
+        read: |n| n.media.recordings().finished.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_recordings_failed_total",
+        help: "Call recordings whose file could not be written.",
+        kind: Kind::Counter,
+        read: |n| n.media.recordings().failed.load(Ordering::Relaxed),
+    },
+    Family {
+        name: "pinless_recording_packets_lost_total",
+        help: "Packets missing from finished recordings (silence in their place): the recording writer was behind, a slow disk.",
+        kind: Kind::Counter,
+        read: |n| n.media.recordings().lost_packets.load(Ordering::Relaxed),
+    },
+];
 
 /// A per-shard family: one series per media shard, labelled `shard`.
 struct ShardFamily {
@@ -550,9 +576,14 @@ pinless_calls_ended_total{reason=\"session_expired\"} 0
         n.calls.ended(crate::call::EndReason::Shutdown);
         // The first release's page comes first, unchanged.
         set(&shard.relay.srtp_failed, 13);
+        let rec = n.media.recordings();
+        set(&rec.active, 1);
+        set(&rec.finished, 2);
+        set(&rec.failed, 3);
+        set(&rec.lost_packets, 4);
         assert_eq!(
             n.encode_text().unwrap(),
-            format!("{PAGE}{LIFECYCLE}{ONE_SHARD}{SRTP}")
+            format!("{PAGE}{LIFECYCLE}{ONE_SHARD}{SRTP}{RECORDING}")
         );
     }
 
@@ -561,6 +592,22 @@ pinless_calls_ended_total{reason=\"session_expired\"} 0
 # HELP pinless_srtp_auth_failed_total SRTP and SRTCP packets dropped for failing authentication (wrong key, tampered, replayed).
 # TYPE pinless_srtp_auth_failed_total counter
 pinless_srtp_auth_failed_total 13
+";
+
+    /// What recording added (issue 25), after SRTP.
+    const RECORDING: &str = "\
+# HELP pinless_recordings_active Call recordings being written.
+# TYPE pinless_recordings_active gauge
+pinless_recordings_active 1
+# HELP pinless_recordings_finished_total Call recordings whose file is complete.
+# TYPE pinless_recordings_finished_total counter
+pinless_recordings_finished_total 2
+# HELP pinless_recordings_failed_total Call recordings whose file could not be written.
+# TYPE pinless_recordings_failed_total counter
+pinless_recordings_failed_total 3
+# HELP pinless_recording_packets_lost_total Packets missing from finished recordings (silence in their place): the recording writer was behind, a slow disk.
+# TYPE pinless_recording_packets_lost_total counter
+pinless_recording_packets_lost_total 4
 ";
 
     /// What media shards added (issue 12), for a node of one shard.

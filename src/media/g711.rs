@@ -21,7 +21,23 @@ impl Law {
             Law::A => alaw_decode(byte),
         }
     }
+
+    /// Decodes `bytes`, appending the samples to `out`, by table: what a
+    /// recording does to every G.711 packet of both channels.
+    pub fn decode_into(self, bytes: &[u8], out: &mut Vec<i16>) {
+        let table: &[i16; 256] = match self {
+            Law::Mu => &ULAW_TABLE,
+            Law::A => &ALAW_TABLE,
+        };
+        out.extend(bytes.iter().map(|b| table[usize::from(*b)]));
+    }
 }
+
+/// Every byte's sample, per law (`decode_into`).
+static ULAW_TABLE: LazyLock<[i16; 256]> =
+    LazyLock::new(|| std::array::from_fn(|b| ulaw_decode(b as u8)));
+static ALAW_TABLE: LazyLock<[i16; 256]> =
+    LazyLock::new(|| std::array::from_fn(|b| alaw_decode(b as u8)));
 
 const ULAW_BIAS: i32 = 0x84;
 const ULAW_CLIP: i32 = 32635;

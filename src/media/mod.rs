@@ -131,6 +131,7 @@ impl MediaEngine {
             .map(|i| shard::Shard::start(i, settings.pacer_busy_limit, settings.rtp_timeout))
             .collect::<Result<Vec<_>, _>>()?;
         let stats = MediaStats::of(shards.iter().map(|s| s.stats.clone()).collect());
+        let recorder = record::Recorder::new(stats.recordings().clone());
         Ok(Self {
             ports: ports::Ports::new(
                 settings.bind_ip,
@@ -143,7 +144,7 @@ impl MediaEngine {
             next_id: AtomicU64::new(1),
             public_ip: settings.public_ip,
             codecs: settings.codecs,
-            recorder: record::Recorder::default(),
+            recorder,
         })
     }
 

@@ -87,6 +87,8 @@ impl Drop for StreamsHeld {
 #[derive(Debug, Clone)]
 pub struct MediaStats {
     shards: Arc<[Arc<ShardStats>]>,
+    /// The node's call recordings.
+    recordings: Arc<super::record::RecorderStats>,
 }
 
 impl Default for MediaStats {
@@ -105,7 +107,13 @@ impl MediaStats {
     pub(super) fn of(shards: Vec<Arc<ShardStats>>) -> Self {
         MediaStats {
             shards: shards.into(),
+            recordings: Arc::default(),
         }
+    }
+
+    /// The node's call recordings, counted.
+    pub fn recordings(&self) -> &Arc<super::record::RecorderStats> {
+        &self.recordings
     }
 
     /// Per shard, in shard order (`shard` label `0`, `1`, …).

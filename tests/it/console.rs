@@ -635,3 +635,76 @@ fn ladder_fixture(call_id: &str) -> serde_json::Value {
         ],
     })
 }
+
+#[tokio::test]
+async fn an_operator_plays_a_call_s_recording_on_its_page() {
+    let mut call = held_call_with_events("record = \"answer\"", &[]).await;
+    let talking = support::signal::send_payloads(
+        &call.phone.rtp,
+        call.media.addr,
+        0,
+        160,
+        support::signal::mulaw_tone(697.0, 1.2),
+    );
+    talking.await.unwrap();
+    call.caller.hangup();
+    loop {
+        let hook = call.hooks.next().await;
+        if hook.json()["type"] == "call.recording_ready" {
+            break;
+        }
+    }
+    let driver = browser::Driver::start().await;
+    let client = driver.browser(1280, 900).await;
+    let c = &client;
+    step(c, "recording-open", async {
+        c.goto(&call.gw.url("/console")).await.unwrap();
+        until(
+            c,
+            5.0,
+            "the sign-in form, ready",
+            "return !document.getElementById('signin-fields').disabled",
+        )
+        .await;
+        type_into(c, "#token", TOKEN).await;
+        click(c, "#signin-btn").await;
+        until(
+            c,
+            5.0,
+            "the live view",
+            "return !document.getElementById('live').hidden",
+        )
+        .await;
+        js(
+            c,
+            &format!("location.hash = '#call/{}'; return true", call.call_id),
+        )
+        .await;
+    })
+    .await;
+    step(c, "recording-plays", async {
+        // The player has the file: its length is the call's, about 1.2 s
+        // of talk after the answer.
+        let secs = until(
+            c,
+            5.0,
+            "the recording's player, its audio loaded",
+            "const a = document.querySelector('#recording audio'); \
+             return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : null",
+        )
+        .await;
+        let secs = secs.as_f64().unwrap_or_default();
+        assert!(
+            (1.0..3.0).contains(&secs),
+            "{secs} s of audio in the player"
+        );
+        let link = js(
+            c,
+            "const l = document.querySelector('#recording a[download]'); \
+             return l ? l.getAttribute('download') : null",
+        )
+        .await;
+        assert_eq!(link, serde_json::json!(format!("{}-1.wav", call.call_id)));
+    })
+    .await;
+}

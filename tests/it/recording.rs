@@ -529,3 +529,98 @@ async fn with_an_announcement_recording_cannot_start_while_bridged() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(call.gw.get_call(&call.call_id).await.1["state"], "bridged");
 }
+
+/// A call recorded from its answer at the real binary, which is stopped
+/// with `signal` while the caller talks and started again a second later:
+/// the call goes on recording into the same file, the downtime silent,
+/// the audio after it where the call's clock puts it.
+async fn a_recording_survives(signal: &str) {
+    let mut hooks = WebhookReceiver::start(&[]).await;
+    let entry = format!("record = \"answer\"\nevents_url = \"{}\"", hooks.url());
+    let mut gw = support::binary::Binary::new("", &hooks.url(), &entry, "");
+    gw.start().await;
+    let phone = Phone::new().await;
+    let (_caller, media) = phone.call(&format!("sip:support@{}", gw.sip), &[]).await;
+    let hook = next_where(&mut hooks, |b| b.get("type").is_none()).await;
+    let call_id = hook.json()["callId"].as_str().unwrap().to_string();
+    let (_, started_at) = timed_event(&mut hooks, "call.recording_started").await;
+    // 1.5 s of the caller's tone, then the stop while it talks on.
+    let talking = send_payloads(&phone.rtp, media.addr, 0, 160, mulaw_tone(697.0, 1.5));
+    talking.await.unwrap();
+    gw.signal(signal);
+    gw.exited(5).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gw.start().await;
+    assert!(gw.log().contains("resumed=1"), "{}", gw.log());
+    // 1 s of tone to the resumed call, then the caller hangs up.
+    let talking = send_payloads(&phone.rtp, media.addr, 0, 160, mulaw_tone(697.0, 1.0));
+    talking.await.unwrap();
+    let http = reqwest::Client::new();
+    let hung = http
+        .delete(format!("{}/v1/calls/{call_id}", gw.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hung.status().as_u16(), 200);
+    let (_, stopped_at) = timed_event(&mut hooks, "call.recording_stopped").await;
+    let ready = event(&mut hooks, "call.recording_ready").await;
+    assert_eq!(ready["recordingId"], format!("{call_id}-1").as_str());
+    let path = ready["location"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file:")
+        .unwrap()
+        .to_string();
+    let bytes = std::fs::read(&path).unwrap();
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(ready["sha256"], sha.as_str());
+    let (_, left, _) = channels(&bytes);
+    // One file from the first answer to the hang-up, on the call's clock.
+    let want = (stopped_at - started_at) as f64 / 1000.0;
+    let secs = left.len() as f64 / 8000.0;
+    assert!(
+        (secs - want).abs() < 0.15,
+        "{secs:.2} s in the file for {want:.2} s"
+    );
+    // 100 ms windows: the tone, then the downtime silent, then the tone
+    // again, which ends where the call did.
+    let toned: Vec<bool> = left
+        .chunks(800)
+        .map(|w| windows_with(w, 8000.0, 697.0) == 1)
+        .collect();
+    let first = toned
+        .iter()
+        .position(|t| *t)
+        .expect("the tone before the stop");
+    let gap_start = first + toned[first..].iter().position(|t| !*t).expect("a gap");
+    let gap = toned[gap_start..].iter().take_while(|t| !**t).count();
+    let again = toned[gap_start + gap..].iter().filter(|t| **t).count();
+    // Before a `kill -9`, the chunk under way (up to a second) is lost.
+    let before = gap_start - first;
+    let least = if signal == "KILL" { 3 } else { 12 };
+    assert!(before >= least, "{before} windows of tone before the stop");
+    assert!(gap >= 9, "the downtime silent: {gap} windows");
+    assert!(
+        (8..=11).contains(&again),
+        "{again} windows of tone after the restart"
+    );
+    let tail = toned.len() - (gap_start + gap + again);
+    assert!(
+        tail <= 3,
+        "the tone after the restart ends with the call: {tail} windows after it"
+    );
+}
+
+#[tokio::test]
+async fn a_recording_goes_on_in_the_same_file_after_sigterm_in_resume_mode() {
+    a_recording_survives("TERM").await;
+}
+
+#[tokio::test]
+async fn a_recording_goes_on_in_the_same_file_after_kill_9() {
+    a_recording_survives("KILL").await;
+}

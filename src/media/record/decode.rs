@@ -40,7 +40,7 @@ impl ChannelDecoder {
                 let Some(law) = codec.law() else {
                     return false;
                 };
-                self.scratch.extend(payload.iter().map(|b| law.decode(*b)));
+                law.decode_into(payload, &mut self.scratch);
                 8000
             }
             AudioCodec::G722 => {

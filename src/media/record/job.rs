@@ -1,12 +1,11 @@
 //! A recording as the writer thread gets it (`Job`), what the call asks
 //! of it (`Control`), and how it ends (`Ended`).
 
-use super::tap;
+use super::tap::Shared;
 use super::track::PauseMode;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -27,24 +26,48 @@ pub struct Spec {
 /// A recording as the writer gets it.
 pub(super) struct Job {
     pub spec: Spec,
-    pub packets: Receiver<tap::Captured>,
-    pub control: Receiver<Control>,
-    pub lost: Arc<AtomicU64>,
+    /// What the taps and the call put in.
+    pub shared: Arc<Shared>,
     /// Taken when the recording ends.
     pub ended: Option<oneshot::Sender<Ended>>,
+    pub stats: Arc<super::RecorderStats>,
+}
+
+impl Drop for Job {
+    /// A job dropped unended (its writer could not start, or stopped)
+    /// still leaves the count of active recordings.
+    fn drop(&mut self) {
+        if self.ended.is_some() {
+            self.stats.active.fetch_sub(1, Ordering::Relaxed);
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Job {
     pub fn end(&mut self, ended: Ended) {
-        if let Some(tx) = self.ended.take() {
-            let _ = tx.send(ended);
+        let Some(tx) = self.ended.take() else {
+            return;
+        };
+        let s = &self.stats;
+        s.active.fetch_sub(1, Ordering::Relaxed);
+        match &ended {
+            Ended::Finished(f) => {
+                s.finished.fetch_add(1, Ordering::Relaxed);
+                s.lost_packets.fetch_add(f.lost_packets, Ordering::Relaxed);
+            }
+            Ended::Failed(_) => {
+                s.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ended::Detached => {}
         }
+        let _ = tx.send(ended);
     }
 }
 
 /// What the call asks of its recording, with when it asked.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Control {
+pub enum Control {
     Pause {
         at: Instant,
         mode: PauseMode,

@@ -2,7 +2,8 @@
 //! hears), written as WAV off the shards.
 //!
 //! - `tap`: what a call's media hands a recording, on the shard, without
-//!   waiting (a bounded queue; a full one is a counted gap).
+//!   waiting (a bounded batch the writer swaps; a full one is a counted
+//!   gap).
 //! - `writer`: the node's one recording thread, which owns the files.
 //! - `track`: the two channels laid on the call's clock (sans-IO).
 //! - `decode`: a channel's packets to audio at the file's rate.
@@ -21,56 +22,81 @@ pub mod wav;
 mod writer;
 
 pub use job::{Ended, Finished, Spec};
+use tap::Shared;
 pub use tap::Tap;
 pub use track::PauseMode;
 
 use job::{Control, Job};
-use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-/// The call's side of one recording.
+/// The call's side of one recording. Dropped without `stop` (its call's
+/// task ended abnormally), it stops the recording.
 pub struct Recording {
-    tap: Tap,
-    control: Sender<Control>,
-    ended: oneshot::Receiver<Ended>,
+    shared: Arc<Shared>,
+    /// Taken by `stop` or `detach`.
+    ended: Option<oneshot::Receiver<Ended>>,
 }
 
 impl Recording {
     /// The tap to hand the call's media.
     pub fn tap(&self) -> Tap {
-        self.tap.clone()
+        Tap::new(self.shared.clone())
     }
 
     pub fn pause(&self, mode: PauseMode) {
-        let _ = self.control.send(Control::Pause {
-            at: Instant::now(),
-            mode,
-        });
+        let at = Instant::now();
+        self.shared.control(Control::Pause { at, mode });
     }
 
     pub fn resume(&self) {
-        let _ = self.control.send(Control::Resume { at: Instant::now() });
+        self.shared.control(Control::Resume { at: Instant::now() });
     }
 
     /// Ends the recording now; resolves once the file is finished.
-    pub async fn stop(self) -> Ended {
-        let _ = self.control.send(Control::Stop { at: Instant::now() });
-        self.ended
-            .await
-            .unwrap_or(Ended::Failed("the recording writer stopped".into()))
+    pub async fn stop(mut self) -> Ended {
+        self.shared.control(Control::Stop { at: Instant::now() });
+        self.outcome().await
     }
 
     /// Writes what there is and leaves the file to the next process;
     /// resolves once written.
-    pub async fn detach(self) -> Ended {
-        let _ = self.control.send(Control::Detach { at: Instant::now() });
-        self.ended
-            .await
-            .unwrap_or(Ended::Failed("the recording writer stopped".into()))
+    pub async fn detach(mut self) -> Ended {
+        self.shared.control(Control::Detach { at: Instant::now() });
+        self.outcome().await
     }
+
+    async fn outcome(&mut self) -> Ended {
+        match self.ended.take() {
+            Some(rx) => rx
+                .await
+                .unwrap_or(Ended::Failed("the recording writer stopped".into())),
+            None => Ended::Failed("the recording writer stopped".into()),
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.ended.is_some() {
+            self.shared.control(Control::Stop { at: Instant::now() });
+        }
+    }
+}
+
+/// The node's recordings, counted (`/metrics`).
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    /// Recordings being written.
+    pub active: AtomicU64,
+    pub finished: AtomicU64,
+    pub failed: AtomicU64,
+    /// Packets finished recordings lack (the writer was behind: a slow
+    /// disk).
+    pub lost_packets: AtomicU64,
 }
 
 /// The node's recorder: starts recordings on its writer thread (started
@@ -79,22 +105,29 @@ impl Recording {
 pub struct Recorder {
     jobs: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stats: Arc<RecorderStats>,
 }
 
 impl Recorder {
+    /// A recorder counting into `stats`.
+    pub fn new(stats: Arc<RecorderStats>) -> Recorder {
+        Recorder {
+            stats,
+            ..Recorder::default()
+        }
+    }
+
     /// Starts a recording; its file is opened on the writer thread (a
     /// failure ends it at once, as `Ended::Failed`).
     pub fn start(&self, spec: Spec) -> Recording {
-        let (packets_tx, packets): (SyncSender<_>, _) = mpsc::sync_channel(tap::QUEUE);
-        let (control_tx, control) = mpsc::channel();
         let (ended_tx, ended) = oneshot::channel();
-        let lost = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
+        self.stats.active.fetch_add(1, Ordering::Relaxed);
         let job = Job {
             spec,
-            packets,
-            control,
-            lost: lost.clone(),
+            shared: shared.clone(),
             ended: Some(ended_tx),
+            stats: self.stats.clone(),
         };
         // A writer that cannot start drops the job: `ended` then reads as
         // failed.
@@ -102,9 +135,8 @@ impl Recorder {
             let _ = jobs.send(job);
         }
         Recording {
-            tap: Tap::new(packets_tx, lost),
-            control: control_tx,
-            ended,
+            shared,
+            ended: Some(ended),
         }
     }
 

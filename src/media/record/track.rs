@@ -35,6 +35,8 @@ pub enum PauseMode {
 const SLACK: Duration = Duration::from_millis(40);
 const AHEAD: Duration = Duration::from_millis(200);
 pub const HOLD_BACK: Duration = Duration::from_millis(200);
+/// Samples handed out before a channel's buffer is compacted.
+const COMPACT: usize = 2_048;
 
 pub struct Track {
     rate: u32,
@@ -47,8 +49,11 @@ pub struct Track {
     /// Time left out of the file by pauses that skip.
     skipped: Duration,
     paused: Option<(Instant, PauseMode)>,
-    /// Each channel's audio not handed out yet.
+    /// Each channel's audio: handed out up to `taken`, the rest not yet.
+    /// Kept in place until `COMPACT` samples are taken (the rest then
+    /// moves to the front), not moved at every hand-out.
     pending: [Vec<i16>; 2],
+    taken: usize,
     /// Frames handed out.
     written: u64,
     /// Packets dropped as too far ahead of the clock.
@@ -66,6 +71,7 @@ impl Track {
             skipped: Duration::ZERO,
             paused: None,
             pending: [Vec::new(), Vec::new()],
+            taken: 0,
             written,
             dropped: 0,
         }
@@ -87,13 +93,18 @@ impl Track {
     }
 
     fn cursor(&self, ch: usize) -> u64 {
-        self.written + self.pending[ch].len() as u64
+        self.written + (self.pending[ch].len() - self.taken) as u64
     }
 
     fn pad(&mut self, ch: usize, to: u64) {
         let behind = to.saturating_sub(self.cursor(ch));
         let len = self.pending[ch].len() + behind as usize;
         self.pending[ch].resize(len, 0);
+    }
+
+    /// Samples not handed out yet, of channel `ch`.
+    fn waiting(&self, ch: usize) -> usize {
+        self.pending[ch].len() - self.taken
     }
 
     /// Audio of `channel` that arrived at `at`. Dropped while paused.
@@ -150,7 +161,7 @@ impl Track {
         let end = self.position(at).max(self.cursor(0)).max(self.cursor(1));
         self.pad(0, end);
         self.pad(1, end);
-        let n = self.pending[0].len();
+        let n = self.waiting(0);
         self.hand_out(n, out);
     }
 
@@ -158,11 +169,16 @@ impl Track {
         if n == 0 {
             return;
         }
-        super::wav::interleave(&self.pending[0][..n], &self.pending[1][..n], out);
-        for p in &mut self.pending {
-            p.drain(..n);
-        }
+        let (from, to) = (self.taken, self.taken + n);
+        super::wav::interleave(&self.pending[0][from..to], &self.pending[1][from..to], out);
+        self.taken = to;
         self.written += n as u64;
+        if self.taken >= COMPACT {
+            for p in &mut self.pending {
+                p.drain(..to);
+            }
+            self.taken = 0;
+        }
     }
 
     /// Frames handed out so far.

@@ -9,7 +9,7 @@
 
 use super::decode::ChannelDecoder;
 use super::job::{Control, Ended, Finished, Job};
-use super::tap::Captured;
+use super::tap::{Batch, Captured};
 use super::track::Track;
 use super::wav::{Format, Wav, WavError};
 use sha2::{Digest, Sha256};
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// How often the writer takes the queues.
 const PASS: Duration = Duration::from_millis(20);
+/// Writing work between two yields to other threads (see `run`).
+const SLICE: Duration = Duration::from_micros(200);
 /// How often a chunk goes to the file (at most this much is lost to a
 /// crash).
 const CHUNK: Duration = Duration::from_secs(1);
@@ -49,7 +51,17 @@ pub(super) fn run(jobs: Receiver<Job>) {
             }
         }
         let now = Instant::now();
-        active.retain_mut(|a| !a.pass(now));
+        let mut slice = Instant::now();
+        active.retain_mut(|a| {
+            // The shards may share this core: a pass over many
+            // recordings gives way every `SLICE`, so a shard's 1 ms tick
+            // never waits for the whole pass.
+            if slice.elapsed() >= SLICE {
+                std::thread::yield_now();
+                slice = Instant::now();
+            }
+            !a.pass(now)
+        });
         if !open && active.is_empty() {
             return;
         }
@@ -69,6 +81,8 @@ struct Active {
     chunk: Vec<u8>,
     last_write: Instant,
     samples: Vec<i16>,
+    /// The batch taken at the last pass, emptied for the next swap.
+    spare: Batch,
 }
 
 impl Active {
@@ -105,36 +119,29 @@ impl Active {
             wav,
             track,
             controls: VecDeque::new(),
-            chunk: Vec::new(),
+            // A second of frames and some: a chunk never grows past it.
+            chunk: Vec::with_capacity(spec.sample_rate as usize * 4 * 5 / 4),
             last_write: Instant::now(),
             samples: Vec::new(),
+            spare: Batch::default(),
             job,
         })
     }
 
     /// One pass at `now`; true when the recording has ended.
     fn pass(&mut self, now: Instant) -> bool {
-        let mut gone = false;
-        loop {
-            match self.job.control.try_recv() {
-                Ok(c) => self.controls.push_back(c),
-                Err(TryRecvError::Empty) => break,
-                // The call's side is gone without a stop (its task ended
-                // abnormally): the recording ends now.
-                Err(TryRecvError::Disconnected) => {
-                    gone = true;
-                    break;
-                }
-            }
-        }
-        while let Ok(c) = self.job.packets.try_recv() {
+        let mut batch = std::mem::take(&mut self.spare);
+        self.job.shared.swap(&mut batch);
+        self.controls.extend(batch.controls.drain(..));
+        for c in &batch.packets {
             self.apply_controls(c.at);
-            self.packet(&c);
+            self.packet(c, batch.payload(c));
         }
+        batch.clear();
+        self.spare = batch;
         self.apply_controls(now);
         let stop = match self.controls.front() {
             Some(Control::Stop { at } | Control::Detach { at }) if now >= *at + GRACE => Some(*at),
-            _ if gone => Some(now),
             _ => None,
         };
         let result = match stop {
@@ -170,7 +177,7 @@ impl Active {
         }
     }
 
-    fn packet(&mut self, c: &Captured) {
+    fn packet(&mut self, c: &Captured, payload: &[u8]) {
         if let Some(Control::Stop { at } | Control::Detach { at }) = self.controls.front()
             && c.at > *at
         {
@@ -178,7 +185,7 @@ impl Active {
         }
         self.samples.clear();
         let ch = c.channel as usize;
-        if self.decoders[ch].decode(c.codec, &c.payload, &mut self.samples) {
+        if self.decoders[ch].decode(c.codec, payload, &mut self.samples) {
             self.track.audio(c.channel, c.at, &self.samples);
         }
     }
@@ -219,7 +226,7 @@ impl Active {
             sha256: sha256_of(&self.job.spec.path)?,
             sample_rate: format.sample_rate,
             channels: format.channels,
-            lost_packets: self.job.lost.load(Ordering::Relaxed) + self.track.dropped,
+            lost_packets: self.job.shared.lost.load(Ordering::Relaxed) + self.track.dropped,
         })))
     }
 }
