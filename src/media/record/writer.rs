@@ -19,8 +19,10 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-/// How often the writer takes the queues.
-const PASS: Duration = Duration::from_millis(20);
+/// How often the writer takes the taps' batches: each pass costs every
+/// recording a lock and a look at its clock whether or not packets came,
+/// so not more often than a stop needs (it is written within a pass).
+const PASS: Duration = Duration::from_millis(100);
 /// Writing work between two yields to other threads (see `run`).
 const SLICE: Duration = Duration::from_micros(200);
 /// How often a chunk goes to the file (at most this much is lost to a
