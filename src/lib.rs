@@ -24,7 +24,8 @@
 //!   resumed after a restart.
 //! - [`sip`], [`media`], [`stream`], [`webhook`], [`store`], [`cluster`]
 //!   (siblings): SIP on ezk (dialogs, legs, SDP, digest, TLS); RTP, hold
-//!   music, the pacer and the relay, on one shard (OS thread) per core;
+//!   music, the pacer and the relay, on one shard (OS thread) per core,
+//!   and call recording (a tap per call, one writer thread per node);
 //!   voice bots over WebSocket (Twilio Media Streams); signing,
 //!   message bodies and delivery of webhooks; SQLite
 //!   (`state_dir/pinless.db`); Redis for a cluster of nodes (who is alive,

@@ -73,6 +73,19 @@ fn channels(bytes: &[u8]) -> (u32, Vec<i16>, Vec<i16>) {
     (rate, left, right)
 }
 
+/// The held caller transferred to a room of its own, bridged.
+async fn bridge_to_room(call: &HeldCall) -> (Room, pinless::sip::Leg) {
+    let mut room = Room::new().await;
+    let (status, _) = call
+        .update(json!({ "sipUri": room.uri("room", false) }))
+        .await;
+    assert_eq!(status, 200);
+    let invite = room.next_invite().await;
+    let (leg, _) = room.answer(invite).await;
+    call.wait(|c| c["state"] == "bridged").await;
+    (room, leg)
+}
+
 /// The length of a file `channels` reads, in seconds.
 #[cfg(feature = "interop")]
 fn left_secs(bytes: &[u8]) -> f64 {
@@ -446,16 +459,9 @@ async fn with_an_announcement_the_caller_hears_it_first_and_it_is_not_in_the_fil
         mulaw_tone(697.0, 1.0),
     );
     speaking.await.unwrap();
-    // Bridged, the caller cannot hear another announcement: a recording
-    // stopped now cannot start again through the API.
-    let mut room = Room::new().await;
-    let (status, _) = call
-        .update(json!({ "sipUri": room.uri("room", false) }))
-        .await;
-    assert_eq!(status, 200);
-    let invite = room.next_invite().await;
-    let (room_leg, _) = room.answer(invite).await;
-    call.wait(|c| c["state"] == "bridged").await;
+    // Bridged: the caller heard the announcement once, so its next
+    // recording starts at once, room or not.
+    let (_room, room_leg) = bridge_to_room(&call).await;
     let url = format!("/v1/calls/{}/recording", call.call_id);
     let post = |body: Value| call.gw.api(reqwest::Method::POST, &url, Some(body));
     let (status, _) = post(json!({ "action": "stop" })).await;
@@ -496,14 +502,7 @@ async fn with_an_announcement_recording_cannot_start_while_bridged() {
     support::audio::wav(&notice, &signal::tone(1633.0, 8000.0, 0.4));
     let extra = format!("record_announcement = \"{}\"", notice.display());
     let call = held_call_with_events(&extra, &[]).await;
-    let mut room = Room::new().await;
-    let (status, _) = call
-        .update(json!({ "sipUri": room.uri("room", false) }))
-        .await;
-    assert_eq!(status, 200);
-    let invite = room.next_invite().await;
-    let (_room_leg, _) = room.answer(invite).await;
-    call.wait(|c| c["state"] == "bridged").await;
+    let (room, _room_leg) = bridge_to_room(&call).await;
     let url = format!("/v1/calls/{}/recording", call.call_id);
     let (status, body) = call
         .gw

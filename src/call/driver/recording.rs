@@ -19,6 +19,9 @@ const FINISH_WAIT: Duration = Duration::from_secs(30);
 impl Call {
     /// `Action::StartRecording`.
     pub(super) async fn start_recording(&mut self, id: String, resume_at: Option<u64>) {
+        // The machine stops one before it starts the next; were one still
+        // here, it is finished apart rather than lost.
+        self.stop_recording();
         let rate = self.media.caller_codec().audio.sample_rate();
         let path = self.ctx.recordings_dir.join(format!("{id}.wav"));
         let recording = self.ctx.media.recorder().start(Spec {

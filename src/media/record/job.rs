@@ -1,11 +1,10 @@
-//! A recording as the writer thread gets it (`Job`), what the call asks
-//! of it (`Control`), and how it ends (`Ended`).
+//! A recording as the writer thread gets it (`Job`), how it ends
+//! (`Ended`), and the node's recordings counted (`RecorderStats`).
 
 use super::tap::Shared;
-use super::track::PauseMode;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -30,7 +29,7 @@ pub(super) struct Job {
     pub shared: Arc<Shared>,
     /// Taken when the recording ends.
     pub ended: Option<oneshot::Sender<Ended>>,
-    pub stats: Arc<super::RecorderStats>,
+    pub stats: Arc<RecorderStats>,
 }
 
 impl Drop for Job {
@@ -65,26 +64,6 @@ impl Job {
     }
 }
 
-/// What the call asks of its recording, with when it asked.
-#[derive(Debug, Clone, Copy)]
-pub enum Control {
-    Pause {
-        at: Instant,
-        mode: PauseMode,
-    },
-    Resume {
-        at: Instant,
-    },
-    Stop {
-        at: Instant,
-    },
-    /// Write what there is and leave the file to be appended to (the node
-    /// stops and the call goes on in the next process).
-    Detach {
-        at: Instant,
-    },
-}
-
 /// How a recording ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -105,6 +84,18 @@ pub struct Finished {
     pub sample_rate: u32,
     pub channels: u16,
     /// Packets the file lacks (silence in their place): the writer was
-    /// behind and the queue full, or a peer sent too fast.
+    /// behind and the batch full, or a peer sent too fast.
     pub lost_packets: u64,
+}
+
+/// The node's recordings, counted (`/metrics`).
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    /// Recordings being written.
+    pub active: AtomicU64,
+    pub finished: AtomicU64,
+    pub failed: AtomicU64,
+    /// Packets finished recordings lack (the writer was behind: a slow
+    /// disk).
+    pub lost_packets: AtomicU64,
 }

@@ -21,13 +21,13 @@ mod track;
 pub mod wav;
 mod writer;
 
-pub use job::{Ended, Finished, Spec};
-use tap::Shared;
+pub use job::{Ended, Finished, RecorderStats, Spec};
 pub use tap::Tap;
+use tap::{Control, Shared};
 pub use track::PauseMode;
 
-use job::{Control, Job};
-use std::sync::atomic::{AtomicU64, Ordering};
+use job::Job;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -85,18 +85,6 @@ impl Drop for Recording {
             self.shared.control(Control::Stop { at: Instant::now() });
         }
     }
-}
-
-/// The node's recordings, counted (`/metrics`).
-#[derive(Debug, Default)]
-pub struct RecorderStats {
-    /// Recordings being written.
-    pub active: AtomicU64,
-    pub finished: AtomicU64,
-    pub failed: AtomicU64,
-    /// Packets finished recordings lack (the writer was behind: a slow
-    /// disk).
-    pub lost_packets: AtomicU64,
 }
 
 /// The node's recorder: starts recordings on its writer thread (started

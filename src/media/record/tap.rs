@@ -9,8 +9,7 @@
 //! packet is counted lost, the writer fills its time with silence, and the
 //! recording's end says how many were lost.
 
-use super::job::Control;
-use super::track::Channel;
+use super::track::{Channel, PauseMode};
 use crate::codec::AudioCodec;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +18,26 @@ use std::time::Instant;
 /// Packets a batch holds: 2.5 s of both channels at 20 ms, over a hundred
 /// times what the writer takes at each pass.
 pub const QUEUE: usize = 256;
+
+/// What the call asks of its recording, with when it asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Control {
+    Pause {
+        at: Instant,
+        mode: PauseMode,
+    },
+    Resume {
+        at: Instant,
+    },
+    Stop {
+        at: Instant,
+    },
+    /// Write what there is and leave the file to be appended to (the node
+    /// stops and the call goes on in the next process).
+    Detach {
+        at: Instant,
+    },
+}
 
 /// One packet's audio, as the writer gets it: its payload is
 /// `bytes[start..start + len]` of its batch.

@@ -1,15 +1,15 @@
 //! The node's recording writer: one OS thread, off the shards, that owns
-//! every recording's file. Each pass (every `PASS`) it takes what the taps
-//! queued, decodes it, lays it on the recording's clock (`track`), and
-//! about once a second appends a chunk to the file and mends its header
-//! (`wav`). It never wakes for a packet: the taps' queues are read on its
-//! own clock, so a packet costs the shard a copy and a queue slot, no
-//! thread hand-off. A slow disk slows this thread only: the queues fill,
-//! and what does not fit is counted lost (see `tap`).
+//! every recording's file. Each pass (every `PASS`) it swaps each
+//! recording's batch (see `tap`) for an empty one, decodes what came, lays
+//! it on the recording's clock (`track`), and about once a second appends
+//! a chunk to the file and mends its header (`wav`). It never wakes for a
+//! packet: the batches are taken on its own clock, so a packet costs the
+//! shard a copy, no thread hand-off. A slow disk slows this thread only:
+//! the batches fill, and what does not fit is counted lost.
 
 use super::decode::ChannelDecoder;
-use super::job::{Control, Ended, Finished, Job};
-use super::tap::{Batch, Captured};
+use super::job::{Ended, Finished, Job};
+use super::tap::{Batch, Captured, Control};
 use super::track::Track;
 use super::wav::{Format, Wav, WavError};
 use sha2::{Digest, Sha256};
