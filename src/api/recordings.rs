@@ -16,6 +16,7 @@ use super::calls::live;
 use super::error::{ApiError, Internal, Unknown};
 use super::reply::json;
 use super::state::Api;
+use crate::call::CallId;
 use crate::call::machine::recording::RecordRequest;
 use crate::media::record::PauseMode;
 use crate::store::{RecordingRow, RecordingState, Store, StoreError};
@@ -150,7 +151,11 @@ pub async fn get(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
 /// `DELETE /v1/recordings/{id}`.
 pub async fn delete(api: &Api, id: &str) -> Result<Response<Body>, ApiError> {
     let r = row(api, id).await?;
-    if r.state == RecordingState::Recording {
+    // Still marked as recording but its call is not live here: a call
+    // whose driver died before the file's end was indexed. Its file is
+    // whole (see `media::record::Recording`'s drop), and may go.
+    let live = api.registry.get(&CallId(r.call_id.clone())).is_ok();
+    if r.state == RecordingState::Recording && live {
         return Err(ApiError::RecordingUnderWay);
     }
     match tokio::fs::remove_file(&r.path).await {
