@@ -26,8 +26,6 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use warp::http::{HeaderMap, StatusCode};
 use warp::hyper::{Body, Response};
 
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 /// Bytes read from the file per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
 
@@ -109,26 +107,8 @@ fn view(r: &RecordingRow) -> Value {
 
 /// `GET /v1/recordings?since=&limit=`.
 pub async fn list(api: &Api, query: &str) -> Result<Response<Body>, ApiError> {
-    let (mut since, mut limit) = (0u64, DEFAULT_LIMIT);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "since" => {
-                since = value
-                    .parse()
-                    .map_err(|_| FieldError::rule("since", "must be Unix time in milliseconds"))?
-            }
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| FieldError::rule("limit", format!("must be 1 to {MAX_LIMIT}")))?
-            }
-            other => return Err(FieldError::rule(other, "unknown parameter").into()),
-        }
-    }
-    let rows = read(api, move |s| s.recordings(since, limit)).await?;
+    let q = super::records::parse(query)?;
+    let rows = read(api, move |s| s.recordings(q.since, q.limit)).await?;
     let views: Vec<Value> = rows.iter().map(view).collect();
     Ok(json(
         StatusCode::OK,

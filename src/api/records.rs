@@ -19,8 +19,9 @@ use warp::hyper::{Body, Response};
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// Parses the query string; the error names the parameter.
-fn parse(query: &str) -> Result<RecordQuery, FieldError> {
+/// Parses the query string (`since`, `limit`; the recordings' list reads
+/// the same); the error names the parameter.
+pub(super) fn parse(query: &str) -> Result<RecordQuery, FieldError> {
     let mut q = RecordQuery {
         since: 0,
         limit: DEFAULT_LIMIT,

@@ -32,6 +32,31 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
+/// Opens `gw`'s console and waits for its sign-in form.
+async fn open_console(c: &Client, gw: &TestGateway) {
+    c.goto(&gw.url("/console")).await.unwrap();
+    until(
+        c,
+        5.0,
+        "the sign-in form, ready",
+        "return !document.getElementById('signin-fields').disabled",
+    )
+    .await;
+}
+
+/// Signs in with the test token and waits for the live view.
+async fn sign_in(c: &Client) {
+    type_into(c, "#token", TOKEN).await;
+    click(c, "#signin-btn").await;
+    until(
+        c,
+        5.0,
+        "the live view",
+        "return !document.getElementById('live').hidden",
+    )
+    .await;
+}
+
 /// The CSS selector of a call's card in a list (`held` or `bridged`).
 fn card(list: &str, call_id: &str) -> String {
     format!("#{list} li.call[data-call-id=\"{call_id}\"]")
@@ -54,14 +79,7 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
     let c = &client;
 
     step(c, "open", async {
-        c.goto(&gw.url("/console")).await.unwrap();
-        until(
-            c,
-            5.0,
-            "the sign-in form, ready",
-            "return !document.getElementById('signin-fields').disabled",
-        )
-        .await;
+        open_console(c, &gw).await;
         // Marks this page load: a reload would lose it.
         js(c, "window.pinlessTestLoad = 1; return true").await;
     })
@@ -124,15 +142,7 @@ async fn an_operator_sees_a_held_caller_live_and_moves_it_to_a_room() {
             .clear()
             .await
             .unwrap();
-        type_into(c, "#token", TOKEN).await;
-        click(c, "#signin-btn").await;
-        until(
-            c,
-            5.0,
-            "the live view",
-            "return !document.getElementById('live').hidden",
-        )
-        .await;
+        sign_in(c).await;
         let kept = js(
             c,
             "return [sessionStorage.getItem('pinless.token'), localStorage.length, \
@@ -658,23 +668,8 @@ async fn an_operator_plays_a_call_s_recording_on_its_page() {
     let client = driver.browser(1280, 900).await;
     let c = &client;
     step(c, "recording-open", async {
-        c.goto(&call.gw.url("/console")).await.unwrap();
-        until(
-            c,
-            5.0,
-            "the sign-in form, ready",
-            "return !document.getElementById('signin-fields').disabled",
-        )
-        .await;
-        type_into(c, "#token", TOKEN).await;
-        click(c, "#signin-btn").await;
-        until(
-            c,
-            5.0,
-            "the live view",
-            "return !document.getElementById('live').hidden",
-        )
-        .await;
+        open_console(c, &call.gw).await;
+        sign_in(c).await;
         js(
             c,
             &format!("location.hash = '#call/{}'; return true", call.call_id),

@@ -74,16 +74,18 @@ fn channels(bytes: &[u8]) -> (u32, Vec<i16>, Vec<i16>) {
 }
 
 /// The held caller transferred to a room of its own, bridged.
-async fn bridge_to_room(call: &HeldCall) -> (Room, pinless::sip::Leg) {
+async fn bridge_to_room(
+    call: &HeldCall,
+) -> (Room, pinless::sip::Leg, pinless::sip::sdp::PeerMedia) {
     let mut room = Room::new().await;
     let (status, _) = call
         .update(json!({ "sipUri": room.uri("room", false) }))
         .await;
     assert_eq!(status, 200);
     let invite = room.next_invite().await;
-    let (leg, _) = room.answer(invite).await;
+    let (leg, media) = room.answer(invite).await;
     call.wait(|c| c["state"] == "bridged").await;
-    (room, leg)
+    (room, leg, media)
 }
 
 /// The length of a file `channels` reads, in seconds.
@@ -157,13 +159,7 @@ async fn a_call_recorded_from_the_answer_has_the_caller_left_and_the_music_then_
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // Then a room takes the call and says 1000 Hz.
-    let mut room = Room::new().await;
-    let (status, _) = call
-        .update(json!({ "sipUri": room.uri("room", false) }))
-        .await;
-    assert_eq!(status, 200);
-    let invite = room.next_invite().await;
-    let (room_leg, room_media) = room.answer(invite).await;
+    let (room, room_leg, room_media) = bridge_to_room(&call).await;
     let (_, bridged_at) = timed_event(&mut call.hooks, "call.bridged").await;
     let room_says = send_payloads(&room.rtp, room_media.addr, 0, 160, mulaw_tone(1000.0, 1.5));
     room_says.await.unwrap();
@@ -461,7 +457,7 @@ async fn with_an_announcement_the_caller_hears_it_first_and_it_is_not_in_the_fil
     speaking.await.unwrap();
     // Bridged: the caller heard the announcement once, so its next
     // recording starts at once, room or not.
-    let (_room, room_leg) = bridge_to_room(&call).await;
+    let (_room, room_leg, _) = bridge_to_room(&call).await;
     let url = format!("/v1/calls/{}/recording", call.call_id);
     let post = |body: Value| call.gw.api(reqwest::Method::POST, &url, Some(body));
     let (status, _) = post(json!({ "action": "stop" })).await;
@@ -502,7 +498,7 @@ async fn with_an_announcement_recording_cannot_start_while_bridged() {
     support::audio::wav(&notice, &signal::tone(1633.0, 8000.0, 0.4));
     let extra = format!("record_announcement = \"{}\"", notice.display());
     let call = held_call_with_events(&extra, &[]).await;
-    let (room, _room_leg) = bridge_to_room(&call).await;
+    let (room, _room_leg, _) = bridge_to_room(&call).await;
     let url = format!("/v1/calls/{}/recording", call.call_id);
     let (status, body) = call
         .gw

@@ -278,35 +278,31 @@ pub async fn held_call_with_env(
     headers: &[(&str, &str)],
     env: &[(&str, &str)],
 ) -> HeldCall {
-    let mut hooks = WebhookReceiver::start(&[]).await;
+    let hooks = WebhookReceiver::start(&[]).await;
     let gw = TestGateway::start_with_env(&hooks.url(), extra, env).await;
-    let phone = Phone::new().await;
-    let (caller, media) = phone.call(&gw.sip_uri("support", false), headers).await;
-    let hook = hooks.next().await;
-    let call_id = hook.json()["callId"]
-        .as_str()
-        .expect("callId in webhook")
-        .to_string();
-    HeldCall {
-        gw,
-        hooks,
-        phone,
-        caller,
-        media,
-        call_id,
-        hook,
-    }
+    call_in(gw, hooks, headers).await
 }
 
 /// `held_call_with_env` at an entry that also posts its call events to
 /// the webhook receiver (`events_url`): the webhook awaited is the first
 /// body that is no event.
 pub async fn held_call_with_events(extra: &str, env: &[(&str, &str)]) -> HeldCall {
-    let mut hooks = WebhookReceiver::start(&[]).await;
+    let hooks = WebhookReceiver::start(&[]).await;
     let extra = format!("{extra}\nevents_url = \"{}\"", hooks.url());
     let gw = TestGateway::start_with_env(&hooks.url(), &extra, env).await;
+    call_in(gw, hooks, &[]).await
+}
+
+/// Calls `gw`'s `support` entry over UDP with `headers` and waits for the
+/// incoming-call webhook at `hooks` (the first body that is no call
+/// event).
+async fn call_in(
+    gw: TestGateway,
+    mut hooks: WebhookReceiver,
+    headers: &[(&str, &str)],
+) -> HeldCall {
     let phone = Phone::new().await;
-    let (caller, media) = phone.call(&gw.sip_uri("support", false), &[]).await;
+    let (caller, media) = phone.call(&gw.sip_uri("support", false), headers).await;
     let hook = loop {
         let hook = hooks.next().await;
         if hook.json().get("type").is_none() {
